@@ -1,0 +1,37 @@
+"""The `cryptward` command answers --help and names every command, including those still to come."""
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from remediations.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("scan", "serve", "demo"):
+        assert command in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("cryptward ")
+
+
+def test_demo_runs_and_says_what_is_coming():
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "health (" in result.output
+    assert "[coming]" in result.output
+
+
+def test_console_script_is_installed():
+    # The console script is what a user types; run it through the venv's interpreter entry point.
+    out = subprocess.run([sys.executable, "-m", "remediations.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "scan" in out.stdout
