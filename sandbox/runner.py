@@ -1,0 +1,97 @@
+"""Start and stop a sandbox: in this process on a thread (tests, benchmarks) or in the foreground (`serve`)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from sandbox import scenarios
+from sandbox.certs import ensure_certs
+from sandbox.server import Sandbox
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Running:
+    sandbox: Sandbox
+    server: uvicorn.Server
+    thread: threading.Thread | None
+    port: int
+    ca: Path
+    state_dir: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def info(self) -> dict[str, Any]:
+        """What a client needs; written to state_dir/server.json for `python -m sandbox env`."""
+        sb = self.sandbox
+        return {
+            "baseUrl": self.base_url,
+            "port": self.port,
+            "ca": str(self.ca),
+            "identityEndpoint": f"{self.base_url}/msi/token",
+            "identityHeader": sb.identity_header,
+            "adminKey": sb.admin_key,
+            "tenantId": sb.state.tenant_id,
+            "subscriptionId": next(iter(sb.state.subscriptions), ""),
+            "principals": {p.name: p.to_dict() for p in sb.directory.all() if p.name},
+        }
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.server.force_exit = True  # do not wait for clients' idle keep-alive connections
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+
+def prepare(state_dir: Path, port: int, scenario: str = "empty", persist: bool = False) -> Running:
+    ca, cert, key = ensure_certs(state_dir)
+    sb = Sandbox(state_dir=state_dir if persist else None)
+    saved = state_dir / "state.json"
+    if persist and saved.exists():
+        sb.load()
+    else:
+        scenarios.seed(sb, scenario)
+    port = port or free_port()
+    sb.base_url = f"https://127.0.0.1:{port}"
+    config = uvicorn.Config(
+        sb.app(),
+        host="127.0.0.1",
+        port=port,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=1,
+    )
+    running = Running(sb, uvicorn.Server(config), None, port, ca, state_dir)
+    return running
+
+
+def start_in_thread(state_dir: Path, port: int = 0, scenario: str = "empty") -> Running:
+    running = prepare(state_dir, port, scenario)
+    running.thread = threading.Thread(target=running.server.run, name="sandbox", daemon=True)
+    running.thread.start()
+    deadline = time.monotonic() + 10
+    while not running.server.started:
+        if not running.thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the sandbox did not start on port {running.port}")
+        time.sleep(0.005)
+    (state_dir / "server.json").write_text(json.dumps(running.info(), indent=2))
+    return running

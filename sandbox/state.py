@@ -1,0 +1,186 @@
+"""The sandbox's state: resources by id, the clock, settings, and the hooks other modules listen on.
+
+Everything lives in memory (one asyncio event loop serves all requests, so no locking is needed); `save`/`load`
+persist it to the state dir as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+DEFAULT_SUBSCRIPTION = "00000000-0000-4000-8000-00000000c0de"
+SECOND_SUBSCRIPTION = "00000000-0000-4000-8000-0000000000b2"
+
+
+class Clock:
+    """Wall time plus an offset the tests control. Tickers run after every advance (auto-rotation, expiry...)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+        self._tickers: list[Callable[[], None]] = []
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def timestamp(self) -> float:
+        return self.now().timestamp()
+
+    def iso(self) -> str:
+        return iso(self.now())
+
+    def on_tick(self, fn: Callable[[], None]) -> None:
+        self._tickers.append(fn)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        self.offset += timedelta(seconds=seconds)
+        self.tick()
+
+    def tick(self) -> None:
+        for fn in self._tickers:
+            fn()
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Settings:
+    """Knobs the admin API can change at run time."""
+
+    page_size: int = 50
+    lro_delay_ms: int = 20  # sent as retry-after-ms on LRO answers; Azure's wait, compressed
+    lro_in_progress_polls: int = 0  # status polls answering InProgress before Succeeded
+    read_budget: int = 12000  # per principal per hour, like ARM's subscription read limit
+    write_budget: int = 1200
+    throttle: bool = False  # enforce the budgets with 429 + Retry-After
+
+
+@dataclass
+class Operation:
+    """One write, delete or action that ARM carried out: what events and the activity log are made from."""
+
+    operation_name: str  # e.g. Microsoft.KeyVault/vaults/write
+    resource_id: str
+    status: str  # Succeeded | Failed
+    http_method: str
+    url: str
+    principal: dict[str, Any]
+    claims: dict[str, Any]
+    correlation_id: str
+    time: str
+    status_code: int
+    authorization: dict[str, Any] = field(default_factory=dict)
+
+
+class State:
+    """Resources by lower-cased id, plus extra tables the providers keep (deleted vaults, key versions...)."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.settings = Settings()
+        self.tenant_id = DEFAULT_TENANT
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.meta: dict[str, dict[str, Any]] = {}  # sandbox-only facts about a resource (never served)
+        self.tables: dict[str, dict[str, Any]] = {}  # provider-owned tables: name -> {key: value}
+        self.operations: list[Operation] = []  # the operations log, consumed by events and the activity log
+        self.lros: dict[str, dict[str, Any]] = {}
+        self.calls: list[dict[str, Any]] = []
+        self._listeners: list[Callable[[Operation], None]] = []
+        self._on_reset: list[Callable[[], None]] = []
+
+    # -- resources -------------------------------------------------------------------------------------------
+    def get(self, resource_id: str) -> dict[str, Any] | None:
+        return self.resources.get(resource_id.lower())
+
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.resources[body["id"].lower()] = body
+        return body
+
+    def remove(self, resource_id: str) -> dict[str, Any] | None:
+        self.meta.pop(resource_id.lower(), None)
+        return self.resources.pop(resource_id.lower(), None)
+
+    def meta_of(self, resource_id: str) -> dict[str, Any]:
+        return self.meta.setdefault(resource_id.lower(), {})
+
+    def of_type(self, resource_type: str, under: str | None = None) -> Iterator[dict[str, Any]]:
+        """Resources of one type, optionally only those whose id starts with `under` (a scope)."""
+        rtype = resource_type.lower()
+        prefix = under.lower().rstrip("/") + "/" if under else ""
+        for key, body in self.resources.items():
+            if body.get("type", "").lower() == rtype and key.startswith(prefix):
+                yield body
+
+    def under(self, scope: str) -> Iterator[dict[str, Any]]:
+        prefix = scope.lower().rstrip("/") + "/"
+        for key, body in list(self.resources.items()):
+            if key.startswith(prefix):
+                yield body
+
+    def table(self, name: str) -> dict[str, Any]:
+        return self.tables.setdefault(name, {})
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+    def on_operation(self, fn: Callable[[Operation], None]) -> None:
+        self._listeners.append(fn)
+
+    def record(self, op: Operation) -> None:
+        self.operations.append(op)
+        for fn in self._listeners:
+            fn(op)
+
+    def on_reset(self, fn: Callable[[], None]) -> None:
+        self._on_reset.append(fn)
+
+    def reset(self) -> None:
+        self.clock.offset = timedelta(0)
+        self.settings = Settings()
+        self.subscriptions.clear()
+        self.resources.clear()
+        self.meta.clear()
+        self.tables.clear()
+        self.operations.clear()
+        self.lros.clear()
+        self.calls.clear()
+        for fn in self._on_reset:
+            fn()
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        return {
+            "clockOffsetSeconds": self.clock.offset.total_seconds(),
+            "settings": asdict(self.settings),
+            "subscriptions": self.subscriptions,
+            "resources": self.resources,
+            "meta": self.meta,
+            "tables": self.tables,
+        }
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.dump()))
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        data = json.loads(path.read_text())
+        self.clock.offset = timedelta(seconds=data["clockOffsetSeconds"])
+        self.settings = Settings(**data["settings"])
+        self.subscriptions = data["subscriptions"]
+        self.resources = data["resources"]
+        self.meta = data["meta"]
+        self.tables = data["tables"]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
