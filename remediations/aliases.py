@@ -1,0 +1,173 @@
+"""Azure Policy aliases for the resource types Cryptward touches, and where each points in the ARM GET body.
+
+Alias names are Azure's own (as listed by `Get-AzPolicyAlias`); lookup is case-insensitive, as in Azure. An alias
+belongs to one resource type; on a resource of another type it selects nothing. `[*]` in a path selects every member
+of an array. Pure data and lookups: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STAR = "[*]"
+
+VAULT = "Microsoft.KeyVault/vaults"
+KEY = "Microsoft.KeyVault/vaults/keys"
+DISK = "Microsoft.Compute/disks"
+DES = "Microsoft.Compute/diskEncryptionSets"
+VM = "Microsoft.Compute/virtualMachines"
+
+RESOURCE_TYPES: tuple[str, ...] = (VAULT, KEY, DISK, DES, VM)
+
+# The api-version Cryptward reads each type with: `requestContext().apiVersion` during compliance evaluation of an
+# existing resource is the version the resource was read with.
+API_VERSIONS: dict[str, str] = {
+    VAULT: "2026-05-15",
+    KEY: "2026-05-15",
+    DISK: "2026-03-02",
+    DES: "2026-03-02",
+    VM: "2026-04-01",
+}
+
+
+def _props(resource_type: str, *suffixes: str) -> dict[str, str]:
+    """The common case: alias `<type>/<suffix>` points at `properties.<suffix>`."""
+    return {f"{resource_type}/{s}": f"properties.{s}" for s in suffixes}
+
+
+_PEC = "privateEndpointConnections[*]"
+_VAULT_ACL = "networkAcls"
+_AP = "accessPolicies[*]"
+_DISK_ES = "encryptionSettingsCollection.encryptionSettings[*]"
+_KEY_RP = "rotationPolicy"
+_VM_OS = "storageProfile.osDisk"
+_VM_DATA = "storageProfile.dataDisks[*]"
+_IMAGE = "properties.storageProfile.imageReference"
+
+_TABLE: dict[str, dict[str, str]] = {
+    VAULT: {
+        **_props(VAULT, "enablePurgeProtection", "enableSoftDelete", "softDeleteRetentionInDays"),
+        **_props(VAULT, "enableRbacAuthorization", "publicNetworkAccess", "enabledForDiskEncryption"),
+        **_props(VAULT, "enabledForDeployment", "enabledForTemplateDeployment", "createMode", "vaultUri"),
+        **_props(VAULT, "tenantId", "sku", "sku.name", "sku.family", "provisioningState"),
+        **_props(VAULT, _VAULT_ACL, f"{_VAULT_ACL}.defaultAction", f"{_VAULT_ACL}.bypass"),
+        **_props(VAULT, f"{_VAULT_ACL}.ipRules", f"{_VAULT_ACL}.ipRules[*]", f"{_VAULT_ACL}.ipRules[*].value"),
+        **_props(VAULT, f"{_VAULT_ACL}.virtualNetworkRules", f"{_VAULT_ACL}.virtualNetworkRules[*]"),
+        **_props(VAULT, f"{_VAULT_ACL}.virtualNetworkRules[*].id"),
+        **_props(VAULT, "accessPolicies", _AP, f"{_AP}.tenantId", f"{_AP}.objectId", f"{_AP}.applicationId"),
+        **_props(VAULT, f"{_AP}.permissions", f"{_AP}.permissions.keys", f"{_AP}.permissions.keys[*]"),
+        **_props(VAULT, f"{_AP}.permissions.secrets", f"{_AP}.permissions.secrets[*]"),
+        **_props(VAULT, f"{_AP}.permissions.certificates", f"{_AP}.permissions.certificates[*]"),
+        **_props(VAULT, "privateEndpointConnections", _PEC, f"{_PEC}.id"),
+        # Members of privateEndpointConnections nest their own `properties`; the alias skips that level.
+        f"{VAULT}/{_PEC}.privateEndpoint.id": f"properties.{_PEC}.properties.privateEndpoint.id",
+        f"{VAULT}/{_PEC}.privateLinkServiceConnectionState.status": (
+            f"properties.{_PEC}.properties.privateLinkServiceConnectionState.status"
+        ),
+        f"{VAULT}/{_PEC}.provisioningState": f"properties.{_PEC}.properties.provisioningState",
+    },
+    KEY: {
+        **_props(KEY, "kty", "keySize", "curveName", "keyOps", "keyOps[*]", "keyUri", "keyUriWithVersion"),
+        **_props(KEY, "attributes", "attributes.enabled", "attributes.exp", "attributes.nbf"),
+        **_props(KEY, "attributes.created", "attributes.updated", "attributes.recoveryLevel"),
+        **_props(KEY, _KEY_RP, f"{_KEY_RP}.attributes.expiryTime", f"{_KEY_RP}.lifetimeActions"),
+        **_props(KEY, f"{_KEY_RP}.lifetimeActions[*]", f"{_KEY_RP}.lifetimeActions[*].action.type"),
+        **_props(KEY, f"{_KEY_RP}.lifetimeActions[*].trigger.timeAfterCreate"),
+        **_props(KEY, f"{_KEY_RP}.lifetimeActions[*].trigger.timeBeforeExpiry"),
+    },
+    DISK: {
+        **_props(DISK, "encryption", "encryption.type", "encryption.diskEncryptionSetId", "diskState", "osType"),
+        **_props(DISK, "diskSizeGB", "networkAccessPolicy", "publicNetworkAccess", "diskAccessId"),
+        **_props(DISK, "securityProfile.securityType", "securityProfile.secureVMDiskEncryptionSetId"),
+        **_props(DISK, "encryptionSettingsCollection", "encryptionSettingsCollection.enabled"),
+        **_props(DISK, _DISK_ES, f"{_DISK_ES}.diskEncryptionKey.secretUrl"),
+        **_props(DISK, f"{_DISK_ES}.diskEncryptionKey.sourceVault.id", f"{_DISK_ES}.keyEncryptionKey.keyUrl"),
+        **_props(DISK, f"{_DISK_ES}.keyEncryptionKey.sourceVault.id"),
+        # Top-level members of the ARM body, not under `properties`.
+        f"{DISK}/managedBy": "managedBy",
+        f"{DISK}/sku": "sku",
+        f"{DISK}/sku.name": "sku.name",
+        f"{DISK}/sku.tier": "sku.tier",
+    },
+    DES: {
+        **_props(DES, "encryptionType", "activeKey", "activeKey.keyUrl", "activeKey.sourceVault.id"),
+        **_props(DES, "rotationToLatestKeyVersionEnabled", "lastKeyRotationTimestamp", "provisioningState"),
+        **_props(DES, "previousKeys", "previousKeys[*]", "previousKeys[*].keyUrl"),
+    },
+    VM: {
+        **_props(VM, "securityProfile", "securityProfile.encryptionAtHost", "securityProfile.securityType"),
+        **_props(VM, "hardwareProfile.vmSize", f"{_VM_OS}.osType", f"{_VM_OS}.managedDisk.id", f"{_VM_OS}.vhd.uri"),
+        **_props(VM, f"{_VM_OS}.managedDisk.diskEncryptionSet.id", f"{_VM_OS}.encryptionSettings"),
+        **_props(VM, f"{_VM_OS}.encryptionSettings.enabled", f"{_VM_OS}.encryptionSettings.keyEncryptionKey.keyUrl"),
+        **_props(VM, f"{_VM_OS}.encryptionSettings.diskEncryptionKey.sourceVault.id"),
+        **_props(VM, "storageProfile.dataDisks", _VM_DATA, f"{_VM_DATA}.managedDisk.id", f"{_VM_DATA}.vhd.uri"),
+        **_props(VM, f"{_VM_DATA}.managedDisk.diskEncryptionSet.id", f"{_VM_DATA}.name", f"{_VM_DATA}.lun"),
+        **_props(VM, "storageProfile.imageReference", "storageProfile.imageReference.id"),
+        **_props(VM, "storageProfile.imageReference.publisher", "storageProfile.imageReference.offer"),
+        **_props(VM, "storageProfile.imageReference.sku", "storageProfile.imageReference.version"),
+        # Azure's older short names for the same VM properties.
+        f"{VM}/sku.name": "properties.hardwareProfile.vmSize",
+        f"{VM}/osDisk.Uri": f"properties.{_VM_OS}.vhd.uri",
+        "Microsoft.Compute/imagePublisher": f"{_IMAGE}.publisher",
+        "Microsoft.Compute/imageOffer": f"{_IMAGE}.offer",
+        "Microsoft.Compute/imageSku": f"{_IMAGE}.sku",
+        "Microsoft.Compute/imageVersion": f"{_IMAGE}.version",
+        "Microsoft.Compute/imageId": f"{_IMAGE}.id",
+        "Microsoft.Compute/licenseType": "properties.licenseType",
+        f"{VM}/licenseType": "properties.licenseType",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Alias:
+    """One alias: its name as Azure spells it, the resource type it reads, and the path into the ARM body."""
+
+    name: str
+    resource_type: str
+    path: tuple[str, ...]
+
+    @property
+    def is_array(self) -> bool:
+        return STAR in self.path
+
+
+def parse_path(path: str) -> tuple[str, ...]:
+    """`properties.a[*].b` -> ('properties', 'a', '[*]', 'b')."""
+    parts: list[str] = []
+    for piece in path.split("."):
+        if piece.endswith(STAR):
+            if piece[: -len(STAR)]:
+                parts.append(piece[: -len(STAR)])
+            parts.append(STAR)
+        else:
+            parts.append(piece)
+    return tuple(parts)
+
+
+def _index() -> dict[str, dict[str, Alias]]:
+    by_name: dict[str, dict[str, Alias]] = {}
+    for resource_type, entries in _TABLE.items():
+        for name, path in entries.items():
+            alias = Alias(name, resource_type, parse_path(path))
+            by_name.setdefault(name.lower(), {})[resource_type.lower()] = alias
+    return by_name
+
+
+_BY_NAME = _index()
+
+
+def lookup(name: str) -> dict[str, Alias]:
+    """The alias `name` per lower-cased resource type it applies to (empty when Cryptward does not know it)."""
+    return _BY_NAME.get(name.lower(), {})
+
+
+def names(resource_type: str | None = None) -> tuple[str, ...]:
+    """Known alias names, for one resource type or all, sorted: the valid options in error messages."""
+    wanted = resource_type.lower() if resource_type else None
+    found = {alias.name for per_type in _BY_NAME.values() for t, alias in per_type.items() if wanted in (None, t)}
+    return tuple(sorted(found, key=str.lower))
+
+
+def is_resource_type(value: str) -> bool:
+    return value.lower() in {t.lower() for t in RESOURCE_TYPES}

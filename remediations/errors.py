@@ -1,0 +1,64 @@
+"""Every error Cryptward raises on purpose. Catch `CryptwardError` to catch them all.
+
+    CryptwardError
+     ├── PolicyLoadError     the policies/ folder is invalid; lists every problem found, file by file
+     ├── ConditionError      an Azure Policy condition cannot be compiled, or fails while being evaluated
+     └── FixRegistryError    a fix name is unknown, or registered twice
+
+Load-time errors name where the problem is and list the valid options. Add new errors here, under the base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class CryptwardError(Exception):
+    """Base of every error Cryptward raises on purpose."""
+
+
+def options_text(options: Iterable[str]) -> str:
+    """`valid options: a, b, c` (or an empty string when there are none)."""
+    listed = ", ".join(options)
+    return f"; valid options: {listed}" if listed else ""
+
+
+class ConditionError(CryptwardError):
+    """A condition is malformed (at compile time) or cannot be evaluated (at run time).
+
+    `path` is the JSON path inside the policy document (`if.allOf[1].field`), `options` the valid choices.
+    """
+
+    def __init__(self, path: str, message: str, options: Sequence[str] = ()) -> None:
+        self.path = path
+        self.message = message
+        self.options = tuple(options)
+        super().__init__(f"{path}: {message}{options_text(self.options)}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one policy file."""
+
+    file: Path
+    field: str
+    message: str
+    options: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field or '(document)'}: {self.message}{options_text(self.options)}"
+
+
+class PolicyLoadError(CryptwardError):
+    """The policies folder holds at least one invalid policy. `problems` lists all of them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the policies, nothing was loaded:\n{lines}")
+
+
+class FixRegistryError(CryptwardError):
+    """A fix name is not registered, or the same name is registered twice."""
