@@ -100,7 +100,7 @@ def env(args: argparse.Namespace) -> int:
         "AZURE_RESOURCE_MANAGER_ENDPOINT": info["baseUrl"] + "/",
         "AZURE_TENANT_ID": info["tenantId"],
         "AZURE_SUBSCRIPTION_ID": info["subscriptionId"],
-        "AZURE_CLIENT_ID": principals[args.principal]["clientId"],
+        "AZURE_CLIENT_ID": principals[args.principal]["client_id"],
         "IDENTITY_ENDPOINT": info["identityEndpoint"],
         "IDENTITY_HEADER": info["identityHeader"],
         "REQUESTS_CA_BUNDLE": ca,
@@ -112,7 +112,7 @@ def env(args: argparse.Namespace) -> int:
         print(f"export {name}={shlex.quote(value)}")
     print("# principals (use --as NAME, or `az login --identity --client-id ID`):")
     for name, p in principals.items():
-        print(f"#   {name:10} client id {p['clientId']}  object id {p['objectId']}  {p.get('upn') or ''}".rstrip())
+        print(f"#   {name:10} client id {p['client_id']}  object id {p['object_id']}  {p.get('upn') or ''}".rstrip())
     return 0
 
 

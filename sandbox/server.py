@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -64,6 +65,7 @@ class Sandbox:
         self.directory = Directory(self.state.tenant_id, secrets.token_bytes(32))
         self.base_url = ""  # set once the port is known
         self.buckets: dict[tuple[str, str], Bucket] = {}
+        self._verified: dict[str, tuple[Any, float, set[str]]] = {}  # token -> (principal, exp, audiences)
         self.state.on_reset(self._on_reset)
         from sandbox import providers
 
@@ -71,6 +73,7 @@ class Sandbox:
 
     def _on_reset(self) -> None:
         self.buckets.clear()
+        self._verified.clear()
         self.directory.reset()
 
     # -- authentication / authorization ------------------------------------------------------------------
@@ -89,10 +92,24 @@ class Sandbox:
                 "Authentication failed. The 'Authorization' header is provided in an invalid format.",
                 challenge,
             )
+        now = time.time()
+        cached = self._verified.get(token)
+        if (
+            cached is not None
+            and cached[1] > now
+            and cached[2] is audiences
+            and self.directory.by_object_id(cached[0].object_id) is cached[0]  # a deleted identity's token dies
+        ):
+            return cached[0]
         try:
-            return self.directory.verify_token(token, time.time(), audiences)
+            principal = self.directory.verify_token(token, now, audiences)
         except TokenError as exc:
             raise arm.ArmError(401, exc.code, exc.message, challenge) from exc
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        expires = float(jwt.decode(token, options={"verify_signature": False}).get("exp", now))
+        self._verified[token] = (principal, expires, audiences)
+        return principal
 
     def authorize(self, principal: Any, action: str, scope: str, *, data_action: bool = False) -> None:
         if not self.allowed(principal.object_id, action, scope, data_action=data_action):
@@ -326,6 +343,15 @@ class Sandbox:
         return JSONResponse(body)
 
     # -- persistence ---------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load state.json and directory.json from the state dir (principals keep their ids; tokens are new)."""
+        assert self.state_dir is not None
+        self.state.load(self.state_dir / "state.json")
+        directory = self.state_dir / "directory.json"
+        if directory.exists():
+            secret = secrets.token_bytes(32)
+            self.directory = Directory.from_dict(json.loads(directory.read_text()), secret)
+
     def save(self) -> None:
         if self.state_dir:
             self.state.save(self.state_dir / "state.json")

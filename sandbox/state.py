@@ -91,6 +91,7 @@ class State:
         self.tenant_id = DEFAULT_TENANT
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.resources: dict[str, dict[str, Any]] = {}
+        self._by_type: dict[str, dict[str, dict[str, Any]]] = {}  # lower type -> lower id -> body
         self.meta: dict[str, dict[str, Any]] = {}  # sandbox-only facts about a resource (never served)
         self.tables: dict[str, dict[str, Any]] = {}  # provider-owned tables: name -> {key: value}
         self.operations: list[Operation] = []  # the operations log, consumed by events and the activity log
@@ -104,22 +105,30 @@ class State:
         return self.resources.get(resource_id.lower())
 
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.resources[body["id"].lower()] = body
+        key = body["id"].lower()
+        old = self.resources.get(key)
+        if old is not None and old.get("type", "").lower() != body.get("type", "").lower():
+            self._by_type.get(old.get("type", "").lower(), {}).pop(key, None)
+        self.resources[key] = body
+        self._by_type.setdefault(body.get("type", "").lower(), {})[key] = body
         return body
 
     def remove(self, resource_id: str) -> dict[str, Any] | None:
-        self.meta.pop(resource_id.lower(), None)
-        return self.resources.pop(resource_id.lower(), None)
+        key = resource_id.lower()
+        self.meta.pop(key, None)
+        body = self.resources.pop(key, None)
+        if body is not None:
+            self._by_type.get(body.get("type", "").lower(), {}).pop(key, None)
+        return body
 
     def meta_of(self, resource_id: str) -> dict[str, Any]:
         return self.meta.setdefault(resource_id.lower(), {})
 
     def of_type(self, resource_type: str, under: str | None = None) -> Iterator[dict[str, Any]]:
         """Resources of one type, optionally only those whose id starts with `under` (a scope)."""
-        rtype = resource_type.lower()
         prefix = under.lower().rstrip("/") + "/" if under else ""
-        for key, body in self.resources.items():
-            if body.get("type", "").lower() == rtype and key.startswith(prefix):
+        for key, body in list(self._by_type.get(resource_type.lower(), {}).items()):
+            if key.startswith(prefix):
                 yield body
 
     def under(self, scope: str) -> Iterator[dict[str, Any]]:
@@ -148,6 +157,7 @@ class State:
         self.settings = Settings()
         self.subscriptions.clear()
         self.resources.clear()
+        self._by_type.clear()
         self.meta.clear()
         self.tables.clear()
         self.operations.clear()
@@ -177,7 +187,10 @@ class State:
         self.clock.offset = timedelta(seconds=data["clockOffsetSeconds"])
         self.settings = Settings(**data["settings"])
         self.subscriptions = data["subscriptions"]
-        self.resources = data["resources"]
+        self.resources = {}
+        self._by_type = {}
+        for body in data["resources"].values():
+            self.put(body)
         self.meta = data["meta"]
         self.tables = data["tables"]
 
