@@ -50,6 +50,7 @@ SCHEMA: dict[str, Any] = {
         },
         "mode": {"enum": list(MODES)},
         "irreversible": {"type": "boolean"},
+        "immutable": {"type": "boolean"},
         "references": {
             "type": "object",
             "additionalProperties": False,

@@ -119,6 +119,80 @@ _TABLE: dict[str, dict[str, str]] = {
 }
 
 
+# --- Cryptward's own fields: NOT Azure aliases ----------------------------------------------------------------------
+# Azure reads related resources (locks, diagnostic settings, role assignments) with AuditIfNotExists. Cryptward keeps
+# every condition on one body instead: the reader adds a top-level `cryptward` object to the resource's GET body,
+#
+#   all types  locks: [lock GET bodies at the resource, its group and subscription]
+#              adeHistory: true when the ledger remembers Azure Disk Encryption on this disk or VM
+#   vaults     diagnosticSettings: [the vault's diagnostic setting GET bodies]
+#   DES        keyVault: the GET body of the vault holding the active key
+#              keyVaultRoleAssignments: [role assignments for the DES's principal at that vault's scope and above]
+#   keys       diskEncryptionSets: [ids of the disk encryption sets whose active key is this key]
+#   VMs        powerState: the PowerState/... code of the instance view; extensions: [extension GET bodies];
+#              disks: [GET bodies of the VM's managed disks]; skuCapabilities: {name: value} of its size (Resource
+#              SKUs API: EncryptionAtHostSupported, MemoryGB, MaxResourceVolumeMB), read by the advisor
+#
+# and a policy reads it with a field named like its path: `cryptward.locks[*].properties.level`. A block the reader
+# did not fill is absent, so a policy that needs it guards with `exists: true` (not read is not non-compliant).
+CRYPTWARD = "cryptward"
+_CW_DS = "cryptward.diagnosticSettings[*].properties"
+_CW_KV = "cryptward.keyVault"
+_CW_RA = "cryptward.keyVaultRoleAssignments"
+_CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
+    "*": ("cryptward.locks", "cryptward.locks[*]", "cryptward.locks[*].name", "cryptward.locks[*].properties.level"),
+    VAULT: (
+        "cryptward.diagnosticSettings",
+        "cryptward.diagnosticSettings[*]",
+        f"{_CW_DS}.workspaceId",
+        f"{_CW_DS}.logs[*]",
+        f"{_CW_DS}.logs[*].category",
+        f"{_CW_DS}.logs[*].categoryGroup",
+        f"{_CW_DS}.logs[*].enabled",
+        f"{_CW_DS}.metrics[*]",
+        f"{_CW_DS}.metrics[*].category",
+        f"{_CW_DS}.metrics[*].enabled",
+    ),
+    DES: (
+        _CW_KV,
+        f"{_CW_KV}.id",
+        f"{_CW_KV}.location",
+        f"{_CW_KV}.properties.enablePurgeProtection",
+        f"{_CW_KV}.properties.enableRbacAuthorization",
+        f"{_CW_KV}.properties.accessPolicies[*]",
+        f"{_CW_KV}.properties.accessPolicies[*].objectId",
+        f"{_CW_KV}.properties.accessPolicies[*].permissions.keys",
+        _CW_RA,
+        f"{_CW_RA}[*]",
+        f"{_CW_RA}[*].properties.principalId",
+        f"{_CW_RA}[*].properties.roleDefinitionId",
+    ),
+    KEY: ("cryptward.diskEncryptionSets", "cryptward.diskEncryptionSets[*]"),
+    DISK: ("cryptward.adeHistory",),
+    VM: (
+        "cryptward.adeHistory",
+        "cryptward.powerState",
+        "cryptward.extensions[*]",
+        "cryptward.extensions[*].properties.type",
+        "cryptward.disks[*]",
+        "cryptward.disks[*].properties.encryptionSettingsCollection.enabled",
+        "cryptward.disks[*].properties.encryption.type",
+    ),
+}
+# A body property with no Azure alias, given a Cryptward name (Azure has no alias for a DES's principal id).
+_CRYPTWARD_RENAMED: dict[str, dict[str, str]] = {DES: {"cryptward.principalId": "identity.principalId"}}
+
+for _type in RESOURCE_TYPES:
+    for _path in (*_CRYPTWARD_PATHS["*"], *_CRYPTWARD_PATHS.get(_type, ())):
+        _TABLE[_type][_path] = _path
+    _TABLE[_type].update(_CRYPTWARD_RENAMED.get(_type, {}))
+
+
+def is_cryptward(name: str) -> bool:
+    """True for Cryptward's own fields (read from the block the reader injects), false for Azure's aliases."""
+    return name.lower().startswith(f"{CRYPTWARD}.")
+
+
 @dataclass(frozen=True)
 class Alias:
     """One alias: its name as Azure spells it, the resource type it reads, and the path into the ARM body."""

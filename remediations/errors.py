@@ -3,7 +3,9 @@
     CryptwardError
      ├── PolicyLoadError     the policies/ folder is invalid; lists every problem found, file by file
      ├── ConditionError      an Azure Policy condition cannot be compiled, or fails while being evaluated
-     └── FixRegistryError    a fix name is unknown, or registered twice
+     ├── FixRegistryError    a fix name is unknown, or registered twice
+     ├── FixDeclined         a fix leaves a finding alone on purpose (ADE history, no caller, ...); carries the reason
+     └── PlanError           changes depend on each other in a cycle
 
 Load-time errors name where the problem is and list the valid options. Add new errors here, under the base.
 """
@@ -62,3 +64,16 @@ class PolicyLoadError(CryptwardError):
 
 class FixRegistryError(CryptwardError):
     """A fix name is not registered, or the same name is registered twice."""
+
+
+class FixDeclined(CryptwardError):
+    """A fix will not change this resource. `reason` is one of `changes.SKIP_REASONS`; `detail` is a sentence."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class PlanError(CryptwardError):
+    """The planned changes cannot be ordered (their dependencies form a cycle)."""

@@ -65,6 +65,7 @@ class Policy:
     source: Path
     effect: str | None = None  # an Azure definition's effect (Audit, Deny, AuditIfNotExists)
     related: Mapping[str, Any] | None = None  # AuditIfNotExists `then.details`: not evaluated by this module
+    immutable: bool = False  # the checked property cannot be changed once the resource exists
 
     def applies_to(self, resource: Mapping[str, Any]) -> bool:
         kind = resource.get("type")
@@ -160,6 +161,7 @@ def _load_yaml(file: Path, policy_id: str, fixes: Collection[str], problems: lis
         irreversible=doc.get("irreversible", False),
         references=References(refs["seed"], refs["cis"], refs["azurePolicy"]),
         source=file,
+        immutable=doc.get("immutable", False),
     )
 
 

@@ -85,6 +85,11 @@ def parse_path(path: str, method: str) -> ArmPath:
             rg_id = f"{scope}/resourceGroups/{rg}"
             if len(segs) == 4:
                 return ArmPath("Microsoft.Resources/resourceGroups", "item", scope, rg, None, sub, rg, rg_id)
+            if len(segs) == 5 and segs[4].lower() != "providers":
+                # group-level collections outside providers: /resources
+                return ArmPath(
+                    f"Microsoft.Resources/{segs[4]}", "collection", rg_id, subscription=sub, resource_group=rg
+                )
             scope, pos = rg_id, 4
         elif segs[2].lower() != "providers":
             # subscription-level collections outside providers: /resources, /locations, /tagNames
@@ -137,6 +142,7 @@ class Call:
     correlation_id: str
     body: Any = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    sandbox: Any = None  # the running Sandbox (for runtime services such as vault listeners)
 
     def op_url(self, resource_id: str, kind: str, op_id: str, location: str = "global") -> str:
         ns = self.path.type.split("/")[0]
@@ -161,6 +167,11 @@ class ResourceType:
     api_versions: tuple[str, ...] = ()
     lro: frozenset[str] = frozenset()  # verbs answered as LROs: "PUT", "PATCH", "DELETE", or an action name
     extension: bool = False  # lives at any scope (locks, tags, role assignments, diagnostic settings)
+    singleton: bool = False  # a fixed sub-object at {resource}/{word} (a VM's instanceView): GET answers read()
+
+    def current(self, call: Call) -> dict[str, Any] | None:
+        """The stored body a write acts on (None: a create). Virtual types (tags at a scope) override it."""
+        return call.state.get(call.path.id) if call.path.id else None
 
     def read(self, call: Call) -> dict[str, Any]:
         body = call.state.get(call.path.id)
@@ -182,6 +193,11 @@ class ResourceType:
             return Answer(204)
         call.state.remove(existing["id"])
         return Answer(200)
+
+    def parent_exists(self, call: Call) -> bool:
+        """Whether what a child or location-scoped resource lives under exists (else ParentResourceNotFound).
+        Types whose parent is not a stored resource (`.../locations/{l}`, a view over a provider table) override."""
+        return call.state.get(call.path.parent) is not None
 
     def list(self, call: Call) -> list[dict[str, Any]]:
         """Items of this type under the parent: a whole subscription or group, or one owner's children."""

@@ -80,8 +80,15 @@ def prepare(state_dir: Path, port: int, scenario: str = "empty", persist: bool =
         timeout_keep_alive=30,
         timeout_graceful_shutdown=1,
     )
-    running = Running(sb, uvicorn.Server(config), None, port, ca, state_dir)
-    return running
+    server = uvicorn.Server(config)
+    original = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original(sockets)
+        await sb.listeners.attach(server)
+
+    server.startup = startup  # type: ignore[method-assign]
+    return Running(sb, server, None, port, ca, state_dir)
 
 
 def start_in_thread(state_dir: Path, port: int = 0, scenario: str = "empty") -> Running:

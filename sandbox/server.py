@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -14,12 +15,14 @@ from typing import Any
 
 import jwt
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import arm, rbac
 from sandbox.identity import Directory, TokenError
+from sandbox.listeners import Listeners
 from sandbox.state import State, new_id
 
 ARM_AUDIENCES = {
@@ -66,6 +69,7 @@ class Sandbox:
         self.base_url = ""  # set once the port is known
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self._verified: dict[str, tuple[Any, float, set[str]]] = {}  # token -> (principal, exp, audiences)
+        self.listeners = Listeners()
         self.state.on_reset(self._on_reset)
         from sandbox import providers
 
@@ -166,7 +170,7 @@ class Sandbox:
             Route("/{prefix}", self.dispatch, methods=_VERBS),
             Route("/{prefix}/{rest:path}", self.dispatch, methods=_VERBS),
         ]
-        return Starlette(routes=routes)
+        return Starlette(routes=routes, middleware=[Middleware(_CollapseSlashes)])
 
     async def dispatch(self, request: Request) -> Response:
         start = time.perf_counter()
@@ -231,6 +235,7 @@ class Sandbox:
             claims=self.directory.claims(principal),
             correlation_id=request.headers.get("x-ms-correlation-request-id") or new_id(),
             body=body,
+            sandbox=self,
         )
         answer = self.handle(call, rt)
         return _respond(answer, headers)
@@ -244,10 +249,10 @@ class Sandbox:
             return arm.Answer(200, arm.page(call, self._visible_subscriptions(call.principal)))
         self.authorize(call.principal, action, scope)
         if method in ("GET", "HEAD"):
-            if path.kind == "collection":
+            if path.kind == "collection" and not rt.singleton:
                 return arm.Answer(200, arm.page(call, rt.list(call)))
             return arm.Answer(200, rt.read(call))
-        existing = state.get(path.id) if path.id else None
+        existing = rt.current(call)
         if method != "PUT" or existing is not None:
             arm.enforce_locks(state, method, path.id or path.parent, path.type)
         elif path.kind == "item":
@@ -290,7 +295,9 @@ class Sandbox:
                     404, "ResourceGroupNotFound", f"Resource group '{path.resource_group}' could not be found."
                 )
         parent = path.parent
-        if parent and "/providers/" in parent and state.get(parent) is None:
+        if parent and "/providers/" in parent and not rt.parent_exists(call):
+            if rt.extension:  # a lock, tag set, role assignment... on a resource that does not exist
+                raise arm.not_found(arm.parse_path(parent, "GET"))
             code = "ParentResourceNotFound"
             raise arm.ArmError(
                 404,
@@ -356,6 +363,19 @@ class Sandbox:
         if self.state_dir:
             self.state.save(self.state_dir / "state.json")
             (self.state_dir / "directory.json").write_text(json.dumps(self.directory.to_dict()))
+
+
+class _CollapseSlashes:
+    """ARM accepts `//subscriptions/...` (the SDKs' `/{scope}` templates given a scope with a leading slash)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = dict(scope, path=re.sub("/{2,}", "/", scope["path"]))
+            scope.pop("raw_path", None)
+        await self.app(scope, receive, send)
 
 
 def _respond(answer: arm.Answer, headers: dict[str, str]) -> Response:

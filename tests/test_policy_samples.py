@@ -1,24 +1,31 @@
-"""Every policy's samples: its `if` holds for each non-compliant sample and for no compliant one.
+"""Every policy's samples: its `if` holds for each non-compliant sample and for no compliant one, and each
+non-compliant sample of a policy with a fix plans exactly what its `samples/expected-plan/<sample>.json` says.
 
-New policy folders are picked up automatically: policies/<id>/samples/{compliant,noncompliant}/*.json.
+New policy folders are picked up automatically: policies/<id>/samples/{compliant,noncompliant}/*.json. The plan is
+made by the real planner with a `PlanContext` from `samples/context.json` (`now`, `caller`, `settings`, related
+`resources`, and `mode` to plan the fix of an audit-mode policy as if opted in).
 """
 
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from remediations import fixes
+from remediations.changes import PlanContext
+from remediations.planner import Finding, plan
 from remediations.policy import Policy, load_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
 SAMPLES = sorted(POLICIES.glob("*/samples/*/*.json"))
-KINDS = {"compliant": False, "noncompliant": True}
+KINDS = {"compliant": False, "noncompliant": True, "expected-plan": None}
+DEFAULT_CONTEXT = {"now": "2026-06-01T08:00:00Z"}
 
 # Fixes named by policies whose modules are still being written; drop a name once its fix is registered.
-PENDING_FIXES = {"kv-purge-protection"}
+PENDING_FIXES: set[str] = set()
 
 
 @cache
@@ -27,13 +34,48 @@ def policies_by_folder() -> dict[str, Policy]:
     return {policy.source.parent.name: policy for policy in loaded}
 
 
+def planned(folder: Path, resource: dict[str, Any]) -> dict[str, Any]:
+    """The plan for one finding, as JSON without change ids (they are hashes; their stability is tested apart)."""
+    context_file = folder / "samples" / "context.json"
+    doc = json.loads(context_file.read_text()) if context_file.exists() else DEFAULT_CONTEXT
+    finding = Finding(policies_by_folder()[folder.name], resource, mode=doc.get("mode"))
+    result = plan([finding], PlanContext.from_dict(doc)).to_dict()
+    for change in result["changes"]:
+        del change["id"]
+    return result
+
+
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: str(p.relative_to(POLICIES)))
 def test_sample(sample: Path):
     folder, kind = sample.parents[2].name, sample.parent.name
-    assert kind in KINDS, f"samples go in compliant/ or noncompliant/, not {kind}/"
+    assert kind in KINDS, f"samples go in compliant/, noncompliant/ or expected-plan/, not {kind}/"
+    if kind == "expected-plan":
+        assert (sample.parents[1] / "noncompliant" / sample.name).exists(), (
+            f"{sample.name} names no noncompliant sample"
+        )
+        return
     policy = policies_by_folder()[folder]
     resource = json.loads(sample.read_text())
     assert policy.applies_to(resource), (
         f"{sample.name} is a {resource.get('type')}, the policy is for {policy.resource_type}"
     )
     assert policy.noncompliant(resource) is KINDS[kind]
+
+
+NONCOMPLIANT_WITH_FIX = [
+    s for s in SAMPLES if s.parent.name == "noncompliant" and policies_by_folder()[s.parents[2].name].fix is not None
+]
+
+
+@pytest.mark.parametrize("sample", NONCOMPLIANT_WITH_FIX, ids=lambda p: str(p.relative_to(POLICIES)))
+def test_expected_plan(sample: Path):
+    expected_file = sample.parents[1] / "expected-plan" / sample.name
+    assert expected_file.exists(), f"a policy with a fix needs samples/expected-plan/{sample.name}"
+    got = planned(sample.parents[2], json.loads(sample.read_text()))
+    assert got == json.loads(expected_file.read_text())
+
+
+def test_every_policy_has_both_kinds_of_sample():
+    for folder in policies_by_folder():
+        kinds = {p.parent.name for p in (POLICIES / folder / "samples").glob("*/*.json")}
+        assert {"compliant", "noncompliant"} <= kinds, folder

@@ -1,5 +1,9 @@
 """The fix registry. A fix is registered once, by name, with `@register("name")` on its class or function.
 
+A fix is a pure function `plan(resource, params, ctx) -> list[Change]` (see `remediations.changes`): `resource` is
+the non-compliant ARM body, `params` the policy's parameters with its fix parameters over them, `ctx` a
+`PlanContext`. It raises `FixDeclined(reason, detail)` to leave the resource alone on purpose.
+
 Importing this package imports every fix module listed in `FIX_MODULES`, so `names()` is complete afterwards.
 Policies name their fix; the policy loader checks that name against `names()`.
 """
@@ -13,7 +17,18 @@ from typing import Any, TypeVar
 from remediations.errors import FixRegistryError, options_text
 
 # Fix modules under remediations/fixes/, imported with this package. Add a module here when you add its file.
-FIX_MODULES: tuple[str, ...] = ()
+FIX_MODULES: tuple[str, ...] = (
+    "kv_purge_protection",
+    "kv_delete_lock",
+    "kv_owner_tag",
+    "kv_rbac_authorization",
+    "kv_diagnostic_setting",
+    "key_rotation_policy",
+    "des_auto_rotation",
+    "des_key_access",
+    "disk_cmk",
+    "vm_encryption_at_host",
+)
 
 _REGISTRY: dict[str, Any] = {}
 

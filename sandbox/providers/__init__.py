@@ -9,7 +9,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
 
-MODULES = ["resources"]
+MODULES = [
+    "resources",
+    "locks",
+    "tags",
+    "authorization",
+    "insights",
+    "keyvault",
+    "keyvault_data",
+    "compute",
+    "compute_disks",
+    "compute_des",
+    "compute_vms",
+]
 
 
 def install(sb: Sandbox) -> None:

@@ -82,3 +82,66 @@ class ResourceGroups(ResourceType):
             call.state.remove(body["id"])
         call.state.remove(existing["id"])
         return Answer(202)
+
+
+_TRACKED = r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/[^/]+/[^/]+/[^/]+$"
+_FILTER_CLAUSE = r"^(resourceType|name|location|resourceGroup|tagName|tagValue)\s+eq\s+'([^']*)'$"
+_GENERIC_FIELDS = ("id", "name", "type", "kind", "location", "managedBy", "sku", "plan", "identity", "tags")
+
+
+@register
+class GenericResources(ResourceType):
+    """GET /subscriptions/{s}/resources and /subscriptions/{s}/resourceGroups/{g}/resources: every top-level
+    resource under the scope, as GenericResourceExpanded. `$filter` takes `resourceType`, `name`, `location`,
+    `resourceGroup`, `tagName` and `tagValue` equalities joined by `and`; filtering on a tag leaves the tags out of
+    the answer, as ARM documents. Other filters are refused (InvalidFilterInQueryString) rather than ignored."""
+
+    type = "Microsoft.Resources/resources"
+    api_versions = ("2015-11-01", "2016-09-01", "2018-05-01", "2019-05-01", "2019-07-01", *RESOURCES_API)
+
+    def list(self, call: Call) -> list[dict[str, Any]]:
+        import copy
+        import re
+
+        from sandbox.arm import REGISTRY
+
+        flt = (call.query.get("$filter") or "").strip()
+        wanted: dict[str, str] = {}
+        for clause in re.split(r"\s+and\s+", flt, flags=re.IGNORECASE) if flt else []:
+            m = re.match(_FILTER_CLAUSE, clause.strip(), re.IGNORECASE)
+            if not m or m.group(1).lower() in wanted:
+                raise ArmError(400, "InvalidFilterInQueryString", f"The $filter '{flt}' is not valid.")
+            wanted[m.group(1).lower()] = m.group(2)
+        if "tagvalue" in wanted and "tagname" not in wanted:
+            raise ArmError(400, "InvalidFilterInQueryString", f"The $filter '{flt}' is not valid.")
+        out = []
+        for body in call.state.under(call.path.parent):
+            rt = REGISTRY.get(str(body.get("type", "")).lower())
+            if not re.match(_TRACKED, body["id"], re.IGNORECASE) or (rt is not None and rt.extension):
+                continue
+            if _matches(body, wanted):
+                item = {k: copy.deepcopy(body[k]) for k in _GENERIC_FIELDS if body.get(k) is not None}
+                if "tagname" in wanted:
+                    item.pop("tags", None)
+                out.append(item)
+        return out
+
+
+def _matches(body: dict[str, Any], wanted: dict[str, str]) -> bool:
+    actual = {
+        "resourcetype": str(body.get("type", "")),
+        "name": str(body.get("name", "")),
+        "location": str(body.get("location", "")).replace(" ", ""),
+        "resourcegroup": body["id"].split("/")[4],
+    }
+    for key, value in wanted.items():
+        if key == "location":
+            value = value.replace(" ", "")
+        if key in actual and actual[key].lower() != value.lower():
+            return False
+    if "tagname" in wanted:
+        tags = body.get("tags") or {}
+        key = next((k for k in tags if k.lower() == wanted["tagname"].lower()), None)
+        if key is None or ("tagvalue" in wanted and tags[key] != wanted["tagvalue"]):
+            return False
+    return True

@@ -1,0 +1,104 @@
+"""What the fixes share: api-versions of the writes, reading ARM ids and bodies, and Azure Disk Encryption traces."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from remediations import aliases
+
+VAULT_API = aliases.API_VERSIONS[aliases.VAULT]
+DISK_API = aliases.API_VERSIONS[aliases.DISK]
+DES_API = aliases.API_VERSIONS[aliases.DES]
+VM_API = aliases.API_VERSIONS[aliases.VM]
+LOCKS_API = "2020-05-01"
+TAGS_API = "2025-04-01"
+ROLE_ASSIGNMENTS_API = "2022-04-01"
+# azure-mgmt-monitor 7 has no diagnostic settings client; the applier PUTs at the version of the copied spec.
+DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
+KEYVAULT_DATA_API = "2025-07-01"
+
+CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+ADE_EXTENSIONS = ("AzureDiskEncryption", "AzureDiskEncryptionForLinux")
+
+
+def get(body: Any, dotted: str) -> Any:
+    """`body['a']['b']` for 'a.b', matching keys case-insensitively as ARM does; None when absent."""
+    for key in dotted.split("."):
+        if not isinstance(body, Mapping):
+            return None
+        found = body.get(key)
+        if found is None:
+            found = next((v for k, v in body.items() if str(k).lower() == key.lower()), None)
+        body = found
+    return body
+
+
+def cryptward(body: Mapping[str, Any], key: str) -> Any:
+    """A value the reader injected under the body's `cryptward` block (see aliases.py); None when not read."""
+    return get(body, f"{aliases.CRYPTWARD}.{key}")
+
+
+def name_of(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def subscription_of(resource_id: str) -> str:
+    parts = resource_id.strip("/").split("/")
+    return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else ""
+
+
+def parent_of(resource_id: str, levels: int = 2) -> str:
+    """`.../vaults/kv/keys/k` -> `.../vaults/kv` (one type/name pair per level of 2)."""
+    return resource_id.rstrip("/").rsplit("/", levels)[0]
+
+
+def versionless(key_url: str) -> str:
+    """`https://kv.vault.azure.net/keys/name/0123abcd` -> `https://kv.vault.azure.net/keys/name`."""
+    head, sep, tail = key_url.partition("/keys/")
+    return f"{head}{sep}{tail.strip('/').split('/')[0]}" if sep else key_url
+
+
+def deterministic_guid(*parts: str) -> str:
+    """The same GUID for the same inputs in every run (role assignment names must be GUIDs)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "cryptward:" + "|".join(p.lower() for p in parts)))
+
+
+def disk_ade_trace(disk: Mapping[str, Any]) -> str | None:
+    """Why this disk counts as encrypted with ADE now or before; None when nothing says so."""
+    settings = get(disk, "properties.encryptionSettingsCollection")
+    if isinstance(settings, Mapping):
+        state = "is" if settings.get("enabled") else "was"
+        return f"disk {name_of(str(disk.get('id', '')))} {state} encrypted with Azure Disk Encryption"
+    if cryptward(disk, "adeHistory"):
+        return f"Cryptward's ledger records that disk {name_of(str(disk.get('id', '')))} was encrypted with ADE"
+    return None
+
+
+def vm_ade_trace(vm: Mapping[str, Any]) -> str | None:
+    """Why this VM counts as using ADE now or before; None when nothing says so."""
+    name = name_of(str(vm.get("id", "")))
+    extensions = [*(vm.get("resources") or []), *(cryptward(vm, "extensions") or [])]
+    for ext in extensions:
+        kind = str(get(ext, "properties.type") or "")
+        if kind.lower() in (e.lower() for e in ADE_EXTENSIONS):
+            return f"VM {name} has the {kind} extension (Azure Disk Encryption)"
+    if get(vm, "properties.storageProfile.osDisk.encryptionSettings.enabled"):
+        return f"VM {name} has Azure Disk Encryption settings on its OS disk"
+    for disk in cryptward(vm, "disks") or []:
+        trace = disk_ade_trace(disk)
+        if trace:
+            return trace
+    if cryptward(vm, "adeHistory"):
+        return f"Cryptward's ledger records that VM {name} was encrypted with ADE"
+    return None
+
+
+def power_state(vm: Mapping[str, Any]) -> str | None:
+    """`running`, `deallocated`, ... from the injected block or the instance view; None when not read."""
+    code = cryptward(vm, "powerState")
+    if not code:
+        statuses = get(vm, "properties.instanceView.statuses") or []
+        code = next((s.get("code") for s in statuses if str(s.get("code", "")).startswith("PowerState/")), None)
+    return str(code).split("/", 1)[-1].lower() if code else None

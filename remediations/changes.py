@@ -1,0 +1,237 @@
+"""What planning produces, and what it is given. Pure data: no I/O.
+
+    change = Change(resource_id, summary, Operation("PATCH", vault_id, "2026-05-15", body), before, after)
+    plan = Plan(changes=(change,), skipped=(Skip(...),))
+    plan.to_dict()                      # JSON for the CLI, the ledger and the change notice
+
+A `Change` is one ARM (or Key Vault data-plane) write the applier executes as given, then re-reads (a GET of
+`operation.read_path`, by default the path it wrote) to check `verify`. `before`, `after` and `verify` use dotted
+paths into the body of that resource (`properties.enablePurgeProtection`); `[name=value]` picks the member of a list
+whose `name` equals `value` (`properties.accessPolicies[objectId=...].permissions.keys`), and a list in `verify`
+holds when each of its items is present.
+
+`PlanContext` carries everything a fix may consult that is not the finding's own resource: related resources read
+by the engine, the caller that triggered the event, the operator's settings, and the time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+APPROVAL = "approval"
+DEALLOCATED = "deallocated"
+REQUIREMENTS = (APPROVAL, DEALLOCATED)
+
+# Why a finding produced no change. `Skip.reason` is one of these; `Skip.detail` says it in a sentence.
+SKIP_REASONS = (
+    "exempt",  # the resource's exemption tag exempts it from the policy
+    "audit-only",  # the policy has no fix, or runs in audit mode
+    "immutable",  # the property cannot be changed after creation
+    "ade-history",  # the disk or VM is, or was, encrypted with Azure Disk Encryption
+    "unsupported",  # the VM series (or similar) does not support the fix
+    "not-configured",  # a setting the fix needs (workspace, disk encryption set) is not configured
+    "no-caller",  # the triggering caller is unknown, so no owner can be named
+    "cannot-read",  # the resource, or something the fix needs to read, could not be read
+    "blocked",  # the change needs another change that this plan does not make
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One write. `path` is relative to ARM (`/subscriptions/...`) or, for `plane="keyvault"`, a data-plane URL."""
+
+    method: str  # PUT | PATCH | POST
+    path: str
+    api_version: str
+    body: Mapping[str, Any]
+    plane: str = "arm"  # arm | keyvault
+    read_path: str | None = None  # what to GET to verify, when the written path cannot be read back
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "apiVersion": self.api_version,
+            "plane": self.plane,
+            "body": self.body,
+            "readPath": self.read_path or self.path,
+        }
+
+
+@dataclass(frozen=True)
+class Ref:
+    """'The change fix `fix` makes on `resource_id`': a dependency the planner resolves to a change id.
+
+    `required`: without that change this one cannot succeed, so it is blocked when the plan does not make it.
+    Otherwise the reference only orders the two when both are planned."""
+
+    resource_id: str
+    fix: str
+    required: bool = True
+
+
+def change_id(resource_id: str, policy_ids: tuple[str, ...], operation: Operation) -> str:
+    """Stable id: the same resource, policies and operation target give the same id in every run."""
+    text = "|".join([resource_id.lower(), ",".join(policy_ids), operation.method, operation.path.lower()])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned write, with what it changes and what must hold afterwards."""
+
+    resource_id: str  # the resource the finding is about (the operation may target a sub-resource of it)
+    summary: str  # one sentence for a person
+    operation: Operation
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    verify: Mapping[str, Any] = field(default_factory=dict)  # empty: the same as `after`
+    irreversible: bool = False
+    disruptive: bool = False
+    requires: tuple[str, ...] = ()  # of REQUIREMENTS, in that order
+    depends_on: tuple[str, ...] = ()  # ids of changes that must be applied first
+    needs: tuple[Ref, ...] = ()  # set by fixes; the planner turns them into depends_on
+    policy_ids: tuple[str, ...] = ()  # set by the planner
+    fixes: tuple[str, ...] = ()  # set by the planner
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", change_id(self.resource_id, self.policy_ids, self.operation))
+        if not self.verify:
+            object.__setattr__(self, "verify", dict(self.after))
+
+    @property
+    def policy_id(self) -> str:
+        return self.policy_ids[0] if self.policy_ids else ""
+
+    @property
+    def fix(self) -> str:
+        return self.fixes[0] if self.fixes else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "resourceId": self.resource_id,
+            "policyIds": list(self.policy_ids),
+            "fixes": list(self.fixes),
+            "summary": self.summary,
+            "operation": self.operation.to_dict(),
+            "before": dict(self.before),
+            "after": dict(self.after),
+            "verify": dict(self.verify),
+            "irreversible": self.irreversible,
+            "disruptive": self.disruptive,
+            "requires": list(self.requires),
+            "dependsOn": list(self.depends_on),
+        }
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A finding that produced no change, and why (`reason` is one of SKIP_REASONS)."""
+
+    resource_id: str
+    policy_id: str
+    reason: str
+    detail: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resourceId": self.resource_id,
+            "policyId": self.policy_id,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Changes in the order to apply them, the findings left alone, and notes (e.g. unusable exemption tags)."""
+
+    changes: tuple[Change, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "changes": [c.to_dict() for c in self.changes],
+            "skipped": [s.to_dict() for s in self.skipped],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made the change that triggered the event (from the Event Grid / activity-log claims)."""
+
+    upn: str | None = None
+    name: str | None = None
+    appid: str | None = None
+
+    @property
+    def owner(self) -> str | None:
+        """The best name to record as an owner: a user principal name, else a display name, else an app id."""
+        return self.upn or self.name or self.appid
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The operator's choices. `disk_encryption_sets` maps a region, then an encryption type, to a DES id."""
+
+    workspace_id: str | None = None  # Log Analytics workspace for key vault diagnostic settings
+    disk_encryption_sets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    lock_name: str = "cryptward-cannot-delete"
+    diagnostic_setting_name: str = "cryptward"
+    exemption_tag: str = "cryptward-exempt"
+
+    def disk_encryption_set(self, region: str, encryption_type: str) -> str | None:
+        wanted = region.replace(" ", "").lower()
+        for name, by_type in self.disk_encryption_sets.items():
+            if name.replace(" ", "").lower() == wanted:
+                return next((des for t, des in by_type.items() if t.lower() == encryption_type.lower()), None)
+        return None
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What was read besides the finding's resource, and when. `resources` holds ARM GET bodies by id."""
+
+    now: datetime
+    resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    caller: Caller | None = None
+    settings: Settings = field(default_factory=Settings)
+    policy_ids: tuple[str, ...] = ()  # every loaded policy, to report exemption tags naming unknown ones
+
+    def related(self, resource_id: str | None) -> Mapping[str, Any] | None:
+        """The related resource with this id (ids compare case-insensitively, as in ARM)."""
+        if not resource_id:
+            return None
+        found = self.resources.get(resource_id)
+        if found is None:
+            wanted = resource_id.lower()
+            found = next((r for k, r in self.resources.items() if k.lower() == wanted), None)
+        return found
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> PlanContext:
+        """Build from JSON: `{now, caller: {upn, name, appid}, settings: {...}, resources: [ARM bodies]}`."""
+        caller = doc.get("caller")
+        settings = doc.get("settings") or {}
+        return cls(
+            now=datetime.fromisoformat(str(doc["now"]).replace("Z", "+00:00")),
+            resources={r["id"]: r for r in doc.get("resources") or []},
+            caller=Caller(caller.get("upn"), caller.get("name"), caller.get("appid")) if caller else None,
+            settings=Settings(
+                workspace_id=settings.get("workspaceId"),
+                disk_encryption_sets=settings.get("diskEncryptionSets") or {},
+                **{k: settings[c] for k, c in _NAMES.items() if c in settings},
+            ),
+        )
+
+
+_NAMES = {"lock_name": "lockName", "diagnostic_setting_name": "diagnosticSettingName", "exemption_tag": "exemptionTag"}

@@ -1,0 +1,82 @@
+"""Let a disk encryption set's managed identity use its key: an Azure role on an RBAC vault, else an access policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from remediations._arm import (
+    CRYPTO_SERVICE_ENCRYPTION_USER,
+    ROLE_ASSIGNMENTS_API,
+    VAULT_API,
+    deterministic_guid,
+    get,
+    name_of,
+    subscription_of,
+)
+from remediations.changes import Change, Operation, PlanContext
+from remediations.errors import FixDeclined
+from remediations.fixes import register
+from remediations.fixes.des_auto_rotation import key_vault
+
+KEY_PERMISSIONS = ["get", "wrapKey", "unwrapKey"]
+
+
+def _current(vault: Mapping[str, Any], principal: str) -> Any:
+    entries = get(vault, "properties.accessPolicies") or []
+    mine = next((e for e in entries if str(e.get("objectId", "")).lower() == principal.lower()), None)
+    return get(mine, "permissions.keys") if mine else None
+
+
+@register("des-key-access")
+def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+    des_id, name = str(resource["id"]), name_of(str(resource["id"]))
+    principal = get(resource, "identity.principalId")
+    vault = key_vault(resource, ctx)
+    if not principal:
+        raise FixDeclined("cannot-read", f"disk encryption set {name} has no managed identity to grant access to")
+    if vault is None:
+        raise FixDeclined("cannot-read", f"the key vault of disk encryption set {name} was not read")
+    vault_id, vault_name = str(vault["id"]), name_of(str(vault["id"]))
+    if get(vault, "properties.enableRbacAuthorization") is not False:
+        role = f"/subscriptions/{subscription_of(vault_id)}/providers/Microsoft.Authorization/roleDefinitions/"
+        role += CRYPTO_SERVICE_ENCRYPTION_USER
+        guid = deterministic_guid(vault_id, str(principal), CRYPTO_SERVICE_ENCRYPTION_USER)
+        body = {"properties": {"roleDefinitionId": role, "principalId": principal, "principalType": "ServicePrincipal"}}
+        path = f"{vault_id}/providers/Microsoft.Authorization/roleAssignments/{guid}"
+        return [
+            Change(
+                resource_id=des_id,
+                summary=(
+                    f"Give disk encryption set {name} the Key Vault Crypto Service Encryption User role on key vault "
+                    f"{vault_name}, so that disks using it can wrap and unwrap their keys."
+                ),
+                operation=Operation("PUT", path, ROLE_ASSIGNMENTS_API, body),
+                before={"properties.principalId": None, "properties.roleDefinitionId": None},
+                after={"properties.principalId": principal, "properties.roleDefinitionId": role},
+            )
+        ]
+    member = f"properties.accessPolicies[objectId={principal}]"
+    entry = {
+        "tenantId": get(vault, "properties.tenantId"),
+        "objectId": principal,
+        "permissions": {"keys": KEY_PERMISSIONS},
+    }
+    return [
+        Change(
+            resource_id=des_id,
+            summary=(
+                f"Add an access policy to key vault {vault_name} letting disk encryption set {name} get, wrap and "
+                "unwrap keys, so that disks using it can be encrypted."
+            ),
+            operation=Operation(
+                "PUT",
+                f"{vault_id}/accessPolicies/add",
+                VAULT_API,
+                {"properties": {"accessPolicies": [entry]}},
+                read_path=vault_id,
+            ),
+            before={f"{member}.permissions.keys": _current(vault, str(principal))},
+            after={f"{member}.permissions.keys": KEY_PERMISSIONS},
+        )
+    ]

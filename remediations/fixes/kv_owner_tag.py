@@ -1,0 +1,35 @@
+"""Record who owns a key vault: tag it with the person (or app) whose change triggered the event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from remediations._arm import TAGS_API, name_of
+from remediations.changes import Change, Operation, PlanContext
+from remediations.errors import FixDeclined
+from remediations.fixes import register
+
+
+@register("kv-owner-tag")
+def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+    vault_id = str(resource["id"])
+    tag = str(params.get("tagName") or "owner")
+    tags = resource.get("tags") or {}
+    if any(str(k).lower() == tag.lower() for k in tags):
+        return []
+    owner = ctx.caller.owner if ctx.caller else None
+    if not owner:
+        raise FixDeclined(
+            "no-caller", f"nobody is known to have changed key vault {name_of(vault_id)}, so no owner can be named"
+        )
+    body = {"operation": "Merge", "properties": {"tags": {tag: owner}}}
+    return [
+        Change(
+            resource_id=vault_id,
+            summary=f"Tag key vault {name_of(vault_id)} with {tag}={owner}, who last changed it.",
+            operation=Operation("PATCH", f"{vault_id}/providers/Microsoft.Resources/tags/default", TAGS_API, body),
+            before={f"properties.tags.{tag}": None},
+            after={f"properties.tags.{tag}": owner},
+        )
+    ]

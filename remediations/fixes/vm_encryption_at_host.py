@@ -1,0 +1,44 @@
+"""Turn on encryption at host for a VM: temporary disks and caches get encrypted too. Needs the VM deallocated.
+
+Never on a VM with Azure Disk Encryption (the two are mutually exclusive) or of a series without support for it;
+the advisor decides both, from the seed's comparison table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from remediations._arm import VM_API, cryptward, get, name_of, vm_ade_trace
+from remediations.advisor import advise
+from remediations.changes import APPROVAL, DEALLOCATED, Change, Operation, PlanContext
+from remediations.errors import FixDeclined
+from remediations.fixes import register
+
+PROPERTY = "properties.securityProfile.encryptionAtHost"
+
+
+@register("vm-encryption-at-host")
+def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+    vm_id, name = str(resource["id"]), name_of(str(resource["id"]))
+    ade = vm_ade_trace(resource)
+    if ade:
+        raise FixDeclined("ade-history", f"{ade}; encryption at host and ADE cannot be combined")
+    advice = advise(resource, cryptward(resource, "disks") or [], capabilities=cryptward(resource, "skuCapabilities"))
+    if not advice.eah.available:
+        raise FixDeclined("unsupported", " ".join(advice.eah.reasons))
+    body = {"properties": {"securityProfile": {"encryptionAtHost": True}}}
+    return [
+        Change(
+            resource_id=vm_id,
+            summary=(
+                f"Turn on encryption at host for VM {name}, so that its temporary disk and disk caches are "
+                "encrypted too; the VM must be deallocated for this, which stops it."
+            ),
+            operation=Operation("PATCH", vm_id, VM_API, body),
+            before={PROPERTY: get(resource, PROPERTY)},
+            after={PROPERTY: True},
+            disruptive=True,
+            requires=(APPROVAL, DEALLOCATED),
+        )
+    ]
