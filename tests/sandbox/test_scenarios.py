@@ -1,0 +1,121 @@
+"""Named scenarios: `empty` and the two-region non-compliant `estate`, seeded through ARM as the administrator."""
+
+import json
+import subprocess
+import sys
+
+from azure.keyvault.keys import KeyClient
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.keyvault import KeyVaultManagementClient
+
+
+def test_empty_has_one_subscription_and_the_named_roles(sandbox):
+    assert list(sandbox.running.sandbox.state.subscriptions) == [sandbox.subscription_id]
+    kv = sandbox.client(KeyVaultManagementClient)
+    assert list(kv.vaults.list_by_subscription()) == []
+
+
+def test_estate_is_realistic_and_non_compliant(sandbox):
+    made = sandbox.reset("estate")
+    assert len(made["vaults"]) == 3 and len(made["disks"]) == 6 and len(made["virtualMachines"]) == 3
+    kv = sandbox.client(KeyVaultManagementClient)
+    vaults = {v.name: v for v in kv.vaults.list_by_subscription()}
+    assert {v.location for v in vaults.values()} == {"westeurope", "northeurope"}
+    assert all(not v.properties.enable_purge_protection for v in vaults.values())
+    assert vaults["kv-neu-legacy"].properties.enable_rbac_authorization is False
+
+    compute = sandbox.client(ComputeManagementClient)
+    disks = {d.name: d for d in compute.disks.list()}
+    assert {d.encryption.type for d in disks.values()} == {"EncryptionAtRestWithPlatformKey"}
+    assert disks["disk-weu-app-os"].managed_by.endswith("/vm-weu-app")
+    assert disks["disk-weu-data"].managed_by is None
+    des = compute.disk_encryption_sets.get("rg-keys-weu", "des-weu")
+    assert des.rotation_to_latest_key_version_enabled in (None, False)
+    assert des.identity.principal_id
+    batch = compute.virtual_machines.instance_view("rg-app-weu", "vm-weu-batch")
+    assert "PowerState/deallocated" in {s.code for s in batch.statuses}
+    legacy = compute.virtual_machines.get("rg-app-neu", "vm-neu-legacy")
+    assert legacy.storage_profile.os_disk.vhd.uri.endswith(".vhd")
+
+    # Keys are past their rotation age: created 120 days before the sandbox clock's now.
+    sb = sandbox.running.sandbox
+    sb.directory.named("admin")
+    from sandbox.rbac import ROLES
+    from sandbox.scenarios import assign
+
+    vault = vaults["kv-weu-disks"]
+    assign(sb, vault.id, sb.directory.named("admin"), ROLES["Key Vault Crypto Officer"])
+    client = KeyClient(
+        vault.properties.vault_uri,
+        sandbox.credential("admin"),
+        verify_challenge_resource=False,
+        connection_verify=sandbox.ca,
+    )
+    key = client.get_key("des-key")
+    age = sb.state.clock.now() - key.properties.created_on
+    assert age.days >= 119
+
+
+def test_estate_creation_is_in_the_operations_log(sandbox):
+    sandbox.reset("estate")
+    ops = sandbox.admin("GET", "/_sandbox/operations")["value"]
+    names = {op["operation_name"] for op in ops}
+    assert "Microsoft.KeyVault/vaults/write" in names
+    assert "Microsoft.Compute/virtualMachines/deallocate/action" in names
+    assert {op["claims"]["upn"] for op in ops} == {"admin@contoso.example"}
+
+
+def test_unknown_scenario_is_a_clear_error(sandbox):
+    r = sandbox.admin_api.post("/_sandbox/seed", json={"scenario": "nope"})
+    assert r.status_code == 400
+    assert "valid: ['empty', 'estate']" in r.json()["error"]["message"]
+
+
+def test_cli_serve_env_seed_round_trip(tmp_path):
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--port", "0", "--state", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        import time
+
+        deadline = time.monotonic() + 20
+        while not (state / "server.json").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        env = subprocess.run(
+            [sys.executable, "-m", "sandbox", "env", "--state", str(state)], capture_output=True, text=True, check=True
+        ).stdout
+        assert "export AZURE_CLIENT_ID=" in env and "export IDENTITY_ENDPOINT=" in env
+        info = json.loads((state / "server.json").read_text())
+        assert f"export AZURE_CLIENT_ID={info['principals']['bot']['client_id']}" in env
+        out = subprocess.run(
+            [sys.executable, "-m", "sandbox", "seed", "estate", "--state", str(state)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert json.loads(out)["scenario"] == "estate"
+        bad = subprocess.run(
+            [sys.executable, "-m", "sandbox", "clock", "--advance", "soon", "--state", str(state)],
+            capture_output=True,
+            text=True,
+        )
+        assert bad.returncode == 2 and "bad duration" in bad.stderr
+        moved = subprocess.run(
+            [sys.executable, "-m", "sandbox", "clock", "--advance", "90d", "--state", str(state)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert json.loads(moved)["offsetSeconds"] == 90 * 86400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    missing = subprocess.run(
+        [sys.executable, "-m", "sandbox", "env", "--state", str(tmp_path / "none")], capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "no running sandbox" in missing.stderr
