@@ -1,5 +1,5 @@
 # The two commands a new user runs. The work is in scripts/; this file only names it.
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint az
 
 setup:
 	@bash scripts/setup.sh
@@ -7,8 +7,12 @@ setup:
 demo: setup
 	@.venv/bin/cryptward demo
 
-test: setup lint
+test: setup lint az
 	@bash scripts/test.sh
+
+# The pinned Azure CLI (its own venv, cached outside the repo) for the tests that drive the sandbox with it.
+az:
+	@bash scripts/install-az.sh
 
 lint: setup
 	@.venv/bin/ruff check .

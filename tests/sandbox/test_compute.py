@@ -4,7 +4,6 @@ and the encryption rules Azure enforces on them."""
 import httpx
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.core.rest import HttpRequest
 from azure.keyvault.keys import KeyClient
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.keyvault import KeyVaultManagementClient
@@ -283,12 +282,7 @@ def test_des_auto_rotation_follows_a_new_key_version_within_the_hour(env, sandbo
     client = KeyClient(
         vault.properties.vault_uri, sandbox.credential(), verify_challenge_resource=False, connection_verify=sandbox.ca
     )
-    # KeyClient.rotate_key cannot parse the sandbox's /kv/{vault}/ key ids, so the same call goes through send_request
-    rotated = client.send_request(
-        HttpRequest("POST", f"{vault.properties.vault_uri}keys/des-key/rotate", params={"api-version": "7.6"})
-    )
-    rotated.raise_for_status()
-    new_id = rotated.json()["key"]["kid"]
+    new_id = client.rotate_key("des-key").id
     assert env.compute.disk_encryption_sets.get(RG, "des1").active_key.key_url == first  # not yet
     sandbox.advance(3600)
     got = env.compute.disk_encryption_sets.get(RG, "des1")
