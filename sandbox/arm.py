@@ -281,7 +281,7 @@ def page(call: Call, items: list[dict[str, Any]]) -> dict[str, Any]:
             raise ArmError(400, "InvalidQueryParameterValue", "The value of '$top' is not valid.") from exc
     chunk = items[start : start + size]
     out: dict[str, Any] = {"value": chunk}
-    if start + size < len(items) and top is None:
+    if start + size < len(items):  # with $top too: it sets the page size, the nextLink carries on
         query = {k: v for k, v in call.query.items() if k != "$skiptoken"}
         query["$skiptoken"] = str(start + size)
         out["nextLink"] = f"{call.url.split('?')[0]}?{urlencode(query, quote_via=quote)}"

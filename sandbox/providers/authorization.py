@@ -161,14 +161,14 @@ class RoleAssignments(ResourceType):
                         f"{other['name'].replace('-', '')}.",
                     )
         now = call.state.clock.iso()
-        sub = call.path.subscription
-        prefix = f"/subscriptions/{sub}" if sub else ""
+        sent = role_definition_id if existing is None else existing["properties"]["roleDefinitionId"]
         stored = {
             "id": f"{scope}{_ASSIGNMENTS}{name}" if existing is None else existing["id"],
             "name": name if existing is None else existing["name"],
             "type": self.type,
             "properties": {
-                "roleDefinitionId": f"{prefix}{_DEFS}{guid}",
+                # ARM answers with the role definition id in the form the caller sent (tenant or subscription form)
+                "roleDefinitionId": sent,
                 "principalId": principal_id,
                 "principalType": principal.kind,
                 "scope": scope,

@@ -169,9 +169,9 @@ class DiagnosticSettings(ResourceType):
             match = next((c for c in cats.logs if c.lower() == str(category).lower()), None)
             if match is None:
                 raise _bad_request(f"Category '{category}' is not supported.")
+        named = {"category": category} if group is None else {"categoryGroup": group}  # only the one given
         return {
-            "category": category,
-            "categoryGroup": group,
+            **named,
             "enabled": bool(entry["enabled"]),
             "retentionPolicy": entry.get("retentionPolicy") or {"enabled": False, "days": 0},
         }

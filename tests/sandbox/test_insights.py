@@ -92,7 +92,7 @@ def test_diagnostic_setting_put_get_list_delete(sandbox, env):
     assert (made.name, made.type) == ("to-law", "Microsoft.Insights/diagnosticSettings")
     assert made.properties["workspaceId"] == ws_id
     assert made.properties["logs"] == [
-        {"category": None, "categoryGroup": "audit", "enabled": True, "retentionPolicy": {"enabled": False, "days": 0}}
+        {"categoryGroup": "audit", "enabled": True, "retentionPolicy": {"enabled": False, "days": 0}}
     ]
     assert made.properties["metrics"][0]["category"] == "AllMetrics"
     assert made.properties["logAnalyticsDestinationType"] == "Dedicated"

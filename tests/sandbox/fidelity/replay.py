@@ -1139,9 +1139,6 @@ GAP_ROLE_DEFINITION_ID = (
     "'/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}'; the 2022-04-01 example shows "
     "'/providers/Microsoft.Authorization/roleDefinitions/{guid}'"
 )
-GAP_TOP_NEXT_LINK = (
-    "sandbox/arm.py page(): a list with $top never carries a nextLink; the example (two vaults exist, $top=1) has one"
-)
 GAP_LOGIC_DIAGNOSTICS = (
     "sandbox/providers/insights.py CATEGORIES has no microsoft.logic/workflows: the PUT answers 400 'does not "
     "support diagnostic settings'; the example sets metric WorkflowMetrics and log group allLogs on a workflow"
@@ -1188,7 +1185,6 @@ REPLAYS: dict[str, Replay] = {
     "keyvault/listVaultBySubscription.json": Replay(
         _list_vaults,
         volatile=("value[*].systemData.**", "nextLink"),
-        xfail=GAP_TOP_NEXT_LINK,
         ignore={"value[*].properties.hsmPoolResourceId": HSM_POOL_WHY},
     ),
     "keyvault/purgeDeletedVault.json": Replay(_purge_deleted_vault),
@@ -1345,7 +1341,6 @@ REPLAYS: dict[str, Replay] = {
         subs=("a925f2f7-5c63-4b7b-8799-25a5f97bc3b2",),
         fixups={EXAMPLE_ROLE: TAG_CONTRIBUTOR},
         why=ROLE_WHY,
-        xfail=GAP_ROLE_DEFINITION_ID,
     ),
     "authorization/RoleAssignments_CreateForResource.json": Replay(
         _ra_create_for_resource,
@@ -1359,7 +1354,6 @@ REPLAYS: dict[str, Replay] = {
         subs=("a925f2f7-5c63-4b7b-8799-25a5f97bc3b2",),
         fixups={EXAMPLE_ROLE: TAG_CONTRIBUTOR},
         why=ROLE_WHY,
-        xfail=GAP_ROLE_DEFINITION_ID,
     ),
     # -- Monitor ------------------------------------------------------------------------------------------------------
     "monitor/createOrUpdateDiagnosticSetting.json": Replay(

@@ -234,12 +234,6 @@ def _locks(ctx: Ctx) -> None:
     locks.management_locks.delete_by_scope(group, "no-delete")
 
 
-DIAG_NULL_CATEGORY = (
-    "sandbox/providers/insights.py answers logs[].category = null next to a categoryGroup (and categoryGroup = null "
-    "next to a category); LogSettings.category/categoryGroup are non-nullable strings in diagnosticsSettings_API.json "
-    "and Microsoft's examples omit the unused one"
-)
-
 WORKLOADS = {
     "keyvault": (
         _keyvault,
@@ -267,7 +261,7 @@ WORKLOADS = {
     "diagnostic-settings": (
         _diagnostic_settings,
         {"DiagnosticSettings_CreateOrUpdate", "DiagnosticSettings_Get"},
-        DIAG_NULL_CATEGORY,
+        None,
     ),
     "locks": (
         _locks,
