@@ -101,10 +101,8 @@ def main() -> None:
             baseline = report("baseline: admin health route", n, lat, args.seconds)
             n, lat = load(rg, auth, tls, args.seconds, args.threads)
             arm = report("ARM GET resource group (authz)", n, lat, args.seconds)
-            print(
-                f"ARM GET / baseline ratio: {arm / baseline:.2f}   target 500 req/s: {'met' if arm >= 500 else 'MISSED'}"
-                f" ({arm / 500:.1f}x)"
-            )
+            verdict = "met" if arm >= 500 else "MISSED"
+            print(f"ARM GET / baseline ratio: {arm / baseline:.2f}   target 500 req/s: {verdict} ({arm / 500:.1f}x)")
         finally:
             proc.terminate()
             proc.wait(timeout=10)
