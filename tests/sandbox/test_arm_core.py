@@ -151,3 +151,41 @@ def test_client_authentication_error_type_for_sdk(sandbox):
         ManagedIdentityCredential(client_id="99999999-9999-9999-9999-999999999999").get_token(
             "https://management.azure.com/.default"
         )
+
+
+def test_legacy_msi_form_answers_with_its_own_expiry_format(sandbox):
+    r = httpx.get(
+        f"{sandbox.base_url}/msi/token",
+        params={"api-version": "2017-09-01", "resource": "https://management.azure.com/", "clientid": ""},
+        headers={"secret": sandbox.running.sandbox.identity_header},
+        verify=sandbox.ssl,
+    )
+    assert r.status_code == 200
+    body = r.json()
+    import re
+
+    import jwt
+
+    assert re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d \+00:00", body["expires_on"])
+    assert (
+        jwt.decode(body["access_token"], options={"verify_signature": False})["oid"]
+        == sandbox.principal("bot").object_id
+    )
+    wrong = httpx.get(
+        f"{sandbox.base_url}/msi/token",
+        params={"api-version": "2017-09-01", "resource": "https://management.azure.com/"},
+        headers={"secret": "nope"},
+        verify=sandbox.ssl,
+    )
+    assert wrong.status_code == 400
+
+
+def test_principal_selection_by_object_id_and_mi_res_id(sandbox):
+    import jwt
+
+    admin, bot = sandbox.principal("admin"), sandbox.principal("bot")
+    headers = {"X-IDENTITY-HEADER": sandbox.running.sandbox.identity_header}
+    for selector, expected in (({"object_id": admin.object_id}, admin), ({"mi_res_id": bot.mi_resource_id}, bot)):
+        params = {"api-version": "2019-08-01", "resource": "https://management.azure.com", **selector}
+        r = httpx.get(f"{sandbox.base_url}/msi/token", params=params, headers=headers, verify=sandbox.ssl)
+        assert jwt.decode(r.json()["access_token"], options={"verify_signature": False})["oid"] == expected.object_id

@@ -119,3 +119,63 @@ def test_cli_serve_env_seed_round_trip(tmp_path):
         [sys.executable, "-m", "sandbox", "env", "--state", str(tmp_path / "none")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "no running sandbox" in missing.stderr
+
+
+def _serve(state, *extra):
+    import time
+
+    (state / "server.json").unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--port", "0", "--state", str(state), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while not (state / "server.json").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc, json.loads((state / "server.json").read_text())
+
+
+def test_persisted_state_survives_a_restart(tmp_path):
+    import ssl
+
+    import httpx
+
+    def token(info):
+        params = {"api-version": "2019-08-01", "resource": "https://management.azure.com", "client_id": ""}
+        params["client_id"] = info["principals"]["admin"]["client_id"]
+        r = httpx.get(
+            info["identityEndpoint"],
+            params=params,
+            headers={"X-IDENTITY-HEADER": info["identityHeader"]},
+            verify=ssl.create_default_context(cafile=info["ca"]),
+        )
+        return r.json()["access_token"]
+
+    state = tmp_path / "state"
+    proc, info = _serve(state, "--persist")
+    try:
+        url = f"{info['baseUrl']}/subscriptions/{info['subscriptionId']}/resourcegroups/rg-kept?api-version=2025-04-01"
+        tls = ssl.create_default_context(cafile=info["ca"])
+        r = httpx.put(
+            url, json={"location": "westeurope"}, headers={"Authorization": f"Bearer {token(info)}"}, verify=tls
+        )
+        assert r.status_code == 201
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert (state / "state.json").exists()
+    proc, info2 = _serve(state, "--persist")
+    try:
+        assert info2["principals"]["admin"] == info["principals"]["admin"]  # same ids after the restart
+        url = (
+            f"{info2['baseUrl']}/subscriptions/{info2['subscriptionId']}/resourcegroups/rg-kept?api-version=2025-04-01"
+        )
+        tls = ssl.create_default_context(cafile=info2["ca"])
+        r = httpx.get(url, headers={"Authorization": f"Bearer {token(info2)}"}, verify=tls)
+        assert r.status_code == 200 and r.json()["name"] == "rg-kept"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
