@@ -79,15 +79,16 @@ class DiagnosticSettings(ResourceType):
     api_versions = DIAGNOSTIC_API
     extension = True
 
-    def _categories(self, call: Call) -> Categories:
+    def _categories(self, call: Call) -> Categories | None:
         parent = call.path.parent
         if parent.lower().rstrip("/") == f"/subscriptions/{call.path.subscription}".lower():
             return SUBSCRIPTION_CATEGORIES
         target = call.state.get(parent) if "/providers/" in parent else None
         rtype = str(target.get("type", "")) if target else parse_path(parent, "GET").type
         found = CATEGORIES.get(rtype.lower())
-        if found is None:
+        if found is None and target is None:
             raise _bad_request(f"The resource type '{rtype.lower()}' does not support diagnostic settings.")
+        # A stored resource of a type whose categories the sandbox does not know: accept what is asked (unchecked).
         return found
 
     def read(self, call: Call) -> dict[str, Any]:
@@ -153,7 +154,7 @@ class DiagnosticSettings(ResourceType):
         return Answer(200, self.view(call, stored))
 
     @staticmethod
-    def _log(entry: Any, cats: Categories, api_version: str) -> dict[str, Any]:
+    def _log(entry: Any, cats: Categories | None, api_version: str) -> dict[str, Any]:
         if not isinstance(entry, dict) or "enabled" not in entry:
             raise _bad_request("Each log setting must have 'enabled'.")
         category, group = entry.get("category"), entry.get("categoryGroup")
@@ -162,11 +163,11 @@ class DiagnosticSettings(ResourceType):
         if group:
             if api_version < "2021-05-01-preview":
                 raise _bad_request(f"Category group '{group}' is not supported in api-version '{api_version}'.")
-            match = next((g for g in cats.groups if g.lower() == str(group).lower()), None)
+            match = next((g for g in cats.groups if g.lower() == str(group).lower()), None) if cats else group
             if match is None:
                 raise _bad_request(f"Category group '{group}' is not supported.")
         else:
-            match = next((c for c in cats.logs if c.lower() == str(category).lower()), None)
+            match = next((c for c in cats.logs if c.lower() == str(category).lower()), None) if cats else category
             if match is None:
                 raise _bad_request(f"Category '{category}' is not supported.")
         named = {"category": category} if group is None else {"categoryGroup": group}  # only the one given
@@ -177,11 +178,11 @@ class DiagnosticSettings(ResourceType):
         }
 
     @staticmethod
-    def _metric(entry: Any, cats: Categories) -> dict[str, Any]:
+    def _metric(entry: Any, cats: Categories | None) -> dict[str, Any]:
         if not isinstance(entry, dict) or "enabled" not in entry:
             raise _bad_request("Each metric setting must have 'enabled'.")
         category = entry.get("category")
-        if not any(c.lower() == str(category).lower() for c in cats.metrics):
+        if cats and not any(c.lower() == str(category).lower() for c in cats.metrics):
             supported = ", ".join(f"'{c}'" for c in cats.metrics)
             raise _bad_request(f"Metric category '{category}' is not supported, supported categories are: {supported}")
         out = {

@@ -1139,10 +1139,6 @@ GAP_ROLE_DEFINITION_ID = (
     "'/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}'; the 2022-04-01 example shows "
     "'/providers/Microsoft.Authorization/roleDefinitions/{guid}'"
 )
-GAP_LOGIC_DIAGNOSTICS = (
-    "sandbox/providers/insights.py CATEGORIES has no microsoft.logic/workflows: the PUT answers 400 'does not "
-    "support diagnostic settings'; the example sets metric WorkflowMetrics and log group allLogs on a workflow"
-)
 GAP_TAGS_ID = (
     "sandbox/providers/tags.py answers id '/{scope}/providers/Microsoft.Resources/tags/default'; the example's id is "
     "the bare scope ('subscriptions/...', no leading slash)"
@@ -1356,15 +1352,9 @@ REPLAYS: dict[str, Replay] = {
         why=ROLE_WHY,
     ),
     # -- Monitor ------------------------------------------------------------------------------------------------------
-    "monitor/createOrUpdateDiagnosticSetting.json": Replay(
-        _diag_put, subs=("1a66ce04-b633-4a0b-b2bc-a912ec8986a6",), xfail=GAP_LOGIC_DIAGNOSTICS
-    ),
-    "monitor/getDiagnosticSetting.json": Replay(
-        _diag_get, subs=("1a66ce04-b633-4a0b-b2bc-a912ec8986a6",), xfail=GAP_LOGIC_DIAGNOSTICS
-    ),
-    "monitor/listDiagnosticSettings.json": Replay(
-        _diag_list, subs=("1a66ce04-b633-4a0b-b2bc-a912ec8986a6",), xfail=GAP_LOGIC_DIAGNOSTICS
-    ),
+    "monitor/createOrUpdateDiagnosticSetting.json": Replay(_diag_put, subs=("1a66ce04-b633-4a0b-b2bc-a912ec8986a6",)),
+    "monitor/getDiagnosticSetting.json": Replay(_diag_get, subs=("1a66ce04-b633-4a0b-b2bc-a912ec8986a6",)),
+    "monitor/listDiagnosticSettings.json": Replay(_diag_list, subs=("1a66ce04-b633-4a0b-b2bc-a912ec8986a6",)),
     "monitor/ActivityLogAlertRule_CreateOrUpdate.json": Replay(
         _activity_log_alert, needs_type="Microsoft.Insights/activityLogAlerts"
     ),
