@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import scenarios
+from sandbox.providers import eventgrid
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -64,8 +65,21 @@ def routes(sb: Sandbox) -> list[Route]:
         return {"value": [p.to_dict() for p in sb.directory.all()]}
 
     def calls(request: Request, body: Any) -> dict[str, Any]:
-        since = int(request.query_params.get("since", "0"))
-        return {"value": sb.state.calls[since:], "next": len(sb.state.calls)}
+        """The call log; `since` (an index or an ISO time), `principal` (name, object id or display name),
+        `method`, `plane` (arm | keys | token) filter it; `next` is the index to ask `since` next time."""
+        return {"value": _filter_calls(sb, request.query_params), "next": len(sb.state.calls)}
+
+    def calls_summary(request: Request, body: Any) -> dict[str, Any]:
+        """Counts over the (filtered) call log: reads and writes per principal and per status, faults, throttles."""
+        return _summarize(_filter_calls(sb, request.query_params))
+
+    def faults(request: Request, body: Any) -> dict[str, Any]:
+        """POST a list of rules (or {seed, rules, append}), GET them with how often each fired, DELETE them."""
+        if request.method == "POST":
+            return sb.faults.configure(body)
+        if request.method == "DELETE":
+            sb.faults.clear()
+        return sb.faults.to_json()
 
     def operations(request: Request, body: Any) -> dict[str, Any]:
         since = int(request.query_params.get("since", "0"))
@@ -95,9 +109,54 @@ def routes(sb: Sandbox) -> list[Route]:
         ("/_sandbox/settings", settings, ["GET", "PATCH"]),
         ("/_sandbox/principals", principals, ["GET"]),
         ("/_sandbox/calls", calls, ["GET"]),
+        ("/_sandbox/calls/summary", calls_summary, ["GET"]),
+        ("/_sandbox/faults", faults, ["GET", "POST", "DELETE"]),
         ("/_sandbox/operations", operations, ["GET"]),
         ("/_sandbox/resources", resources, ["GET"]),
         ("/_sandbox/meta", meta, ["POST"]),
         ("/_sandbox/save", save, ["POST"]),
+        *eventgrid.admin_table(sb),
     ]
     return [Route(path, guarded(fn), methods=methods) for path, fn, methods in table]
+
+
+def _filter_calls(sb: Sandbox, query: Any) -> list[dict[str, Any]]:
+    calls = sb.state.calls
+    since = query.get("since", "0")
+    # an index into the log, or an ISO time compared as the log writes it
+    calls = calls[int(since) :] if since.isdigit() else [c for c in calls if c["time"] >= since]
+    who = query.get("principal")
+    if who:
+        ids = {who.lower()}
+        if who in sb.directory.names():
+            ids.add(sb.directory.named(who).object_id.lower())
+        calls = [c for c in calls if str(c["principal"]).lower() in ids or c["principalName"] == who]
+    method = query.get("method")
+    if method:
+        calls = [c for c in calls if c["method"] == method.upper()]
+    plane = query.get("plane")
+    if plane:
+        calls = [c for c in calls if c.get("plane") == plane]
+    return list(calls)
+
+
+def _summarize(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Reads are GET and HEAD, writes every other verb (DELETE included, and counted apart as deletes too)."""
+
+    def tally() -> dict[str, Any]:
+        return {"calls": 0, "reads": 0, "writes": 0, "deletes": 0, "byStatus": {}}
+
+    total, by_principal, by_plane, faults, throttled = tally(), {}, {}, {}, 0
+    for c in calls:
+        by_plane[c.get("plane")] = by_plane.get(c.get("plane"), 0) + 1
+        name = c["principalName"] or c["principal"] or "anonymous"
+        for t in (total, by_principal.setdefault(name, tally())):
+            t["calls"] += 1
+            t["reads" if c["method"] in ("GET", "HEAD") else "writes"] += 1
+            t["deletes"] += c["method"] == "DELETE"
+            status = str(c["status"]) if c["status"] is not None else "reset"
+            t["byStatus"][status] = t["byStatus"].get(status, 0) + 1
+        if c.get("fault"):
+            faults[c["fault"]] = faults.get(c["fault"], 0) + 1
+        throttled += bool(c.get("throttled"))
+    return {**total, "byPrincipal": by_principal, "byPlane": by_plane, "faults": faults, "throttled": throttled}

@@ -386,12 +386,12 @@ def operation_status(state: State, op_id: str, results: bool) -> Answer:
 OperationHook = Callable[[Call, str, str], None]
 
 
-def record(call: Call, operation_name: str, resource_id: str, status_code: int) -> None:
+def record(call: Call, operation_name: str, resource_id: str, status_code: int, status: str = "Succeeded") -> None:
     call.state.record(
         Operation(
             operation_name=operation_name,
             resource_id=resource_id,
-            status="Succeeded",
+            status=status,
             http_method=call.method,
             url=call.url,
             principal=call.principal.to_dict() if hasattr(call.principal, "to_dict") else {},

@@ -26,6 +26,7 @@ __all__ = [
     "CustomRoleError",
     "access_policy_allows",
     "action_for",
+    "explain",
     "is_allowed",
     "role_definition_id",
     "role_id",
@@ -218,6 +219,29 @@ def is_allowed(
             if blocks and _grants(blocks, action, data_action):
                 return True
     return False
+
+
+def explain(
+    principal_object_id: str,
+    action: str,
+    scope: str,
+    *,
+    data_action: bool,
+    assignments: Iterable[Mapping[str, Any]],
+    role_definitions: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]] | None = None,
+) -> Mapping[str, Any] | None:
+    """The role assignment that grants `action` at `scope` (the first that does), or None: what ARM names as the
+    `authorization.evidence` of an operation. Off the hot path: only events and logs ask."""
+    oid, target, action = principal_object_id.lower(), _norm_scope(scope), action.lower()
+    definitions = role_definitions if isinstance(role_definitions, Mapping) else _definitions(role_definitions)
+    for assignment in assignments:
+        props = assignment.get("properties", assignment)
+        if str(props.get("principalId", "")).lower() != oid or not _covers(_norm_scope(props["scope"]), target):
+            continue
+        blocks = _role_blocks(_guid_of(props["roleDefinitionId"]), definitions)
+        if blocks and _grants(blocks, action, data_action):
+            return assignment
+    return None
 
 
 # Assignment lists seen lately, indexed by principal, keyed by the identity of their dicts. Sound because ARM never

@@ -68,6 +68,7 @@ def prepare(state_dir: Path, port: int, scenario: str = "empty", persist: bool =
         scenarios.seed(sb, scenario)
     port = port or free_port()
     sb.base_url = f"https://127.0.0.1:{port}"
+    sb.ca_path = ca
     config = uvicorn.Config(
         sb.app(),
         host="127.0.0.1",
@@ -86,6 +87,8 @@ def prepare(state_dir: Path, port: int, scenario: str = "empty", persist: bool =
     async def startup(sockets: Any = None) -> None:
         await original(sockets)
         await sb.listeners.attach(server)
+        for hook in sb.startup_hooks:
+            await hook()
 
     server.startup = startup  # type: ignore[method-assign]
     return Running(sb, server, None, port, ca, state_dir)

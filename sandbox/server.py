@@ -3,13 +3,13 @@ endpoint and the admin API, over HTTPS on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import arm, rbac
+from sandbox import arm, faults, rbac, throttling
 from sandbox.identity import Directory, TokenError
 from sandbox.listeners import Listeners
 from sandbox.state import State, new_id
@@ -37,26 +37,6 @@ DataPlane = Callable[["Sandbox", Request], Awaitable[Response]]
 DATA_PLANES: dict[str, DataPlane] = {}  # first path segment -> handler (the Key Vault data plane registers "kv")
 
 
-@dataclass
-class Bucket:
-    """A per-principal token bucket refilled continuously, like ARM's hourly read/write limits."""
-
-    capacity: int
-    tokens: float
-    stamp: float = field(default_factory=time.monotonic)
-
-    def take(self, capacity: int) -> tuple[bool, int, float]:
-        now = time.monotonic()
-        if capacity != self.capacity:
-            self.capacity, self.tokens = capacity, float(capacity)
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.capacity / 3600.0)
-        self.stamp = now
-        if self.tokens < 1:
-            return False, 0, (1 - self.tokens) * 3600.0 / self.capacity
-        self.tokens -= 1
-        return True, int(self.tokens), 0.0
-
-
 class Sandbox:
     """The whole local tenant: state, directory of principals, and the ASGI app serving them."""
 
@@ -67,16 +47,20 @@ class Sandbox:
         self.admin_key = secrets.token_urlsafe(16)
         self.directory = Directory(self.state.tenant_id, secrets.token_bytes(32))
         self.base_url = ""  # set once the port is known
-        self.buckets: dict[tuple[str, str], Bucket] = {}
+        self.throttler = throttling.Throttler(self.state)
+        self.faults = faults.Faults()  # the Event Grid delivery engine asks `faults.for_delivery(url)` too
         self._verified: dict[str, tuple[Any, float, set[str]]] = {}  # token -> (principal, exp, audiences)
         self.listeners = Listeners()
+        self.ca_path: Path | None = None  # the CA that signs the sandbox's certificates, once known
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []  # run on the server's loop once it serves
         self.state.on_reset(self._on_reset)
         from sandbox import providers
 
         providers.install(self)
 
     def _on_reset(self) -> None:
-        self.buckets.clear()
+        self.throttler.clear()
+        self.faults.clear()
         self._verified.clear()
         self.directory.reset()
 
@@ -142,31 +126,18 @@ class Sandbox:
             defs[body["name"].lower()] = body
         return defs
 
-    def throttle(self, principal: Any, write: bool) -> dict[str, str]:
-        settings = self.state.settings
-        kind = "writes" if write else "reads"
-        capacity = settings.write_budget if write else settings.read_budget
-        bucket = self.buckets.setdefault((principal.object_id, kind), Bucket(capacity, float(capacity)))
-        ok, remaining, wait = bucket.take(capacity)
-        headers = {f"x-ms-ratelimit-remaining-subscription-{kind}": str(remaining)}
-        if not ok and settings.throttle:
-            headers["Retry-After"] = str(max(1, int(wait + 0.999)))
-            raise arm.ArmError(
-                429,
-                "SubscriptionRequestsThrottled",
-                f"Number of '{kind[:-1]}' requests for subscription exceeded the limit of '{capacity}' for time "
-                f"interval '01:00:00'. Please try again after '{headers['Retry-After']}' seconds.",
-                headers,
-            )
-        return headers
+    def throttle(self, principal: Any, method: str, subscription: str | None) -> dict[str, str]:
+        """ARM's token buckets (sandbox/throttling.py): the ratelimit headers, or ArmError 429."""
+        return self.throttler.arm(principal, method, subscription)
 
     # -- the ASGI app --------------------------------------------------------------------------------------
     def app(self) -> Starlette:
-        from sandbox import admin
+        from sandbox import admin, receivers
 
         routes = [
             Route("/msi/token", self.token_endpoint, methods=["GET"]),
             *admin.routes(self),
+            *receivers.routes(self),
             Route("/{prefix}", self.dispatch, methods=_VERBS),
             Route("/{prefix}/{rest:path}", self.dispatch, methods=_VERBS),
         ]
@@ -175,16 +146,60 @@ class Sandbox:
     async def dispatch(self, request: Request) -> Response:
         start = time.perf_counter()
         request.state.principal = None
+        request.state.throttled = False
         plane = DATA_PLANES.get(request.path_params["prefix"].lower())
+        correlation = request.state.correlation = request.headers.get("x-ms-correlation-request-id") or new_id()
+        fault = None
+        if self.faults.active:
+            fault = self.faults.for_request(request.method, request.url.path, lambda: self._bearer_principal(request))
+        if fault is not None and fault.kind == "reset" and await faults.reset_connection(self, request):
+            self._log_call(request, start, None, "keys" if plane else "arm", correlation, fault)
+            return Response(status_code=500)  # never sent: the connection is gone
         try:
-            response = await (plane(self, request) if plane else self.arm(request))
+            if fault is not None and fault.kind in ("500", "503", "429"):
+                raise faults.error_for(
+                    fault,
+                    request.method,
+                    subscription=_subscription_of(request.url.path),
+                    correlation_id=correlation,
+                    now=self.state.clock.iso(),
+                    data_plane=plane is not None,
+                )
+            if plane is not None:
+                cost = await throttling.vault_cost(self, request)
+                if cost is not None:
+                    try:
+                        self.throttler.vault(*cost)
+                    except arm.ArmError:
+                        request.state.throttled = True
+                        raise
+                response = await plane(self, request)
+            else:
+                response = await self.arm(request, fault)
         except arm.ArmError as exc:
             response = JSONResponse(exc.body(), exc.status, exc.headers)
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay_ms / 1000)
+        if fault is not None and fault.kind == "lroFailed" and not getattr(request.state, "lro_failed", False):
+            fault = None  # not a long-running write: nothing failed
         response.headers.setdefault("x-ms-request-id", new_id())
-        correlation = request.headers.get("x-ms-correlation-request-id") or new_id()
         response.headers.setdefault("x-ms-correlation-request-id", correlation)
         response.headers.setdefault("x-ms-routing-request-id", f"SANDBOX:{new_id()}")
+        self._log_call(request, start, response.status_code, "keys" if plane else "arm", correlation, fault)
+        return response
+
+    def _log_call(
+        self,
+        request: Request,
+        start: float,
+        status: int | None,
+        plane: str,
+        correlation: str,
+        fault: faults.Fault | None,
+    ) -> None:
         principal = request.state.principal
+        if principal is None and fault is not None:  # answered before authentication: say whose token it was
+            principal = self._bearer_principal(request)
         self.state.calls.append(
             {
                 "time": self.state.clock.iso(),
@@ -193,19 +208,40 @@ class Sandbox:
                 "method": request.method,
                 "path": request.url.path,
                 "query": request.url.query,
-                "status": response.status_code,
+                "status": status,
                 "latencyMs": round((time.perf_counter() - start) * 1000, 3),
+                "plane": plane,
+                "correlationId": correlation,
+                "throttled": request.state.throttled,
+                "fault": fault.kind if fault is not None else None,
             }
         )
-        return response
 
-    async def arm(self, request: Request) -> Response:
+    def _bearer_principal(self, request: Request) -> Any:
+        """Whose bearer token a request carries, without verifying it (fault matching, the call log)."""
+        _, _, token = (request.headers.get("authorization") or "").partition(" ")
+        if not token:
+            return None
+        cached = self._verified.get(token)
+        if cached is not None:
+            return cached[0]
+        try:
+            oid = jwt.decode(token, options={"verify_signature": False}).get("oid")
+        except jwt.PyJWTError:
+            return None
+        return self.directory.by_object_id(str(oid)) if oid else None
+
+    async def arm(self, request: Request, fault: faults.Fault | None = None) -> Response:
         principal = self.authenticate(request, ARM_AUDIENCES)
         request.state.principal = principal
         method = request.method
         path = arm.parse_path(request.url.path, method)
         query = dict(request.query_params)
-        headers = self.throttle(principal, method not in ("GET", "HEAD"))
+        try:
+            headers = self.throttle(principal, method, path.subscription)
+        except arm.ArmError:
+            request.state.throttled = True
+            raise
         if path.type.lower().endswith(("/locations/operations", "/locations/operationresults")) and path.name:
             answer = arm.operation_status(self.state, path.name, path.type.lower().endswith("operationresults"))
             return _respond(answer, headers)
@@ -233,14 +269,30 @@ class Sandbox:
             query=query,
             principal=principal,
             claims=self.directory.claims(principal),
-            correlation_id=request.headers.get("x-ms-correlation-request-id") or new_id(),
+            correlation_id=request.state.correlation,  # the same in the answer, the call log and the operation
             body=body,
             sandbox=self,
         )
-        answer = self.handle(call, rt)
+        fail = fault if fault is not None and fault.kind == "lroFailed" else None
+        answer = self.handle(call, rt, fail)
+        if fail is not None and answer.headers.get("Azure-AsyncOperation"):
+            request.state.lro_failed = True
+            self.faults.applied(fail, method, request.url.path)
         return _respond(answer, headers)
 
-    def handle(self, call: arm.Call, rt: arm.ResourceType) -> arm.Answer:
+    def handle(self, call: arm.Call, rt: arm.ResourceType, fail: faults.Fault | None = None) -> arm.Answer:
+        """ARM's work for one request. With `fail` (an injected lroFailed fault) a long-running write is answered
+        as accepted, but its operation ends Failed and the change is undone: in Azure a failed LRO did not happen."""
+        try:
+            return self._handle(call, rt, fail)
+        except arm.ArmError as exc:  # a refused write is an operation too (ResourceWriteFailure events)
+            path = call.path
+            if (call.method in ("PUT", "PATCH", "DELETE") and path.kind == "item") or path.kind == "action":
+                action = rbac.action_for(call.method, path.type, path.action if path.kind == "action" else None)
+                arm.record(call, action, path.id, exc.status, status="Failed")
+            raise
+
+    def _handle(self, call: arm.Call, rt: arm.ResourceType, fail: faults.Fault | None) -> arm.Answer:
         path, method, state = call.path, call.method, self.state
         self._check_scope_exists(call, rt)
         action = rbac.action_for(method if path.kind != "action" else "POST", path.type, path.action)
@@ -253,6 +305,10 @@ class Sandbox:
                 return arm.Answer(200, arm.page(call, rt.list(call)))
             return arm.Answer(200, rt.read(call))
         existing = rt.current(call)
+        verb = path.action if path.kind == "action" else method
+        if fail is not None and verb not in rt.lro:
+            fail = None
+        before = faults.snapshot(state) if fail is not None else None
         if method != "PUT" or existing is not None:
             arm.enforce_locks(state, method, path.id or path.parent, path.type)
         elif path.kind == "item":
@@ -271,14 +327,26 @@ class Sandbox:
             answer = rt.action(call, path.action or "", existing)
         else:
             raise arm.ArmError(405, "MethodNotAllowed", f"The {method} method is not allowed on '{path.type}'.")
-        if answer.status < 300 and not (method == "DELETE" and answer.status == 204):
+        if fail is not None and not (answer.status < 300 and answer.status != 204):
+            fail = None  # refused or nothing to do: no LRO to fail
+        if answer.status < 300 and not (method == "DELETE" and answer.status == 204) and fail is None:
             arm.record(call, action, path.id, answer.status)
-        verb = path.action if path.kind == "action" else method
         if verb in rt.lro and answer.status < 300 and answer.status != 204:
             source = answer.body if isinstance(answer.body, dict) else (existing or {})
             location = str(source.get("location", "global")).replace(" ", "").lower()
             answer = arm.lro_answer(call, path.id, answer, location)
+            if fail is not None and before is not None:
+                self._fail_lro(call, action, fail, before)
         return answer
+
+    def _fail_lro(self, call: arm.Call, action: str, fail: faults.Fault, before: Any) -> None:
+        state = self.state
+        faults.restore(state, before)
+        op = state.lros[next(reversed(state.lros))]  # the one lro_answer just made
+        op["status"] = "Failed"
+        op["errorCode"] = fail.code or "InternalExecutionError"
+        op["errorMessage"] = fail.message or "An internal execution error occurred. Please retry later."
+        arm.record(call, action, call.path.id, 202, status="Failed")  # the activity log shows it; no success event
 
     def _check_scope_exists(self, call: arm.Call, rt: arm.ResourceType) -> None:
         path, state = call.path, self.state
@@ -316,6 +384,45 @@ class Sandbox:
     # -- managed identity ----------------------------------------------------------------------------------
     async def token_endpoint(self, request: Request) -> Response:
         """App Service managed identity (2019-08-01, X-IDENTITY-HEADER) and its legacy form (2017-09-01, secret)."""
+        start = time.perf_counter()
+        request.state.principal, request.state.throttled = None, False
+        correlation = new_id()
+        fault = None
+        if self.faults.active:  # only rules naming /msi/token reach it
+            fault = self.faults.for_request(
+                request.method, request.url.path, lambda: self._token_principal(request), token=True
+            )
+        if fault is not None and fault.kind == "reset" and await faults.reset_connection(self, request):
+            self._log_call(request, start, None, "token", correlation, fault)
+            return Response(status_code=500)  # never sent
+        if fault is not None and fault.kind in ("500", "503", "429"):
+            status = int(fault.kind)
+            # App Service's token service answers {"statusCode", "message", "correlationId"}; wording not verified.
+            message = fault.message or "An unexpected error occured while fetching the AAD Token."
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            response: Response = JSONResponse(
+                {"statusCode": status, "message": message, "correlationId": correlation}, status, headers
+            )
+        else:
+            response = self._token(request)
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay_ms / 1000)
+        self._log_call(request, start, response.status_code, "token", correlation, fault)
+        return response
+
+    def _token_principal(self, request: Request) -> Any:
+        q = request.query_params
+        selectors = {
+            "client_id": q.get("client_id") or q.get("clientid"),
+            "object_id": q.get("object_id") or q.get("principal_id"),
+            "mi_res_id": q.get("mi_res_id") or q.get("msi_res_id"),
+        }
+        try:
+            return self.directory.find(**{k: v for k, v in selectors.items() if v})
+        except LookupError:
+            return None
+
+    def _token(self, request: Request) -> Response:
         q = request.query_params
         api_version = q.get("api-version", "")
         if api_version == "2017-09-01":
@@ -336,6 +443,7 @@ class Sandbox:
             principal = self.directory.find(**{k: v for k, v in selectors.items() if v})
         except LookupError as exc:
             return JSONResponse({"statusCode": 400, "message": str(exc)}, 400)
+        request.state.principal = principal
         token, expires_on = self.directory.mint_token(principal, resource, time.time())
         body: dict[str, Any] = {
             "access_token": token,
@@ -376,6 +484,11 @@ class _CollapseSlashes:
             scope = dict(scope, path=re.sub("/{2,}", "/", scope["path"]))
             scope.pop("raw_path", None)
         await self.app(scope, receive, send)
+
+
+def _subscription_of(path: str) -> str | None:
+    segs = path.split("/", 3)
+    return segs[2] if len(segs) > 2 and segs[1].lower() == "subscriptions" and segs[2] else None
 
 
 def _respond(answer: arm.Answer, headers: dict[str, str]) -> Response:

@@ -60,9 +60,25 @@ class Settings:
     page_size: int = 50
     lro_delay_ms: int = 20  # sent as retry-after-ms on LRO answers; Azure's wait, compressed
     lro_in_progress_polls: int = 0  # status polls answering InProgress before Succeeded
-    read_budget: int = 12000  # per principal per hour, like ARM's subscription read limit
-    write_budget: int = 1200
-    throttle: bool = False  # enforce the budgets with 429 + Retry-After
+    # ARM's token buckets per subscription (or tenant), principal and operation type; see sandbox/throttling.py.
+    throttle: bool = True  # answer 429 when over budget (off: buckets and headers still count, nothing is refused)
+    read_budget: int = 250  # bucket size
+    read_refill: float = 25.0  # tokens per second
+    write_budget: int = 200
+    write_refill: float = 10.0
+    delete_budget: int = 200
+    delete_refill: float = 10.0
+    global_factor: float = 15.0  # the subscription's bucket shared by all principals: this many times one's
+    retry_after: int | None = None  # fixed Retry-After seconds on ARM 429s (None: until a token is back; min 1)
+    kv_budget: float = 4000.0  # Key Vault units (RSA-2048 software GETs) per vault per window
+    kv_window_seconds: float = 10.0
+    kv_subscription_factor: float = 5.0  # all of a subscription's vaults together: this many times one vault's
+    # Event delivery (sandbox/delivery.py): Event Grid's waits divided by the scale; at-least-once knobs, seeded.
+    delivery_time_scale: float = 1000.0
+    delivery_timeout_s: float = 30.0  # real seconds Event Grid waits for a webhook's answer
+    duplicate_rate: float = 0.0  # probability that a delivered batch is delivered again
+    reorder: bool = False  # shuffle events waiting for the same subscription
+    delivery_seed: int = 0
 
 
 @dataclass

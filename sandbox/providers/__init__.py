@@ -21,6 +21,8 @@ MODULES = [
     "compute_disks",
     "compute_des",
     "compute_vms",
+    "monitor",
+    "eventgrid",
 ]
 
 
