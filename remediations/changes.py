@@ -206,6 +206,15 @@ class PlanContext:
     caller: Caller | None = None
     settings: Settings = field(default_factory=Settings)
     policy_ids: tuple[str, ...] = ()  # every loaded policy, to report exemption tags naming unknown ones
+    # A sweep has no triggering event: the engine names, per resource, who last changed it (ARM systemData).
+    callers: Mapping[str, Caller] = field(default_factory=dict)
+
+    def caller_for(self, resource_id: str) -> Caller | None:
+        """Who changed this resource: the event's caller, else the one the engine found for it, else None."""
+        if self.caller is not None:
+            return self.caller
+        wanted = resource_id.lower()
+        return next((c for k, c in self.callers.items() if k.lower() == wanted), None)
 
     def related(self, resource_id: str | None) -> Mapping[str, Any] | None:
         """The related resource with this id (ids compare case-insensitively, as in ARM)."""

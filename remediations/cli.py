@@ -36,11 +36,42 @@ def _root(
         raise typer.Exit()
 
 
-@app.command()
-def scan() -> None:
-    """Read a subscription or resource group, evaluate every policy, print findings and the plan (read-only unless
-    --apply). [coming: the engine issue]"""
-    _not_yet("`scan` will evaluate policies/ against a subscription and print findings and a dry-run plan.")
+SCAN_HELP = """Read a subscription (or one resource group), evaluate the policies, print the findings and the plan.
+
+Nothing is written unless --apply is given; then the changes the policies allow are made, each verified, while
+changes that need approval or a deallocated VM are listed as pending. Exit code: 0 compliant, 1 findings,
+2 error (no credentials, unknown subscription, bad policies folder, unknown policy id).
+
+Examples:
+
+\b
+  cryptward scan                                   # AZURE_SUBSCRIPTION_ID, every policy, dry run
+  cryptward scan -s 0b1f6471-... -g rg-app-prod    # one resource group
+  cryptward scan --policy kv-purge-protection --policy kv-delete-lock --format json
+  cryptward scan --apply                           # fix what the policies allow
+  eval "$(python -m sandbox env)" && cryptward scan   # against the local sandbox
+
+Credentials: DefaultAzureCredential (`az login` on a laptop, the managed identity in Azure; AZURE_CLIENT_ID picks a
+user-assigned identity). Settings come from CRYPTWARD_* environment variables (see remediations/settings.py).
+"""
+
+
+@app.command(help=SCAN_HELP)
+def scan(
+    subscription: list[str] = typer.Option(
+        [], "--subscription", "-s", help="Subscription id (repeatable). Default: AZURE_SUBSCRIPTION_ID."
+    ),
+    resource_group: str | None = typer.Option(None, "--resource-group", "-g", help="Only this resource group."),
+    policy: list[str] = typer.Option([], "--policy", "-p", help="Only this policy id (repeatable). Default: all."),
+    apply: bool = typer.Option(False, "--apply", help="Write the changes the policies allow (default: dry run)."),
+    output: str = typer.Option("table", "--format", "-f", help="table, json or markdown."),
+    policies_dir: str | None = typer.Option(
+        None, "--policies", help="The policies folder. Default: CRYPTWARD_POLICIES, else the bundled policies/."
+    ),
+) -> None:
+    from remediations.scan import run
+
+    raise typer.Exit(run(subscription, resource_group, policy, apply=apply, output=output, policies_dir=policies_dir))
 
 
 @app.command()

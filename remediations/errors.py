@@ -5,7 +5,13 @@
      ├── ConditionError      an Azure Policy condition cannot be compiled, or fails while being evaluated
      ├── FixRegistryError    a fix name is unknown, or registered twice
      ├── FixDeclined         a fix leaves a finding alone on purpose (ADE history, no caller, ...); carries the reason
-     └── PlanError           changes depend on each other in a cycle
+     ├── PlanError           changes depend on each other in a cycle
+     ├── UnknownPolicyError  a policy id asked for is not loaded; lists the valid ids
+     ├── SettingsError       an environment setting (CRYPTWARD_*) is malformed; names it and what is expected
+     ├── EventRejected       an Event Grid event or alert payload is malformed or too big; names the field and why
+     ├── QueueRefused        a work item cannot be queued (over the 64 KB message limit); says why
+     └── AzureAccessError    Azure answered with an error, or could not be reached; carries status, code, message
+          └── CredentialError  no credential could get a token (not logged in, no managed identity)
 
 Load-time errors name where the problem is and list the valid options. Add new errors here, under the base.
 """
@@ -77,3 +83,57 @@ class FixDeclined(CryptwardError):
 
 class PlanError(CryptwardError):
     """The planned changes cannot be ordered (their dependencies form a cycle)."""
+
+
+class SettingsError(CryptwardError):
+    """A setting from the environment is malformed."""
+
+
+class AzureAccessError(CryptwardError):
+    """Azure answered an error (`status`, ARM `code` such as AuthorizationFailed, `message`) or was unreachable
+    (`status` 0, `code` "ServiceRequestError")."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(f"{status} {code}: {message}" if status else f"{code}: {message}")
+
+
+class CredentialError(AzureAccessError):
+    """No credential in the chain could get a token."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, "CredentialUnavailable", message)
+
+
+class UnknownPolicyError(CryptwardError):
+    """Policy ids were asked for that no loaded policy has."""
+
+    def __init__(self, unknown: Sequence[str], valid: Sequence[str]) -> None:
+        self.unknown = tuple(unknown)
+        self.valid = tuple(valid)
+        super().__init__(f"unknown policy id(s): {', '.join(self.unknown)}{options_text(self.valid)}")
+
+
+class EventRejected(CryptwardError):
+    """An Event Grid event, an alert payload or a queued work item is malformed or too big.
+
+    `field` says where (`[2].data.resourceUri`, `data.essentials.alertTargetIDs[0]`, `body`), `reason` what was
+    expected there. Neither ever quotes a value from the payload: values may carry tokens or signed URLs.
+    `index` is the event's position in its batch, when it came in one.
+    """
+
+    def __init__(self, field: str, reason: str, index: int | None = None) -> None:
+        self.field = field
+        self.reason = reason
+        self.index = index
+        super().__init__(f"{field}: {reason}")
+
+
+class QueueRefused(CryptwardError):
+    """A work item was not queued; `reason` says why (the message would exceed the queue's 64 KB limit)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -1,6 +1,81 @@
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
 # hypothesis is imported here, at collection, not lazily by its plugin at the end of the session: on CPython 3.11.7
 # that late import (pytest rewrites plugin modules) trips "AST constructor recursion depth mismatch" after the
 # Azure SDK clients have run.
 import hypothesis  # noqa: F401
+import pytest
 
 pytest_plugins = ["sandbox.testing"]
+
+
+ROLE_FILE = Path(__file__).resolve().parent.parent / "infra" / "cryptward-role.json"
+
+
+@pytest.fixture
+def azure_as(sandbox: Any) -> Iterator[Callable[[str], Any]]:
+    """An `Azure` (the bot's one Azure access module) acting as a sandbox principal through its real credential."""
+    from remediations.azure import Azure, CloudProfile
+
+    made: list[Any] = []
+
+    def make(name: str) -> Any:
+        azure = Azure(CloudProfile.from_env(), credential_factory=lambda: sandbox.credential(name))
+        made.append(azure)
+        return azure
+
+    yield make
+    for azure in made:
+        azure.close()
+
+
+@pytest.fixture
+def grant_custom_role(sandbox: Any) -> Callable[..., str]:
+    """Create a custom role (as the admin, through AuthorizationManagementClient) and assign it to a principal at the
+    subscription. Defaults: infra/cryptward-role.json, minus `without` actions, to the bot."""
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    def grant(principal: str = "bot", *, without: Sequence[str] = (), role: dict[str, Any] | None = None) -> str:
+        doc = role or json.loads(ROLE_FILE.read_text())
+        sub = f"/subscriptions/{sandbox.subscription_id}"
+        client = sandbox.client(AuthorizationManagementClient, "admin")
+        guid = str(uuid.uuid4())
+        definition = client.role_definitions.create_or_update(
+            sub,
+            guid,
+            {
+                "properties": {
+                    "roleName": f"{doc['roleName']} {guid[:8]}",
+                    "description": doc["description"],
+                    "type": "CustomRole",
+                    "permissions": [
+                        {
+                            "actions": [a for a in doc["actions"] if a not in without],
+                            "notActions": doc["notActions"],
+                            "dataActions": [a for a in doc["dataActions"] if a not in without],
+                            "notDataActions": doc["notDataActions"],
+                        }
+                    ],
+                    "assignableScopes": [sub],
+                }
+            },
+        )
+        p = sandbox.principal(principal)
+        client.role_assignments.create(
+            sub,
+            str(uuid.uuid4()),
+            {
+                "properties": {
+                    "roleDefinitionId": definition.id,
+                    "principalId": p.object_id,
+                    "principalType": p.kind,
+                }
+            },
+        )
+        return str(definition.id)
+
+    return grant

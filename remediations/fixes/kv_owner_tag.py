@@ -18,7 +18,8 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     tags = resource.get("tags") or {}
     if any(str(k).lower() == tag.lower() for k in tags):
         return []
-    owner = ctx.caller.owner if ctx.caller else None
+    caller = ctx.caller_for(vault_id)
+    owner = caller.owner if caller else None
     if not owner:
         raise FixDeclined(
             "no-caller", f"nobody is known to have changed key vault {name_of(vault_id)}, so no owner can be named"

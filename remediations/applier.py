@@ -1,0 +1,219 @@
+"""Apply a plan: each change in order, through the Azure access module, checked before and verified after.
+
+    results = apply(plan, azure, scope=scope)
+
+For each change: a change whose dependency was not applied is `blocked`; one needing approval (not in `approved`)
+is `pending-approval`; one needing its VM deallocated while the VM runs is `pending-deallocation`; a DELETE, or a
+write outside the scope, is `refused`. Otherwise its target is read again and, when `verify` already holds, the
+change is `already-compliant` (so a second run writes nothing); else it is written, the result is checked against
+`verify` (from the write's final body, or a GET of `operation.read_path`) and it is `applied`, or `failed` with
+Azure's error code and message. A change whose `after` would weaken its `before` (turn a protection off, remove a
+value) is a bug in a fix, and stops the run.
+
+`fresh=True` says the plan was made from reads of this same run: the management-plane state it was planned from is
+then the "read again", and only data-plane targets (which the reader saw through the management plane) are re-read.
+Every write is logged on the `cryptward.apply` logger with the resource, policies, before and after; never a token.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from remediations import aliases
+from remediations._arm import get, name_of, power_state
+from remediations.azure import Azure
+from remediations.changes import APPROVAL, DEALLOCATED, Change, Plan
+from remediations.errors import AzureAccessError
+from remediations.reader import Scope
+
+log = logging.getLogger("cryptward.apply")
+
+APPLIED = "applied"
+ALREADY = "already-compliant"
+PENDING_APPROVAL = "pending-approval"
+PENDING_DEALLOCATION = "pending-deallocation"
+BLOCKED = "blocked"
+REFUSED = "refused"
+FAILED = "failed"
+STATUSES = (APPLIED, ALREADY, PENDING_APPROVAL, PENDING_DEALLOCATION, BLOCKED, REFUSED, FAILED)
+WRITES = ("PUT", "PATCH", "POST")
+_DONE = (APPLIED, ALREADY)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one change. `code` is Azure's error code when it failed."""
+
+    change: Change
+    status: str
+    detail: str = ""
+    code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changeId": self.change.id, "status": self.status, "detail": self.detail, "code": self.code}
+
+
+def apply(
+    plan: Plan,
+    azure: Azure,
+    *,
+    scope: Scope,
+    approved: Collection[str] = (),
+    fresh: bool = False,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[Result, ...]:
+    """Apply `plan` in order. `approved`: ids of changes a person approved. `known`: bodies read in this run, by
+    id (lower-cased), consulted for a VM's power state when `fresh`."""
+    results: dict[str, Result] = {}
+    for change in plan.changes:
+        results[change.id] = _one(change, results, azure, scope, set(approved), fresh, known or {})
+    return tuple(results.values())
+
+
+def _one(
+    change: Change,
+    done: Mapping[str, Result],
+    azure: Azure,
+    scope: Scope,
+    approved: set[str],
+    fresh: bool,
+    known: Mapping[str, Mapping[str, Any]],
+) -> Result:
+    op = change.operation
+    waiting = [done[d] for d in change.depends_on if d in done and done[d].status not in _DONE]
+    if waiting or any(d not in done for d in change.depends_on):
+        why = ", ".join(f"{r.change.summary.split(';')[0]} ({r.status})" for r in waiting) or "not in this run"
+        return Result(change, BLOCKED, f"waits for: {why}")
+    if APPROVAL in change.requires and change.id not in approved:
+        return Result(change, PENDING_APPROVAL, "a person must approve this change first")
+    if op.method.upper() not in WRITES:
+        return Result(change, REFUSED, f"Cryptward never sends {op.method} requests")
+    targets = [change.resource_id] + ([op.path] if op.plane == "arm" else [])
+    outside = [t for t in targets if not scope.contains(t)]
+    if outside:
+        return Result(change, REFUSED, f"{outside[0]} is outside the scope {', '.join(scope.prefixes())}")
+    _assert_not_weakening(change)
+    try:
+        if DEALLOCATED in change.requires:
+            running = _running_vm(change, azure, fresh, known)
+            if running:
+                return Result(change, PENDING_DEALLOCATION, f"VM {name_of(running)} is running; deallocate it first")
+        if not fresh or op.plane != "arm":
+            current = _read(azure, change, op.read_path or op.path)
+            if current is not None and holds(current, change.verify):
+                return Result(change, ALREADY, "already holds: nothing written")
+        log.info(
+            "cryptward write %s %s",
+            op.method,
+            change.resource_id,
+            extra={
+                "cryptward": {
+                    "resource": change.resource_id,
+                    "policies": list(change.policy_ids),
+                    "method": op.method,
+                    "target": op.path,
+                    "before": dict(change.before),
+                    "after": dict(change.after),
+                }
+            },
+        )
+        if op.plane == "keyvault":
+            body = azure.keyvault_request(op.method, op.path, op.api_version, dict(op.body))
+        else:
+            body = azure.write(op.method, op.path, op.api_version, dict(op.body))
+        if body is None or (op.read_path and op.read_path.lower() != op.path.lower()):
+            body = _read(azure, change, op.read_path or op.path)
+    except AzureAccessError as e:
+        log.warning("cryptward write failed %s %s: %s", op.method, change.resource_id, e.code)
+        return Result(change, FAILED, e.message, e.code)
+    missing = unmet(body, change.verify)
+    if missing:
+        return Result(change, FAILED, f"written, but {missing} does not hold afterwards", "VerificationFailed")
+    return Result(change, APPLIED, "written and verified")
+
+
+def _read(azure: Azure, change: Change, path: str) -> Any:
+    """The target's current body; None when it does not exist (404)."""
+    op = change.operation
+    try:
+        if op.plane == "keyvault":
+            return azure.keyvault_request("GET", path, op.api_version)
+        return azure.get(path, op.api_version)
+    except AzureAccessError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def _running_vm(change: Change, azure: Azure, fresh: bool, known: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The id of the VM this change waits for when it is not deallocated; None when it is (or there is none)."""
+    rid = change.resource_id
+    if rid.lower().split("/providers/")[-1].startswith("microsoft.compute/disks/"):
+        disk = known.get(rid.lower()) if fresh else None
+        if disk is None:
+            disk = azure.get(rid, aliases.API_VERSIONS[aliases.DISK])
+        vm_id = str(disk.get("managedBy") or "")
+    else:
+        vm_id = rid
+    if not vm_id:
+        return None
+    vm = known.get(vm_id.lower()) if fresh else None
+    state = power_state(vm) if vm else None
+    if state is None:
+        view = azure.get(f"{vm_id}/instanceView", aliases.API_VERSIONS[aliases.VM])
+        state = power_state({"properties": {"instanceView": view}})
+    return None if state == "deallocated" else vm_id
+
+
+# --- verify ----------------------------------------------------------------------------------------------------------
+
+
+def _select(body: Any, dotted: str) -> Any:
+    """Follow `a.b[name=value].c` into `body`; None when absent."""
+    for part in dotted.split("."):
+        key, _, selector = part.partition("[")
+        body = get(body, key) if key else body
+        if selector:
+            field, _, wanted = selector.rstrip("]").partition("=")
+            items = body if isinstance(body, list) else []
+            body = next((i for i in items if str(get(i, field) or "").lower() == wanted.lower()), None)
+        if body is None:
+            return None
+    return body
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, list):
+        return isinstance(actual, list) and all(any(_same(a, e) for a in actual) for e in expected)
+    if isinstance(expected, Mapping):
+        return isinstance(actual, Mapping) and all(_same(get(actual, k), v) for k, v in expected.items())
+    if isinstance(expected, str) and isinstance(actual, str):
+        return actual.lower() == expected.lower()  # ARM ids and enum values compare without case
+    return bool(actual == expected and type(actual) is type(expected))
+
+
+def unmet(body: Any, verify: Mapping[str, Any]) -> str | None:
+    """The first `verify` entry `body` does not satisfy, as `path = actual`; None when all hold."""
+    for path, expected in verify.items():
+        actual = _select(body, path)
+        if not _same(actual, expected):
+            return f"{path} = {actual!r} (expected {expected!r})"
+    return None
+
+
+def holds(body: Any, verify: Mapping[str, Any]) -> bool:
+    return unmet(body, verify) is None
+
+
+def _assert_not_weakening(change: Change) -> None:
+    """A fix only adds protection: no True turned False, no value removed. Anything else is a bug in the fix."""
+    for path, before in change.before.items():
+        after = change.after.get(path, before)
+        if (before is True and after is not True) or (before is not None and after is None):
+            raise AssertionError(f"change {change.id} ({change.fixes}) would weaken {path}: {before!r} -> {after!r}")
+
+
+__all__ = ["STATUSES", "Result", "apply", "holds", "unmet"]

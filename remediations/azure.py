@@ -1,0 +1,349 @@
+"""The one module that talks to Azure: SDK clients and generic ARM / Key Vault requests, built from a credential and
+a cloud profile. Nothing else in Cryptward imports `azure.mgmt.*`, `azure.keyvault.*` or `azure.identity`, and this
+module imports them only inside the functions that need them (importing it loads no SDK: cold start matters).
+
+    azure = Azure.from_env()                       # public Azure, or the endpoint AZURE_RESOURCE_MANAGER_ENDPOINT names
+    azure.compute(subscription_id).disks.list()    # SDK clients, cached per (client type, subscription)
+    azure.get(vault_id + "/providers/Microsoft.Insights/diagnosticSettings", "2021-05-01-preview")
+    azure.write("PUT", path, api_version, body)    # a planner Operation; 201/202 answers are polled to the end
+    azure.keyvault_request("GET", key_url, "2025-07-01")
+
+Errors come out as `AzureAccessError` (status, ARM error code, message) or `CredentialError`; the SDK's own exceptions
+never leave this module. Retries are azure-core's `RetryPolicy` (it honours Retry-After on 429 and 503); long-running
+operations are polled by azure-core's `LROPoller` with azure-mgmt-core's `ARMPolling`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from remediations import __version__
+from remediations.errors import AzureAccessError, CredentialError, SettingsError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+PUBLIC_ARM = "https://management.azure.com/"
+ARM_SCOPE = "https://management.azure.com/.default"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# azure-core's own default when an LRO answer carries no Retry-After / retry-after-ms.
+PUBLIC_POLLING_INTERVAL = 30.0
+USER_AGENT = f"cryptward/{__version__}"
+
+
+@dataclass(frozen=True)
+class CloudProfile:
+    """Where ARM is and how to trust and authenticate to it.
+
+    Public Azure by default. `AZURE_RESOURCE_MANAGER_ENDPOINT` points everything at another ARM (a sovereign cloud,
+    or the sandbox); `REQUESTS_CA_BUNDLE` is then the CA to trust. On a loopback endpoint (the sandbox), Key Vault's
+    challenge resource cannot match `*.vault.azure.net`, so its verification is off, and LROs are polled without a
+    pause when the answer gives no Retry-After: a local stand-in has finished by the time it answers. Elsewhere the
+    pause is azure-core's 30 s default, used only when Azure gives no Retry-After. `CRYPTWARD_POLLING_INTERVAL`
+    (seconds) overrides it; `CRYPTWARD_ARM_SCOPE` overrides the token scope (sovereign clouds).
+    """
+
+    arm_endpoint: str = PUBLIC_ARM
+    credential_scopes: tuple[str, ...] = (ARM_SCOPE,)
+    ca_bundle: str | None = None
+    verify_challenge_resource: bool = True
+    polling_interval: float = PUBLIC_POLLING_INTERVAL
+
+    @property
+    def is_public(self) -> bool:
+        return self.arm_endpoint.rstrip("/") == PUBLIC_ARM.rstrip("/")
+
+    @property
+    def is_loopback(self) -> bool:
+        return (urlsplit(self.arm_endpoint).hostname or "") in LOOPBACK
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CloudProfile:
+        env = os.environ if env is None else env
+        endpoint = (env.get("AZURE_RESOURCE_MANAGER_ENDPOINT") or "").strip() or PUBLIC_ARM
+        if urlsplit(endpoint).scheme != "https":
+            raise SettingsError(f"AZURE_RESOURCE_MANAGER_ENDPOINT must be an https URL, not {endpoint!r}")
+        endpoint = endpoint.rstrip("/") + "/"
+        public = endpoint == PUBLIC_ARM
+        loopback = (urlsplit(endpoint).hostname or "") in LOOPBACK
+        raw = (env.get("CRYPTWARD_POLLING_INTERVAL") or "").strip()
+        try:
+            interval = float(raw) if raw else (0.0 if loopback else PUBLIC_POLLING_INTERVAL)
+        except ValueError:
+            raise SettingsError(f"CRYPTWARD_POLLING_INTERVAL must be a number of seconds, not {raw!r}") from None
+        return cls(
+            arm_endpoint=endpoint,
+            credential_scopes=((env.get("CRYPTWARD_ARM_SCOPE") or ARM_SCOPE).strip(),),
+            ca_bundle=None if public else (env.get("REQUESTS_CA_BUNDLE") or None),
+            verify_challenge_resource=not loopback,
+            polling_interval=max(0.0, interval),
+        )
+
+
+def default_credential() -> TokenCredential:
+    """DefaultAzureCredential without the interactive browser: environment, workload identity, managed identity
+    (AZURE_CLIENT_ID selects a user-assigned one), then the developer tools (`az login`, ...)."""
+    from azure.identity import DefaultAzureCredential
+
+    client_id = os.environ.get("AZURE_CLIENT_ID") or None
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True, managed_identity_client_id=client_id)
+
+
+@dataclass
+class Azure:
+    """A profile, a credential and the clients made from them. `calls` counts the HTTP requests sent by method."""
+
+    profile: CloudProfile = field(default_factory=CloudProfile)
+    credential_factory: Callable[[], TokenCredential] = default_credential
+    calls: Counter[str] = field(default_factory=Counter)
+    _credential: Any = None
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _arm: Any = None
+
+    @classmethod
+    def from_env(cls) -> Azure:
+        return cls(CloudProfile.from_env())
+
+    @property
+    def credential(self) -> TokenCredential:
+        if self._credential is None:
+            self._credential = self.credential_factory()
+        return self._credential
+
+    def _count(self, request: Any) -> None:
+        self.calls[str(request.http_request.method).upper()] += 1
+
+    def _common(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "polling_interval": self.profile.polling_interval,
+            "raw_request_hook": self._count,
+            "user_agent": USER_AGENT,
+        }
+        if self.profile.ca_bundle:
+            kwargs["connection_verify"] = self.profile.ca_bundle
+        return kwargs
+
+    def _mgmt(self, kind: str, subscription_id: str, make: Callable[..., Any]) -> Any:
+        key = (kind, subscription_id.lower())
+        if key not in self._clients:
+            self._clients[key] = make(
+                self.credential,
+                subscription_id,
+                base_url=self.profile.arm_endpoint.rstrip("/"),
+                credential_scopes=list(self.profile.credential_scopes),
+                **self._common(),
+            )
+        return self._clients[key]
+
+    # --- SDK clients, cached per (client type, subscription) ------------------------------------------------------
+
+    def resources(self, subscription_id: str) -> Any:
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return self._mgmt("resources", subscription_id, ResourceManagementClient)
+
+    def keyvault(self, subscription_id: str) -> Any:
+        from azure.mgmt.keyvault import KeyVaultManagementClient
+
+        return self._mgmt("keyvault", subscription_id, KeyVaultManagementClient)
+
+    def compute(self, subscription_id: str) -> Any:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return self._mgmt("compute", subscription_id, ComputeManagementClient)
+
+    def locks(self, subscription_id: str) -> Any:
+        from azure.mgmt.resource.locks import ManagementLockClient
+
+        return self._mgmt("locks", subscription_id, ManagementLockClient)
+
+    def authorization(self, subscription_id: str) -> Any:
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        return self._mgmt("authorization", subscription_id, AuthorizationManagementClient)
+
+    def key_client(self, vault_url: str) -> Any:
+        """A KeyClient for one vault (its data plane is its own origin)."""
+        key = ("keyclient", vault_url.rstrip("/").lower())
+        if key not in self._clients:
+            from azure.keyvault.keys import KeyClient
+
+            kwargs = self._common()
+            kwargs.pop("polling_interval")
+            self._clients[key] = KeyClient(
+                vault_url, self.credential, verify_challenge_resource=self.profile.verify_challenge_resource, **kwargs
+            )
+        return self._clients[key]
+
+    # --- generic ARM requests: what no pinned SDK covers (diagnostic settings), and planner Operations ---------------
+
+    def _pipeline(self) -> Any:
+        if self._arm is None:
+            from azure.core.pipeline import policies
+            from azure.mgmt.core import ARMPipelineClient
+            from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+
+            kwargs = self._common()
+            self._arm = ARMPipelineClient(
+                base_url=self.profile.arm_endpoint,
+                policies=[
+                    policies.RequestIdPolicy(),
+                    policies.HeadersPolicy(),
+                    policies.UserAgentPolicy(sdk_moniker=USER_AGENT),
+                    policies.ContentDecodePolicy(),
+                    policies.RedirectPolicy(),
+                    policies.RetryPolicy(),
+                    ARMChallengeAuthenticationPolicy(self.credential, *self.profile.credential_scopes),
+                    policies.CustomHookPolicy(raw_request_hook=self._count),
+                    policies.SensitiveHeaderCleanupPolicy(),
+                    ARMHttpLoggingPolicy(),
+                ],
+                connection_verify=kwargs.get("connection_verify", True),
+            )
+        return self._arm
+
+    def _url(self, path: str) -> str:
+        return path if path.startswith("https://") else self.profile.arm_endpoint.rstrip("/") + "/" + path.lstrip("/")
+
+    def _send(self, method: str, url: str, body: Any = None, params: Mapping[str, str] | None = None) -> Any:
+        from azure.core.rest import HttpRequest
+
+        request = HttpRequest(method, url, params=dict(params or {}), json=body)
+        with translated():
+            # `_pipeline.run` gives the PipelineResponse an LROPoller starts from, as generated SDK code does.
+            response = self._pipeline()._pipeline.run(request)
+        if response.http_response.status_code >= 400:
+            raise error_of(response.http_response)
+        return response
+
+    def get(self, path: str, api_version: str, params: Mapping[str, str] | None = None) -> Any:
+        """GET an ARM path; the JSON body."""
+        response = self._send("GET", self._url(path), params={"api-version": api_version, **(params or {})})
+        return _json(response.http_response)
+
+    def list(self, path: str, api_version: str, params: Mapping[str, str] | None = None) -> Iterator[Any]:
+        """Every item of an ARM collection, following nextLink."""
+        page = self.get(path, api_version, params)
+        while True:
+            yield from page.get("value") or []
+            link = page.get("nextLink")
+            if not link:
+                return
+            page = _json(self._send("GET", link).http_response)
+
+    def write(self, method: str, path: str, api_version: str, body: Any = None) -> Any:
+        """PUT / PATCH / POST an ARM path; the final body (a 201/202 answer is polled until the operation ends)."""
+        if method.upper() not in ("PUT", "PATCH", "POST"):
+            raise ValueError(f"Cryptward never sends {method} requests")
+        response = self._send(method.upper(), self._url(path), body, {"api-version": api_version})
+        http = response.http_response
+        polled = http.status_code == 202 or "azure-asyncoperation" in {k.lower() for k in http.headers}
+        if not polled and not (http.status_code == 201 and "location" in {k.lower() for k in http.headers}):
+            return _json(http)
+        from azure.core.polling import LROPoller
+        from azure.core.polling.base_polling import LocationPolling, StatusCheckPolling
+        from azure.mgmt.core.polling.arm_polling import ARMPolling, AzureAsyncOperationPolling, BodyContentPolling
+
+        # Location first: its URL answers 202 while the operation runs and the final result when it is done, so a
+        # short operation costs one poll; Azure-AsyncOperation costs a poll and then a GET of the resource. A Location
+        # answer without a body (204) leaves the caller to read the resource.
+        algorithms: list[Any] = [
+            LocationPolling(),
+            AzureAsyncOperationPolling(),
+            BodyContentPolling(),
+            StatusCheckPolling(),
+        ]
+        poller = LROPoller(
+            self._pipeline(),
+            response,
+            lambda final: _json(final.http_response),
+            ARMPolling(self.profile.polling_interval, lro_algorithms=algorithms),
+        )
+        with translated():
+            return poller.result()
+
+    def keyvault_request(self, method: str, url: str, api_version: str, body: Any = None) -> Any:
+        """A Key Vault data-plane request (the URL names the vault); the JSON body."""
+        from azure.core.rest import HttpRequest
+
+        parts = urlsplit(url)
+        client = self.key_client(f"{parts.scheme}://{parts.netloc}{_vault_prefix(parts.path)}")
+        request = HttpRequest(method.upper(), url, params={"api-version": api_version}, json=body)
+        with translated():
+            response = client.send_request(request)
+        if response.status_code >= 400:
+            raise error_of(response)
+        return _json(response)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            close = getattr(client, "close", None)
+            if close:
+                close()
+        self._clients.clear()
+        if self._arm is not None:
+            self._arm.close()
+            self._arm = None
+
+
+def _vault_prefix(path: str) -> str:
+    """The vault's own path prefix: '' on Azure (a vault is a host), '/kv/NAME' on the sandbox."""
+    head, sep, _ = path.partition("/keys/")
+    return head if sep else ""
+
+
+def _json(response: Any) -> Any:
+    text = response.text() if callable(getattr(response, "text", None)) else ""
+    return json.loads(text) if text else None
+
+
+def error_of(response: Any) -> AzureAccessError:
+    """ARM's or Key Vault's `{"error": {"code", "message"}}` answer as an AzureAccessError."""
+    try:
+        error = (_json(response) or {}).get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    status = int(response.status_code)
+    code = str(error.get("code") or getattr(response, "reason", "") or "HttpError")
+    return AzureAccessError(status, code, str(error.get("message") or ""))
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Turn the SDK's exceptions into Cryptward's: a missing credential, an Azure error, an unreachable endpoint."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+
+    try:
+        yield
+    except ClientAuthenticationError as e:
+        if e.response is None:
+            raise CredentialError(_first_line(str(e))) from None
+        raise error_of(e.response) from None
+    except HttpResponseError as e:
+        if e.response is not None:
+            raise error_of(e.response) from None
+        code = getattr(getattr(e, "error", None), "code", None) or "HttpResponseError"
+        raise AzureAccessError(int(e.status_code or 0), str(code), _first_line(str(e))) from None
+    except ServiceRequestError as e:
+        raise AzureAccessError(0, "ServiceRequestError", _first_line(str(e))) from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def as_body(model: Any) -> dict[str, Any]:
+    """An SDK model as the ARM JSON body it was read from (wire names: `properties.enablePurgeProtection`)."""
+    if hasattr(model, "serialize"):  # msrest-style models (locks, authorization)
+        return dict(model.serialize(keep_readonly=True))
+    return dict(model.as_dict())  # typespec-style models (compute, keyvault) keep the wire JSON
+
+
+__all__ = ["Azure", "CloudProfile", "as_body", "default_credential", "error_of", "translated"]

@@ -1,0 +1,209 @@
+"""read -> evaluate -> plan -> apply, for a scope (a sweep) or one resource (an event).
+
+    report = scan(Scope(("<subscription>",)), load_policies(Path("policies")), apply=False)
+    report.findings, report.plan, report.results, report.compliant
+
+Evaluation is `policy.noncompliant(body)` for every policy that applies to every body read in scope; a body whose
+related resources could not be read gives, for each policy reading them, a finding marked `unreadable` (the
+planner skips it as `cannot-read`): Cryptward never acts on what it could not read. Nothing outside the scope is
+evaluated, and the applier refuses writes outside it. With `apply=False` nothing is written.
+
+In a sweep there is no triggering event, so the owner a fix names (kv-owner-tag) is the identity ARM records as
+having last changed the resource (`systemData.lastModifiedBy`); an event passes its own caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from remediations import aliases, applier, planner
+from remediations._arm import get
+from remediations.azure import Azure
+from remediations.changes import Caller, Plan, PlanContext
+from remediations.conditions import compile_condition
+from remediations.errors import ConditionError, UnknownPolicyError
+from remediations.planner import Finding
+from remediations.policy import Policy
+from remediations.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
+from remediations.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Report:
+    """One scan: what was read and evaluated, what is non-compliant, the plan, and what applying it did."""
+
+    scope: Scope
+    policy_ids: tuple[str, ...]
+    resources: int  # bodies evaluated (in scope)
+    evaluations: int  # (policy, resource) pairs evaluated
+    findings: tuple[Finding, ...]
+    plan: Plan
+    results: tuple[applier.Result, ...] = ()
+    applied: bool = False  # whether apply was asked for
+    calls: dict[str, int] = field(default_factory=dict)  # HTTP requests by method
+    seconds: float = 0.0
+
+    @property
+    def compliant(self) -> bool:
+        return not self.findings
+
+    @property
+    def writes(self) -> int:
+        return sum(n for method, n in self.calls.items() if method != "GET")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": {"subscriptions": list(self.scope.subscriptions), "resourceGroup": self.scope.resource_group},
+            "policies": list(self.policy_ids),
+            "resources": self.resources,
+            "evaluations": self.evaluations,
+            "compliant": self.compliant,
+            "findings": [finding_dict(f) for f in self.findings],
+            "plan": self.plan.to_dict(),
+            "applied": self.applied,
+            "results": [r.to_dict() for r in self.results],
+            "calls": dict(self.calls),
+        }
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "resourceId": str(f.resource.get("id", "")),
+        "policyId": f.policy.id,
+        "title": f.policy.title,
+        "severity": f.policy.severity,
+        "mode": f.mode or f.policy.mode,
+        "unreadable": f.unreadable,
+    }
+
+
+def select(policies: Sequence[Policy], ids: Collection[str] | None) -> list[Policy]:
+    """The policies named by `ids` (all when empty); `UnknownPolicyError` listing the valid ids otherwise."""
+    if not ids:
+        return list(policies)
+    by_id = {p.id.lower(): p for p in policies}
+    unknown = [i for i in ids if i.lower() not in by_id]
+    if unknown:
+        raise UnknownPolicyError(unknown, [p.id for p in policies])
+    return [by_id[i.lower()] for i in dict.fromkeys(ids)]
+
+
+def configure(policies: Iterable[Policy], settings: Settings) -> list[Policy]:
+    """The policies with the operator's settings applied: the owner tag name of kv-owner-tag."""
+    out = []
+    for policy in policies:
+        tag = policy.parameters.get("tagName")
+        if policy.fix and policy.fix.name == "kv-owner-tag" and tag is not None and tag != settings.owner_tag:
+            params = {**policy.parameters, "tagName": settings.owner_tag}
+            condition = compile_condition(
+                policy.condition.source, parameters=params, resource_type=policy.resource_type
+            )
+            policy = replace(policy, parameters=params, condition=condition)
+        out.append(policy)
+    return out
+
+
+def evaluate(
+    reading: Reading, policies: Sequence[Policy], *, modes: dict[str, str] | None = None, now: datetime | None = None
+) -> tuple[list[Finding], int]:
+    """Findings (non-compliant, or not decidable for lack of a read) and the number of evaluations made."""
+    findings: list[Finding] = []
+    evaluations = 0
+    modes = modes or {}
+    for rid, body in reading.resources.items():
+        reasons = reading.reasons(rid)
+        for policy in policies:
+            if not policy.applies_to(body):
+                continue
+            mode = modes.get(policy.id)
+            needed = {block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f)}
+            needed |= {RELATED} if policy.fix else set()
+            missing = [reasons[""]] if "" in reasons else [reasons[b] for b in sorted(needed) if b in reasons]
+            if missing:
+                findings.append(Finding(policy, body, mode, "could not read: " + "; ".join(dict.fromkeys(missing))))
+                continue
+            evaluations += 1
+            try:
+                if policy.noncompliant(body, now=now):
+                    findings.append(Finding(policy, body, mode))
+            except ConditionError as e:
+                findings.append(Finding(policy, body, mode, f"the condition cannot be evaluated: {e}"))
+    return findings, evaluations
+
+
+def callers(reading: Reading) -> dict[str, Caller]:
+    """Per resource, the identity ARM records as its last modifier."""
+    out: dict[str, Caller] = {}
+    for rid, body in reading.resources.items():
+        who = get(body, "systemData.lastModifiedBy") or get(body, "systemData.createdBy")
+        kind = str(get(body, "systemData.lastModifiedByType") or get(body, "systemData.createdByType") or "")
+        if who:
+            out[rid] = Caller(upn=str(who)) if kind.lower() == "user" else Caller(appid=str(who))
+    return out
+
+
+def scan(
+    scope: Scope,
+    policies: Sequence[Policy],
+    *,
+    apply: bool = False,
+    settings: Settings | None = None,
+    azure: Azure | None = None,
+    progress: Progress | None = None,
+    resource_id: str | None = None,
+    caller: Caller | None = None,
+    ade_history: Collection[str] = (),
+    approved: Collection[str] = (),
+    now: datetime | None = None,
+) -> Report:
+    """Read `scope` (or only `resource_id`, which must be inside it), evaluate `policies`, plan, and with `apply`
+    write the plan. Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read."""
+    settings = settings or Settings.from_env()
+    azure = azure or Azure.from_env()
+    now = now or datetime.now(UTC)
+    started, before = time.perf_counter(), dict(azure.calls)
+    policies = configure(policies, settings)
+    needs = Needs.of(policies)
+    if resource_id is not None and not scope.contains(resource_id):
+        reading = Reading()
+    elif resource_id is not None:
+        reading = read_resource(azure, resource_id, needs, ade_history=ade_history, progress=progress)
+    else:
+        reading = read_scope(azure, scope, needs, ade_history=ade_history, progress=progress)
+    found, evaluations = evaluate(reading, policies, modes=dict(settings.modes), now=now)
+    ctx = PlanContext(
+        now=now,
+        resources=reading.related,
+        caller=caller,
+        settings=settings.plan,
+        policy_ids=tuple(p.id for p in policies),
+        callers={} if caller else callers(reading),
+    )
+    plan = planner.plan(found, ctx)
+    results: tuple[applier.Result, ...] = ()
+    if apply and plan.changes:
+        if progress:
+            progress(f"applying {len(plan.changes)} change(s)")
+        results = applier.apply(plan, azure, scope=scope, approved=approved, fresh=True, known=reading.related)
+    calls = {m: n - before.get(m, 0) for m, n in azure.calls.items() if n - before.get(m, 0)}
+    return Report(
+        scope=scope,
+        policy_ids=tuple(p.id for p in policies),
+        resources=len(reading.resources),
+        evaluations=evaluations,
+        findings=tuple(found),
+        plan=plan,
+        results=results,
+        applied=apply,
+        calls=calls,
+        seconds=time.perf_counter() - started,
+    )
+
+
+__all__ = ["Report", "configure", "evaluate", "finding_dict", "scan", "select"]

@@ -1,0 +1,444 @@
+"""Read what the policies need, with as few ARM calls as possible, and add the `cryptward` block to each body.
+
+    reading = read_scope(azure, Scope(("<subscription id>",), "rg-app"), Needs.of(policies))
+    reading = read_resource(azure, resource_id, Needs.of(policies))   # one resource (an event) and its relations
+
+A sweep makes ONE paged list call per resource type and scope (vaults, disk encryption sets, disks, VMs with their
+instance view, locks, role assignments), then the calls no list can replace:
+
+- diagnostic settings: ARM has no cross-resource list, so one GET of `{vault}/providers/Microsoft.Insights/
+  diagnosticSettings` per vault;
+- keys: only the keys a disk encryption set uses, one management-plane GET each (its body carries `attributes`
+  with created/exp and `rotationPolicy`, and it needs only the control-plane `vaults/keys/read`, where the data
+  plane would need a Key Vault data role on every RBAC vault);
+- a disk encryption set's vault, or a VM's disk, outside the swept scope: one GET each.
+
+Only the calls the policies need are made (`Needs`): no lock list when no policy reads `cryptward.locks`.
+What cannot be read is recorded, never guessed: `Reading.unreadable[resource id][block]` holds the reason (an Azure
+error code and message), where `block` is the `cryptward` block left unfilled, or `related` when a resource a fix
+consults (a set's vault, a disk's VM, a key's vault) could not be read. The engine turns those into findings the
+planner skips as `cannot-read`. What the ledger remembers about Azure Disk Encryption comes in as `ade_history`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from remediations import aliases
+from remediations._arm import DIAGNOSTIC_SETTINGS_API, VAULT_API, get, name_of, parent_of, versionless
+from remediations.azure import Azure, as_body, translated
+from remediations.errors import AzureAccessError
+from remediations.policy import Policy
+
+VAULT, KEY, DISK, DES, VM = aliases.VAULT, aliases.KEY, aliases.DISK, aliases.DES, aliases.VM
+RELATED = "related"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Subscriptions, optionally narrowed to one resource group (by name, in each subscription)."""
+
+    subscriptions: tuple[str, ...]
+    resource_group: str | None = None
+
+    def prefixes(self) -> tuple[str, ...]:
+        group = f"/resourcegroups/{self.resource_group.lower()}" if self.resource_group else ""
+        return tuple(f"/subscriptions/{s.lower()}{group}" for s in self.subscriptions)
+
+    def contains(self, resource_id: str) -> bool:
+        rid = resource_id.lower().rstrip("/")
+        return any(rid == p or rid.startswith(p + "/") for p in self.prefixes())
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the policies read: resource types, and `cryptward` blocks (lower-cased)."""
+
+    types: frozenset[str]
+    blocks: frozenset[str]
+
+    @classmethod
+    def of(cls, policies: Iterable[Policy]) -> Needs:
+        types: set[str] = set()
+        blocks: set[str] = set()
+        for policy in policies:
+            types.update([policy.resource_type] if policy.resource_type else aliases.RESOURCE_TYPES)
+            blocks.update(block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f))
+        return cls(frozenset(types), frozenset(blocks))
+
+    def wants(self, *types: str) -> bool:
+        return any(t in self.types for t in types)
+
+
+def block_of(field_name: str) -> str:
+    """`cryptward.locks[*].properties.level` -> `locks` (lower-cased)."""
+    return field_name.split(".")[1].split("[")[0].lower()
+
+
+@dataclass
+class Reading:
+    """The bodies read (the five policy types, `cryptward` blocks filled), by id; what could not be read."""
+
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # in scope: what the policies evaluate
+    related: dict[str, dict[str, Any]] = field(default_factory=dict)  # everything read, by lower-cased id
+    unreadable: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def missing(self, resource_id: str, block: str, error: AzureAccessError | str) -> None:
+        why = error if isinstance(error, str) else f"{error.code}: {error.message}".rstrip(": ")
+        self.unreadable.setdefault(resource_id.lower(), {})[block.lower()] = why
+
+    def reasons(self, resource_id: str) -> Mapping[str, str]:
+        return self.unreadable.get(resource_id.lower(), {})
+
+
+# --- the sweep -------------------------------------------------------------------------------------------------------
+
+
+def read_scope(
+    azure: Azure,
+    scope: Scope,
+    needs: Needs,
+    *,
+    ade_history: Collection[str] = (),
+    progress: Progress | None = None,
+) -> Reading:
+    """Everything in `scope` the policies need. A primary list that fails raises `AzureAccessError` (nothing can be
+    said about a scope that cannot be listed); a related read that fails is recorded in `unreadable`."""
+    found = _Found()
+    step = progress or (lambda _: None)
+    for sub in scope.subscriptions:
+        _list_subscription(azure, sub, scope.resource_group, needs, found, step)
+    reading = _assemble(azure, found, needs, scope.contains, ade_history, step)
+    return reading
+
+
+@dataclass
+class _Found:
+    vaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    vms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locks: list[dict[str, Any]] | None = None
+    assignments: list[dict[str, Any]] | None = None
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock_error: AzureAccessError | None = None
+    assignment_error: AzureAccessError | None = None
+    listed: list[str] = field(default_factory=list)  # scopes whose locks / assignments were listed (lower-cased)
+
+
+def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    with translated():
+        return {str(b["id"]).lower(): b for b in (as_body(i) for i in items)}
+
+
+def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, found: _Found, step: Progress) -> None:
+    kv, compute = azure.keyvault(sub), azure.compute(sub)
+    if needs.wants(VAULT, DES, KEY):
+        step(f"key vaults in {sub}")
+        vaults = kv.vaults.list_by_resource_group(group) if group else kv.vaults.list_by_subscription()
+        found.vaults.update(_bodies(vaults))
+    if needs.wants(DES, KEY):
+        step(f"disk encryption sets in {sub}")
+        ops = compute.disk_encryption_sets
+        found.sets.update(_bodies(ops.list_by_resource_group(group) if group else ops.list()))
+    if needs.wants(DISK, VM):
+        step(f"disks in {sub}")
+        found.disks.update(_bodies(compute.disks.list_by_resource_group(group) if group else compute.disks.list()))
+        step(f"virtual machines in {sub}")
+        vms = compute.virtual_machines
+        listed = vms.list(group, expand="instanceView") if group else vms.list_all(expand="instanceView")
+        found.vms.update(_bodies(listed))
+    scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "")
+    found.listed.append(scope.lower())
+    if "locks" in needs.blocks:
+        step(f"locks in {scope}")
+        ops = azure.locks(sub).management_locks
+        try:
+            locks = ops.list_at_resource_group_level(group) if group else ops.list_at_subscription_level()
+            found.locks = [*(found.locks or []), *_bodies(locks).values()]
+        except AzureAccessError as e:
+            found.lock_error = e
+    if "keyvaultroleassignments" in needs.blocks and found.sets:
+        step(f"role assignments in {scope}")
+        ras = azure.authorization(sub).role_assignments
+        try:
+            listed_ras = ras.list_for_resource_group(group) if group else ras.list_for_subscription()
+            found.assignments = [*(found.assignments or []), *_bodies(listed_ras).values()]
+        except AzureAccessError as e:
+            found.assignment_error = e
+
+
+def _assemble(
+    azure: Azure,
+    found: _Found,
+    needs: Needs,
+    in_scope: Callable[[str], bool],
+    ade_history: Collection[str],
+    step: Progress,
+) -> Reading:
+    reading = Reading()
+    ade = {rid.lower() for rid in ade_history}
+    for bucket in (found.vaults, found.sets, found.disks, found.vms):
+        reading.related.update(bucket)
+
+    def keep(body: dict[str, Any]) -> None:
+        rid = str(body["id"])
+        if in_scope(rid):
+            reading.resources[rid] = body
+        if needs.blocks & {"locks"}:
+            if found.locks is None:
+                reading.missing(rid, "locks", found.lock_error or "the locks were not listed")
+            else:
+                _cw(body)["locks"] = _locks_over(found.locks, rid)
+
+    for vault in list(found.vaults.values()):
+        if "diagnosticsettings" in needs.blocks and in_scope(vault["id"]):
+            step(f"diagnostic settings of {vault['name']}")
+            path = f"{vault['id']}/providers/Microsoft.Insights/diagnosticSettings"
+            try:
+                _cw(vault)["diagnosticSettings"] = list(azure.list(path, DIAGNOSTIC_SETTINGS_API))
+            except AzureAccessError as e:
+                reading.missing(vault["id"], "diagnosticSettings", e)
+        if needs.wants(VAULT):
+            keep(vault)
+    if needs.wants(DES, KEY):
+        keys = _sets(azure, found, needs, reading, step)
+        for des in found.sets.values():
+            if needs.wants(DES):
+                keep(des)
+        if needs.wants(KEY):
+            for key in keys:
+                keep(key)
+    if needs.wants(DISK, VM):
+        for disk in found.disks.values():
+            if str(disk["id"]).lower() in ade:
+                _cw(disk)["adeHistory"] = True
+        for vm in list(found.vms.values()):
+            _vm(azure, vm, found, reading, ade)
+        for disk in list(found.disks.values()):
+            owner = str(disk.get("managedBy") or "")
+            if owner and owner.lower() not in found.vms:
+                _fetch_vm(azure, owner, found, reading, disk)
+            if needs.wants(DISK):
+                keep(disk)
+        for vm in found.vms.values():
+            if needs.wants(VM):
+                keep(vm)
+    return reading
+
+
+def _cw(body: dict[str, Any]) -> dict[str, Any]:
+    block: dict[str, Any] = body.setdefault(aliases.CRYPTWARD, {})
+    return block
+
+
+def _ancestors(resource_id: str) -> set[str]:
+    """The id and every scope above it (resource, parent resource, group, subscription), lower-cased."""
+    rid = resource_id.lower().rstrip("/")
+    out = {rid}
+    while "/" in rid.strip("/"):
+        if "/providers/" in rid and rid.rsplit("/providers/", 1)[1].count("/") > 2:
+            rid = parent_of(rid)  # a child resource: .../vaults/kv/keys/k -> .../vaults/kv
+        elif "/providers/" in rid:
+            rid = rid.rsplit("/providers/", 1)[0]
+        elif "/resourcegroups/" in rid:
+            rid = rid.rsplit("/resourcegroups/", 1)[0]
+        else:
+            break
+        out.add(rid)
+    return out
+
+
+def _scope_of(extension_id: str, kind: str) -> str:
+    return extension_id.lower().rsplit(f"/providers/microsoft.authorization/{kind}/", 1)[0]
+
+
+def _locks_over(locks: list[dict[str, Any]], resource_id: str) -> list[dict[str, Any]]:
+    above = _ancestors(resource_id)
+    return [lock for lock in locks if _scope_of(str(lock["id"]), "locks") in above]
+
+
+def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Progress) -> list[dict[str, Any]]:
+    """Fill each disk encryption set's vault and role assignments; read the keys they use (one GET per key)."""
+    keys: dict[str, dict[str, Any]] = {}
+    users: dict[str, list[str]] = {}
+    for des in found.sets.values():
+        des_id = str(des["id"])
+        vault_id = str(get(des, "properties.activeKey.sourceVault.id") or "")
+        vault = found.vaults.get(vault_id.lower()) if vault_id else None
+        if vault_id and vault is None:
+            try:
+                step(f"key vault {name_of(vault_id)}")
+                vault = _get_vault(azure, vault_id)
+                found.vaults[vault_id.lower()] = reading.related[vault_id.lower()] = vault
+            except AzureAccessError as e:
+                reading.missing(des_id, "keyVault", e)
+                reading.missing(des_id, RELATED, e)
+        if vault is not None:
+            _cw(des)["keyVault"] = {k: v for k, v in vault.items() if k != aliases.CRYPTWARD}
+            if "keyvaultroleassignments" in needs.blocks:
+                assignments = _assignments_for(azure, found, str(vault["id"]), step)
+                if isinstance(assignments, AzureAccessError):
+                    reading.missing(des_id, "keyVaultRoleAssignments", assignments)
+                else:
+                    principal = str(get(des, "identity.principalId") or "").lower()
+                    _cw(des)["keyVaultRoleAssignments"] = [
+                        ra for ra in assignments if str(get(ra, "properties.principalId") or "").lower() == principal
+                    ]
+        key_url = str(get(des, "properties.activeKey.keyUrl") or "")
+        if needs.wants(KEY) and vault is not None and "/keys/" in key_url:
+            key_id = f"{vault['id']}/keys/{name_of(versionless(key_url))}"
+            users.setdefault(key_id.lower(), []).append(des_id)
+            if key_id.lower() in found.keys:
+                keys[key_id.lower()] = found.keys[key_id.lower()]
+            elif key_id.lower() not in keys:
+                step(f"key {name_of(key_id)} of {name_of(str(vault['id']))}")
+                try:
+                    keys[key_id.lower()] = _get_key(azure, key_id)
+                except AzureAccessError as e:
+                    reading.missing(key_id, RELATED, e)
+    for key_id, key in keys.items():
+        _cw(key)["diskEncryptionSets"] = users[key_id]
+        reading.related[key_id] = key
+    return list(keys.values())
+
+
+def _assignments_for(
+    azure: Azure, found: _Found, vault_id: str, step: Progress
+) -> list[dict[str, Any]] | AzureAccessError:
+    """Role assignments at the vault's scope and above: from the scope's list when the vault is inside it, else one
+    `atScope()` list at the vault."""
+    above = _ancestors(vault_id)
+    inside = any(vault_id.lower().startswith(s + "/") for s in found.listed)
+    if inside and found.assignments is not None:
+        return [ra for ra in found.assignments if _scope_of(str(ra["id"]), "roleassignments") in above]
+    if inside and found.assignment_error is not None:
+        return found.assignment_error
+    step(f"role assignments at {name_of(vault_id)}")
+    try:
+        ops = azure.authorization(vault_id.split("/")[2]).role_assignments
+        return list(_bodies(ops.list_for_scope(vault_id, filter="atScope()")).values())
+    except AzureAccessError as e:
+        return e
+
+
+def _get_vault(azure: Azure, vault_id: str) -> dict[str, Any]:
+    return dict(azure.get(vault_id, VAULT_API))
+
+
+def _get_key(azure: Azure, key_id: str) -> dict[str, Any]:
+    parts = key_id.split("/")
+    with translated():
+        return as_body(azure.keyvault(parts[2]).keys.get(parts[4], parts[8], parts[10]))
+
+
+def _vm(azure: Azure, vm: dict[str, Any], found: _Found, reading: Reading, ade: set[str]) -> None:
+    block = _cw(vm)
+    statuses = get(vm, "properties.instanceView.statuses") or []
+    power = next((s.get("code") for s in statuses if str(s.get("code", "")).startswith("PowerState/")), None)
+    if power:
+        block["powerState"] = power
+    if isinstance(vm.get("resources"), list):  # extensions, when ARM includes them in the body
+        block["extensions"] = vm["resources"]
+    if str(vm["id"]).lower() in ade:
+        block["adeHistory"] = True
+    storage = get(vm, "properties.storageProfile") or {}
+    ids = [get(d, "managedDisk.id") for d in [storage.get("osDisk") or {}, *(storage.get("dataDisks") or [])]]
+    disks = []
+    for disk_id in [str(i) for i in ids if i]:
+        disk = found.disks.get(disk_id.lower())
+        if disk is None:
+            try:
+                disk = dict(azure.get(disk_id, aliases.API_VERSIONS[DISK]))
+                found.disks[disk_id.lower()] = reading.related[disk_id.lower()] = disk
+            except AzureAccessError as e:
+                reading.missing(str(vm["id"]), "disks", e)
+                reading.missing(str(vm["id"]), RELATED, e)
+                continue
+        disks.append({k: v for k, v in disk.items() if k != aliases.CRYPTWARD})
+    block["disks"] = disks
+
+
+def _fetch_vm(azure: Azure, vm_id: str, found: _Found, reading: Reading, disk: dict[str, Any]) -> None:
+    try:
+        vm = dict(azure.get(vm_id, aliases.API_VERSIONS[VM], {"$expand": "instanceView"}))
+    except AzureAccessError as e:
+        reading.missing(str(disk["id"]), RELATED, e)
+        return
+    found.vms[vm_id.lower()] = reading.related[vm_id.lower()] = vm
+    _vm(azure, vm, found, reading, set())
+
+
+# --- one resource (an event) -----------------------------------------------------------------------------------------
+
+
+def type_of(resource_id: str) -> str | None:
+    """The policy resource type an id names (`.../vaults/kv/keys/k` -> Microsoft.KeyVault/vaults/keys)."""
+    rid = resource_id.lower()
+    for kind in sorted(aliases.RESOURCE_TYPES, key=len, reverse=True):
+        namespace, *names = kind.lower().split("/")
+        tail = "/".join(f"{n}/[^/]+" for n in names)
+        if re.search(rf"/providers/{re.escape(namespace)}/{tail}$", rid):
+            return kind
+    return None
+
+
+def read_resource(
+    azure: Azure,
+    resource_id: str,
+    needs: Needs,
+    *,
+    ade_history: Collection[str] = (),
+    progress: Progress | None = None,
+) -> Reading:
+    """One resource and only what its policies need about it. An unreadable resource is returned as a stub body
+    (`id`, `type`) with the reason under `unreadable[id]['']`."""
+    kind = type_of(resource_id)
+    step = progress or (lambda _: None)
+    if kind is None:
+        return Reading()
+    parts = resource_id.strip("/").split("/")
+    sub = parts[1]
+    narrow = Needs(frozenset({kind}), needs.blocks)
+    found = _Found(listed=[])
+    try:
+        step(f"{name_of(resource_id)}")
+        if kind == KEY:
+            body = _get_key(azure, resource_id)
+            found.keys[str(body["id"]).lower()] = body
+            vault_id = parent_of(resource_id)
+            found.vaults[vault_id.lower()] = _get_vault(azure, vault_id)
+            # Which sets use the key: only a list of the subscription's sets can say.
+            found.sets.update(_bodies(azure.compute(sub).disk_encryption_sets.list()))
+        else:
+            query = {"$expand": "instanceView"} if kind == VM else None
+            body = dict(azure.get(resource_id, aliases.API_VERSIONS[kind], query))
+            bucket = {VAULT: found.vaults, DES: found.sets, DISK: found.disks, VM: found.vms}[kind]
+            bucket[str(body["id"]).lower()] = body
+    except AzureAccessError as e:
+        reading = Reading(resources={resource_id: {"id": resource_id, "type": kind}})
+        reading.missing(resource_id, "", e)
+        return reading
+    if "locks" in needs.blocks:
+        try:
+            with translated():
+                locks = azure.locks(sub).management_locks.list_by_scope(resource_id)
+                found.locks = list(_bodies(locks).values())
+        except AzureAccessError as e:
+            found.lock_error = e
+    reading = _assemble(azure, found, narrow, lambda rid: rid.lower() == resource_id.lower(), ade_history, step)
+    if kind == KEY:
+        key = reading.resources.get(resource_id) or next(
+            (b for k, b in reading.resources.items() if k.lower() == resource_id.lower()), None
+        )
+        if key is None:  # no set uses the key: its policies see an empty list
+            _cw(body)["diskEncryptionSets"] = []
+            reading.resources[str(body["id"])] = body
+    return reading
+
+
+__all__ = ["RELATED", "Needs", "Reading", "Scope", "block_of", "read_resource", "read_scope", "type_of"]

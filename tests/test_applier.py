@@ -1,0 +1,125 @@
+"""The applier: verify semantics (pure), and each outcome against the sandbox through the real clients."""
+
+import pytest
+
+from remediations.applier import apply, holds, unmet
+from remediations.changes import APPROVAL, DEALLOCATED, Change, Operation, Plan
+from remediations.reader import Scope
+
+LOCKS_API, DISK_API = "2020-05-01", "2026-03-02"
+
+
+# --- verify (pure) ---------------------------------------------------------------------------------------------------
+
+
+def test_verify_follows_dotted_paths_selectors_and_list_subsets():
+    body = {
+        "properties": {
+            "enablePurgeProtection": True,
+            "accessPolicies": [{"objectId": "ABC", "permissions": {"keys": ["get", "wrapKey", "unwrapKey", "list"]}}],
+            "logs": [{"categoryGroup": "audit", "enabled": True, "retentionPolicy": {"days": 0}}],
+            "workspaceId": "/subscriptions/S/resourceGroups/OPS/providers/x",
+        }
+    }
+    assert holds(body, {"properties.enablePurgeProtection": True})
+    assert holds(body, {"properties.accessPolicies[objectId=abc].permissions.keys": ["get", "wrapKey", "unwrapKey"]})
+    assert holds(body, {"properties.logs": [{"categoryGroup": "audit", "enabled": True}]})
+    assert holds(body, {"properties.workspaceId": "/subscriptions/s/resourcegroups/ops/providers/x"})
+    assert unmet(body, {"properties.enableRbacAuthorization": True}) == (
+        "properties.enableRbacAuthorization = None (expected True)"
+    )
+    assert not holds(body, {"properties.accessPolicies[objectId=other].permissions.keys": ["get"]})
+    assert not holds(body, {"properties.enablePurgeProtection": "true"})  # types differ: not the same value
+
+
+def change(path: str, *, method="PUT", requires=(), depends_on=(), before=None, after=None, resource_id=None):
+    return Change(
+        resource_id=resource_id or path.split("/providers/Microsoft.Authorization")[0],
+        summary="Lock it.",
+        operation=Operation(method, path, LOCKS_API, {"properties": {"level": "CanNotDelete"}}),
+        before=before if before is not None else {"properties.level": None},
+        after=after or {"properties.level": "CanNotDelete"},
+        requires=requires,
+        depends_on=depends_on,
+        policy_ids=("kv-delete-lock",),
+        fixes=("kv-delete-lock",),
+    )
+
+
+@pytest.fixture
+def vault(sandbox):
+    sandbox.reset("estate")
+    return (
+        f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-app-weu/providers/Microsoft.KeyVault/vaults/"
+        "kv-weu-app"
+    )
+
+
+def lock_of(vault: str) -> str:
+    return f"{vault}/providers/Microsoft.Authorization/locks/cryptward-cannot-delete"
+
+
+def scope_of(sandbox, group=None):
+    return Scope((sandbox.subscription_id,), group)
+
+
+def test_applies_then_finds_it_already_compliant(sandbox, azure_as, vault):
+    azure = azure_as("admin")
+    plan = Plan((change(lock_of(vault)),))
+    (first,) = apply(plan, azure, scope=scope_of(sandbox))
+    assert (first.status, first.detail) == ("applied", "written and verified")
+    since = len(sandbox.calls())
+    (second,) = apply(plan, azure, scope=scope_of(sandbox))
+    assert second.status == "already-compliant"
+    assert [c["method"] for c in sandbox.calls(since) if c["path"] != "/msi/token"] == ["GET"]
+
+
+def test_failures_carry_the_azure_error(sandbox, azure_as, vault):
+    (result,) = apply(Plan((change(lock_of(vault)),)), azure_as("reader"), scope=scope_of(sandbox))
+    assert (result.status, result.code) == ("failed", "AuthorizationFailed")
+
+
+def test_approval_dependencies_and_scope(sandbox, azure_as, vault):
+    azure = azure_as("admin")
+    waiting = change(lock_of(vault), requires=(APPROVAL,))
+    after = change(lock_of(vault).replace("cryptward-cannot-delete", "second"), depends_on=(waiting.id,))
+    outside = change(lock_of(vault), resource_id=vault.replace("rg-app-weu", "rg-app-neu"))
+    results = apply(Plan((waiting, after, outside)), azure, scope=scope_of(sandbox, "rg-app-weu"))
+    assert [r.status for r in results] == ["pending-approval", "blocked", "refused"]
+    (approved,) = apply(Plan((waiting,)), azure, scope=scope_of(sandbox), approved={waiting.id})
+    assert approved.status == "applied"
+
+
+def test_never_deletes(sandbox, azure_as, vault):
+    (result,) = apply(Plan((change(lock_of(vault), method="DELETE"),)), azure_as("admin"), scope=scope_of(sandbox))
+    assert result.status == "refused" and "DELETE" in result.detail
+
+
+def test_a_change_that_weakens_a_setting_is_a_bug(sandbox, azure_as, vault):
+    weak = change(
+        lock_of(vault),
+        before={"properties.enablePurgeProtection": True},
+        after={"properties.enablePurgeProtection": False},
+    )
+    with pytest.raises(AssertionError, match="weaken"):
+        apply(Plan((weak,)), azure_as("admin"), scope=scope_of(sandbox))
+
+
+def test_a_disk_on_a_running_vm_waits_for_deallocation(sandbox, azure_as, vault):
+    sub = sandbox.subscription_id
+    disk = f"/subscriptions/{sub}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/disks/disk-weu-app-data"
+    batch = f"/subscriptions/{sub}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/disks/disk-weu-batch-os"
+
+    def tag(disk_id):
+        return Change(
+            resource_id=disk_id,
+            summary="Tag the disk.",
+            operation=Operation("PATCH", disk_id, DISK_API, {"tags": {"cmk": "next"}}),
+            before={"tags.cmk": None},
+            after={"tags.cmk": "next"},
+            requires=(DEALLOCATED,),
+        )
+
+    results = apply(Plan((tag(disk), tag(batch))), azure_as("admin"), scope=scope_of(sandbox))
+    assert [r.status for r in results] == ["pending-deallocation", "applied"]
+    assert "vm-weu-app" in results[0].detail

@@ -1,0 +1,149 @@
+"""The Azure access module: the cloud profile from the environment, lazy SDK imports, generic ARM and Key Vault
+requests against the sandbox through the real pipeline (auth, LRO polling, errors)."""
+
+import subprocess
+import sys
+
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from azure.mgmt.authorization import AuthorizationManagementClient
+
+from remediations.azure import PUBLIC_ARM, Azure, CloudProfile
+from remediations.errors import AzureAccessError, CredentialError, SettingsError
+
+KV_API, DISK_API = "2026-05-15", "2026-03-02"
+OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"  # Key Vault Crypto Officer
+
+
+def test_public_azure_by_default():
+    profile = CloudProfile.from_env({"REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca.pem"})
+    assert profile.arm_endpoint == PUBLIC_ARM and profile.is_public
+    assert profile.ca_bundle is None  # public Azure: the system's trust store, not whatever bundle is lying around
+    assert profile.verify_challenge_resource is True
+    assert profile.polling_interval == 30.0
+    assert profile.credential_scopes == ("https://management.azure.com/.default",)
+
+
+def test_a_loopback_endpoint_is_the_sandbox():
+    env = {"AZURE_RESOURCE_MANAGER_ENDPOINT": "https://127.0.0.1:8443", "REQUESTS_CA_BUNDLE": "/tmp/ca.pem"}
+    profile = CloudProfile.from_env(env)
+    assert profile.arm_endpoint == "https://127.0.0.1:8443/" and profile.is_loopback
+    assert (profile.ca_bundle, profile.verify_challenge_resource, profile.polling_interval) == ("/tmp/ca.pem", False, 0)
+
+
+def test_another_cloud_keeps_challenge_verification_and_a_real_pause():
+    env = {
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": "https://management.usgovcloudapi.net/",
+        "CRYPTWARD_ARM_SCOPE": "https://management.usgovcloudapi.net/.default",
+        "CRYPTWARD_POLLING_INTERVAL": "5",
+    }
+    profile = CloudProfile.from_env(env)
+    assert profile.verify_challenge_resource and not profile.is_public
+    assert profile.polling_interval == 5.0
+    assert profile.credential_scopes == ("https://management.usgovcloudapi.net/.default",)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AZURE_RESOURCE_MANAGER_ENDPOINT": "http://127.0.0.1:8443"}, "https"),
+        ({"CRYPTWARD_POLLING_INTERVAL": "soon"}, "number of seconds"),
+    ],
+)
+def test_bad_settings_say_what_is_expected(env, message):
+    with pytest.raises(SettingsError, match=message):
+        CloudProfile.from_env(env)
+
+
+def test_importing_the_module_loads_no_sdk():
+    code = (
+        "import sys, remediations.azure, remediations.engine, remediations.cli; "
+        "print([m for m in sys.modules if m.startswith(('azure.mgmt', 'azure.keyvault', 'azure.identity', "
+        "'azure.core'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_generic_arm_get_list_and_long_running_write(sandbox, azure_as):
+    sandbox.reset("estate")
+    azure = azure_as("admin")
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    vaults = list(azure.list(f"{sub}/providers/Microsoft.KeyVault/vaults", KV_API))
+    assert {v["name"] for v in vaults} == {"kv-weu-app", "kv-neu-legacy", "kv-weu-disks"}
+    disk = f"{sub}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/disks/disk-weu-data"
+    since = len(sandbox.calls())
+    body = azure.write("PATCH", disk, DISK_API, {"tags": {"team": "storage"}})
+    assert body["tags"] == {"team": "storage"}  # the LRO's final body
+    calls = sandbox.calls(since)
+    assert calls[0]["method"] == "PATCH" and calls[0]["status"] == 202
+    assert [c["method"] for c in calls[1:]] == ["GET"] * (len(calls) - 1)  # polled, then the final GET
+    assert azure.calls["PATCH"] == 1
+
+
+def test_paging_follows_next_links(sandbox, azure_as):
+    sandbox.reset("estate")
+    sandbox.admin("PATCH", "/_sandbox/settings", {"page_size": 1})
+    azure = azure_as("admin")
+    vaults = list(azure.list(f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.KeyVault/vaults", KV_API))
+    assert len(vaults) == 3
+
+
+def test_azure_errors_carry_the_arm_code(sandbox, azure_as):
+    sandbox.reset("estate")
+    azure = azure_as("intruder")
+    with pytest.raises(AzureAccessError) as e:
+        azure.get(f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.KeyVault/vaults", KV_API)
+    assert (e.value.status, e.value.code) == (403, "AuthorizationFailed")
+
+
+def test_no_credential_is_a_credential_error(sandbox):
+    class NoCredential:
+        def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+        def get_token_info(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    azure = Azure(CloudProfile.from_env(), credential_factory=NoCredential)
+    with pytest.raises(CredentialError, match="failed to retrieve a token"):
+        azure.get(f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.KeyVault/vaults", KV_API)
+
+
+def test_writes_never_delete(sandbox, azure_as):
+    with pytest.raises(ValueError, match="never sends DELETE"):
+        azure_as("admin").write("DELETE", f"/subscriptions/{sandbox.subscription_id}/resourceGroups/x", "2025-04-01")
+
+
+def test_key_vault_data_plane_through_the_vaults_own_origin(sandbox, azure_as):
+    sandbox.reset("estate")
+    admin = sandbox.client(AuthorizationManagementClient, "admin")
+    vault = (
+        f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-keys-weu/providers/Microsoft.KeyVault/vaults/"
+        "kv-weu-disks"
+    )
+    bot = sandbox.principal("bot")
+    admin.role_assignments.create(
+        vault,
+        "3f3a4c9e-0d6b-4b1e-9a51-5c2f0b7d8e11",
+        {
+            "properties": {
+                "roleDefinitionId": f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/"
+                f"roleDefinitions/{OFFICER}",
+                "principalId": bot.object_id,
+                "principalType": "ServicePrincipal",
+            }
+        },
+    )
+    azure = azure_as("bot")
+    uri = azure_as("admin").get(vault, KV_API)["properties"]["vaultUri"]
+    policy = {
+        "lifetimeActions": [{"trigger": {"timeAfterCreate": "P90D"}, "action": {"type": "Rotate"}}],
+        "attributes": {"expiryTime": "P1Y"},
+    }
+    azure.keyvault_request("PUT", f"{uri}keys/des-key/rotationpolicy", "2025-07-01", policy)
+    got = azure.keyvault_request("GET", f"{uri}keys/des-key/rotationpolicy", "2025-07-01")
+    assert got["attributes"]["expiryTime"] == "P1Y"
+    with pytest.raises(AzureAccessError) as e:
+        azure_as("reader").keyvault_request("GET", f"{uri}keys/des-key/rotationpolicy", "2025-07-01")
+    assert e.value.status == 403

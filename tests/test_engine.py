@@ -1,0 +1,210 @@
+"""The engine end to end against the sandbox's estate, acting as the bot with exactly the custom role in
+infra/cryptward-role.json (DefaultAzureCredential, AZURE_CLIENT_ID = the bot): what is applied, what waits, what is
+left alone and why, that a second run writes nothing, and that a missing permission fails only its own fix."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.keyvault import KeyVaultManagementClient
+from azure.mgmt.resource.locks import ManagementLockClient
+
+from remediations.azure import Azure
+from remediations.changes import Settings as PlanSettings
+from remediations.engine import scan, select
+from remediations.errors import UnknownPolicyError
+from remediations.policy import load_policies
+from remediations.reader import Scope
+from remediations.settings import Settings
+
+POLICIES = load_policies(Path(__file__).resolve().parent.parent / "policies")
+ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+KV_DATA_API = "2025-07-01"
+
+
+def ids(sandbox):
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    return {
+        "workspace": f"{sub}/resourceGroups/rg-ops/providers/Microsoft.OperationalInsights/workspaces/law-cryptward",
+        "des": f"{sub}/resourceGroups/rg-keys-weu/providers/Microsoft.Compute/diskEncryptionSets/des-weu",
+        "ade": f"{sub}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/disks/disk-weu-ade",
+    }
+
+
+def settings_for(sandbox, **modes: str) -> Settings:
+    known = ids(sandbox)
+    plan = PlanSettings(
+        workspace_id=known["workspace"],
+        disk_encryption_sets={"westeurope": {"EncryptionAtRestWithCustomerKey": known["des"]}},
+    )
+    return Settings(plan=plan, modes=modes)
+
+
+@pytest.fixture
+def as_bot(sandbox, monkeypatch):
+    """The bot as it runs in Azure: DefaultAzureCredential picks the managed identity AZURE_CLIENT_ID names."""
+    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
+    made = []
+
+    def make():
+        made.append(Azure.from_env())
+        return made[-1]
+
+    yield make
+    for azure in made:
+        azure.close()
+
+
+def sweep(sandbox, azure, *, apply=True, **modes):
+    return scan(
+        Scope((sandbox.subscription_id,)),
+        POLICIES,
+        apply=apply,
+        settings=settings_for(sandbox, **modes),
+        azure=azure,
+        ade_history=[ids(sandbox)["ade"]],
+    )
+
+
+def writes_by(sandbox, name, since):
+    oid = sandbox.principal(name).object_id
+    return [c for c in sandbox.calls(since) if c["principal"] == oid and c["method"] != "GET"]
+
+
+def statuses(report):
+    out: dict[str, list[str]] = {}
+    for r in report.results:
+        out.setdefault(r.status, []).append(f"{r.change.policy_id}:{r.change.resource_id.rsplit('/', 1)[-1]}")
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_the_bot_with_its_role_applies_every_remediate_fix_and_a_second_run_writes_nothing(
+    sandbox, grant_custom_role, as_bot
+):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    report = sweep(sandbox, as_bot())
+
+    got = statuses(report)
+    assert sorted(got["applied"]) == sorted(
+        [f"{p}:{v}" for p in ("kv-delete-lock", "kv-diagnostic-setting", "kv-owner-tag") for v in
+         ("kv-weu-app", "kv-neu-legacy", "kv-weu-disks")]
+        + ["des-key-access:des-weu", "key-rotation-policy:des-key"]
+    )  # fmt: skip
+    assert "failed" not in got and "refused" not in got
+    # Approve-mode changes wait; auto-rotation waits for the vault's purge protection, itself waiting for approval.
+    assert [s.split(":")[0] for s in got["pending-approval"]].count("kv-purge-protection") == 3
+    assert got["blocked"] == ["des-auto-rotation:des-weu"]
+    skipped = {(s.policy_id, s.resource_id.rsplit("/", 1)[-1]): s.reason for s in report.plan.skipped}
+    assert skipped[("disk-cmk", "disk-weu-ade")] == "ade-history"
+    assert skipped[("vm-encryption-at-host", "vm-neu-legacy")] == "unsupported"
+
+    # The sandbox's state, read as the admin: every applied fix holds.
+    sub, known = sandbox.subscription_id, ids(sandbox)
+    vaults = {v.name: v for v in sandbox.client(KeyVaultManagementClient).vaults.list_by_subscription()}
+    locks = sandbox.client(ManagementLockClient).management_locks
+    admin = Azure(credential_factory=lambda: sandbox.credential("admin"), profile=as_bot().profile)
+    for vault in vaults.values():
+        assert vault.tags["owner"] == "admin@contoso.example"
+        assert [lk.level for lk in locks.list_by_scope(vault.id)] == ["CanNotDelete"]
+        (setting,) = admin.list(f"{vault.id}/providers/Microsoft.Insights/diagnosticSettings", "2021-05-01-preview")
+        assert setting["properties"]["workspaceId"].lower() == known["workspace"].lower()
+        assert not vault.properties.enable_purge_protection  # approve mode: untouched
+    des = sandbox.client(ComputeManagementClient).disk_encryption_sets.get("rg-keys-weu", "des-weu")
+    assignments = sandbox.client(AuthorizationManagementClient).role_assignments.list_for_scope(
+        vaults["kv-weu-disks"].id, filter=f"principalId eq '{des.identity.principal_id}'"
+    )
+    assert [a.role_definition_id.rsplit("/", 1)[-1] for a in assignments] == [ENCRYPTION_USER]
+    policy_url = f"{vaults['kv-weu-disks'].properties.vault_uri}keys/des-key/rotationpolicy"
+    rotation = as_bot().keyvault_request("GET", policy_url, KV_DATA_API)
+    assert rotation["attributes"]["expiryTime"] == "P1Y"
+    assert sub in des.id
+
+    since = len(sandbox.calls())
+    again = sweep(sandbox, as_bot())
+    assert writes_by(sandbox, "bot", since) == []
+    assert {r.status for r in again.results} <= {"already-compliant", "pending-approval", "blocked"}
+    # SANDBOX BUG (reported): the management-plane key GET omits `properties.rotationPolicy` (Azure returns it once
+    # set), so the second sweep still finds key-rotation-policy; the applier re-reads the data plane and writes nothing.
+    assert [r.status for r in again.results if r.change.policy_id == "key-rotation-policy"] in (
+        [],
+        ["already-compliant"],
+    )
+
+
+def test_with_purge_protection_in_remediate_mode_auto_rotation_follows(sandbox, grant_custom_role, as_bot):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    report = sweep(sandbox, as_bot(), **{"kv-purge-protection": "remediate"})
+    got = statuses(report)
+    assert "kv-purge-protection:kv-weu-disks" in got["applied"]
+    assert "des-auto-rotation:des-weu" in got["applied"]
+    des = sandbox.client(ComputeManagementClient).disk_encryption_sets.get("rg-keys-weu", "des-weu")
+    assert des.rotation_to_latest_key_version_enabled is True
+    vaults = sandbox.client(KeyVaultManagementClient).vaults.list_by_subscription()
+    assert all(v.properties.enable_purge_protection for v in vaults)
+
+
+def test_a_missing_permission_fails_only_its_own_fix(sandbox, grant_custom_role, as_bot):
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=["Microsoft.Authorization/locks/write"])
+    report = sweep(sandbox, as_bot())
+    failed = [r for r in report.results if r.status == "failed"]
+    assert {r.change.policy_id for r in failed} == {"kv-delete-lock"}
+    assert {r.code for r in failed} == {"AuthorizationFailed"}
+    assert len([r for r in report.results if r.status == "applied"]) == 8  # everything else, as with the full role
+    locks = sandbox.client(ManagementLockClient).management_locks
+    assert list(locks.list_at_subscription_level()) == []  # nothing half-applied
+
+
+def test_a_dry_run_writes_nothing(sandbox, grant_custom_role, as_bot):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    since = len(sandbox.calls())
+    report = sweep(sandbox, as_bot(), apply=False)
+    assert report.plan.changes and not report.results and not report.compliant
+    assert writes_by(sandbox, "bot", since) == []
+    assert report.writes == 0
+
+
+def test_what_cannot_be_read_is_skipped_as_cannot_read(sandbox, grant_custom_role, as_bot):
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=["Microsoft.Authorization/locks/read"])
+    report = sweep(sandbox, as_bot())
+    unreadable = [f for f in report.findings if f.policy.id == "kv-delete-lock"]
+    assert len(unreadable) == 3 and all("AuthorizationFailed" in (f.unreadable or "") for f in unreadable)
+    assert {s.reason for s in report.plan.skipped if s.policy_id == "kv-delete-lock"} == {"cannot-read"}
+    assert not any(r.change.policy_id == "kv-delete-lock" for r in report.results)
+
+
+def test_the_owner_tag_name_is_a_setting(sandbox, grant_custom_role, as_bot):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    settings = replace(settings_for(sandbox), owner_tag="custodian")
+    report = scan(Scope((sandbox.subscription_id,), "rg-app-weu"), POLICIES, settings=settings, azure=as_bot())
+    (change,) = [c for c in report.plan.changes if c.policy_ids == ("kv-owner-tag",)]
+    assert change.after == {"properties.tags.custodian": "admin@contoso.example"}
+
+
+def test_an_event_scans_one_resource(sandbox, grant_custom_role, as_bot):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    group = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-app-weu"
+    vault = f"{group}/providers/Microsoft.KeyVault/vaults/kv-weu-app"
+    report = scan(
+        Scope((sandbox.subscription_id,)),
+        POLICIES,
+        settings=settings_for(sandbox),
+        azure=as_bot(),
+        resource_id=vault,
+    )
+    assert report.resources == 1
+    assert {f.resource["id"] for f in report.findings} == {vault}
+
+
+def test_policy_selection_names_the_valid_ids():
+    assert [p.id for p in select(POLICIES, ["kv-delete-lock"])] == ["kv-delete-lock"]
+    with pytest.raises(UnknownPolicyError, match="kv-delete-lock"):
+        select(POLICIES, ["kv-delete-lok"])
