@@ -10,8 +10,8 @@ change is `already-compliant` (so a second run writes nothing); else it is writt
 Azure's error code and message. A change whose `after` would weaken its `before` (turn a protection off, remove a
 value) is a bug in a fix, and stops the run.
 
-`fresh=True` says the plan was made from reads of this same run: the management-plane state it was planned from is
-then the "read again", and only data-plane targets (which the reader saw through the management plane) are re-read.
+`fresh=True` says the plan was made from reads of this same run: the state it was planned from is then the "read
+again" (a key's rotation policy included: the management plane shows it), so nothing is re-read before writing.
 Every write is logged on the `cryptward.apply` logger with the resource, policies, before and after; never a token.
 """
 
@@ -101,7 +101,7 @@ def _one(
             running = _running_vm(change, azure, fresh, known)
             if running:
                 return Result(change, PENDING_DEALLOCATION, f"VM {name_of(running)} is running; deallocate it first")
-        if not fresh or op.plane != "arm":
+        if not fresh:
             current = _read(azure, change, op.read_path or op.path)
             if current is not None and holds(current, change.verify):
                 return Result(change, ALREADY, "already holds: nothing written")

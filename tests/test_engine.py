@@ -126,12 +126,8 @@ def test_the_bot_with_its_role_applies_every_remediate_fix_and_a_second_run_writ
     again = sweep(sandbox, as_bot())
     assert writes_by(sandbox, "bot", since) == []
     assert {r.status for r in again.results} <= {"already-compliant", "pending-approval", "blocked"}
-    # SANDBOX BUG (reported): the management-plane key GET omits `properties.rotationPolicy` (Azure returns it once
-    # set), so the second sweep still finds key-rotation-policy; the applier re-reads the data plane and writes nothing.
-    assert [r.status for r in again.results if r.change.policy_id == "key-rotation-policy"] in (
-        [],
-        ["already-compliant"],
-    )
+    # The management-plane key GET shows the rotation policy once set, so the second sweep finds nothing to do.
+    assert [r for r in again.results if r.change.policy_id == "key-rotation-policy"] == []
 
 
 def test_with_purge_protection_in_remediate_mode_auto_rotation_follows(sandbox, grant_custom_role, as_bot):

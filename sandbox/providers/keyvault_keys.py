@@ -44,6 +44,19 @@ def key_properties(call: Call, vault: dict[str, Any], entry: dict[str, Any], ver
         props["keySize"] = version["keySize"]
     if version.get("crv"):
         props["curveName"] = version["crv"]
+    policy = entry.get("rotationPolicy")
+    if policy:  # the management plane shows the data plane's policy, action types lower-case ("omitted if empty")
+        attrs = policy.get("attributes") or {}
+        props["rotationPolicy"] = {
+            "attributes": {k: attrs[k] for k in ("created", "updated", "expiryTime") if attrs.get(k) is not None},
+            "lifetimeActions": [
+                {
+                    "trigger": {k: v for k, v in (a.get("trigger") or {}).items() if v is not None},
+                    "action": {"type": str((a.get("action") or {}).get("type", "")).lower()},
+                }
+                for a in policy.get("lifetimeActions") or []
+            ],
+        }
     return props
 
 
