@@ -138,7 +138,8 @@ def test_rotate_and_rotation_policy(sandbox, kv):
     assert policy.id == f"{vault.properties.vault_uri}keys/rot/rotationpolicy"
     shown = kv.keys.get(RG, "kvd-rot", "rot").rotation_policy  # the management plane shows the same policy
     assert shown.attributes.expiry_time == "P1Y"
-    assert [(a.action.type, a.trigger.time_after_create) for a in shown.lifetime_actions][0] == ("rotate", "P90D")
+    first = shown.lifetime_actions[0]
+    assert (first.action.type, first.trigger.time_after_create) == ("rotate", "P90D")
     rotated = client.rotate_key("rot")
     assert rotated.id != key.id
     assert len(rotated.key.n) == 384
