@@ -1,7 +1,7 @@
 """Event Grid events, pure: ARM operations and Key Vault key changes as the events Azure publishes, the handshake
 event, the CloudEvents form, dead-letter records, and event subscription filters.
 
-Shapes follow Microsoft's examples (shared/azure-specs/examples/eventgrid/): `resource_*_success.json` for the
+Shapes follow Microsoft's examples (tests/data/azure-specs/examples/eventgrid/): `resource_*_success.json` for the
 subscription's system topic (`Microsoft.Resources.*`, dataVersion "2"), and `secret_new_version_created.json` (spec)
 and its docs twin for Key Vault (dataVersion "1"). Key Vault data keys are PascalCase (`Id`, `VaultName`, ...,
 `NBF`, `EXP` as strings), as both examples and Azure's deliveries have them; the data-plane OpenAPI schema's

@@ -8,8 +8,7 @@ import pytest
 from sandbox import events
 from sandbox.identity import Directory
 
-# shared/ sits beside the checkout (the work tree and CI's clone alike)
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "azure-specs" / "examples" / "eventgrid"
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "azure-specs" / "examples" / "eventgrid"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 

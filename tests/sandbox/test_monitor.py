@@ -15,7 +15,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from sandbox import alerts
 
-EXAMPLES = Path("/work/shared/azure-specs/examples/monitor")
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "azure-specs" / "examples" / "monitor"
 RG = "rg-alerts"
 
 

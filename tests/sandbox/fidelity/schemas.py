@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 import jsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 
-SPECS_ROOT = Path("/work/shared/azure-specs")
+SPECS_ROOT = Path(__file__).resolve().parents[2] / "data" / "azure-specs"  # Microsoft's files, see MANIFEST.md
 OPENAPI_ROOT = SPECS_ROOT / "openapi"
 
 _DATE_TIME = re.compile(
