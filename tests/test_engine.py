@@ -204,3 +204,57 @@ def test_policy_selection_names_the_valid_ids():
     assert [p.id for p in select(POLICIES, ["kv-delete-lock"])] == ["kv-delete-lock"]
     with pytest.raises(UnknownPolicyError, match="kv-delete-lock"):
         select(POLICIES, ["kv-delete-lok"])
+
+
+EVERYTHING = {p.id: "remediate" for p in POLICIES if p.fix is not None}
+
+
+def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sandbox, grant_custom_role, as_bot):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    dry = sweep(sandbox, as_bot(), apply=False, **EVERYTHING)
+    fixes_planned = {fix for c in dry.plan.changes for fix in c.fixes}  # merged writes carry several
+    every_fix = {
+        "kv-purge-protection", "kv-delete-lock", "kv-owner-tag", "kv-diagnostic-setting", "kv-rbac-authorization",
+        "key-rotation-policy", "des-auto-rotation", "des-key-access", "disk-cmk", "vm-encryption-at-host",
+    }  # fmt: skip
+    assert not every_fix - fixes_planned
+    approved = [c.id for c in dry.plan.changes]
+    report = scan(
+        Scope((sandbox.subscription_id,)), POLICIES, apply=True, settings=settings_for(sandbox, **EVERYTHING),
+        azure=as_bot(), ade_history=[ids(sandbox)["ade"]], approved=approved,
+    )  # fmt: skip
+    got = statuses(report)
+    assert "failed" not in got, got
+    waiting = sorted(got.get("pending-deallocation", []))
+    assert waiting == sorted(
+        ["disk-cmk:disk-weu-app-data", "disk-cmk:disk-weu-app-os", "vm-encryption-at-host:vm-weu-app"]
+    )
+
+    kv = sandbox.client(KeyVaultManagementClient)
+    vaults = {v.name: v for v in kv.vaults.list_by_subscription()}
+    assert all(v.properties.enable_purge_protection for v in vaults.values())
+    assert vaults["kv-neu-legacy"].properties.enable_rbac_authorization is True
+    compute = sandbox.client(ComputeManagementClient)
+    des = compute.disk_encryption_sets.get("rg-keys-weu", "des-weu")
+    assert des.rotation_to_latest_key_version_enabled is True
+    disks = {d.name: d for d in compute.disks.list()}
+    assert disks["disk-weu-data"].encryption.disk_encryption_set_id.lower() == ids(sandbox)["des"].lower()
+    assert disks["disk-weu-batch-os"].encryption.type == "EncryptionAtRestWithCustomerKey"
+    assert disks["disk-weu-ade"].encryption.type == "EncryptionAtRestWithPlatformKey"  # never CMK after ADE
+    assert disks["disk-neu-data"].encryption.type == "EncryptionAtRestWithPlatformKey"  # no DES in that region
+    batch = compute.virtual_machines.get("rg-app-weu", "vm-weu-batch")
+    assert batch.security_profile.encryption_at_host is True
+
+    # The owner deallocates the running VM: what waited for it is applied on the next run, and only that.
+    compute.virtual_machines.begin_deallocate("rg-app-weu", "vm-weu-app").result()
+    later = scan(
+        Scope((sandbox.subscription_id,)), POLICIES, apply=True, settings=settings_for(sandbox, **EVERYTHING),
+        azure=as_bot(), ade_history=[ids(sandbox)["ade"]], approved=approved,
+    )  # fmt: skip
+    applied = sorted(statuses(later).get("applied", []))
+    assert applied == waiting
+    assert compute.virtual_machines.get("rg-app-weu", "vm-weu-app").security_profile.encryption_at_host is True
+    since = len(sandbox.calls())
+    sweep(sandbox, as_bot(), **EVERYTHING)
+    assert writes_by(sandbox, "bot", since) == []
