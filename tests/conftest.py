@@ -10,7 +10,7 @@ from typing import Any
 import hypothesis  # noqa: F401
 import pytest
 
-pytest_plugins = ["sandbox.testing"]
+pytest_plugins = ["sandbox.testing", "tests.azurite"]
 
 
 ROLE_FILE = Path(__file__).resolve().parent.parent / "infra" / "cryptward-role.json"

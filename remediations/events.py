@@ -1,0 +1,505 @@
+"""Event Grid events and activity-log alerts, turned into work items or refused with a precise reason. Pure: no I/O.
+
+    batch = parse_eventgrid(body)   # an HTTP delivery (JSON array), one event, or the decoded JSON
+    batch.items                     # WorkItem per resource to re-evaluate
+    batch.ignored                   # WorkItem with `.reason`: other event or resource types; acknowledged, not queued
+    batch.rejected                  # EventRejected per malformed event; the rest of the batch is kept
+    batch.validation                # ValidationAnswer for a SubscriptionValidationEvent (`.response` is the reply)
+    batch = parse_alert(body)       # common alert schema: one WorkItem per data.essentials.alertTargetIDs entry
+
+Problems with the body as a whole (over 1 MB, not JSON, over 5,000 events, not the common alert schema) raise
+EventRejected. A write to a lock, the tags or a diagnostic setting of a resource is a change of that resource: the
+extension id `{vault}/providers/Microsoft.Authorization/locks/x` becomes `{vault}`. Nothing here returns or logs a
+token or a signed URL: claims are reduced to four identifiers, reasons name fields and never quote values, and the
+validation URL only appears with its query string removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from remediations.errors import EventRejected
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_EVENTS = 5000
+SOURCES = ("eventgrid", "alert", "sweep", "rotation")
+
+WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
+ACTION_SUCCESS = "Microsoft.Resources.ResourceActionSuccess"
+VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
+KEY_EVENTS = (
+    "Microsoft.KeyVault.KeyNearExpiry",
+    "Microsoft.KeyVault.KeyNewVersionCreated",
+    "Microsoft.KeyVault.KeyExpired",
+)
+ALERT_SCHEMA = "azureMonitorCommonAlertSchema"
+ADMINISTRATIVE = "Activity Log - Administrative"
+DEALLOCATE = "microsoft.compute/virtualmachines/deallocate/action"
+
+VAULT = "microsoft.keyvault/vaults"
+KEY = "microsoft.keyvault/vaults/keys"
+VM = "microsoft.compute/virtualmachines"
+WATCHED = frozenset({VAULT, KEY, "microsoft.compute/disks", "microsoft.compute/diskencryptionsets", VM})
+# Extension resources whose writes change the resource they sit on.
+EXTENSIONS = frozenset(
+    {"microsoft.authorization/locks", "microsoft.resources/tags", "microsoft.insights/diagnosticsettings"}
+)
+# Child resources whose writes change their parent (Azure Disk Encryption is a VM extension).
+CHILDREN = frozenset({"microsoft.compute/virtualmachines/extensions"})
+
+_CLAIMS = {
+    "upn": ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn", "upn"),
+    "name": ("name", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name", "unique_name"),
+    "appid": ("appid", "azp"),
+    "oid": ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid"),
+}
+_SECRET_QUERY = re.compile(r"(?i)([?&;](?:code|sig|signature|token|access_token|key|secret|password)=)[^&;#\s\"']*")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def redact(text: str) -> str:
+    """`text` with the values of `code=`, `sig=`, `token=` (and similar) query parameters replaced."""
+    return _SECRET_QUERY.sub(r"\1REDACTED", text)
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0] + ("?<redacted>" if "?" in url else "")
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made the change, from the token claims. Nothing else of the claims is kept."""
+
+    upn: str | None = None
+    name: str | None = None
+    appid: str | None = None
+    oid: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One resource to re-evaluate, and why. `reason` is set when the input is acknowledged but not acted on.
+
+    `resource_id` is as Azure wrote it (for display); `key` is its lower-case form (ARM ids are case-insensitive)
+    for dedupe and the ledger. `resource_type` is lower-case. `deallocated` marks a VM deallocation.
+    """
+
+    source: str  # eventgrid | alert | sweep | rotation
+    resource_id: str
+    resource_type: str = ""
+    operation: str = ""
+    event_type: str = ""
+    event_id: str = ""
+    event_time: datetime | None = None
+    correlation_id: str | None = None
+    caller: Actor = field(default_factory=Actor)
+    deallocated: bool = False
+    key_version: str | None = None
+    key_expires: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.resource_id.lower()
+
+    def to_json(self) -> str:
+        """The queue message form (compact JSON); `from_json` reads it back."""
+        data: dict[str, Any] = {
+            "source": self.source,
+            "resourceId": self.resource_id,
+            "resourceType": self.resource_type,
+            "operation": self.operation,
+            "eventType": self.event_type,
+            "eventId": self.event_id,
+            "eventTime": _iso(self.event_time),
+            "correlationId": self.correlation_id,
+            "caller": {k: v for k, v in vars(self.caller).items() if v is not None},
+            "deallocated": self.deallocated,
+            "keyVersion": self.key_version,
+            "keyExpires": _iso(self.key_expires),
+            "reason": self.reason,
+        }
+        return json.dumps({k: v for k, v in data.items() if v not in (None, "", {}, False)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkItem:
+        """A work item from `to_json`'s output. Raises EventRejected when the message is not one."""
+        data = _load(text, "message")
+        if not isinstance(data, dict):
+            raise EventRejected("message", f"expected a JSON object, got {_kind(data)}")
+        source = _str(data, "source", "message")
+        if source not in SOURCES:
+            raise EventRejected("message.source", f"expected one of {', '.join(SOURCES)}")
+        caller = data.get("caller", {})
+        if not isinstance(caller, dict) or not all(isinstance(v, str) for v in caller.values()):
+            raise EventRejected("message.caller", "expected an object of strings")
+        deallocated = data.get("deallocated", False)
+        if not isinstance(deallocated, bool):
+            raise EventRejected("message.deallocated", f"expected true or false, got {_kind(deallocated)}")
+        return cls(
+            source=source,
+            resource_id=_str(data, "resourceId", "message"),
+            resource_type=_str(data, "resourceType", "message", required=False) or "",
+            operation=_str(data, "operation", "message", required=False) or "",
+            event_type=_str(data, "eventType", "message", required=False) or "",
+            event_id=_str(data, "eventId", "message", required=False) or "",
+            event_time=_time(data, "eventTime", "message", required=False),
+            correlation_id=_str(data, "correlationId", "message", required=False),
+            caller=Actor(**{k: caller.get(k) for k in ("upn", "name", "appid", "oid")}),
+            deallocated=deallocated,
+            key_version=_str(data, "keyVersion", "message", required=False),
+            key_expires=_time(data, "keyExpires", "message", required=False),
+            reason=_str(data, "reason", "message", required=False),
+        )
+
+
+@dataclass(frozen=True)
+class ValidationAnswer:
+    """The reply to a SubscriptionValidationEvent: answer `response` in the HTTP 200 body. The event's manual
+    validation URL carries a code, so only `redacted_url` (no query string, for logs) is kept."""
+
+    code: str = field(repr=False)
+    redacted_url: str | None = None
+
+    @property
+    def response(self) -> dict[str, str]:
+        return {"validationResponse": self.code}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one delivery yields: work, acknowledged inputs, rejections, and the handshake answer if there was one."""
+
+    items: tuple[WorkItem, ...] = ()
+    ignored: tuple[WorkItem, ...] = ()
+    rejected: tuple[EventRejected, ...] = ()
+    validation: ValidationAnswer | None = None
+
+
+def parse_eventgrid(body: bytes | str | list[Any] | dict[str, Any]) -> Batch:
+    """An Event Grid delivery (Event Grid schema): a JSON array of events, or one event. Never raises for one bad
+    event (it lands in `rejected`); raises EventRejected when the body as a whole is unusable."""
+    data = _load(body, "body") if isinstance(body, bytes | bytearray | memoryview | str) else body
+    events = data if isinstance(data, list) else [data]
+    if isinstance(data, list) and len(data) > MAX_EVENTS:
+        raise EventRejected("body", f"{len(data)} events in one delivery; at most {MAX_EVENTS} are accepted")
+    items: list[WorkItem] = []
+    ignored: list[WorkItem] = []
+    rejected: list[EventRejected] = []
+    validation: ValidationAnswer | None = None
+    for i, event in enumerate(events):
+        where = f"[{i}]" if isinstance(data, list) else "event"
+        try:
+            out = parse_event(event, where)
+            if isinstance(out, ValidationAnswer) and validation is not None:
+                raise EventRejected(f"{where}.eventType", "only one SubscriptionValidationEvent per delivery")
+        except EventRejected as e:
+            e.index = i if isinstance(data, list) else None
+            rejected.append(e)
+            continue
+        if isinstance(out, ValidationAnswer):
+            validation = out
+        elif out.reason is None:
+            items.append(out)
+        else:
+            log.debug("ignored event %s: %s", _short(out.event_id, 60), out.reason)
+            ignored.append(out)
+    return Batch(tuple(items), tuple(ignored), tuple(rejected), validation)
+
+
+def parse_event(event: Any, where: str = "event") -> WorkItem | ValidationAnswer:
+    """One event in Event Grid schema (a decoded JSON object). Raises EventRejected when it is malformed."""
+    if not isinstance(event, dict):
+        raise EventRejected(where, f"expected an event object, got {_kind(event)}")
+    if "specversion" in event and "eventType" not in event:
+        raise EventRejected(f"{where}.specversion", "CloudEvents schema is not accepted; expected Event Grid schema")
+    event_type = _str(event, "eventType", where)
+    event_id = _str(event, "id", where)
+    event_time = _time(event, "eventTime", where)
+    subject = _str(event, "subject", where, required=False) or ""
+    base = WorkItem("eventgrid", subject, event_type=event_type, event_id=event_id, event_time=event_time)
+    if event_type == VALIDATION:
+        data = _obj(event, "data", where)
+        url = _str(data, "validationUrl", f"{where}.data", required=False)
+        return ValidationAnswer(
+            _str(data, "validationCode", f"{where}.data"), None if url is None else _without_query(url)
+        )
+    if event_type in KEY_EVENTS:
+        return _key_event(event, base, where)
+    if event_type not in (WRITE_SUCCESS, ACTION_SUCCESS):
+        return _replace(base, reason=f"event type {_short(event_type)} is not watched")
+    data = _obj(event, "data", where)
+    at = f"{where}.data"
+    resource_id = _str(data, "resourceUri", at, required=False) or subject
+    if not resource_id:
+        raise EventRejected(f"{at}.resourceUri", "missing; expected the resource id (or a non-empty subject)")
+    operation = _str(data, "operationName", at, required=event_type == ACTION_SUCCESS) or ""
+    item = _replace(
+        base,
+        resource_id=resource_id,
+        operation=operation,
+        correlation_id=_str(data, "correlationId", at, required=False),
+        caller=_actor(data.get("claims"), f"{at}.claims"),
+    )
+    item = _resolve(item)
+    if event_type == ACTION_SUCCESS and item.reason is None:
+        if operation.lower() != DEALLOCATE or item.resource_type != VM:
+            return _replace(item, reason=f"action {_short(operation)} is not watched")
+        return _replace(item, deallocated=True)
+    return item
+
+
+def parse_alert(body: bytes | str | dict[str, Any]) -> Batch:
+    """An action group webhook body in the common alert schema, from an activity-log alert on administrative
+    operations: one WorkItem per alert target. Raises EventRejected when the payload is not such a body."""
+    data = _load(body, "body") if isinstance(body, bytes | bytearray | memoryview | str) else body
+    if not isinstance(data, dict):
+        raise EventRejected("body", f"expected a JSON object, got {_kind(data)}")
+    if data.get("schemaId") != ALERT_SCHEMA:
+        raise EventRejected(
+            "schemaId", f"expected {ALERT_SCHEMA!r} (enable the common alert schema on the action group)"
+        )
+    inner = _obj(data, "data", "")
+    essentials = _obj(inner, "essentials", "data")
+    service = _str(essentials, "monitoringService", "data.essentials")
+    targets = essentials.get("alertTargetIDs")
+    if not isinstance(targets, list):
+        raise EventRejected("data.essentials.alertTargetIDs", f"expected a list of resource ids, got {_kind(targets)}")
+    if len(targets) > MAX_EVENTS:
+        raise EventRejected("data.essentials.alertTargetIDs", f"{len(targets)} targets; at most {MAX_EVENTS}")
+    context = _obj(inner, "alertContext", "data")
+    at = "data.alertContext"
+    event_id = (
+        _str(context, "eventDataId", at, required=False)
+        or _str(essentials, "originAlertId", "data.essentials", required=False)
+        or _str(essentials, "alertId", "data.essentials", required=False)
+        or ""
+    )
+    when = _time(context, "eventTimestamp", at, required=False) or _time(
+        essentials, "firedDateTime", "data.essentials", required=False
+    )
+    operation = _str(context, "operationName", at, required=False) or ""
+    base = WorkItem(
+        source="alert",
+        resource_id="",
+        operation=operation,
+        event_type=ALERT_SCHEMA,
+        event_id=event_id,
+        event_time=when,
+        correlation_id=_str(context, "correlationId", at, required=False),
+        caller=_alert_actor(context, at),
+        deallocated=operation.lower() == DEALLOCATE,
+    )
+    items: list[WorkItem] = []
+    ignored: list[WorkItem] = []
+    rejected: list[EventRejected] = []
+    for i, target in enumerate(targets):
+        if not isinstance(target, str) or not target:
+            rejected.append(EventRejected(f"data.essentials.alertTargetIDs[{i}]", "expected a resource id", i))
+            continue
+        item = _resolve(_replace(base, resource_id=target))
+        if service != ADMINISTRATIVE:
+            item = _replace(item, reason=f"monitoring service {_short(service)} is not watched")
+        elif operation.lower().endswith("/delete"):
+            item = _replace(item, reason="deletes are not remediated")
+        if item.reason is not None:
+            log.debug("ignored alert target %s: %s", _short(item.resource_id), item.reason)
+        (items if item.reason is None else ignored).append(item)
+    return Batch(tuple(items), tuple(ignored), tuple(rejected))
+
+
+def work_item(resource_id: str, source: str, *, operation: str = "", now: datetime | None = None) -> WorkItem:
+    """A work item the bot makes itself (`sweep`, `rotation`), for a resource id it read from Azure."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}")
+    return _resolve(WorkItem(source=source, resource_id=resource_id, operation=operation, event_time=now))
+
+
+def is_own_identity(item: WorkItem, bot_ids: Iterable[str]) -> bool:
+    """True when the change was made by the bot itself (its client id as appid, or its object id as oid)."""
+    ids = {i.strip().lower() for i in bot_ids if i and i.strip()}
+    return any(v is not None and v.strip().lower() in ids for v in (item.caller.appid, item.caller.oid))
+
+
+def owner_of(resource_id: str) -> tuple[str, str]:
+    """(id, lower-case type) of the resource a change to `resource_id` belongs to: an extension resource (lock, tags,
+    diagnostic setting) or a VM extension maps to the resource it sits on. Raises ValueError for a malformed id."""
+    segs = resource_id.strip().rstrip("/").split("/")
+    if len(segs) < 3 or segs[0] != "" or segs[1].lower() != "subscriptions" or not segs[2]:
+        raise ValueError("expected an ARM id starting /subscriptions/{id}")
+    providers = [i for i in range(1, len(segs), 2) if segs[i].lower() == "providers"]
+    if not providers:
+        if len(segs) not in (3, 5) or any(not s for s in segs[1:]):
+            raise ValueError("expected a subscription, resource group or provider resource id")
+        return "/".join(segs), "microsoft.resources/subscriptions" + ("/resourcegroups" if len(segs) == 5 else "")
+    p = providers[-1]
+    rest = segs[p + 1 :]
+    if len(rest) < 3 or len(rest) % 2 == 0 or any(not s for s in rest):
+        raise ValueError("expected providers/{namespace}/{type}/{name}[/{type}/{name}...]")
+    rtype = "/".join([rest[0], *rest[1::2]]).lower()
+    if len(providers) > 1 and rtype in EXTENSIONS:
+        return owner_of("/".join(segs[:p]))
+    if rtype in CHILDREN:
+        return "/".join(segs[:-2]), rtype.rsplit("/", 1)[0]
+    return "/".join(segs), rtype
+
+
+def _resolve(item: WorkItem) -> WorkItem:
+    try:
+        resource_id, rtype = owner_of(item.resource_id)
+    except ValueError as e:
+        return _replace(item, reason=f"not a resource id ({e})")
+    item = _replace(item, resource_id=resource_id, resource_type=rtype)
+    if rtype not in WATCHED:
+        return _replace(item, reason=f"resource type {_short(rtype)} is not watched")
+    return item
+
+
+def _key_event(event: dict[str, Any], base: WorkItem, where: str) -> WorkItem:
+    vault_id = _str(event, "topic", where)
+    try:
+        vault_id, rtype = owner_of(vault_id)
+    except ValueError as e:
+        raise EventRejected(f"{where}.topic", f"expected the key vault's resource id ({e})") from None
+    if rtype != VAULT:
+        raise EventRejected(f"{where}.topic", "expected a key vault's resource id (Microsoft.KeyVault/vaults)")
+    raw = _obj(event, "data", where)
+    # Key Vault writes PascalCase keys (the docs example even has "ObjectName "); accept any case and stray spaces.
+    data = {str(k).strip().lower(): v.strip() if isinstance(v, str) else v for k, v in raw.items()}
+    at = f"{where}.data"
+    object_type = _str(data, "objecttype", at, required=False, label="ObjectType")
+    if object_type is not None and object_type.lower() != "key":
+        raise EventRejected(f"{at}.ObjectType", "expected 'Key' for a key event")
+    name = _str(data, "objectname", at, label="ObjectName")
+    if not name or "/" in name:
+        raise EventRejected(f"{at}.ObjectName", "expected a key name")
+    return _replace(
+        base,
+        resource_id=f"{vault_id}/keys/{name}",
+        resource_type=KEY,
+        operation=base.event_type.rsplit(".", 1)[-1],
+        key_version=_str(data, "version", at, required=False, label="Version") or None,
+        key_expires=_epoch(data.get("exp"), f"{at}.EXP"),
+    )
+
+
+def _actor(claims: Any, where: str) -> Actor:
+    if claims is None:
+        return Actor()
+    if not isinstance(claims, dict):
+        raise EventRejected(where, f"expected an object of token claims, got {_kind(claims)}")
+    found: dict[str, str | None] = {}
+    for attr, names in _CLAIMS.items():
+        found[attr] = None
+        for name in names:
+            value = claims.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise EventRejected(f"{where}.{name}", f"expected a string, got {_kind(value)}")
+            if value:
+                found[attr] = value
+                break
+    return Actor(**found)
+
+
+def _alert_actor(context: dict[str, Any], at: str) -> Actor:
+    claims = context.get("claims")
+    if isinstance(claims, str):
+        try:
+            claims = json.loads(claims) if claims.strip() else None
+        except (ValueError, RecursionError):
+            raise EventRejected(f"{at}.claims", "expected token claims as a JSON object in a string") from None
+    actor = _actor(claims, f"{at}.claims")
+    caller = _str(context, "caller", at, required=False)
+    if caller and "@" in caller and actor.upn is None:
+        actor = replace(actor, upn=caller)
+    elif caller and _GUID.match(caller) and actor.oid is None:
+        actor = replace(actor, oid=caller)
+    return actor
+
+
+def _replace(item: WorkItem, **changes: Any) -> WorkItem:
+    return replace(item, **changes)
+
+
+def _load(body: bytes | bytearray | memoryview | str, where: str) -> Any:
+    size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
+    if size > MAX_BODY_BYTES:
+        raise EventRejected(where, f"{size} bytes; at most {MAX_BODY_BYTES} (1 MB) are accepted")
+    try:
+        return json.loads(bytes(body) if not isinstance(body, str) else body)
+    except json.JSONDecodeError as e:
+        raise EventRejected(where, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except UnicodeDecodeError:
+        raise EventRejected(where, "not valid JSON (not UTF-8, UTF-16 or UTF-32 text)") from None
+    except RecursionError:
+        raise EventRejected(where, "not valid JSON (nested too deeply)") from None
+    except ValueError as e:  # integers over Python's digit limit
+        raise EventRejected(where, f"not valid JSON ({type(e).__name__})") from None
+
+
+_KINDS = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list"}
+
+
+def _kind(value: Any) -> str:
+    return "an object" if isinstance(value, dict) else _KINDS.get(type(value), type(value).__name__)
+
+
+def _obj(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = parent.get(key)
+    path = f"{where}.{key}" if where else key
+    if not isinstance(value, dict):
+        raise EventRejected(path, f"expected an object, got {'nothing' if key not in parent else _kind(value)}")
+    return value
+
+
+def _str(parent: dict[str, Any], key: str, where: str, *, required: bool = True, label: str | None = None) -> Any:
+    value = parent.get(key)
+    path = f"{where}.{label or key}"
+    if value is None:
+        if required:
+            raise EventRejected(path, "missing; expected a string")
+        return None
+    if not isinstance(value, str):
+        raise EventRejected(path, f"expected a string, got {_kind(value)}")
+    return value
+
+
+def _time(parent: dict[str, Any], key: str, where: str, *, required: bool = True) -> datetime | None:
+    text = _str(parent, key, where, required=required)
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise EventRejected(f"{where}.{key}", "expected an ISO 8601 time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _epoch(value: Any, where: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise EventRejected(where, f"expected seconds since 1970, got {_kind(value)}")
+    try:
+        return datetime.fromtimestamp(int(value) if isinstance(value, str) else value, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise EventRejected(where, "expected seconds since 1970 (a whole number in range)") from None
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()

@@ -1,0 +1,494 @@
+"""The bot's only state, in Table Storage (the function app's own account; Azurite locally).
+
+    ledger = Ledger.from_env()                          # AzureWebJobsStorage; creates its tables (idempotent)
+    ledger.claim(item.key, window_seconds=60)           # True once per resource per window: dedupe/debounce
+    ledger.record_change(resource_id, policy=..., before=..., after=..., caller=..., correlation_id=..., result=...)
+    ledger.audit_for(resource_id)                       # its audit records, oldest first
+    ledger.add_pending("approval", resource_id, policy, detail); ledger.list_pending(); ledger.resolve_pending(...)
+    ledger.note_fix(item.key); ledger.is_fighting(item.key, threshold=3, window_seconds=3600)
+
+Tables (names from a prefix, `cw` by default): `<p>dedupe` (one claim per resource), `<p>audit` (one record per
+change, partitioned by resource), `<p>pending` (changes waiting for an approval or a deallocation), `<p>fights` (fix
+times per resource). Resource ids never become keys as they are (`/` is not allowed in a key): the key of a resource is
+the SHA-256 of its lower-case id. Concurrent workers are safe: a claim is an insert-if-absent or an ETag-conditional
+replace, so of two workers claiming at once exactly one wins; counters retry on a 409/412. Time comes from `now`
+arguments, else the injected clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from remediations._storage import connection_string, storage_errors
+from remediations.changes import REQUIREMENTS, Caller
+from remediations.errors import AzureAccessError, SettingsError
+from remediations.events import Actor
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableEntity
+
+PREFIX_SETTING = "CRYPTWARD_TABLE_PREFIX"
+# Table Storage: a string property holds 64 KiB (32,768 UTF-16 code units), an entity 1 MiB. Each stored text is
+# kept under the first limit; an audit entity has about a dozen properties, so it stays far under the second.
+MAX_PROPERTY_UNITS = 32_000
+MAX_FIGHT_TIMES = 500
+_RETRIES = 20
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_KEY_UNSAFE = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+def key_of(resource_id: str) -> str:
+    """The Table Storage key of a resource: SHA-256 of its lower-case id (ARM ids are case-insensitive)."""
+    return hashlib.sha256(resource_id.lower().encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The four table names. `Tables.with_prefix("cwtest1")` gives `cwtest1dedupe`, ..."""
+
+    dedupe: str = "cwdedupe"
+    audit: str = "cwaudit"
+    pending: str = "cwpending"
+    fights: str = "cwfights"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Tables:
+        tables = cls(*(f"{prefix}{name}" for name in ("dedupe", "audit", "pending", "fights")))
+        for name in vars(tables).values():
+            if not _TABLE_NAME.match(name):
+                raise SettingsError(
+                    f"{PREFIX_SETTING}: table name {name!r} is invalid; expected a letter then letters or digits, "
+                    "3 to 63 characters in all"
+                )
+        return tables
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One change the bot made (or tried): `result` is what happened (applied, failed, skipped, pending, ...).
+
+    `before`/`after` are the JSON given; a value too big for a table property comes back as its truncated JSON text,
+    ending with a marker, and its name is listed in `truncated`."""
+
+    resource_id: str
+    policy: str
+    before: Any
+    after: Any
+    caller: Actor
+    correlation_id: str | None
+    result: str
+    time: datetime
+    change_id: str
+    truncated: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A change waiting for something: `kind` is `approval` (a person approves it) or `deallocated` (its VM must be
+    deallocated first). One open pending per kind, resource and policy."""
+
+    kind: str
+    pending_id: str
+    resource_id: str
+    policy: str
+    detail: Any
+    created: datetime
+    status: str = "open"  # open | resolved
+    resolution: str | None = None
+    resolved_at: datetime | None = None
+
+
+@dataclass
+class Ledger:
+    """The ledger over one storage account. Call `create_tables()` once at start (`from_env` does)."""
+
+    connection: str = field(repr=False)  # holds the account key
+    tables: Tables = field(default_factory=Tables)
+    clock: Callable[[], datetime] = _utcnow
+    _clients: dict[str, TableClient] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, clock: Callable[[], datetime] = _utcnow) -> Ledger:
+        import os
+
+        env = os.environ if env is None else env
+        prefix = (env.get(PREFIX_SETTING) or "").strip()
+        ledger = cls(connection_string(env), Tables.with_prefix(prefix) if prefix else Tables(), clock)
+        ledger.create_tables()
+        return ledger
+
+    def create_tables(self) -> None:
+        """Create the four tables if they do not exist (idempotent)."""
+        from azure.data.tables import TableServiceClient
+
+        with storage_errors("creating the ledger tables"):
+            service = TableServiceClient.from_connection_string(self.connection)
+            with service:
+                for name in vars(self.tables).values():
+                    service.create_table_if_not_exists(name)
+
+    # -- dedupe ---------------------------------------------------------------------------------------------------
+
+    def claim(self, resource_key: str, window_seconds: float, now: datetime | None = None) -> bool:
+        """True when this caller may queue work for the resource: no claim in the last `window_seconds`. Of
+        concurrent callers exactly one gets True (insert-if-absent, else replace only if the ETag is unchanged)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+        from azure.data.tables import UpdateMode
+
+        at = self._now(now).timestamp()
+        pk = key_of(resource_key)
+        table = self._table(self.tables.dedupe)
+        with storage_errors("claiming a resource"):
+            current = _get(table, pk, "claim")
+            entity = {"PartitionKey": pk, "RowKey": "claim", "ResourceKey": _fit(resource_key.lower())[0], "At": at}
+            if current is None:
+                try:
+                    table.create_entity(entity)
+                    return True
+                except HttpResponseError as e:
+                    if e.status_code == 409:  # another worker inserted it first
+                        return False
+                    raise
+            if at - float(current.get("At", 0.0)) < window_seconds:
+                return False
+            try:
+                table.update_entity(
+                    entity,
+                    UpdateMode.REPLACE,
+                    etag=current.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return True
+            except HttpResponseError as e:
+                if e.status_code == 412:  # another worker renewed it first
+                    return False
+                raise
+
+    # -- audit ----------------------------------------------------------------------------------------------------
+
+    def record_change(
+        self,
+        resource_id: str,
+        *,
+        policy: str,
+        before: Any,
+        after: Any,
+        caller: Actor | Caller | None,
+        correlation_id: str | None,
+        result: str,
+        change_id: str | None = None,
+        now: datetime | None = None,
+    ) -> AuditRecord:
+        """Write one audit record (a change made, refused or failed) and return it as stored."""
+        when = self._now(now)
+        change_id = change_id or uuid.uuid4().hex
+        safe_id = change_id if not _KEY_UNSAFE.search(change_id) and len(change_id) <= 200 else key_of(change_id)
+        actor = (
+            caller
+            if isinstance(caller, Actor)
+            else Actor(*(getattr(caller, k, None) for k in ("upn", "name", "appid")))
+        )
+        entity: dict[str, Any] = {
+            "PartitionKey": key_of(resource_id),
+            "RowKey": f"{when:%Y%m%dT%H%M%S%fZ}-{safe_id}",
+            "Time": when,
+            "ChangeId": change_id,
+        }
+        truncated = []
+        texts = {
+            "ResourceId": resource_id,
+            "Policy": policy,
+            "Result": result,
+            "CorrelationId": correlation_id or "",
+            "Caller": json.dumps({k: v for k, v in vars(actor).items() if v}, ensure_ascii=True),
+            "Before": json.dumps(before, ensure_ascii=True, sort_keys=True, default=str),
+            "After": json.dumps(after, ensure_ascii=True, sort_keys=True, default=str),
+            "ChangeId": change_id,
+        }
+        for name, text in texts.items():
+            entity[name], cut = _fit(text)
+            if cut:
+                truncated.append(name)
+        entity["Truncated"] = ",".join(truncated)
+        table = self._table(self.tables.audit)
+        with storage_errors("recording a change"):
+            table.create_entity(entity)
+        return _audit_record(entity)
+
+    def audit_for(self, resource_id: str) -> list[AuditRecord]:
+        """Every audit record of the resource (any case of its id), oldest first."""
+        table = self._table(self.tables.audit)
+        with storage_errors("reading the audit records"):
+            rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": key_of(resource_id)}))
+        return [_audit_record(row) for row in sorted(rows, key=lambda r: r["RowKey"])]
+
+    # -- pending --------------------------------------------------------------------------------------------------
+
+    def add_pending(
+        self, kind: str, resource_id: str, policy: str, detail: Any = None, now: datetime | None = None
+    ) -> Pending:
+        """Record a change waiting for `kind`; adding one that is already open returns the open one unchanged."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+        from azure.data.tables import UpdateMode
+
+        if kind not in REQUIREMENTS:
+            raise ValueError(f"unknown pending kind {kind!r}; valid: {', '.join(REQUIREMENTS)}")
+        row = key_of(f"{resource_id}\n{policy}")
+        entity: dict[str, Any] = {
+            "PartitionKey": kind,
+            "RowKey": row,
+            "ResourceId": _fit(resource_id)[0],
+            "Policy": _fit(policy)[0],
+            "Detail": _fit(json.dumps(detail, ensure_ascii=True, sort_keys=True, default=str))[0],
+            "Created": self._now(now),
+            "Status": "open",
+        }
+        table = self._table(self.tables.pending)
+        with storage_errors("adding a pending change"):
+            for _ in range(_RETRIES):
+                current = _get(table, kind, row)
+                try:
+                    if current is None:
+                        table.create_entity(entity)
+                    elif current.get("Status") == "open":
+                        return _pending(current)
+                    else:  # resolved before: open it again
+                        table.update_entity(
+                            entity,
+                            UpdateMode.REPLACE,
+                            etag=current.metadata["etag"],
+                            match_condition=MatchConditions.IfNotModified,
+                        )
+                    return _pending(entity)
+                except HttpResponseError as e:
+                    if e.status_code not in (409, 412):
+                        raise
+        raise _contended("adding a pending change")
+
+    def list_pending(self, kind: str | None = None, *, open_only: bool = True) -> list[Pending]:
+        """Pending changes, oldest first; by default only the open ones."""
+        clauses, params = [], {}
+        if kind is not None:
+            clauses.append("PartitionKey eq @kind")
+            params["kind"] = kind
+        if open_only:
+            clauses.append("Status eq 'open'")
+        table = self._table(self.tables.pending)
+        with storage_errors("listing pending changes"):
+            if clauses:
+                rows = list(table.query_entities(" and ".join(clauses), parameters=params))
+            else:
+                rows = list(table.list_entities())
+        return sorted((_pending(r) for r in rows), key=lambda p: (p.created, p.pending_id))
+
+    def resolve_pending(
+        self, kind: str, pending_id: str, resolution: str, now: datetime | None = None
+    ) -> Pending | None:
+        """Close an open pending change (`resolution`: approved, rejected, done, ...). Returns it as stored, or
+        None when there is no such pending change. Resolving twice keeps the first resolution."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+        from azure.data.tables import UpdateMode
+
+        if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
+            return None
+        table = self._table(self.tables.pending)
+        with storage_errors("resolving a pending change"):
+            for _ in range(_RETRIES):
+                current = _get(table, kind, pending_id)
+                if current is None:
+                    return None
+                if current.get("Status") != "open":
+                    return _pending(current)
+                entity = dict(current)
+                entity.update(Status="resolved", Resolution=_fit(resolution)[0], ResolvedAt=self._now(now))
+                try:
+                    table.update_entity(
+                        entity,
+                        UpdateMode.REPLACE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return _pending(entity)
+                except HttpResponseError as e:
+                    if e.status_code != 412:
+                        raise
+        raise _contended("resolving a pending change")
+
+    # -- fights ---------------------------------------------------------------------------------------------------
+
+    def note_fix(self, resource_key: str, now: datetime | None = None, window_seconds: float = 3600) -> int:
+        """Count one more fix of the resource; returns how many fixes fall in the last `window_seconds`."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+        from azure.data.tables import UpdateMode
+
+        at = self._now(now).timestamp()
+        pk = key_of(resource_key)
+        table = self._table(self.tables.fights)
+        with storage_errors("counting a fix"):
+            for _ in range(_RETRIES):
+                current = _get(table, pk, "fights")
+                times = [t for t in _times(current) if at - t < window_seconds] + [at]
+                times = times[-MAX_FIGHT_TIMES:]
+                entity = {"PartitionKey": pk, "RowKey": "fights", "Times": json.dumps(times)}
+                try:
+                    if current is None:
+                        table.create_entity(entity)
+                    else:
+                        table.update_entity(
+                            entity,
+                            UpdateMode.REPLACE,
+                            etag=current.metadata["etag"],
+                            match_condition=MatchConditions.IfNotModified,
+                        )
+                    return len(times)
+                except HttpResponseError as e:
+                    if e.status_code not in (409, 412):
+                        raise
+        raise _contended("counting a fix")
+
+    def is_fighting(
+        self, resource_key: str, threshold: int, window_seconds: float, now: datetime | None = None
+    ) -> bool:
+        """True when the resource was fixed `threshold` times or more in the last `window_seconds`: someone keeps
+        undoing the fix, so the bot should stop and tell a person."""
+        at = self._now(now).timestamp()
+        table = self._table(self.tables.fights)
+        with storage_errors("reading the fix count"):
+            current = _get(table, key_of(resource_key), "fights")
+        return sum(1 for t in _times(current) if 0 <= at - t < window_seconds) >= threshold
+
+    # -- plumbing -------------------------------------------------------------------------------------------------
+
+    def _now(self, now: datetime | None) -> datetime:
+        when = now if now is not None else self.clock()
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+    def _table(self, name: str) -> TableClient:
+        # SDK clients are thread-safe and keep their connections: one per table for the ledger's life.
+        if name not in self._clients:
+            from azure.data.tables import TableClient
+
+            self._clients[name] = TableClient.from_connection_string(self.connection, name)
+        return self._clients[name]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _get(table: TableClient, pk: str, rk: str) -> TableEntity | None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return table.get_entity(pk, rk)
+    except ResourceNotFoundError:
+        return None
+
+
+def _fit(text: str) -> tuple[str, bool]:
+    """`text` cut to fit one string property (with a marker saying so), and whether it was cut. Lone surrogates,
+    which cannot be sent, become `?`."""
+    text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+    units = _units(text)
+    if units <= MAX_PROPERTY_UNITS:
+        return text, False
+    marker = f"...[truncated by Cryptward: {units} UTF-16 code units, over the 64 KB property limit]"
+    room = MAX_PROPERTY_UNITS - len(marker)
+    kept = text[:room]
+    while (over := _units(kept) - room) > 0:  # a character is one or two units: halve the excess each round
+        kept = kept[: len(kept) - (over + 1) // 2]
+    return kept + marker, True
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _times(entity: Mapping[str, Any] | None) -> list[float]:
+    if entity is None:
+        return []
+    try:
+        values = json.loads(entity.get("Times") or "[]")
+    except ValueError:
+        return []
+    return [float(v) for v in values if isinstance(v, int | float)]
+
+
+def _json_or_text(text: str, cut: bool) -> Any:
+    if cut:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _audit_record(row: Mapping[str, Any]) -> AuditRecord:
+    truncated = tuple(n for n in str(row.get("Truncated") or "").split(",") if n)
+    caller = _json_or_text(str(row.get("Caller") or "{}"), "Caller" in truncated)
+    return AuditRecord(
+        resource_id=row["ResourceId"],
+        policy=row["Policy"],
+        before=_json_or_text(row["Before"], "Before" in truncated),
+        after=_json_or_text(row["After"], "After" in truncated),
+        caller=Actor(**{k: caller.get(k) for k in ("upn", "name", "appid", "oid")})
+        if isinstance(caller, dict)
+        else Actor(),
+        correlation_id=row.get("CorrelationId") or None,
+        result=row["Result"],
+        time=_aware(row["Time"]),
+        change_id=row["ChangeId"],
+        truncated=truncated,
+    )
+
+
+def _pending(row: Mapping[str, Any]) -> Pending:
+    return Pending(
+        kind=row["PartitionKey"],
+        pending_id=row["RowKey"],
+        resource_id=row["ResourceId"],
+        policy=row["Policy"],
+        detail=_json_or_text(row.get("Detail") or "null", False),
+        created=_aware(row["Created"]),
+        status=row.get("Status") or "open",
+        resolution=row.get("Resolution"),
+        resolved_at=_aware(row["ResolvedAt"]) if row.get("ResolvedAt") else None,
+    )
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _contended(what: str) -> AzureAccessError:
+    return AzureAccessError(412, "ConditionNotMet", f"{what}: gave up after {_RETRIES} conflicting writes")
