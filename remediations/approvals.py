@@ -1,0 +1,247 @@
+"""Approve / deny links for pending changes, and what happens when one is followed. Pure: time, storage and the
+applier are passed in, so the function app binds the HTTP endpoint and the ledger without logic of its own.
+
+    url = make_link(base_url, change.id, change.resource_id, "approve", expires_at, key)   # CRYPTWARD_APPROVAL_KEY
+    checked = verify(token, key, now, seen_nonce)        # Decision, or Refusal("expired" | "tampered" | "replayed")
+    outcome = decide(checked, store, apply_change, now)  # Outcome: approved / denied / unknown / already-decided
+    html = page(checked if isinstance(checked, Refusal) else outcome)
+
+A token is `seal({c: change id, r: resource id, d: decision, e: expiry, n: nonce})` (signing.py): any edit breaks
+its MAC. `seen_nonce(nonce)` must return True when the nonce was used before and record it otherwise, atomically
+(an insert-if-absent in Table Storage): a link works once. Link scanners fetch URLs in chat messages, so the
+endpoint should answer GET with `confirm_page` (verify with a check that does not record the nonce) and act on the
+POST that page sends.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import quote, urlsplit
+
+from remediations import signing
+
+APPROVE, DENY = "approve", "deny"
+DECISIONS = (APPROVE, DENY)
+EXPIRED, TAMPERED, REPLAYED = "expired", "tampered", "replayed"
+APPROVED, DENIED, UNKNOWN, ALREADY = "approved", "denied", "unknown-change", "already-decided"
+WAITING = "waiting-deallocation"  # approved; applied once the VM is deallocated
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verified link: a person chose `decision` for the change."""
+
+    change_id: str
+    resource_id: str
+    decision: str  # approve | deny
+    expires_at: datetime
+    nonce: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A link that is not honoured: `reason` is expired, tampered or replayed."""
+
+    reason: str
+    detail: str
+
+
+def make_link(
+    base_url: str,
+    change_id: str,
+    resource_id: str,
+    decision: str,
+    expires_at: datetime,
+    key: str | bytes,
+    *,
+    nonce: str | None = None,
+) -> str:
+    """`base_url?token=...`: a signed link that expires at `expires_at` and works once."""
+    if decision not in DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}; valid: {', '.join(DECISIONS)}")
+    payload = {
+        "v": _VERSION,
+        "c": change_id,
+        "r": resource_id,
+        "d": decision,
+        "e": int(expires_at.timestamp()),
+        "n": nonce or secrets.token_urlsafe(12),
+    }
+    sep = "&" if urlsplit(base_url).query else "?"
+    return f"{base_url}{sep}token={quote(signing.seal(payload, key), safe='')}"
+
+
+def verify(token: str, key: str | bytes, now: datetime, seen_nonce: Callable[[str], bool]) -> Decision | Refusal:
+    """The decision a token carries, or why it is refused. A tampered or expired token does not consume its nonce."""
+    payload = signing.unseal(token.strip(), key)
+    fields = ("c", "r", "d", "e", "n")
+    if payload is None or payload.get("v") != _VERSION or not all(f in payload for f in fields):
+        return Refusal(TAMPERED, "This link is not one Cryptward made, or it was changed after it was sent.")
+    if payload["d"] not in DECISIONS or not isinstance(payload["e"], int):
+        return Refusal(TAMPERED, "This link is not one Cryptward made, or it was changed after it was sent.")
+    expires = datetime.fromtimestamp(payload["e"], UTC)
+    if now >= expires:
+        return Refusal(EXPIRED, f"This link expired on {expires:%Y-%m-%d %H:%M} UTC. The next notice has a new one.")
+    if seen_nonce(str(payload["n"])):
+        return Refusal(REPLAYED, "This link was already used. Each approve or deny link works once.")
+    return Decision(str(payload["c"]), str(payload["r"]), payload["d"], expires, str(payload["n"]))
+
+
+# --- deciding --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A change waiting for a person. `decision` is None until someone approves or denies it."""
+
+    change_id: str
+    resource_id: str
+    summary: str = ""
+    decision: str | None = None  # approved | denied
+    status: str = "pending-approval"  # pending-approval | pending-deallocation | applied | failed | denied
+
+
+class PendingStore(Protocol):
+    """Where pending changes live (the ledger in the function app; a dict in tests)."""
+
+    def get(self, change_id: str) -> PendingChange | None: ...
+
+    def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None: ...
+
+
+# (the pending change) -> (applier status, detail): the function app re-reads the resource and applies the change
+# with its id in `approved` (engine.scan(..., resource_id=..., approved=[change_id], apply=True)).
+ApplyChange = Callable[[PendingChange], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What following a valid link did. `result` is approved, waiting-deallocation, denied, unknown-change or
+    already-decided."""
+
+    result: str
+    change_id: str
+    resource_id: str = ""
+    summary: str = ""
+    detail: str = ""
+
+
+def decide(decision: Decision, store: PendingStore, apply_change: ApplyChange, now: datetime) -> Outcome:
+    """Approve (apply now, or wait for the VM's deallocation) or deny (record it; nobody is asked again)."""
+    pending = store.get(decision.change_id)
+    if pending is None or pending.resource_id.lower() != decision.resource_id.lower():
+        return Outcome(UNKNOWN, decision.change_id, decision.resource_id, detail="No change with this id is pending.")
+    if pending.decision is not None:
+        detail = f"It was already {pending.decision}; its state is {pending.status}."
+        return Outcome(ALREADY, pending.change_id, pending.resource_id, pending.summary, detail)
+    if decision.decision == DENY:
+        store.record(pending.change_id, decision=DENIED, status="denied", detail="denied by a person", at=now)
+        return Outcome(DENIED, pending.change_id, pending.resource_id, pending.summary, "Nobody will ask again.")
+    status, detail = apply_change(pending)
+    store.record(pending.change_id, decision=APPROVED, status=status, detail=detail, at=now)
+    result = WAITING if status == "pending-deallocation" else APPROVED
+    return Outcome(result, pending.change_id, pending.resource_id, pending.summary, f"{status}: {detail}")
+
+
+@dataclass
+class MemoryPendingStore:
+    """A PendingStore in a dict: for tests, and the shape a ledger-backed one follows."""
+
+    items: dict[str, PendingChange]
+    log: list[tuple[str, str, str, str, datetime]]
+
+    def __init__(self, *pending: PendingChange) -> None:
+        self.items = {p.change_id: p for p in pending}
+        self.log = []
+
+    def get(self, change_id: str) -> PendingChange | None:
+        return self.items.get(change_id)
+
+    def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None:
+        old = self.items[change_id]
+        self.items[change_id] = PendingChange(old.change_id, old.resource_id, old.summary, decision, status)
+        self.log.append((change_id, decision, status, detail, at))
+
+
+# --- pages -----------------------------------------------------------------------------------------------------------
+
+_PAGES = {
+    APPROVED: ("Change approved", "#107c10", "Thank you. Cryptward has applied the change."),
+    WAITING: ("Change approved", "#107c10", "It will be applied once the VM is deallocated."),
+    DENIED: ("Change denied", "#605e5c", "Cryptward will not make this change and will not ask about it again."),
+    UNKNOWN: ("Unknown change", "#a4262c", "Cryptward has no pending change for this link."),
+    ALREADY: ("Already decided", "#605e5c", "Someone decided about this change before."),
+    EXPIRED: ("Link expired", "#a4262c", "This approval link has expired: nothing was changed."),
+    TAMPERED: ("Invalid link", "#a4262c", "This link is not valid: nothing was changed."),
+    REPLAYED: ("Link already used", "#a4262c", "This link was used before: nothing was changed this time."),
+}
+
+
+def _html(title: str, colour: str, lead: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>Cryptward: {html.escape(title)}</title><style>"
+        "body{font-family:'Segoe UI',system-ui,sans-serif;background:#f3f2f1;margin:0;padding:3rem 1rem;color:#323130}"
+        "main{max-width:36rem;margin:auto;background:#fff;border-radius:8px;padding:2rem;"
+        f"border-top:6px solid {colour};box-shadow:0 2px 8px rgba(0,0,0,.1)}}"
+        f"h1{{margin-top:0;color:{colour};font-size:1.5rem}}code{{word-break:break-all}}"
+        "button{font-size:1rem;padding:.6rem 1.4rem;border:0;border-radius:4px;color:#fff;cursor:pointer}"
+        "</style></head>"
+        f"<body><main><h1>{html.escape(title)}</h1><p>{html.escape(lead)}</p>{body}"
+        "<p><small>Cryptward: encryption hygiene for Azure.</small></p></main></body></html>"
+    )
+
+
+def page(result: Outcome | Refusal) -> str:
+    """A self-contained HTML page (no scripts, no external resources) saying what following the link did."""
+    key = result.reason if isinstance(result, Refusal) else result.result
+    title, colour, lead = _PAGES[key]
+    parts = []
+    if isinstance(result, Refusal):
+        parts.append(f"<p>{html.escape(result.detail)}</p>")
+    else:
+        if result.summary:
+            parts.append(f"<p><strong>{html.escape(result.summary)}</strong></p>")
+        if result.resource_id:
+            parts.append(f"<p>Resource: <code>{html.escape(result.resource_id)}</code></p>")
+        if result.detail:
+            parts.append(f"<p>{html.escape(result.detail)}</p>")
+    return _html(title, colour, lead, "".join(parts))
+
+
+def confirm_page(decision: Decision, token: str, summary: str = "") -> str:
+    """The answer to GET: a button that POSTs the token back, so that a link scanner's fetch decides nothing."""
+    verb = "Approve" if decision.decision == APPROVE else "Deny"
+    colour = "#107c10" if decision.decision == APPROVE else "#a4262c"
+    body = (
+        (f"<p><strong>{html.escape(summary)}</strong></p>" if summary else "")
+        + f"<p>Resource: <code>{html.escape(decision.resource_id)}</code></p>"
+        + '<form method="post"><input type="hidden" name="token" '
+        + f'value="{html.escape(token, quote=True)}"><button style="background:{colour}" type="submit">'
+        + f"{verb} this change</button></form>"
+    )
+    return _html(f"{verb} this change?", colour, "Confirm your decision.", body)
+
+
+__all__ = [
+    "DECISIONS",
+    "ApplyChange",
+    "Decision",
+    "MemoryPendingStore",
+    "Outcome",
+    "PendingChange",
+    "PendingStore",
+    "Refusal",
+    "confirm_page",
+    "decide",
+    "make_link",
+    "page",
+    "verify",
+]

@@ -1,0 +1,358 @@
+"""Who is told what: change notices built from a run, their owners, and where each owner's notices go. Pure.
+
+    notices = build(report, run_id=run, caller=event_caller, owner_tag=settings.owner_tag, tenant_id=tenant)
+    routes = Routes.from_env()                          # CRYPTWARD_ROUTES
+    routes.destinations(notice.owners)                  # ("teams:ops", "webhook:siem")
+
+One `Notice` per resource per run, holding one `Line` per change that was applied, is pending (approval or a
+deallocated VM), failed, was escalated (blocked, refused, or named in `escalations`, e.g. a fight with another
+actor), and per finding skipped for a reason (except the quiet reasons: by default `exempt`, which the owner chose).
+A change that was already compliant, or whose approval a person denied (`silenced`), is not told again.
+
+Owners: the resource's owner tag (`CRYPTWARD_OWNER_TAG`; several separated by `,` or `;`), else the caller of the
+triggering event (upn, else name, else appid), else, in a sweep, who ARM says last modified it; with none of
+those the notice has no owner and goes to the default route `*`. Delivery is in `outbox.py` and `delivery.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from remediations import applier, approvals
+from remediations._arm import get
+from remediations.errors import SettingsError
+from remediations.exemptions import DEFAULT_TAG
+
+if TYPE_CHECKING:
+    from remediations.engine import Report
+    from remediations.policy import Policy
+
+APPLIED, PENDING, SKIPPED, FAILED, ESCALATED = "applied", "pending", "skipped", "failed", "escalated"
+KINDS = (APPLIED, PENDING, SKIPPED, FAILED, ESCALATED)
+EVENT_TYPES = {kind: f"Cryptward.Change.{kind.title()}" for kind in KINDS}
+DESTINATION_KINDS = ("teams", "webhook", "eventgrid")
+DEFAULT_ROUTE = "*"
+QUIET_SKIPS = ("exempt",)
+_KIND_OF = {
+    applier.APPLIED: APPLIED,
+    applier.PENDING_APPROVAL: PENDING,
+    applier.PENDING_DEALLOCATION: PENDING,
+    applier.FAILED: FAILED,
+    applier.BLOCKED: ESCALATED,
+    applier.REFUSED: ESCALATED,
+}
+_SENTENCE = re.compile(r"^(.+?[.!?])(\s|$)", re.DOTALL)
+
+
+class _Who(Protocol):
+    upn: str | None
+    name: str | None
+    appid: str | None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One change (or finding left alone) in a notice. `status` is the applier's status or the skip reason."""
+
+    kind: str  # one of KINDS
+    status: str
+    policy_ids: tuple[str, ...]
+    title: str
+    why: str  # the policy's reasoning in one sentence
+    summary: str
+    before: Mapping[str, Any] = field(default_factory=dict)
+    after: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    change_id: str | None = None
+    approve_url: str | None = None  # pending approval only: signed, expiring links (capabilities: never logged)
+    deny_url: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.change_id or ','.join(self.policy_ids)}:{self.status}"
+
+    def to_dict(self, *, links: bool = True) -> dict[str, Any]:
+        out = {
+            "kind": self.kind,
+            "status": self.status,
+            "policyIds": list(self.policy_ids),
+            "title": self.title,
+            "why": self.why,
+            "summary": self.summary,
+            "before": dict(self.before),
+            "after": dict(self.after),
+            "detail": self.detail,
+            "changeId": self.change_id,
+        }
+        if links and self.approve_url:
+            out.update(approveUrl=self.approve_url, denyUrl=self.deny_url)
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Line:
+        return cls(
+            kind=doc["kind"],
+            status=doc["status"],
+            policy_ids=tuple(doc.get("policyIds") or ()),
+            title=doc.get("title", ""),
+            why=doc.get("why", ""),
+            summary=doc.get("summary", ""),
+            before=doc.get("before") or {},
+            after=doc.get("after") or {},
+            detail=doc.get("detail", ""),
+            change_id=doc.get("changeId"),
+            approve_url=doc.get("approveUrl"),
+            deny_url=doc.get("denyUrl"),
+        )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What one resource's owners are told about one run. `id` is stable for the same resource, run and lines: it
+    is the webhook idempotency key and the base of the Event Grid event ids."""
+
+    resource_id: str
+    run_id: str
+    lines: tuple[Line, ...]
+    created: datetime
+    owners: tuple[str, ...] = ()
+    owner_source: str = "default"  # tag | caller | last-modified | default
+    tenant_id: str = ""
+    exemption_tag: str = DEFAULT_TAG
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        keys = "\n".join(sorted(line.key for line in self.lines))
+        text = f"{self.resource_id.lower()}\n{self.run_id}\n{keys}"
+        object.__setattr__(self, "id", hashlib.sha256(text.encode()).hexdigest()[:32])
+
+    @property
+    def subscription_id(self) -> str:
+        parts = self.resource_id.split("/")
+        return parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else ""
+
+    @property
+    def name(self) -> str:
+        return self.resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def portal_url(self) -> str:
+        tenant = f"@{self.tenant_id}/" if self.tenant_id else ""
+        return f"https://portal.azure.com/#{tenant}resource{self.resource_id}"
+
+    def counts(self) -> dict[str, int]:
+        out = {kind: 0 for kind in KINDS}
+        for line in self.lines:
+            out[line.kind] += 1
+        return {k: n for k, n in out.items() if n}
+
+    def to_dict(self, *, links: bool = True) -> dict[str, Any]:
+        """JSON for a webhook body and for storage. `links=False` leaves out the approval links."""
+        return {
+            "id": self.id,
+            "runId": self.run_id,
+            "resourceId": self.resource_id,
+            "subscriptionId": self.subscription_id,
+            "portalUrl": self.portal_url,
+            "created": self.created.isoformat(),
+            "owners": list(self.owners),
+            "ownerSource": self.owner_source,
+            "tenantId": self.tenant_id,
+            "exemptionTag": self.exemption_tag,
+            "counts": self.counts(),
+            "lines": [line.to_dict(links=links) for line in self.lines],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Notice:
+        return cls(
+            resource_id=doc["resourceId"],
+            run_id=doc["runId"],
+            lines=tuple(Line.from_dict(d) for d in doc.get("lines") or ()),
+            created=datetime.fromisoformat(doc["created"]),
+            owners=tuple(doc.get("owners") or ()),
+            owner_source=doc.get("ownerSource", "default"),
+            tenant_id=doc.get("tenantId", ""),
+            exemption_tag=doc.get("exemptionTag", DEFAULT_TAG),
+        )
+
+
+# --- owners ----------------------------------------------------------------------------------------------------------
+
+
+def owners_of(
+    resource: Mapping[str, Any] | None, owner_tag: str, caller: _Who | None = None
+) -> tuple[tuple[str, ...], str]:
+    """The owners of a resource and where they came from: its owner tag, the event's caller, ARM's last modifier."""
+    for name, value in (get(resource or {}, "tags") or {}).items():
+        if str(name).lower() == owner_tag.lower() and isinstance(value, str):
+            named = tuple(dict.fromkeys(o.strip() for o in re.split(r"[,;]", value) if o.strip()))
+            if named:
+                return named, "tag"
+    who = caller.upn or caller.name or caller.appid if caller else None
+    if who:
+        return (who,), "caller"
+    last = get(resource or {}, "systemData.lastModifiedBy")
+    if last:
+        return (str(last),), "last-modified"
+    return (), "default"
+
+
+# --- routes ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Owner (case-insensitive) -> destinations (`teams:NAME`, `webhook:NAME`, `eventgrid:NAME`); `*` is the route
+    of an owner without one, and of a notice without an owner."""
+
+    table: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def destinations(self, owners: Sequence[str]) -> tuple[str, ...]:
+        found = [ref for o in owners for ref in self.table.get(o.lower(), ())]
+        if not found or any(o.lower() not in self.table for o in owners):
+            found += self.table.get(DEFAULT_ROUTE, ())
+        return tuple(dict.fromkeys(found))
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Routes:
+        """`{"alice@contoso.com": ["teams:ops"], "*": ["webhook:siem"]}`; SettingsError naming what is wrong."""
+        if not raw or not raw.strip():
+            return cls()
+        try:
+            doc = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise SettingsError(f"CRYPTWARD_ROUTES is not valid JSON: {e}") from None
+        if not isinstance(doc, dict):
+            raise SettingsError('CRYPTWARD_ROUTES must be a JSON object, e.g. {"*": ["teams:ops"]}')
+        table: dict[str, tuple[str, ...]] = {}
+        for owner, refs in doc.items():
+            if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+                raise SettingsError(f"CRYPTWARD_ROUTES: {owner!r} must map to a list of 'kind:name' strings")
+            for ref in refs:
+                kind, _, name = ref.partition(":")
+                if kind not in DESTINATION_KINDS or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                    raise SettingsError(
+                        f"CRYPTWARD_ROUTES: {ref!r} is not 'kind:name' (name: letters, digits, '-', '_'); "
+                        f"valid kinds: {', '.join(DESTINATION_KINDS)}"
+                    )
+            table[str(owner).lower()] = tuple(refs)
+        return cls(table)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Routes:
+        return cls.parse((os.environ if env is None else env).get("CRYPTWARD_ROUTES"))
+
+
+# --- building --------------------------------------------------------------------------------------------------------
+
+
+def first_sentence(text: str) -> str:
+    """The policy's reasoning in one sentence: the first sentence of its description."""
+    text = " ".join(text.split())
+    m = _SENTENCE.match(text)
+    return m.group(1) if m else text
+
+
+@dataclass(frozen=True)
+class ApprovalLinks:
+    """How to make approve/deny links: the approval endpoint, CRYPTWARD_APPROVAL_KEY and how long a link lives."""
+
+    base_url: str
+    key: str
+    ttl: timedelta = timedelta(days=7)
+
+
+def build(
+    report: Report,
+    *,
+    run_id: str,
+    now: datetime | None = None,
+    caller: _Who | None = None,
+    owner_tag: str = "owner",
+    tenant_id: str = "",
+    exemption_tag: str = DEFAULT_TAG,
+    policies: Sequence[Policy] = (),
+    approval: ApprovalLinks | None = None,
+    escalations: Mapping[str, str] | None = None,
+    silenced: Collection[str] = (),
+    quiet: Collection[str] = QUIET_SKIPS,
+) -> list[Notice]:
+    """One notice per resource with something to tell, in the order resources first appear in the run.
+
+    `escalations`: resource id -> why a person must look (e.g. a fight with another actor). `silenced`: change
+    ids not to tell again (a person denied them). `policies`: for titles and reasons, besides the findings' own."""
+    now = now or datetime.now(UTC)
+    known = {p.id: p for p in policies} | {f.policy.id: f.policy for f in report.findings}
+    bodies = {str(f.resource.get("id", "")).lower(): f.resource for f in report.findings}
+    lines: dict[str, list[Line]] = {}
+    ids: dict[str, str] = {}
+
+    def add(resource_id: str, line: Line) -> None:
+        ids.setdefault(resource_id.lower(), resource_id)
+        lines.setdefault(resource_id.lower(), []).append(line)
+
+    def about(policy_ids: Sequence[str]) -> tuple[str, str]:
+        found = [known[p] for p in policy_ids if p in known]
+        title = "; ".join(p.title for p in found) or ", ".join(policy_ids)
+        return title, " ".join(first_sentence(p.description) for p in found if p.description)
+
+    for result in report.results:
+        kind, change = _KIND_OF.get(result.status), result.change
+        if kind is None or change.id in silenced:
+            continue
+        title, why = about(change.policy_ids)
+        links: dict[str, str] = {}
+        if result.status == applier.PENDING_APPROVAL and approval is not None:
+            expires = now + approval.ttl
+            for decision in approvals.DECISIONS:
+                links[f"{decision}_url"] = approvals.make_link(
+                    approval.base_url, change.id, change.resource_id, decision, expires, approval.key
+                )
+        line = Line(
+            kind=kind,
+            status=result.status,
+            policy_ids=change.policy_ids,
+            title=title,
+            why=why,
+            summary=change.summary,
+            before=change.before,
+            after=change.after,
+            detail=result.detail,
+            change_id=change.id,
+            **links,
+        )
+        add(change.resource_id, line)
+    for skip in report.plan.skipped:
+        if skip.reason in quiet:
+            continue
+        title, why = about((skip.policy_id,))
+        kind = ESCALATED if skip.reason == "blocked" else SKIPPED
+        add(skip.resource_id, Line(kind, skip.reason, (skip.policy_id,), title, why, skip.detail))
+    for resource_id, reason in (escalations or {}).items():
+        add(resource_id, Line(ESCALATED, "escalated", (), "A person must look at this resource", "", reason))
+    out = []
+    for key, found in lines.items():
+        owners, source = owners_of(bodies.get(key), owner_tag, caller)
+        out.append(Notice(ids[key], run_id, tuple(found), now, owners, source, tenant_id, exemption_tag))
+    return out
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "KINDS",
+    "ApprovalLinks",
+    "Line",
+    "Notice",
+    "Routes",
+    "build",
+    "first_sentence",
+    "owners_of",
+]

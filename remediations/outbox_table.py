@@ -1,0 +1,117 @@
+"""The NoticeStore of the function app: failed notices in a Table Storage table beside the ledger's.
+
+    store = TableNoticeStore.from_env()       # AzureWebJobsStorage; table `<CRYPTWARD_TABLE_PREFIX or cw>notices`
+    outbox.notify(notices, routes, sender, store)
+
+One entity per (notice, destination): PartitionKey `failed`, RowKey the SHA-256 of the failed id. The notice is
+kept as zlib-compressed JSON split over binary properties of at most 60 KiB (a 500-change notice is ~450 KB of JSON
+and ~20 KB compressed; an entity holds 1 MiB), so nothing is cut. It holds approval links, which are capabilities:
+the table lives in the bot's own storage account, as the pending changes do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from remediations._storage import connection_string, storage_errors
+from remediations.ledger import PREFIX_SETTING, Tables
+from remediations.notices import Notice
+from remediations.outbox import Failed
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+PARTITION = "failed"
+CHUNK = 60 * 1024
+MAX_CHUNKS = 15  # 900 KiB of compressed notice: under the 1 MiB entity limit with the other properties
+MAX_ERROR = 4000
+
+
+@dataclass
+class TableNoticeStore:
+    connection: str
+    table_name: str = "cwnotices"
+    _client: Any = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TableNoticeStore:
+        env = os.environ if env is None else env
+        prefix = (env.get(PREFIX_SETTING) or "").strip()
+        Tables.with_prefix(prefix or "cw")  # validates the prefix the way the ledger does
+        store = cls(connection_string(env), f"{prefix or 'cw'}notices")
+        store.create_table()
+        return store
+
+    def create_table(self) -> None:
+        from azure.data.tables import TableServiceClient
+
+        with (
+            storage_errors("creating the notices table"),
+            TableServiceClient.from_connection_string(self.connection) as service,
+        ):
+            service.create_table_if_not_exists(self.table_name)
+
+    def _table(self) -> TableClient:
+        if self._client is None:
+            from azure.data.tables import TableClient
+
+            self._client = TableClient.from_connection_string(self.connection, self.table_name)
+        return self._client
+
+    def save_failed(self, failed: Failed) -> None:
+        from azure.data.tables import UpdateMode
+
+        packed = zlib.compress(json.dumps(failed.notice.to_dict(), separators=(",", ":")).encode(), 9)
+        chunks = [packed[i : i + CHUNK] for i in range(0, len(packed), CHUNK)]
+        if len(chunks) > MAX_CHUNKS:
+            raise ValueError(f"notice {failed.notice.id} is too big to keep ({len(packed)} bytes compressed)")
+        entity: dict[str, Any] = {
+            "PartitionKey": PARTITION,
+            "RowKey": _row(failed.id),
+            "FailedId": failed.id,
+            "Destination": failed.destination,
+            "Error": failed.error[:MAX_ERROR],
+            "Attempts": failed.attempts,
+            "NextAt": failed.next_at,
+            "Chunks": len(chunks),
+            **{f"Notice{i}": chunk for i, chunk in enumerate(chunks)},
+        }
+        with storage_errors("keeping a failed notice"):
+            self._table().upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def due(self, now: datetime) -> list[Failed]:
+        query = "PartitionKey eq @pk and NextAt le @now"
+        with storage_errors("reading failed notices"):
+            rows = list(self._table().query_entities(query, parameters={"pk": PARTITION, "now": now}))
+        return sorted((_failed(r) for r in rows), key=lambda f: f.next_at)
+
+    def done(self, failed_id: str) -> None:
+        with storage_errors("forgetting a failed notice"):
+            self._table().delete_entity(PARTITION, _row(failed_id))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _row(failed_id: str) -> str:
+    return hashlib.sha256(failed_id.encode()).hexdigest()
+
+
+def _failed(row: Mapping[str, Any]) -> Failed:
+    packed = b"".join(bytes(row[f"Notice{i}"]) for i in range(int(row["Chunks"])))
+    notice = Notice.from_dict(json.loads(zlib.decompress(packed)))
+    next_at = row["NextAt"]
+    next_at = next_at if next_at.tzinfo else next_at.replace(tzinfo=UTC)
+    return Failed(notice, str(row["Destination"]), str(row["Error"]), int(row["Attempts"]), next_at)
+
+
+__all__ = ["TableNoticeStore"]
