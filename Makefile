@@ -1,5 +1,5 @@
 # The two commands a new user runs. The work is in scripts/; this file only names it.
-.PHONY: setup demo test lint az
+.PHONY: setup demo test lint az checkov browser
 
 setup:
 	@bash scripts/setup.sh
@@ -7,12 +7,20 @@ setup:
 demo: setup
 	@.venv/bin/cryptward demo
 
-test: setup lint az
+test: setup lint az checkov browser
 	@bash scripts/test.sh
 
 # The pinned Azure CLI (its own venv, cached outside the repo) for the tests that drive the sandbox with it.
 az:
 	@bash scripts/install-az.sh
+
+# Debian's Chromium, for the test that screenshots the HTML compliance report (installs only when missing, as root).
+browser:
+	@bash scripts/install-chromium.sh
+
+# The pinned checkov (its own cached venv) that tests/test_infra.py runs over infra/.
+checkov:
+	@bash scripts/install-checkov.sh >/dev/null
 
 lint: setup
 	@.venv/bin/ruff check .

@@ -81,6 +81,43 @@ def serve() -> None:
     _not_yet("`serve` will host function_app.py's triggers locally against Azurite and the sandbox.")
 
 
+REPORT_HELP = """Write a compliance report of a subscription (or one resource group): per policy and per resource,
+what complies, what the bot would fix, what waits for approval or a deallocated VM, what is left alone and why, and
+what failed; which of encryption at host and Azure Disk Encryption suits each VM; the CIS Azure and Azure Policy
+built-in ids of each policy.
+
+Read-only: it scans without writing (there is no --apply). When AzureWebJobsStorage is set, the ledger's history is
+added (what Cryptward changed earlier, what waits); otherwise the report says so. The HTML page is self-contained.
+Exit code as scan: 0 compliant, 1 findings, 2 error.
+
+Examples:
+
+\b
+  cryptward report                                        # AZURE_SUBSCRIPTION_ID, a table on the terminal
+  cryptward report -g rg-app-prod --format markdown > compliance.md
+  cryptward report --format html --output compliance.html
+  eval "$(python -m sandbox env)" && cryptward report -f html -o report.html   # against the local sandbox
+"""
+
+
+@app.command(help=REPORT_HELP)
+def report(
+    subscription: list[str] = typer.Option(
+        [], "--subscription", "-s", help="Subscription id (repeatable). Default: AZURE_SUBSCRIPTION_ID."
+    ),
+    resource_group: str | None = typer.Option(None, "--resource-group", "-g", help="Only this resource group."),
+    policy: list[str] = typer.Option([], "--policy", "-p", help="Only this policy id (repeatable). Default: all."),
+    output: str = typer.Option("table", "--format", "-f", help="table, markdown or html."),
+    file: str | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    policies_dir: str | None = typer.Option(
+        None, "--policies", help="The policies folder. Default: CRYPTWARD_POLICIES, else the bundled policies/."
+    ),
+) -> None:
+    from remediations.report_cli import run
+
+    raise typer.Exit(run(subscription, resource_group, policy, output=output, file=file, policies_dir=policies_dir))
+
+
 @app.command()
 def demo() -> None:
     """Run the guided demo: a local Azure with a non-compliant estate, fixed live by the bot."""

@@ -15,7 +15,7 @@ having last changed the resource (`systemData.lastModifiedBy`); an event passes 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +48,8 @@ class Report:
     applied: bool = False  # whether apply was asked for
     calls: dict[str, int] = field(default_factory=dict)  # HTTP requests by method
     seconds: float = 0.0
+    # The bodies evaluated, by id (what the compliance report counts and advises on); not part of `to_dict`.
+    bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def compliant(self) -> bool:
@@ -203,6 +205,7 @@ def scan(
         applied=apply,
         calls=calls,
         seconds=time.perf_counter() - started,
+        bodies=reading.resources,
     )
 
 

@@ -4,6 +4,7 @@ endpoint and the admin API, over HTTPS on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import json
 import re
@@ -35,6 +36,8 @@ VAULT_AUDIENCES = {"https://vault.azure.net", "https://vault.azure.net/"}
 _VERBS = ["GET", "PUT", "PATCH", "DELETE", "POST", "HEAD"]
 DataPlane = Callable[["Sandbox", Request], Awaitable[Response]]
 DATA_PLANES: dict[str, DataPlane] = {}  # first path segment -> handler (the Key Vault data plane registers "kv")
+# The RBAC checks the current request made (each request runs in its own task): the call log lists them.
+_CHECKS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("checks", default=None)
 
 
 class Sandbox:
@@ -110,7 +113,7 @@ class Sandbox:
             )
 
     def allowed(self, object_id: str, action: str, scope: str, *, data_action: bool = False) -> bool:
-        return rbac.is_allowed(
+        ok = rbac.is_allowed(
             object_id,
             action,
             scope,
@@ -118,6 +121,12 @@ class Sandbox:
             assignments=list(self.state.of_type("Microsoft.Authorization/roleAssignments")),
             role_definitions=self.role_definitions(),
         )
+        checks = _CHECKS.get()
+        if checks is not None:
+            checks.append(
+                {"principal": object_id, "action": action, "dataAction": data_action, "scope": scope, "allowed": ok}
+            )
+        return ok
 
     def role_definitions(self) -> dict[str, dict[str, Any]]:
         """Built-in and custom role definitions by lower-cased GUID."""
@@ -145,6 +154,8 @@ class Sandbox:
 
     async def dispatch(self, request: Request) -> Response:
         start = time.perf_counter()
+        request.state.checks = []
+        _CHECKS.set(request.state.checks)
         request.state.principal = None
         request.state.throttled = False
         plane = DATA_PLANES.get(request.path_params["prefix"].lower())
@@ -214,6 +225,8 @@ class Sandbox:
                 "correlationId": correlation,
                 "throttled": request.state.throttled,
                 "fault": fault.kind if fault is not None else None,
+                # the RBAC checks the request made: principal, action, dataAction, scope, allowed
+                "actions": getattr(request.state, "checks", []),
             }
         )
 

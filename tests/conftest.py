@@ -10,7 +10,7 @@ from typing import Any
 import hypothesis  # noqa: F401
 import pytest
 
-pytest_plugins = ["sandbox.testing", "tests.azurite"]
+pytest_plugins = ["sandbox.testing", "tests.azurite", "tests.role_coverage"]
 
 
 ROLE_FILE = Path(__file__).resolve().parent.parent / "infra" / "cryptward-role.json"
@@ -34,13 +34,19 @@ def azure_as(sandbox: Any) -> Iterator[Callable[[str], Any]]:
 
 
 @pytest.fixture
-def grant_custom_role(sandbox: Any) -> Callable[..., str]:
+def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Callable[..., str]:
     """Create a custom role (as the admin, through AuthorizationManagementClient) and assign it to a principal at the
-    subscription. Defaults: infra/cryptward-role.json, minus `without` actions, to the bot."""
+    subscription. Defaults: infra/cryptward-role.json, minus `without` actions, to the bot. A role within
+    infra/cryptward-role.json counts towards the session's role coverage (tests/role_coverage.py)."""
     from azure.mgmt.authorization import AuthorizationManagementClient
 
+    from tests.role_coverage import role_permissions
+
     def grant(principal: str = "bot", *, without: Sequence[str] = (), role: dict[str, Any] | None = None) -> str:
-        doc = role or json.loads(ROLE_FILE.read_text())
+        full = json.loads(ROLE_FILE.read_text())
+        doc = role or full
+        if role_permissions(doc) <= role_permissions(full):
+            role_coverage(principal)
         sub = f"/subscriptions/{sandbox.subscription_id}"
         client = sandbox.client(AuthorizationManagementClient, "admin")
         guid = str(uuid.uuid4())

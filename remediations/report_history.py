@@ -1,0 +1,71 @@
+"""The compliance report's history: what the ledger holds for the resources in scope. Read-only, and never fatal.
+
+history = read_history(resource_ids)     # AzureWebJobsStorage, CRYPTWARD_TABLE_PREFIX from the environment
+history.problem                          # None, or why the ledger was not read (the report says so)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from remediations import applier
+from remediations.errors import AzureAccessError, SettingsError
+from remediations.report import Done, History
+
+if TYPE_CHECKING:
+    from remediations.ledger import AuditRecord
+
+# Ledger results that say something happened (pending and no-op records are shown by the current state instead).
+QUIET = {applier.ALREADY, applier.PENDING_APPROVAL, applier.PENDING_DEALLOCATION, applier.BLOCKED}
+NO_LEDGER = (
+    "The ledger is not configured (AzureWebJobsStorage is not set), so this report shows the current state only: "
+    "changes Cryptward made earlier, and pending changes, are not included."
+)
+
+
+def read_history(resource_ids: Iterable[str], env: Mapping[str, str] | None = None) -> History:
+    """The ledger's audit records of these resources and its open pending changes. Never raises: a ledger that is
+    not configured or cannot be read gives a `History` whose `problem` says so. Read-only: creates no table."""
+    from remediations._storage import connection_string
+    from remediations.ledger import PREFIX_SETTING, Ledger, Tables
+
+    env = os.environ if env is None else env
+    try:
+        connection = connection_string(env)
+        prefix = (env.get(PREFIX_SETTING) or "").strip()
+        ledger = Ledger(connection, Tables.with_prefix(prefix) if prefix else Tables())
+    except SettingsError as e:
+        return History(problem=NO_LEDGER if "is not set" in str(e) else f"The ledger settings are not valid: {e}")
+    records: dict[str, tuple[Done, ...]] = {}
+    try:
+        with ledger:
+            pending = tuple(_missing_table_is_empty(ledger.list_pending))
+            for rid in resource_ids:
+                found = _missing_table_is_empty(ledger.audit_for, rid)
+                done = tuple(_done(r) for r in found if r.result not in QUIET)
+                if done:
+                    records[rid.lower()] = done
+    except AzureAccessError as e:
+        return History(problem=f"The ledger could not be read ({e.code}): {e.message}. The current state is shown.")
+    return History(records=records, pending=pending)
+
+
+def _missing_table_is_empty(read: Callable[..., Iterable[Any]], *args: Any) -> list[Any]:
+    """A ledger table that does not exist yet (the bot never ran) holds nothing."""
+    try:
+        return list(read(*args))
+    except AzureAccessError as e:
+        if e.status == 404:
+            return []
+        raise
+
+
+def _done(record: AuditRecord) -> Done:
+    caller = record.caller
+    who = caller.upn or caller.name or caller.appid or ""
+    return Done(record.resource_id, record.policy, record.result, record.before, record.after, record.time, who)
+
+
+__all__ = ["NO_LEDGER", "read_history"]

@@ -1,0 +1,322 @@
+"""The deployment (infra/, azure.yaml) without Azure: the Bicep loads and assigns exactly infra/cryptward-role.json,
+its references hold together, checkov passes; and the role is least privilege, proven in the sandbox: removing any
+one of its permissions makes an operation the bot performs fail (tests/role_coverage.py reports, over the session,
+the permissions no test exercised)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.keyvault import KeyVaultManagementClient
+
+from remediations import applier
+from remediations.azure import Azure
+from remediations.engine import scan
+from remediations.errors import AzureAccessError
+from remediations.reader import Scope
+from remediations.rotation import rotate
+from tests.role_coverage import Coverage, role_permissions
+from tests.test_engine import EVERYTHING, POLICIES, ids, settings_for
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+ROLE = json.loads((INFRA / "cryptward-role.json").read_text())
+DENIED = {"AuthorizationFailed", "LinkedAuthorizationFailed", "Forbidden"}
+
+
+# --- the Bicep ---------------------------------------------------------------------------------------------------
+
+
+def bicep(path: str) -> str:
+    return (INFRA / path).read_text()
+
+
+def test_the_bicep_loads_the_role_json_and_assigns_it():
+    role = bicep("app/role.bicep")
+    assert "loadJsonContent('../cryptward-role.json')" in role
+    for part in ("actions", "notActions", "dataActions", "notDataActions"):
+        assert re.search(rf"{part}: role\.{part}\b", role), f"role.bicep must take {part} from the JSON"
+    assert "Microsoft.Authorization/roleDefinitions@" in role
+    # assigned at the subscription, or in each resource group of the list
+    main = bicep("main.bicep")
+    assert "module role 'app/role.bicep'" in main
+    assert "module roleInGroup 'app/role-assignment.bicep' = [for group in groupsInScope:" in main
+    assignment = bicep("app/role-assignment.bicep")
+    assert "Microsoft.Authorization/roleAssignments@" in assignment
+    assert "roleDefinitionId: roleDefinitionId" in assignment
+    assert "Microsoft.Authorization/roleAssignments@" in role  # the subscription-wide assignment
+
+
+def _module_paths(text: str) -> list[str]:
+    return re.findall(r"^module \w+ '([^']+)'", text, flags=re.M)
+
+
+def _declared_params(text: str) -> set[str]:
+    return set(re.findall(r"^param (\w+) ", text, flags=re.M))
+
+
+def test_bicep_references():
+    """No compiler here: check what the compiler would, for the references between our files."""
+    bicep_files = sorted(INFRA.rglob("*.bicep"))
+    for f in bicep_files:
+        for ref in _module_paths(f.read_text()):
+            if ref.startswith("br/public:"):
+                assert re.fullmatch(r"br/public:avm/(res|ptn|utl)/[a-z0-9/-]+:\d+\.\d+\.\d+", ref), ref
+            else:
+                assert (f.parent / ref).is_file(), f"{f.relative_to(ROOT)} references missing module {ref}"
+        for loaded in re.findall(r"load(?:Json|Text)Content\('([^']+)'\)", f.read_text()):
+            assert (f.parent / loaded).is_file(), f"{f.relative_to(ROOT)} loads missing {loaded}"
+
+    main = bicep("main.bicep")
+    params = json.loads(bicep("main.parameters.json"))["parameters"]
+    assert set(params) <= _declared_params(main), set(params) - _declared_params(main)
+    for name, entry in params.items():
+        assert re.fullmatch(r"\$\{[A-Z_]+(=[^}]*)?\}", str(entry["value"])) or not isinstance(entry["value"], str), (
+            f"{name} should come from an azd environment variable"
+        )
+
+    # every app setting the code reads (local.settings.json) is set on the function app; the three below have
+    # Flex Consumption / identity equivalents (runtime in functionAppConfig, AzureWebJobsStorage__*, indexing is on)
+    app = bicep("app/function.bicep")
+    local = json.loads((ROOT / "local.settings.json").read_text())["Values"]
+    equivalents = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", "AzureWebJobsFeatureFlags"}
+    for name in set(local) - equivalents:
+        assert re.search(rf"^\s+{name}: ", app, flags=re.M), f"app setting {name} is not in infra/app/function.bicep"
+    for name in (
+        "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+    ):
+        assert f"{name}:" in app
+    assert "AZURE_CLIENT_ID:" in app
+
+    # azure.yaml: one python function service at the project root, infra from infra/main.bicep
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    for line in ("  cryptward:", "    project: .", "    language: python", "    host: function"):
+        assert line in azure_yaml.splitlines(), line
+
+
+def test_the_event_subscription_filters_the_operations_the_bot_handles():
+    grid = bicep("app/events.bicep")
+    for op in (
+        "Microsoft.KeyVault/vaults/write",
+        "Microsoft.Compute/disks/write",
+        "Microsoft.Compute/diskEncryptionSets/write",
+        "Microsoft.Compute/virtualMachines/write",
+        "Microsoft.Compute/virtualMachines/deallocate/action",
+        "Microsoft.Resources/tags/write",
+        "Microsoft.Authorization/locks/write",
+        "Microsoft.Authorization/locks/delete",
+        "Microsoft.Insights/diagnosticSettings/write",
+        "Microsoft.Insights/diagnosticSettings/delete",
+    ):
+        assert f"'{op}'" in grid, op
+    assert "endpointType: 'AzureFunction'" in grid and "deadLetterWithResourceIdentity" in grid
+
+
+def test_checkov_passes():
+    """checkov (pinned in requirements-checkov.txt, installed by scripts/install-checkov.sh) finds nothing in infra/
+    that is not suppressed with a reason."""
+    exe = _checkov()
+    started = time.perf_counter()
+    run = subprocess.run(
+        [exe, "-d", str(INFRA), "--framework", "bicep", "--compact", "--quiet", "--skip-download", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    assert run.returncode in (0, 1), f"checkov crashed ({run.returncode}):\n{run.stderr[-3000:]}"
+    doc = json.loads(run.stdout or "{}")
+    reports = doc if isinstance(doc, list) else [doc]
+    failed = [c for r in reports for c in r.get("results", {}).get("failed_checks", [])]
+    passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
+    assert passed > 0, f"checkov scanned nothing in infra/ ({elapsed:.1f} s): {run.stdout[:500]}"
+    assert not failed, "checkov failed checks:\n" + "\n".join(
+        f"  {c['check_id']} {c['check_name']} - {c['file_path']} {c['resource']}" for c in failed
+    )
+    for r in reports:  # every suppression says why
+        for c in r.get("results", {}).get("skipped_checks", []):
+            why = (c.get("check_result") or {}).get("suppress_comment") or ""
+            assert why.strip() not in ("", "No comment provided"), f"{c['check_id']} is suppressed without a reason"
+
+
+def _checkov() -> str:
+    from_script = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install-checkov.sh")], capture_output=True, text=True, check=False
+    )
+    lines = from_script.stdout.strip().splitlines()
+    exe = lines[-1] if from_script.returncode == 0 and lines else shutil.which("checkov")
+    if not exe or not Path(exe).exists():
+        pytest.fail(
+            "checkov is missing: `bash scripts/install-checkov.sh` (what `make test` runs) installs the pinned version"
+            f" into its own venv.\n{from_script.stderr[-2000:]}"
+        )
+    return exe
+
+
+# --- least privilege, in the sandbox -------------------------------------------------------------------------------
+
+PERMISSIONS = [(a, False) for a in ROLE["actions"]] + [(a, True) for a in ROLE["dataActions"]]
+# What exercises each permission; "sweep" otherwise (every fix planned, approved and applied in one run).
+SCENARIOS = {
+    # an approved change applied later (fresh=False): the applier re-reads the target and the VM's power state first
+    ("Microsoft.Compute/virtualMachines/instanceView/read", False): "later",
+    ("Microsoft.Resources/tags/read", False): "later",
+    ("Microsoft.KeyVault/vaults/keyrotationpolicies/read", True): "later",
+    # a disk encryption set whose key is in a vault on access policies: des-key-access adds an access policy
+    ("Microsoft.KeyVault/vaults/accessPolicies/write", False): "legacy-des",
+    # the rotation timer: list a vault's keys (ARM), re-read the key on the data plane, then rotate it. A sweep
+    # refused the key listing records it in the reading but reports nothing: rotation names it.
+    ("Microsoft.KeyVault/vaults/keys/read", False): "rotation",
+    ("Microsoft.KeyVault/vaults/keys/read", True): "rotation",
+    ("Microsoft.KeyVault/vaults/keys/rotate/action", True): "rotation",
+}
+
+
+def test_every_scenario_names_a_permission_of_the_role():
+    assert set(SCENARIOS) <= set(PERMISSIONS)
+    assert len(set(PERMISSIONS)) == len(PERMISSIONS), "a permission is listed twice in the role"
+
+
+@pytest.fixture
+def as_bot(sandbox, monkeypatch):
+    """The bot as it runs in Azure: DefaultAzureCredential with AZURE_CLIENT_ID naming its managed identity."""
+    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
+    made: list[Azure] = []
+
+    def make() -> Azure:
+        made.append(Azure.from_env())
+        return made[-1]
+
+    yield make
+    for azure in made:
+        azure.close()
+
+
+def _role_without(action: str, data: bool) -> dict[str, Any]:
+    doc = json.loads(json.dumps(ROLE))
+    doc["dataActions" if data else "actions"].remove(action)
+    return doc
+
+
+def _legacy_des(sandbox: Any) -> None:
+    """A key in kv-neu-legacy (access policies) and a disk encryption set using it, made by the admin."""
+    kv = sandbox.client(KeyVaultManagementClient)
+    key = kv.keys.create_if_not_exist("rg-app-neu", "kv-neu-legacy", "des-key", {"properties": {"kty": "RSA"}})
+    compute = sandbox.client(ComputeManagementClient)
+    vault = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-app-neu/providers/Microsoft.KeyVault/vaults"
+    compute.disk_encryption_sets.begin_create_or_update(
+        "rg-app-neu",
+        "des-neu",
+        {
+            "location": "northeurope",
+            "identity": {"type": "SystemAssigned"},
+            "properties": {
+                "encryptionType": "EncryptionAtRestWithCustomerKey",
+                "activeKey": {"sourceVault": {"id": f"{vault}/kv-neu-legacy"}, "keyUrl": key.key_uri_with_version},
+            },
+        },
+    ).result()
+
+
+def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
+    """Run the scenario as the bot; what it reports as refused or unreadable (empty when all went through)."""
+    sub = sandbox.subscription_id
+    scope = Scope((sub,), "rg-app-neu") if scenario == "legacy-des" else Scope((sub,))
+    try:
+        if scenario == "rotation":
+            report = rotate(
+                scope, azure=azure, settings=settings_for(sandbox), now=datetime.now(UTC), policies=POLICIES
+            )
+            return [f"{r.action}: {r.missing}" for r in report.results if r.status == "failed" and r.missing]
+        settings = settings_for(sandbox, **EVERYTHING)
+        history = [ids(sandbox)["ade"]]
+        dry = scan(scope, POLICIES, settings=settings, azure=azure, ade_history=history)
+        unreadable = [f"{f.policy.id}: {f.unreadable}" for f in dry.findings if f.unreadable]
+        approved = [c.id for c in dry.plan.changes]
+        if scenario == "later":
+            results = applier.apply(dry.plan, azure, scope=scope, approved=approved, fresh=False)
+        else:
+            again = scan(
+                scope, POLICIES, apply=True, settings=settings, azure=azure, ade_history=history, approved=approved
+            )
+            results = again.results
+        failed = [f"{r.change.policy_id}: {r.code} {r.detail}" for r in results if r.code in DENIED]
+        return unreadable + failed
+    except AzureAccessError as e:  # the scope itself could not be listed
+        return [f"scan: {e.code} {e.message}"]
+
+
+def _refused(sandbox: Any, since: int) -> set[tuple[str, bool]]:
+    bot = sandbox.principal("bot").object_id
+    return {
+        (check["action"], check["dataAction"])
+        for call in sandbox.calls(since)
+        if call["principal"] == bot and call["status"] == 403
+        for check in call["actions"]
+        if check["principal"] == bot and not check["allowed"]
+    }
+
+
+@pytest.mark.parametrize("scenario", sorted({"sweep", *SCENARIOS.values()}))
+def test_with_the_whole_role_every_scenario_goes_through(sandbox, grant_custom_role, as_bot, scenario):
+    sandbox.reset("estate")
+    if scenario == "legacy-des":
+        _legacy_des(sandbox)
+    grant_custom_role("bot")
+    since = len(sandbox.calls())
+    assert _outcome(sandbox, as_bot(), scenario) == []
+    assert _refused(sandbox, since) == set()
+
+
+@pytest.mark.parametrize(("action", "data"), PERMISSIONS, ids=[f"{'data:' if d else ''}{a}" for a, d in PERMISSIONS])
+def test_removing_any_permission_of_the_role_makes_an_operation_of_the_bot_fail(
+    sandbox, grant_custom_role, as_bot, action, data
+):
+    scenario = SCENARIOS.get((action, data), "sweep")
+    sandbox.reset("estate")
+    if scenario == "legacy-des":
+        _legacy_des(sandbox)
+    grant_custom_role("bot", role=_role_without(action, data))
+    since = len(sandbox.calls())
+
+    reported = _outcome(sandbox, as_bot(), scenario)
+
+    refused = _refused(sandbox, since)
+    assert (action, data) in refused, f"without {action} the {scenario} scenario was not refused anything: {refused}"
+    assert reported, f"the bot was refused {action} but reported no failure nor unreadable resource"
+
+
+def test_role_coverage_counts_the_principal_own_checks_and_flags_refusals_outside_the_role():
+    role = role_permissions({"actions": ["A/read", "A/write"], "dataActions": ["K/read"]})
+    coverage = Coverage(role)
+    me, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def check(action: str, allowed: bool, who: str = me, data: bool = False) -> dict[str, Any]:
+        return {"principal": who, "action": action, "dataAction": data, "allowed": allowed, "scope": "/"}
+
+    calls = [
+        {"principal": me, "status": 200, "actions": [check("A/read", True), check("K/unwrap", False, other, True)]},
+        {"principal": me, "status": 200, "actions": [check("K/read", True, data=True)]},
+        {"principal": me, "status": 403, "actions": [check("A/write", False)]},  # removed on purpose: in the role
+        {"principal": me, "status": 403, "actions": [check("B/delete", False)]},
+        {"principal": other, "status": 403, "actions": [check("C/write", False, other)]},
+        {"principal": me, "status": 200, "actions": [check("Microsoft.Resources/subscriptions/read", False)]},
+    ]
+    coverage.add(calls, me, "t::one")
+    assert coverage.never_exercised == [("a/write", False)]
+    assert coverage.missing == {("b/delete", False): "t::one"}
+    text = "\n".join(coverage.report())
+    assert "2 of the 3 permissions" in text and "MISSING" in text and "b/delete  (first in t::one)" in text
