@@ -3,6 +3,8 @@
 Nothing heavy is imported here: the SDK clients load on the path that needs them (cold start).
 """
 
+import logging
+
 import azure.functions as func
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -13,3 +15,49 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     from remediations.health import report
 
     return func.HttpResponse(report(), mimetype="application/json")
+
+
+@app.event_grid_trigger(arg_name="event")
+def eventgrid(event: func.EventGridEvent) -> None:
+    """Resource writes and VM deallocations (the subscription's system topic), Key Vault key events."""
+    from remediations.intake import on_event
+
+    when = event.event_time.isoformat() if event.event_time else None
+    body = {"id": event.id, "topic": event.topic, "subject": event.subject, "eventType": event.event_type}
+    outcome = on_event({**body, "eventTime": when, "dataVersion": event.data_version, "data": event.get_json()})
+    logging.getLogger("cryptward.intake").debug("event %s: %s", event.id, outcome)
+
+
+@app.route(route="alerts", methods=["POST"])
+def alerts(req: func.HttpRequest) -> func.HttpResponse:
+    """Activity-log alerts from an action group's webhook (common alert schema). Function key required."""
+    import json
+
+    from remediations.intake import on_alert
+
+    status, reply = on_alert(req.get_body())
+    return func.HttpResponse(json.dumps(reply), status_code=status, mimetype="application/json")
+
+
+@app.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def sweep(timer: func.TimerRequest) -> None:
+    """Re-check everything in scope, so that a lost event is caught: one work item per resource."""
+    from remediations.intake import sweep as run
+
+    run()
+
+
+@app.timer_trigger(arg_name="timer", schedule="%ROTATION_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def rotation(timer: func.TimerRequest) -> None:
+    """Key rotation: one work item per key vault in scope."""
+    from remediations.intake import rotation_sweep
+
+    rotation_sweep()
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%CRYPTWARD_WORK_QUEUE%", connection="AzureWebJobsStorage")
+def worker(msg: func.QueueMessage) -> None:
+    """One resource: read, evaluate, plan, apply, record. Raising makes the host retry, then poison the message."""
+    from remediations.worker import handle
+
+    handle(msg.get_body(), getattr(msg, "dequeue_count", None) or 1, msg.id)

@@ -74,11 +74,65 @@ def scan(
     raise typer.Exit(run(subscription, resource_group, policy, apply=apply, output=output, policies_dir=policies_dir))
 
 
-@app.command()
-def serve() -> None:
-    """Host the function app locally (Event Grid and alert endpoints, queue worker, timers) against Azurite and the
-    sandbox. [coming: the function app issue]"""
-    _not_yet("`serve` will host function_app.py's triggers locally against Azurite and the sandbox.")
+SERVE_HELP = """Host the function app locally: the same function objects as in Azure (function_app.py), without
+Functions Core Tools.
+
+\b
+  POST http://HOST:PORT/runtime/webhooks/EventGrid?functionName=eventgrid&code=KEY   Event Grid (handshake too)
+  POST http://HOST:PORT/api/alerts?code=KEY          activity-log alerts (common alert schema)
+  GET  http://HOST:PORT/api/health                   no key
+  queue CRYPTWARD_WORK_QUEUE on AzureWebJobsStorage  the worker; retries, then <queue>-poison (host.json)
+  timers SWEEP_SCHEDULE, ROTATION_SCHEDULE           NCRONTAB, 6 fields (seconds first)
+
+Settings: local.settings.json's Values are loaded into the environment, except names already set (so `eval "$(python
+-m sandbox env)"` wins). The key is --key, else CRYPTWARD_ALERT_KEY, else a random one printed at start; Azure's host
+checks its function key the same way (`?code=` or the `x-functions-key` header). Storage: --storage, else
+AzureWebJobsStorage (`UseDevelopmentStorage=true` is Azurite on its default ports). Ctrl-C stops after the running
+functions finish.
+
+Example, against the sandbox and Azurite:
+
+\b
+  node_modules/.bin/azurite --silent --location .azurite &
+  python -m sandbox serve --port 8443 --state .sandbox &
+  eval "$(python -m sandbox env --state .sandbox)"
+  cryptward serve --port 7071 --key s3cret --run-timers-now
+"""
+
+
+@app.command(help=SERVE_HELP)
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(7071, "--port", help="HTTP port (Core Tools' default is 7071)."),
+    settings_file: str = typer.Option(
+        "local.settings.json", "--settings", help="Settings file whose Values fill the environment."
+    ),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Storage connection string (queue, ledger). Default: AzureWebJobsStorage."
+    ),
+    key: str | None = typer.Option(None, "--key", help="Function key. Default: CRYPTWARD_ALERT_KEY, else random."),
+    run_timers_now: bool = typer.Option(False, "--run-timers-now", help="Fire each timer once at start."),
+    workers: int | None = typer.Option(None, "--workers", help="Queue messages worked at once (default: 8)."),
+) -> None:
+    from pathlib import Path
+
+    from remediations.errors import SettingsError
+    from remediations.serve import run
+
+    try:
+        run(
+            host=host,
+            port=port,
+            settings_file=Path(settings_file),
+            storage=storage,
+            key=key,
+            run_timers_now=run_timers_now,
+            workers=workers,
+            echo=typer.echo,
+        )
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 REPORT_HELP = """Write a compliance report of a subscription (or one resource group): per policy and per resource,

@@ -2,6 +2,7 @@
 
     ledger = Ledger.from_env()                          # AzureWebJobsStorage; creates its tables (idempotent)
     ledger.claim(item.key, window_seconds=60)           # True once per resource per window: dedupe/debounce
+    ledger.release(item.key, claimed_at)                # give a claim back early (a work lock once the work is done)
     ledger.record_change(resource_id, policy=..., before=..., after=..., caller=..., correlation_id=..., result=...)
     ledger.audit_for(resource_id)                       # its audit records, oldest first
     ledger.add_pending("approval", resource_id, policy, detail); ledger.list_pending(); ledger.resolve_pending(...)
@@ -175,6 +176,29 @@ class Ledger:
                 if e.status_code == 412:  # another worker renewed it first
                     return False
                 raise
+
+    def release(self, resource_key: str, claimed_at: datetime) -> bool:
+        """Give back the claim made at `claimed_at` (the `now` passed to `claim`) before its window ends: a work lock
+        held while working, or a claim whose work could not be queued. A claim renewed since is left alone."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+
+        at = self._now(claimed_at).timestamp()
+        pk = key_of(resource_key)
+        table = self._table(self.tables.dedupe)
+        with storage_errors("releasing a claim"):
+            current = _get(table, pk, "claim")
+            if current is None or float(current.get("At", 0.0)) != at:
+                return False
+            try:
+                table.delete_entity(
+                    pk, "claim", etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
+            except HttpResponseError as e:
+                if e.status_code in (404, 412):
+                    return False
+                raise
+        return True
 
     # -- audit ----------------------------------------------------------------------------------------------------
 

@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 import azure.functions as func
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from remediations.functions import describe_functions, functions
 
@@ -34,3 +37,76 @@ def test_import_loads_no_azure_sdk_clients():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_triggers_are_bound_to_settings():
+    by_name = {f.get_function_name(): f.get_trigger() for f in functions()}
+    assert {n: t.get_binding_name() for n, t in by_name.items()} == {
+        "health": "httpTrigger",
+        "eventgrid": "eventGridTrigger",
+        "alerts": "httpTrigger",
+        "sweep": "timerTrigger",
+        "rotation": "timerTrigger",
+        "worker": "queueTrigger",
+    }
+    assert by_name["sweep"].schedule == "%SWEEP_SCHEDULE%"
+    assert by_name["rotation"].schedule == "%ROTATION_SCHEDULE%"
+    assert (by_name["worker"].queue_name, by_name["worker"].connection) == (
+        "%CRYPTWARD_WORK_QUEUE%",
+        "AzureWebJobsStorage",
+    )
+    assert by_name["alerts"].auth_level == func.AuthLevel.FUNCTION
+
+
+def test_local_settings_name_every_binding_setting():
+    from pathlib import Path
+
+    values = json.loads((Path(__file__).resolve().parent.parent / "local.settings.json").read_text())["Values"]
+    for name in ("SWEEP_SCHEDULE", "ROTATION_SCHEDULE", "CRYPTWARD_WORK_QUEUE", "CRYPTWARD_DEBOUNCE_SECONDS"):
+        assert name in values
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+_data = st.recursive(
+    _scalars, lambda s: st.lists(s, max_size=3) | st.dictionaries(st.text(max_size=10), s), max_leaves=10
+)
+
+
+@pytest.fixture
+def storage(azurite, monkeypatch):
+    monkeypatch.setenv("AzureWebJobsStorage", azurite)
+    monkeypatch.setenv("CRYPTWARD_SCOPES", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("CRYPTWARD_TABLE_PREFIX", "tfuzz")
+    monkeypatch.setenv("CRYPTWARD_WORK_QUEUE", "cw-fuzz")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    event_type=st.sampled_from(
+        ["Microsoft.Resources.ResourceWriteSuccess", "Microsoft.KeyVault.KeyNearExpiry", "Other", ""]
+    )
+    | st.text(max_size=20),
+    subject=st.text(max_size=60) | st.just("/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/disks/d"),
+    data=_data,
+    when=st.none() | st.datetimes(),
+)
+def test_the_eventgrid_trigger_never_crashes(storage, event_type, subject, data, when):
+    fn = next(f for f in functions() if f.get_function_name() == "eventgrid").get_user_function()
+    event = func.EventGridEvent(
+        id="1",
+        data=data,
+        topic="/subscriptions/x",
+        subject=subject,
+        event_type=event_type,
+        event_time=when,
+        data_version="1",
+    )
+    assert fn(event) is None
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=300) | _data.map(lambda d: json.dumps(d).encode()))
+def test_the_alert_trigger_answers_400_for_anything_malformed(storage, body):
+    fn = next(f for f in functions() if f.get_function_name() == "alerts").get_user_function()
+    resp = fn(func.HttpRequest("POST", "/api/alerts", body=body))
+    assert resp.status_code == 400 and json.loads(resp.get_body())["reason"]

@@ -1,0 +1,533 @@
+"""`cryptward serve`: host function_app.py's own function objects locally, where Functions Core Tools cannot run.
+
+A thin adapter around the same Python functions the Functions host calls (`app.get_functions()`, cached once in
+remediations/functions.py), not a second implementation:
+
+- `POST /runtime/webhooks/EventGrid?functionName=NAME` — the host's Event Grid webhook: the subscription validation
+  handshake (`{"validationResponse": code}`), then one `func.EventGridEvent` per event of the delivery, answered 200
+  (500 when a function failed, so Event Grid retries). Like the host it needs a key (`code=` or `x-functions-key`).
+- `/api/<route>` — HTTP triggers: `func.HttpRequest` in, `func.HttpResponse` out. A route whose auth level is not
+  anonymous needs the key (`?code=` or the `x-functions-key` header): 401 without one, 403 with a wrong one.
+- The queue trigger: a poller against the storage account (Azurite) that receives with a lease, calls the function
+  with a `func.QueueMessage` (body decoded from base64, `dequeue_count`), deletes the message on success, makes it
+  visible again after host.json's `visibilityTimeout` on failure, and moves it to `<queue>-poison` after
+  `maxDequeueCount` attempts, as the host does.
+- Timer triggers: NCRONTAB (6 fields, seconds first) through croniter; `--run-timers-now` fires each once at start.
+
+starlette, uvicorn and croniter are development tools (requirements-dev.txt), imported only here and only when
+serving: the Functions host never installs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from remediations.errors import SettingsError
+
+log = logging.getLogger("cryptward.serve")
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_SETTING = "CRYPTWARD_ALERT_KEY"
+STORAGE_SETTING = "AzureWebJobsStorage"
+MAX_EVENTGRID_BYTES = 1024 * 1024
+VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
+_SETTING_REF = re.compile(r"%([A-Za-z0-9_]+)%")
+
+
+class MissingDependency(SettingsError):
+    """A development dependency of `cryptward serve` is not installed."""
+
+
+def _require(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependency(
+            f"`cryptward serve` needs {module} (a development tool, not installed by the Functions host): "
+            "pip install -r requirements-dev.txt"
+        ) from None
+
+
+def load_settings(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    """Put local.settings.json's `Values` into the environment, except names already set; the names loaded."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    assert env is not None
+    try:
+        values = json.loads(path.read_text()).get("Values") or {}
+    except FileNotFoundError:
+        return []
+    except ValueError as e:
+        raise SettingsError(f"{path} is not valid JSON: {e}") from None
+    loaded = []
+    for name, value in values.items():
+        if name not in env:
+            env[name] = str(value)
+            loaded.append(name)
+    return loaded
+
+
+def resolve(text: str, env: Mapping[str, str] | None = None) -> str:
+    """`%NAME%` references replaced by app settings, as the host does for binding expressions."""
+    env = os.environ if env is None else env
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) not in env:
+            raise SettingsError(f"the binding expression %{m.group(1)}% names an app setting that is not set")
+        return env[m.group(1)]
+
+    return _SETTING_REF.sub(one, text)
+
+
+def host_settings(path: Path = ROOT / "host.json") -> dict[str, Any]:
+    """host.json's queue settings: maxDequeueCount, visibilityTimeout (s), batchSize; defaults as the host's."""
+    try:
+        queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {})
+    except (OSError, ValueError):
+        queues = {}
+    hms = str(queues.get("visibilityTimeout") or "00:00:00").split(":")
+    try:
+        retry = int(hms[0]) * 3600 + int(hms[1]) * 60 + float(hms[2])
+    except (ValueError, IndexError):
+        retry = 0.0
+    return {
+        "maxDequeueCount": int(queues.get("maxDequeueCount") or 5),
+        "visibilityTimeout": retry,
+        "batchSize": int(queues.get("batchSize") or 16),
+    }
+
+
+def next_fire(schedule: str, after: datetime) -> datetime:
+    """The next time an NCRONTAB schedule (`{second} {minute} {hour} {day} {month} {day-of-week}`) fires."""
+    croniter = _require("croniter").croniter
+    fields = schedule.split()
+    if len(fields) not in (5, 6):
+        raise SettingsError(f"timer schedule {schedule!r}: expected 6 NCRONTAB fields (seconds first) or 5")
+    try:
+        it = croniter(schedule, after, second_at_beginning=len(fields) == 6)
+        return it.get_next(datetime)
+    except (ValueError, KeyError) as e:
+        raise SettingsError(f"timer schedule {schedule!r} is not valid: {e}") from None
+
+
+@dataclass
+class Host:
+    """The function app's functions, bound to local transports."""
+
+    functions: Sequence[Any]
+    key: str = field(repr=False)
+    storage: str = field(default="", repr=False)
+    max_dequeue_count: int = 5
+    retry_delay: float = 10.0
+    workers: int = 8
+    lease_seconds: int = 300
+    poll_max: float = 1.0
+    run_timers_now: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _unhook: Callable[[], None] | None = None
+
+    def by_trigger(self, binding: str) -> list[Any]:
+        return [f for f in self.functions if f.get_trigger().get_binding_name() == binding]
+
+    # -- keys ---------------------------------------------------------------------------------------------------
+
+    def authorized(self, headers: Mapping[str, str], query: Mapping[str, str]) -> int | None:
+        """None when the request carries the key; else 401 (no key) or 403 (a wrong one)."""
+        given = query.get("code") or headers.get("x-functions-key")
+        if not given:
+            return 401
+        return None if hmac.compare_digest(given.encode(), self.key.encode()) else 403
+
+    # -- HTTP ---------------------------------------------------------------------------------------------------
+
+    def app(self) -> Any:
+        _require("starlette")
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        routes = [
+            Route("/runtime/webhooks/{name:str}", self._eventgrid, methods=["POST"]),
+            Route(
+                "/api/{route:path}", self._http, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+            ),
+        ]
+        return Starlette(routes=routes)
+
+    async def _eventgrid(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse, Response
+
+        if request.path_params["name"].lower() != "eventgrid":
+            return JSONResponse({"error": "unknown webhook extension"}, 404)
+        name = request.query_params.get("functionName") or ""
+        fn = next((f for f in self.by_trigger("eventGridTrigger") if f.get_function_name() == name), None)
+        if fn is None:
+            names = [f.get_function_name() for f in self.by_trigger("eventGridTrigger")]
+            return JSONResponse({"error": f"no Event Grid function {name[:80]!r}; valid: {', '.join(names)}"}, 404)
+        refused = self.authorized(request.headers, request.query_params)
+        if refused:
+            return JSONResponse({"error": "a function key is required (code= or x-functions-key)"}, refused)
+        body = await request.body()
+        if len(body) > MAX_EVENTGRID_BYTES:
+            return JSONResponse({"error": f"{len(body)} bytes; at most {MAX_EVENTGRID_BYTES}"}, 413)
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return JSONResponse({"error": "the body is not JSON"}, 400)
+        events = data if isinstance(data, list) else [data]
+        validation = next((e for e in events if isinstance(e, dict) and e.get("eventType") == VALIDATION), None)
+        if validation is not None or request.headers.get("aeg-event-type") == "SubscriptionValidation":
+            inner = (validation or {}).get("data")
+            code = inner.get("validationCode") if isinstance(inner, dict) else None
+            if not isinstance(code, str):
+                return JSONResponse({"error": "a SubscriptionValidationEvent needs data.validationCode"}, 400)
+            return JSONResponse({"validationResponse": code})
+        user = fn.get_user_function()
+        limit = asyncio.Semaphore(self.workers)
+
+        async def one(event: Any) -> bool:
+            if not isinstance(event, dict):
+                log.warning("event grid delivery: an element is not an event object; acknowledged")
+                return True
+            async with limit:
+                try:
+                    await run_in_threadpool(user, _eventgrid_event(event))
+                    return True
+                except Exception:
+                    log.exception("function %s failed on event %s", name, str(event.get("id"))[:60])
+                    return False
+
+        results = await asyncio.gather(*(one(e) for e in events))
+        return Response(status_code=200 if all(results) else 500)
+
+    async def _http(self, request: Any) -> Any:
+        import azure.functions as func
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse, Response
+
+        route = request.path_params["route"].strip("/").lower()
+        fn = next(
+            (f for f in self.by_trigger("httpTrigger") if (f.get_trigger().route or "").strip("/").lower() == route),
+            None,
+        )
+        if fn is None:
+            return JSONResponse({"error": "no such function"}, 404)
+        trigger = fn.get_trigger()
+        methods = {str(getattr(m, "value", m)).upper() for m in trigger.methods or []}
+        if methods and request.method not in methods:
+            return JSONResponse({"error": f"method not allowed; allowed: {', '.join(sorted(methods))}"}, 405)
+        level = str(getattr(trigger.auth_level, "value", trigger.auth_level) or "function").lower()
+        if level != "anonymous":
+            refused = self.authorized(request.headers, request.query_params)
+            if refused:
+                return JSONResponse({"error": "a function key is required (code= or x-functions-key)"}, refused)
+        req = func.HttpRequest(
+            request.method,
+            str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query_params),
+            route_params={},
+            body=await request.body(),
+        )
+        try:
+            resp = await run_in_threadpool(fn.get_user_function(), req)
+        except Exception:
+            log.exception("function %s failed", fn.get_function_name())
+            return Response(status_code=500)
+        headers = {k: v for k, v in resp.headers.items() if k.lower() not in ("content-length", "content-type")}
+        return Response(resp.get_body(), resp.status_code, headers, media_type=resp.mimetype)
+
+    # -- queue --------------------------------------------------------------------------------------------------
+
+    def _queue_loop(self, fn: Any) -> None:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.queue import QueueClient
+
+        trigger = fn.get_trigger()
+        name = resolve(trigger.queue_name)
+        connection = self.storage or os.environ.get(trigger.connection) or ""
+        client = QueueClient.from_connection_string(connection, name)
+        poison = QueueClient.from_connection_string(connection, f"{name}-poison")
+        for q in (client, poison):
+            with contextlib.suppress(ResourceExistsError):
+                q.create_queue()
+        user = fn.get_user_function()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"cryptward-{fn.get_function_name()}")
+        inflight: set[Future[None]] = set()
+        idle = 0.005
+        try:
+            while not self._stop.is_set():
+                free = self.workers - len(inflight)
+                got = []
+                if free > 0:
+                    try:
+                        got = list(
+                            client.receive_messages(
+                                max_messages=min(32, free),
+                                messages_per_page=min(32, free),
+                                visibility_timeout=self.lease_seconds,
+                            )
+                        )[:free]
+                    except Exception as e:
+                        log.warning("receiving from %s failed: %s", name, type(e).__name__)
+                        self._stop.wait(1.0)
+                        continue
+                for message in got:
+                    inflight.add(pool.submit(self._one_message, user, client, poison, message))
+                done = {f for f in inflight if f.done()}
+                inflight -= done
+                if got:
+                    idle = 0.005
+                    continue
+                if inflight and len(inflight) >= self.workers:
+                    wait(inflight, timeout=self.poll_max, return_when=FIRST_COMPLETED)
+                    continue
+                self._wake.wait(idle)
+                if self._wake.is_set():
+                    self._wake.clear()
+                    idle = 0.005
+                else:
+                    idle = min(idle * 2, self.poll_max)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=False)
+            client.close()
+            poison.close()
+
+    def _one_message(self, user: Callable[..., Any], client: Any, poison: Any, message: Any) -> None:
+        from azure.functions.queue import QueueMessage
+
+        text = message.content if isinstance(message.content, str) else ""
+        try:
+            body = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            body = text.encode("utf-8", "replace")  # not base64: the function sees it as it is, and refuses it
+        msg = QueueMessage(
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            pop_receipt=message.pop_receipt,
+            insertion_time=message.inserted_on,
+            expiration_time=message.expires_on,
+        )
+        try:
+            user(msg)
+        except Exception as e:
+            count = int(message.dequeue_count or 0)
+            if count >= self.max_dequeue_count:
+                log.warning("message %s failed %d times (%s): moved to %s", message.id, count, e, poison.queue_name)
+                poison.send_message(text)
+                client.delete_message(message.id, message.pop_receipt)
+            else:
+                log.info("message %s failed (attempt %d): %s; retried in %g s", message.id, count, e, self.retry_delay)
+                client.update_message(message.id, message.pop_receipt, visibility_timeout=int(self.retry_delay))
+            return
+        client.delete_message(message.id, message.pop_receipt)
+
+    # -- timers -------------------------------------------------------------------------------------------------
+
+    def _timer_loop(self, fn: Any) -> None:
+        from azure.functions.timer import TimerRequest
+
+        schedule = resolve(fn.get_trigger().schedule)
+        user = fn.get_user_function()
+        name = fn.get_function_name()
+
+        def fire(past_due: bool) -> None:
+            try:
+                user(TimerRequest(past_due=past_due))
+            except Exception:
+                log.exception("timer %s failed", name)
+
+        if self.run_timers_now:
+            fire(False)
+        while not self._stop.is_set():
+            due = next_fire(schedule, datetime.now())
+            if self._stop.wait(max(0.0, (due - datetime.now()).total_seconds())):
+                return
+            fire(datetime.now() - due > timedelta(seconds=10))
+
+    # -- life -----------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the queue pollers and the timers (threads); the HTTP side is `app()`."""
+        from remediations.intake import on_enqueue
+
+        self._unhook = on_enqueue(self._wake.set)
+        for fn in self.by_trigger("queueTrigger"):
+            self._spawn(self._queue_loop, fn)
+        for fn in self.by_trigger("timerTrigger"):
+            next_fire(resolve(fn.get_trigger().schedule), datetime.now())  # a bad schedule fails now, not later
+            self._spawn(self._timer_loop, fn)
+
+    def _spawn(self, target: Callable[[Any], None], fn: Any) -> None:
+        thread = threading.Thread(target=target, args=(fn,), name=f"cryptward-{fn.get_function_name()}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._unhook:
+            self._unhook()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _eventgrid_event(event: dict[str, Any]) -> Any:
+    """A func.EventGridEvent from one event of a delivery, its fields as sent (the function validates them)."""
+    import azure.functions as func
+
+    when = event.get("eventTime")
+    parsed = None
+    if isinstance(when, str):
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(when)
+    return func.EventGridEvent(
+        id=event.get("id"),  # type: ignore[arg-type]
+        data=event.get("data"),  # type: ignore[arg-type]
+        topic=event.get("topic"),  # type: ignore[arg-type]
+        subject=event.get("subject"),  # type: ignore[arg-type]
+        event_type=event.get("eventType"),  # type: ignore[arg-type]
+        event_time=parsed,
+        data_version=event.get("dataVersion"),  # type: ignore[arg-type]
+    )
+
+
+def make_host(
+    *,
+    key: str | None = None,
+    storage: str | None = None,
+    workers: int | None = None,
+    retry_delay: float | None = None,
+    poll_max: float = 1.0,
+    run_timers_now: bool = False,
+) -> Host:
+    """A Host over function_app.py's functions, with host.json's queue settings unless given."""
+    from remediations.functions import functions
+
+    if storage:
+        os.environ[STORAGE_SETTING] = storage
+    hs = host_settings()
+    return Host(
+        functions(),
+        key or os.environ.get(KEY_SETTING) or "",
+        storage or "",
+        max_dequeue_count=hs["maxDequeueCount"],
+        retry_delay=hs["visibilityTimeout"] if retry_delay is None else retry_delay,
+        workers=workers or min(hs["batchSize"], 8),
+        poll_max=poll_max,
+        run_timers_now=run_timers_now,
+    )
+
+
+@dataclass
+class Running:
+    """A serve started in this process on a thread (tests, benches)."""
+
+    host: Host
+    server: Any
+    thread: threading.Thread
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def eventgrid_url(self, function: str = "eventgrid") -> str:
+        return f"{self.base_url}/runtime/webhooks/EventGrid?functionName={function}&code={self.host.key}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.host.stop()
+
+
+def start_in_thread(host: Host, port: int = 0, *, background: bool = True) -> Running:
+    """Serve `host` on 127.0.0.1 from a thread; returns once it listens. `background=False`: HTTP only (no queue
+    pollers, no timers)."""
+    import socket
+
+    uvicorn = _require("uvicorn")
+    if not port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+    config = uvicorn.Config(
+        host.app(), host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="cryptward-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("cryptward serve did not start")
+        time.sleep(0.01)
+    if background:
+        host.start()
+    return Running(host, server, thread, port)
+
+
+def run(
+    *,
+    host: str,
+    port: int,
+    settings_file: Path,
+    storage: str | None,
+    key: str | None,
+    run_timers_now: bool,
+    workers: int | None,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """`cryptward serve` in the foreground until Ctrl-C."""
+    loaded = load_settings(settings_file)
+    uvicorn = _require("uvicorn")
+    _require("starlette")
+    key = key or os.environ.get(KEY_SETTING)
+    generated = not key
+    key = key or secrets.token_urlsafe(24)
+    h = make_host(key=key, storage=storage, workers=workers, run_timers_now=run_timers_now)
+    base = f"http://{host}:{port}"
+    shown = f"{key} (generated)" if generated else key
+    echo(f"cryptward serve: {len(loaded)} setting(s) from {settings_file}; function key {shown}")
+    for f in h.functions:
+        trigger = f.get_trigger()
+        kind = trigger.get_binding_name()
+        where = {
+            "eventGridTrigger": f"POST {base}/runtime/webhooks/EventGrid?functionName={f.get_function_name()}&code=KEY",
+            "httpTrigger": f"{base}/api/{trigger.route}",
+            "queueTrigger": f"queue {getattr(trigger, 'queue_name', '')}",
+            "timerTrigger": f"schedule {getattr(trigger, 'schedule', '')}",
+        }.get(kind, "")
+        echo(f"  {f.get_function_name():<10} {kind:<17} {where}")
+    h.start()
+    config = uvicorn.Config(h.app(), host=host, port=port, log_level="info", access_log=False, lifespan="off")
+    try:
+        uvicorn.Server(config).run()  # returns on Ctrl-C (uvicorn handles SIGINT / SIGTERM)
+    finally:
+        echo("cryptward serve: stopping (waiting for running functions)")
+        h.stop()
+
+
+__all__ = ["Host", "Running", "host_settings", "load_settings", "make_host", "next_fire", "resolve", "run"]

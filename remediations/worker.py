@@ -1,0 +1,350 @@
+"""The worker behind the queue trigger: one work item, one resource, read -> evaluate -> plan -> apply -> ledger.
+
+    outcome = handle(message_body, dequeue_count=1, message_id="...")   # what the queue trigger calls
+
+- A change (event, alert, sweep): `engine.scan(..., resource_id=..., apply=True)` with the event's caller. Every
+  result is an audit record in the ledger; a change waiting for approval or for its VM's deallocation is a pending
+  entry (with the VM it waits for).
+- A VM deallocation: the VM and every resource with a change waiting for that VM are worked again.
+- A Key Vault event: `rotation.on_key_event`; a rotation item (from the rotation timer): each key of the vault.
+- Per resource, a work lock (a ledger claim for CRYPTWARD_WORK_LOCK_SECONDS, given back when done) keeps two
+  workers from applying the same change; a worker that finds the lock taken queues the work again a little later.
+- Fights: a resource fixed CRYPTWARD_FIGHT_THRESHOLD times within CRYPTWARD_FIGHT_WINDOW_SECONDS is no longer fixed:
+  the plan is recorded as `escalated` and a person is told (through the notices when routes are configured).
+- Failures: a change that failed (throttled after azure-core's own retries, a 5xx, a reset) or a resource that
+  could not be read raises `WorkFailed` after the ledger has the reason, so the queue retries after its visibility
+  timeout (never a tight loop); after host.json's maxDequeueCount the host moves the message to `<queue>-poison`,
+  and the ledger's last record for the resource (`poisoned`) says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from remediations.errors import CryptwardError
+from remediations.events import KEY_EVENTS, WorkItem
+from remediations.intake import Runtime, runtime
+
+if TYPE_CHECKING:
+    from remediations.azure import Azure
+    from remediations.changes import Caller
+    from remediations.engine import Report
+    from remediations.policy import Policy
+    from remediations.reader import Scope
+    from remediations.settings import Settings
+
+log = logging.getLogger("cryptward.worker")
+
+BUSY_RETRY_SECONDS = 2
+WORKER_POLICY = "cryptward-worker"  # the ledger's policy name for records about the work itself
+DONE_STATUSES = ("applied", "already-compliant")
+
+
+class WorkFailed(CryptwardError):
+    """The work for a resource did not finish (a failed change, an unreadable resource): retry it later."""
+
+
+@dataclass
+class Outcome:
+    """What one work item did, for logs and tests."""
+
+    resource_id: str
+    status: str  # done | escalated | busy | skipped | rotated
+    applied: int = 0
+    pending: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+@functools.cache
+def _policies(folder: str) -> tuple[Policy, ...]:
+    from pathlib import Path
+
+    from remediations.policy import load_policies
+
+    return tuple(load_policies(Path(folder)))
+
+
+_AZURE: dict[tuple[str, ...], Azure] = {}
+
+
+def _azure() -> Azure:
+    """One Azure access object per process and endpoint (its SDK clients keep their connections)."""
+    import os
+
+    from remediations.azure import Azure
+
+    key = tuple(os.environ.get(k, "") for k in ("AZURE_RESOURCE_MANAGER_ENDPOINT", "AZURE_CLIENT_ID"))
+    if key not in _AZURE:
+        _AZURE[key] = Azure.from_env()
+    return _AZURE[key]
+
+
+def handle(body: bytes | str, dequeue_count: int = 1, message_id: str | None = None) -> Outcome:
+    """Work one queued item. Raises (EventRejected for a malformed message, WorkFailed or AzureAccessError for work
+    to retry) so that the queue retries it; the reason of the last attempt is in the ledger."""
+    item = WorkItem.from_json(body)
+    rt = runtime()
+    try:
+        return _dispatch(rt, item, message_id or item.event_id or uuid.uuid4().hex)
+    except Exception as e:
+        last = dequeue_count >= rt.settings.max_dequeue_count
+        reason = f"{type(e).__name__}: {e}"[:2000]
+        log.warning("work for %s failed (attempt %d): %s", item.resource_id, dequeue_count, reason)
+        try:
+            rt.ledger.record_change(
+                item.resource_id,
+                policy=WORKER_POLICY,
+                before=None,
+                after={"error": reason, "attempt": dequeue_count, "item": item.to_json()},
+                caller=item.caller,
+                correlation_id=item.correlation_id,
+                result="poisoned" if last else "retrying",
+            )
+        except Exception:  # the ledger itself is down: the queue still retries
+            log.exception("could not record the failure of %s", item.resource_id)
+        raise
+
+
+def _dispatch(rt: Runtime, item: WorkItem, message_id: str) -> Outcome:
+    if item.source == "rotation":
+        return _rotation(rt, item)
+    if item.event_type in KEY_EVENTS:
+        return _key_event(rt, item)
+    if item.deallocated:
+        return _deallocated(rt, item, message_id)
+    return fix(rt, item, item.resource_id, message_id)
+
+
+def _settings() -> Settings:
+    from remediations.settings import Settings
+
+    return Settings.from_env()
+
+
+def fix(rt: Runtime, item: WorkItem, resource_id: str, message_id: str) -> Outcome:
+    """Read, evaluate, plan and apply for one resource under its work lock."""
+    scope = rt.settings.scope_of(resource_id)
+    if scope is None:
+        return Outcome(resource_id, "skipped")
+    ledger = rt.ledger
+    key = "work:" + resource_id.lower()
+    locked_at = datetime.now(UTC)
+    if not ledger.claim(key, rt.settings.work_lock_seconds, locked_at):
+        # Another worker is on this resource and may have read it before this change: look again once it is done
+        # (a fresh message, not a retry), once per resource however many workers found it busy meanwhile.
+        if ledger.claim("again:" + resource_id.lower(), BUSY_RETRY_SECONDS):
+            rt.enqueue(_again(item, resource_id), BUSY_RETRY_SECONDS)
+        return Outcome(resource_id, "busy")
+    try:
+        return _fix_locked(rt, item, resource_id, scope, message_id)
+    finally:
+        ledger.release(key, locked_at)
+
+
+def _again(item: WorkItem, resource_id: str) -> WorkItem:
+    from dataclasses import replace
+
+    return replace(item, resource_id=resource_id, deallocated=False)
+
+
+def _fix_locked(rt: Runtime, item: WorkItem, resource_id: str, scope: Scope, message_id: str) -> Outcome:
+    from remediations.engine import scan
+
+    settings = _settings()
+    policies = _policies(str(settings.policies))
+    ledger = rt.ledger
+    s = rt.settings
+    caller = _caller(item)
+    fighting = ledger.is_fighting(resource_id, s.fight_threshold, s.fight_window_seconds)
+    report = scan(
+        scope, policies, apply=not fighting, settings=settings, azure=_azure(), resource_id=resource_id, caller=caller
+    )
+    if fighting:
+        return _escalate(rt, item, resource_id, report)
+    outcome = Outcome(resource_id, "done")
+    for result in report.results:
+        change = result.change
+        ledger.record_change(
+            change.resource_id,
+            policy=",".join(change.policy_ids),
+            before=dict(change.before),
+            after=dict(change.after),
+            caller=item.caller,
+            correlation_id=item.correlation_id,
+            result=result.status,
+            change_id=change.id,
+        )
+        if result.status == "applied":
+            outcome.applied += 1
+        elif result.status in ("pending-approval", "pending-deallocation"):
+            outcome.pending += 1
+            kind = "approval" if result.status == "pending-approval" else "deallocated"
+            detail = {"changeId": change.id, "summary": change.summary, "vm": _vm_of(report, change.resource_id)}
+            ledger.add_pending(kind, change.resource_id, change.policy_id, detail)
+        elif result.status == "failed":
+            outcome.failed.append(f"{change.policy_id}: {result.code} {result.detail}"[:500])
+    _resolve_done(rt, report)
+    if outcome.applied and ledger.claim(f"fix:{resource_id.lower()}:{message_id}", s.fight_window_seconds):
+        ledger.note_fix(resource_id, window_seconds=s.fight_window_seconds)  # once per work item, retries included
+    _notify(report, item)
+    unreadable = sorted({f.unreadable for f in report.findings if f.unreadable})
+    if outcome.failed or unreadable:
+        raise WorkFailed("; ".join([*outcome.failed, *unreadable])[:2000])
+    return outcome
+
+
+def _caller(item: WorkItem) -> Caller | None:
+    """The event's caller (a sweep has none: the engine names who ARM says last modified the resource)."""
+    from remediations.changes import Caller
+
+    if item.source == "sweep" or not any(vars(item.caller).values()):
+        return None
+    return Caller(upn=item.caller.upn, name=item.caller.name, appid=item.caller.appid)
+
+
+def _vm_of(report: Report, resource_id: str) -> str | None:
+    """The VM a disk change waits for (the disk's `managedBy`), or the VM itself."""
+    for finding in report.findings:
+        body = finding.resource
+        if str(body.get("id", "")).lower() == resource_id.lower():
+            if "/virtualmachines/" in resource_id.lower():
+                return resource_id
+            managed = body.get("managedBy")
+            return str(managed) if managed else None
+    return None
+
+
+def _resolve_done(rt: Runtime, report: Report) -> None:
+    """Close the pending entries of changes this run applied (or found already in place)."""
+    done = {(r.change.resource_id.lower(), r.change.policy_id) for r in report.results if r.status in DONE_STATUSES}
+    if not done:
+        return
+    from remediations.ledger import key_of
+
+    for pending in rt.ledger.list_pending("deallocated"):
+        if (pending.resource_id.lower(), pending.policy) in done:
+            rt.ledger.resolve_pending(pending.kind, key_of(f"{pending.resource_id}\n{pending.policy}"), "applied")
+
+
+def _deallocated(rt: Runtime, item: WorkItem, message_id: str) -> Outcome:
+    """A VM was deallocated: work the VM and every resource with a change waiting for it."""
+    waiting = []
+    for pending in rt.ledger.list_pending("deallocated"):
+        vm = pending.detail.get("vm") if isinstance(pending.detail, dict) else None
+        if str(vm or "").lower() == item.key and pending.resource_id.lower() != item.key:
+            waiting.append(pending.resource_id)
+    outcome = fix(rt, item, item.resource_id, message_id)
+    errors = []
+    for resource_id in dict.fromkeys(waiting):
+        try:
+            sub = fix(rt, item, resource_id, message_id)
+        except WorkFailed as e:
+            errors.append(str(e))
+            continue
+        outcome.applied += sub.applied
+        outcome.pending += sub.pending
+    if errors:
+        raise WorkFailed("; ".join(errors)[:2000])
+    return outcome
+
+
+def _escalate(rt: Runtime, item: WorkItem, resource_id: str, report: Report) -> Outcome:
+    s = rt.settings
+    reason = (
+        f"Fixed {s.fight_threshold} times within {s.fight_window_seconds:g} s and undone each time: Cryptward stops "
+        "fixing it automatically until a person looks."
+    )
+    log.warning("fight over %s: escalated, not fixed (%d change(s) left alone)", resource_id, len(report.plan.changes))
+    rt.ledger.record_change(
+        resource_id,
+        policy=WORKER_POLICY,
+        before=None,
+        after={"escalation": reason, "changes": [c.summary for c in report.plan.changes]},
+        caller=item.caller,
+        correlation_id=item.correlation_id,
+        result="escalated",
+    )
+    _notify(report, item, {resource_id: reason})
+    return Outcome(resource_id, "escalated")
+
+
+def _notify(report: Report, item: WorkItem, escalations: dict[str, str] | None = None) -> None:
+    """Tell the owners through the notices, when routes are configured. Never raises: a notice never blocks a fix."""
+    import os
+
+    if not (os.environ.get("CRYPTWARD_ROUTES") or "").strip():
+        return
+    try:
+        from remediations import notices, outbox
+        from remediations.delivery import Destinations, Sender
+
+        built = notices.build(
+            report,
+            run_id=item.event_id or uuid.uuid4().hex,
+            caller=cast(Any, _caller(item)),  # notices' _Who protocol wants settable attributes
+            owner_tag=_settings().owner_tag,
+            tenant_id=os.environ.get("AZURE_TENANT_ID", ""),
+            escalations=escalations,
+        )
+        if built:
+            outbox.notify(built, notices.Routes.from_env(), Sender(Destinations.from_env()), outbox.MemoryNoticeStore())
+    except Exception:
+        log.exception("notices for %s could not be sent", item.resource_id)
+
+
+def _rotation(rt: Runtime, item: WorkItem) -> Outcome:
+    """A rotation work item for one vault: every key of it, by the rotation module's rules."""
+    from remediations import aliases
+
+    azure = _azure()
+    keys = [str(k["id"]) for k in azure.list(f"{item.resource_id}/keys", aliases.API_VERSIONS[aliases.VAULT])]
+    outcome = Outcome(item.resource_id, "rotated")
+    for key_id in keys:
+        _on_key(rt, "Microsoft.KeyVault.KeyNearExpiry", key_id, outcome)
+    return outcome
+
+
+def _key_event(rt: Runtime, item: WorkItem) -> Outcome:
+    outcome = Outcome(item.resource_id, "rotated")
+    _on_key(rt, item.event_type, item.resource_id, outcome)
+    return outcome
+
+
+def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None:
+    try:
+        from remediations.rotation import on_key_event
+    except ImportError:  # rotation not shipped in this build
+        log.info("rotation is not available: %s for %s acknowledged", event_type, key_id)
+        return
+    settings = _settings()
+    report = on_key_event(
+        event_type,
+        key_id,
+        azure=_azure(),
+        settings=settings,
+        now=datetime.now(UTC),
+        policies=_policies(str(settings.policies)),
+        ledger=rt.ledger,
+    )
+    for result in report.results:
+        rt.ledger.record_change(
+            result.resource_id,
+            policy=f"rotation:{result.action}",
+            before=None,
+            after={"status": result.status, "reason": result.reason},
+            caller=None,
+            correlation_id=None,
+            result=result.status,
+        )
+        if result.status == "failed":
+            outcome.failed.append(f"{result.resource_id}: {result.reason}"[:500])
+    if outcome.failed:
+        raise WorkFailed("; ".join(outcome.failed)[:2000])
+
+
+__all__ = ["Outcome", "WorkFailed", "fix", "handle"]

@@ -1,0 +1,119 @@
+"""The worker against the sandbox (as the bot, with its role) and Azurite: one resource per item, audit records,
+fights escalated instead of fixed, concurrent workers applying once, failures recorded for the poison queue."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from azure.mgmt.keyvault import KeyVaultManagementClient
+from azure.mgmt.resource.locks import ManagementLockClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from remediations import intake, worker
+from remediations.errors import EventRejected
+from remediations.events import Actor, WorkItem
+from tests.botapp import bot_env
+
+RG = "rg-worker"
+
+
+@pytest.fixture
+def env(sandbox, azurite, monkeypatch, grant_custom_role):
+    grant_custom_role("bot")
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update(RG, {"location": "westeurope"})
+    for k, v in bot_env(sandbox, azurite, debounce=0).items():
+        monkeypatch.setenv(k, v)
+    return intake.runtime()
+
+
+def vault(sandbox, name):
+    kv = sandbox.client(KeyVaultManagementClient)
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}}
+    return kv.vaults.begin_create_or_update(RG, name, {"location": "westeurope", "properties": props}).result().id
+
+
+def message(resource_id, **kw):
+    base = {"caller": Actor(upn="alice@contoso.com"), "event_id": "e1"}
+    return WorkItem("eventgrid", resource_id, "microsoft.keyvault/vaults", **(base | kw)).to_json()
+
+
+def bot_writes(sandbox, since):
+    oid = sandbox.principal("bot").object_id
+    return [
+        (c["method"], c["path"].lower())
+        for c in sandbox.calls(since)
+        if c["principal"] == oid and c["method"] != "GET" and (c["status"] or 500) < 400
+    ]
+
+
+def test_a_change_is_fixed_and_audited(sandbox, env):
+    vid = vault(sandbox, "kv-worker-1")
+    out = worker.handle(message(vid))
+    assert (out.status, out.applied, out.pending) == ("done", 2, 1)  # lock + owner tag; purge protection waits
+    records = env.ledger.audit_for(vid)
+    assert Counter(r.result for r in records) == {"applied": 2, "pending-approval": 1}
+    assert {r.caller.upn for r in records} == {"alice@contoso.com"}
+    assert [p.policy for p in env.ledger.list_pending("approval")] == ["kv-purge-protection"]
+    mark = len(sandbox.calls())
+    assert worker.handle(message(vid)).applied == 0  # a second run writes nothing
+    assert bot_writes(sandbox, mark) == []
+
+
+def test_concurrent_workers_on_one_resource_apply_once(sandbox, env):
+    vid = vault(sandbox, "kv-worker-2")
+    mark = len(sandbox.calls())
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(worker.handle(message(vid)))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writes = bot_writes(sandbox, mark)
+    assert len(writes) == 2 and max(Counter(writes).values()) == 1
+    assert sum(o.applied for o in outcomes) == 2
+    assert "busy" in {o.status for o in outcomes} or len({o.applied for o in outcomes}) > 1
+
+
+def test_a_fight_is_escalated_not_fixed(sandbox, env):
+    vid = vault(sandbox, "kv-worker-3")
+    locks = sandbox.client(ManagementLockClient).management_locks
+    for i in range(3):  # the bot fixes, an administrator removes the lock again, three times
+        assert worker.handle(message(vid, event_id=f"e{i}")).applied >= 1
+        locks.delete_by_scope(vid, "cryptward-cannot-delete")
+    mark = len(sandbox.calls())
+    out = worker.handle(message(vid, event_id="e4"))
+    assert out.status == "escalated"
+    assert bot_writes(sandbox, mark) == []
+    last = env.ledger.audit_for(vid)[-1]
+    assert last.result == "escalated" and "3 times" in last.after["escalation"]
+
+
+def test_a_retry_of_the_same_message_is_not_counted_as_a_fight(sandbox, env):
+    vid = vault(sandbox, "kv-worker-4")
+    locks = sandbox.client(ManagementLockClient).management_locks
+    for _ in range(3):
+        worker.handle(message(vid), message_id="same-message")
+        locks.delete_by_scope(vid, "cryptward-cannot-delete")
+    assert worker.handle(message(vid), message_id="same-message").status == "done"
+
+
+def test_failures_are_recorded_and_raised_for_the_queue_to_retry(sandbox, env):
+    vid = vault(sandbox, "kv-worker-5")
+    locks = sandbox.client(ManagementLockClient).management_locks
+    locks.create_or_update_by_scope(vid, "frozen", {"level": "ReadOnly"})
+    with pytest.raises(worker.WorkFailed, match="ScopeLocked"):
+        worker.handle(message(vid), dequeue_count=1)
+    assert env.ledger.audit_for(vid)[-1].result == "retrying"
+    with pytest.raises(worker.WorkFailed):
+        worker.handle(message(vid), dequeue_count=5)
+    last = env.ledger.audit_for(vid)[-1]
+    assert last.result == "poisoned" and last.after["attempt"] == 5 and "ScopeLocked" in last.after["error"]
+
+
+def test_a_malformed_message_raises_for_the_poison_queue(env):
+    with pytest.raises(EventRejected):
+        worker.handle(b"not json")
+    with pytest.raises(EventRejected):
+        worker.handle(b'{"source": "elsewhere", "resourceId": "/x"}')
