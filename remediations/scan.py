@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from remediations.errors import (
     AzureAccessError,
@@ -32,9 +33,44 @@ def run(
     output: str = "table",
     policies_dir: str | None = None,
 ) -> int:
-    from rich.console import Console
-
     from remediations import output as out
+
+    def produce(scope: Any, policies: Any, settings: Any, azure: Any, step: Callable[[str], None]) -> Any:
+        from remediations.engine import scan
+
+        return scan(scope, policies, apply=apply, settings=settings, azure=azure, progress=step)
+
+    def write(report: Any) -> None:
+        from rich.console import Console
+
+        if output == "json":
+            sys.stdout.write(out.to_json(report) + "\n")
+        elif output == "markdown":
+            sys.stdout.write(out.to_markdown(report))
+        else:
+            out.print_table(report, Console(width=None if sys.stdout.isatty() else 160))
+
+    return command(
+        subscriptions, resource_group, policy_ids, output=output, formats=out.FORMATS, policies_dir=policies_dir,
+        produce=produce, write=write,
+    )  # fmt: skip
+
+
+def command(
+    subscriptions: Sequence[str],
+    resource_group: str | None,
+    policy_ids: Sequence[str],
+    *,
+    output: str,
+    formats: Sequence[str],
+    policies_dir: str | None,
+    produce: Callable[..., Any],
+    write: Callable[[Any], None],
+) -> int:
+    """The shape `scan` and `report` share: check the inputs, load settings and policies, run `produce(scope,
+    policies, settings, azure, step)` under a progress bar, turn every expected failure into one clear message, then
+    `write` the result. Returns the exit code."""
+    from rich.console import Console
 
     err = Console(stderr=True)
 
@@ -42,14 +78,14 @@ def run(
         err.print(f"[bold red]error:[/] {message}", highlight=False)
         return ERROR
 
-    if output not in out.FORMATS:
-        return fail(f"unknown format {output!r}{options_text(out.FORMATS)}")
+    if output not in formats:
+        return fail(f"unknown format {output!r}{options_text(formats)}")
     subs = tuple(subscriptions) or tuple(s for s in [os.environ.get("AZURE_SUBSCRIPTION_ID", "").strip()] if s)
     if not subs:
         return fail("no subscription: pass --subscription ID or set AZURE_SUBSCRIPTION_ID")
     try:
         from remediations.azure import Azure
-        from remediations.engine import scan, select
+        from remediations.engine import select
         from remediations.policy import load_policies
         from remediations.reader import Scope
         from remediations.settings import Settings
@@ -58,15 +94,14 @@ def run(
         folder = Path(policies_dir) if policies_dir else settings.policies
         policies = select(load_policies(folder), policy_ids)
         azure = Azure.from_env()
-        with _progress(err) as step:
-            report = scan(
-                Scope(subs, resource_group), policies, apply=apply, settings=settings, azure=azure, progress=step
-            )
+        try:
+            with _progress(err) as step:
+                result = produce(Scope(subs, resource_group), policies, settings, azure, step)
+        finally:
+            azure.close()
     except PolicyLoadError as e:
         return fail(f"the policies folder is not valid:\n{e}")
-    except UnknownPolicyError as e:
-        return fail(str(e))
-    except SettingsError as e:
+    except (UnknownPolicyError, SettingsError) as e:
         return fail(str(e))
     except CredentialError as e:
         return fail(
@@ -77,14 +112,11 @@ def run(
         if e.code in _UNKNOWN_SUBSCRIPTION:
             return fail(f"unknown subscription among {', '.join(subs)}: {e.message}")
         return fail(f"Azure refused the scan: {e}")
-    if output == "json":
-        sys.stdout.write(out.to_json(report) + "\n")
-    elif output == "markdown":
-        sys.stdout.write(out.to_markdown(report))
-    else:
-        console = Console(width=None if sys.stdout.isatty() else 160)
-        out.print_table(report, console)
-    return COMPLIANT if report.compliant else FINDINGS
+    try:
+        write(result)
+    except OSError as e:
+        return fail(f"cannot write the output: {e}")
+    return COMPLIANT if result.compliant else FINDINGS
 
 
 class _progress:
@@ -114,4 +146,4 @@ class _progress:
         self._bar.update(self._task, description=f"reading {message}", advance=1)
 
 
-__all__ = ["COMPLIANT", "ERROR", "FINDINGS", "run"]
+__all__ = ["COMPLIANT", "ERROR", "FINDINGS", "command", "run"]
