@@ -83,15 +83,7 @@ def main() -> None:
 
     running = start_in_thread(Path(tempfile.mkdtemp(prefix="cryptward-bench-")), scenario="estate")
     info = running.info()
-    os.environ.update(
-        {
-            "AZURE_RESOURCE_MANAGER_ENDPOINT": info["baseUrl"] + "/",
-            "IDENTITY_ENDPOINT": info["identityEndpoint"],
-            "IDENTITY_HEADER": info["identityHeader"],
-            "REQUESTS_CA_BUNDLE": info["ca"],
-            "SSL_CERT_FILE": info["ca"],
-        }
-    )
+    os.environ.update(running.client_env())
     sub, principals = info["subscriptionId"], info["principals"]
     from azure.identity import ManagedIdentityCredential
 

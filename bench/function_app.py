@@ -88,13 +88,7 @@ class Rig:
         tag = uuid.uuid4().hex[:8]
         os.environ.update(
             {
-                "AZURE_RESOURCE_MANAGER_ENDPOINT": info["baseUrl"] + "/",
-                "IDENTITY_ENDPOINT": info["identityEndpoint"],
-                "IDENTITY_HEADER": info["identityHeader"],
-                "REQUESTS_CA_BUNDLE": info["ca"],
-                "SSL_CERT_FILE": info["ca"],
-                "AZURE_SUBSCRIPTION_ID": self.sub,
-                "AZURE_TENANT_ID": info["tenantId"],
+                **self.sandbox.client_env(),
                 "AZURE_CLIENT_ID": self.principals["bot"]["client_id"],
                 "AzureWebJobsStorage": self.storage,
                 "CRYPTWARD_TABLE_PREFIX": f"b{tag}",
@@ -103,6 +97,7 @@ class Rig:
                 "CRYPTWARD_POLLING_INTERVAL": "0",
                 "SWEEP_SCHEDULE": "0 0 0 1 1 *",
                 "ROTATION_SCHEDULE": "0 0 0 1 1 *",
+                "NOTICES_SCHEDULE": "0 0 0 1 1 *",
             }
         )
         sb = self.sandbox.sandbox

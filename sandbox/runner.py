@@ -51,6 +51,18 @@ class Running:
             "principals": {p.name: p.to_dict() for p in sb.directory.all() if p.name},
         }
 
+    def client_env(self) -> dict[str, str]:
+        """The environment a client of this sandbox needs (what `python -m sandbox env` prints, minus the principal)."""
+        return {
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": self.base_url + "/",
+            "IDENTITY_ENDPOINT": f"{self.base_url}/msi/token",
+            "IDENTITY_HEADER": self.sandbox.identity_header,
+            "REQUESTS_CA_BUNDLE": str(self.ca),
+            "SSL_CERT_FILE": str(self.ca),
+            "AZURE_SUBSCRIPTION_ID": next(iter(self.sandbox.state.subscriptions), ""),
+            "AZURE_TENANT_ID": self.sandbox.state.tenant_id,
+        }
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.server.force_exit = True  # do not wait for clients' idle keep-alive connections

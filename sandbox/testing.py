@@ -74,15 +74,7 @@ class SandboxHandle:
         )
 
     def env(self) -> dict[str, str]:
-        return {
-            "IDENTITY_ENDPOINT": f"{self.base_url}/msi/token",
-            "IDENTITY_HEADER": self.running.sandbox.identity_header,
-            "REQUESTS_CA_BUNDLE": self.ca,
-            "SSL_CERT_FILE": self.ca,
-            "AZURE_RESOURCE_MANAGER_ENDPOINT": self.base_url + "/",
-            "AZURE_SUBSCRIPTION_ID": self.subscription_id,
-            "AZURE_TENANT_ID": self.tenant_id,
-        }
+        return self.running.client_env()
 
 
 @pytest.fixture(scope="session")
