@@ -229,7 +229,14 @@ def estate(sb: Sandbox) -> dict[str, Any]:
     os_running = disk(weu, "disk-weu-app-os", "westeurope", 32, osType="Linux")
     data_running = disk(weu, "disk-weu-app-data", "westeurope")
     os_batch = disk(weu, "disk-weu-batch-os", "westeurope", 32, osType="Linux")
-    ade = disk(weu, "disk-weu-ade", "westeurope")
+    # A disk that was encrypted with ADE and later decrypted: Azure keeps encryptionSettingsCollection (enabled false)
+    # on it, which is how the bot can tell; the sandbox also remembers the history.
+    ade = disk(
+        weu,
+        "disk-weu-ade",
+        "westeurope",
+        encryptionSettingsCollection={"enabled": False, "encryptionSettingsVersion": "1.1"},
+    )
     sb.state.meta_of(ade)["everHadADE"] = True
     disk(neu, "disk-neu-data", "northeurope")
     vm(weu, "vm-weu-app", "westeurope", "Standard_D4s_v5", os_running, [data_running])
