@@ -39,6 +39,16 @@ def alerts(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(reply), status_code=status, mimetype="application/json")
 
 
+@app.route(route="approvals", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def approvals(req: func.HttpRequest) -> func.HttpResponse:
+    """Approve / deny links. Anonymous on purpose: the signed, expiring, single-use token is the authorization (a
+    function key in the link would be one more secret in chat). GET confirms, the page's POST decides."""
+    from remediations.decisions import respond
+
+    status, page = respond(req.method, dict(req.params), req.get_body())
+    return func.HttpResponse(page, status_code=status, mimetype="text/html", headers={"Cache-Control": "no-store"})
+
+
 @app.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def sweep(timer: func.TimerRequest) -> None:
     """Re-check everything in scope, so that a lost event is caught: one work item per resource."""
@@ -61,3 +71,11 @@ def worker(msg: func.QueueMessage) -> None:
     from remediations.worker import handle
 
     handle(msg.get_body(), getattr(msg, "dequeue_count", None) or 1, msg.id)
+
+
+@app.timer_trigger(arg_name="timer", schedule="%NOTICES_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def notices(timer: func.TimerRequest) -> None:
+    """Notices that could not be delivered (kept in the outbox table), tried again once their time has come."""
+    from remediations.worker import retry_notices
+
+    retry_notices()

@@ -97,6 +97,21 @@ def default_credential() -> TokenCredential:
     return DefaultAzureCredential(exclude_interactive_browser_credential=True, managed_identity_client_id=client_id)
 
 
+def storage_credential(env: Mapping[str, str] | None = None) -> TokenCredential:
+    """The credential for the function app's own storage account, chosen as the Functions host chooses it:
+    `AzureWebJobsStorage__credential=managedidentity` -> ManagedIdentityCredential (`__clientId` selects a
+    user-assigned identity), else DefaultAzureCredential (`__clientId`, else AZURE_CLIENT_ID)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    env = os.environ if env is None else env
+    kind = (env.get("AzureWebJobsStorage__credential") or "").strip().lower()
+    client_id = (env.get("AzureWebJobsStorage__clientId") or "").strip() or None
+    if kind == "managedidentity":
+        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    client_id = client_id or (env.get("AZURE_CLIENT_ID") or "").strip() or None
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True, managed_identity_client_id=client_id)
+
+
 @dataclass
 class Azure:
     """A profile, a credential and the clients made from them. `calls` counts the HTTP requests sent by method."""
@@ -453,6 +468,7 @@ __all__ = [
     "eventgrid_publisher",
     "post",
     "publish_cloudevents",
+    "storage_credential",
     "translated",
     "webhook_client",
 ]

@@ -32,7 +32,9 @@ from remediations.errors import EventRejected, SettingsError
 from remediations.events import WorkItem, is_own_identity, parse_alert, parse_event
 
 if TYPE_CHECKING:
+    from remediations.delivery import Sender
     from remediations.ledger import Ledger
+    from remediations.outbox_table import TableNoticeStore
     from remediations.reader import Scope
     from remediations.workqueue import WorkQueue
 
@@ -55,6 +57,11 @@ SWEEP_TYPES = (
 )
 _ENV_KEYS = (
     "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
     "CRYPTWARD_WORK_QUEUE",
     "CRYPTWARD_TABLE_PREFIX",
     "CRYPTWARD_DEBOUNCE_SECONDS",
@@ -147,6 +154,8 @@ class Runtime:
     env: Mapping[str, str] = field(repr=False)
     _ledger: Ledger | None = None
     _queue: WorkQueue | None = None
+    _notices: TableNoticeStore | None = None
+    _sender: Sender | None = None
     recent: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     listeners: list[Callable[[], None]] = field(default_factory=list)
@@ -159,6 +168,25 @@ class Runtime:
 
                 self._ledger = Ledger.from_env(self.env)
             return self._ledger
+
+    @property
+    def notices(self) -> TableNoticeStore:
+        """The outbox: notices that failed, kept for the notices timer."""
+        with self.lock:
+            if self._notices is None:
+                from remediations.outbox_table import TableNoticeStore
+
+                self._notices = TableNoticeStore.from_env(self.env)
+            return self._notices
+
+    @property
+    def sender(self) -> Sender:
+        with self.lock:
+            if self._sender is None:
+                from remediations.delivery import Destinations, Sender
+
+                self._sender = Sender(Destinations(dict(self.env)))
+            return self._sender
 
     @property
     def queue(self) -> WorkQueue:
@@ -180,6 +208,10 @@ class Runtime:
             self._ledger.close()
         if self._queue is not None:
             self._queue.close()
+        if self._notices is not None:
+            self._notices.close()
+        if self._sender is not None:
+            self._sender.close()
 
 
 _RUNTIME: dict[tuple[str, ...], Runtime] = {}

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediations._storage import connection_string, storage_errors
+from remediations._storage import StorageTarget, as_target, storage_errors, target
 from remediations.changes import REQUIREMENTS, Caller
 from remediations.errors import AzureAccessError, SettingsError
 from remediations.events import Actor
@@ -42,6 +42,7 @@ MAX_PROPERTY_UNITS = 32_000
 MAX_FIGHT_TIMES = 500
 _RETRIES = 20
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+APPROVED, DENIED = "approved", "denied"
 _KEY_UNSAFE = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -108,13 +109,16 @@ class Pending:
     status: str = "open"  # open | resolved
     resolution: str | None = None
     resolved_at: datetime | None = None
+    change_id: str | None = None  # the planned change's stable id (changes.change_id), when given
+    decision: str | None = None  # approved | denied: a person decided (approval links)
+    decision_status: str | None = None  # what the decision did: applied, pending-deallocation, denied, ...
 
 
 @dataclass
 class Ledger:
     """The ledger over one storage account. Call `create_tables()` once at start (`from_env` does)."""
 
-    connection: str = field(repr=False)  # holds the account key
+    connection: str | StorageTarget = field(repr=False)  # a connection string (holds the account key) or a target
     tables: Tables = field(default_factory=Tables)
     clock: Callable[[], datetime] = _utcnow
     _clients: dict[str, TableClient] = field(default_factory=dict, init=False, repr=False)
@@ -125,16 +129,18 @@ class Ledger:
 
         env = os.environ if env is None else env
         prefix = (env.get(PREFIX_SETTING) or "").strip()
-        ledger = cls(connection_string(env), Tables.with_prefix(prefix) if prefix else Tables(), clock)
+        ledger = cls(target(env), Tables.with_prefix(prefix) if prefix else Tables(), clock)
         ledger.create_tables()
         return ledger
 
+    @property
+    def storage(self) -> StorageTarget:
+        return as_target(self.connection)
+
     def create_tables(self) -> None:
         """Create the four tables if they do not exist (idempotent)."""
-        from azure.data.tables import TableServiceClient
-
         with storage_errors("creating the ledger tables"):
-            service = TableServiceClient.from_connection_string(self.connection)
+            service = self.storage.table_service()
             with service:
                 for name in vars(self.tables).values():
                     service.create_table_if_not_exists(name)
@@ -176,6 +182,13 @@ class Ledger:
                 if e.status_code == 412:  # another worker renewed it first
                     return False
                 raise
+
+    def is_claimed(self, resource_key: str, window_seconds: float, now: datetime | None = None) -> bool:
+        """True when a claim made within the last `window_seconds` stands (a read: claims nothing)."""
+        at = self._now(now).timestamp()
+        with storage_errors("reading a claim"):
+            current = _get(self._table(self.tables.dedupe), key_of(resource_key), "claim")
+        return current is not None and at - float(current.get("At", 0.0)) < window_seconds
 
     def release(self, resource_key: str, claimed_at: datetime) -> bool:
         """Give back the claim made at `claimed_at` (the `now` passed to `claim`) before its window ends: a work lock
@@ -271,9 +284,12 @@ class Ledger:
         if kind not in REQUIREMENTS:
             raise ValueError(f"unknown pending kind {kind!r}; valid: {', '.join(REQUIREMENTS)}")
         row = key_of(f"{resource_id}\n{policy}")
+        change_id = str(detail.get("changeId") or "") if isinstance(detail, Mapping) else ""
         entity: dict[str, Any] = {
             "PartitionKey": kind,
             "RowKey": row,
+            "ResourceKey": key_of(resource_id),
+            "ChangeId": _fit(change_id)[0],
             "ResourceId": _fit(resource_id)[0],
             "Policy": _fit(policy)[0],
             "Detail": _fit(json.dumps(detail, ensure_ascii=True, sort_keys=True, default=str))[0],
@@ -287,9 +303,11 @@ class Ledger:
                 try:
                     if current is None:
                         table.create_entity(entity)
-                    elif current.get("Status") == "open":
+                    elif current.get("Status") == "open" and (not change_id or current.get("ChangeId") == change_id):
                         return _pending(current)
-                    else:  # resolved before: open it again
+                    elif current.get("Decision") == DENIED and change_id and current.get("ChangeId") == change_id:
+                        return _pending(current)  # a person denied this very change: it is not asked about again
+                    else:  # resolved before, or now another change (a new plan needs a new decision): open it again
                         table.update_entity(
                             entity,
                             UpdateMode.REPLACE,
@@ -352,6 +370,67 @@ class Ledger:
                         raise
         raise _contended("resolving a pending change")
 
+    def find_pending(self, change_id: str, kind: str = "approval") -> Pending | None:
+        """The pending entry (open or not) of the change `change_id`, or None."""
+        table = self._table(self.tables.pending)
+        with storage_errors("finding a pending change"):
+            rows = list(
+                table.query_entities(
+                    "PartitionKey eq @kind and ChangeId eq @c", parameters={"kind": kind, "c": change_id}
+                )
+            )
+        found = sorted((_pending(r) for r in rows), key=lambda p: (p.status != "open", p.created))
+        return found[0] if found else None
+
+    def decide_pending(
+        self, kind: str, pending_id: str, *, decision: str, status: str, detail: str, now: datetime | None = None
+    ) -> Pending | None:
+        """Record a person's decision on a pending change (ETag-safe: of two concurrent decisions the first stays).
+        A denial, or an approval whose change is done, closes it; an approved change still waiting (for its VM's
+        deallocation, a busy worker, a failed write) stays open, and `approved_for` hands it to the next run."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+        from azure.data.tables import UpdateMode
+
+        if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
+            return None
+        table = self._table(self.tables.pending)
+        with storage_errors("recording a decision"):
+            for _ in range(_RETRIES):
+                current = _get(table, kind, pending_id)
+                if current is None:
+                    return None
+                if current.get("Decision"):
+                    return _pending(current)
+                when = self._now(now)
+                entity = dict(current)
+                entity.update(Decision=decision, DecisionStatus=status, DecisionDetail=_fit(detail)[0], DecidedAt=when)
+                if decision == DENIED or status in ("applied", "already-compliant"):
+                    entity.update(Status="resolved", Resolution=decision, ResolvedAt=when)
+                try:
+                    table.update_entity(
+                        entity,
+                        UpdateMode.REPLACE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return _pending(entity)
+                except HttpResponseError as e:
+                    if e.status_code != 412:
+                        raise
+        raise _contended("recording a decision")
+
+    def decided_for(self, resource_id: str, decision: str, kind: str = "approval") -> list[str]:
+        """Change ids of the resource a person decided `decision` (approved: still open, so the next run applies
+        them; denied: so that nobody is asked again)."""
+        query = "PartitionKey eq @kind and ResourceKey eq @rk and Decision eq @d"
+        params = {"kind": kind, "rk": key_of(resource_id), "d": decision}
+        table = self._table(self.tables.pending)
+        with storage_errors("reading decisions"):
+            rows = [_pending(r) for r in table.query_entities(query, parameters=params)]
+        keep = (lambda p: p.status == "open") if decision == APPROVED else (lambda p: True)
+        return [p.change_id for p in rows if p.change_id and keep(p)]
+
     # -- fights ---------------------------------------------------------------------------------------------------
 
     def note_fix(self, resource_key: str, now: datetime | None = None, window_seconds: float = 3600) -> int:
@@ -405,9 +484,7 @@ class Ledger:
     def _table(self, name: str) -> TableClient:
         # SDK clients are thread-safe and keep their connections: one per table for the ledger's life.
         if name not in self._clients:
-            from azure.data.tables import TableClient
-
-            self._clients[name] = TableClient.from_connection_string(self.connection, name)
+            self._clients[name] = self.storage.table_client(name)
         return self._clients[name]
 
     def close(self) -> None:
@@ -507,6 +584,9 @@ def _pending(row: Mapping[str, Any]) -> Pending:
         status=row.get("Status") or "open",
         resolution=row.get("Resolution"),
         resolved_at=_aware(row["ResolvedAt"]) if row.get("ResolvedAt") else None,
+        change_id=row.get("ChangeId") or None,
+        decision=row.get("Decision") or None,
+        decision_status=row.get("DecisionStatus") or None,
     )
 
 

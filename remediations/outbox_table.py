@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediations._storage import connection_string, storage_errors
+from remediations._storage import StorageTarget, as_target, storage_errors, target
 from remediations.ledger import PREFIX_SETTING, Tables
 from remediations.notices import Notice
 from remediations.outbox import Failed
@@ -36,7 +36,7 @@ MAX_ERROR = 4000
 
 @dataclass
 class TableNoticeStore:
-    connection: str
+    connection: str | StorageTarget = field(repr=False)  # a connection string (holds the account key) or a target
     table_name: str = "cwnotices"
     _client: Any = field(default=None, init=False, repr=False)
 
@@ -45,24 +45,17 @@ class TableNoticeStore:
         env = os.environ if env is None else env
         prefix = (env.get(PREFIX_SETTING) or "").strip()
         Tables.with_prefix(prefix or "cw")  # validates the prefix the way the ledger does
-        store = cls(connection_string(env), f"{prefix or 'cw'}notices")
+        store = cls(target(env), f"{prefix or 'cw'}notices")
         store.create_table()
         return store
 
     def create_table(self) -> None:
-        from azure.data.tables import TableServiceClient
-
-        with (
-            storage_errors("creating the notices table"),
-            TableServiceClient.from_connection_string(self.connection) as service,
-        ):
+        with storage_errors("creating the notices table"), as_target(self.connection).table_service() as service:
             service.create_table_if_not_exists(self.table_name)
 
     def _table(self) -> TableClient:
         if self._client is None:
-            from azure.data.tables import TableClient
-
-            self._client = TableClient.from_connection_string(self.connection, self.table_name)
+            self._client = as_target(self.connection).table_client(self.table_name)
         return self._client
 
     def save_failed(self, failed: Failed) -> None:

@@ -28,14 +28,14 @@ NO_LEDGER = (
 def read_history(resource_ids: Iterable[str], env: Mapping[str, str] | None = None) -> History:
     """The ledger's audit records of these resources and its open pending changes. Never raises: a ledger that is
     not configured or cannot be read gives a `History` whose `problem` says so. Read-only: creates no table."""
-    from remediations._storage import connection_string
+    from remediations._storage import target
     from remediations.ledger import PREFIX_SETTING, Ledger, Tables
 
     env = os.environ if env is None else env
     try:
-        connection = connection_string(env)
+        storage = target(env)
         prefix = (env.get(PREFIX_SETTING) or "").strip()
-        ledger = Ledger(connection, Tables.with_prefix(prefix) if prefix else Tables())
+        ledger = Ledger(storage, Tables.with_prefix(prefix) if prefix else Tables())
     except SettingsError as e:
         return History(problem=NO_LEDGER if "is not set" in str(e) else f"The ledger settings are not valid: {e}")
     records: dict[str, tuple[Done, ...]] = {}

@@ -261,13 +261,14 @@ class Host:
 
     def _queue_loop(self, fn: Any) -> None:
         from azure.core.exceptions import ResourceExistsError
-        from azure.storage.queue import QueueClient
+
+        from remediations._storage import StorageTarget, target
 
         trigger = fn.get_trigger()
         name = resolve(trigger.queue_name)
-        connection = self.storage or os.environ.get(trigger.connection) or ""
-        client = QueueClient.from_connection_string(connection, name)
-        poison = QueueClient.from_connection_string(connection, f"{name}-poison")
+        storage = StorageTarget(connection=self.storage) if self.storage else target()
+        client = storage.queue_client(name)
+        poison = storage.queue_client(f"{name}-poison")
         for q in (client, poison):
             with contextlib.suppress(ResourceExistsError):
                 q.create_queue()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -58,6 +59,7 @@ class Outcome:
     applied: int = 0
     pending: int = 0
     failed: list[str] = field(default_factory=list)
+    results: dict[str, tuple[str, str]] = field(default_factory=dict)  # change id -> (status, detail)
 
 
 @functools.cache
@@ -126,8 +128,9 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def fix(rt: Runtime, item: WorkItem, resource_id: str, message_id: str) -> Outcome:
-    """Read, evaluate, plan and apply for one resource under its work lock."""
+def fix(rt: Runtime, item: WorkItem, resource_id: str, message_id: str, approved: Collection[str] = ()) -> Outcome:
+    """Read, evaluate, plan and apply for one resource under its work lock. The changes a person approved (the
+    ledger's, and `approved`) are applied too."""
     scope = rt.settings.scope_of(resource_id)
     if scope is None:
         return Outcome(resource_id, "skipped")
@@ -141,7 +144,7 @@ def fix(rt: Runtime, item: WorkItem, resource_id: str, message_id: str) -> Outco
             rt.enqueue(_again(item, resource_id), BUSY_RETRY_SECONDS)
         return Outcome(resource_id, "busy")
     try:
-        return _fix_locked(rt, item, resource_id, scope, message_id)
+        return _fix_locked(rt, item, resource_id, scope, message_id, approved)
     finally:
         ledger.release(key, locked_at)
 
@@ -152,7 +155,9 @@ def _again(item: WorkItem, resource_id: str) -> WorkItem:
     return replace(item, resource_id=resource_id, deallocated=False)
 
 
-def _fix_locked(rt: Runtime, item: WorkItem, resource_id: str, scope: Scope, message_id: str) -> Outcome:
+def _fix_locked(
+    rt: Runtime, item: WorkItem, resource_id: str, scope: Scope, message_id: str, approved: Collection[str]
+) -> Outcome:
     from remediations.engine import scan
 
     settings = _settings()
@@ -161,8 +166,16 @@ def _fix_locked(rt: Runtime, item: WorkItem, resource_id: str, scope: Scope, mes
     s = rt.settings
     caller = _caller(item)
     fighting = ledger.is_fighting(resource_id, s.fight_threshold, s.fight_window_seconds)
+    approved = {*approved, *ledger.decided_for(resource_id, "approved")}
     report = scan(
-        scope, policies, apply=not fighting, settings=settings, azure=_azure(), resource_id=resource_id, caller=caller
+        scope,
+        policies,
+        apply=not fighting,
+        settings=settings,
+        azure=_azure(),
+        resource_id=resource_id,
+        caller=caller,
+        approved=approved,
     )
     if fighting:
         return _escalate(rt, item, resource_id, report)
@@ -179,6 +192,7 @@ def _fix_locked(rt: Runtime, item: WorkItem, resource_id: str, scope: Scope, mes
             result=result.status,
             change_id=change.id,
         )
+        outcome.results[change.id] = (result.status, result.detail)
         if result.status == "applied":
             outcome.applied += 1
         elif result.status in ("pending-approval", "pending-deallocation"):
@@ -191,7 +205,7 @@ def _fix_locked(rt: Runtime, item: WorkItem, resource_id: str, scope: Scope, mes
     _resolve_done(rt, report)
     if outcome.applied and ledger.claim(f"fix:{resource_id.lower()}:{message_id}", s.fight_window_seconds):
         ledger.note_fix(resource_id, window_seconds=s.fight_window_seconds)  # once per work item, retries included
-    _notify(report, item)
+    _notify(rt, report, item, silenced=ledger.decided_for(resource_id, "denied"))
     unreadable = sorted({f.unreadable for f in report.findings if f.unreadable})
     if outcome.failed or unreadable:
         raise WorkFailed("; ".join([*outcome.failed, *unreadable])[:2000])
@@ -226,7 +240,7 @@ def _resolve_done(rt: Runtime, report: Report) -> None:
         return
     from remediations.ledger import key_of
 
-    for pending in rt.ledger.list_pending("deallocated"):
+    for pending in rt.ledger.list_pending():  # waiting for a deallocation, or approved and waiting
         if (pending.resource_id.lower(), pending.policy) in done:
             rt.ledger.resolve_pending(pending.kind, key_of(f"{pending.resource_id}\n{pending.policy}"), "applied")
 
@@ -269,19 +283,26 @@ def _escalate(rt: Runtime, item: WorkItem, resource_id: str, report: Report) -> 
         correlation_id=item.correlation_id,
         result="escalated",
     )
-    _notify(report, item, {resource_id: reason})
+    _notify(rt, report, item, {resource_id: reason})
     return Outcome(resource_id, "escalated")
 
 
-def _notify(report: Report, item: WorkItem, escalations: dict[str, str] | None = None) -> None:
-    """Tell the owners through the notices, when routes are configured. Never raises: a notice never blocks a fix."""
+def _notify(
+    rt: Runtime,
+    report: Report,
+    item: WorkItem,
+    escalations: dict[str, str] | None = None,
+    silenced: Collection[str] = (),
+) -> None:
+    """Tell the owners through the notices, when routes are configured; a notice that fails is kept in the outbox
+    table for the notices timer. Never raises: a notice never blocks a fix."""
     import os
 
     if not (os.environ.get("CRYPTWARD_ROUTES") or "").strip():
         return
     try:
         from remediations import notices, outbox
-        from remediations.delivery import Destinations, Sender
+        from remediations.decisions import approval_links
 
         built = notices.build(
             report,
@@ -290,11 +311,21 @@ def _notify(report: Report, item: WorkItem, escalations: dict[str, str] | None =
             owner_tag=_settings().owner_tag,
             tenant_id=os.environ.get("AZURE_TENANT_ID", ""),
             escalations=escalations,
+            approval=approval_links(),
+            silenced=silenced,
         )
         if built:
-            outbox.notify(built, notices.Routes.from_env(), Sender(Destinations.from_env()), outbox.MemoryNoticeStore())
+            outbox.notify(built, notices.Routes.from_env(), rt.sender, rt.notices)
     except Exception:
         log.exception("notices for %s could not be sent", item.resource_id)
+
+
+def retry_notices(now: datetime | None = None) -> int:
+    """The notices timer: send again the kept notices whose time has come; returns how many were delivered."""
+    from remediations import outbox
+
+    rt = runtime()
+    return sum(1 for d in outbox.retry_due(rt.notices, rt.sender, now) if d.ok)
 
 
 def _rotation(rt: Runtime, item: WorkItem) -> Outcome:
@@ -347,4 +378,4 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
         raise WorkFailed("; ".join(outcome.failed)[:2000])
 
 
-__all__ = ["Outcome", "WorkFailed", "fix", "handle"]
+__all__ = ["Outcome", "WorkFailed", "fix", "handle", "retry_notices"]

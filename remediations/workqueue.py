@@ -23,7 +23,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from remediations._storage import connection_string, storage_errors
+from remediations._storage import StorageTarget, as_target, storage_errors, target
 from remediations.errors import EventRejected, QueueRefused, SettingsError
 from remediations.events import WorkItem
 
@@ -79,7 +79,7 @@ class Received:
 class WorkQueue:
     """The work queue `name` (and its poison queue) in one storage account."""
 
-    connection: str = field(repr=False)  # holds the account key
+    connection: str | StorageTarget = field(repr=False)  # a connection string (holds the account key) or a target
     name: str = DEFAULT_QUEUE
     _clients: dict[tuple[str, bool], QueueClient] = field(default_factory=dict, init=False, repr=False)
 
@@ -93,7 +93,7 @@ class WorkQueue:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkQueue:
         env = os.environ if env is None else env
-        queue = cls(connection_string(env), (env.get(QUEUE_SETTING) or "").strip() or DEFAULT_QUEUE)
+        queue = cls(target(env), (env.get(QUEUE_SETTING) or "").strip() or DEFAULT_QUEUE)
         queue.create()
         return queue
 
@@ -159,9 +159,9 @@ class WorkQueue:
         """`encoded`: sends base64-encode the text (TextBase64EncodePolicy). Receives never decode in the SDK: `decode`
         does it, so one malformed message cannot break the receiving of the others."""
         if (name, encoded) not in self._clients:
-            from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+            from azure.storage.queue import TextBase64EncodePolicy
 
-            self._clients[(name, encoded)] = QueueClient.from_connection_string(
-                self.connection, name, message_encode_policy=TextBase64EncodePolicy() if encoded else None
+            self._clients[(name, encoded)] = as_target(self.connection).queue_client(
+                name, message_encode_policy=TextBase64EncodePolicy() if encoded else None
             )
         return self._clients[(name, encoded)]

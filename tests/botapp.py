@@ -114,6 +114,7 @@ def bot_env(sandbox: Any, azurite: str, *, debounce: float = 0.5, **extra: str) 
         "CRYPTWARD_ALERT_KEY": KEY,
         "SWEEP_SCHEDULE": "0 0 0 1 1 *",
         "ROTATION_SCHEDULE": "0 0 0 1 1 *",
+        "NOTICES_SCHEDULE": "0 0 0 1 1 *",
         **extra,
     }
 

@@ -328,3 +328,43 @@ def test_through_injected_faults_every_fix_lands_once_and_the_rest_is_poisoned_w
     ledger = ledger_of(azurite)
     last = ledger.audit_for(doomed)[-1]
     assert last.result == "poisoned" and "ScopeLocked" in last.after["error"], last.after
+
+
+def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_receiver_recovers(sandbox, bot, azurite):
+    from datetime import UTC, datetime, timedelta
+
+    from remediations.delivery import setting_prefix
+    from remediations.outbox_table import TableNoticeStore
+    from remediations.worker import retry_notices
+
+    name = f"down{uuid.uuid4().hex[:6]}"
+    sandbox.admin("PUT", f"/_sandbox/receivers/webhook/{name}", {"status": 500})
+    app = bot(
+        CRYPTWARD_ROUTES=json.dumps({"*": [f"webhook:{name}"]}),
+        **{
+            f"{setting_prefix(name)}_URL": f"{sandbox.base_url}/_receivers/webhook/{name}",
+            f"{setting_prefix(name)}_SECRET": "whsec-e2e",
+        },
+    )
+    make_vault(sandbox, "kv-e2e-outbox")
+    store = TableNoticeStore.from_env()
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    kept = app.wait_for(lambda: store.due(later), timeout=30)
+    app.settle()
+    assert [f.destination for f in kept] == [f"webhook:{name}"] and kept[0].attempts == 1
+    assert "kv-e2e-outbox" in kept[0].notice.resource_id
+
+    def received():
+        return sandbox.admin("GET", f"/_sandbox/received?receiver=webhook/{name}")["value"]
+
+    tries = len(received())
+    assert tries == 4 and {i["status"] for i in received()} == {500}  # the try and azure-core's 3 retries
+    assert retry_notices() == 0 and len(received()) == tries  # not due yet: nothing sent
+    assert retry_notices(later) == 0  # still 500: kept, with a later next try
+    [again] = store.due(later + timedelta(minutes=11))
+    assert again.attempts == 2 and not store.due(later)
+    sandbox.admin("PUT", f"/_sandbox/receivers/webhook/{name}", {"status": 200})
+    assert retry_notices(later + timedelta(minutes=11)) == 1
+    assert received()[-1]["status"] == 200
+    assert store.due(later + timedelta(days=1)) == []
+    store.close()

@@ -48,8 +48,13 @@ def test_triggers_are_bound_to_settings():
         "sweep": "timerTrigger",
         "rotation": "timerTrigger",
         "worker": "queueTrigger",
+        "approvals": "httpTrigger",
+        "notices": "timerTrigger",
     }
     assert by_name["sweep"].schedule == "%SWEEP_SCHEDULE%"
+    assert by_name["notices"].schedule == "%NOTICES_SCHEDULE%"
+    assert by_name["approvals"].auth_level == func.AuthLevel.ANONYMOUS  # the signed token is the authorization
+    assert by_name["approvals"].route == "approvals"
     assert by_name["rotation"].schedule == "%ROTATION_SCHEDULE%"
     assert (by_name["worker"].queue_name, by_name["worker"].connection) == (
         "%CRYPTWARD_WORK_QUEUE%",
@@ -62,7 +67,13 @@ def test_local_settings_name_every_binding_setting():
     from pathlib import Path
 
     values = json.loads((Path(__file__).resolve().parent.parent / "local.settings.json").read_text())["Values"]
-    for name in ("SWEEP_SCHEDULE", "ROTATION_SCHEDULE", "CRYPTWARD_WORK_QUEUE", "CRYPTWARD_DEBOUNCE_SECONDS"):
+    for name in (
+        "SWEEP_SCHEDULE",
+        "ROTATION_SCHEDULE",
+        "NOTICES_SCHEDULE",
+        "CRYPTWARD_WORK_QUEUE",
+        "CRYPTWARD_DEBOUNCE_SECONDS",
+    ):
         assert name in values
 
 

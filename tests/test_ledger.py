@@ -253,3 +253,64 @@ def test_from_env_reads_the_storage_setting_and_the_prefix(azurite):
     with pytest.raises(SettingsError, match="CRYPTWARD_TABLE_PREFIX"):
         Ledger.from_env({"AzureWebJobsStorage": azurite, "CRYPTWARD_TABLE_PREFIX": "9-bad"})
     assert Ledger("UseDevelopmentStorage=true").tables == Tables()
+
+
+# --- decisions on pending changes (approve / deny links) -------------------------------------------------------------
+
+VAULT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-1"
+
+
+def test_a_pending_change_is_found_by_its_change_id_and_decided_once(ledger: Ledger) -> None:
+    ledger.add_pending("approval", VAULT, "kv-purge-protection", {"changeId": "c1", "summary": "purge"})
+    found = ledger.find_pending("c1")
+    assert found is not None and found.policy == "kv-purge-protection" and found.decision is None
+    assert ledger.find_pending("nope") is None
+    first = ledger.decide_pending(
+        "approval", found.pending_id, decision="approved", status="pending-deallocation", detail="VM runs"
+    )
+    assert first is not None and first.decision == "approved" and first.status == "open"
+    second = ledger.decide_pending("approval", found.pending_id, decision="denied", status="denied", detail="late")
+    assert second is not None and second.decision == "approved"  # the first decision stays
+    assert ledger.decided_for(VAULT.upper(), "approved") == ["c1"]  # still open: the next run applies it
+    ledger.resolve_pending("approval", found.pending_id, "applied")
+    assert ledger.decided_for(VAULT, "approved") == []
+
+
+def test_concurrent_decisions_keep_exactly_one(make_ledger: Callable[..., Ledger]) -> None:
+    ledgers = [make_ledger() for _ in range(6)]
+    pending = ledgers[0].add_pending("approval", VAULT, "kv-purge-protection", {"changeId": "c2"})
+    barrier = threading.Barrier(len(ledgers))
+    got: list[str | None] = [None] * len(ledgers)
+
+    def decide(i: int) -> None:
+        barrier.wait()
+        decision = "approved" if i % 2 else "denied"
+        status = "applied" if i % 2 else "denied"
+        stored = ledgers[i].decide_pending("approval", pending.pending_id, decision=decision, status=status, detail="")
+        got[i] = stored.decision if stored else None
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(len(ledgers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(got)) == 1 and got[0] in ("approved", "denied")
+
+
+def test_a_denied_change_is_not_opened_again_but_a_new_change_is(ledger: Ledger) -> None:
+    p = ledger.add_pending("approval", VAULT, "kv-purge-protection", {"changeId": "c3"})
+    ledger.decide_pending("approval", p.pending_id, decision="denied", status="denied", detail="no")
+    again = ledger.add_pending("approval", VAULT, "kv-purge-protection", {"changeId": "c3"})
+    assert again.status == "resolved" and again.decision == "denied"
+    assert ledger.decided_for(VAULT, "denied") == ["c3"]
+    assert not ledger.list_pending("approval")
+    other = ledger.add_pending("approval", VAULT, "kv-purge-protection", {"changeId": "c4"})
+    assert other.status == "open" and other.decision is None and other.change_id == "c4"
+
+
+def test_is_claimed_reads_without_claiming(ledger: Ledger, clock: Clock) -> None:
+    assert not ledger.is_claimed("nonce:n1", 60)
+    assert ledger.claim("nonce:n1", 60)
+    assert ledger.is_claimed("nonce:n1", 60)
+    clock.advance(61)
+    assert not ledger.is_claimed("nonce:n1", 60)

@@ -94,6 +94,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // names as in local.settings.json (remediations/settings.py, intake.py, workqueue.py, ledger.py)
     SWEEP_SCHEDULE: settings.SWEEP_SCHEDULE
     ROTATION_SCHEDULE: settings.ROTATION_SCHEDULE
+    NOTICES_SCHEDULE: '0 */15 * * * *' // notices kept after failing are tried again (backoff 5 min to 6 h)
+    CRYPTWARD_PUBLIC_URL: 'https://${app.properties.defaultHostName}' // where approve / deny links point
     CRYPTWARD_SCOPES: settings.CRYPTWARD_SCOPES
     CRYPTWARD_WORK_QUEUE: settings.CRYPTWARD_WORK_QUEUE
     CRYPTWARD_TABLE_PREFIX: settings.CRYPTWARD_TABLE_PREFIX

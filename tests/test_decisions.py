@@ -1,0 +1,220 @@
+"""The approval endpoint end to end: the bot (`cryptward serve` hosting function_app.py, Azurite, the sandbox) sends a
+Teams card for a change waiting for approval; the test follows the card's links over real HTTP, as a person's browser
+would."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+import pytest
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.keyvault import KeyVaultManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from remediations import approvals, signing
+from remediations.delivery import setting_prefix
+from tests.test_e2e import RG, bot, disk_estate, ledger_of, make_vault  # noqa: F401  (bot is a fixture)
+
+APPROVAL_KEY = "approval-key-for-the-tests-0123456789"
+TEAMS = "?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=sIgTeamsWorkflowSecret0123456789abc"
+
+
+@pytest.fixture
+def teams_bot(sandbox, bot, monkeypatch):  # noqa: F811 (the fixture imported above)
+    """The bot with Teams notices (a sandbox receiver of its own) and approval links pointing at serve."""
+
+    def start(**kwargs):
+        name = f"ops{uuid.uuid4().hex[:6]}"
+        app = bot(
+            CRYPTWARD_ROUTES=json.dumps({"*": [f"teams:{name}"]}),
+            CRYPTWARD_APPROVAL_KEY=APPROVAL_KEY,
+            **{f"{setting_prefix(name)}_URL": f"{sandbox.base_url}/_receivers/teams/{name}{TEAMS}"},
+            **kwargs,
+        )
+        monkeypatch.setenv("CRYPTWARD_PUBLIC_URL", app.running.base_url)
+        app.receiver = f"teams/{name}"
+        return app
+
+    return start
+
+
+def cards(sandbox, receiver):
+    return [i["json"] for i in sandbox.admin("GET", f"/_sandbox/received?receiver={receiver}")["value"]]
+
+
+def links(card, title):
+    """The URLs of the card's `title` buttons (Approve / Deny), anywhere in the card."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "Action.OpenUrl" and node.get("title") == title:
+                found.append(node["url"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(card)
+    return found
+
+
+def change_of(link):
+    token = unquote(parse_qs(urlsplit(link).query)["token"][0])
+    return signing.unseal(token, APPROVAL_KEY)["c"]
+
+
+def wait_for_link(app, sandbox, title, resource_name, timeout=20):
+    def find():
+        for card in cards(sandbox, app.receiver):
+            if resource_name in json.dumps(card):
+                found = links(card, title)
+                if found:
+                    return found[0]
+        return None
+
+    link = app.wait_for(find, timeout=timeout)
+    assert link, f"no {title} link for {resource_name} in {len(cards(sandbox, app.receiver))} card(s)"
+    return link
+
+
+def follow(link, between=lambda: None):
+    """GET the link (the confirmation page), then POST its form, as a browser does. `between` runs in between."""
+    with httpx.Client(timeout=60) as http:
+        confirm = http.get(link)
+        form = re.search(r'name="token" value="([^"]+)"', confirm.text)
+        assert confirm.status_code == 200 and form, confirm.text
+        between()
+        decided = http.post(link.split("?")[0], data={"token": form.group(1).replace("&amp;", "&")})
+    return confirm, decided
+
+
+def purge_protected(sandbox, name):
+    return bool(sandbox.client(KeyVaultManagementClient).vaults.get(RG, name).properties.enable_purge_protection)
+
+
+def test_approve_link_applies_the_pending_change_once(sandbox, teams_bot, azurite):
+    app = teams_bot()
+    vault = make_vault(sandbox, "kv-approve-1")
+    link = wait_for_link(app, sandbox, "Approve", "kv-approve-1")
+    app.settle()
+    assert not purge_protected(sandbox, "kv-approve-1")
+    assert link.startswith(f"{app.running.base_url}/api/approvals?token=")
+    got_before_post = []
+    confirm, decided = follow(link, lambda: got_before_post.append(purge_protected(sandbox, "kv-approve-1")))
+    assert "Approve this change?" in confirm.text
+    assert got_before_post == [False]  # the GET decided nothing
+    assert decided.status_code == 200 and "Change approved" in decided.text, decided.text
+    assert purge_protected(sandbox, "kv-approve-1")
+    ledger = ledger_of(azurite)
+    entry = ledger.find_pending(change_of(link))
+    assert entry is not None and entry.decision == "approved" and entry.status == "resolved"
+    assert {"approved", "applied"} <= {r.result for r in ledger.audit_for(vault.id)}
+    # the same link again: refused, whichever way it comes
+    with httpx.Client() as http:
+        again = http.post(link)
+        assert again.status_code == 409 and "Link already used" in again.text
+        assert http.get(link).status_code == 409
+
+
+def test_tampered_and_expired_links_are_refused_with_the_reason(sandbox, teams_bot, azurite):
+    app = teams_bot()
+    make_vault(sandbox, "kv-approve-2")
+    link = wait_for_link(app, sandbox, "Approve", "kv-approve-2")
+    app.settle()
+    base, _, token = link.partition("?token=")
+    token = unquote(token)
+    tampered = ("X" if token[0] != "X" else "Y") + token[1:]  # an edit of the signed payload
+    entry = ledger_of(azurite).find_pending(change_of(link))
+    expired = approvals.make_link(
+        base, entry.change_id, entry.resource_id, "approve", datetime.now(UTC) - timedelta(minutes=1), APPROVAL_KEY
+    )
+    with httpx.Client() as http:
+        bad = http.post(base, data={"token": tampered})
+        assert bad.status_code == 400 and "Invalid link" in bad.text
+        assert http.post(base, data={"token": ""}).status_code == 400
+        late = http.post(expired)
+        assert late.status_code == 410 and "Link expired" in late.text and "expired on" in late.text
+        assert http.get(expired).status_code == 410
+    assert not purge_protected(sandbox, "kv-approve-2")
+    # the refusals consumed nothing: the genuine link still works
+    _, decided = follow(link)
+    assert decided.status_code == 200 and purge_protected(sandbox, "kv-approve-2")
+
+
+def test_deny_is_recorded_and_nobody_is_asked_again(sandbox, teams_bot, azurite):
+    app = teams_bot()
+    vault = make_vault(sandbox, "kv-deny-1")
+    deny = wait_for_link(app, sandbox, "Deny", "kv-deny-1")
+    app.settle()
+    change = change_of(deny)
+    _, decided = follow(deny)
+    assert decided.status_code == 200 and "Change denied" in decided.text
+    ledger = ledger_of(azurite)
+    entry = ledger.find_pending(change)
+    assert entry.decision == "denied" and entry.status == "resolved"
+    seen = len(cards(sandbox, app.receiver))
+    runs = sum(1 for r in ledger.audit_for(vault.id) if r.result == "pending-approval")
+    # another change to the vault: the bot works it again, the change is still not applied, and no card asks
+    rm = sandbox.client(ResourceManagementClient)
+    rm.tags.begin_update_at_scope(vault.id, {"operation": "Merge", "properties": {"tags": {"team": "x"}}}).result()
+    assert app.wait_for(
+        lambda: sum(1 for r in ledger.audit_for(vault.id) if r.result == "pending-approval") > runs, timeout=15
+    )
+    app.settle()
+    assert not purge_protected(sandbox, "kv-deny-1")
+    later = cards(sandbox, app.receiver)[seen:]
+    assert not [u for c in later for u in links(c, "Approve") if change_of(u) == change]
+    assert not [p for p in ledger.list_pending("approval") if p.change_id == change]
+    # the approve link of the same card now finds the change decided
+    approve = approvals.make_link(
+        f"{app.running.base_url}/api/approvals",
+        change,
+        vault.id,
+        "approve",
+        datetime.now(UTC) + timedelta(days=1),
+        APPROVAL_KEY,
+    )
+    with httpx.Client() as http:
+        late = http.post(approve)
+    assert late.status_code == 409 and "Already decided" in late.text
+    assert not purge_protected(sandbox, "kv-deny-1")
+
+
+def test_an_approved_disk_change_waits_for_the_deallocation(sandbox, teams_bot, azurite):
+    des, disk, _ = disk_estate(sandbox)
+    des_map = {"westeurope": {"EncryptionAtRestWithCustomerKey": des}}
+    app = teams_bot(
+        subscribe=False,
+        CRYPTWARD_POLICY_MODES=json.dumps({"disk-cmk": "approve"}),
+        CRYPTWARD_DES_MAP=json.dumps(des_map),
+    )
+    app.subscribe()
+    app.mark = len(sandbox.calls())
+    rm = sandbox.client(ResourceManagementClient)
+    rm.tags.begin_update_at_scope(disk, {"operation": "Merge", "properties": {"tags": {"team": "app"}}}).result()
+    link = wait_for_link(app, sandbox, "Approve", "disk-e2e-data")
+    app.settle()
+    compute = sandbox.client(ComputeManagementClient)
+    _, decided = follow(link)
+    assert decided.status_code == 200, decided.text
+    assert "once the VM is deallocated" in decided.text
+    assert compute.disks.get(RG, "disk-e2e-data").encryption.type == "EncryptionAtRestWithPlatformKey"
+    ledger = ledger_of(azurite)
+    entry = ledger.find_pending(change_of(link))
+    assert entry.decision == "approved" and entry.decision_status == "pending-deallocation" and entry.status == "open"
+    compute.virtual_machines.begin_deallocate(RG, "vm-e2e").result()
+    assert app.wait_for(
+        lambda: compute.disks.get(RG, "disk-e2e-data").encryption.type == "EncryptionAtRestWithCustomerKey",
+        timeout=15,
+    )
+    app.settle()
+    assert compute.disks.get(RG, "disk-e2e-data").encryption.disk_encryption_set_id.lower() == des.lower()
+    assert ledger.find_pending(change_of(link)).status == "resolved"
+    assert not [p for p in ledger.list_pending() if p.resource_id.lower() == disk.lower()]
