@@ -517,7 +517,7 @@ def run(
         kind = trigger.get_binding_name()
         where = {
             "eventGridTrigger": f"POST {base}/runtime/webhooks/EventGrid?functionName={f.get_function_name()}&code=KEY",
-            "httpTrigger": f"{base}/api/{trigger.route}",
+            "httpTrigger": f"{base}/api/{getattr(trigger, 'route', '')}",
             "queueTrigger": f"queue {getattr(trigger, 'queue_name', '')}",
             "timerTrigger": f"schedule {getattr(trigger, 'schedule', '')}",
         }.get(kind, "")

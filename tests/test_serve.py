@@ -201,3 +201,55 @@ def test_serve_help_teaches():
     assert out.exit_code == 0
     for word in ("--port", "--host", "--storage", "--settings", "--key", "--run-timers-now", "local.settings.json"):
         assert word in out.output
+
+
+def test_the_cryptward_serve_command_starts_and_answers(azurite, tmp_path):
+    """The command a user types (the console script, from any folder), not only the host object."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    exe = shutil.which("cryptward", path=str(Path(sys.executable).parent))
+    assert exe, "the cryptward console script is not installed in this venv"
+    proc = subprocess.Popen(
+        [
+            exe,
+            "serve",
+            "--port",
+            str(port),
+            "--storage",
+            azurite,
+            "--key",
+            "k3y",
+            "--settings",
+            str(root / "local.settings.json"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "cryptward serve did not answer within 30 s"
+                time.sleep(0.2)
+        assert r.status_code == 200 and r.json()["service"] == "cryptward"
+        assert httpx.post(f"http://127.0.0.1:{port}/api/alerts", json={}, timeout=5).status_code in (401, 403)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
