@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from remediations import aliases, applier, planner
 from remediations._arm import DES_API, get, name_of, parent_of, subscription_of, versionless
-from remediations.azure import Azure, as_body, translated
+from remediations.azure import Azure, as_body, translated, with_backoff
 from remediations.changes import PlanContext
 from remediations.errors import AzureAccessError
 from remediations.followthrough import AUTO, FollowThrough, des_key
@@ -270,7 +270,7 @@ class _Run:
                 return key
         try:
             with translated():
-                made = client.rotate_key(key.name)
+                made = with_backoff(lambda: client.rotate_key(key.name))  # Key Vault throttles rotations hard
         except AzureAccessError as e:
             result(FAILED, f"{due}. Not rotated ({e.code}).", error=e)
             return key
