@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from remediations._storage import StorageTarget, as_target, storage_errors, target
 from remediations.changes import REQUIREMENTS, Caller
@@ -44,6 +44,9 @@ _RETRIES = 20
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 APPROVED, DENIED = "approved", "denied"
 _KEY_UNSAFE = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+R = TypeVar("R")
 
 
 def key_of(resource_id: str) -> str:
@@ -150,36 +153,21 @@ class Ledger:
     def claim(self, resource_key: str, window_seconds: float, now: datetime | None = None) -> bool:
         """True when this caller may queue work for the resource: no claim in the last `window_seconds`. Of
         concurrent callers exactly one gets True (insert-if-absent, else replace only if the ETag is unchanged)."""
-        from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError
-        from azure.data.tables import UpdateMode
 
         at = self._now(now).timestamp()
         pk = key_of(resource_key)
         table = self._table(self.tables.dedupe)
         with storage_errors("claiming a resource"):
             current = _get(table, pk, "claim")
-            entity = {"PartitionKey": pk, "RowKey": "claim", "ResourceKey": _fit(resource_key.lower())[0], "At": at}
-            if current is None:
-                try:
-                    table.create_entity(entity)
-                    return True
-                except HttpResponseError as e:
-                    if e.status_code == 409:  # another worker inserted it first
-                        return False
-                    raise
-            if at - float(current.get("At", 0.0)) < window_seconds:
+            if current is not None and at - float(current.get("At", 0.0)) < window_seconds:
                 return False
+            entity = {"PartitionKey": pk, "RowKey": "claim", "ResourceKey": _fit(resource_key.lower())[0], "At": at}
             try:
-                table.update_entity(
-                    entity,
-                    UpdateMode.REPLACE,
-                    etag=current.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                _write(table, entity, current)
                 return True
             except HttpResponseError as e:
-                if e.status_code == 412:  # another worker renewed it first
+                if e.status_code in (409, 412):  # another worker inserted or renewed it first
                     return False
                 raise
 
@@ -277,10 +265,6 @@ class Ledger:
         self, kind: str, resource_id: str, policy: str, detail: Any = None, now: datetime | None = None
     ) -> Pending:
         """Record a change waiting for `kind`; adding one that is already open returns the open one unchanged."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-        from azure.data.tables import UpdateMode
-
         if kind not in REQUIREMENTS:
             raise ValueError(f"unknown pending kind {kind!r}; valid: {', '.join(REQUIREMENTS)}")
         row = key_of(f"{resource_id}\n{policy}")
@@ -296,29 +280,18 @@ class Ledger:
             "Created": self._now(now),
             "Status": "open",
         }
-        table = self._table(self.tables.pending)
-        with storage_errors("adding a pending change"):
-            for _ in range(_RETRIES):
-                current = _get(table, kind, row)
-                try:
-                    if current is None:
-                        table.create_entity(entity)
-                    elif current.get("Status") == "open" and (not change_id or current.get("ChangeId") == change_id):
-                        return _pending(current)
-                    elif current.get("Decision") == DENIED and change_id and current.get("ChangeId") == change_id:
-                        return _pending(current)  # a person denied this very change: it is not asked about again
-                    else:  # resolved before, or now another change (a new plan needs a new decision): open it again
-                        table.update_entity(
-                            entity,
-                            UpdateMode.REPLACE,
-                            etag=current.metadata["etag"],
-                            match_condition=MatchConditions.IfNotModified,
-                        )
-                    return _pending(entity)
-                except HttpResponseError as e:
-                    if e.status_code not in (409, 412):
-                        raise
-        raise _contended("adding a pending change")
+
+        def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, Pending]:
+            if current is not None:
+                same = not change_id or current.get("ChangeId") == change_id
+                if current.get("Status") == "open" and same:
+                    return None, _pending(current)
+                if current.get("Decision") == DENIED and change_id and current.get("ChangeId") == change_id:
+                    return None, _pending(current)  # a person denied this very change: it is not asked about again
+            # new, resolved before, or now another change (a new plan needs a new decision): open it (again)
+            return entity, _pending(entity)
+
+        return _swap(self._table(self.tables.pending), kind, row, change, "adding a pending change")
 
     def list_pending(self, kind: str | None = None, *, open_only: bool = True) -> list[Pending]:
         """Pending changes, oldest first; by default only the open ones."""
@@ -341,34 +314,17 @@ class Ledger:
     ) -> Pending | None:
         """Close an open pending change (`resolution`: approved, rejected, done, ...). Returns it as stored, or
         None when there is no such pending change. Resolving twice keeps the first resolution."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-        from azure.data.tables import UpdateMode
-
         if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
             return None
-        table = self._table(self.tables.pending)
-        with storage_errors("resolving a pending change"):
-            for _ in range(_RETRIES):
-                current = _get(table, kind, pending_id)
-                if current is None:
-                    return None
-                if current.get("Status") != "open":
-                    return _pending(current)
-                entity = dict(current)
-                entity.update(Status="resolved", Resolution=_fit(resolution)[0], ResolvedAt=self._now(now))
-                try:
-                    table.update_entity(
-                        entity,
-                        UpdateMode.REPLACE,
-                        etag=current.metadata["etag"],
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                    return _pending(entity)
-                except HttpResponseError as e:
-                    if e.status_code != 412:
-                        raise
-        raise _contended("resolving a pending change")
+
+        def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, Pending | None]:
+            if current is None or current.get("Status") != "open":
+                return None, _pending(current) if current is not None else None
+            entity = dict(current)
+            entity.update(Status="resolved", Resolution=_fit(resolution)[0], ResolvedAt=self._now(now))
+            return entity, _pending(entity)
+
+        return _swap(self._table(self.tables.pending), kind, pending_id, change, "resolving a pending change")
 
     def find_pending(self, change_id: str, kind: str = "approval") -> Pending | None:
         """The pending entry (open or not) of the change `change_id`, or None."""
@@ -388,37 +344,20 @@ class Ledger:
         """Record a person's decision on a pending change (ETag-safe: of two concurrent decisions the first stays).
         A denial, or an approval whose change is done, closes it; an approved change still waiting (for its VM's
         deallocation, a busy worker, a failed write) stays open, and `approved_for` hands it to the next run."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-        from azure.data.tables import UpdateMode
-
         if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
             return None
-        table = self._table(self.tables.pending)
-        with storage_errors("recording a decision"):
-            for _ in range(_RETRIES):
-                current = _get(table, kind, pending_id)
-                if current is None:
-                    return None
-                if current.get("Decision"):
-                    return _pending(current)
-                when = self._now(now)
-                entity = dict(current)
-                entity.update(Decision=decision, DecisionStatus=status, DecisionDetail=_fit(detail)[0], DecidedAt=when)
-                if decision == DENIED or status in ("applied", "already-compliant"):
-                    entity.update(Status="resolved", Resolution=decision, ResolvedAt=when)
-                try:
-                    table.update_entity(
-                        entity,
-                        UpdateMode.REPLACE,
-                        etag=current.metadata["etag"],
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                    return _pending(entity)
-                except HttpResponseError as e:
-                    if e.status_code != 412:
-                        raise
-        raise _contended("recording a decision")
+
+        def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, Pending | None]:
+            if current is None or current.get("Decision"):
+                return None, _pending(current) if current is not None else None
+            when = self._now(now)
+            entity = dict(current)
+            entity.update(Decision=decision, DecisionStatus=status, DecisionDetail=_fit(detail)[0], DecidedAt=when)
+            if decision == DENIED or status in ("applied", "already-compliant"):
+                entity.update(Status="resolved", Resolution=decision, ResolvedAt=when)
+            return entity, _pending(entity)
+
+        return _swap(self._table(self.tables.pending), kind, pending_id, change, "recording a decision")
 
     def decided_for(self, resource_id: str, decision: str, kind: str = "approval") -> list[str]:
         """Change ids of the resource a person decided `decision` (approved: still open, so the next run applies
@@ -435,34 +374,14 @@ class Ledger:
 
     def note_fix(self, resource_key: str, now: datetime | None = None, window_seconds: float = 3600) -> int:
         """Count one more fix of the resource; returns how many fixes fall in the last `window_seconds`."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-        from azure.data.tables import UpdateMode
-
         at = self._now(now).timestamp()
         pk = key_of(resource_key)
-        table = self._table(self.tables.fights)
-        with storage_errors("counting a fix"):
-            for _ in range(_RETRIES):
-                current = _get(table, pk, "fights")
-                times = [t for t in _times(current) if at - t < window_seconds] + [at]
-                times = times[-MAX_FIGHT_TIMES:]
-                entity = {"PartitionKey": pk, "RowKey": "fights", "Times": json.dumps(times)}
-                try:
-                    if current is None:
-                        table.create_entity(entity)
-                    else:
-                        table.update_entity(
-                            entity,
-                            UpdateMode.REPLACE,
-                            etag=current.metadata["etag"],
-                            match_condition=MatchConditions.IfNotModified,
-                        )
-                    return len(times)
-                except HttpResponseError as e:
-                    if e.status_code not in (409, 412):
-                        raise
-        raise _contended("counting a fix")
+
+        def change(current: TableEntity | None) -> tuple[dict[str, Any], int]:
+            times = ([t for t in _times(current) if at - t < window_seconds] + [at])[-MAX_FIGHT_TIMES:]
+            return {"PartitionKey": pk, "RowKey": "fights", "Times": json.dumps(times)}, len(times)
+
+        return _swap(self._table(self.tables.fights), pk, "fights", change, "counting a fix")
 
     def is_fighting(
         self, resource_key: str, threshold: int, window_seconds: float, now: datetime | None = None
@@ -506,6 +425,46 @@ def _get(table: TableClient, pk: str, rk: str) -> TableEntity | None:
         return table.get_entity(pk, rk)
     except ResourceNotFoundError:
         return None
+
+
+def _write(table: TableClient, entity: Mapping[str, Any], current: TableEntity | None) -> None:
+    """Create `entity` when nothing was read, else replace it only if it is unchanged since `current` was read.
+    Raises HttpResponseError 409 / 412 when another writer got there first."""
+    from azure.core import MatchConditions
+    from azure.data.tables import UpdateMode
+
+    if current is None:
+        table.create_entity(entity)
+    else:
+        table.update_entity(
+            entity, UpdateMode.REPLACE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
+
+
+def _swap(
+    table: TableClient,
+    pk: str,
+    rk: str,
+    change: Callable[[TableEntity | None], tuple[Mapping[str, Any] | None, R]],
+    what: str,
+) -> R:
+    """Optimistic concurrency on one entity: read it, let `change` say what to write (None: nothing) and what to
+    return, write it with `_write`, and start over when another writer got there first."""
+    from azure.core.exceptions import HttpResponseError
+
+    with storage_errors(what):
+        for _ in range(_RETRIES):
+            current = _get(table, pk, rk)
+            entity, result = change(current)
+            if entity is None:
+                return result
+            try:
+                _write(table, entity, current)
+                return result
+            except HttpResponseError as e:
+                if e.status_code not in (409, 412):
+                    raise
+    raise _contended(what)
 
 
 def _fit(text: str) -> tuple[str, bool]:
