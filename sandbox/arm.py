@@ -247,6 +247,25 @@ def lookup(path: ArmPath) -> ResourceType:
     return rt
 
 
+def tracked_location(call: Call, existing: dict[str, Any] | None) -> str:
+    """The `location` of a PUT on a tracked resource, checked as ARM does: required, and a resource cannot move
+    (the same name in another location is refused). Returns it as the caller wrote it."""
+    body = call.body if isinstance(call.body, dict) else {}
+    location = str(body.get("location") or "")
+    if not location:
+        raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    wanted = location.replace(" ", "").lower()
+    if existing is not None and wanted != existing["location"]:
+        raise ArmError(
+            409,
+            "InvalidResourceLocation",
+            f"The resource '{existing['name']}' already exists in location '{existing['location']}' in resource "
+            f"group '{call.path.resource_group}'. A resource with the same name cannot be created in location "
+            f"'{wanted}'. Please select a new resource name.",
+        )
+    return location
+
+
 def check_api_version(rt: ResourceType, path: ArmPath, api_version: str | None) -> str:
     if not api_version:
         raise ArmError(

@@ -7,7 +7,7 @@ import copy
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sandbox.arm import Answer, ArmError, Call, ResourceType, register
+from sandbox.arm import Answer, Call, ResourceType, register, tracked_location
 from sandbox.providers import compute as c
 from sandbox.providers.compute_disks import check_des_key_access
 
@@ -109,17 +109,7 @@ class DiskEncryptionSets(ResourceType):
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         req = call.body or {}
-        location = req.get("location")
-        if not location:
-            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
-        if existing is not None and c.norm_location(location) != existing["location"]:
-            raise ArmError(
-                409,
-                "InvalidResourceLocation",
-                f"The resource '{existing['name']}' already exists in location '{existing['location']}' in resource "
-                f"group '{call.path.resource_group}'. A resource with the same name cannot be created in location "
-                f"'{c.norm_location(location)}'. Please select a new resource name.",
-            )
+        location = tracked_location(call, existing)
         return self._write(call, existing, req, location)
 
     def patch(self, call: Call, existing: dict[str, Any]) -> Answer:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sandbox.arm import Answer, ArmError, Call, ResourceType, register
+from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
 from sandbox.providers import compute as c
 from sandbox.state import State, new_id
 
@@ -328,23 +328,13 @@ class Disks(ResourceType):
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         req = call.body or {}
-        location = req.get("location")
-        if not location:
-            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        location = tracked_location(call, existing)
         props = req.get("properties") or {}
         if existing is None:
             body = new_disk(call, call.path.id, location, props, req.get("sku"), req.get("tags"))
             if req.get("zones"):
                 body["zones"] = req["zones"]
         else:
-            if c.norm_location(location) != existing["location"]:
-                raise ArmError(
-                    409,
-                    "InvalidResourceLocation",
-                    f"The resource '{existing['name']}' already exists in location '{existing['location']}' in "
-                    f"resource group '{call.path.resource_group}'. A resource with the same name cannot be created in "
-                    f"location '{c.norm_location(location)}'. Please select a new resource name.",
-                )
             body = update_disk(call, existing, props, req.get("sku"), req.get("tags"))
         call.state.put(body)
         return Answer(200, disk_view(call.state, body))

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from sandbox import arm
-from sandbox.arm import Answer, ArmError, Call, ResourceType, register
+from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
 from sandbox.providers import compute as c
 from sandbox.providers.compute_disks import new_disk
 from sandbox.state import State
@@ -319,17 +319,7 @@ class VirtualMachines(ResourceType):
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         req = call.body or {}
-        location = req.get("location")
-        if not location:
-            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
-        if existing is not None and c.norm_location(location) != existing["location"]:
-            raise ArmError(
-                409,
-                "InvalidResourceLocation",
-                f"The resource '{existing['name']}' already exists in location '{existing['location']}' in resource "
-                f"group '{call.path.resource_group}'. A resource with the same name cannot be created in location "
-                f"'{c.norm_location(location)}'. Please select a new resource name.",
-            )
+        location = tracked_location(call, existing)
         vm = write_vm(call, existing, req, location)
         if existing is None:
             call.state.meta_of(vm["id"]).update(powerState="running", powerStateTime=call.state.clock.iso())

@@ -13,7 +13,7 @@ import re
 import uuid
 from typing import Any
 
-from sandbox.arm import Answer, ArmError, Call, ResourceType, not_found, parse_path, register
+from sandbox.arm import Answer, ArmError, Call, ResourceType, not_found, parse_path, register, tracked_location
 
 DIAGNOSTIC_API = ("2017-05-01-preview", "2021-05-01-preview")
 WORKSPACE_API = ("2020-08-01", "2021-06-01", "2022-10-01", "2023-09-01", "2025-02-01")
@@ -238,17 +238,7 @@ class Workspaces(ResourceType):
                 "digits and hyphens, and begin and end with a letter or digit.",
             )
         body = call.body if isinstance(call.body, dict) else {}
-        location = str(body.get("location") or "").replace(" ", "").lower()
-        if not location:
-            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
-        if existing is not None and existing["location"] != location:
-            raise ArmError(
-                409,
-                "InvalidResourceLocation",
-                f"The resource '{name}' already exists in location '{existing['location']}' in resource group "
-                f"'{call.path.resource_group}'. A resource with the same name cannot be created in location "
-                f"'{location}'. Please select a new resource name.",
-            )
+        location = tracked_location(call, existing).replace(" ", "").lower()
         props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
         old = existing["properties"] if existing else {}
         sku = (props.get("sku") or {}).get("name") or (old.get("sku") or {}).get("name") or "PerGB2018"
