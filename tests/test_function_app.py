@@ -28,6 +28,14 @@ def test_health_answers_version_and_missing_settings(monkeypatch):
     assert body["missingSettings"] == ["AzureWebJobsStorage"]
 
 
+def test_health_counts_identity_based_storage_as_configured(monkeypatch):
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.setenv("AzureWebJobsStorage__accountName", "stcryptward")
+    health = next(f for f in functions() if f.get_function_name() == "health")
+    resp = health.get_user_function()(func.HttpRequest("GET", "/api/health", body=b""))
+    assert json.loads(resp.get_body())["missingSettings"] == []
+
+
 def test_import_loads_no_azure_sdk_clients():
     code = (
         "import sys, function_app\n"
