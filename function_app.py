@@ -51,7 +51,7 @@ def approvals(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def sweep(timer: func.TimerRequest) -> None:
-    """Re-check everything in scope, so that a lost event is caught: one work item per resource."""
+    """Re-check everything in scope, so that a lost event is caught: one work item per resource, 32 to a message."""
     from remediations.intake import sweep as run
 
     run()
@@ -67,10 +67,11 @@ def rotation(timer: func.TimerRequest) -> None:
 
 @app.queue_trigger(arg_name="msg", queue_name="%CRYPTWARD_WORK_QUEUE%", connection="AzureWebJobsStorage")
 def worker(msg: func.QueueMessage) -> None:
-    """One resource: read, evaluate, plan, apply, record. Raising makes the host retry, then poison the message."""
-    from remediations.worker import handle
+    """One resource (or a sweep's pack, one by one): read, evaluate, plan, apply, record. Raising makes the host retry,
+    then poison the message."""
+    from remediations.worker import handle_message
 
-    handle(msg.get_body(), getattr(msg, "dequeue_count", None) or 1, msg.id)
+    handle_message(msg.get_body(), getattr(msg, "dequeue_count", None) or 1, msg.id)
 
 
 @app.timer_trigger(arg_name="timer", schedule="%NOTICES_SCHEDULE%", run_on_startup=False, use_monitor=True)

@@ -137,32 +137,36 @@ class WorkItem:
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkItem:
         """A work item from `to_json`'s output. Raises EventRejected when the message is not one."""
-        data = _load(text, "message")
+        return cls.from_data(load_json(text, "message"))
+
+    @classmethod
+    def from_data(cls, data: Any, where: str = "message") -> WorkItem:
+        """A work item from `to_json`'s output already parsed; `where` names it in errors."""
         if not isinstance(data, dict):
-            raise EventRejected("message", f"expected a JSON object, got {_kind(data)}")
-        source = _str(data, "source", "message")
+            raise EventRejected(where, f"expected a JSON object, got {_kind(data)}")
+        source = _str(data, "source", where)
         if source not in SOURCES:
-            raise EventRejected("message.source", f"expected one of {', '.join(SOURCES)}")
+            raise EventRejected(f"{where}.source", f"expected one of {', '.join(SOURCES)}")
         caller = data.get("caller", {})
         if not isinstance(caller, dict) or not all(isinstance(v, str) for v in caller.values()):
-            raise EventRejected("message.caller", "expected an object of strings")
+            raise EventRejected(f"{where}.caller", "expected an object of strings")
         deallocated = data.get("deallocated", False)
         if not isinstance(deallocated, bool):
-            raise EventRejected("message.deallocated", f"expected true or false, got {_kind(deallocated)}")
+            raise EventRejected(f"{where}.deallocated", f"expected true or false, got {_kind(deallocated)}")
         return cls(
             source=source,
-            resource_id=_str(data, "resourceId", "message"),
-            resource_type=_str(data, "resourceType", "message", required=False) or "",
-            operation=_str(data, "operation", "message", required=False) or "",
-            event_type=_str(data, "eventType", "message", required=False) or "",
-            event_id=_str(data, "eventId", "message", required=False) or "",
-            event_time=_time(data, "eventTime", "message", required=False),
-            correlation_id=_str(data, "correlationId", "message", required=False),
+            resource_id=_str(data, "resourceId", where),
+            resource_type=_str(data, "resourceType", where, required=False) or "",
+            operation=_str(data, "operation", where, required=False) or "",
+            event_type=_str(data, "eventType", where, required=False) or "",
+            event_id=_str(data, "eventId", where, required=False) or "",
+            event_time=_time(data, "eventTime", where, required=False),
+            correlation_id=_str(data, "correlationId", where, required=False),
             caller=Actor(**{k: caller.get(k) for k in ("upn", "name", "appid", "oid")}),
             deallocated=deallocated,
-            key_version=_str(data, "keyVersion", "message", required=False),
-            key_expires=_time(data, "keyExpires", "message", required=False),
-            reason=_str(data, "reason", "message", required=False),
+            key_version=_str(data, "keyVersion", where, required=False),
+            key_expires=_time(data, "keyExpires", where, required=False),
+            reason=_str(data, "reason", where, required=False),
         )
 
 
@@ -192,7 +196,7 @@ class Batch:
 def parse_eventgrid(body: bytes | str | list[Any] | dict[str, Any]) -> Batch:
     """An Event Grid delivery (Event Grid schema): a JSON array of events, or one event. Never raises for one bad
     event (it lands in `rejected`); raises EventRejected when the body as a whole is unusable."""
-    data = _load(body, "body") if isinstance(body, bytes | bytearray | memoryview | str) else body
+    data = load_json(body, "body") if isinstance(body, bytes | bytearray | memoryview | str) else body
     events = data if isinstance(data, list) else [data]
     if isinstance(data, list) and len(data) > MAX_EVENTS:
         raise EventRejected("body", f"{len(data)} events in one delivery; at most {MAX_EVENTS} are accepted")
@@ -265,7 +269,7 @@ def parse_event(event: Any, where: str = "event") -> WorkItem | ValidationAnswer
 def parse_alert(body: bytes | str | dict[str, Any]) -> Batch:
     """An action group webhook body in the common alert schema, from an activity-log alert on administrative
     operations: one WorkItem per alert target. Raises EventRejected when the payload is not such a body."""
-    data = _load(body, "body") if isinstance(body, bytes | bytearray | memoryview | str) else body
+    data = load_json(body, "body") if isinstance(body, bytes | bytearray | memoryview | str) else body
     if not isinstance(data, dict):
         raise EventRejected("body", f"expected a JSON object, got {_kind(data)}")
     if data.get("schemaId") != ALERT_SCHEMA:
@@ -436,7 +440,8 @@ def _replace(item: WorkItem, **changes: Any) -> WorkItem:
     return replace(item, **changes)
 
 
-def _load(body: bytes | bytearray | memoryview | str, where: str) -> Any:
+def load_json(body: bytes | bytearray | memoryview | str, where: str) -> Any:
+    """JSON from a payload of at most 1 MB; EventRejected (at `where`) when it is not JSON or too big."""
     size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
     if size > MAX_BODY_BYTES:
         raise EventRejected(where, f"{size} bytes; at most {MAX_BODY_BYTES} (1 MB) are accepted")

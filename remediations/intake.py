@@ -3,7 +3,7 @@
     accept(item)                  # a parsed WorkItem -> "queued" | "duplicate" | "own-change" | "out-of-scope" | ...
     on_event(event_dict)          # one Event Grid event (what the trigger gets); never raises for a bad event
     on_alert(body) -> (status, reply)   # an action group webhook (common alert schema): 202, or 400 with the reason
-    sweep() / rotation_sweep()    # the timers: one work item per resource (per vault), streamed page by page
+    sweep() / rotation_sweep()    # the timers: one work item per resource (per vault), streamed page by page, packed
 
 Dedupe and debounce: the first change of a resource claims it in the ledger for CRYPTWARD_DEBOUNCE_SECONDS and is
 queued invisible for that long, so the worker reads the settled resource once; the changes that follow inside the
@@ -21,7 +21,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,12 +76,27 @@ _ENV_KEYS = (
 )
 
 
+def host_settings(path: Path = HOST_JSON) -> dict[str, Any]:
+    """host.json's queue settings: maxDequeueCount, visibilityTimeout (s), batchSize; defaults as the host's."""
+    try:
+        queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {})
+    except (OSError, ValueError, AttributeError):
+        queues = {}
+    hms = str(queues.get("visibilityTimeout") or "00:00:00").split(":")
+    try:
+        retry = int(hms[0]) * 3600 + int(hms[1]) * 60 + float(hms[2])
+    except (ValueError, IndexError):
+        retry = 0.0
+    return {
+        "maxDequeueCount": int(queues.get("maxDequeueCount") or 5),
+        "visibilityTimeout": retry,
+        "batchSize": int(queues.get("batchSize") or 16),
+    }
+
+
 def max_dequeue_count(path: Path = HOST_JSON) -> int:
     """host.json's `extensions.queues.maxDequeueCount` (the Functions default, 5, when absent)."""
-    try:
-        return int(json.loads(path.read_text())["extensions"]["queues"]["maxDequeueCount"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 5
+    return int(host_settings(path)["maxDequeueCount"])
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,7 @@ class IntakeSettings:
     bot_ids: frozenset[str] = frozenset()
     scopes: tuple[Scope, ...] = ()
     max_dequeue_count: int = 5
+    retry_seconds: float = 0.0  # host.json's visibilityTimeout: how long a failed item waits before its next try
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IntakeSettings:
@@ -115,6 +131,7 @@ class IntakeSettings:
         bot = [env.get("CRYPTWARD_BOT_CLIENT_ID"), env.get("CRYPTWARD_BOT_OBJECT_ID")]
         if not any((b or "").strip() for b in bot):
             bot = [env.get("AZURE_CLIENT_ID")]
+        host = host_settings()
         raw_scopes = (env.get("CRYPTWARD_SCOPES") or "").strip() or (env.get("AZURE_SUBSCRIPTION_ID") or "").strip()
         return cls(
             debounce_seconds=number("CRYPTWARD_DEBOUNCE_SECONDS", 30.0),
@@ -123,7 +140,8 @@ class IntakeSettings:
             work_lock_seconds=number("CRYPTWARD_WORK_LOCK_SECONDS", 300.0, minimum=1),
             bot_ids=frozenset(b.strip().lower() for b in bot if b and b.strip()),
             scopes=tuple(_scope(s, Scope) for s in raw_scopes.replace(";", ",").split(",") if s.strip()),
-            max_dequeue_count=max_dequeue_count(),
+            max_dequeue_count=int(host["maxDequeueCount"]),
+            retry_seconds=float(host["visibilityTimeout"]),
         )
 
     def scope_of(self, resource_id: str) -> Scope | None:
@@ -199,6 +217,23 @@ class Runtime:
 
     def enqueue(self, item: WorkItem, delay_seconds: float = 0) -> str:
         sent = self.queue.enqueue(item, delay_seconds=math.ceil(delay_seconds))
+        for wake in list(self.listeners):
+            wake()
+        return sent
+
+    def enqueue_pack(self, items: Sequence[WorkItem], delay_seconds: float = 0) -> str:
+        """Several work items in one message (the sweeps); a pack too big for a message is split, never cut."""
+        from remediations.errors import QueueRefused
+
+        try:
+            sent = self.queue.enqueue_pack(items, delay_seconds=math.ceil(delay_seconds))
+        except QueueRefused:
+            if len(items) == 1:
+                raise
+            half = len(items) // 2
+            sent = self.enqueue_pack(items[:half], delay_seconds)
+            self.enqueue_pack(items[half:], delay_seconds)
+            return sent
         for wake in list(self.listeners):
             wake()
         return sent
@@ -334,25 +369,43 @@ def resources(azure: Any, scope: Scope, types: Iterable[str] = SWEEP_TYPES) -> I
             yield from azure.list(f"{base}/providers/{rtype}", _api(rtype))
 
 
-def stream_enqueue(rt: Runtime, items: Iterable[WorkItem], *, parallel: int = 8, delay: float = 0) -> int:
-    """Queue every item, `parallel` sends in flight at most (memory stays flat however many items come)."""
+def stream_enqueue(
+    rt: Runtime, items: Iterable[WorkItem], *, parallel: int = 8, delay: float = 0, pack: int | None = None
+) -> int:
+    """Queue every item, packed `pack` to a message (workqueue.PACK_ITEMS unless given), `parallel` sends in flight
+    at most: memory stays flat however many items come. Returns how many items were queued."""
+    from remediations.workqueue import PACK_ITEMS
+
+    size = max(1, pack or PACK_ITEMS)
     count = 0
     with ThreadPoolExecutor(parallel, thread_name_prefix="cryptward-enqueue") as pool:
         inflight: set[Future[str]] = set()
-        for item in items:
+
+        def send(chunk: list[WorkItem]) -> None:
+            nonlocal inflight
             if len(inflight) >= parallel * 4:
                 done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
                 for f in done:
                     f.result()
-            inflight.add(pool.submit(rt.enqueue, item, delay))
+            inflight.add(pool.submit(rt.enqueue_pack, chunk, delay))
+
+        chunk: list[WorkItem] = []
+        for item in items:
+            chunk.append(item)
             count += 1
+            if len(chunk) >= size:
+                send(chunk)
+                chunk = []
+        if chunk:
+            send(chunk)
         for f in inflight:
             f.result()
     return count
 
 
-def sweep(azure: Any = None, rt: Runtime | None = None) -> int:
-    """The sweep timer: one work item per resource in scope, so a lost event is caught. Returns how many."""
+def sweep(azure: Any = None, rt: Runtime | None = None, *, pack: int | None = None) -> int:
+    """The sweep timer: one work item per resource in scope, so a lost event is caught, `pack` to a message
+    (workqueue.PACK_ITEMS unless given). Returns how many items."""
     from remediations.azure import Azure
 
     rt = rt or runtime()
@@ -364,7 +417,7 @@ def sweep(azure: Any = None, rt: Runtime | None = None) -> int:
             for body in resources(azure, scope):
                 yield WorkItem("sweep", str(body["id"]), resource_type=str(body.get("type", "")).lower())
 
-    count = stream_enqueue(rt, items())
+    count = stream_enqueue(rt, items(), pack=pack)
     log.info("sweep queued %d resource(s) in %.1f s", count, time.perf_counter() - started)
     return count
 

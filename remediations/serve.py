@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from remediations.errors import SettingsError
+from remediations.intake import host_settings
 
 log = logging.getLogger("cryptward.serve")
 
@@ -95,24 +96,6 @@ def resolve(text: str, env: Mapping[str, str] | None = None) -> str:
         return env[m.group(1)]
 
     return _SETTING_REF.sub(one, text)
-
-
-def host_settings(path: Path = ROOT / "host.json") -> dict[str, Any]:
-    """host.json's queue settings: maxDequeueCount, visibilityTimeout (s), batchSize; defaults as the host's."""
-    try:
-        queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {})
-    except (OSError, ValueError):
-        queues = {}
-    hms = str(queues.get("visibilityTimeout") or "00:00:00").split(":")
-    try:
-        retry = int(hms[0]) * 3600 + int(hms[1]) * 60 + float(hms[2])
-    except (ValueError, IndexError):
-        retry = 0.0
-    return {
-        "maxDequeueCount": int(queues.get("maxDequeueCount") or 5),
-        "visibilityTimeout": retry,
-        "batchSize": int(queues.get("batchSize") or 16),
-    }
 
 
 def next_fire(schedule: str, after: datetime) -> datetime:

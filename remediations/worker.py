@@ -1,6 +1,12 @@
 """The worker behind the queue trigger: one work item, one resource, read -> evaluate -> plan -> apply -> ledger.
 
-    outcome = handle(message_body, dequeue_count=1, message_id="...")   # what the queue trigger calls
+    outcomes = handle_message(body, dequeue_count=1, message_id="...")  # what the queue trigger calls
+    outcome = handle(message_body, dequeue_count=1, message_id="...")   # one work item
+
+- A message holds one work item, or a sweep's pack of them (workqueue.PACK_ITEMS). A pack's items are worked one
+  after another; an item that fails goes back to the queue as a message of its own (its retries and its poisoning
+  are its own, and the ledger says why), and the others go on. What is left after PACK_BUDGET_SECONDS goes back as a
+  new pack, so that a pack ends well within the function timeout.
 
 - A change (event, alert, sweep): `engine.scan(..., resource_id=..., apply=True)` with the event's caller. Every
   result is an audit record in the ledger; a change waiting for approval or for its VM's deallocation is a pending
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cryptward.worker")
 
 BUSY_RETRY_SECONDS = 2
+PACK_BUDGET_SECONDS = 120.0  # host.json's functionTimeout is 5 minutes; a pack's remainder is queued again after this
 WORKER_POLICY = "cryptward-worker"  # the ledger's policy name for records about the work itself
 DONE_STATUSES = ("applied", "already-compliant")
 
@@ -86,13 +94,42 @@ def _azure() -> Azure:
     return _AZURE[key]
 
 
+def handle_message(body: bytes | str, dequeue_count: int = 1, message_id: str | None = None) -> list[Outcome]:
+    """Work one queue message: a work item (as `handle`) or a pack of them. For a pack, an item that fails is queued
+    again as a message of its own and the rest go on; it raises only when that queueing fails (the pack is then
+    retried whole: work already done is found done)."""
+    from remediations.workqueue import unpack
+
+    items, packed = unpack(body)
+    rt = runtime()
+    mid = message_id or (items[0].event_id if not packed else "") or uuid.uuid4().hex
+    if not packed:
+        return [_handle(rt, items[0], dequeue_count, mid)]
+    started = time.monotonic()
+    outcomes: list[Outcome] = []
+    for i, item in enumerate(items):
+        if i and time.monotonic() - started > PACK_BUDGET_SECONDS:  # at least one item per try: progress
+            rest = items[i:]
+            log.info("pack %s: %d item(s) left after %.0f s, queued again", mid, len(rest), PACK_BUDGET_SECONDS)
+            rt.enqueue_pack(rest)
+            break
+        try:
+            outcomes.append(_handle(rt, item, 1, f"{mid}:{i}"))
+        except Exception:  # recorded in the ledger by _handle; retried on its own, poisoned on its own
+            rt.enqueue(item, rt.settings.retry_seconds)
+    return outcomes
+
+
 def handle(body: bytes | str, dequeue_count: int = 1, message_id: str | None = None) -> Outcome:
     """Work one queued item. Raises (EventRejected for a malformed message, WorkFailed or AzureAccessError for work
     to retry) so that the queue retries it; the reason of the last attempt is in the ledger."""
     item = WorkItem.from_json(body)
-    rt = runtime()
+    return _handle(runtime(), item, dequeue_count, message_id or item.event_id or uuid.uuid4().hex)
+
+
+def _handle(rt: Runtime, item: WorkItem, dequeue_count: int, message_id: str) -> Outcome:
     try:
-        return _dispatch(rt, item, message_id or item.event_id or uuid.uuid4().hex)
+        return _dispatch(rt, item, message_id)
     except Exception as e:
         last = dequeue_count >= rt.settings.max_dequeue_count
         reason = f"{type(e).__name__}: {e}"[:2000]

@@ -368,3 +368,32 @@ def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_rece
     assert received()[-1]["status"] == 200
     assert store.due(later + timedelta(days=1)) == []
     store.close()
+
+
+def test_the_sweep_timer_catches_what_no_event_reported_in_packs_and_poisons_only_the_failing_vault(
+    sandbox, bot, azurite
+):
+    from azure.functions.timer import TimerRequest
+
+    from remediations.functions import functions
+    from remediations.workqueue import PACK_ITEMS, decode_all
+
+    vaults = [make_vault(sandbox, f"kv-swept-{i:02d}").id for i in range(PACK_ITEMS + 8)]  # two packs
+    doomed = make_vault(sandbox, "kv-swept-doomed").id
+    sandbox.client(ManagementLockClient).management_locks.create_or_update_by_scope(
+        doomed, "frozen", {"level": "ReadOnly"}
+    )
+    app = bot(subscribe=False, debounce=0)  # no Event Grid subscription: every event was lost
+    (sweep,) = [f for f in functions() if f.get_function_name() == "sweep"]
+    sweep.get_user_function()(TimerRequest(past_due=False))  # what the host does on %SWEEP_SCHEDULE%
+    app.wait_for(lambda: app.poisoned(), timeout=60)
+    app.settle(timeout=30, quiet=1.0)
+    writes = app.writes()
+    assert max(Counter(writes).values()) == 1, [w for w, n in Counter(writes).items() if n > 1]
+    for v in vaults:  # lock, owner tag, diagnostic setting; purge protection waits for approval
+        assert len({path for _, path in writes if path.startswith(v.lower() + "/")}) == 3, v
+    assert not [w for w in writes if w[1].startswith(doomed.lower() + "/")]
+    (poisoned,) = app.poisoned()  # the failing vault alone, not the pack it came in
+    assert [w.resource_id for w in decode_all(poisoned)] == [doomed]
+    last = ledger_of(azurite).audit_for(doomed)[-1]
+    assert last.result == "poisoned" and "ScopeLocked" in last.after["error"], last.after

@@ -57,9 +57,9 @@ def queued(rt) -> list[WorkItem]:
     q = WorkQueue(rt.env["AzureWebJobsStorage"], rt.env["CRYPTWARD_WORK_QUEUE"])
     try:
         client = q._client(q.name)
-        from remediations.workqueue import decode
+        from remediations.workqueue import decode_all
 
-        return [decode(m.content) for m in client.peek_messages(max_messages=32)]
+        return [w for m in client.peek_messages(max_messages=32) for w in decode_all(m.content)]
     finally:
         q.close()
 
@@ -136,4 +136,33 @@ def test_sweep_streams_one_item_per_resource(rt, monkeypatch):
     assert [p.rsplit("/providers/", 1)[1] for p in fake.paths] == list(intake.SWEEP_TYPES)
     got = queued(rt)
     assert len(got) == 12 and {w.source for w in got} == {"sweep"}
+    assert sorted(w.resource_id for w in got) == sorted(f"{p}/r{i}" for p in fake.paths for i in range(3))
     assert intake.rotation_sweep(FakeAzure(2), rt) == 2
+
+
+def test_the_sweep_packs_items_and_every_resource_is_in_exactly_one_message(rt, monkeypatch):
+    from remediations.workqueue import PACK_ITEMS, decode_all
+
+    monkeypatch.setenv("CRYPTWARD_DEBOUNCE_SECONDS", "0")
+    rt = intake.runtime()
+    per_type = PACK_ITEMS * 2 + 5  # the last pack of each type's stream is not full
+    assert intake.sweep(FakeAzure(per_type), rt) == 4 * per_type
+    client = rt.queue._client(rt.queue.name)
+    sizes, ids = [], []
+    for message in client.receive_messages(max_messages=32):
+        items = decode_all(message.content)
+        sizes.append(len(items))
+        ids += [w.resource_id for w in items]
+    assert len(ids) == len(set(ids)) == 4 * per_type  # none lost, none twice
+    assert max(sizes) == PACK_ITEMS and len(sizes) == -(-4 * per_type // PACK_ITEMS)
+
+
+def test_a_pack_too_big_for_one_message_is_split_not_cut(rt):
+    from remediations.workqueue import MAX_MESSAGE_BYTES
+
+    long_id = VAULT + "/" + "x" * 3000
+    items = [item(resource_id=f"{long_id}{i}", source="sweep") for i in range(32)]
+    assert len(items[0].to_json()) * 32 * 4 / 3 > MAX_MESSAGE_BYTES  # too big as one pack
+    assert intake.stream_enqueue(rt, items) == 32
+    got = queued(rt)
+    assert sorted(w.resource_id for w in got) == sorted(w.resource_id for w in items)

@@ -3,7 +3,9 @@ fights escalated instead of fixed, concurrent workers applying once, failures re
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -117,3 +119,45 @@ def test_a_malformed_message_raises_for_the_poison_queue(env):
         worker.handle(b"not json")
     with pytest.raises(EventRejected):
         worker.handle(b'{"source": "elsewhere", "resourceId": "/x"}')
+
+
+def test_a_sweep_pack_is_worked_item_by_item_and_a_failed_item_goes_back_alone(sandbox, env, monkeypatch):
+    from remediations.workqueue import decode_all, pack_json
+
+    good = [vault(sandbox, f"kv-pack-{i}") for i in range(3)]
+    frozen = vault(sandbox, "kv-pack-frozen")
+    sandbox.client(ManagementLockClient).management_locks.create_or_update_by_scope(
+        frozen, "frozen", {"level": "ReadOnly"}
+    )
+    items = [WorkItem("sweep", rid, "microsoft.keyvault/vaults") for rid in (good[0], frozen, *good[1:])]
+    assert env.settings.retry_seconds == 10  # host.json's visibilityTimeout; shortened here to keep the test quick
+    monkeypatch.setattr(env, "settings", dataclasses.replace(env.settings, retry_seconds=2))
+    outcomes = worker.handle_message(pack_json(items).encode(), 1, "pack-1")
+    assert [(o.resource_id, o.applied) for o in outcomes] == [(rid, 2) for rid in good]  # the rest went on
+    assert env.ledger.audit_for(frozen)[-1].result == "retrying"
+    client = env.queue._client(env.queue.name)
+    (again,) = list(client.receive_messages(visibility_timeout=1)) or [None]
+    assert again is None  # queued again after host.json's visibilityTimeout, not at once
+    time.sleep(2.5)
+    (again,) = list(client.receive_messages())
+    assert decode_all(again.content) == [items[1]]  # alone: its retries and its poisoning are its own
+
+
+def test_a_pack_left_over_past_its_time_budget_is_queued_again_not_lost(sandbox, env, monkeypatch):
+    from remediations.workqueue import decode_all, pack_json
+
+    monkeypatch.setattr(worker, "PACK_BUDGET_SECONDS", 0.0)  # the budget is over after the first item
+    ids = [vault(sandbox, f"kv-budget-{i}") for i in range(3)]
+    items = [WorkItem("sweep", rid, "microsoft.keyvault/vaults") for rid in ids]
+    outcomes = worker.handle_message(pack_json(items), 1, "pack-2")
+    assert [o.resource_id for o in outcomes] == ids[:1]
+    (rest,) = list(env.queue._client(env.queue.name).receive_messages())
+    assert decode_all(rest.content) == items[1:]
+
+
+def test_a_single_item_message_is_handled_as_before(sandbox, env):
+    vid = vault(sandbox, "kv-single")
+    (out,) = worker.handle_message(message(vid))
+    assert (out.resource_id, out.applied) == (vid, 2)
+    with pytest.raises(EventRejected, match=r"message.items\[0\]"):
+        worker.handle_message(b'{"items": [{"source": "sweep"}]}')

@@ -7,9 +7,18 @@ from collections.abc import Iterator
 import pytest
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy
 
-from remediations.errors import QueueRefused, SettingsError
+from remediations.errors import EventRejected, QueueRefused, SettingsError
 from remediations.events import Actor, WorkItem, work_item
-from remediations.workqueue import MAX_MESSAGE_BYTES, WorkQueue, decode, encode, poison_name
+from remediations.workqueue import (
+    MAX_MESSAGE_BYTES,
+    WorkQueue,
+    decode,
+    decode_all,
+    encode,
+    pack_json,
+    poison_name,
+    unpack,
+)
 
 VAULT = (
     "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg-Sec/providers/Microsoft.KeyVault/vaults/kv-1"
@@ -33,7 +42,8 @@ def test_work_items_round_trip_and_complete(queue):
         queue.enqueue(item)
     got = queue.receive(visibility_timeout=30)
     # Storage queues do not promise order.
-    assert sorted((g.item for g in got), key=lambda i: i.resource_id) == sorted(items, key=lambda i: i.resource_id)
+    by_id = lambda i: i.resource_id  # noqa: E731
+    assert sorted((i for g in got for i in g.items), key=by_id) == sorted(items, key=by_id)
     assert all(g.dequeue_count == 1 for g in got)
     for g in got:
         queue.complete(g)
@@ -68,7 +78,7 @@ def test_a_message_that_is_not_a_work_item_goes_to_the_poison_queue(azurite, que
         raw.send_message("not base64!")
         raw.send_message("eyJub3QiOiJhbiBpdGVtIn0=")  # base64 of {"not":"an item"}
     queue.enqueue(ITEM)
-    assert [g.item for g in queue.receive()] == [ITEM]
+    assert [g.items for g in queue.receive()] == [(ITEM,)]
     assert sorted(queue.poisoned()) == ["eyJub3QiOiJhbiBpdGVtIn0=", "not base64!"]
     assert queue.receive() == []
 
@@ -79,7 +89,7 @@ def test_items_over_64_kb_are_refused_and_not_queued(queue):
         queue.enqueue(big)
     fits = WorkItem("sweep", VAULT + "/" + "x" * 40_000)
     queue.enqueue(fits)
-    assert [g.item for g in queue.receive()] == [fits]
+    assert [g.items for g in queue.receive()] == [(fits,)]
 
 
 def test_queue_names_and_settings_are_checked(azurite):
@@ -91,3 +101,43 @@ def test_queue_names_and_settings_are_checked(azurite):
     assert q.name == name and "AccountKey" not in repr(q)
     q.close()
     assert WorkQueue("UseDevelopmentStorage=true").name == "cryptward-work"
+
+
+def test_a_pack_holds_several_items_in_one_message_and_round_trips(azurite, queue):
+    items = [WorkItem("sweep", f"{VAULT}{i}", "microsoft.keyvault/vaults") for i in range(32)]
+    queue.enqueue_pack(items)
+    (got,) = queue.receive()
+    assert got.items == tuple(items)
+    assert unpack(pack_json(items)) == (items, True) and unpack(ITEM.to_json()) == ([ITEM], False)
+    queue.enqueue_pack(items[:1])  # a pack of one is sent as the item itself: any reader of single items reads it
+    with QueueClient.from_connection_string(
+        azurite, queue.name, message_decode_policy=TextBase64DecodePolicy()
+    ) as host:
+        (message,) = host.peek_messages()
+    assert message.content == items[0].to_json()
+    assert decode_all(encode(items[0])) == [items[0]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ('{"items": []}', "message.items", "non-empty list"),
+        ('{"items": {"source": "sweep"}}', "message.items", "non-empty list"),
+        ('{"items": [{"source": "sweep", "resourceId": "/a"}, 3]}', "message.items[1]", "JSON object"),
+        ('{"items": [{"source": "sweep", "resourceId": "/a"}, {"source": "x"}]}', "message.items[1].source", "one of"),
+        ('{"items": [{"source": "sweep"}]}', "message.items[0].resourceId", "missing"),
+    ],
+)
+def test_a_bad_pack_is_refused_whole_naming_the_item(body, field, reason):
+    with pytest.raises(EventRejected) as e:
+        unpack(body)
+    assert e.value.field == field and reason in e.value.reason
+
+
+def test_a_pack_over_64_kb_is_refused_and_not_queued(queue):
+    items = [WorkItem("sweep", VAULT + "/" + "x" * 3000 + str(i)) for i in range(32)]
+    with pytest.raises(QueueRefused, match="send fewer per message"):
+        queue.enqueue_pack(items)
+    with pytest.raises(ValueError, match="at least one"):
+        queue.enqueue_pack([])
+    assert queue.receive() == []
