@@ -1,0 +1,42 @@
+"""bench/function_app.py still runs: its storm and sweep at a tiny size, in a subprocess (the bench sets process-wide
+environment and patches the worker). Only the correctness lines are checked here, never a rate or a time: the
+figures are the bench's business, on a quiet machine (the brief: no timed unit tests). A bench that broke silently
+(it once patched the worker with a stale signature, and every work item failed) fails here instead."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_RUN = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("bench_function_app", "bench/function_app.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+bench.bench_storm(resources=6, per=4)
+bench.bench_sweep(sizes=(40, 75))
+"""
+
+
+def _lines(out: str) -> dict[str, str]:
+    """Each figure line's name -> its verdict (ok / MISSED)."""
+    got = {}
+    for text in out.splitlines():
+        if text.startswith("  ") and text.rstrip().endswith(("ok", "MISSED")):
+            name = text[2:46].strip()
+            got[name] = text.rsplit(None, 1)[-1]
+    return got
+
+
+def test_the_function_app_bench_runs_and_its_correctness_lines_hold():
+    done = subprocess.run([sys.executable, "-c", _RUN], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "failed (attempt" not in done.stderr, done.stderr[-3000:]  # no work item failed
+    verdicts = _lines(done.stdout)
+    for name in ("evaluations", "writes (needed: 3 per vault)", "a write made twice"):
+        assert verdicts.get(name) == "ok", done.stdout
+    assert "sweep of 75 resources" in verdicts and "sweep of 40 resources" in verdicts, done.stdout
+    assert verdicts["  baseline: one message per resource".strip()] == "ok", done.stdout
