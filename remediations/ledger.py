@@ -293,12 +293,17 @@ class Ledger:
 
         return _swap(self._table(self.tables.pending), kind, row, change, "adding a pending change")
 
-    def list_pending(self, kind: str | None = None, *, open_only: bool = True) -> list[Pending]:
-        """Pending changes, oldest first; by default only the open ones."""
+    def list_pending(
+        self, kind: str | None = None, *, open_only: bool = True, resource_id: str | None = None
+    ) -> list[Pending]:
+        """Pending changes, oldest first; by default only the open ones; only `resource_id`'s when given."""
         clauses, params = [], {}
         if kind is not None:
             clauses.append("PartitionKey eq @kind")
             params["kind"] = kind
+        if resource_id is not None:
+            clauses.append("ResourceKey eq @rk")
+            params["rk"] = key_of(resource_id)
         if open_only:
             clauses.append("Status eq 'open'")
         table = self._table(self.tables.pending)

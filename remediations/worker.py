@@ -277,9 +277,10 @@ def _resolve_done(rt: Runtime, report: Report) -> None:
         return
     from remediations.ledger import key_of
 
-    for pending in rt.ledger.list_pending():  # waiting for a deallocation, or approved and waiting
-        if (pending.resource_id.lower(), pending.policy) in done:
-            rt.ledger.resolve_pending(pending.kind, key_of(f"{pending.resource_id}\n{pending.policy}"), "applied")
+    for resource_id in {rid for rid, _ in done}:  # this run's resources' entries, not the whole table's
+        for pending in rt.ledger.list_pending(resource_id=resource_id):  # for a deallocation, or approved
+            if (pending.resource_id.lower(), pending.policy) in done:
+                rt.ledger.resolve_pending(pending.kind, key_of(f"{pending.resource_id}\n{pending.policy}"), "applied")
 
 
 def _deallocated(rt: Runtime, item: WorkItem, message_id: str) -> Outcome:

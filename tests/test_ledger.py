@@ -181,13 +181,17 @@ def test_pending_changes_are_added_once_listed_and_resolved(ledger, clock):
     other = ledger.add_pending("deallocated", VAULT, "disk-cmk")
     assert ledger.list_pending() == [added, other]
     assert ledger.list_pending("deallocated") == [other]
+    elsewhere = ledger.add_pending("approval", VAULT + "-2", "kv-purge-protection")
+    assert ledger.list_pending(resource_id=VAULT.upper()) == [added, other]  # one resource's, any case of its id
+    assert ledger.list_pending("approval", resource_id=VAULT + "-2") == [elsewhere]
+    ledger.resolve_pending("approval", elsewhere.pending_id, "done")
 
     clock.advance(60)
     resolved = ledger.resolve_pending("approval", added.pending_id, "approved by dana@contoso.com")
     assert resolved is not None and resolved.status == "resolved" and resolved.resolved_at == clock.now
     assert ledger.resolve_pending("approval", added.pending_id, "rejected") == resolved  # the first answer stands
     assert ledger.list_pending("approval") == []
-    assert ledger.list_pending("approval", open_only=False) == [resolved]
+    assert ledger.list_pending("approval", open_only=False, resource_id=VAULT) == [resolved]
     assert ledger.resolve_pending("approval", "no-such-id", "approved") is None
     assert ledger.resolve_pending("approval", "bad/id", "approved") is None
 
