@@ -28,6 +28,7 @@ from remediations import signing
 APPROVE, DENY = "approve", "deny"
 DECISIONS = (APPROVE, DENY)
 EXPIRED, TAMPERED, REPLAYED = "expired", "tampered", "replayed"
+NOT_CONFIGURED = "not-configured"  # the function app has no CRYPTWARD_APPROVAL_KEY: no link can be checked
 APPROVED, DENIED, UNKNOWN, ALREADY = "approved", "denied", "unknown-change", "already-decided"
 WAITING = "waiting-deallocation"  # approved; applied once the VM is deallocated
 _VERSION = 1
@@ -46,7 +47,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A link that is not honoured: `reason` is expired, tampered or replayed."""
+    """A link that is not honoured: `reason` is expired, tampered, replayed or not-configured."""
 
     reason: str
     detail: str
@@ -180,6 +181,7 @@ _PAGES = {
     EXPIRED: ("Link expired", "#a4262c", "This approval link has expired: nothing was changed."),
     TAMPERED: ("Invalid link", "#a4262c", "This link is not valid: nothing was changed."),
     REPLAYED: ("Link already used", "#a4262c", "This link was used before: nothing was changed this time."),
+    NOT_CONFIGURED: ("Approvals are not set up", "#a4262c", "Cryptward cannot check this link: nothing was changed."),
 }
 
 

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from remediations import approvals
-from remediations.errors import SettingsError
 
 if TYPE_CHECKING:
     from remediations.intake import Runtime
@@ -41,7 +40,12 @@ KEY_SETTING = "CRYPTWARD_APPROVAL_KEY"
 URL_SETTING = "CRYPTWARD_PUBLIC_URL"
 ROUTE = "approvals"
 NONCE_WINDOW = timedelta(days=60)  # longer than any link lives (7 days): an expired link is refused before its nonce
-_REFUSED_STATUS = {approvals.TAMPERED: 400, approvals.EXPIRED: 410, approvals.REPLAYED: 409}
+_REFUSED_STATUS = {
+    approvals.TAMPERED: 400,
+    approvals.EXPIRED: 410,
+    approvals.REPLAYED: 409,
+    approvals.NOT_CONFIGURED: 503,
+}
 _OUTCOME_STATUS = {approvals.UNKNOWN: 404, approvals.ALREADY: 409}
 
 
@@ -133,8 +137,15 @@ def respond(
     from remediations.intake import runtime
 
     key = (os.environ.get(KEY_SETTING) or "").strip()
-    if not key:
-        raise SettingsError(f"{KEY_SETTING} is not set: approve / deny links cannot be checked")
+    if not key:  # a person followed a link: a page that says what is wrong, not a bare 500
+        log.error("%s is not set: approve / deny links cannot be checked; nothing was changed", KEY_SETTING)
+        detail = (
+            f"The function app's {KEY_SETTING} setting is not set, so no approve / deny link can be checked. "
+            "Ask whoever runs Cryptward to set it to the key the links were signed with (see the README's "
+            "Approvals section), then follow the link again: it is still valid until it expires."
+        )
+        refusal = approvals.Refusal(approvals.NOT_CONFIGURED, detail)
+        return _REFUSED_STATUS[refusal.reason], approvals.page(refusal)
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()} if body else {}
     token = form.get("token") or query.get("token") or ""
     now = now or datetime.now(UTC)

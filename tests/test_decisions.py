@@ -218,3 +218,14 @@ def test_an_approved_disk_change_waits_for_the_deallocation(sandbox, teams_bot, 
     assert compute.disks.get(RG, "disk-e2e-data").encryption.disk_encryption_set_id.lower() == des.lower()
     assert ledger.find_pending(change_of(link)).status == "resolved"
     assert not [p for p in ledger.list_pending() if p.resource_id.lower() == disk.lower()]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_without_an_approval_key_a_link_gets_a_page_saying_so_not_a_500(monkeypatch, caplog, method):
+    from remediations import decisions
+
+    monkeypatch.delenv("CRYPTWARD_APPROVAL_KEY", raising=False)
+    status, page = decisions.respond(method, {"token": "anything"}, b"")
+    assert status == 503
+    assert "Approvals are not set up" in page and "CRYPTWARD_APPROVAL_KEY" in page and "nothing was changed" in page
+    assert "CRYPTWARD_APPROVAL_KEY is not set" in caplog.text
