@@ -16,7 +16,7 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("bench_function_app", "bench/function_app.py")
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
-bench.bench_storm(resources=6, per=4)
+bench.bench_storm(resources=6, per=4, debounce=3)
 bench.bench_sweep(sizes=(40, 75))
 """
 
