@@ -102,6 +102,6 @@ def test_ledger_and_queue_work_through_service_uris_and_a_credential_object(azur
     try:
         queue.enqueue(WorkItem("sweep", "/subscriptions/x/resourceGroups/rg/providers/a/b/c"))
         [got] = queue.receive()
-        assert got.item.resource_id.endswith("/a/b/c")
+        assert got.items[0].resource_id.endswith("/a/b/c")
     finally:
         queue.close()
