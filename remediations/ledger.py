@@ -25,28 +25,22 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from remediations._storage import StorageTarget, as_target, storage_errors, target
+from remediations._tables import fit, get_entity, swap, write_entity
 from remediations.changes import REQUIREMENTS, Caller
-from remediations.errors import AzureAccessError, SettingsError
+from remediations.errors import SettingsError
 from remediations.events import Actor
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
 
 PREFIX_SETTING = "CRYPTWARD_TABLE_PREFIX"
-# Table Storage: a string property holds 64 KiB (32,768 UTF-16 code units), an entity 1 MiB. Each stored text is
-# kept under the first limit; an audit entity has about a dozen properties, so it stays far under the second.
-MAX_PROPERTY_UNITS = 32_000
 MAX_FIGHT_TIMES = 500
-_RETRIES = 20
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 APPROVED, DENIED = "approved", "denied"
 _KEY_UNSAFE = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
-
-
-R = TypeVar("R")
 
 
 def key_of(resource_id: str) -> str:
@@ -159,12 +153,12 @@ class Ledger:
         pk = key_of(resource_key)
         table = self._table(self.tables.dedupe)
         with storage_errors("claiming a resource"):
-            current = _get(table, pk, "claim")
+            current = get_entity(table, pk, "claim")
             if current is not None and at - float(current.get("At", 0.0)) < window_seconds:
                 return False
-            entity = {"PartitionKey": pk, "RowKey": "claim", "ResourceKey": _fit(resource_key.lower())[0], "At": at}
+            entity = {"PartitionKey": pk, "RowKey": "claim", "ResourceKey": fit(resource_key.lower())[0], "At": at}
             try:
-                _write(table, entity, current)
+                write_entity(table, entity, current)
                 return True
             except HttpResponseError as e:
                 if e.status_code in (409, 412):  # another worker inserted or renewed it first
@@ -175,7 +169,7 @@ class Ledger:
         """True when a claim made within the last `window_seconds` stands (a read: claims nothing)."""
         at = self._now(now).timestamp()
         with storage_errors("reading a claim"):
-            current = _get(self._table(self.tables.dedupe), key_of(resource_key), "claim")
+            current = get_entity(self._table(self.tables.dedupe), key_of(resource_key), "claim")
         return current is not None and at - float(current.get("At", 0.0)) < window_seconds
 
     def release(self, resource_key: str, claimed_at: datetime) -> bool:
@@ -188,7 +182,7 @@ class Ledger:
         pk = key_of(resource_key)
         table = self._table(self.tables.dedupe)
         with storage_errors("releasing a claim"):
-            current = _get(table, pk, "claim")
+            current = get_entity(table, pk, "claim")
             if current is None or float(current.get("At", 0.0)) != at:
                 return False
             try:
@@ -243,7 +237,7 @@ class Ledger:
             "ChangeId": change_id,
         }
         for name, text in texts.items():
-            entity[name], cut = _fit(text)
+            entity[name], cut = fit(text)
             if cut:
                 truncated.append(name)
         entity["Truncated"] = ",".join(truncated)
@@ -273,10 +267,10 @@ class Ledger:
             "PartitionKey": kind,
             "RowKey": row,
             "ResourceKey": key_of(resource_id),
-            "ChangeId": _fit(change_id)[0],
-            "ResourceId": _fit(resource_id)[0],
-            "Policy": _fit(policy)[0],
-            "Detail": _fit(json.dumps(detail, ensure_ascii=True, sort_keys=True, default=str))[0],
+            "ChangeId": fit(change_id)[0],
+            "ResourceId": fit(resource_id)[0],
+            "Policy": fit(policy)[0],
+            "Detail": fit(json.dumps(detail, ensure_ascii=True, sort_keys=True, default=str))[0],
             "Created": self._now(now),
             "Status": "open",
         }
@@ -291,7 +285,7 @@ class Ledger:
             # new, resolved before, or now another change (a new plan needs a new decision): open it (again)
             return entity, _pending(entity)
 
-        return _swap(self._table(self.tables.pending), kind, row, change, "adding a pending change")
+        return swap(self._table(self.tables.pending), kind, row, change, "adding a pending change")
 
     def list_pending(
         self, kind: str | None = None, *, open_only: bool = True, resource_id: str | None = None
@@ -326,10 +320,10 @@ class Ledger:
             if current is None or current.get("Status") != "open":
                 return None, _pending(current) if current is not None else None
             entity = dict(current)
-            entity.update(Status="resolved", Resolution=_fit(resolution)[0], ResolvedAt=self._now(now))
+            entity.update(Status="resolved", Resolution=fit(resolution)[0], ResolvedAt=self._now(now))
             return entity, _pending(entity)
 
-        return _swap(self._table(self.tables.pending), kind, pending_id, change, "resolving a pending change")
+        return swap(self._table(self.tables.pending), kind, pending_id, change, "resolving a pending change")
 
     def find_pending(self, change_id: str, kind: str = "approval") -> Pending | None:
         """The pending entry (open or not) of the change `change_id`, or None."""
@@ -357,12 +351,12 @@ class Ledger:
                 return None, _pending(current) if current is not None else None
             when = self._now(now)
             entity = dict(current)
-            entity.update(Decision=decision, DecisionStatus=status, DecisionDetail=_fit(detail)[0], DecidedAt=when)
+            entity.update(Decision=decision, DecisionStatus=status, DecisionDetail=fit(detail)[0], DecidedAt=when)
             if decision == DENIED or status in ("applied", "already-compliant"):
                 entity.update(Status="resolved", Resolution=decision, ResolvedAt=when)
             return entity, _pending(entity)
 
-        return _swap(self._table(self.tables.pending), kind, pending_id, change, "recording a decision")
+        return swap(self._table(self.tables.pending), kind, pending_id, change, "recording a decision")
 
     def decided_for(self, resource_id: str, decision: str, kind: str = "approval") -> list[str]:
         """Change ids of the resource a person decided `decision` (approved: still open, so the next run applies
@@ -386,7 +380,7 @@ class Ledger:
             times = ([t for t in _times(current) if at - t < window_seconds] + [at])[-MAX_FIGHT_TIMES:]
             return {"PartitionKey": pk, "RowKey": "fights", "Times": json.dumps(times)}, len(times)
 
-        return _swap(self._table(self.tables.fights), pk, "fights", change, "counting a fix")
+        return swap(self._table(self.tables.fights), pk, "fights", change, "counting a fix")
 
     def is_fighting(
         self, resource_key: str, threshold: int, window_seconds: float, now: datetime | None = None
@@ -396,7 +390,7 @@ class Ledger:
         at = self._now(now).timestamp()
         table = self._table(self.tables.fights)
         with storage_errors("reading the fix count"):
-            current = _get(table, key_of(resource_key), "fights")
+            current = get_entity(table, key_of(resource_key), "fights")
         return sum(1 for t in _times(current) if 0 <= at - t < window_seconds) >= threshold
 
     # -- plumbing -------------------------------------------------------------------------------------------------
@@ -421,82 +415,6 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _get(table: TableClient, pk: str, rk: str) -> TableEntity | None:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return table.get_entity(pk, rk)
-    except ResourceNotFoundError:
-        return None
-
-
-def _write(table: TableClient, entity: Mapping[str, Any], current: TableEntity | None) -> None:
-    """Create `entity` when nothing was read, else replace it only if it is unchanged since `current` was read.
-    Raises HttpResponseError 409 / 412 when another writer got there first."""
-    from azure.core import MatchConditions
-    from azure.data.tables import UpdateMode
-
-    if current is None:
-        table.create_entity(entity)
-    else:
-        table.update_entity(
-            entity, UpdateMode.REPLACE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
-        )
-
-
-def _swap(
-    table: TableClient,
-    pk: str,
-    rk: str,
-    change: Callable[[TableEntity | None], tuple[Mapping[str, Any] | None, R]],
-    what: str,
-) -> R:
-    """Optimistic concurrency on one entity: read it, let `change` say what to write (None: nothing) and what to
-    return, write it with `_write`, and start over when another writer got there first."""
-    from azure.core.exceptions import HttpResponseError
-
-    with storage_errors(what):
-        for _ in range(_RETRIES):
-            current = _get(table, pk, rk)
-            entity, result = change(current)
-            if entity is None:
-                return result
-            try:
-                _write(table, entity, current)
-                return result
-            except HttpResponseError as e:
-                if e.status_code not in (409, 412):
-                    raise
-    raise _contended(what)
-
-
-def _fit(text: str) -> tuple[str, bool]:
-    """`text` cut to fit one string property (with a marker saying so), and whether it was cut. Lone surrogates,
-    which cannot be sent, become `?`."""
-    text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
-    units = _units(text)
-    if units <= MAX_PROPERTY_UNITS:
-        return text, False
-    marker = f"...[truncated by Cryptward: {units} UTF-16 code units, over the 64 KB property limit]"
-    room = MAX_PROPERTY_UNITS - len(marker)
-    kept = text[:room]
-    while (over := _units(kept) - room) > 0:  # a character is one or two units: halve the excess each round
-        kept = kept[: len(kept) - (over + 1) // 2]
-    return kept + marker, True
-
-
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _times(entity: Mapping[str, Any] | None) -> list[float]:
@@ -556,7 +474,3 @@ def _pending(row: Mapping[str, Any]) -> Pending:
 
 def _aware(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _contended(what: str) -> AzureAccessError:
-    return AzureAccessError(412, "ConditionNotMet", f"{what}: gave up after {_RETRIES} conflicting writes")
