@@ -21,14 +21,23 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from remediations._payload import MAX_BODY_BYTES as MAX_BODY_BYTES  # re-exported: the limit is part of the contract
+from remediations._payload import (
+    from_epoch,
+    get_object,
+    get_str,
+    get_time,
+    kind_of,
+    load_json,
+    to_iso,
+)
 from remediations.errors import EventRejected
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 MAX_EVENTS = 5000
 SOURCES = ("eventgrid", "alert", "sweep", "rotation")
 
@@ -124,12 +133,12 @@ class WorkItem:
             "operation": self.operation,
             "eventType": self.event_type,
             "eventId": self.event_id,
-            "eventTime": _iso(self.event_time),
+            "eventTime": to_iso(self.event_time),
             "correlationId": self.correlation_id,
             "caller": {k: v for k, v in vars(self.caller).items() if v is not None},
             "deallocated": self.deallocated,
             "keyVersion": self.key_version,
-            "keyExpires": _iso(self.key_expires),
+            "keyExpires": to_iso(self.key_expires),
             "reason": self.reason,
         }
         return json.dumps({k: v for k, v in data.items() if v not in (None, "", {}, False)}, separators=(",", ":"))
@@ -143,8 +152,8 @@ class WorkItem:
     def from_data(cls, data: Any, where: str = "message") -> WorkItem:
         """A work item from `to_json`'s output already parsed; `where` names it in errors."""
         if not isinstance(data, dict):
-            raise EventRejected(where, f"expected a JSON object, got {_kind(data)}")
-        source = _str(data, "source", where)
+            raise EventRejected(where, f"expected a JSON object, got {kind_of(data)}")
+        source = get_str(data, "source", where)
         if source not in SOURCES:
             raise EventRejected(f"{where}.source", f"expected one of {', '.join(SOURCES)}")
         caller = data.get("caller", {})
@@ -152,21 +161,21 @@ class WorkItem:
             raise EventRejected(f"{where}.caller", "expected an object of strings")
         deallocated = data.get("deallocated", False)
         if not isinstance(deallocated, bool):
-            raise EventRejected(f"{where}.deallocated", f"expected true or false, got {_kind(deallocated)}")
+            raise EventRejected(f"{where}.deallocated", f"expected true or false, got {kind_of(deallocated)}")
         return cls(
             source=source,
-            resource_id=_str(data, "resourceId", where),
-            resource_type=_str(data, "resourceType", where, required=False) or "",
-            operation=_str(data, "operation", where, required=False) or "",
-            event_type=_str(data, "eventType", where, required=False) or "",
-            event_id=_str(data, "eventId", where, required=False) or "",
-            event_time=_time(data, "eventTime", where, required=False),
-            correlation_id=_str(data, "correlationId", where, required=False),
+            resource_id=get_str(data, "resourceId", where),
+            resource_type=get_str(data, "resourceType", where, required=False) or "",
+            operation=get_str(data, "operation", where, required=False) or "",
+            event_type=get_str(data, "eventType", where, required=False) or "",
+            event_id=get_str(data, "eventId", where, required=False) or "",
+            event_time=get_time(data, "eventTime", where, required=False),
+            correlation_id=get_str(data, "correlationId", where, required=False),
             caller=Actor(**{k: caller.get(k) for k in ("upn", "name", "appid", "oid")}),
             deallocated=deallocated,
-            key_version=_str(data, "keyVersion", where, required=False),
-            key_expires=_time(data, "keyExpires", where, required=False),
-            reason=_str(data, "reason", where, required=False),
+            key_version=get_str(data, "keyVersion", where, required=False),
+            key_expires=get_time(data, "keyExpires", where, required=False),
+            reason=get_str(data, "reason", where, required=False),
         )
 
 
@@ -227,35 +236,35 @@ def parse_eventgrid(body: bytes | str | list[Any] | dict[str, Any]) -> Batch:
 def parse_event(event: Any, where: str = "event") -> WorkItem | ValidationAnswer:
     """One event in Event Grid schema (a decoded JSON object). Raises EventRejected when it is malformed."""
     if not isinstance(event, dict):
-        raise EventRejected(where, f"expected an event object, got {_kind(event)}")
+        raise EventRejected(where, f"expected an event object, got {kind_of(event)}")
     if "specversion" in event and "eventType" not in event:
         raise EventRejected(f"{where}.specversion", "CloudEvents schema is not accepted; expected Event Grid schema")
-    event_type = _str(event, "eventType", where)
-    event_id = _str(event, "id", where)
-    event_time = _time(event, "eventTime", where)
-    subject = _str(event, "subject", where, required=False) or ""
+    event_type = get_str(event, "eventType", where)
+    event_id = get_str(event, "id", where)
+    event_time = get_time(event, "eventTime", where)
+    subject = get_str(event, "subject", where, required=False) or ""
     base = WorkItem("eventgrid", subject, event_type=event_type, event_id=event_id, event_time=event_time)
     if event_type == VALIDATION:
-        data = _obj(event, "data", where)
-        url = _str(data, "validationUrl", f"{where}.data", required=False)
+        data = get_object(event, "data", where)
+        url = get_str(data, "validationUrl", f"{where}.data", required=False)
         return ValidationAnswer(
-            _str(data, "validationCode", f"{where}.data"), None if url is None else _without_query(url)
+            get_str(data, "validationCode", f"{where}.data"), None if url is None else _without_query(url)
         )
     if event_type in KEY_EVENTS:
         return _key_event(event, base, where)
     if event_type not in (WRITE_SUCCESS, ACTION_SUCCESS):
         return _replace(base, reason=f"event type {_short(event_type)} is not watched")
-    data = _obj(event, "data", where)
+    data = get_object(event, "data", where)
     at = f"{where}.data"
-    resource_id = _str(data, "resourceUri", at, required=False) or subject
+    resource_id = get_str(data, "resourceUri", at, required=False) or subject
     if not resource_id:
         raise EventRejected(f"{at}.resourceUri", "missing; expected the resource id (or a non-empty subject)")
-    operation = _str(data, "operationName", at, required=event_type == ACTION_SUCCESS) or ""
+    operation = get_str(data, "operationName", at, required=event_type == ACTION_SUCCESS) or ""
     item = _replace(
         base,
         resource_id=resource_id,
         operation=operation,
-        correlation_id=_str(data, "correlationId", at, required=False),
+        correlation_id=get_str(data, "correlationId", at, required=False),
         caller=_actor(data.get("claims"), f"{at}.claims"),
     )
     item = _resolve(item)
@@ -271,31 +280,33 @@ def parse_alert(body: bytes | str | dict[str, Any]) -> Batch:
     operations: one WorkItem per alert target. Raises EventRejected when the payload is not such a body."""
     data = load_json(body, "body") if isinstance(body, bytes | bytearray | memoryview | str) else body
     if not isinstance(data, dict):
-        raise EventRejected("body", f"expected a JSON object, got {_kind(data)}")
+        raise EventRejected("body", f"expected a JSON object, got {kind_of(data)}")
     if data.get("schemaId") != ALERT_SCHEMA:
         raise EventRejected(
             "schemaId", f"expected {ALERT_SCHEMA!r} (enable the common alert schema on the action group)"
         )
-    inner = _obj(data, "data", "")
-    essentials = _obj(inner, "essentials", "data")
-    service = _str(essentials, "monitoringService", "data.essentials")
+    inner = get_object(data, "data", "")
+    essentials = get_object(inner, "essentials", "data")
+    service = get_str(essentials, "monitoringService", "data.essentials")
     targets = essentials.get("alertTargetIDs")
     if not isinstance(targets, list):
-        raise EventRejected("data.essentials.alertTargetIDs", f"expected a list of resource ids, got {_kind(targets)}")
+        raise EventRejected(
+            "data.essentials.alertTargetIDs", f"expected a list of resource ids, got {kind_of(targets)}"
+        )
     if len(targets) > MAX_EVENTS:
         raise EventRejected("data.essentials.alertTargetIDs", f"{len(targets)} targets; at most {MAX_EVENTS}")
-    context = _obj(inner, "alertContext", "data")
+    context = get_object(inner, "alertContext", "data")
     at = "data.alertContext"
     event_id = (
-        _str(context, "eventDataId", at, required=False)
-        or _str(essentials, "originAlertId", "data.essentials", required=False)
-        or _str(essentials, "alertId", "data.essentials", required=False)
+        get_str(context, "eventDataId", at, required=False)
+        or get_str(essentials, "originAlertId", "data.essentials", required=False)
+        or get_str(essentials, "alertId", "data.essentials", required=False)
         or ""
     )
-    when = _time(context, "eventTimestamp", at, required=False) or _time(
+    when = get_time(context, "eventTimestamp", at, required=False) or get_time(
         essentials, "firedDateTime", "data.essentials", required=False
     )
-    operation = _str(context, "operationName", at, required=False) or ""
+    operation = get_str(context, "operationName", at, required=False) or ""
     base = WorkItem(
         source="alert",
         resource_id="",
@@ -303,7 +314,7 @@ def parse_alert(body: bytes | str | dict[str, Any]) -> Batch:
         event_type=ALERT_SCHEMA,
         event_id=event_id,
         event_time=when,
-        correlation_id=_str(context, "correlationId", at, required=False),
+        correlation_id=get_str(context, "correlationId", at, required=False),
         caller=_alert_actor(context, at),
         deallocated=operation.lower() == DEALLOCATE,
     )
@@ -373,21 +384,21 @@ def _resolve(item: WorkItem) -> WorkItem:
 
 
 def _key_event(event: dict[str, Any], base: WorkItem, where: str) -> WorkItem:
-    vault_id = _str(event, "topic", where)
+    vault_id = get_str(event, "topic", where)
     try:
         vault_id, rtype = owner_of(vault_id)
     except ValueError as e:
         raise EventRejected(f"{where}.topic", f"expected the key vault's resource id ({e})") from None
     if rtype != VAULT:
         raise EventRejected(f"{where}.topic", "expected a key vault's resource id (Microsoft.KeyVault/vaults)")
-    raw = _obj(event, "data", where)
+    raw = get_object(event, "data", where)
     # Key Vault writes PascalCase keys (the docs example even has "ObjectName "); accept any case and stray spaces.
     data = {str(k).strip().lower(): v.strip() if isinstance(v, str) else v for k, v in raw.items()}
     at = f"{where}.data"
-    object_type = _str(data, "objecttype", at, required=False, label="ObjectType")
+    object_type = get_str(data, "objecttype", at, required=False, label="ObjectType")
     if object_type is not None and object_type.lower() != "key":
         raise EventRejected(f"{at}.ObjectType", "expected 'Key' for a key event")
-    name = _str(data, "objectname", at, label="ObjectName")
+    name = get_str(data, "objectname", at, label="ObjectName")
     if not name or "/" in name:
         raise EventRejected(f"{at}.ObjectName", "expected a key name")
     return _replace(
@@ -395,8 +406,8 @@ def _key_event(event: dict[str, Any], base: WorkItem, where: str) -> WorkItem:
         resource_id=f"{vault_id}/keys/{name}",
         resource_type=KEY,
         operation=base.event_type.rsplit(".", 1)[-1],
-        key_version=_str(data, "version", at, required=False, label="Version") or None,
-        key_expires=_epoch(data.get("exp"), f"{at}.EXP"),
+        key_version=get_str(data, "version", at, required=False, label="Version") or None,
+        key_expires=from_epoch(data.get("exp"), f"{at}.EXP"),
     )
 
 
@@ -404,7 +415,7 @@ def _actor(claims: Any, where: str) -> Actor:
     if claims is None:
         return Actor()
     if not isinstance(claims, dict):
-        raise EventRejected(where, f"expected an object of token claims, got {_kind(claims)}")
+        raise EventRejected(where, f"expected an object of token claims, got {kind_of(claims)}")
     found: dict[str, str | None] = {}
     for attr, names in _CLAIMS.items():
         found[attr] = None
@@ -413,7 +424,7 @@ def _actor(claims: Any, where: str) -> Actor:
             if value is None:
                 continue
             if not isinstance(value, str):
-                raise EventRejected(f"{where}.{name}", f"expected a string, got {_kind(value)}")
+                raise EventRejected(f"{where}.{name}", f"expected a string, got {kind_of(value)}")
             if value:
                 found[attr] = value
                 break
@@ -428,7 +439,7 @@ def _alert_actor(context: dict[str, Any], at: str) -> Actor:
         except (ValueError, RecursionError):
             raise EventRejected(f"{at}.claims", "expected token claims as a JSON object in a string") from None
     actor = _actor(claims, f"{at}.claims")
-    caller = _str(context, "caller", at, required=False)
+    caller = get_str(context, "caller", at, required=False)
     if caller and "@" in caller and actor.upn is None:
         actor = replace(actor, upn=caller)
     elif caller and _GUID.match(caller) and actor.oid is None:
@@ -438,73 +449,3 @@ def _alert_actor(context: dict[str, Any], at: str) -> Actor:
 
 def _replace(item: WorkItem, **changes: Any) -> WorkItem:
     return replace(item, **changes)
-
-
-def load_json(body: bytes | bytearray | memoryview | str, where: str) -> Any:
-    """JSON from a payload of at most 1 MB; EventRejected (at `where`) when it is not JSON or too big."""
-    size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
-    if size > MAX_BODY_BYTES:
-        raise EventRejected(where, f"{size} bytes; at most {MAX_BODY_BYTES} (1 MB) are accepted")
-    try:
-        return json.loads(bytes(body) if not isinstance(body, str) else body)
-    except json.JSONDecodeError as e:
-        raise EventRejected(where, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except UnicodeDecodeError:
-        raise EventRejected(where, "not valid JSON (not UTF-8, UTF-16 or UTF-32 text)") from None
-    except RecursionError:
-        raise EventRejected(where, "not valid JSON (nested too deeply)") from None
-    except ValueError as e:  # integers over Python's digit limit
-        raise EventRejected(where, f"not valid JSON ({type(e).__name__})") from None
-
-
-_KINDS = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list"}
-
-
-def _kind(value: Any) -> str:
-    return "an object" if isinstance(value, dict) else _KINDS.get(type(value), type(value).__name__)
-
-
-def _obj(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = parent.get(key)
-    path = f"{where}.{key}" if where else key
-    if not isinstance(value, dict):
-        raise EventRejected(path, f"expected an object, got {'nothing' if key not in parent else _kind(value)}")
-    return value
-
-
-def _str(parent: dict[str, Any], key: str, where: str, *, required: bool = True, label: str | None = None) -> Any:
-    value = parent.get(key)
-    path = f"{where}.{label or key}"
-    if value is None:
-        if required:
-            raise EventRejected(path, "missing; expected a string")
-        return None
-    if not isinstance(value, str):
-        raise EventRejected(path, f"expected a string, got {_kind(value)}")
-    return value
-
-
-def _time(parent: dict[str, Any], key: str, where: str, *, required: bool = True) -> datetime | None:
-    text = _str(parent, key, where, required=required)
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise EventRejected(f"{where}.{key}", "expected an ISO 8601 time") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _epoch(value: Any, where: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise EventRejected(where, f"expected seconds since 1970, got {_kind(value)}")
-    try:
-        return datetime.fromtimestamp(int(value) if isinstance(value, str) else value, UTC)
-    except (ValueError, OverflowError, OSError):
-        raise EventRejected(where, "expected seconds since 1970 (a whole number in range)") from None
-
-
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
