@@ -102,7 +102,7 @@ def decode_all(text: str | bytes) -> list[WorkItem]:
 
 @dataclass(frozen=True)
 class Received:
-    """A message taken from the queue: its item, and what `complete` needs to delete it."""
+    """A message taken from the queue: its work items, and what `complete` needs to delete it."""
 
     items: tuple[WorkItem, ...]  # one, or a sweep's pack
     message_id: str
