@@ -224,14 +224,7 @@ class _Run:
         except AzureAccessError as e:
             result(FAILED, f"{due}. Not rotated: the key could not be re-read first ({e.code}).", error=e)
             return key
-        fresh = KeyVersion(
-            key.key_id,
-            key.vault,
-            key.body,
-            str(current.properties.version).lower(),
-            moment_of(current.properties.created_on) or key.created,
-            moment_of(current.properties.expires_on),
-        )
+        fresh = _as_read(key, current, key.created)
         if fresh.version != key.version or self.now < self.check(fresh).due_at:
             self.notes.append(f"{key.name}: version {fresh.version} is current and not due; nothing rotated")
             return fresh
@@ -274,14 +267,7 @@ class _Run:
         except AzureAccessError as e:
             result(FAILED, f"{due}. Not rotated ({e.code}).", error=e)
             return key
-        new = KeyVersion(
-            key.key_id,
-            key.vault,
-            key.body,
-            str(made.properties.version).lower(),
-            moment_of(made.properties.created_on) or self.now,
-            moment_of(made.properties.expires_on),
-        )
+        new = _as_read(key, made, self.now)
         result(ROTATED, f"{due}. Version {new.version} created.", new.version)
         return new
 
@@ -316,6 +302,19 @@ class _Run:
             return dict(self.azure.get(str(des["id"]), DES_API))
         except AzureAccessError:
             return des
+
+
+def _as_read(key: KeyVersion, sdk_key: Any, created: datetime) -> KeyVersion:
+    """`key` at the version a Key Vault SDK key (`get_key`, `rotate_key`) holds; `created` when it gives no time."""
+    props = sdk_key.properties
+    return KeyVersion(
+        key.key_id,
+        key.vault,
+        key.body,
+        str(props.version).lower(),
+        moment_of(props.created_on) or created,
+        moment_of(props.expires_on),
+    )
 
 
 def _users(sets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
