@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from remediations.azure import Azure
     from remediations.changes import Caller
     from remediations.engine import Report
+    from remediations.events import Actor
+    from remediations.ledger import Ledger
     from remediations.policy import Policy
     from remediations.reader import Scope
     from remediations.settings import Settings
@@ -216,29 +218,7 @@ def _fix_locked(
     )
     if fighting:
         return _escalate(rt, item, resource_id, report)
-    outcome = Outcome(resource_id, "done")
-    for result in report.results:
-        change = result.change
-        ledger.record_change(
-            change.resource_id,
-            policy=",".join(change.policy_ids),
-            before=dict(change.before),
-            after=dict(change.after),
-            caller=item.caller,
-            correlation_id=item.correlation_id,
-            result=result.status,
-            change_id=change.id,
-        )
-        outcome.results[change.id] = (result.status, result.detail)
-        if result.status == "applied":
-            outcome.applied += 1
-        elif result.status in ("pending-approval", "pending-deallocation"):
-            outcome.pending += 1
-            kind = "approval" if result.status == "pending-approval" else "deallocated"
-            detail = {"changeId": change.id, "summary": change.summary, "vm": _vm_of(report, change.resource_id)}
-            ledger.add_pending(kind, change.resource_id, change.policy_id, detail)
-        elif result.status == "failed":
-            outcome.failed.append(f"{change.policy_id}: {result.code} {result.detail}"[:500])
+    outcome = record(ledger, report, resource_id, item.caller, item.correlation_id)
     _resolve_done(rt, report)
     if outcome.applied and ledger.claim(f"fix:{resource_id.lower()}:{message_id}", s.fight_window_seconds):
         ledger.note_fix(resource_id, window_seconds=s.fight_window_seconds)  # once per work item, retries included
@@ -268,6 +248,37 @@ def _vm_of(report: Report, resource_id: str) -> str | None:
             managed = body.get("managedBy")
             return str(managed) if managed else None
     return None
+
+
+def record(
+    ledger: Ledger, report: Report, resource_id: str, caller: Actor | None = None, correlation_id: str | None = None
+) -> Outcome:
+    """One audit record per change of the run, and a pending entry per change waiting for an approval or for its VM's
+    deallocation; returns what the run did."""
+    outcome = Outcome(resource_id, "done")
+    for result in report.results:
+        change = result.change
+        ledger.record_change(
+            change.resource_id,
+            policy=",".join(change.policy_ids),
+            before=dict(change.before),
+            after=dict(change.after),
+            caller=caller,
+            correlation_id=correlation_id,
+            result=result.status,
+            change_id=change.id,
+        )
+        outcome.results[change.id] = (result.status, result.detail)
+        if result.status == "applied":
+            outcome.applied += 1
+        elif result.status in ("pending-approval", "pending-deallocation"):
+            outcome.pending += 1
+            kind = "approval" if result.status == "pending-approval" else "deallocated"
+            detail = {"changeId": change.id, "summary": change.summary, "vm": _vm_of(report, change.resource_id)}
+            ledger.add_pending(kind, change.resource_id, change.policy_id, detail)
+        elif result.status == "failed":
+            outcome.failed.append(f"{change.policy_id}: {result.code} {result.detail}"[:500])
+    return outcome
 
 
 def _resolve_done(rt: Runtime, report: Report) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from remediations import report_html, report_text
+from remediations import report_html, report_text, worker
 from remediations.advisor import ADE, EAH
 from remediations.azure import Azure
 from remediations.changes import Settings as PlanSettings
@@ -156,20 +156,7 @@ def test_the_ledger_adds_what_the_bot_did_before(estate, azurite):
     with Ledger(azurite, tables) as ledger:
         ledger.create_tables()
         applied = scan(scope, POLICIES, apply=True, azure=azure, settings=settings_for(sandbox))
-        for result in applied.results:  # as the worker records them
-            change = result.change
-            ledger.record_change(
-                change.resource_id,
-                policy=",".join(change.policy_ids),
-                before=dict(change.before),
-                after=dict(change.after),
-                caller=None,
-                correlation_id=None,
-                result=result.status,
-                change_id=change.id,
-            )
-            if result.status == "pending-approval":
-                ledger.add_pending("approval", change.resource_id, change.policy_id, {"changeId": change.id})
+        worker.record(ledger, applied, "")  # what the worker records after its run
     done = [r for r in applied.results if r.status == "applied"]
     assert done
 
