@@ -140,13 +140,14 @@ def test_the_same_seed_gives_the_same_faults(sandbox, rm):
 
 def test_rules_match_by_principal_and_never_touch_the_admin_api(sandbox, rm):
     inject(sandbox, {"kind": "500", "principal": "reader", "path": ".*", "method": ".*"})
+    start = len(sandbox.calls())
     assert sandbox.admin("GET", "/_sandbox/health")["status"] == "ok"
     assert rm.resource_groups.get(RG).name == RG  # the admin is not the reader
     reader = sandbox.client(ResourceManagementClient, "reader", retry_total=0)
     with pytest.raises(HttpResponseError) as caught:
         reader.resource_groups.get(RG)
     assert caught.value.status_code == 500
-    (call,) = [c for c in sandbox.calls() if c["fault"]]
+    (call,) = [c for c in sandbox.calls(start) if c["fault"]]
     assert call["principal"] == sandbox.principal("reader").object_id
 
 
