@@ -12,7 +12,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    from remediations.health import report
+    from remediations.triggers.health import report
 
     return func.HttpResponse(report(), mimetype="application/json")
 
@@ -20,7 +20,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @app.event_grid_trigger(arg_name="event")
 def eventgrid(event: func.EventGridEvent) -> None:
     """Resource writes and VM deallocations (the subscription's system topic), Key Vault key events."""
-    from remediations.intake import on_event
+    from remediations.triggers.intake import on_event
 
     when = event.event_time.isoformat() if event.event_time else None
     body = {"id": event.id, "topic": event.topic, "subject": event.subject, "eventType": event.event_type}
@@ -33,7 +33,7 @@ def alerts(req: func.HttpRequest) -> func.HttpResponse:
     """Activity-log alerts from an action group's webhook (common alert schema). Function key required."""
     import json
 
-    from remediations.intake import on_alert
+    from remediations.triggers.intake import on_alert
 
     status, reply = on_alert(req.get_body())
     return func.HttpResponse(json.dumps(reply), status_code=status, mimetype="application/json")
@@ -43,7 +43,7 @@ def alerts(req: func.HttpRequest) -> func.HttpResponse:
 def approvals(req: func.HttpRequest) -> func.HttpResponse:
     """Approve / deny links. Anonymous on purpose: the signed, expiring, single-use token is the authorization (a
     function key in the link would be one more secret in chat). GET confirms, the page's POST decides."""
-    from remediations.decisions import respond
+    from remediations.triggers.decisions import respond
 
     status, page = respond(req.method, dict(req.params), req.get_body())
     return func.HttpResponse(page, status_code=status, mimetype="text/html", headers={"Cache-Control": "no-store"})
@@ -52,7 +52,7 @@ def approvals(req: func.HttpRequest) -> func.HttpResponse:
 @app.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def sweep(timer: func.TimerRequest) -> None:
     """Re-check everything in scope, so that a lost event is caught: one work item per resource, 32 to a message."""
-    from remediations.intake import sweep as run
+    from remediations.triggers.intake import sweep as run
 
     run()
 
@@ -60,7 +60,7 @@ def sweep(timer: func.TimerRequest) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%ROTATION_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def rotation(timer: func.TimerRequest) -> None:
     """Key rotation: one work item per key vault in scope."""
-    from remediations.intake import rotation_sweep
+    from remediations.triggers.intake import rotation_sweep
 
     rotation_sweep()
 
@@ -69,7 +69,7 @@ def rotation(timer: func.TimerRequest) -> None:
 def worker(msg: func.QueueMessage) -> None:
     """One resource (or a sweep's pack, one by one): read, evaluate, plan, apply, record. Raising makes the host retry,
     then poison the message."""
-    from remediations.worker import handle_message
+    from remediations.triggers.worker import handle_message
 
     handle_message(msg.get_body(), getattr(msg, "dequeue_count", None) or 1, msg.id)
 
@@ -77,6 +77,6 @@ def worker(msg: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%NOTICES_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def notices(timer: func.TimerRequest) -> None:
     """Notices that could not be delivered (kept in the outbox table), tried again once their time has come."""
-    from remediations.worker import retry_notices
+    from remediations.triggers.worker import retry_notices
 
     retry_notices()

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from remediations.conditions import compile_condition
+from remediations.policy.conditions import compile_condition
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "policies" / "kv-purge-protection" / "samples"

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from remediations.azure import Azure, CloudProfile  # noqa: E402
 from remediations.changes import Settings as PlanSettings  # noqa: E402
-from remediations.engine import scan  # noqa: E402
-from remediations.policy import load_policies  # noqa: E402
-from remediations.reader import Scope, type_of  # noqa: E402
+from remediations.engine.reader import Scope, type_of  # noqa: E402
+from remediations.engine.run import scan  # noqa: E402
+from remediations.policy.loader import load_policies  # noqa: E402
 from remediations.settings import Settings  # noqa: E402
 from sandbox.runner import start_in_thread  # noqa: E402
 from sandbox.scenarios import assign  # noqa: E402

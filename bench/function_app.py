@@ -117,7 +117,7 @@ class Rig:
         scenarios.arm(sb, "PUT", ws, body, api_version="2023-09-01")
         os.environ["CRYPTWARD_WORKSPACE_ID"] = ws
         self._grant()
-        from remediations import serve
+        from remediations.cli import serve
 
         self.serve = serve.start_in_thread(serve.make_host(key="bench", workers=workers, retry_delay=1, poll_max=0.05))
 
@@ -260,7 +260,7 @@ def bench_latency(samples: int = 60) -> None:
 def bench_storm(resources: int = 1000, per: int = 10, debounce: float = 30) -> None:
     import httpx
 
-    from remediations import worker
+    from remediations.triggers import worker
 
     print(f"storm: {resources * per} events for {resources} vaults, shuffled, through serve's Event Grid webhook")
     rig = Rig(debounce=debounce, workers=8)
@@ -331,7 +331,7 @@ def bench_storm(resources: int = 1000, per: int = 10, debounce: float = 30) -> N
 
 _SWEEP = """
 import json, sys, time, tracemalloc
-from remediations import intake
+from remediations.triggers import intake
 from remediations.azure import Azure
 azure, rt = Azure.from_env(), intake.runtime()
 mode = sys.argv[1]

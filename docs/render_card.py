@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from remediations import cards  # noqa: E402
+from remediations.notices import cards  # noqa: E402
 from tests.notice_samples import example  # noqa: E402
 
 DOCS = ROOT / "docs"

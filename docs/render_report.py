@@ -22,12 +22,12 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from remediations import report_html  # noqa: E402
 from remediations.azure import Azure  # noqa: E402
 from remediations.changes import Settings as PlanSettings  # noqa: E402
-from remediations.policy import load_policies  # noqa: E402
-from remediations.reader import Scope  # noqa: E402
-from remediations.report import generate  # noqa: E402
+from remediations.engine.reader import Scope  # noqa: E402
+from remediations.policy.loader import load_policies  # noqa: E402
+from remediations.report import html as report_html  # noqa: E402
+from remediations.report.compliance import generate  # noqa: E402
 from remediations.settings import Settings  # noqa: E402
 from sandbox.runner import start_in_thread  # noqa: E402
 from sandbox.testing import SandboxHandle  # noqa: E402

@@ -63,7 +63,7 @@ param eventFunctionName string = 'eventgrid'
 @description('Route of the HTTP function the action group calls (function_app.py), under /api/.')
 param alertRoute string = 'alerts'
 
-@description('Work queue and table names: the same as remediations/workqueue.py and remediations/ledger.py.')
+@description('Work queue and table names: the same as remediations/store/workqueue.py and remediations/store/ledger.py.')
 param workQueueName string = 'cryptward-work'
 param tablePrefix string = 'cw'
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from remediations import aliases
+from remediations.policy import aliases
 
 VAULT_API = aliases.API_VERSIONS[aliases.VAULT]
 DISK_API = aliases.API_VERSIONS[aliases.DISK]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure Debian's Chromium is installed, for tests/test_report.py (it screenshots the HTML compliance report
+# Makes sure Debian's Chromium is installed, for tests/report/test_compliance.py (it screenshots the HTML compliance report
 # headless) and docs/render_*.py. Idempotent: when /usr/bin/chromium is there, it only says so. Installing needs
 # root (CI runs as root); otherwise it prints what to run and exits 0, and the browser test then fails saying so.
 set -euo pipefail

@@ -13,8 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from remediations.policy import load_policies  # noqa: E402
-from remediations.report_text import policy_table  # noqa: E402
+from remediations.policy.loader import load_policies  # noqa: E402
+from remediations.report.text import policy_table  # noqa: E402
 
 START, END = "<!-- policies:start -->", "<!-- policies:end -->"
 

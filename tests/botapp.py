@@ -130,7 +130,7 @@ def start_bot(
     retry_delay: float = 1,
     **extra: str,
 ) -> BotApp:
-    from remediations.serve import make_host, start_in_thread
+    from remediations.cli.serve import make_host, start_in_thread
 
     env = bot_env(sandbox, azurite, debounce=debounce, **extra)
     for k, v in env.items():

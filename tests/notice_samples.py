@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache
 
-from remediations import approvals
-from remediations.notices import Line, Notice, first_sentence
-from remediations.policy import Policy, load_policies
+from remediations.notices import approvals
+from remediations.notices.compose import Line, Notice, first_sentence
+from remediations.policy.loader import Policy, load_policies
 from remediations.settings import DEFAULT_POLICIES
 
 SUB = "00000000-0000-0000-0000-00000000c0de"

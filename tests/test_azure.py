@@ -57,7 +57,7 @@ def test_bad_settings_say_what_is_expected(env, message):
 
 def test_importing_the_module_loads_no_sdk():
     code = (
-        "import sys, remediations.azure, remediations.engine, remediations.cli; "
+        "import sys, remediations.azure, remediations.engine.run, remediations.cli.main; "
         "print([m for m in sys.modules if m.startswith(('azure.mgmt', 'azure.keyvault', 'azure.identity', "
         "'azure.core'))])"
     )

@@ -16,7 +16,7 @@ from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.locks import ManagementLockClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from remediations.ledger import Ledger, Tables
+from remediations.store.ledger import Ledger, Tables
 from tests.botapp import KEY, make_workspace, start_bot
 
 RG = "rg-e2e"
@@ -333,9 +333,9 @@ def test_through_injected_faults_every_fix_lands_once_and_the_rest_is_poisoned_w
 def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_receiver_recovers(sandbox, bot, azurite):
     from datetime import UTC, datetime, timedelta
 
-    from remediations.delivery import setting_prefix
-    from remediations.outbox_table import TableNoticeStore
-    from remediations.worker import retry_notices
+    from remediations.notices.delivery import setting_prefix
+    from remediations.store.outbox import TableNoticeStore
+    from remediations.triggers.worker import retry_notices
 
     name = f"down{uuid.uuid4().hex[:6]}"
     sandbox.admin("PUT", f"/_sandbox/receivers/webhook/{name}", {"status": 500})
@@ -375,8 +375,8 @@ def test_the_sweep_timer_catches_what_no_event_reported_in_packs_and_poisons_onl
 ):
     from azure.functions.timer import TimerRequest
 
-    from remediations.functions import functions
-    from remediations.workqueue import PACK_ITEMS, decode_all
+    from remediations.cli.functions import functions
+    from remediations.store.workqueue import PACK_ITEMS, decode_all
 
     vaults = [make_vault(sandbox, f"kv-swept-{i:02d}").id for i in range(PACK_ITEMS + 8)]  # two packs
     doomed = make_vault(sandbox, "kv-swept-doomed").id

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from remediations.functions import describe_functions, functions
+from remediations.cli.functions import describe_functions, functions
 
 
 def test_app_lists_its_functions():

@@ -19,14 +19,14 @@ import pytest
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.keyvault import KeyVaultManagementClient
 
-from remediations import applier
 from remediations.azure import Azure
-from remediations.engine import scan
+from remediations.engine import applier
+from remediations.engine.reader import Scope
+from remediations.engine.run import scan
 from remediations.errors import AzureAccessError
-from remediations.reader import Scope
-from remediations.rotation import rotate
+from remediations.rotation.rotate import rotate
+from tests.engine.test_run import EVERYTHING, POLICIES, ids, settings_for
 from tests.role_coverage import Coverage, role_permissions
-from tests.test_engine import EVERYTHING, POLICIES, ids, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"

@@ -15,8 +15,8 @@ import pytest
 
 from remediations import fixes
 from remediations.changes import PlanContext
-from remediations.planner import Finding, plan
-from remediations.policy import Policy, load_policies
+from remediations.engine.planner import Finding, plan
+from remediations.policy.loader import Policy, load_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

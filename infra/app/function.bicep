@@ -113,7 +113,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CRYPTWARD_FIGHT_WINDOW_SECONDS: '3600'
     CRYPTWARD_WORK_LOCK_SECONDS: '300'
     CRYPTWARD_ALERT_KEY: '' // `cryptward serve` only: in Azure the host checks its own function key
-    // secrets: Key Vault references (remediations/delivery.py: CRYPTWARD_DEST_<NAME>_URL / _SECRET)
+    // secrets: Key Vault references (remediations/notices/delivery.py: CRYPTWARD_DEST_<NAME>_URL / _SECRET)
     CRYPTWARD_DEST_OPS_URL: '@Microsoft.KeyVault(SecretUri=${secretUris['teams-ops-url']})'
     CRYPTWARD_DEST_AUDIT_URL: '@Microsoft.KeyVault(SecretUri=${secretUris['webhook-audit-url']})'
     CRYPTWARD_DEST_AUDIT_SECRET: '@Microsoft.KeyVault(SecretUri=${secretUris['webhook-audit-secret']})'

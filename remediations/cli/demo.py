@@ -10,7 +10,7 @@ The demo itself talks to the sandbox as its admin (the admin API, and the SDK to
 card's Approve link like a person (GET, then the confirmation page's POST), reads the ledger (Azurite) to show what
 the bot did, and fires the rotation timer's work itself (`intake.rotation_sweep`, what the timer calls: serve fires
 timers on their schedule or at start only). Without approve links in the cards (no CRYPTWARD_PUBLIC_URL), it
-decides the approval as the bot through remediations.approvals and says so.
+decides the approval as the bot through remediations.notices.approvals and says so.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from remediations._demo_world import ROLE_FILE, TEAMS, WEBHOOK, Children, DemoError, World, wait_for, watch
+from remediations.cli.demo_world import ROLE_FILE, TEAMS, WEBHOOK, Children, DemoError, World, wait_for, watch
 from remediations.errors import CryptwardError
 
 
@@ -152,7 +152,7 @@ class LedgerApprovals:
         return None
 
     def get(self, change_id: str) -> Any:
-        from remediations.approvals import PendingChange
+        from remediations.notices.approvals import PendingChange
 
         p = self._find(change_id)
         if p is None:
@@ -176,15 +176,15 @@ def _title(page: str) -> str:
 
 def approve_one(world: World, console: Any) -> str:
     """Approve one change waiting for a person: through the card's link when the function app serves the
-    approval endpoint, else as the bot through remediations.approvals (verify, decide) and the engine."""
+    approval endpoint, else as the bot through remediations.notices.approvals (verify, decide) and the engine."""
     import httpx
 
-    from remediations import approvals
-    from remediations.engine import scan
-    from remediations.ledger import Ledger
-    from remediations.policy import load_policies
-    from remediations.reader import Scope
+    from remediations.engine.reader import Scope
+    from remediations.engine.run import scan
+    from remediations.notices import approvals
+    from remediations.policy.loader import load_policies
     from remediations.settings import Settings
+    from remediations.store.ledger import Ledger
 
     links = [
         (any("kv-weu-disks" in t for t in _texts(c)), next(_texts(c), "a card"), a["url"])
@@ -214,7 +214,7 @@ def approve_one(world: World, console: Any) -> str:
     console.print(
         "  [yellow]no Approve link in the Teams cards[/] (the function app makes them when CRYPTWARD_PUBLIC_URL and "
         "CRYPTWARD_APPROVAL_KEY are set and serves them at /api/approvals): deciding as the bot through "
-        "remediations.approvals"
+        "remediations.notices.approvals"
     )
     key = world.env["CRYPTWARD_APPROVAL_KEY"]
     now = datetime.now(UTC)
@@ -250,7 +250,7 @@ def approve_one(world: World, console: Any) -> str:
 def deallocate_one(world: World, admin: Any, console: Any) -> tuple[str, int, int]:
     """Deallocate (as the admin, through the SDK) the VM the most pending changes wait for; the bot's deallocation
     event releases them. Returns (vm name, waiting before, waiting after)."""
-    from remediations.ledger import Ledger
+    from remediations.store.ledger import Ledger
 
     ledger = Ledger.from_env()
     waiting = Counter(
@@ -279,17 +279,18 @@ def _counts(counts: dict[str, int]) -> str:
 def rotation_run(world: World, advance_seconds: float) -> int:
     """Move the sandbox clock, then fire the rotation timer's work (intake.rotation_sweep: one item per
     vault, worked by serve's queue worker)."""
-    from remediations.intake import rotation_sweep
+    from remediations.triggers.intake import rotation_sweep
 
     world.admin("POST", "/_sandbox/clock", {"advanceSeconds": advance_seconds})
     return rotation_sweep()
 
 
 def _report(world: World, console: Any, path: Path) -> Any:
-    from remediations import report_html, report_text
-    from remediations.policy import load_policies
-    from remediations.reader import Scope
-    from remediations.report import generate
+    from remediations.engine.reader import Scope
+    from remediations.policy.loader import load_policies
+    from remediations.report import html as report_html
+    from remediations.report import text as report_text
+    from remediations.report.compliance import generate
     from remediations.settings import Settings
 
     settings = Settings.from_env()
@@ -367,7 +368,7 @@ def run(*, keep_running: bool = False, report_path: Path | None = None) -> int:
 
 
 def _story(world: World, console: Any, started: float, report_path: Path, keep_running: bool) -> int:
-    from remediations import intake
+    from remediations.triggers import intake
 
     console.rule("Cryptward demo: a non-compliant estate in two regions, fixed live through events")
     console.print("starting the sandbox (a local Azure), Azurite (storage) and `cryptward serve` (the function app)")

@@ -21,7 +21,7 @@ from typing import Any
 
 from remediations.errors import CryptwardError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
 ROLE_FILE = ROOT / "infra" / "cryptward-role.json"
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
@@ -212,7 +212,7 @@ class World:
         log = self.workdir / "serve.log"
         # `cryptward serve` itself fails at start in this build (serve.run reads `.route` of every trigger while
         # listing them); serve_child hosts the same Host the same way.
-        args = [sys.executable, "-c", "import remediations._demo_world as w; w.serve_child()", str(port), self.key]
+        args = [sys.executable, "-c", "import remediations.cli.demo_world as w; w.serve_child()", str(port), self.key]
         self.children.start("serve", args, cwd=ROOT, log=log, env={**_clean_env(), **self.env})
 
         def healthy() -> bool:
@@ -232,12 +232,12 @@ class World:
 
 
 def serve_child() -> None:
-    """`cryptward serve --port PORT --key KEY` as remediations.serve.run does it, settings from the environment
+    """`cryptward serve --port PORT --key KEY` as remediations.cli.serve.run does it, settings from the environment
     only (argv: PORT KEY). Runs in the demo's serve child process; uvicorn stops it on SIGTERM."""
     import uvicorn
 
-    from remediations.functions import functions
-    from remediations.serve import make_host
+    from remediations.cli.functions import functions
+    from remediations.cli.serve import make_host
 
     port, key = int(sys.argv[1]), sys.argv[2]
     for fn in functions():  # a timer added later to function_app.py fires when the demo says so, too

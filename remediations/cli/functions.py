@@ -10,7 +10,7 @@ from typing import Any
 
 # function_app.py sits beside the package, as the Functions host deploys them; the `cryptward` console script does
 # not put that folder on sys.path (only `python -m` from the project root does), so add it when needed.
-_PROJECT = Path(__file__).resolve().parent.parent
+_PROJECT = Path(__file__).resolve().parents[2]
 
 
 def function_app_module() -> Any:

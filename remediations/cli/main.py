@@ -69,7 +69,7 @@ def scan(
         None, "--policies", help="The policies folder. Default: CRYPTWARD_POLICIES, else the bundled policies/."
     ),
 ) -> None:
-    from remediations.scan import run
+    from remediations.cli.scan import run
 
     raise typer.Exit(run(subscription, resource_group, policy, apply=apply, output=output, policies_dir=policies_dir))
 
@@ -116,8 +116,8 @@ def serve(
 ) -> None:
     from pathlib import Path
 
+    from remediations.cli.serve import run
     from remediations.errors import SettingsError
-    from remediations.serve import run
 
     try:
         run(
@@ -167,7 +167,7 @@ def report(
         None, "--policies", help="The policies folder. Default: CRYPTWARD_POLICIES, else the bundled policies/."
     ),
 ) -> None:
-    from remediations.report_cli import run
+    from remediations.cli.report import run
 
     raise typer.Exit(run(subscription, resource_group, policy, output=output, file=file, policies_dir=policies_dir))
 
@@ -204,7 +204,7 @@ def demo(
 ) -> None:
     from pathlib import Path
 
-    from remediations.demo import run
+    from remediations.cli.demo import run
 
     raise typer.Exit(run(keep_running=keep_running, report_path=Path(report_file)))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from remediations._arm import name_of
 from remediations.changes import APPROVAL, DEALLOCATED, Change
-from remediations.engine import Report
+from remediations.engine.run import Report
+from remediations.resources import name_of
 
 FORMATS = ("table", "json", "markdown")
 

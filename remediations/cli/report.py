@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from remediations.scan import command
+from remediations.cli.scan import command
 
 if TYPE_CHECKING:
-    from remediations.report import ComplianceReport
+    from remediations.report.compliance import ComplianceReport
 
 FORMATS = ("table", "markdown", "html")
 
@@ -28,7 +28,7 @@ def run(
     policies_dir: str | None = None,
 ) -> int:
     def produce(scope: Any, policies: Any, settings: Any, azure: Any, step: Callable[[str], None]) -> Any:
-        from remediations.report import generate
+        from remediations.report.compliance import generate
 
         return generate(scope, policies, settings=settings, azure=azure, progress=step)
 
@@ -48,7 +48,8 @@ def run(
 def _write(report: ComplianceReport, output: str, file: str | None) -> None:
     from rich.console import Console
 
-    from remediations import report_html, report_text
+    from remediations.report import html as report_html
+    from remediations.report import text as report_text
 
     if output == "table":
         if file:

@@ -33,10 +33,10 @@ def run(
     output: str = "table",
     policies_dir: str | None = None,
 ) -> int:
-    from remediations import output as out
+    from remediations.cli import output as out
 
     def produce(scope: Any, policies: Any, settings: Any, azure: Any, step: Callable[[str], None]) -> Any:
-        from remediations.engine import scan
+        from remediations.engine.run import scan
 
         return scan(scope, policies, apply=apply, settings=settings, azure=azure, progress=step)
 
@@ -85,9 +85,9 @@ def command(
         return fail("no subscription: pass --subscription ID or set AZURE_SUBSCRIPTION_ID")
     try:
         from remediations.azure import Azure
-        from remediations.engine import select
-        from remediations.policy import load_policies
-        from remediations.reader import Scope
+        from remediations.engine.reader import Scope
+        from remediations.engine.run import select
+        from remediations.policy.loader import load_policies
         from remediations.settings import Settings
 
         settings = Settings.from_env()

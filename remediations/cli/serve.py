@@ -1,7 +1,7 @@
 """`cryptward serve`: host function_app.py's own function objects locally, where Functions Core Tools cannot run.
 
 A thin adapter around the same Python functions the Functions host calls (`app.get_functions()`, cached once in
-remediations/functions.py), not a second implementation:
+remediations/cli/functions.py), not a second implementation:
 
 - `POST /runtime/webhooks/EventGrid?functionName=NAME` — the host's Event Grid webhook: the subscription validation
   handshake (`{"validationResponse": code}`), then one `func.EventGridEvent` per event of the delivery, answered 200
@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from remediations.errors import SettingsError
-from remediations.intake import host_settings
+from remediations.triggers.intake import host_settings
 
 log = logging.getLogger("cryptward.serve")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY_SETTING = "CRYPTWARD_ALERT_KEY"
 STORAGE_SETTING = "AzureWebJobsStorage"
 MAX_EVENTGRID_BYTES = 1024 * 1024
@@ -245,7 +245,7 @@ class Host:
     def _queue_loop(self, fn: Any) -> None:
         from azure.core.exceptions import ResourceExistsError
 
-        from remediations._storage import StorageTarget, target
+        from remediations.store.storage import StorageTarget, target
 
         trigger = fn.get_trigger()
         name = resolve(trigger.queue_name)
@@ -354,7 +354,7 @@ class Host:
 
     def start(self) -> None:
         """Start the queue pollers and the timers (threads); the HTTP side is `app()`."""
-        from remediations.intake import on_enqueue
+        from remediations.triggers.intake import on_enqueue
 
         self._unhook = on_enqueue(self._wake.set)
         for fn in self.by_trigger("queueTrigger"):
@@ -408,7 +408,7 @@ def make_host(
     run_timers_now: bool = False,
 ) -> Host:
     """A Host over function_app.py's functions, with host.json's queue settings unless given."""
-    from remediations.functions import functions
+    from remediations.cli.functions import functions
 
     if storage:
         os.environ[STORAGE_SETTING] = storage

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from remediations._arm import get, vm_ade_trace
+from remediations.resources import get, vm_ade_trace
 
 EAH = "encryption-at-host"
 ADE = "azure-disk-encryption"

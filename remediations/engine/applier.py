@@ -22,12 +22,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from remediations import aliases
-from remediations._arm import get, name_of, power_state
 from remediations.azure import Azure
 from remediations.changes import APPROVAL, DEALLOCATED, Change, Plan
+from remediations.engine.reader import Scope
 from remediations.errors import AzureAccessError
-from remediations.reader import Scope
+from remediations.policy import aliases
+from remediations.resources import get, name_of, power_state
 
 log = logging.getLogger("cryptward.apply")
 

@@ -17,11 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from remediations import exemptions, fixes
-from remediations._arm import name_of
+from remediations import fixes
 from remediations.changes import APPROVAL, REQUIREMENTS, Change, Operation, Plan, PlanContext, Ref, Skip
 from remediations.errors import FixDeclined, PlanError
-from remediations.policy import Policy
+from remediations.policy import exemptions
+from remediations.policy.loader import Policy
+from remediations.resources import name_of
 
 
 @dataclass(frozen=True)

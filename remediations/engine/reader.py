@@ -27,11 +27,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from remediations import aliases
-from remediations._arm import DIAGNOSTIC_SETTINGS_API, VAULT_API, get, name_of, parent_of, versionless
 from remediations.azure import Azure, as_body, translated
 from remediations.errors import AzureAccessError
-from remediations.policy import Policy
+from remediations.policy import aliases
+from remediations.policy.loader import Policy
+from remediations.resources import DIAGNOSTIC_SETTINGS_API, VAULT_API, get, name_of, parent_of, versionless
 
 VAULT, KEY, DISK, DES, VM = aliases.VAULT, aliases.KEY, aliases.DISK, aliases.DES, aliases.VM
 RELATED = "related"

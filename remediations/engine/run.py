@@ -20,15 +20,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from remediations import aliases, applier, planner
-from remediations._arm import get
 from remediations.azure import Azure
 from remediations.changes import Caller, Plan, PlanContext
-from remediations.conditions import compile_condition
+from remediations.engine import applier, planner
+from remediations.engine.planner import Finding
+from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
 from remediations.errors import ConditionError, UnknownPolicyError
-from remediations.planner import Finding
-from remediations.policy import Policy
-from remediations.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
+from remediations.policy import aliases
+from remediations.policy.conditions import compile_condition
+from remediations.policy.loader import Policy
+from remediations.resources import get
 from remediations.settings import Settings
 
 Progress = Callable[[str], None]

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations._arm import DES_API, cryptward, get, name_of, versionless
 from remediations.changes import Change, Operation, PlanContext, Ref
 from remediations.errors import FixDeclined
 from remediations.fixes import register
+from remediations.resources import DES_API, cryptward, get, name_of, versionless
 
 ROTATION = "properties.rotationToLatestKeyVersionEnabled"
 KEY_URL = "properties.activeKey.keyUrl"

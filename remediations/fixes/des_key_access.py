@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations._arm import (
+from remediations.changes import Change, Operation, PlanContext
+from remediations.errors import FixDeclined
+from remediations.fixes import register
+from remediations.fixes.des_auto_rotation import key_vault
+from remediations.resources import (
     CRYPTO_SERVICE_ENCRYPTION_USER,
     ROLE_ASSIGNMENTS_API,
     VAULT_API,
@@ -14,10 +18,6 @@ from remediations._arm import (
     name_of,
     subscription_of,
 )
-from remediations.changes import Change, Operation, PlanContext
-from remediations.errors import FixDeclined
-from remediations.fixes import register
-from remediations.fixes.des_auto_rotation import key_vault
 
 KEY_PERMISSIONS = ["get", "wrapKey", "unwrapKey"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations._arm import DISK_API, disk_ade_trace, get, name_of, vm_ade_trace
 from remediations.changes import DEALLOCATED, Change, Operation, PlanContext, Ref
 from remediations.errors import FixDeclined
 from remediations.fixes import register
+from remediations.resources import DISK_API, disk_ade_trace, get, name_of, vm_ade_trace
 
 PLATFORM_KEY = "EncryptionAtRestWithPlatformKey"
 TYPE = "properties.encryption.type"

@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from remediations._arm import KEYVAULT_DATA_API, get, name_of, parent_of
 from remediations.changes import Change, Operation, PlanContext
 from remediations.errors import FixDeclined
 from remediations.fixes import register
+from remediations.resources import KEYVAULT_DATA_API, get, name_of, parent_of
 
 NOTIFY_BEFORE_EXPIRY = "P30D"
 _UNITS = {"Y": "year", "M": "month", "W": "week", "D": "day"}

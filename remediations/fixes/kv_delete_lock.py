@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations._arm import LOCKS_API, name_of
 from remediations.changes import Change, Operation, PlanContext
 from remediations.fixes import register
+from remediations.resources import LOCKS_API, name_of
 
 NOTES = "Added by Cryptward: a key vault holds encryption keys; remove this lock deliberately before deleting it."
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations._arm import DIAGNOSTIC_SETTINGS_API, name_of
 from remediations.changes import Change, Operation, PlanContext
 from remediations.errors import FixDeclined
 from remediations.fixes import register
+from remediations.resources import DIAGNOSTIC_SETTINGS_API, name_of
 
 LOGS = [{"categoryGroup": "audit", "enabled": True}]
 METRICS = [{"category": "AllMetrics", "enabled": True}]

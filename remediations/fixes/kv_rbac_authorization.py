@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations._arm import VAULT_API, get, name_of
 from remediations.changes import Change, Operation, PlanContext
 from remediations.fixes import register
+from remediations.resources import VAULT_API, get, name_of
 
 PROPERTY = "properties.enableRbacAuthorization"
 

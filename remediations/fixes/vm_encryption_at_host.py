@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations._arm import VM_API, cryptward, get, name_of, vm_ade_trace
-from remediations.advisor import advise
 from remediations.changes import APPROVAL, DEALLOCATED, Change, Operation, PlanContext
+from remediations.engine.advisor import advise
 from remediations.errors import FixDeclined
 from remediations.fixes import register
+from remediations.resources import VM_API, cryptward, get, name_of, vm_ade_trace
 
 PROPERTY = "properties.securityProfile.encryptionAtHost"
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
-from remediations import signing
+from remediations.notices import signing
 
 APPROVE, DENY = "approve", "deny"
 DECISIONS = (APPROVE, DENY)

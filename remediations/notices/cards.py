@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from remediations import notices as n
+from remediations.notices import compose as n
 
 if TYPE_CHECKING:
-    from remediations.notices import Line, Notice
+    from remediations.notices.compose import Line, Notice
 
 ADAPTIVE = "application/vnd.microsoft.card.adaptive"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"

@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from remediations import applier, approvals
-from remediations._arm import get
+from remediations.engine import applier
 from remediations.errors import SettingsError
-from remediations.exemptions import DEFAULT_TAG
+from remediations.notices import approvals
+from remediations.policy.exemptions import DEFAULT_TAG
+from remediations.resources import get
 
 if TYPE_CHECKING:
-    from remediations.engine import Report
-    from remediations.policy import Policy
+    from remediations.engine.run import Report
+    from remediations.policy.loader import Policy
 
 APPLIED, PENDING, SKIPPED, FAILED, ESCALATED = "applied", "pending", "skipped", "failed", "escalated"
 KINDS = (APPLIED, PENDING, SKIPPED, FAILED, ESCALATED)

@@ -26,12 +26,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from remediations import azure, cards, signing
+from remediations import azure
 from remediations.errors import AzureAccessError, SettingsError
-from remediations.notices import DESTINATION_KINDS, EVENT_TYPES
+from remediations.notices import cards, signing
+from remediations.notices.compose import DESTINATION_KINDS, EVENT_TYPES
 
 if TYPE_CHECKING:
-    from remediations.notices import Notice
+    from remediations.notices.compose import Notice
 
 log = logging.getLogger("cryptward.notices")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from remediations.delivery import Delivery
-from remediations.notices import Notice, Routes
+from remediations.notices.compose import Notice, Routes
+from remediations.notices.delivery import Delivery
 
 log = logging.getLogger("cryptward.notices")
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from remediations._fields import Context, Frame, Many, Scope, array_prefixes, compile_field
-from remediations._operators import OPERATORS, Mismatch
 from remediations.errors import ConditionError
-from remediations.expressions import Expr, compile_value, constant, is_expression
+from remediations.policy.expressions import Expr, compile_value, constant, is_expression
+from remediations.policy.fields import Context, Frame, Many, Scope, array_prefixes, compile_field
+from remediations.policy.operators import OPERATORS, Mismatch
 
 _LOGICAL = ("allOf", "anyOf", "not")
 _SUBJECTS = ("field", "value", "count")

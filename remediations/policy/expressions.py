@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from remediations._fields import Context, Scope, compile_field
 from remediations.errors import ConditionError
+from remediations.policy.fields import Context, Scope, compile_field
 
 
 class EvalError(Exception):

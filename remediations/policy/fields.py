@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from remediations import aliases
-from remediations.aliases import STAR
 from remediations.errors import ConditionError
+from remediations.policy import aliases
+from remediations.policy.aliases import STAR
 
 BUILTIN_FIELDS = ("name", "fullName", "kind", "type", "location", "id", "identity.type", "tags", "tags['<name>']")
 

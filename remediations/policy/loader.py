@@ -19,12 +19,12 @@ from typing import Any
 
 import yaml
 
-from remediations import aliases
-from remediations._fields import Scope
-from remediations._schema import SCHEMA, is_guid, schema_problems
-from remediations.conditions import Condition, compile_condition
 from remediations.errors import ConditionError, PolicyLoadError, Problem
-from remediations.expressions import compile_value
+from remediations.policy import aliases
+from remediations.policy.conditions import Condition, compile_condition
+from remediations.policy.expressions import compile_value
+from remediations.policy.fields import Scope
+from remediations.policy.schema import SCHEMA, is_guid, schema_problems
 
 POLICY_FILE = "policy.yaml"
 DEFINITION_FILE = "definition.json"

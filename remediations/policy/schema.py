@@ -8,7 +8,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from remediations.aliases import RESOURCE_TYPES
+from remediations.policy.aliases import RESOURCE_TYPES
 
 SEVERITIES = ("low", "medium", "high", "critical")
 MODES = ("audit", "remediate", "approve")

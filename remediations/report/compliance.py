@@ -22,18 +22,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediations import applier
-from remediations._arm import cryptward, get, name_of, power_state, vm_ade_trace
-from remediations.advisor import Advice, advise
 from remediations.changes import APPROVAL, DEALLOCATED, Change
-from remediations.engine import Report
-from remediations.policy import Policy
+from remediations.engine import applier
+from remediations.engine.advisor import Advice, advise
+from remediations.engine.run import Report
+from remediations.policy.loader import Policy
+from remediations.resources import cryptward, get, name_of, power_state, vm_ade_trace
 
 if TYPE_CHECKING:
     from remediations.azure import Azure
-    from remediations.ledger import Pending
-    from remediations.reader import Scope
+    from remediations.engine.reader import Scope
     from remediations.settings import Settings
+    from remediations.store.ledger import Pending
 
 PLANNED = "planned"
 LEFT_ALONE = "left-alone"
@@ -423,13 +423,13 @@ def generate(
 ) -> ComplianceReport:
     """The compliance report of `scope`: a fresh read-only scan (or `scan_report`, one already made, such as the
     demo's last run) and, when AzureWebJobsStorage is set, the ledger's history of the resources read."""
-    from remediations.engine import scan
+    from remediations.engine.run import scan
     from remediations.settings import Settings
 
     settings = settings or Settings.from_env(env)
     if scan_report is None:
         scan_report = scan(scope, policies, apply=False, settings=settings, azure=azure, progress=progress, now=now)
-    from remediations.report_history import read_history
+    from remediations.report.history import read_history
 
     history = read_history(scan_report.bodies, env)
     return compose(scan_report, history, policies=policies, settings=settings, now=now)

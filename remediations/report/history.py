@@ -10,12 +10,12 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from remediations import applier
+from remediations.engine import applier
 from remediations.errors import AzureAccessError, SettingsError
-from remediations.report import Done, History
+from remediations.report.compliance import Done, History
 
 if TYPE_CHECKING:
-    from remediations.ledger import AuditRecord
+    from remediations.store.ledger import AuditRecord
 
 # Ledger results that say something happened (pending and no-op records are shown by the current state instead).
 QUIET = {applier.ALREADY, applier.PENDING_APPROVAL, applier.PENDING_DEALLOCATION, applier.BLOCKED}
@@ -28,8 +28,8 @@ NO_LEDGER = (
 def read_history(resource_ids: Iterable[str], env: Mapping[str, str] | None = None) -> History:
     """The ledger's audit records of these resources and its open pending changes. Never raises: a ledger that is
     not configured or cannot be read gives a `History` whose `problem` says so. Read-only: creates no table."""
-    from remediations._storage import target
-    from remediations.ledger import PREFIX_SETTING, Ledger, Tables
+    from remediations.store.ledger import PREFIX_SETTING, Ledger, Tables
+    from remediations.store.storage import target
 
     env = os.environ if env is None else env
     try:

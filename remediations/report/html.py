@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from remediations import applier
-from remediations.report import (
+from remediations.engine import applier
+from remediations.report.compliance import (
     CANNOT_READ,
     CIS_BENCHMARK,
     LABELS,
@@ -26,7 +26,7 @@ from remediations.report import (
     VmAdvice,
     azure_policy_url,
 )
-from remediations.report_text import first_sentence, headline, kind_of, percent_text, policy_counts, transitions
+from remediations.report.text import first_sentence, headline, kind_of, percent_text, policy_counts, transitions
 
 CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--accent:#0b5cad;

@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from remediations import applier
-from remediations.policy import Policy
-from remediations.report import (
+from remediations.engine import applier
+from remediations.policy.loader import Policy
+from remediations.report.compliance import (
     CANNOT_READ,
     LABELS,
     LEFT_ALONE,

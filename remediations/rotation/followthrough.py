@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from remediations import applier
-from remediations._arm import DES_API, get, name_of, subscription_of, versionless
 from remediations.azure import Azure, as_body, translated
 from remediations.changes import Change, Operation, Plan
+from remediations.engine import applier
+from remediations.engine.reader import Scope
 from remediations.errors import AzureAccessError
-from remediations.keyversions import (
+from remediations.resources import DES_API, get, name_of, subscription_of, versionless
+from remediations.rotation.keyversions import (
     BEHIND,
     ESCALATED,
     FAILED,
@@ -40,7 +41,6 @@ from remediations.keyversions import (
     span_text,
     version_of,
 )
-from remediations.reader import Scope
 
 FOLLOW_WITHIN = timedelta(hours=1)
 REPORT_WINDOW = timedelta(days=2)

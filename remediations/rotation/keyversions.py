@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from remediations._arm import get, name_of
+from remediations.resources import get, name_of
 
 MAX_AGE_TAG = "cryptward-max-key-age"
 DEFAULT_MAX_AGE = "P90D"

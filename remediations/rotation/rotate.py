@@ -40,13 +40,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from remediations import aliases, applier, planner
-from remediations._arm import DES_API, get, name_of, parent_of, subscription_of, versionless
 from remediations.azure import Azure, as_body, translated, with_backoff
 from remediations.changes import PlanContext
+from remediations.engine import applier, planner
+from remediations.engine.planner import Finding
+from remediations.engine.reader import Needs, Reading, Scope, read_resource, read_scope
 from remediations.errors import AzureAccessError
-from remediations.followthrough import AUTO, FollowThrough, des_key
-from remediations.keyversions import (
+from remediations.policy import aliases
+from remediations.policy.loader import Policy, load_policies
+from remediations.resources import DES_API, get, name_of, parent_of, subscription_of, versionless
+from remediations.rotation.followthrough import AUTO, FollowThrough, des_key
+from remediations.rotation.keyversions import (
     DEFAULT_MAX_AGE,
     DEFAULT_WARNING,
     DUE,
@@ -66,9 +70,6 @@ from remediations.keyversions import (
     parse_duration,
     tag_value,
 )
-from remediations.planner import Finding
-from remediations.policy import Policy, load_policies
-from remediations.reader import Needs, Reading, Scope, read_resource, read_scope
 from remediations.settings import Settings
 
 POLICY_GRACE = timedelta(days=1)  # a key whose rotation policy rotates it: Key Vault's turn first
@@ -80,7 +81,7 @@ EVENTS = ("KeyNearExpiry", "KeyNewVersionCreated", "KeyExpired")
 
 
 class Claims(Protocol):
-    """What rotation needs of the ledger (`remediations.ledger.Ledger` has it)."""
+    """What rotation needs of the ledger (`remediations.store.ledger.Ledger` has it)."""
 
     def claim(self, resource_key: str, window_seconds: float, now: datetime | None = None) -> bool: ...
 

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediations._storage import StorageTarget, as_target, storage_errors, target
-from remediations._tables import fit, get_entity, swap, write_entity
 from remediations.changes import REQUIREMENTS, Caller
 from remediations.errors import SettingsError
-from remediations.events import Actor
+from remediations.store.storage import StorageTarget, as_target, storage_errors, target
+from remediations.store.tables import fit, get_entity, swap, write_entity
+from remediations.triggers.events import Actor
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity

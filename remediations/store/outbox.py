@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediations._storage import StorageTarget, as_target, storage_errors, target
-from remediations.ledger import PREFIX_SETTING, Tables
-from remediations.notices import Notice
-from remediations.outbox import Failed
+from remediations.notices.compose import Notice
+from remediations.notices.outbox import Failed
+from remediations.store.ledger import PREFIX_SETTING, Tables
+from remediations.store.storage import StorageTarget, as_target, storage_errors, target
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from remediations.errors import AzureAccessError, SettingsError
-from remediations.events import redact
+from remediations.triggers.events import redact
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient

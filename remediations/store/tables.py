@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from remediations._storage import storage_errors
 from remediations.errors import AzureAccessError
+from remediations.store.storage import storage_errors
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity

@@ -29,10 +29,10 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from remediations._payload import load_json
-from remediations._storage import StorageTarget, as_target, storage_errors, target
 from remediations.errors import EventRejected, QueueRefused, SettingsError
-from remediations.events import WorkItem
+from remediations.store.storage import StorageTarget, as_target, storage_errors, target
+from remediations.triggers.events import WorkItem
+from remediations.triggers.payload import load_json
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient

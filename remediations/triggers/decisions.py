@@ -1,5 +1,5 @@
 """The approval endpoint behind approve / deny links: what the HTTP trigger calls, and the ledger-backed stores that
-remediations/approvals.py (pure) is given.
+remediations/notices/approvals.py (pure) is given.
 
     status, html = respond("GET", query, body)    # a confirmation page (a link scanner's fetch decides nothing)
     status, html = respond("POST", query, body)   # the form's POST (or ?token=): verify, decide, the outcome page
@@ -27,12 +27,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-from remediations import approvals
+from remediations.notices import approvals
 
 if TYPE_CHECKING:
-    from remediations.intake import Runtime
-    from remediations.ledger import Ledger
-    from remediations.notices import ApprovalLinks
+    from remediations.notices.compose import ApprovalLinks
+    from remediations.store.ledger import Ledger
+    from remediations.triggers.intake import Runtime
 
 log = logging.getLogger("cryptward.approvals")
 
@@ -52,7 +52,7 @@ _OUTCOME_STATUS = {approvals.UNKNOWN: 404, approvals.ALREADY: 409}
 def approval_links(env: Mapping[str, str] | None = None) -> ApprovalLinks | None:
     """How notices make approve / deny links, or None when CRYPTWARD_PUBLIC_URL or CRYPTWARD_APPROVAL_KEY is unset
     (the cards then carry no buttons)."""
-    from remediations.notices import ApprovalLinks
+    from remediations.notices.compose import ApprovalLinks
 
     env = os.environ if env is None else env
     base, key = (env.get(URL_SETTING) or "").strip().rstrip("/"), (env.get(KEY_SETTING) or "").strip()
@@ -108,8 +108,8 @@ class LedgerNonces:
 
 def apply_change(rt: Runtime) -> approvals.ApplyChange:
     """Apply an approved change the way the worker does (work lock, audit records, notices)."""
-    from remediations.events import WorkItem
-    from remediations.worker import fix
+    from remediations.triggers.events import WorkItem
+    from remediations.triggers.worker import fix
 
     def apply(pending: approvals.PendingChange) -> tuple[str, str]:
         item = WorkItem("approval", pending.resource_id, event_id=f"approval-{uuid.uuid4().hex}")
@@ -134,7 +134,7 @@ def respond(
     apply: Callable[[Runtime], approvals.ApplyChange] = apply_change,
 ) -> tuple[int, str]:
     """The approval endpoint: (HTTP status, HTML page). GET confirms, POST decides; refusals say why."""
-    from remediations.intake import runtime
+    from remediations.triggers.intake import runtime
 
     key = (os.environ.get(KEY_SETTING) or "").strip()
     if not key:  # a person followed a link: a page that says what is wrong, not a bare 500

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from remediations._payload import MAX_BODY_BYTES as MAX_BODY_BYTES  # re-exported: the limit is part of the contract
-from remediations._payload import (
+from remediations.errors import EventRejected
+from remediations.triggers.payload import (
+    MAX_BODY_BYTES as MAX_BODY_BYTES,  # re-exported: the limit is part of the contract
+)
+from remediations.triggers.payload import (
     from_epoch,
     get_object,
     get_str,
@@ -34,7 +37,6 @@ from remediations._payload import (
     load_json,
     to_iso,
 )
-from remediations.errors import EventRejected
 
 log = logging.getLogger(__name__)
 

@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from remediations.errors import EventRejected, SettingsError
-from remediations.events import WorkItem, is_own_identity, parse_alert, parse_event
+from remediations.triggers.events import WorkItem, is_own_identity, parse_alert, parse_event
 
 if TYPE_CHECKING:
-    from remediations.delivery import Sender
-    from remediations.ledger import Ledger
-    from remediations.outbox_table import TableNoticeStore
-    from remediations.reader import Scope
-    from remediations.workqueue import WorkQueue
+    from remediations.engine.reader import Scope
+    from remediations.notices.delivery import Sender
+    from remediations.store.ledger import Ledger
+    from remediations.store.outbox import TableNoticeStore
+    from remediations.store.workqueue import WorkQueue
 
 log = logging.getLogger("cryptward.intake")
 
@@ -48,7 +48,7 @@ QUEUED, DUPLICATE, OWN, OUT_OF_SCOPE, IGNORED, REJECTED = (
     "ignored",
     "rejected",
 )
-HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 SWEEP_TYPES = (
     "Microsoft.KeyVault/vaults",
     "Microsoft.Compute/diskEncryptionSets",
@@ -114,7 +114,7 @@ class IntakeSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IntakeSettings:
-        from remediations.reader import Scope
+        from remediations.engine.reader import Scope
 
         env = os.environ if env is None else env
 
@@ -182,7 +182,7 @@ class Runtime:
     def ledger(self) -> Ledger:
         with self.lock:
             if self._ledger is None:
-                from remediations.ledger import Ledger
+                from remediations.store.ledger import Ledger
 
                 self._ledger = Ledger.from_env(self.env)
             return self._ledger
@@ -192,7 +192,7 @@ class Runtime:
         """The outbox: notices that failed, kept for the notices timer."""
         with self.lock:
             if self._notices is None:
-                from remediations.outbox_table import TableNoticeStore
+                from remediations.store.outbox import TableNoticeStore
 
                 self._notices = TableNoticeStore.from_env(self.env)
             return self._notices
@@ -201,7 +201,7 @@ class Runtime:
     def sender(self) -> Sender:
         with self.lock:
             if self._sender is None:
-                from remediations.delivery import Destinations, Sender
+                from remediations.notices.delivery import Destinations, Sender
 
                 self._sender = Sender(Destinations(dict(self.env)))
             return self._sender
@@ -210,7 +210,7 @@ class Runtime:
     def queue(self) -> WorkQueue:
         with self.lock:
             if self._queue is None:
-                from remediations.workqueue import WorkQueue
+                from remediations.store.workqueue import WorkQueue
 
                 self._queue = WorkQueue.from_env(self.env)
             return self._queue
@@ -356,7 +356,7 @@ def on_alert(body: bytes | str) -> tuple[int, dict[str, Any]]:
 
 
 def _api(resource_type: str) -> str:
-    from remediations import aliases
+    from remediations.policy import aliases
 
     return str(aliases.API_VERSIONS[resource_type])
 
@@ -374,7 +374,7 @@ def stream_enqueue(
 ) -> int:
     """Queue every item, packed `pack` to a message (workqueue.PACK_ITEMS unless given), `parallel` sends in flight
     at most: memory stays flat however many items come. Returns how many items were queued."""
-    from remediations.workqueue import PACK_ITEMS
+    from remediations.store.workqueue import PACK_ITEMS
 
     size = max(1, pack or PACK_ITEMS)
     count = 0

@@ -35,18 +35,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from remediations.errors import CryptwardError
-from remediations.events import KEY_EVENTS, WorkItem
-from remediations.intake import Runtime, runtime
+from remediations.triggers.events import KEY_EVENTS, WorkItem
+from remediations.triggers.intake import Runtime, runtime
 
 if TYPE_CHECKING:
     from remediations.azure import Azure
     from remediations.changes import Caller
-    from remediations.engine import Report
-    from remediations.events import Actor
-    from remediations.ledger import Ledger
-    from remediations.policy import Policy
-    from remediations.reader import Scope
+    from remediations.engine.reader import Scope
+    from remediations.engine.run import Report
+    from remediations.policy.loader import Policy
     from remediations.settings import Settings
+    from remediations.store.ledger import Ledger
+    from remediations.triggers.events import Actor
 
 log = logging.getLogger("cryptward.worker")
 
@@ -76,7 +76,7 @@ class Outcome:
 def _policies(folder: str) -> tuple[Policy, ...]:
     from pathlib import Path
 
-    from remediations.policy import load_policies
+    from remediations.policy.loader import load_policies
 
     return tuple(load_policies(Path(folder)))
 
@@ -100,7 +100,7 @@ def handle_message(body: bytes | str, dequeue_count: int = 1, message_id: str | 
     """Work one queue message: a work item (as `handle`) or a pack of them. For a pack, an item that fails is queued
     again as a message of its own and the rest go on; it raises only when that queueing fails (the pack is then
     retried whole: work already done is found done)."""
-    from remediations.workqueue import unpack
+    from remediations.store.workqueue import unpack
 
     items, packed = unpack(body)
     rt = runtime()
@@ -197,7 +197,7 @@ def _again(item: WorkItem, resource_id: str) -> WorkItem:
 def _fix_locked(
     rt: Runtime, item: WorkItem, resource_id: str, scope: Scope, message_id: str, approved: Collection[str]
 ) -> Outcome:
-    from remediations.engine import scan
+    from remediations.engine.run import scan
 
     settings = _settings()
     policies = _policies(str(settings.policies))
@@ -286,7 +286,7 @@ def _resolve_done(rt: Runtime, report: Report) -> None:
     done = {(r.change.resource_id.lower(), r.change.policy_id) for r in report.results if r.status in DONE_STATUSES}
     if not done:
         return
-    from remediations.ledger import key_of
+    from remediations.store.ledger import key_of
 
     for resource_id in {rid for rid, _ in done}:  # this run's resources' entries, not the whole table's
         for pending in rt.ledger.list_pending(resource_id=resource_id):  # for a deallocation, or approved
@@ -350,8 +350,9 @@ def _notify(
     if not (os.environ.get("CRYPTWARD_ROUTES") or "").strip():
         return
     try:
-        from remediations import notices, outbox
-        from remediations.decisions import approval_links
+        from remediations.notices import compose as notices
+        from remediations.notices import outbox
+        from remediations.triggers.decisions import approval_links
 
         built = notices.build(
             report,
@@ -371,7 +372,7 @@ def _notify(
 
 def retry_notices(now: datetime | None = None) -> int:
     """The notices timer: send again the kept notices whose time has come; returns how many were delivered."""
-    from remediations import outbox
+    from remediations.notices import outbox
 
     rt = runtime()
     return sum(1 for d in outbox.retry_due(rt.notices, rt.sender, now) if d.ok)
@@ -379,7 +380,7 @@ def retry_notices(now: datetime | None = None) -> int:
 
 def _rotation(rt: Runtime, item: WorkItem) -> Outcome:
     """A rotation work item for one vault: every key of it, by the rotation module's rules."""
-    from remediations import aliases
+    from remediations.policy import aliases
 
     azure = _azure()
     keys = [str(k["id"]) for k in azure.list(f"{item.resource_id}/keys", aliases.API_VERSIONS[aliases.VAULT])]
@@ -397,7 +398,7 @@ def _key_event(rt: Runtime, item: WorkItem) -> Outcome:
 
 def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None:
     try:
-        from remediations.rotation import on_key_event
+        from remediations.rotation.rotate import on_key_event
     except ImportError:  # rotation not shipped in this build
         log.info("rotation is not available: %s for %s acknowledged", event_type, key_id)
         return

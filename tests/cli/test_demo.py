@@ -13,9 +13,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from remediations.cli import app
+from remediations.cli.main import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _number(pattern: str, text: str) -> int:
@@ -54,7 +54,7 @@ def test_demo_fixes_the_estate_live_and_leaves_nothing_running(tmp_path):
     report = tmp_path / "report.html"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "CRYPTWARD_"))}
     done = subprocess.run(
-        [sys.executable, "-m", "remediations.cli", "demo", "--report", str(report)],
+        [sys.executable, "-m", "remediations.cli.main", "demo", "--report", str(report)],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

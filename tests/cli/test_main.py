@@ -5,7 +5,7 @@ import sys
 
 from typer.testing import CliRunner
 
-from remediations.cli import app
+from remediations.cli.main import app
 
 runner = CliRunner()
 
@@ -25,6 +25,6 @@ def test_version():
 
 def test_console_script_is_installed():
     # The console script is what a user types; run it through the venv's interpreter entry point.
-    out = subprocess.run([sys.executable, "-m", "remediations.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "remediations.cli.main", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "scan" in out.stdout

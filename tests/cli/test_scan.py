@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from remediations.cli import app
+from remediations.cli.main import app
 
 runner = CliRunner()
 

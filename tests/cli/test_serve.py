@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from remediations import serve
-from remediations.cli import app as cli
+from remediations.cli import serve
+from remediations.cli.functions import functions
+from remediations.cli.main import app as cli
 from remediations.errors import SettingsError
-from remediations.functions import functions
 
 KEY = "k3y"
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -217,7 +217,7 @@ def test_the_cryptward_serve_command_starts_and_answers(azurite, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     exe = shutil.which("cryptward", path=str(Path(sys.executable).parent))
     assert exe, "the cryptward console script is not installed in this venv"
     proc = subprocess.Popen(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from remediations.advisor import ADE, EAH, Needs, advise, series
+from remediations.engine.advisor import ADE, EAH, Needs, advise, series
 
-SAMPLES = Path(__file__).resolve().parent.parent / "policies" / "vm-encryption-at-host" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "policies" / "vm-encryption-at-host" / "samples"
 BASE = json.loads((SAMPLES / "noncompliant" / "running-dsv5.json").read_text())  # Linux, Standard_D4s_v5, 16 GB
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from remediations.applier import apply, holds, unmet
 from remediations.changes import APPROVAL, DEALLOCATED, Change, Operation, Plan
-from remediations.reader import Scope
+from remediations.engine.applier import apply, holds, unmet
+from remediations.engine.reader import Scope
 
 LOCKS_API, DISK_API = "2020-05-01", "2026-03-02"
 

@@ -10,11 +10,11 @@ import pytest
 
 from remediations import fixes
 from remediations.changes import Caller, Change, Operation, PlanContext, Ref, Settings
+from remediations.engine.planner import Finding, plan
 from remediations.errors import PlanError
-from remediations.planner import Finding, plan
-from remediations.policy import FixRef, load_policies
+from remediations.policy.loader import FixRef, load_policies
 
-POLICIES = Path(__file__).resolve().parent.parent / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 BY_ID = {p.id: p for p in load_policies(POLICIES)}
 NOW = datetime(2026, 6, 1, 8, tzinfo=UTC)
 DES_ID = (

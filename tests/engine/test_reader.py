@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from remediations.policy import load_policies
-from remediations.reader import Needs, Scope, read_resource, read_scope, type_of
+from remediations.engine.reader import Needs, Scope, read_resource, read_scope, type_of
+from remediations.policy.loader import load_policies
 
-POLICIES = load_policies(Path(__file__).resolve().parent.parent / "policies")
+POLICIES = load_policies(Path(__file__).resolve().parents[2] / "policies")
 ALL = Needs.of(POLICIES)
 RG = {"app": "rg-app-weu", "keys": "rg-keys-weu", "neu": "rg-app-neu"}
 

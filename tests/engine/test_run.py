@@ -13,13 +13,13 @@ from azure.mgmt.resource.locks import ManagementLockClient
 
 from remediations.azure import Azure
 from remediations.changes import Settings as PlanSettings
-from remediations.engine import scan, select
+from remediations.engine.reader import Scope
+from remediations.engine.run import scan, select
 from remediations.errors import UnknownPolicyError
-from remediations.policy import load_policies
-from remediations.reader import Scope
+from remediations.policy.loader import load_policies
 from remediations.settings import Settings
 
-POLICIES = load_policies(Path(__file__).resolve().parent.parent / "policies")
+POLICIES = load_policies(Path(__file__).resolve().parents[2] / "policies")
 ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
 KV_DATA_API = "2025-07-01"
 

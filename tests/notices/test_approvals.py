@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from remediations import approvals
-from remediations.approvals import Decision, MemoryPendingStore, Outcome, PendingChange, Refusal
+from remediations.notices import approvals
+from remediations.notices.approvals import Decision, MemoryPendingStore, Outcome, PendingChange, Refusal
 
 KEY = "approval-key-0123456789abcdef"
 BASE = "https://cryptward.azurewebsites.net/api/approvals"
@@ -87,7 +87,7 @@ def test_tampered_link_is_refused(mangle):
 
 def test_a_link_signed_with_another_key_or_swapped_decision_is_tampered():
     assert approvals.verify(token_of(link(key="other")), KEY, NOW, Nonces()).reason == "tampered"
-    from remediations import signing
+    from remediations.notices import signing
 
     payload = signing.unseal(token_of(link()), KEY)
     payload["d"] = "deny"

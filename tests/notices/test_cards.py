@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from remediations import cards
-from remediations.notices import Line
+from remediations.notices import cards
+from remediations.notices.compose import Line
 from tests import notice_samples as s
 
-GOLDEN = Path(__file__).parent / "golden" / "cards"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cards"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 
@@ -114,5 +114,5 @@ def test_a_long_value_is_shortened():
 
 
 def test_the_readme_example_is_the_current_card():
-    example = Path(__file__).resolve().parent.parent / "docs" / "card-example.json"
+    example = Path(__file__).resolve().parents[2] / "docs" / "card-example.json"
     assert json.loads(example.read_text()) == cards.message(cards.card(s.example())), "run docs/render_card.py"

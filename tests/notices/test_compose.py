@@ -4,14 +4,16 @@ from datetime import timedelta
 
 import pytest
 
-from remediations import applier, approvals, notices
-from remediations.applier import Result
 from remediations.changes import Caller, Change, Operation, Plan, Skip
-from remediations.engine import Report
+from remediations.engine import applier
+from remediations.engine.applier import Result
+from remediations.engine.planner import Finding
+from remediations.engine.reader import Scope
+from remediations.engine.run import Report
 from remediations.errors import SettingsError
-from remediations.notices import ApprovalLinks, Notice, Routes, build, owners_of
-from remediations.planner import Finding
-from remediations.reader import Scope
+from remediations.notices import approvals
+from remediations.notices import compose as notices
+from remediations.notices.compose import ApprovalLinks, Notice, Routes, build, owners_of
 from tests import notice_samples as s
 
 DISK2 = s.DISK.replace("OsDisk_1", "data-1")
@@ -128,7 +130,7 @@ def test_owner_resolution(body, caller, expected):
 
 
 def test_event_caller_names_the_owner_when_there_is_no_tag():
-    from remediations.events import Actor
+    from remediations.triggers.events import Actor
 
     run = report([Result(change(s.DISK, "disk-cmk"), applier.FAILED, "x")])
     [notice] = build(run, run_id="r", now=s.NOW, caller=Actor(upn=None, name="Dana", appid="app"))

@@ -8,12 +8,13 @@ import time
 
 import pytest
 
-from remediations import azure, cards, signing
-from remediations.delivery import Destinations, RateLimiter, Sender, cloudevents, setting_prefix
-from remediations.notices import Routes
-from remediations.outbox import MemoryNoticeStore, notify, retry_due
+from remediations import azure
+from remediations.notices import cards, signing
+from remediations.notices.compose import Routes
+from remediations.notices.delivery import Destinations, RateLimiter, Sender, cloudevents, setting_prefix
+from remediations.notices.outbox import MemoryNoticeStore, notify, retry_due
 from tests import notice_samples as s
-from tests.test_signing import readme_verifier
+from tests.notices.test_signing import readme_verifier
 
 TEAMS_SIG = "sIgTeamsWorkflowSecret0123456789abcdefXYZ"
 WEBHOOK_SECRET = "whsec-notice-secret-do-not-log-42"

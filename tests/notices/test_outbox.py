@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from remediations.delivery import Delivery
-from remediations.notices import Routes
-from remediations.outbox import Failed, MemoryNoticeStore, notify, retry_due
-from remediations.outbox_table import TableNoticeStore
+from remediations.notices.compose import Routes
+from remediations.notices.delivery import Delivery
+from remediations.notices.outbox import Failed, MemoryNoticeStore, notify, retry_due
+from remediations.store.outbox import TableNoticeStore
 from tests import notice_samples as s
 
 

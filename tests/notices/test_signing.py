@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from remediations import signing
+from remediations.notices import signing
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 SECRET = "whsec-test-0123456789"
 BODY = b'{"id":"n1","lines":[]}'
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from remediations.conditions import compile_condition
 from remediations.errors import ConditionError
+from remediations.policy.conditions import compile_condition
 
 VAULT = "Microsoft.KeyVault/vaults"
 KV = "Microsoft.KeyVault/vaults/"

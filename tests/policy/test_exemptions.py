@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from remediations.exemptions import DEFAULT_TAG, Exemption, decide, parse_exemptions, read_exemptions
+from remediations.policy.exemptions import DEFAULT_TAG, Exemption, decide, parse_exemptions, read_exemptions
 
 POLICIES = ["kv-purge-protection", "kv-owner-tag", "disk-cmk"]
 DAY = date(2026, 6, 1)

@@ -8,9 +8,9 @@ import yaml
 
 from remediations import fixes
 from remediations.errors import FixRegistryError, PolicyLoadError
-from remediations.policy import load_policies
+from remediations.policy.loader import load_policies
 
-BUILTIN = Path(__file__).resolve().parent.parent / "policies" / "builtin-kv-deletion-protection" / "definition.json"
+BUILTIN = Path(__file__).resolve().parents[2] / "policies" / "builtin-kv-deletion-protection" / "definition.json"
 VAULT = {"type": "Microsoft.KeyVault/vaults", "name": "kv1", "properties": {"enablePurgeProtection": True}}
 
 

@@ -15,20 +15,22 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from remediations import report_html, report_text, worker
-from remediations.advisor import ADE, EAH
 from remediations.azure import Azure
 from remediations.changes import Settings as PlanSettings
-from remediations.cli import app
-from remediations.engine import scan
-from remediations.ledger import Ledger, Tables
-from remediations.policy import load_policies
-from remediations.reader import Scope
-from remediations.report import azure_policy_url, compose, generate
-from remediations.report_history import NO_LEDGER
+from remediations.cli.main import app
+from remediations.engine.advisor import ADE, EAH
+from remediations.engine.reader import Scope
+from remediations.engine.run import scan
+from remediations.policy.loader import load_policies
+from remediations.report import html as report_html
+from remediations.report import text as report_text
+from remediations.report.compliance import azure_policy_url, compose, generate
+from remediations.report.history import NO_LEDGER
 from remediations.settings import Settings
+from remediations.store.ledger import Ledger, Tables
+from remediations.triggers import worker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICIES = load_policies(ROOT / "policies")
 CHROMIUM = Path("/usr/bin/chromium")
 runner = CliRunner()

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from remediations.keyversions import due_moment, missing_permission, parse_duration, version_of
+from remediations.rotation.keyversions import due_moment, missing_permission, parse_duration, version_of
 
 
 @pytest.mark.parametrize(

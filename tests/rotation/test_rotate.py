@@ -1,7 +1,7 @@
 """rotation.py against the sandbox's estate (keys 120 days old), acting as the bot with exactly the custom role of
 infra/cryptward-role.json: due and not-due keys by the sandbox clock, disk encryption sets that follow (or fail to
 follow) automatically and ones the bot moves, duplicate timer runs and events, concurrent workers, missing
-permissions. Durations and due dates: tests/test_keyversions.py."""
+permissions. Durations and due dates: tests/rotation/test_keyversions.py."""
 
 import threading
 import uuid
@@ -11,8 +11,10 @@ from typing import ClassVar
 
 import pytest
 
+from remediations.engine.reader import Scope
 from remediations.errors import AzureAccessError
-from remediations.keyversions import (
+from remediations.policy.loader import load_policies
+from remediations.rotation.keyversions import (
     ESCALATED,
     FAILED,
     ROTATED,
@@ -21,13 +23,11 @@ from remediations.keyversions import (
     WAITING,
     version_of,
 )
-from remediations.ledger import Ledger, Tables
-from remediations.policy import load_policies
-from remediations.reader import Scope
-from remediations.rotation import on_key_event, rotate
+from remediations.rotation.rotate import on_key_event, rotate
 from remediations.settings import Settings
+from remediations.store.ledger import Ledger, Tables
 
-POLICIES = load_policies(Path(__file__).resolve().parent.parent / "policies")
+POLICIES = load_policies(Path(__file__).resolve().parents[2] / "policies")
 KV_API, DES_API, ROLE_API = "2026-05-15", "2026-03-02", "2022-04-01"
 ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
 CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from remediations._tables import MAX_PROPERTY_UNITS
 from remediations.changes import Caller
 from remediations.errors import SettingsError
-from remediations.events import Actor
-from remediations.ledger import Ledger, Tables, key_of
+from remediations.store.ledger import Ledger, Tables, key_of
+from remediations.store.tables import MAX_PROPERTY_UNITS
+from remediations.triggers.events import Actor
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 VAULT = (

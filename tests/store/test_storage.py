@@ -1,4 +1,4 @@
-"""remediations/_storage.py: which storage account the settings name, and how it is reached. The identity-based
+"""remediations/store/storage.py: which storage account the settings name, and how it is reached. The identity-based
 settings (what infra/ deploys) are parsed directly; their clients are driven against Azurite through the same
 StorageTarget with a shared-key credential object in place of the managed identity.
 
@@ -17,11 +17,11 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 from remediations import azure
-from remediations._storage import StorageTarget, target
 from remediations.errors import SettingsError
-from remediations.events import WorkItem
-from remediations.ledger import Ledger, Tables
-from remediations.workqueue import WorkQueue
+from remediations.store.ledger import Ledger, Tables
+from remediations.store.storage import StorageTarget, target
+from remediations.store.workqueue import WorkQueue
+from remediations.triggers.events import WorkItem
 from tests.azurite import ACCOUNT, ACCOUNT_KEY
 
 

@@ -8,8 +8,7 @@ import pytest
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy
 
 from remediations.errors import EventRejected, QueueRefused, SettingsError
-from remediations.events import Actor, WorkItem, work_item
-from remediations.workqueue import (
+from remediations.store.workqueue import (
     MAX_MESSAGE_BYTES,
     WorkQueue,
     decode,
@@ -19,6 +18,7 @@ from remediations.workqueue import (
     poison_name,
     unpack,
 )
+from remediations.triggers.events import Actor, WorkItem, work_item
 
 VAULT = (
     "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg-Sec/providers/Microsoft.KeyVault/vaults/kv-1"

@@ -16,8 +16,8 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from remediations import approvals, signing
-from remediations.delivery import setting_prefix
+from remediations.notices import approvals, signing
+from remediations.notices.delivery import setting_prefix
 from tests.test_e2e import RG, bot, disk_estate, ledger_of, make_vault  # noqa: F401  (bot is a fixture)
 
 APPROVAL_KEY = "approval-key-for-the-tests-0123456789"
@@ -222,7 +222,7 @@ def test_an_approved_disk_change_waits_for_the_deallocation(sandbox, teams_bot, 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_without_an_approval_key_a_link_gets_a_page_saying_so_not_a_500(monkeypatch, caplog, method):
-    from remediations import decisions
+    from remediations.triggers import decisions
 
     monkeypatch.delenv("CRYPTWARD_APPROVAL_KEY", raising=False)
     status, page = decisions.respond(method, {"token": "anything"}, b"")

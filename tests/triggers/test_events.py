@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from remediations.errors import EventRejected
-from remediations.events import (
+from remediations.triggers.events import (
     MAX_BODY_BYTES,
     MAX_EVENTS,
     Actor,
@@ -28,7 +28,7 @@ from remediations.events import (
     work_item,
 )
 
-SPECS = Path(__file__).resolve().parent / "data" / "azure-specs" / "examples"
+SPECS = Path(__file__).resolve().parents[1] / "data" / "azure-specs" / "examples"
 SUB = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590"
 VAULT = f"{SUB}/resourceGroups/rg-Sec/providers/Microsoft.KeyVault/vaults/kv-Payments"
 DISK = f"{SUB}/resourceGroups/rg-Sec/providers/Microsoft.Compute/disks/disk-01"
@@ -271,7 +271,7 @@ def test_secrets_in_urls_never_reach_reprs_or_reasons(caplog):
     event = example("subscription-validation.json")[0]
     event["data"]["validationUrl"] = url
     assert "S3CRET" not in repr(parse_event(event))
-    caplog.set_level("DEBUG", logger="remediations.events")
+    caplog.set_level("DEBUG", logger="remediations.triggers.events")
     weird = example("resource_delete_success.json")
     weird["eventType"] = f"Custom.Event?sig=S3CRET-SIG{'x' * 300}"
     (item,) = parse_eventgrid([weird]).ignored

@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
-from remediations import intake
 from remediations.errors import SettingsError
-from remediations.events import Actor, WorkItem
-from remediations.workqueue import WorkQueue
+from remediations.store.workqueue import WorkQueue
+from remediations.triggers import intake
+from remediations.triggers.events import Actor, WorkItem
 
 SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-1"
@@ -57,7 +57,7 @@ def queued(rt) -> list[WorkItem]:
     q = WorkQueue(rt.env["AzureWebJobsStorage"], rt.env["CRYPTWARD_WORK_QUEUE"])
     try:
         client = q._client(q.name)
-        from remediations.workqueue import decode_all
+        from remediations.store.workqueue import decode_all
 
         return [w for m in client.peek_messages(max_messages=32) for w in decode_all(m.content)]
     finally:
@@ -141,7 +141,7 @@ def test_sweep_streams_one_item_per_resource(rt, monkeypatch):
 
 
 def test_the_sweep_packs_items_and_every_resource_is_in_exactly_one_message(rt, monkeypatch):
-    from remediations.workqueue import PACK_ITEMS, decode_all
+    from remediations.store.workqueue import PACK_ITEMS, decode_all
 
     monkeypatch.setenv("CRYPTWARD_DEBOUNCE_SECONDS", "0")
     rt = intake.runtime()
@@ -158,7 +158,7 @@ def test_the_sweep_packs_items_and_every_resource_is_in_exactly_one_message(rt, 
 
 
 def test_a_pack_too_big_for_one_message_is_split_not_cut(rt):
-    from remediations.workqueue import MAX_MESSAGE_BYTES
+    from remediations.store.workqueue import MAX_MESSAGE_BYTES
 
     long_id = VAULT + "/" + "x" * 3000
     items = [item(resource_id=f"{long_id}{i}", source="sweep") for i in range(32)]

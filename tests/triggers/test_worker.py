@@ -13,9 +13,9 @@ from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.locks import ManagementLockClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from remediations import intake, worker
 from remediations.errors import EventRejected
-from remediations.events import Actor, WorkItem
+from remediations.triggers import intake, worker
+from remediations.triggers.events import Actor, WorkItem
 from tests.botapp import bot_env
 
 RG = "rg-worker"
@@ -122,7 +122,7 @@ def test_a_malformed_message_raises_for_the_poison_queue(env):
 
 
 def test_a_sweep_pack_is_worked_item_by_item_and_a_failed_item_goes_back_alone(sandbox, env, monkeypatch):
-    from remediations.workqueue import decode_all, pack_json
+    from remediations.store.workqueue import decode_all, pack_json
 
     good = [vault(sandbox, f"kv-pack-{i}") for i in range(3)]
     frozen = vault(sandbox, "kv-pack-frozen")
@@ -144,7 +144,7 @@ def test_a_sweep_pack_is_worked_item_by_item_and_a_failed_item_goes_back_alone(s
 
 
 def test_a_pack_left_over_past_its_time_budget_is_queued_again_not_lost(sandbox, env, monkeypatch):
-    from remediations.workqueue import decode_all, pack_json
+    from remediations.store.workqueue import decode_all, pack_json
 
     monkeypatch.setattr(worker, "PACK_BUDGET_SECONDS", 0.0)  # the budget is over after the first item
     ids = [vault(sandbox, f"kv-budget-{i}") for i in range(3)]
