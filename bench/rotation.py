@@ -2,7 +2,7 @@
 
 An in-process sandbox (a thread) gets N vaults of K keys each, every vault tagged `cryptward-max-key-age=P90D` (which
 takes its keys into rotation) and every key version backdated 120 days; the bot gets the custom role of
-infra/cryptward-role.json and runs `remediations.rotation.rotate.rotate` over the subscription, twice:
+infra/cryptward-role.json and runs `remediations.rotation.run.rotate` over the subscription, twice:
 
 1. with the sandbox's throttling off: the raw cost (time and calls);
 2. with realistic Key Vault throttling on (per vault 4000 units / 10 s, a subscription's vaults together 5 times that;
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from remediations.azure import Azure, CloudProfile  # noqa: E402
 from remediations.engine.reader import Scope  # noqa: E402
-from remediations.rotation.rotate import rotate  # noqa: E402
+from remediations.rotation.run import rotate  # noqa: E402
 from remediations.settings import Settings  # noqa: E402
 from sandbox import scenarios  # noqa: E402
 from sandbox.runner import start_in_thread  # noqa: E402

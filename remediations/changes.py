@@ -167,11 +167,13 @@ class Plan:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who made the change that triggered the event (from the Event Grid / activity-log claims)."""
+    """Who made a change: from an event's token claims (Event Grid, activity-log alert), or ARM's `systemData` in a
+    sweep. Only these four identifiers are kept, nothing else of the claims."""
 
     upn: str | None = None
     name: str | None = None
     appid: str | None = None
+    oid: str | None = None
 
     @property
     def owner(self) -> str | None:

@@ -18,9 +18,17 @@ Load-time errors name where the problem is and list the valid options. Add new e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+_SECRET_QUERY = re.compile(r"(?i)([?&;](?:code|sig|signature|token|access_token|key|secret|password)=)[^&;#\s\"']*")
+
+
+def redact(text: str) -> str:
+    """`text` with the values of `code=`, `sig=`, `token=` (and similar) query parameters replaced."""
+    return _SECRET_QUERY.sub(r"\1REDACTED", text)
 
 
 class CryptwardError(Exception):

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from functools import cache
 
 from remediations.notices import approvals
-from remediations.notices.compose import Line, Notice, first_sentence
-from remediations.policy.loader import Policy, load_policies
+from remediations.notices.compose import Line, Notice
+from remediations.policy.loader import Policy, first_sentence, load_policies
 from remediations.settings import DEFAULT_POLICIES
 
 SUB = "00000000-0000-0000-0000-00000000c0de"

@@ -24,7 +24,7 @@ from remediations.engine import applier
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from remediations.errors import AzureAccessError
-from remediations.rotation.rotate import rotate
+from remediations.rotation.run import rotate
 from tests.engine.test_run import EVERYTHING, POLICIES, ids, settings_for
 from tests.role_coverage import Coverage, role_permissions
 

@@ -23,15 +23,17 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from remediations.engine import applier
 from remediations.errors import SettingsError
 from remediations.notices import approvals
 from remediations.policy.exemptions import DEFAULT_TAG
+from remediations.policy.loader import first_sentence
 from remediations.resources import get
 
 if TYPE_CHECKING:
+    from remediations.changes import Caller
     from remediations.engine.run import Report
     from remediations.policy.loader import Policy
 
@@ -49,13 +51,6 @@ _KIND_OF = {
     applier.BLOCKED: ESCALATED,
     applier.REFUSED: ESCALATED,
 }
-_SENTENCE = re.compile(r"^(.+?[.!?])(\s|$)", re.DOTALL)
-
-
-class _Who(Protocol):
-    upn: str | None
-    name: str | None
-    appid: str | None
 
 
 @dataclass(frozen=True)
@@ -189,7 +184,7 @@ class Notice:
 
 
 def owners_of(
-    resource: Mapping[str, Any] | None, owner_tag: str, caller: _Who | None = None
+    resource: Mapping[str, Any] | None, owner_tag: str, caller: Caller | None = None
 ) -> tuple[tuple[str, ...], str]:
     """The owners of a resource and where they came from: its owner tag, the event's caller, ARM's last modifier."""
     for name, value in (get(resource or {}, "tags") or {}).items():
@@ -255,13 +250,6 @@ class Routes:
 # --- building --------------------------------------------------------------------------------------------------------
 
 
-def first_sentence(text: str) -> str:
-    """The policy's reasoning in one sentence: the first sentence of its description."""
-    text = " ".join(text.split())
-    m = _SENTENCE.match(text)
-    return m.group(1) if m else text
-
-
 @dataclass(frozen=True)
 class ApprovalLinks:
     """How to make approve/deny links: the approval endpoint, CRYPTWARD_APPROVAL_KEY and how long a link lives."""
@@ -276,7 +264,7 @@ def build(
     *,
     run_id: str,
     now: datetime | None = None,
-    caller: _Who | None = None,
+    caller: Caller | None = None,
     owner_tag: str = "owner",
     tenant_id: str = "",
     exemption_tag: str = DEFAULT_TAG,
@@ -354,6 +342,5 @@ __all__ = [
     "Notice",
     "Routes",
     "build",
-    "first_sentence",
     "owners_of",
 ]

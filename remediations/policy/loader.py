@@ -11,6 +11,7 @@ returned from a folder that holds one bad policy. The format is described in pol
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +75,16 @@ class Policy:
     def noncompliant(self, resource: Mapping[str, Any], *, now: datetime | None = None) -> bool:
         """True when the policy applies to `resource` and its `if` condition holds."""
         return self.applies_to(resource) and self.condition.matches(resource, now=now)
+
+
+_SENTENCE = re.compile(r"^(.+?[.!?])(\s|$)", re.DOTALL)
+
+
+def first_sentence(text: str) -> str:
+    """A policy's reasoning in one sentence: the first sentence of its description (notices and reports use it)."""
+    text = " ".join(text.split())
+    m = _SENTENCE.match(text)
+    return m.group(1) if m else text
 
 
 def load_policies(folder: Path, *, fixes: Collection[str] | None = None) -> list[Policy]:
@@ -280,4 +291,4 @@ def _pinned_type(node: Any) -> str | None:
     return None
 
 
-__all__ = ["SCHEMA", "FixRef", "Policy", "References", "load_policies"]
+__all__ = ["SCHEMA", "FixRef", "Policy", "References", "first_sentence", "load_policies"]

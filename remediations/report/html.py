@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from remediations.engine import applier
+from remediations.policy.loader import first_sentence
 from remediations.report.compliance import (
     CANNOT_READ,
     CIS_BENCHMARK,
@@ -26,7 +27,7 @@ from remediations.report.compliance import (
     VmAdvice,
     azure_policy_url,
 )
-from remediations.report.text import first_sentence, headline, kind_of, percent_text, policy_counts, transitions
+from remediations.report.text import headline, kind_of, percent_text, policy_counts, transitions
 
 CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--accent:#0b5cad;

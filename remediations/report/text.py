@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from remediations.engine import applier
-from remediations.policy.loader import Policy
+from remediations.policy.loader import Policy, first_sentence
 from remediations.report.compliance import (
     CANNOT_READ,
     LABELS,
@@ -103,11 +103,6 @@ def policy_table(policies: Sequence[Policy]) -> str:
         ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def first_sentence(text: str) -> str:
-    end = text.find(". ")
-    return text if end < 0 else text[: end + 1]
 
 
 def status_text(item: Item) -> str:

@@ -31,7 +31,6 @@ from remediations.changes import REQUIREMENTS, Caller
 from remediations.errors import SettingsError
 from remediations.store.storage import StorageTarget, as_target, storage_errors, target
 from remediations.store.tables import fit, get_entity, swap, write_entity
-from remediations.triggers.events import Actor
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
@@ -84,7 +83,7 @@ class AuditRecord:
     policy: str
     before: Any
     after: Any
-    caller: Actor
+    caller: Caller
     correlation_id: str | None
     result: str
     time: datetime
@@ -204,7 +203,7 @@ class Ledger:
         policy: str,
         before: Any,
         after: Any,
-        caller: Actor | Caller | None,
+        caller: Caller | None,
         correlation_id: str | None,
         result: str,
         change_id: str | None = None,
@@ -214,11 +213,7 @@ class Ledger:
         when = self._now(now)
         change_id = change_id or uuid.uuid4().hex
         safe_id = change_id if not _KEY_UNSAFE.search(change_id) and len(change_id) <= 200 else key_of(change_id)
-        actor = (
-            caller
-            if isinstance(caller, Actor)
-            else Actor(*(getattr(caller, k, None) for k in ("upn", "name", "appid")))
-        )
+        actor = caller or Caller()
         entity: dict[str, Any] = {
             "PartitionKey": key_of(resource_id),
             "RowKey": f"{when:%Y%m%dT%H%M%S%fZ}-{safe_id}",
@@ -444,9 +439,9 @@ def _audit_record(row: Mapping[str, Any]) -> AuditRecord:
         policy=row["Policy"],
         before=_json_or_text(row["Before"], "Before" in truncated),
         after=_json_or_text(row["After"], "After" in truncated),
-        caller=Actor(**{k: caller.get(k) for k in ("upn", "name", "appid", "oid")})
+        caller=Caller(**{k: caller.get(k) for k in ("upn", "name", "appid", "oid")})
         if isinstance(caller, dict)
-        else Actor(),
+        else Caller(),
         correlation_id=row.get("CorrelationId") or None,
         result=row["Result"],
         time=_aware(row["Time"]),

@@ -20,8 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from remediations.errors import AzureAccessError, SettingsError
-from remediations.triggers.events import redact
+from remediations.errors import AzureAccessError, SettingsError, redact
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from remediations.errors import EventRejected, QueueRefused, SettingsError
+from remediations.payload import load_json
 from remediations.store.storage import StorageTarget, as_target, storage_errors, target
-from remediations.triggers.events import WorkItem
-from remediations.triggers.payload import load_json
+from remediations.work import WorkItem
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient

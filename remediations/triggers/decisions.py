@@ -108,8 +108,8 @@ class LedgerNonces:
 
 def apply_change(rt: Runtime) -> approvals.ApplyChange:
     """Apply an approved change the way the worker does (work lock, audit records, notices)."""
-    from remediations.triggers.events import WorkItem
     from remediations.triggers.worker import fix
+    from remediations.work import WorkItem
 
     def apply(pending: approvals.PendingChange) -> tuple[str, str]:
         item = WorkItem("approval", pending.resource_id, event_id=f"approval-{uuid.uuid4().hex}")

@@ -24,24 +24,25 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from remediations.errors import EventRejected
-from remediations.triggers.payload import (
+from remediations.changes import Caller
+from remediations.errors import EventRejected, redact
+from remediations.payload import (
     MAX_BODY_BYTES as MAX_BODY_BYTES,  # re-exported: the limit is part of the contract
 )
-from remediations.triggers.payload import (
+from remediations.payload import (
     from_epoch,
     get_object,
     get_str,
     get_time,
     kind_of,
     load_json,
-    to_iso,
 )
+from remediations.work import SOURCES as SOURCES
+from remediations.work import WorkItem
 
 log = logging.getLogger(__name__)
 
 MAX_EVENTS = 5000
-SOURCES = ("eventgrid", "alert", "sweep", "rotation")
 
 WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 ACTION_SUCCESS = "Microsoft.Resources.ResourceActionSuccess"
@@ -72,13 +73,7 @@ _CLAIMS = {
     "appid": ("appid", "azp"),
     "oid": ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid"),
 }
-_SECRET_QUERY = re.compile(r"(?i)([?&;](?:code|sig|signature|token|access_token|key|secret|password)=)[^&;#\s\"']*")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-
-
-def redact(text: str) -> str:
-    """`text` with the values of `code=`, `sig=`, `token=` (and similar) query parameters replaced."""
-    return _SECRET_QUERY.sub(r"\1REDACTED", text)
 
 
 def _without_query(url: str) -> str:
@@ -88,97 +83,6 @@ def _without_query(url: str) -> str:
 def _short(text: str, limit: int = 120) -> str:
     text = redact(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who made the change, from the token claims. Nothing else of the claims is kept."""
-
-    upn: str | None = None
-    name: str | None = None
-    appid: str | None = None
-    oid: str | None = None
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    """One resource to re-evaluate, and why. `reason` is set when the input is acknowledged but not acted on.
-
-    `resource_id` is as Azure wrote it (for display); `key` is its lower-case form (ARM ids are case-insensitive)
-    for dedupe and the ledger. `resource_type` is lower-case. `deallocated` marks a VM deallocation.
-    """
-
-    source: str  # eventgrid | alert | sweep | rotation
-    resource_id: str
-    resource_type: str = ""
-    operation: str = ""
-    event_type: str = ""
-    event_id: str = ""
-    event_time: datetime | None = None
-    correlation_id: str | None = None
-    caller: Actor = field(default_factory=Actor)
-    deallocated: bool = False
-    key_version: str | None = None
-    key_expires: datetime | None = None
-    reason: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.resource_id.lower()
-
-    def to_json(self) -> str:
-        """The queue message form (compact JSON); `from_json` reads it back."""
-        data: dict[str, Any] = {
-            "source": self.source,
-            "resourceId": self.resource_id,
-            "resourceType": self.resource_type,
-            "operation": self.operation,
-            "eventType": self.event_type,
-            "eventId": self.event_id,
-            "eventTime": to_iso(self.event_time),
-            "correlationId": self.correlation_id,
-            "caller": {k: v for k, v in vars(self.caller).items() if v is not None},
-            "deallocated": self.deallocated,
-            "keyVersion": self.key_version,
-            "keyExpires": to_iso(self.key_expires),
-            "reason": self.reason,
-        }
-        return json.dumps({k: v for k, v in data.items() if v not in (None, "", {}, False)}, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> WorkItem:
-        """A work item from `to_json`'s output. Raises EventRejected when the message is not one."""
-        return cls.from_data(load_json(text, "message"))
-
-    @classmethod
-    def from_data(cls, data: Any, where: str = "message") -> WorkItem:
-        """A work item from `to_json`'s output already parsed; `where` names it in errors."""
-        if not isinstance(data, dict):
-            raise EventRejected(where, f"expected a JSON object, got {kind_of(data)}")
-        source = get_str(data, "source", where)
-        if source not in SOURCES:
-            raise EventRejected(f"{where}.source", f"expected one of {', '.join(SOURCES)}")
-        caller = data.get("caller", {})
-        if not isinstance(caller, dict) or not all(isinstance(v, str) for v in caller.values()):
-            raise EventRejected(f"{where}.caller", "expected an object of strings")
-        deallocated = data.get("deallocated", False)
-        if not isinstance(deallocated, bool):
-            raise EventRejected(f"{where}.deallocated", f"expected true or false, got {kind_of(deallocated)}")
-        return cls(
-            source=source,
-            resource_id=get_str(data, "resourceId", where),
-            resource_type=get_str(data, "resourceType", where, required=False) or "",
-            operation=get_str(data, "operation", where, required=False) or "",
-            event_type=get_str(data, "eventType", where, required=False) or "",
-            event_id=get_str(data, "eventId", where, required=False) or "",
-            event_time=get_time(data, "eventTime", where, required=False),
-            correlation_id=get_str(data, "correlationId", where, required=False),
-            caller=Actor(**{k: caller.get(k) for k in ("upn", "name", "appid", "oid")}),
-            deallocated=deallocated,
-            key_version=get_str(data, "keyVersion", where, required=False),
-            key_expires=get_time(data, "keyExpires", where, required=False),
-            reason=get_str(data, "reason", where, required=False),
-        )
 
 
 @dataclass(frozen=True)
@@ -413,9 +317,9 @@ def _key_event(event: dict[str, Any], base: WorkItem, where: str) -> WorkItem:
     )
 
 
-def _actor(claims: Any, where: str) -> Actor:
+def _actor(claims: Any, where: str) -> Caller:
     if claims is None:
-        return Actor()
+        return Caller()
     if not isinstance(claims, dict):
         raise EventRejected(where, f"expected an object of token claims, got {kind_of(claims)}")
     found: dict[str, str | None] = {}
@@ -430,10 +334,10 @@ def _actor(claims: Any, where: str) -> Actor:
             if value:
                 found[attr] = value
                 break
-    return Actor(**found)
+    return Caller(**found)
 
 
-def _alert_actor(context: dict[str, Any], at: str) -> Actor:
+def _alert_actor(context: dict[str, Any], at: str) -> Caller:
     claims = context.get("claims")
     if isinstance(claims, str):
         try:

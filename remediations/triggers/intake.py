@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from remediations.errors import EventRejected, SettingsError
-from remediations.triggers.events import WorkItem, is_own_identity, parse_alert, parse_event
+from remediations.triggers.events import is_own_identity, parse_alert, parse_event
+from remediations.work import WorkItem
 
 if TYPE_CHECKING:
     from remediations.engine.reader import Scope

@@ -32,11 +32,12 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from remediations.errors import CryptwardError
-from remediations.triggers.events import KEY_EVENTS, WorkItem
+from remediations.triggers.events import KEY_EVENTS
 from remediations.triggers.intake import Runtime, runtime
+from remediations.work import WorkItem
 
 if TYPE_CHECKING:
     from remediations.azure import Azure
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from remediations.policy.loader import Policy
     from remediations.settings import Settings
     from remediations.store.ledger import Ledger
-    from remediations.triggers.events import Actor
 
 log = logging.getLogger("cryptward.worker")
 
@@ -231,11 +231,9 @@ def _fix_locked(
 
 def _caller(item: WorkItem) -> Caller | None:
     """The event's caller (a sweep has none: the engine names who ARM says last modified the resource)."""
-    from remediations.changes import Caller
-
     if item.source == "sweep" or not any(vars(item.caller).values()):
         return None
-    return Caller(upn=item.caller.upn, name=item.caller.name, appid=item.caller.appid)
+    return item.caller
 
 
 def _vm_of(report: Report, resource_id: str) -> str | None:
@@ -251,7 +249,7 @@ def _vm_of(report: Report, resource_id: str) -> str | None:
 
 
 def record(
-    ledger: Ledger, report: Report, resource_id: str, caller: Actor | None = None, correlation_id: str | None = None
+    ledger: Ledger, report: Report, resource_id: str, caller: Caller | None = None, correlation_id: str | None = None
 ) -> Outcome:
     """One audit record per change of the run, and a pending entry per change waiting for an approval or for its VM's
     deallocation; returns what the run did."""
@@ -357,7 +355,7 @@ def _notify(
         built = notices.build(
             report,
             run_id=item.event_id or uuid.uuid4().hex,
-            caller=cast(Any, _caller(item)),  # notices' _Who protocol wants settable attributes
+            caller=_caller(item),
             owner_tag=_settings().owner_tag,
             tenant_id=os.environ.get("AZURE_TENANT_ID", ""),
             escalations=escalations,
@@ -398,7 +396,7 @@ def _key_event(rt: Runtime, item: WorkItem) -> Outcome:
 
 def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None:
     try:
-        from remediations.rotation.rotate import on_key_event
+        from remediations.rotation.run import on_key_event
     except ImportError:  # rotation not shipped in this build
         log.info("rotation is not available: %s for %s acknowledged", event_type, key_id)
         return

@@ -130,10 +130,10 @@ def test_owner_resolution(body, caller, expected):
 
 
 def test_event_caller_names_the_owner_when_there_is_no_tag():
-    from remediations.triggers.events import Actor
+    from remediations.changes import Caller
 
     run = report([Result(change(s.DISK, "disk-cmk"), applier.FAILED, "x")])
-    [notice] = build(run, run_id="r", now=s.NOW, caller=Actor(upn=None, name="Dana", appid="app"))
+    [notice] = build(run, run_id="r", now=s.NOW, caller=Caller(upn=None, name="Dana", appid="app"))
     assert notice.owners == ("Dana",) and notice.owner_source == "caller"
 
 

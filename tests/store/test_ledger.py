@@ -13,7 +13,6 @@ from remediations.changes import Caller
 from remediations.errors import SettingsError
 from remediations.store.ledger import Ledger, Tables, key_of
 from remediations.store.tables import MAX_PROPERTY_UNITS
-from remediations.triggers.events import Actor
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 VAULT = (
@@ -120,7 +119,7 @@ def test_twenty_workers_claiming_at_once_let_exactly_one_win(make_ledger):
 
 
 def test_an_audit_record_round_trips(ledger, clock):
-    caller = Actor(upn="dana@contoso.com", appid="a-1", oid="o-1")
+    caller = Caller(upn="dana@contoso.com", appid="a-1", oid="o-1")
     before = {"properties": {"enablePurgeProtection": None, "note": "ünïcødé 😀"}}
     after = {"properties": {"enablePurgeProtection": True}}
     record = ledger.record_change(
@@ -143,7 +142,7 @@ def test_audit_records_come_back_in_time_order_per_resource(ledger):
     ledger.record_change(VAULT + "2", caller=None, change_id="other", **common)
     records = ledger.audit_for(VAULT)
     assert [r.change_id for r in records] == ["early", "late"]
-    assert records[0].caller == Actor(upn="u@x") and records[1].caller == Actor()
+    assert records[0].caller == Caller(upn="u@x") and records[1].caller == Caller()
 
 
 def test_a_big_before_and_after_are_truncated_with_a_marker(ledger):

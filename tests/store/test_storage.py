@@ -21,7 +21,7 @@ from remediations.errors import SettingsError
 from remediations.store.ledger import Ledger, Tables
 from remediations.store.storage import StorageTarget, target
 from remediations.store.workqueue import WorkQueue
-from remediations.triggers.events import WorkItem
+from remediations.work import WorkItem
 from tests.azurite import ACCOUNT, ACCOUNT_KEY
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy
 
+from remediations.changes import Caller
 from remediations.errors import EventRejected, QueueRefused, SettingsError
 from remediations.store.workqueue import (
     MAX_MESSAGE_BYTES,
@@ -18,13 +19,14 @@ from remediations.store.workqueue import (
     poison_name,
     unpack,
 )
-from remediations.triggers.events import Actor, WorkItem, work_item
+from remediations.triggers.events import work_item
+from remediations.work import WorkItem
 
 VAULT = (
     "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg-Sec/providers/Microsoft.KeyVault/vaults/kv-1"
 )
 ITEM = WorkItem(
-    "eventgrid", VAULT, "microsoft.keyvault/vaults", "Microsoft.KeyVault/vaults/write", caller=Actor(upn="u@x")
+    "eventgrid", VAULT, "microsoft.keyvault/vaults", "Microsoft.KeyVault/vaults/write", caller=Caller(upn="u@x")
 )
 
 

@@ -12,21 +12,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from remediations.errors import EventRejected
+from remediations.changes import Caller
+from remediations.errors import EventRejected, redact
 from remediations.triggers.events import (
     MAX_BODY_BYTES,
     MAX_EVENTS,
-    Actor,
     ValidationAnswer,
-    WorkItem,
     is_own_identity,
     owner_of,
     parse_alert,
     parse_event,
     parse_eventgrid,
-    redact,
     work_item,
 )
+from remediations.work import WorkItem
 
 SPECS = Path(__file__).resolve().parents[1] / "data" / "azure-specs" / "examples"
 SUB = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590"
@@ -102,7 +101,7 @@ def test_every_example_event_parses_and_the_unwatched_ones_say_why(name, reason)
 
 def test_the_write_example_yields_its_caller_from_the_claim_uris():
     (item,) = parse_eventgrid([example("resource_write_success.json")]).ignored
-    assert item.caller == Actor(upn="{user-name}", name="{full-name}", appid="{ID}", oid="{ID}")
+    assert item.caller == Caller(upn="{user-name}", name="{full-name}", appid="{ID}", oid="{ID}")
     assert item.correlation_id == "{ID}"
     assert item.operation == "Microsoft.Storage/storageAccounts/write"
     assert item.event_time == datetime(2018, 7, 19, 18, 38, 4, 611735, tzinfo=UTC)
@@ -301,7 +300,7 @@ def test_the_alert_example_yields_its_target():
 def test_alert_claims_are_a_json_string_inside_the_alert_context():
     context = example("common-alert-schema-activity-log-administrative-alertContext.json")["alertContext"]
     (item,) = parse_alert(alert(context=context)).items
-    assert item.caller == Actor(
+    assert item.caller == Caller(
         appid="11112222-bbbb-3333-cccc-4444dddd5555", oid="22223333-cccc-4444-dddd-5555eeee6666"
     )
     assert is_own_identity(item, ["11112222-BBBB-3333-cccc-4444dddd5555"])
@@ -396,9 +395,9 @@ def test_is_own_identity_matches_the_bots_client_or_object_id():
     item = parse_event(write_event(VAULT))
     assert isinstance(item, WorkItem)
     assert not is_own_identity(item, [BOT_APPID])
-    ours = WorkItem("eventgrid", VAULT, caller=Actor(appid=BOT_APPID.upper()))
+    ours = WorkItem("eventgrid", VAULT, caller=Caller(appid=BOT_APPID.upper()))
     assert is_own_identity(ours, [BOT_APPID, ""])
-    assert is_own_identity(WorkItem("eventgrid", VAULT, caller=Actor(oid="o-1")), ["o-1"])
+    assert is_own_identity(WorkItem("eventgrid", VAULT, caller=Caller(oid="o-1")), ["o-1"])
     assert not is_own_identity(WorkItem("eventgrid", VAULT), [BOT_APPID, ""])
 
 

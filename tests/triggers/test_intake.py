@@ -6,10 +6,11 @@ import uuid
 
 import pytest
 
+from remediations.changes import Caller
 from remediations.errors import SettingsError
 from remediations.store.workqueue import WorkQueue
 from remediations.triggers import intake
-from remediations.triggers.events import Actor, WorkItem
+from remediations.work import WorkItem
 
 SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-1"
@@ -70,15 +71,15 @@ def item(**kw) -> WorkItem:
 
 
 def test_the_bots_own_change_causes_no_work_but_its_deallocation_does(rt):
-    assert intake.accept(item(caller=Actor(appid=BOT)), rt) == intake.OWN
+    assert intake.accept(item(caller=Caller(appid=BOT)), rt) == intake.OWN
     vm = item(resource_id=VM_ID, resource_type="microsoft.compute/virtualmachines", deallocated=True)
-    assert intake.accept(vm.__class__(**{**vars(vm), "caller": Actor(oid=BOT)}), rt) == intake.QUEUED
+    assert intake.accept(vm.__class__(**{**vars(vm), "caller": Caller(oid=BOT)}), rt) == intake.QUEUED
     assert intake.accept(item(reason="not watched"), rt) == intake.IGNORED
     assert intake.accept(item(resource_id=VAULT.replace(SUB, "elsewhere")), rt) == intake.OUT_OF_SCOPE
 
 
 def test_duplicates_inside_the_window_are_dropped_and_the_first_waits_out_the_window(rt):
-    outcomes = [intake.accept(item(event_id=str(i), caller=Actor(upn="a@contoso.com")), rt) for i in range(5)]
+    outcomes = [intake.accept(item(event_id=str(i), caller=Caller(upn="a@contoso.com")), rt) for i in range(5)]
     assert outcomes == [intake.QUEUED] + [intake.DUPLICATE] * 4
     assert queued(rt) == []  # invisible for the debounce window: the worker reads the settled resource
     rt.recent.clear()  # another instance: only the ledger knows

@@ -13,9 +13,10 @@ from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.locks import ManagementLockClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from remediations.changes import Caller
 from remediations.errors import EventRejected
 from remediations.triggers import intake, worker
-from remediations.triggers.events import Actor, WorkItem
+from remediations.work import WorkItem
 from tests.botapp import bot_env
 
 RG = "rg-worker"
@@ -37,7 +38,7 @@ def vault(sandbox, name):
 
 
 def message(resource_id, **kw):
-    base = {"caller": Actor(upn="alice@contoso.com"), "event_id": "e1"}
+    base = {"caller": Caller(upn="alice@contoso.com"), "event_id": "e1"}
     return WorkItem("eventgrid", resource_id, "microsoft.keyvault/vaults", **(base | kw)).to_json()
 
 

@@ -23,7 +23,7 @@ from remediations.rotation.keyversions import (
     WAITING,
     version_of,
 )
-from remediations.rotation.rotate import on_key_event, rotate
+from remediations.rotation.run import on_key_event, rotate
 from remediations.settings import Settings
 from remediations.store.ledger import Ledger, Tables
 
