@@ -73,6 +73,9 @@ _CLAIMS = {
     "appid": ("appid", "azp"),
     "oid": ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid"),
 }
+# What an ARM id never holds: dot segments (an HTTP client would resolve `rg1/../rg2` to `rg2`, outside the scope the
+# prefix check saw), percent-encoding, backslashes, query or fragment marks, white space and control characters.
+_UNSAFE_SEGMENT = re.compile(r"[%\\?#\s\x00-\x1f\x7f]")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -261,6 +264,8 @@ def owner_of(resource_id: str) -> tuple[str, str]:
     segs = resource_id.strip().rstrip("/").split("/")
     if len(segs) < 3 or segs[0] != "" or segs[1].lower() != "subscriptions" or not segs[2]:
         raise ValueError("expected an ARM id starting /subscriptions/{id}")
+    if any(s in (".", "..") or _UNSAFE_SEGMENT.search(s) for s in segs[1:]):
+        raise ValueError("an ARM id has no dot segments, encoded characters, white space or control characters")
     providers = [i for i in range(1, len(segs), 2) if segs[i].lower() == "providers"]
     if not providers:
         if len(segs) not in (3, 5) or any(not s for s in segs[1:]):
