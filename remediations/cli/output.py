@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from remediations import display
 from remediations.changes import APPROVAL, DEALLOCATED, Change
 from remediations.engine.run import Report
 from remediations.resources import name_of
@@ -105,10 +106,10 @@ def print_table(report: Report, console: Any) -> None:
             table.add_column(header, overflow="fold")
         for row in rows:
             style = "bold red" if key == "changes" and "IRREVERSIBLE" in row[4] else None
-            table.add_row(*row, style=style)
+            table.add_row(*(display.rich_text(c) for c in row), style=style)
         console.print(table)
     for note in report.plan.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
     console.print(summary(report))
 
 

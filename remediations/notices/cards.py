@@ -12,10 +12,10 @@ digest keeps the ones a person must act on.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from remediations import display
 from remediations.notices import compose as n
 
 if TYPE_CHECKING:
@@ -38,14 +38,13 @@ _STATUS = {
     "blocked": "Needs a person (blocked)",
     "refused": "Needs a person (refused)",
 }
-_MARKDOWN = re.compile(r"([\\*_\[\]`~])")
 _VALUE_CHARS = 160
 
 
 def _md(text: str) -> str:
     """Text from Azure or from tags, shown as itself: TextBlocks and facts render markdown (`_` in a disk name
     would italicize; a tag value could forge a link)."""
-    return _MARKDOWN.sub(r"\\\1", text)
+    return display.markdown(text)
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:

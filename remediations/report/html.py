@@ -10,8 +10,8 @@ resources, the EAH-or-ADE advice per VM, the mapping to CIS and Azure Policy, an
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from html import escape
 
+from remediations import display
 from remediations.engine import applier
 from remediations.policy.loader import first_sentence
 from remediations.report.compliance import (
@@ -108,7 +108,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def _e(text: object) -> str:
-    return escape(str(text), quote=True)
+    return display.html(text)
 
 
 def _badge(text: str, cls: str) -> str:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from remediations import display
 from remediations.engine import applier
 from remediations.policy.loader import Policy, first_sentence
 from remediations.report.compliance import (
@@ -78,8 +79,16 @@ def headline(report: ComplianceReport) -> str:
 # --- the policy table (README) and the mapping ----------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+class _Md(str):
+    """A cell Cryptward wrote as Markdown on purpose (a policy id in code, a link to Microsoft): not escaped."""
+
+
+def _cell(text: str, *, trusted: bool = False) -> str:
+    """One table cell. Text from a resource is shown as itself (display.markdown); Cryptward's own Markdown (`_Md`)
+    and the policies' own metadata (`trusted`) keep their formatting."""
+    if trusted or isinstance(text, _Md):
+        return text.replace("|", "\\|").replace("\n", " ")
+    return display.markdown(text).replace("\n", " ")
 
 
 def policy_table(policies: Sequence[Policy]) -> str:
@@ -101,7 +110,7 @@ def policy_table(policies: Sequence[Policy]) -> str:
             refs.cis.removeprefix("CIS Azure ").strip() if refs.cis else "—",
             azure,
         ]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(_cell(c, trusted=True) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +156,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     if not rows:
         return ["None.", ""]
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(_cell(str(c)) for c in row) + " |" for row in rows]
+    out += ["| " + " | ".join(_cell(c if isinstance(c, _Md) else str(c)) for c in row) + " |" for row in rows]
     return [*out, ""]
 
 
@@ -186,13 +195,13 @@ def to_markdown(report: ComplianceReport) -> str:
         "",
     ]
     if report.history.problem:
-        lines += [f"> {report.history.problem}", ""]
+        lines += [f"> {display.markdown(report.history.problem)}", ""]
     lines += ["## Compliance by policy", ""]
     rows = []
     for s in report.policies:
         c = policy_counts(s)
         rows.append(
-            [f"`{s.policy.id}`", s.policy.severity, s.mode, f"{s.compliant}/{s.checked}", percent_text(s.percent)]
+            [_Md(f"`{s.policy.id}`"), s.policy.severity, s.mode, f"{s.compliant}/{s.checked}", percent_text(s.percent)]
             + [str(v) for v in c.values()]
         )
     lines += _table(["policy", "severity", "mode", "compliant", "%", *_COUNTS], rows)
@@ -222,21 +231,27 @@ def to_markdown(report: ComplianceReport) -> str:
     if not report.vms:
         lines += ["No VM was read in this scope.", ""]
     for vm in report.vms:
-        a = vm.advice
-        lines += [f"### {vm.name} ({vm.size}, {vm.os_type})", "", f"- Now: {vm.current}."]
-        lines += [f"- Disks: {'; '.join(vm.disks)}."] if vm.disks else []
-        lines += [f"- **Recommended: {a.recommended or 'neither, as it is'}.** {a.summary}"]
+        a, md = vm.advice, display.markdown
+        lines += [f"### {md(vm.name)} ({md(vm.size)}, {md(vm.os_type)})", "", f"- Now: {md(vm.current)}."]
+        lines += [f"- Disks: {md('; '.join(vm.disks))}."] if vm.disks else []
+        lines += [f"- **Recommended: {a.recommended or 'neither, as it is'}.** {md(a.summary)}"]
         for option, label in ((a.eah, "Encryption at host"), (a.ade, "Azure Disk Encryption")):
-            reasons = " ".join(option.reasons)
+            reasons = md(" ".join(option.reasons))
             lines.append(f"- {label}: {'available' if option.available else 'not available'}. {reasons}".rstrip())
         lines.append("")
     lines += ["## Mapping to the CIS Azure benchmark and Azure Policy", ""]
     rows = [
-        [f"`{p.id}`", p.title, cis or "—", f"[{guid}]({azure_policy_url(guid)})" if guid else "—", seed or "—"]
+        [
+            _Md(f"`{p.id}`"),
+            p.title,
+            cis or "—",
+            _Md(f"[{guid}]({azure_policy_url(guid)})") if guid else "—",
+            seed or "—",
+        ]
         for p, cis, guid, seed in mapping_rows(report)
     ]
     lines += _table(["policy", "what", "CIS Azure", "Azure Policy built-in", "seed section"], rows)
-    lines += [f"- note: {n}" for n in report.notes]
+    lines += [f"- note: {display.markdown(n)}" for n in report.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -253,12 +268,12 @@ def print_table(report: ComplianceReport, console: Any) -> None:
         for header in headers:
             out.add_column(header, overflow="fold")
         for row in rows:
-            out.add_row(*row)
+            out.add_row(*(display.rich_text(c) for c in row))
         console.print(out)
 
     console.print("[bold]Cryptward compliance report[/]", highlight=False)
     if report.history.problem:
-        console.print(f"note: {report.history.problem}", highlight=False)
+        console.print(f"note: {report.history.problem}", highlight=False, markup=False)
     rows = [
         [s.policy.id, s.policy.severity, s.mode, f"{s.compliant}/{s.checked}", percent_text(s.percent)]
         + [str(v) for v in policy_counts(s).values()]
@@ -288,7 +303,7 @@ def print_table(report: ComplianceReport, console: Any) -> None:
     rows = [[p.id, cis or "-", guid or "-", seed or "-"] for p, cis, guid, seed in mapping_rows(report)]
     table("Mapping", ["policy", "CIS Azure", "Azure Policy built-in", "seed section"], rows)
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False)
     console.print(headline(report), highlight=False)
 
 
