@@ -26,7 +26,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -139,36 +138,6 @@ def _texts(node: Any) -> Iterator[str]:
             yield from _texts(v)
 
 
-@dataclass
-class LedgerApprovals:
-    """approvals.PendingStore over the ledger's pending changes (kind "approval"), keyed by the change id."""
-
-    ledger: Any
-
-    def _find(self, change_id: str) -> Any:
-        for p in self.ledger.list_pending("approval", open_only=False):
-            if isinstance(p.detail, dict) and p.detail.get("changeId") == change_id:
-                return p
-        return None
-
-    def get(self, change_id: str) -> Any:
-        from remediations.notices.approvals import PendingChange
-
-        p = self._find(change_id)
-        if p is None:
-            return None
-        decided = p.resolution if p.status != "open" else None
-        return PendingChange(change_id, p.resource_id, str(p.detail.get("summary", "")), decided)
-
-    def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None:
-        p = self._find(change_id)
-        self.ledger.resolve_pending("approval", p.pending_id, decision, at)
-        self.ledger.record_change(
-            p.resource_id, policy=p.policy, before=None, after={"decision": decision, "detail": detail},
-            caller=None, correlation_id=None, result=status, change_id=change_id,
-        )  # fmt: skip
-
-
 def _title(page: str) -> str:
     m = re.search(r"<h1>(.*?)</h1>", page, re.S)
     return html.unescape(m.group(1)).lower() if m else "no page"
@@ -185,6 +154,7 @@ def approve_one(world: World, console: Any) -> str:
     from remediations.policy.loader import load_policies
     from remediations.settings import Settings
     from remediations.store.ledger import Ledger
+    from remediations.triggers.decisions import LedgerPending
 
     links = [
         (any("kv-weu-disks" in t for t in _texts(c)), next(_texts(c), "a card"), a["url"])
@@ -242,7 +212,7 @@ def approve_one(world: World, console: Any) -> str:
             return "failed", "the change is no longer planned"
         return result.status, str(getattr(result, "detail", "") or "")
 
-    outcome = approvals.decide(decision, LedgerApprovals(ledger), apply_change, now)
+    outcome = approvals.decide(decision, LedgerPending(ledger), apply_change, now)
     console.print(f"  {pick.policy} on {pick.resource_id.rsplit('/', 1)[-1]}: {outcome.result} ({outcome.detail})")
     return outcome.result
 

@@ -113,7 +113,13 @@ class PendingStore(Protocol):
 
     def get(self, change_id: str) -> PendingChange | None: ...
 
-    def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None: ...
+    def claim(self, change_id: str, *, decision: str, at: datetime) -> bool:
+        """Record `decision` if nobody decided yet, atomically; True when this call decided."""
+        ...
+
+    def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None:
+        """What the decided change came to (applied, waiting, failed, denied)."""
+        ...
 
 
 # (the pending change) -> (applier status, detail): the function app re-reads the resource and applies the change
@@ -134,20 +140,33 @@ class Outcome:
 
 
 def decide(decision: Decision, store: PendingStore, apply_change: ApplyChange, now: datetime) -> Outcome:
-    """Approve (apply now, or wait for the VM's deallocation) or deny (record it; nobody is asked again)."""
+    """Approve (apply now, or wait for the VM's deallocation) or deny (record it; nobody is asked again).
+
+    The decision is taken in the store first, atomically: of an Approve and a Deny sent together exactly one decides,
+    and nothing is applied for the other. An approved change whose application fails stays approved (the next run
+    applies it) and the page says so."""
     pending = store.get(decision.change_id)
     if pending is None or pending.resource_id.lower() != decision.resource_id.lower():
         return Outcome(UNKNOWN, decision.change_id, decision.resource_id, detail="No change with this id is pending.")
-    if pending.decision is not None:
-        detail = f"It was already {pending.decision}; its state is {pending.status}."
-        return Outcome(ALREADY, pending.change_id, pending.resource_id, pending.summary, detail)
-    if decision.decision == DENY:
+    wanted = DENIED if decision.decision == DENY else APPROVED
+    if pending.decision is not None or not store.claim(pending.change_id, decision=wanted, at=now):
+        return _already(store.get(pending.change_id) or pending)
+    if wanted == DENIED:
         store.record(pending.change_id, decision=DENIED, status="denied", detail="denied by a person", at=now)
         return Outcome(DENIED, pending.change_id, pending.resource_id, pending.summary, "Nobody will ask again.")
-    status, detail = apply_change(pending)
+    try:
+        status, detail = apply_change(pending)
+    except Exception as e:  # the decision stands; the page must say what happened, not answer a bare 500
+        status = "failed"
+        detail = f"applying it failed ({type(e).__name__}); it stays approved and the next run tries again"
     store.record(pending.change_id, decision=APPROVED, status=status, detail=detail, at=now)
     result = WAITING if status == "pending-deallocation" else APPROVED
     return Outcome(result, pending.change_id, pending.resource_id, pending.summary, f"{status}: {detail}")
+
+
+def _already(pending: PendingChange) -> Outcome:
+    detail = f"It was already {pending.decision}; its state is {pending.status}."
+    return Outcome(ALREADY, pending.change_id, pending.resource_id, pending.summary, detail)
 
 
 @dataclass
@@ -163,6 +182,13 @@ class MemoryPendingStore:
 
     def get(self, change_id: str) -> PendingChange | None:
         return self.items.get(change_id)
+
+    def claim(self, change_id: str, *, decision: str, at: datetime) -> bool:
+        old = self.items[change_id]
+        if old.decision is not None:
+            return False
+        self.items[change_id] = PendingChange(old.change_id, old.resource_id, old.summary, decision, "deciding")
+        return True
 
     def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None:
         old = self.items[change_id]

@@ -335,14 +335,16 @@ class Ledger:
     def decide_pending(
         self, kind: str, pending_id: str, *, decision: str, status: str, detail: str, now: datetime | None = None
     ) -> Pending | None:
-        """Record a person's decision on a pending change (ETag-safe: of two concurrent decisions the first stays).
-        A denial, or an approval whose change is done, closes it; an approved change still waiting (for its VM's
-        deallocation, a busy worker, a failed write) stays open, and `approved_for` hands it to the next run."""
+        """Record a person's decision on a pending change (ETag-safe: of two concurrent decisions the first stays),
+        or what a decision taken with `claim_decision` came to. A denial, or an approval whose change is done, closes
+        it; an approved change still waiting (for its VM's deallocation, a busy worker, a failed write) stays open,
+        and `approved_for` hands it to the next run."""
         if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
             return None
 
         def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, Pending | None]:
-            if current is None or current.get("Decision"):
+            claimed = current is not None and current.get("DecisionStatus") == "deciding"
+            if current is None or (current.get("Decision") and not (claimed and current["Decision"] == decision)):
                 return None, _pending(current) if current is not None else None
             when = self._now(now)
             entity = dict(current)
@@ -352,6 +354,20 @@ class Ledger:
             return entity, _pending(entity)
 
         return swap(self._table(self.tables.pending), kind, pending_id, change, "recording a decision")
+
+    def claim_decision(self, kind: str, pending_id: str, *, decision: str, now: datetime | None = None) -> bool:
+        """Take a person's decision before anything is done about it: True when this call recorded it, False when
+        someone decided first (ETag-conditional, so of an Approve and a Deny sent together exactly one wins)."""
+        if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
+            return False
+
+        def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, bool]:
+            if current is None or current.get("Decision"):
+                return None, False
+            entity = {**current, "Decision": decision, "DecisionStatus": "deciding", "DecidedAt": self._now(now)}
+            return entity, True
+
+        return swap(self._table(self.tables.pending), kind, pending_id, change, "taking a decision")
 
     def decided_for(self, resource_id: str, decision: str, kind: str = "approval") -> list[str]:
         """Change ids of the resource a person decided `decision` (approved: still open, so the next run applies

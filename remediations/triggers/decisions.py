@@ -5,7 +5,8 @@ remediations/notices/approvals.py (pure) is given.
     status, html = respond("POST", query, body)   # the form's POST (or ?token=): verify, decide, the outcome page
 
 - `LedgerPending`: approvals.PendingStore over the ledger's `approval` pending entries (found by change id; a
-  decision is an ETag-conditional write, so of two concurrent decisions the first stays).
+  decision is taken with an ETag-conditional write before anything is applied, so of two concurrent decisions the
+  first stays and the other applies nothing).
 - `LedgerNonces`: a nonce is an insert-if-absent claim in the ledger's dedupe table, kept for longer than any link
   lives: a link works once, a replay gets the "already used" page.
 - `apply_change`: the worker's own path (`worker.fix`, under the resource's work lock) with the change in
@@ -74,6 +75,10 @@ class LedgerPending:
         summary = str(p.detail.get("summary") or "") if isinstance(p.detail, dict) else ""
         status = p.decision_status or ("pending-approval" if p.status == "open" else str(p.resolution))
         return approvals.PendingChange(change_id, p.resource_id, summary, p.decision, status)
+
+    def claim(self, change_id: str, *, decision: str, at: datetime) -> bool:
+        p = self.ledger.find_pending(change_id)
+        return p is not None and self.ledger.claim_decision(p.kind, p.pending_id, decision=decision, now=at)
 
     def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None:
         p = self.ledger.find_pending(change_id)
