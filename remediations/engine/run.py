@@ -163,10 +163,12 @@ def scan(
     caller: Caller | None = None,
     ade_history: Collection[str] = (),
     approved: Collection[str] = (),
+    only: Collection[str] | None = None,
     now: datetime | None = None,
 ) -> Report:
     """Read `scope` (or only `resource_id`, which must be inside it), evaluate `policies`, plan, and with `apply`
-    write the plan. Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read."""
+    write the plan (with `only`, just the changes with those ids: a person's approval applies what was approved and
+    nothing else). Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read."""
     settings = settings or Settings.from_env()
     azure = azure or Azure.from_env()
     now = now or datetime.now(UTC)
@@ -190,10 +192,11 @@ def scan(
     )
     plan = planner.plan(found, ctx)
     results: tuple[applier.Result, ...] = ()
-    if apply and plan.changes:
+    writes = plan if only is None else replace(plan, changes=tuple(c for c in plan.changes if c.id in set(only)))
+    if apply and writes.changes:
         if progress:
-            progress(f"applying {len(plan.changes)} change(s)")
-        results = applier.apply(plan, azure, scope=scope, approved=approved, fresh=True, known=reading.related)
+            progress(f"applying {len(writes.changes)} change(s)")
+        results = applier.apply(writes, azure, scope=scope, approved=approved, fresh=True, known=reading.related)
     calls = {m: n - before.get(m, 0) for m, n in azure.calls.items() if n - before.get(m, 0)}
     return Report(
         scope=scope,

@@ -118,7 +118,8 @@ def apply_change(rt: Runtime) -> approvals.ApplyChange:
 
     def apply(pending: approvals.PendingChange) -> tuple[str, str]:
         item = WorkItem("approval", pending.resource_id, event_id=f"approval-{uuid.uuid4().hex}")
-        outcome = fix(rt, item, pending.resource_id, item.event_id, approved=(pending.change_id,))
+        only = (pending.change_id,)  # the approved change and nothing else: another fix's failure is not this one's
+        outcome = fix(rt, item, pending.resource_id, item.event_id, approved=only, only=only)
         if outcome.status == "busy":  # the approval is recorded open: the queued run applies it
             return "queued", "another run is working on this resource; the change is applied right after it"
         if outcome.status == "skipped":

@@ -167,9 +167,16 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def fix(rt: Runtime, item: WorkItem, resource_id: str, message_id: str, approved: Collection[str] = ()) -> Outcome:
+def fix(
+    rt: Runtime,
+    item: WorkItem,
+    resource_id: str,
+    message_id: str,
+    approved: Collection[str] = (),
+    only: Collection[str] | None = None,
+) -> Outcome:
     """Read, evaluate, plan and apply for one resource under its work lock. The changes a person approved (the
-    ledger's, and `approved`) are applied too."""
+    ledger's, and `approved`) are applied too; with `only`, nothing but the changes with those ids is applied."""
     scope = rt.settings.scope_of(resource_id)
     if scope is None:
         return Outcome(resource_id, "skipped")
@@ -183,7 +190,7 @@ def fix(rt: Runtime, item: WorkItem, resource_id: str, message_id: str, approved
             rt.enqueue(_again(item, resource_id), BUSY_RETRY_SECONDS)
         return Outcome(resource_id, "busy")
     try:
-        return _fix_locked(rt, item, resource_id, scope, message_id, approved)
+        return _fix_locked(rt, item, resource_id, scope, message_id, approved, only)
     finally:
         ledger.release(key, locked_at)
 
@@ -195,7 +202,13 @@ def _again(item: WorkItem, resource_id: str) -> WorkItem:
 
 
 def _fix_locked(
-    rt: Runtime, item: WorkItem, resource_id: str, scope: Scope, message_id: str, approved: Collection[str]
+    rt: Runtime,
+    item: WorkItem,
+    resource_id: str,
+    scope: Scope,
+    message_id: str,
+    approved: Collection[str],
+    only: Collection[str] | None = None,
 ) -> Outcome:
     from remediations.engine.run import scan
 
@@ -215,6 +228,7 @@ def _fix_locked(
         resource_id=resource_id,
         caller=caller,
         approved=approved,
+        only=only,
     )
     if fighting:
         return _escalate(rt, item, resource_id, report)

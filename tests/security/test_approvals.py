@@ -15,7 +15,7 @@ from tests.test_e2e import bot, ledger_of, make_vault  # noqa: F401  (bot is a f
 from tests.triggers.test_decisions import change_of, purge_protected, teams_bot, wait_for_link  # noqa: F401
 
 
-def test_approve_and_deny_sent_together_decide_once_and_apply_only_what_was_decided(sandbox, teams_bot, azurite):
+def test_approve_and_deny_sent_together_decide_once_and_apply_only_what_was_decided(sandbox, teams_bot, azurite):  # noqa: F811
     app = teams_bot()
     make_vault(sandbox, "kv-race-1")
     approve = wait_for_link(app, sandbox, "Approve", "kv-race-1")
@@ -43,3 +43,40 @@ def test_approve_and_deny_sent_together_decide_once_and_apply_only_what_was_deci
     assert f"already {entry.decision}" in pages[loser].text
     # what the ledger says is what happened to the vault: purge protection is irreversible
     assert purge_protected(sandbox, "kv-race-1") == (entry.decision == "approved")
+
+
+def test_an_approval_applies_the_approved_change_only_and_another_fix_failing_does_not_spoil_it(
+    sandbox,
+    teams_bot,  # noqa: F811
+    azurite,
+):
+    """Another fix of the same vault (its diagnostic setting, remediate mode) fails while a person approves purge
+    protection: the approval applies that change and nothing else, the decision is recorded, and the page says so
+    (it was a bare 500 and the approved irreversible change was applied with no decision recorded)."""
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    app = teams_bot()
+    vault = make_vault(sandbox, "kv-approve-only")
+    approve = wait_for_link(app, sandbox, "Approve", "kv-approve-only")
+    app.settle()
+    for sub in sandbox.admin("GET", "/_sandbox/eventSubscriptions")["value"]:  # nothing but the approval runs now
+        sandbox.admin("DELETE", f"/_sandbox/eventSubscriptions?id={sub['id']}")
+    sandbox.client(ManagementLockClient).management_locks.delete_by_scope(vault.id, "cryptward-cannot-delete")
+    setting = f"{vault.id}/providers/Microsoft.Insights/diagnosticSettings/cryptward"
+    sandbox.client(ResourceManagementClient).resources.begin_delete_by_id(setting, api_version="2021-05-01-preview").result()
+    sandbox.admin(
+        "POST", "/_sandbox/faults", {"rules": [{"kind": "500", "method": "PUT", "path": "diagnosticSettings"}]}
+    )
+    try:
+        start = len(sandbox.calls())
+        with httpx.Client(timeout=120) as http:
+            page = http.post(approve)
+        during = [c for c in sandbox.calls(start) if c["method"] == "PUT" and "diagnosticsettings" in c["path"].lower()]
+    finally:
+        sandbox.admin("POST", "/_sandbox/faults", {"rules": []})
+    assert page.status_code == 200 and "Change approved" in page.text, page.text
+    assert purge_protected(sandbox, "kv-approve-only")
+    entry = ledger_of(azurite).find_pending(change_of(approve))
+    assert entry is not None and entry.decision == "approved" and entry.status == "resolved"
+    assert during == []  # the approval's run wrote nothing but the approved change
