@@ -64,7 +64,8 @@ def test_an_approval_applies_the_approved_change_only_and_another_fix_failing_do
         sandbox.admin("DELETE", f"/_sandbox/eventSubscriptions?id={sub['id']}")
     sandbox.client(ManagementLockClient).management_locks.delete_by_scope(vault.id, "cryptward-cannot-delete")
     setting = f"{vault.id}/providers/Microsoft.Insights/diagnosticSettings/cryptward"
-    sandbox.client(ResourceManagementClient).resources.begin_delete_by_id(setting, api_version="2021-05-01-preview").result()
+    rm = sandbox.client(ResourceManagementClient)
+    rm.resources.begin_delete_by_id(setting, api_version="2021-05-01-preview").result()
     sandbox.admin(
         "POST", "/_sandbox/faults", {"rules": [{"kind": "500", "method": "PUT", "path": "diagnosticSettings"}]}
     )
