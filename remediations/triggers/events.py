@@ -42,7 +42,10 @@ from remediations.work import WorkItem
 
 log = logging.getLogger(__name__)
 
-MAX_EVENTS = 5000
+MAX_EVENTS = 5000  # Event Grid's largest batch (maxEventsPerBatch is at most 5,000)
+# An activity-log alert fires once per activity-log event; its targets are the resource that event is about (one, in
+# every alert we have seen). More than a few is not an alert but a way to make the bot read and record on request.
+MAX_ALERT_TARGETS = 20
 
 WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 ACTION_SUCCESS = "Microsoft.Resources.ResourceActionSuccess"
@@ -202,8 +205,8 @@ def parse_alert(body: bytes | str | dict[str, Any]) -> Batch:
         raise EventRejected(
             "data.essentials.alertTargetIDs", f"expected a list of resource ids, got {kind_of(targets)}"
         )
-    if len(targets) > MAX_EVENTS:
-        raise EventRejected("data.essentials.alertTargetIDs", f"{len(targets)} targets; at most {MAX_EVENTS}")
+    if len(targets) > MAX_ALERT_TARGETS:
+        raise EventRejected("data.essentials.alertTargetIDs", f"{len(targets)} targets; at most {MAX_ALERT_TARGETS}")
     context = get_object(inner, "alertContext", "data")
     at = "data.alertContext"
     event_id = (

@@ -75,3 +75,23 @@ def test_the_forged_id_would_have_passed_the_scope_check():
 def test_names_with_dots_stay_resource_ids():
     rid = f"{INSIDE}/providers/Microsoft.Compute/disks/os.disk.v1"
     assert owner_of(rid) == (rid, "microsoft.compute/disks")
+
+
+def test_an_alert_cannot_name_thousands_of_targets():
+    """Each target costs ARM reads and ledger rows: an alert is about one resource, so a body naming many is refused
+    whole (it was accepted up to 5,000, about five reads and a poison message each)."""
+    from remediations.errors import EventRejected
+    from remediations.triggers.events import MAX_ALERT_TARGETS
+
+    ids = [f"{INSIDE}/providers/Microsoft.KeyVault/vaults/kv-{i}" for i in range(MAX_ALERT_TARGETS + 1)]
+    alert = {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {"monitoringService": "Activity Log - Administrative", "alertTargetIDs": ids},
+            "alertContext": {"operationName": "Microsoft.KeyVault/vaults/write"},
+        },
+    }
+    with pytest.raises(EventRejected, match="alertTargetIDs"):
+        parse_alert(json.dumps(alert))
+    alert["data"]["essentials"]["alertTargetIDs"] = ids[:MAX_ALERT_TARGETS]
+    assert len(parse_alert(json.dumps(alert)).items) == MAX_ALERT_TARGETS
