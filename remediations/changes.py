@@ -190,6 +190,23 @@ class Settings:
     lock_name: str = "cryptward-cannot-delete"
     diagnostic_setting_name: str = "cryptward"
     exemption_tag: str = "cryptward-exempt"
+    # Which disk encryption sets may be given access to which key vaults' keys without their owners: vault scope (a
+    # vault, its resource group or subscription) -> scopes of the sets that may use its keys. A set and a vault in
+    # the same resource group need no entry.
+    key_access_allow: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def key_access_allowed(self, des_id: str, vault_id: str) -> bool:
+        """Whether the operator lets the set `des_id` be granted use of keys in `vault_id`."""
+        des, vault = des_id.lower(), vault_id.lower()
+
+        def within(rid: str, scope: str) -> bool:
+            scope = scope.lower().rstrip("/")
+            return rid == scope or rid.startswith(scope + "/")
+
+        return any(
+            within(vault, vaults) and any(within(des, sets) for sets in users)
+            for vaults, users in self.key_access_allow.items()
+        )
 
     def disk_encryption_set(self, region: str, encryption_type: str) -> str | None:
         wanted = region.replace(" ", "").lower()
@@ -240,6 +257,7 @@ class PlanContext:
             settings=Settings(
                 workspace_id=settings.get("workspaceId"),
                 disk_encryption_sets=settings.get("diskEncryptionSets") or {},
+                key_access_allow={k: tuple(v) for k, v in (settings.get("keyAccessAllow") or {}).items()},
                 **{k: settings[c] for k, c in _NAMES.items() if c in settings},
             ),
         )

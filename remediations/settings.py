@@ -8,6 +8,7 @@
 | `CRYPTWARD_DES_MAP` | JSON `{"westeurope": {"EncryptionAtRestWithCustomerKey": "<DES id>"}}` | `{}`: disks not fixed |
 | `CRYPTWARD_LOCK_NAME` | name of the CanNotDelete lock Cryptward adds | `cryptward-cannot-delete` |
 | `CRYPTWARD_DIAGNOSTIC_SETTING_NAME` | name of the diagnostic setting Cryptward adds | `cryptward` |
+| `CRYPTWARD_KEY_ACCESS_ALLOW` | JSON `{"<vault or its scope>": ["<scope of DES that may use it>"]}` | `{}` |
 | `CRYPTWARD_POLICY_MODES` | JSON `{"<policy id>": "<audit, approve or remediate>"}`: overrides modes | `{}` |
 | `CRYPTWARD_POLICIES` | the policies folder | `policies/` beside the package |
 
@@ -54,6 +55,14 @@ class Settings:
                     f"CRYPTWARD_DES_MAP: {region!r} must map encryption types to disk encryption set ids, e.g. "
                     '{"westeurope": {"EncryptionAtRestWithCustomerKey": "/subscriptions/.../diskEncryptionSets/x"}}'
                 )
+        allow = _json_object(value("CRYPTWARD_KEY_ACCESS_ALLOW"), "CRYPTWARD_KEY_ACCESS_ALLOW")
+        for vaults, users in allow.items():
+            if not _is_scope(vaults) or not isinstance(users, list) or not all(_is_scope(u) for u in users):
+                raise SettingsError(
+                    f"CRYPTWARD_KEY_ACCESS_ALLOW: {vaults!r} must map a key vault, resource group or subscription id "
+                    "to a list of resource group or subscription ids whose disk encryption sets may use its keys, "
+                    'e.g. {"/subscriptions/<id>/resourceGroups/rg-keys": ["/subscriptions/<id>/resourceGroups/rg-app"]}'
+                )
         modes = _json_object(value("CRYPTWARD_POLICY_MODES"), "CRYPTWARD_POLICY_MODES")
         for policy_id, mode in modes.items():
             if mode not in MODES:
@@ -66,6 +75,7 @@ class Settings:
             lock_name=value("CRYPTWARD_LOCK_NAME") or PlanSettings.lock_name,
             diagnostic_setting_name=value("CRYPTWARD_DIAGNOSTIC_SETTING_NAME") or PlanSettings.diagnostic_setting_name,
             exemption_tag=value("CRYPTWARD_EXEMPTION_TAG") or PlanSettings.exemption_tag,
+            key_access_allow={k: tuple(v) for k, v in allow.items()},
         )
         policies = value("CRYPTWARD_POLICIES")
         return cls(
@@ -74,6 +84,12 @@ class Settings:
             modes=modes,
             policies=Path(policies) if policies else DEFAULT_POLICIES,
         )
+
+
+def _is_scope(value: object) -> bool:
+    """An ARM id from `/subscriptions/<id>` down (a subscription, resource group or resource)."""
+    parts = str(value).strip().strip("/").split("/") if isinstance(value, str) else []
+    return len(parts) >= 2 and parts[0].lower() == "subscriptions" and all(parts) and ".." not in parts
 
 
 def _json_object(raw: str | None, name: str) -> dict[str, Any]:

@@ -196,8 +196,25 @@ class ResourceType:
 
     def parent_exists(self, call: Call) -> bool:
         """Whether what a child or location-scoped resource lives under exists (else ParentResourceNotFound).
-        Types whose parent is not a stored resource (`.../locations/{l}`, a view over a provider table) override."""
-        return call.state.get(call.path.parent) is not None
+        Types whose parent is not a stored resource (`.../locations/{l}`, a view over a provider table) override.
+        An extension resource (a role assignment, a lock) may sit on any resource, stored or a view: its scope's
+        own type says whether it exists. Role assignments at a key's scope (`.../vaults/{v}/keys/{k}`) are how Key
+        Vault RBAC grants one key (Microsoft Learn, "Provide access to Key Vault keys, certificates, and secrets
+        with Azure role-based access control", key scope role assignment)."""
+        parent = call.path.parent
+        if call.state.get(parent) is not None:
+            return True
+        if not self.extension:
+            return False
+        try:
+            owner = lookup(parse_path(parent, "GET"))
+        except ArmError:
+            return False
+        return owner.exists(call.state, parent)
+
+    def exists(self, state: State, resource_id: str) -> bool:
+        """Whether the resource with this id exists: stored resources are in the state; view types override."""
+        return state.get(resource_id) is not None
 
     def list(self, call: Call) -> list[dict[str, Any]]:
         """Items of this type under the parent: a whole subscription or group, or one owner's children."""

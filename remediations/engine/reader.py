@@ -281,7 +281,9 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
         if vault is not None:
             _cw(des)["keyVault"] = {k: v for k, v in vault.items() if k != aliases.CRYPTWARD}
             if "keyvaultroleassignments" in needs.blocks:
-                assignments = _assignments_for(azure, found, str(vault["id"]), step)
+                key_name = name_of(versionless(str(get(des, "properties.activeKey.keyUrl") or "")))
+                key_scope = f"{vault['id']}/keys/{key_name}" if key_name else str(vault["id"])
+                assignments = _assignments_for(azure, found, key_scope, step)
                 if isinstance(assignments, AzureAccessError):
                     reading.missing(des_id, "keyVaultRoleAssignments", assignments)
                 else:
@@ -308,20 +310,20 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
 
 
 def _assignments_for(
-    azure: Azure, found: _Found, vault_id: str, step: Progress
+    azure: Azure, found: _Found, scope: str, step: Progress
 ) -> list[dict[str, Any]] | AzureAccessError:
-    """Role assignments at the vault's scope and above: from the scope's list when the vault is inside it, else one
-    `atScope()` list at the vault."""
-    above = _ancestors(vault_id)
-    inside = any(vault_id.lower().startswith(s + "/") for s in found.listed)
+    """Role assignments at `scope` (a key, or its vault) and above: from the listed scope's assignments when `scope`
+    is inside it, else one `atScope()` list at `scope`."""
+    above = _ancestors(scope)
+    inside = any(scope.lower().startswith(s + "/") for s in found.listed)
     if inside and found.assignments is not None:
         return [ra for ra in found.assignments if _scope_of(str(ra["id"]), "roleassignments") in above]
     if inside and found.assignment_error is not None:
         return found.assignment_error
-    step(f"role assignments at {name_of(vault_id)}")
+    step(f"role assignments at {name_of(scope)}")
     try:
-        ops = azure.authorization(vault_id.split("/")[2]).role_assignments
-        return list(_bodies(ops.list_for_scope(vault_id, filter="atScope()")).values())
+        ops = azure.authorization(scope.split("/")[2]).role_assignments
+        return list(_bodies(ops.list_for_scope(scope, filter="atScope()")).values())
     except AzureAccessError as e:
         return e
 

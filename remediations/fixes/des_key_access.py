@@ -1,4 +1,10 @@
-"""Let a disk encryption set's managed identity use its key: an Azure role on an RBAC vault, else an access policy."""
+"""Let a disk encryption set's managed identity use its key: an Azure role on the key (RBAC vaults), else an access
+policy (get, wrapKey, unwrapKey) on the vault.
+
+Anyone who may create a disk encryption set in their own resource group can point it at any key URL. Granting it
+access on their say-so would hand them another team's key (a confused deputy), so the grant is made only where the
+set and the vault share a resource group, or the operator paired them (`CRYPTWARD_KEY_ACCESS_ALLOW`); otherwise the
+finding is left for the vault's owners with the reason. A role is granted at the key's scope, never the vault's."""
 
 from __future__ import annotations
 
@@ -17,9 +23,19 @@ from remediations.resources import (
     get,
     name_of,
     subscription_of,
+    versionless,
 )
 
 KEY_PERMISSIONS = ["get", "wrapKey", "unwrapKey"]
+
+
+def _group(resource_id: str) -> str:
+    parts = resource_id.strip("/").split("/")
+    return parts[3] if len(parts) > 3 and parts[2].lower() == "resourcegroups" else ""
+
+
+def _same_group(a: str, b: str) -> bool:
+    return (subscription_of(a).lower(), _group(a).lower()) == (subscription_of(b).lower(), _group(b).lower())
 
 
 def _current(vault: Mapping[str, Any], principal: str) -> Any:
@@ -38,18 +54,28 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     if vault is None:
         raise FixDeclined("cannot-read", f"the key vault of disk encryption set {name} was not read")
     vault_id, vault_name = str(vault["id"]), name_of(str(vault["id"]))
+    key_name = name_of(versionless(str(get(resource, "properties.activeKey.keyUrl") or "")))
+    if not _same_group(des_id, vault_id) and not ctx.settings.key_access_allowed(des_id, vault_id):
+        raise FixDeclined(
+            "not-configured",
+            f"disk encryption set {name} (resource group {_group(des_id)}, subscription {subscription_of(des_id)}) "
+            f"asks to use key {key_name} of key vault {vault_name} in resource group {_group(vault_id)}: Cryptward "
+            "grants key access across resource groups only where CRYPTWARD_KEY_ACCESS_ALLOW pairs them; the vault's "
+            "owners can grant it themselves",
+        )
     if get(vault, "properties.enableRbacAuthorization") is not False:
         role = f"/subscriptions/{subscription_of(vault_id)}/providers/Microsoft.Authorization/roleDefinitions/"
         role += CRYPTO_SERVICE_ENCRYPTION_USER
-        guid = deterministic_guid(vault_id, str(principal), CRYPTO_SERVICE_ENCRYPTION_USER)
+        key_id = f"{vault_id}/keys/{key_name}"
+        guid = deterministic_guid(key_id, str(principal), CRYPTO_SERVICE_ENCRYPTION_USER)
         body = {"properties": {"roleDefinitionId": role, "principalId": principal, "principalType": "ServicePrincipal"}}
-        path = f"{vault_id}/providers/Microsoft.Authorization/roleAssignments/{guid}"
+        path = f"{key_id}/providers/Microsoft.Authorization/roleAssignments/{guid}"
         return [
             Change(
                 resource_id=des_id,
                 summary=(
-                    f"Give disk encryption set {name} the Key Vault Crypto Service Encryption User role on key vault "
-                    f"{vault_name}, so that disks using it can wrap and unwrap their keys."
+                    f"Give disk encryption set {name} the Key Vault Crypto Service Encryption User role on key "
+                    f"{key_name} of key vault {vault_name}, so that disks using it can wrap and unwrap their keys."
                 ),
                 operation=Operation("PUT", path, ROLE_ASSIGNMENTS_API, body),
                 before={"properties.principalId": None, "properties.roleDefinitionId": None},

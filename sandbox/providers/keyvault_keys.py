@@ -17,6 +17,7 @@ from sandbox.providers.keyvault_store import (
     recovery_level,
     validate_spec,
 )
+from sandbox.state import State
 
 KEY_TYPE = "Microsoft.KeyVault/vaults/keys"
 VERSION_TYPE = "Microsoft.KeyVault/vaults/keys/versions"
@@ -90,6 +91,10 @@ class VaultKeys(ResourceType):
         if entry is None:
             raise not_found(call.path)
         return key_view(call, vault, entry)
+
+    def exists(self, state: State, resource_id: str) -> bool:  # a view over the key store
+        vault_id, _, name = resource_id.rpartition("/keys/")
+        return state.get(vault_id) is not None and get_key(state, vault_id, name) is not None
 
     def list(self, call: Call) -> list[dict[str, Any]]:
         vault = _vault_of(call, call.path.parent)
