@@ -3,7 +3,7 @@
 Reads a Cloud Custodian cassette (JSON; `response.body.data` already parsed) or a vcrpy YAML cassette as the Azure
 CLI and the Azure SDK for Python write them (`response.body.string`, a JSON text), picks one interaction, and writes
 
-    {"source": {"repository", "path", "commit", "interaction"}, "request": {"method", "path", "apiVersion"},
+    {"source": {"repository", "path", "commit", "interaction"}, "request": {"method", "path", "apiVersion"[, "query"]},
      "status": int, "body": <the response body, parsed, key order kept>}
 
 The body is not changed (the recorder already scrubbed secrets). The request path is the URL's path as recorded
@@ -49,13 +49,13 @@ def to_recording(interaction: dict[str, Any], source: dict[str, Any]) -> dict[st
     url = urlsplit(req["uri"])
     query = parse_qs(url.query)
     status = interaction["response"]["status"]
+    request = {"method": req["method"], "path": url.path, "apiVersion": (query.get("api-version") or [None])[0]}
+    extra = {k: v[0] for k, v in query.items() if k not in ("api-version", "$skiptoken")}
+    if extra:
+        request["query"] = extra  # e.g. $expand=instanceView: it changes the answer's shape
     return {
         "source": source,
-        "request": {
-            "method": req["method"],
-            "path": url.path,
-            "apiVersion": (query.get("api-version") or [None])[0],
-        },
+        "request": request,
         "status": int(status["code"] if isinstance(status, dict) else status),
         "body": response_body(interaction),
     }
