@@ -30,7 +30,9 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     vault = key_vault(resource, ctx)
     if not key_url or vault is None:
         raise FixDeclined("cannot-read", f"the active key or its key vault of disk encryption set {name} was not read")
-    active_key: dict[str, Any] = {"keyUrl": versionless(str(key_url))}
+    # The key URL stays the current, versioned one: DiskRP requires the version segment whatever the rotation flag
+    # (KeyForDiskEncryptionSet.keyUrl in diskEncryptionSet.json); a versionless URL is refused with 400.
+    active_key: dict[str, Any] = {"keyUrl": str(key_url)}
     source = get(resource, "properties.activeKey.sourceVault")
     if source:
         active_key["sourceVault"] = dict(source)
@@ -42,7 +44,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
         Change(
             resource_id=des_id,
             summary=(
-                f"Let disk encryption set {name} use the newest version of key {name_of(active_key['keyUrl'])} "
+                f"Let disk encryption set {name} use the newest version of key {name_of(versionless(str(key_url)))} "
                 "automatically, within an hour of each rotation, instead of a fixed version."
             ),
             operation=Operation("PATCH", des_id, DES_API, body),

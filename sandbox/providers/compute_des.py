@@ -91,13 +91,16 @@ def _resolve_key(sb: Sandbox, des_id: str, active_key: dict[str, Any] | None, ro
             "rotationToLatestKeyVersionEnabled",
         )
     if version is None:
-        if not rotation:
-            raise c.invalid_parameter(
-                f"The key URL '{key_url}' must include the key version unless rotationToLatestKeyVersionEnabled is "
-                "set to true.",
-                "activeKey.keyUrl",
-            )
-        version = c.latest_version(entry)
+        # DiskRP spec (specification/compute/resource-manager/Microsoft.Compute/DiskRP/stable/2025-01-02/
+        # diskEncryptionSet.json, KeyForDiskEncryptionSet.keyUrl): "Fully versioned Key Url ... Version segment of the
+        # Url is required regardless of rotationToLatestKeyVersionEnabled value"; Microsoft's rotation example
+        # (DiskEncryptionSet_Update_WithRotationToLatestKeyVersionEnabled.json) sends a versioned URL. Code and
+        # target as DiskRP's other keyUrl refusals; the wording is unverified (no recorded answer found).
+        raise c.invalid_parameter(
+            f"The key URL '{key_url}' is not a fully versioned key URL: the version segment is required, whether or "
+            "not rotationToLatestKeyVersionEnabled is set.",
+            "activeKey.keyUrl",
+        )
     return {"sourceVault": {"id": vault["id"]}, "keyUrl": c.key_url_of(vault, entry["name"], version["version"])}
 
 

@@ -6,6 +6,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.keyvault.keys import KeyClient
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute.models import DiskEncryptionSetUpdate, KeyForDiskEncryptionSet
 from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
@@ -273,8 +274,8 @@ def test_encryption_at_host_only_when_deallocated_and_supported(env):
 def test_des_auto_rotation_follows_a_new_key_version_within_the_hour(env, sandbox):
     vault, key = env.vault(purge=True)
     rotate = {"rotationToLatestKeyVersionEnabled": True}
-    des = env.des("des1", vault, key.properties.key_uri, **rotate)  # versionless: resolved to the current version
-    stuck = env.des("des2", vault, key.properties.key_uri, **rotate)
+    des = env.des("des1", vault, key.properties.key_uri_with_version, **rotate)  # versioned, as DiskRP requires
+    stuck = env.des("des2", vault, key.properties.key_uri_with_version, **rotate)
     env.meta(stuck.id, autoRotationStuck=True)
     first = des.active_key.key_url
     assert first == key.properties.key_uri_with_version and des.rotation_to_latest_key_version_enabled
@@ -291,6 +292,24 @@ def test_des_auto_rotation_follows_a_new_key_version_within_the_hour(env, sandbo
     assert env.compute.disk_encryption_sets.get(RG, "des2").active_key.key_url == first  # the stuck one stays
     disk_id = f"{env.rg_id}/providers/Microsoft.Compute/disks/cmk"
     assert sandbox.running.sandbox.state.meta_of(disk_id)["keyUrl"] == new_id
+
+
+def test_a_versionless_key_url_is_refused_with_or_without_auto_rotation(env):
+    """DiskRP: "Version segment of the Url is required regardless of rotationToLatestKeyVersionEnabled value"."""
+    vault, key = env.vault(purge=True)
+    for rotate in (True, False):
+        with pytest.raises(HttpResponseError) as refused:
+            env.des(f"des-nover-{rotate}", vault, key.properties.key_uri, rotationToLatestKeyVersionEnabled=rotate)
+        assert refused.value.status_code == 400 and refused.value.error.code == "InvalidParameter"
+        assert "version" in refused.value.error.message
+    des = env.des("des-ver", vault, key.properties.key_uri_with_version)
+    with pytest.raises(HttpResponseError):
+        patch = DiskEncryptionSetUpdate(
+            active_key=KeyForDiskEncryptionSet(key_url=key.properties.key_uri),
+            rotation_to_latest_key_version_enabled=True,
+        )
+        env.compute.disk_encryption_sets.begin_update(RG, "des-ver", patch).result()
+    assert env.compute.disk_encryption_sets.get(RG, "des-ver").active_key.key_url == des.active_key.key_url
 
 
 def test_legacy_unmanaged_vm_keeps_its_vhd_and_no_managed_disk(env):
