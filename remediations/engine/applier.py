@@ -73,15 +73,9 @@ def apply(
     return tuple(results.values())
 
 
-def _one(
-    change: Change,
-    done: Mapping[str, Result],
-    azure: Azure,
-    scope: Scope,
-    approved: set[str],
-    fresh: bool,
-    known: Mapping[str, Mapping[str, Any]],
-) -> Result:
+def gate(change: Change, done: Mapping[str, Result], scope: Scope, approved: Collection[str]) -> Result | None:
+    """The result a change gets before Azure is asked anything: `blocked` by a dependency not applied,
+    `pending-approval`, or `refused` (not a write, or a target outside the scope); None when it may go on."""
     op = change.operation
     waiting = [done[d] for d in change.depends_on if d in done and done[d].status not in _DONE]
     if waiting or any(d not in done for d in change.depends_on):
@@ -95,7 +89,31 @@ def _one(
     outside = [t for t in targets if not scope.contains(t)]
     if outside:
         return Result(change, REFUSED, f"{outside[0]} is outside the scope {', '.join(scope.prefixes())}")
+    return None
+
+
+def verified(change: Change, body: Any) -> Result:
+    """A written change's result from the target's body afterwards: `applied` when `verify` holds, else `failed`."""
+    missing = unmet(body, change.verify)
+    if missing:
+        return Result(change, FAILED, f"written, but {missing} does not hold afterwards", "VerificationFailed")
+    return Result(change, APPLIED, "written and verified")
+
+
+def _one(
+    change: Change,
+    done: Mapping[str, Result],
+    azure: Azure,
+    scope: Scope,
+    approved: set[str],
+    fresh: bool,
+    known: Mapping[str, Mapping[str, Any]],
+) -> Result:
+    stopped = gate(change, done, scope, approved)
+    if stopped is not None:
+        return stopped
     _assert_not_weakening(change)
+    op = change.operation
     try:
         if DEALLOCATED in change.requires:
             running = _running_vm(change, azure, fresh, known)
@@ -105,34 +123,38 @@ def _one(
             current = _read(azure, change, op.read_path or op.path)
             if current is not None and holds(current, change.verify):
                 return Result(change, ALREADY, "already holds: nothing written")
-        log.info(
-            "cryptward write %s %s",
-            op.method,
-            change.resource_id,
-            extra={
-                "cryptward": {
-                    "resource": change.resource_id,
-                    "policies": list(change.policy_ids),
-                    "method": op.method,
-                    "target": op.path,
-                    "before": dict(change.before),
-                    "after": dict(change.after),
-                }
-            },
-        )
-        if op.plane == "keyvault":
-            body = azure.keyvault_request(op.method, op.path, op.api_version, dict(op.body))
-        else:
-            body = azure.write(op.method, op.path, op.api_version, dict(op.body))
-        if body is None or (op.read_path and op.read_path.lower() != op.path.lower()):
-            body = _read(azure, change, op.read_path or op.path)
+        body = _write(azure, change)
     except AzureAccessError as e:
         log.warning("cryptward write failed %s %s: %s", op.method, change.resource_id, e.code)
         return Result(change, FAILED, e.message, e.code)
-    missing = unmet(body, change.verify)
-    if missing:
-        return Result(change, FAILED, f"written, but {missing} does not hold afterwards", "VerificationFailed")
-    return Result(change, APPLIED, "written and verified")
+    return verified(change, body)
+
+
+def _write(azure: Azure, change: Change) -> Any:
+    """Send the change's write, logged; the target's body afterwards (read again when the write returns none)."""
+    op = change.operation
+    log.info(
+        "cryptward write %s %s",
+        op.method,
+        change.resource_id,
+        extra={
+            "cryptward": {
+                "resource": change.resource_id,
+                "policies": list(change.policy_ids),
+                "method": op.method,
+                "target": op.path,
+                "before": dict(change.before),
+                "after": dict(change.after),
+            }
+        },
+    )
+    if op.plane == "keyvault":
+        body = azure.keyvault_request(op.method, op.path, op.api_version, dict(op.body))
+    else:
+        body = azure.write(op.method, op.path, op.api_version, dict(op.body))
+    if body is None or (op.read_path and op.read_path.lower() != op.path.lower()):
+        body = _read(azure, change, op.read_path or op.path)
+    return body
 
 
 def _read(azure: Azure, change: Change, path: str) -> Any:
@@ -216,4 +238,4 @@ def _assert_not_weakening(change: Change) -> None:
             raise AssertionError(f"change {change.id} ({change.fixes}) would weaken {path}: {before!r} -> {after!r}")
 
 
-__all__ = ["STATUSES", "Result", "apply", "holds", "unmet"]
+__all__ = ["STATUSES", "Result", "apply", "gate", "holds", "unmet", "verified"]

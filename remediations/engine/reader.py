@@ -181,20 +181,59 @@ def _assemble(
     step: Progress,
 ) -> Reading:
     reading = Reading()
-    ade = {rid.lower() for rid in ade_history}
     for bucket in (found.vaults, found.sets, found.disks, found.vms):
         reading.related.update(bucket)
 
     def keep(body: dict[str, Any]) -> None:
-        rid = str(body["id"])
-        if in_scope(rid):
-            reading.resources[rid] = body
-        if needs.blocks & {"locks"}:
-            if found.locks is None:
-                reading.missing(rid, "locks", found.lock_error or "the locks were not listed")
-            else:
-                _cw(body)["locks"] = _locks_over(found.locks, rid)
+        _keep(body, reading, found, needs, in_scope)
 
+    _vaults(azure, found, needs, in_scope, reading, step, keep)
+    if needs.wants(DES, KEY):
+        keys = _sets(azure, found, needs, reading, step)
+        for des in found.sets.values():
+            if needs.wants(DES):
+                keep(des)
+        if needs.wants(KEY):
+            for key in keys:
+                keep(key)
+    if needs.wants(DISK, VM):
+        _machines(azure, found, needs, reading, {rid.lower() for rid in ade_history}, keep)
+    return reading
+
+
+def lock_block(
+    locks: list[dict[str, Any]] | None, error: AzureAccessError | None, resource_id: str
+) -> list[dict[str, Any]] | AzureAccessError | str:
+    """A resource's `cryptward.locks` block: the locks at its scope and above, or why it cannot be filled (the
+    list's error, or a reason when the locks were not listed)."""
+    if locks is None:
+        return error or "the locks were not listed"
+    return _locks_over(locks, resource_id)
+
+
+def _keep(body: dict[str, Any], reading: Reading, found: _Found, needs: Needs, in_scope: Callable[[str], bool]) -> None:
+    """Add `body` to what the policies evaluate when in scope; fill its `locks` block when they read it."""
+    rid = str(body["id"])
+    if in_scope(rid):
+        reading.resources[rid] = body
+    if "locks" in needs.blocks:
+        block = lock_block(found.locks, found.lock_error, rid)
+        if isinstance(block, list):
+            _cw(body)["locks"] = block
+        else:
+            reading.missing(rid, "locks", block)
+
+
+def _vaults(
+    azure: Azure,
+    found: _Found,
+    needs: Needs,
+    in_scope: Callable[[str], bool],
+    reading: Reading,
+    step: Progress,
+    keep: Callable[[dict[str, Any]], None],
+) -> None:
+    """Each vault's diagnostic settings (one GET per vault in scope), when the policies read them."""
     for vault in list(found.vaults.values()):
         if "diagnosticsettings" in needs.blocks and in_scope(vault["id"]):
             step(f"diagnostic settings of {vault['name']}")
@@ -205,30 +244,26 @@ def _assemble(
                 reading.missing(vault["id"], "diagnosticSettings", e)
         if needs.wants(VAULT):
             keep(vault)
-    if needs.wants(DES, KEY):
-        keys = _sets(azure, found, needs, reading, step)
-        for des in found.sets.values():
-            if needs.wants(DES):
-                keep(des)
-        if needs.wants(KEY):
-            for key in keys:
-                keep(key)
-    if needs.wants(DISK, VM):
-        for disk in found.disks.values():
-            if str(disk["id"]).lower() in ade:
-                _cw(disk)["adeHistory"] = True
-        for vm in list(found.vms.values()):
-            _vm(azure, vm, found, reading, ade)
-        for disk in list(found.disks.values()):
-            owner = str(disk.get("managedBy") or "")
-            if owner and owner.lower() not in found.vms:
-                _fetch_vm(azure, owner, found, reading, disk)
-            if needs.wants(DISK):
-                keep(disk)
-        for vm in found.vms.values():
-            if needs.wants(VM):
-                keep(vm)
-    return reading
+
+
+def _machines(
+    azure: Azure, found: _Found, needs: Needs, reading: Reading, ade: set[str], keep: Callable[[dict[str, Any]], None]
+) -> None:
+    """Fill the disks' and VMs' blocks; read a VM that owns a disk but was not listed, and a VM's unlisted disks."""
+    for disk in found.disks.values():
+        if str(disk["id"]).lower() in ade:
+            _cw(disk)["adeHistory"] = True
+    for vm in list(found.vms.values()):
+        _vm(azure, vm, found, reading, ade)
+    for disk in list(found.disks.values()):
+        owner = str(disk.get("managedBy") or "")
+        if owner and owner.lower() not in found.vms:
+            _fetch_vm(azure, owner, found, reading, disk)
+        if needs.wants(DISK):
+            keep(disk)
+    for vm in found.vms.values():
+        if needs.wants(VM):
+            keep(vm)
 
 
 def _cw(body: dict[str, Any]) -> dict[str, Any]:
@@ -338,8 +373,10 @@ def _get_key(azure: Azure, key_id: str) -> dict[str, Any]:
         return as_body(azure.keyvault(parts[2]).keys.get(parts[4], parts[8], parts[10]))
 
 
-def _vm(azure: Azure, vm: dict[str, Any], found: _Found, reading: Reading, ade: set[str]) -> None:
-    block = _cw(vm)
+def vm_block(vm: Mapping[str, Any], ade: Collection[str]) -> dict[str, Any]:
+    """What a VM's body says of itself for its `cryptward` block: its power state, its extensions (when ARM includes
+    them), and whether the ledger remembers Azure Disk Encryption on it (`ade`: lower-cased ids)."""
+    block: dict[str, Any] = {}
     statuses = get(vm, "properties.instanceView.statuses") or []
     power = next((s.get("code") for s in statuses if str(s.get("code", "")).startswith("PowerState/")), None)
     if power:
@@ -348,6 +385,12 @@ def _vm(azure: Azure, vm: dict[str, Any], found: _Found, reading: Reading, ade: 
         block["extensions"] = vm["resources"]
     if str(vm["id"]).lower() in ade:
         block["adeHistory"] = True
+    return block
+
+
+def _vm(azure: Azure, vm: dict[str, Any], found: _Found, reading: Reading, ade: set[str]) -> None:
+    block = _cw(vm)
+    block.update(vm_block(vm, ade))
     storage = get(vm, "properties.storageProfile") or {}
     ids = [get(d, "managedDisk.id") for d in [storage.get("osDisk") or {}, *(storage.get("dataDisks") or [])]]
     disks = []
@@ -443,4 +486,15 @@ def read_resource(
     return reading
 
 
-__all__ = ["RELATED", "Needs", "Reading", "Scope", "block_of", "read_resource", "read_scope", "type_of"]
+__all__ = [
+    "RELATED",
+    "Needs",
+    "Reading",
+    "Scope",
+    "block_of",
+    "lock_block",
+    "read_resource",
+    "read_scope",
+    "type_of",
+    "vm_block",
+]

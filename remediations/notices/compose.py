@@ -33,7 +33,8 @@ from remediations.policy.loader import first_sentence
 from remediations.resources import get
 
 if TYPE_CHECKING:
-    from remediations.changes import Caller
+    from remediations.changes import Caller, Skip
+    from remediations.engine.applier import Result
     from remediations.engine.run import Report
     from remediations.policy.loader import Policy
 
@@ -281,57 +282,78 @@ def build(
     now = now or datetime.now(UTC)
     known = {p.id: p for p in policies} | {f.policy.id: f.policy for f in report.findings}
     bodies = {str(f.resource.get("id", "")).lower(): f.resource for f in report.findings}
-    lines: dict[str, list[Line]] = {}
-    ids: dict[str, str] = {}
-
-    def add(resource_id: str, line: Line) -> None:
-        ids.setdefault(resource_id.lower(), resource_id)
-        lines.setdefault(resource_id.lower(), []).append(line)
-
-    def about(policy_ids: Sequence[str]) -> tuple[str, str]:
-        found = [known[p] for p in policy_ids if p in known]
-        title = "; ".join(p.title for p in found) or ", ".join(policy_ids)
-        return title, " ".join(first_sentence(p.description) for p in found if p.description)
-
-    for result in report.results:
-        kind, change = _KIND_OF.get(result.status), result.change
-        if kind is None or change.id in silenced:
-            continue
-        title, why = about(change.policy_ids)
-        links: dict[str, str] = {}
-        if result.status == applier.PENDING_APPROVAL and approval is not None:
-            expires = now + approval.ttl
-            for decision in approvals.DECISIONS:
-                links[f"{decision}_url"] = approvals.make_link(
-                    approval.base_url, change.id, change.resource_id, decision, expires, approval.key
-                )
-        line = Line(
-            kind=kind,
-            status=result.status,
-            policy_ids=change.policy_ids,
-            title=title,
-            why=why,
-            summary=change.summary,
-            before=change.before,
-            after=change.after,
-            detail=result.detail,
-            change_id=change.id,
-            **links,
-        )
-        add(change.resource_id, line)
-    for skip in report.plan.skipped:
-        if skip.reason in quiet:
-            continue
-        title, why = about((skip.policy_id,))
-        kind = ESCALATED if skip.reason == "blocked" else SKIPPED
-        add(skip.resource_id, Line(kind, skip.reason, (skip.policy_id,), title, why, skip.detail))
+    told = [(r.change.resource_id, result_line(r, known, now, approval, silenced)) for r in report.results]
+    told += [(skip.resource_id, skip_line(skip, known, quiet)) for skip in report.plan.skipped]
     for resource_id, reason in (escalations or {}).items():
-        add(resource_id, Line(ESCALATED, "escalated", (), "A person must look at this resource", "", reason))
+        told.append((resource_id, Line(ESCALATED, "escalated", (), "A person must look at this resource", "", reason)))
     out = []
-    for key, found in lines.items():
-        owners, source = owners_of(bodies.get(key), owner_tag, caller)
-        out.append(Notice(ids[key], run_id, tuple(found), now, owners, source, tenant_id, exemption_tag))
+    for resource_id, found in _by_resource(told).items():
+        owners, source = owners_of(bodies.get(resource_id.lower()), owner_tag, caller)
+        out.append(Notice(resource_id, run_id, tuple(found), now, owners, source, tenant_id, exemption_tag))
     return out
+
+
+def result_line(
+    result: Result,
+    known: Mapping[str, Policy],
+    now: datetime,
+    approval: ApprovalLinks | None = None,
+    silenced: Collection[str] = (),
+) -> Line | None:
+    """The line a change's result is told as; None when it is not told (already compliant, or a person denied it).
+    A change pending approval carries signed approve/deny links when `approval` says how to make them."""
+    kind, change = _KIND_OF.get(result.status), result.change
+    if kind is None or change.id in silenced:
+        return None
+    title, why = _about(known, change.policy_ids)
+    links: dict[str, str] = {}
+    if result.status == applier.PENDING_APPROVAL and approval is not None:
+        expires = now + approval.ttl
+        for decision in approvals.DECISIONS:
+            links[f"{decision}_url"] = approvals.make_link(
+                approval.base_url, change.id, change.resource_id, decision, expires, approval.key
+            )
+    return Line(
+        kind=kind,
+        status=result.status,
+        policy_ids=change.policy_ids,
+        title=title,
+        why=why,
+        summary=change.summary,
+        before=change.before,
+        after=change.after,
+        detail=result.detail,
+        change_id=change.id,
+        **links,
+    )
+
+
+def skip_line(skip: Skip, known: Mapping[str, Policy], quiet: Collection[str] = QUIET_SKIPS) -> Line | None:
+    """The line a finding left alone is told as: `escalated` when a change it needs is not made, else `skipped`;
+    None for a quiet reason."""
+    if skip.reason in quiet:
+        return None
+    title, why = _about(known, (skip.policy_id,))
+    kind = ESCALATED if skip.reason == "blocked" else SKIPPED
+    return Line(kind, skip.reason, (skip.policy_id,), title, why, skip.detail)
+
+
+def _about(known: Mapping[str, Policy], policy_ids: Sequence[str]) -> tuple[str, str]:
+    """The title and the reasoning (first sentences) of the policies a line is about."""
+    found = [known[p] for p in policy_ids if p in known]
+    title = "; ".join(p.title for p in found) or ", ".join(policy_ids)
+    return title, " ".join(first_sentence(p.description) for p in found if p.description)
+
+
+def _by_resource(told: Sequence[tuple[str, Line | None]]) -> dict[str, list[Line]]:
+    """The lines told, by resource (its id as first spelled), in the order resources first appear."""
+    ids: dict[str, str] = {}
+    lines: dict[str, list[Line]] = {}
+    for resource_id, line in told:
+        if line is not None:
+            key = ids.setdefault(resource_id.lower(), resource_id)
+            lines.setdefault(key, []).append(line)
+    return lines
 
 
 __all__ = [
@@ -343,4 +365,6 @@ __all__ = [
     "Routes",
     "build",
     "owners_of",
+    "result_line",
+    "skip_line",
 ]

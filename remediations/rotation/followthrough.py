@@ -70,85 +70,15 @@ class FollowThrough:
     # -- follow-through -----------------------------------------------------------------------------------------
 
     def follow(self, key: KeyVersion, des: Mapping[str, Any]) -> None:
-        des_id, des_name = str(des["id"]), name_of(str(des["id"]))
-        current = version_of(str(get(des, KEY_URL) or ""))
-        age = self.now - key.created
-        if current == key.version and age > REPORT_WINDOW:
+        if settled(key, des, self.now):
             return  # long in step: nothing to report (and no disk list to read)
+        des_id = str(des["id"])
         disks = tuple(str(d["id"]) for d in self.disks_of(des_id))
-        on_disks = f" and its {len(disks)} disk(s)" if disks else ""
-
-        def result(action: str, status: str, reason: str, **extra: Any) -> None:
-            self.results.append(
-                RotationResult(des_id, action, status, reason, key.key_id, current, key.version, disks=disks, **extra)
-            )
-
-        if current == key.version:
-            moved = moment_of(get(des, "properties.lastKeyRotationTimestamp"))
-            took = f", {span_text(moved - key.created)} after it was created" if moved and moved >= key.created else ""
-            text = f"Disk encryption set {des_name}{on_disks} use version {key.version} of key {key.name}{took}."
-            result(FOLLOW_THROUGH, VERIFIED, text)
-            return
-        behind = f"Disk encryption set {des_name}{on_disks} still use version {current or '?'} of key {key.name}"
-        if get(des, AUTO) is True:
-            error = get(des, "properties.autoKeyRotationError")
-            if error:
-                why = f"{get(error, 'code')}: {get(error, 'message')}"
-                result(
-                    FOLLOW_THROUGH,
-                    ESCALATED,
-                    f"{behind}; Azure could not move it to version {key.version} ({why}).",
-                    overdue=age,
-                    code=str(get(error, "code") or "") or None,
-                )
-            elif age <= FOLLOW_WITHIN:
-                result(
-                    FOLLOW_THROUGH,
-                    WAITING,
-                    f"{behind}; Azure moves it to version {key.version} within an hour "
-                    "of its creation: checked again on a later run.",
-                )
-            else:
-                result(
-                    FOLLOW_THROUGH,
-                    ESCALATED,
-                    f"{behind}, {span_text(age)} after version {key.version} was created; "
-                    "automatic rotation promises an hour.",
-                    overdue=age,
-                )
-            return
-        if self.mode != "remediate" or not self.scope.contains(des_id):
-            why = "it is outside the scope" if self.mode == "remediate" else f"rotation runs in {self.mode} mode"
-            result(UPDATE_DES, BEHIND, f"{behind}, not the newest {key.version}; not updated: {why}.", overdue=age)
-            return
-        new_url = key.url(key.version)
-        active = {"keyUrl": new_url, "sourceVault": {"id": str(key.vault.get("id"))}}
-        change = Change(
-            resource_id=des_id,
-            summary=f"Move disk encryption set {des_name} to version {key.version} of key {key.name}.",
-            operation=Operation("PATCH", des_id, DES_API, {"properties": {"activeKey": active}}),
-            before={KEY_URL: get(des, KEY_URL)},
-            after={KEY_URL: new_url},
-        )
-        (outcome,) = applier.apply(Plan((change,)), self.azure, scope=self.scope)
-        if outcome.status in (applier.APPLIED, applier.ALREADY):
-            result(
-                UPDATE_DES,
-                UPDATED,
-                f"Disk encryption set {des_name}{on_disks} moved from version "
-                f"{current or '?'} to {key.version} of key {key.name}.",
-            )
-        else:
-            result(
-                UPDATE_DES,
-                FAILED,
-                f"{behind}: the update to version {key.version} failed ({outcome.code}: "
-                f"{outcome.detail.splitlines()[0] if outcome.detail else ''}); it keeps working "
-                "on the old version and is retried on the next run.",
-                code=outcome.code,
-                missing=missing_permission(outcome.detail),
-                overdue=age,
-            )
+        step = decide(key, des, disks, now=self.now, mode=self.mode, in_scope=self.scope.contains(des_id))
+        if isinstance(step, Change):
+            (outcome,) = applier.apply(Plan((step,)), self.azure, scope=self.scope)
+            step = moved(key, des, disks, outcome, now=self.now)
+        self.results.append(step)
 
     def disks_of(self, des_id: str) -> list[dict[str, Any]]:
         sub = subscription_of(des_id).lower()
@@ -167,4 +97,114 @@ class FollowThrough:
         ]
 
 
-__all__ = ["AUTO", "FOLLOW_WITHIN", "KEY_URL", "REPORT_WINDOW", "FollowThrough", "des_key"]
+# --- the verdict (pure) ----------------------------------------------------------------------------------------------
+
+
+def settled(key: KeyVersion, des: Mapping[str, Any], now: datetime) -> bool:
+    """The set has been on the newest version for longer than REPORT_WINDOW: nothing to report."""
+    return _current(des) == key.version and now - key.created > REPORT_WINDOW
+
+
+def decide(
+    key: KeyVersion, des: Mapping[str, Any], disks: tuple[str, ...], *, now: datetime, mode: str, in_scope: bool
+) -> RotationResult | Change:
+    """What follow-through makes of one set and its disks: the result to report, or the change (PATCH to the newest
+    version) to apply first, whose outcome `moved` reports."""
+    age = now - key.created
+    if _current(des) == key.version:
+        moment = moment_of(get(des, "properties.lastKeyRotationTimestamp"))
+        took = f", {span_text(moment - key.created)} after it was created" if moment and moment >= key.created else ""
+        text = f"Disk encryption set {name_of(str(des['id']))}{_on(disks)} use version {key.version} of key {key.name}"
+        return _result(key, des, disks, FOLLOW_THROUGH, VERIFIED, f"{text}{took}.")
+    if get(des, AUTO) is True:
+        return _automatic(key, des, disks, age)
+    if mode != "remediate" or not in_scope:
+        why = "it is outside the scope" if mode == "remediate" else f"rotation runs in {mode} mode"
+        reason = f"{_behind(key, des, disks)}, not the newest {key.version}; not updated: {why}."
+        return _result(key, des, disks, UPDATE_DES, BEHIND, reason, overdue=age)
+    new_url = key.url(key.version)
+    active = {"keyUrl": new_url, "sourceVault": {"id": str(key.vault.get("id"))}}
+    return Change(
+        resource_id=str(des["id"]),
+        summary=f"Move disk encryption set {name_of(str(des['id']))} to version {key.version} of key {key.name}.",
+        operation=Operation("PATCH", str(des["id"]), DES_API, {"properties": {"activeKey": active}}),
+        before={KEY_URL: get(des, KEY_URL)},
+        after={KEY_URL: new_url},
+    )
+
+
+def _automatic(key: KeyVersion, des: Mapping[str, Any], disks: tuple[str, ...], age: timedelta) -> RotationResult:
+    """A set with automatic rotation behind the newest version: waiting up to FOLLOW_WITHIN, then escalated."""
+    behind = _behind(key, des, disks)
+    error = get(des, "properties.autoKeyRotationError")
+    if error:
+        why = f"{get(error, 'code')}: {get(error, 'message')}"
+        reason = f"{behind}; Azure could not move it to version {key.version} ({why})."
+        return _result(key, des, disks, FOLLOW_THROUGH, ESCALATED, reason, overdue=age, code=_code(error))
+    if age <= FOLLOW_WITHIN:
+        reason = (
+            f"{behind}; Azure moves it to version {key.version} within an hour "
+            "of its creation: checked again on a later run."
+        )
+        return _result(key, des, disks, FOLLOW_THROUGH, WAITING, reason)
+    reason = f"{behind}, {span_text(age)} after version {key.version} was created; automatic rotation promises an hour."
+    return _result(key, des, disks, FOLLOW_THROUGH, ESCALATED, reason, overdue=age)
+
+
+def moved(
+    key: KeyVersion, des: Mapping[str, Any], disks: tuple[str, ...], outcome: applier.Result, *, now: datetime
+) -> RotationResult:
+    """The result of moving a fixed-version set to the newest version: `updated`, or `failed` with what is missing."""
+    if outcome.status in (applier.APPLIED, applier.ALREADY):
+        reason = (
+            f"Disk encryption set {name_of(str(des['id']))}{_on(disks)} moved from version "
+            f"{_current(des) or '?'} to {key.version} of key {key.name}."
+        )
+        return _result(key, des, disks, UPDATE_DES, UPDATED, reason)
+    reason = (
+        f"{_behind(key, des, disks)}: the update to version {key.version} failed ({outcome.code}: "
+        f"{outcome.detail.splitlines()[0] if outcome.detail else ''}); it keeps working "
+        "on the old version and is retried on the next run."
+    )
+    missing = missing_permission(outcome.detail)
+    return _result(
+        key, des, disks, UPDATE_DES, FAILED, reason, code=outcome.code, missing=missing, overdue=now - key.created
+    )
+
+
+def _current(des: Mapping[str, Any]) -> str:
+    return version_of(str(get(des, KEY_URL) or ""))
+
+
+def _on(disks: tuple[str, ...]) -> str:
+    return f" and its {len(disks)} disk(s)" if disks else ""
+
+
+def _behind(key: KeyVersion, des: Mapping[str, Any], disks: tuple[str, ...]) -> str:
+    name, current = name_of(str(des["id"])), _current(des)
+    return f"Disk encryption set {name}{_on(disks)} still use version {current or '?'} of key {key.name}"
+
+
+def _code(error: Any) -> str | None:
+    return str(get(error, "code") or "") or None
+
+
+def _result(
+    key: KeyVersion, des: Mapping[str, Any], disks: tuple[str, ...], action: str, status: str, reason: str, **extra: Any
+) -> RotationResult:
+    return RotationResult(
+        str(des["id"]), action, status, reason, key.key_id, _current(des), key.version, disks=disks, **extra
+    )
+
+
+__all__ = [
+    "AUTO",
+    "FOLLOW_WITHIN",
+    "KEY_URL",
+    "REPORT_WINDOW",
+    "FollowThrough",
+    "decide",
+    "des_key",
+    "moved",
+    "settled",
+]

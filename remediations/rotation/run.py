@@ -35,7 +35,7 @@ follow-through of the next run. Results name the missing action and scope when A
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -194,83 +194,76 @@ class _Run:
 
     def rotate_key(self, key: KeyVersion, check: KeyCheck, users: list[dict[str, Any]]) -> KeyVersion:
         """Rotate `key` when it is due and everything after the rotation can be done; the key as it is afterwards."""
-        mode = self.mode(ROTATION_POLICY)
-
-        def result(status: str, reason: str, after: str | None = None, error: AzureAccessError | None = None) -> None:
-            self.results.append(
-                RotationResult(
-                    key.key_id,
-                    ROTATE,
-                    status,
-                    reason,
-                    key.key_id,
-                    key.version,
-                    after,
-                    code=error.code if error else None,
-                    missing=missing_permission(error.message) if error else None,
-                )
-            )
-
-        due = f"Key {key.name} is due for a new version: {check.why}"
-        if mode == "audit":
-            result(DUE, f"{due}. {ROTATION_POLICY} runs in audit mode: not rotated.")
+        held = held_back(key, check, self.mode(ROTATION_POLICY))
+        if held is not None:
+            self.results.append(held)
             return key
-        if mode == "approve":
-            result(PENDING_APPROVAL, f"{due}. A person must approve the rotation first.")
-            return key
+        due = due_text(key, check)
         client = self.azure.key_client(key.vault_url)
         try:
             with translated():
                 current = client.get_key(key.name)
         except AzureAccessError as e:
-            result(FAILED, f"{due}. Not rotated: the key could not be re-read first ({e.code}).", error=e)
-            return key
+            return self._failed(key, f"{due}. Not rotated: the key could not be re-read first ({e.code}).", e)
         fresh = _as_read(key, current, key.created)
         if fresh.version != key.version or self.now < self.check(fresh).due_at:
             self.notes.append(f"{key.name}: version {fresh.version} is current and not due; nothing rotated")
             return fresh
+        if not self._claimed(key, due) or not self._proved(key, due, users):
+            return key
+        try:
+            with translated():
+                made = with_backoff(lambda: client.rotate_key(key.name))  # Key Vault throttles rotations hard
+        except AzureAccessError as e:
+            return self._failed(key, f"{due}. Not rotated ({e.code}).", e)
+        new = _as_read(key, made, self.now)
+        self.results.append(rotation(key, ROTATED, f"{due}. Version {new.version} created.", new.version))
+        return new
+
+    def _claimed(self, key: KeyVersion, due: str) -> bool:
+        """Whether this worker holds the claim on replacing the key's current version (always, without a ledger)."""
         # The version being replaced names the due cycle exactly; the due date would not do: it depends on inputs a
         # concurrent worker may read differently (a rotation policy another worker has just given the key, a tag).
         claim_key = f"rotate:{key.key_id.lower()}:{key.version}"
         try:
             if self.ledger is not None and not self.ledger.claim(claim_key, CLAIM_SECONDS, self.now):
                 self.notes.append(f"{key.name}: another worker holds the claim {claim_key}; nothing rotated")
-                return key
+                return False
         except AzureAccessError as e:
-            result(FAILED, f"{due}. Not rotated: the ledger claim failed ({e.code}: {e.message}).", error=e)
-            return key
-        for des in users:
-            if get(des, AUTO) is True:
-                continue
-            des_id, des_name = str(des["id"]), name_of(str(des["id"]))
-            if not self.scope.contains(des_id):
-                result(
-                    FAILED,
-                    f"{due}. Not rotated: disk encryption set {des_name} uses a fixed version and is "
-                    "outside the scope, so it could not be moved to the new version.",
-                )
-                return key
-            try:  # an idempotent write: proves the set can be updated once the key is rotated
+            self._failed(key, f"{due}. Not rotated: the ledger claim failed ({e.code}: {e.message}).", e)
+            return False
+        return True
+
+    def _proved(self, key: KeyVersion, due: str, users: list[dict[str, Any]]) -> bool:
+        """Whether every fixed-version set using the key can be moved to a new version: an idempotent PATCH of each
+        with its current key proves it; a set outside the scope cannot be."""
+        writes, outside = proofs(users, self.scope.contains)
+        for des in writes:
+            try:
                 self.azure.write(
-                    "PATCH", des_id, DES_API, {"properties": {"activeKey": get(des, "properties.activeKey")}}
+                    "PATCH", str(des["id"]), DES_API, {"properties": {"activeKey": get(des, "properties.activeKey")}}
                 )
             except AzureAccessError as e:
-                result(
-                    FAILED,
-                    f"{due}. Not rotated: disk encryption set {des_name} uses a fixed version and could not be "
-                    f"updated to a new one ({e.code}: {e.message.splitlines()[0] if e.message else ''}).",
-                    error=e,
+                first = e.message.splitlines()[0] if e.message else ""
+                self._failed(
+                    key,
+                    f"{due}. Not rotated: disk encryption set {name_of(str(des['id']))} uses a fixed version and could "
+                    f"not be updated to a new one ({e.code}: {first}).",
+                    e,
                 )
-                return key
-        try:
-            with translated():
-                made = with_backoff(lambda: client.rotate_key(key.name))  # Key Vault throttles rotations hard
-        except AzureAccessError as e:
-            result(FAILED, f"{due}. Not rotated ({e.code}).", error=e)
-            return key
-        new = _as_read(key, made, self.now)
-        result(ROTATED, f"{due}. Version {new.version} created.", new.version)
-        return new
+                return False
+        if outside is not None:
+            self._failed(
+                key,
+                f"{due}. Not rotated: disk encryption set {outside} uses a fixed version and is "
+                "outside the scope, so it could not be moved to the new version.",
+            )
+            return False
+        return True
+
+    def _failed(self, key: KeyVersion, reason: str, error: AzureAccessError | None = None) -> KeyVersion:
+        self.results.append(rotation(key, FAILED, reason, error=error))
+        return key
 
     # -- the whole --------------------------------------------------------------------------------------------------
 
@@ -303,6 +296,50 @@ class _Run:
             return dict(self.azure.get(str(des["id"]), DES_API))
         except AzureAccessError:
             return des
+
+
+def due_text(key: KeyVersion, check: KeyCheck) -> str:
+    return f"Key {key.name} is due for a new version: {check.why}"
+
+
+def held_back(key: KeyVersion, check: KeyCheck, mode: str) -> RotationResult | None:
+    """What a due key gets instead of a new version: `due` in audit mode, `pending-approval` in approve mode; None
+    when it is rotated (remediate mode)."""
+    if mode == "audit":
+        return rotation(key, DUE, f"{due_text(key, check)}. {ROTATION_POLICY} runs in audit mode: not rotated.")
+    if mode == "approve":
+        return rotation(key, PENDING_APPROVAL, f"{due_text(key, check)}. A person must approve the rotation first.")
+    return None
+
+
+def proofs(users: Sequence[dict[str, Any]], in_scope: Callable[[str], bool]) -> tuple[list[dict[str, Any]], str | None]:
+    """The fixed-version sets to write (idempotently) before a rotation, in order up to the first one outside the
+    scope, and that one's name: it stops the rotation, since it could not be moved to the new version."""
+    writes: list[dict[str, Any]] = []
+    for des in users:
+        if get(des, AUTO) is True:
+            continue
+        if not in_scope(str(des["id"])):
+            return writes, name_of(str(des["id"]))
+        writes.append(des)
+    return writes, None
+
+
+def rotation(
+    key: KeyVersion, status: str, reason: str, after: str | None = None, error: AzureAccessError | None = None
+) -> RotationResult:
+    """A `rotate` result for `key`, naming the missing permission when Azure refused."""
+    return RotationResult(
+        key.key_id,
+        ROTATE,
+        status,
+        reason,
+        key.key_id,
+        key.version,
+        after,
+        code=error.code if error else None,
+        missing=missing_permission(error.message) if error else None,
+    )
 
 
 def _as_read(key: KeyVersion, sdk_key: Any, created: datetime) -> KeyVersion:

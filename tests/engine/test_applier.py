@@ -3,7 +3,7 @@
 import pytest
 
 from remediations.changes import APPROVAL, DEALLOCATED, Change, Operation, Plan
-from remediations.engine.applier import apply, holds, unmet
+from remediations.engine.applier import Result, apply, gate, holds, unmet, verified
 from remediations.engine.reader import Scope
 
 LOCKS_API, DISK_API = "2020-05-01", "2026-03-02"
@@ -123,3 +123,59 @@ def test_a_disk_on_a_running_vm_waits_for_deallocation(sandbox, azure_as, vault)
     results = apply(Plan((tag(disk), tag(batch))), azure_as("admin"), scope=scope_of(sandbox))
     assert [r.status for r in results] == ["pending-deallocation", "applied"]
     assert "vm-weu-app" in results[0].detail
+
+
+# --- gate and verdict (pure) -----------------------------------------------------------------------------------------
+
+SUB = "00000000-0000-0000-0000-000000000001"
+SCOPE = Scope((SUB,), "rg-app")
+VAULT_IN = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.KeyVault/vaults/kv"
+VAULT_OUT = f"/subscriptions/{SUB}/resourceGroups/rg-other/providers/Microsoft.KeyVault/vaults/kv"
+
+
+def test_gate_lets_a_write_in_scope_go_on():
+    assert gate(change(lock_of(VAULT_IN)), {}, SCOPE, ()) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "detail"),
+    [
+        ({"depends_on": ("other",)}, "blocked", "waits for: not in this run"),
+        ({"requires": (APPROVAL,)}, "pending-approval", "a person must approve this change first"),
+        ({"method": "DELETE"}, "refused", "Cryptward never sends DELETE requests"),
+        (
+            {"path": lock_of(VAULT_OUT)},
+            "refused",
+            f"{VAULT_OUT} is outside the scope /subscriptions/{SUB}/resourcegroups/rg-app",
+        ),
+    ],
+)
+def test_gate_stops_a_change_before_azure_is_asked(kwargs, status, detail):
+    result = gate(change(kwargs.pop("path", lock_of(VAULT_IN)), **kwargs), {}, SCOPE, ())
+    assert result is not None
+    assert (result.status, result.detail) == (status, detail)
+
+
+@pytest.mark.parametrize(
+    ("dependency", "blocked"), [("applied", False), ("already-compliant", False), ("failed", True)]
+)
+def test_gate_waits_for_a_dependency_until_it_holds(dependency, blocked):
+    first = change(lock_of(VAULT_IN))
+    second = change(f"{VAULT_IN}/keys/k", depends_on=(first.id,), requires=(APPROVAL,))
+    result = gate(second, {first.id: Result(first, dependency)}, SCOPE, {second.id})
+    assert (result is not None) is blocked
+    if result is not None:
+        assert (result.status, result.detail) == ("blocked", "waits for: Lock it. (failed)")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"properties": {"level": "CanNotDelete"}}, "applied", None),
+        ({"properties": {"level": "ReadOnly"}}, "failed", "VerificationFailed"),
+        (None, "failed", "VerificationFailed"),
+    ],
+)
+def test_verified_checks_the_body_after_the_write(body, status, code):
+    result = verified(change(lock_of(VAULT_IN)), body)
+    assert (result.status, result.code) == (status, code)

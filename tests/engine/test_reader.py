@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from remediations.engine.reader import Needs, Scope, read_resource, read_scope, type_of
+from remediations.engine.reader import Needs, Scope, lock_block, read_resource, read_scope, type_of, vm_block
+from remediations.errors import AzureAccessError
 from remediations.policy.loader import load_policies
 
 POLICIES = load_policies(Path(__file__).resolve().parents[2] / "policies")
@@ -179,3 +180,60 @@ def test_one_unreadable_resource_is_a_stub_with_the_reason(sandbox, azure_as):
     reading = read_resource(azure_as("intruder"), vault, ALL)
     assert reading.resources == {vault: {"id": vault, "type": "Microsoft.KeyVault/vaults"}}
     assert reading.unreadable[vault.lower()][""].startswith("AuthorizationFailed")
+
+
+# --- the verdicts (pure) ---------------------------------------------------------------------------------------------
+
+GROUP = "/subscriptions/s/resourceGroups/rg"
+VAULT = f"{GROUP}/providers/Microsoft.KeyVault/vaults/kv"
+LOCKS = [
+    {"id": "/subscriptions/s/providers/Microsoft.Authorization/locks/on-sub"},
+    {"id": f"{GROUP}/providers/Microsoft.Authorization/locks/on-group"},
+    {"id": f"{VAULT}/providers/Microsoft.Authorization/locks/on-vault"},
+    {"id": f"{VAULT}/keys/k/providers/Microsoft.Authorization/locks/on-key"},
+    {"id": "/subscriptions/s/resourceGroups/other/providers/Microsoft.Authorization/locks/elsewhere"},
+]
+
+
+@pytest.mark.parametrize(
+    ("resource_id", "names"),
+    [
+        (VAULT, ["on-sub", "on-group", "on-vault"]),
+        (f"{VAULT}/keys/k", ["on-sub", "on-group", "on-vault", "on-key"]),
+        (f"{GROUP}/providers/Microsoft.Compute/disks/d", ["on-sub", "on-group"]),
+    ],
+)
+def test_a_resource_gets_the_locks_at_its_scope_and_above(resource_id, names):
+    block = lock_block(LOCKS, None, resource_id)
+    assert isinstance(block, list) and [lock["id"].rsplit("/", 1)[1] for lock in block] == names
+
+
+def test_locks_not_listed_leave_the_block_unfilled_with_the_reason():
+    error = AzureAccessError(403, "AuthorizationFailed", "no")
+    assert lock_block(None, error, VAULT) is error
+    assert lock_block(None, None, VAULT) == "the locks were not listed"
+    assert lock_block([], error, VAULT) == []
+
+
+@pytest.mark.parametrize(
+    ("vm", "ade", "block"),
+    [
+        ({"id": "/vm/A"}, set(), {}),
+        ({"id": "/vm/A"}, {"/vm/a"}, {"adeHistory": True}),
+        (
+            {
+                "id": "/vm/A",
+                "properties": {
+                    "instanceView": {
+                        "statuses": [{"code": "ProvisioningState/succeeded"}, {"code": "PowerState/running"}]
+                    }
+                },
+                "resources": [{"name": "AzureDiskEncryption"}],
+            },
+            set(),
+            {"powerState": "PowerState/running", "extensions": [{"name": "AzureDiskEncryption"}]},
+        ),
+    ],
+)
+def test_what_a_vm_body_says_of_itself(vm, ade, block):
+    assert vm_block(vm, ade) == block

@@ -13,7 +13,7 @@ from remediations.engine.run import Report
 from remediations.errors import SettingsError
 from remediations.notices import approvals
 from remediations.notices import compose as notices
-from remediations.notices.compose import ApprovalLinks, Notice, Routes, build, owners_of
+from remediations.notices.compose import ApprovalLinks, Notice, Routes, build, owners_of, result_line, skip_line
 from tests import notice_samples as s
 
 DISK2 = s.DISK.replace("OsDisk_1", "data-1")
@@ -93,6 +93,52 @@ def test_escalations_and_quiet_reasons():
     skip = Skip(s.KEY, "key-rotation-policy", "exempt", "exempted by tag")
     out = build(report(skipped=[skip]), run_id="r1", now=s.NOW, escalations={s.VM: "fought 3 times"}, quiet=())
     assert [(n.resource_id, n.lines[0].kind) for n in out] == [(s.KEY, "skipped"), (s.VM, "escalated")]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (applier.APPLIED, "applied"),
+        (applier.PENDING_APPROVAL, "pending"),
+        (applier.PENDING_DEALLOCATION, "pending"),
+        (applier.FAILED, "failed"),
+        (applier.BLOCKED, "escalated"),
+        (applier.REFUSED, "escalated"),
+        (applier.ALREADY, None),
+    ],
+)
+def test_which_results_are_told_and_as_what(status, kind):
+    purge = change(s.VAULT, "kv-purge-protection")
+    line = result_line(Result(purge, status, "detail"), s.policies(), s.NOW)
+    assert (line and line.kind) == kind
+    if line is not None:
+        assert (line.status, line.change_id, line.detail) == (status, purge.id, "detail")
+        assert line.title == "Key vaults have purge protection enabled"
+    assert result_line(Result(purge, status, "detail"), s.policies(), s.NOW, silenced={purge.id}) is None
+
+
+@pytest.mark.parametrize("status", [applier.APPLIED, applier.PENDING_APPROVAL])
+def test_only_a_change_pending_approval_gets_links(status):
+    links = ApprovalLinks(s.APPROVAL_URL, s.APPROVAL_KEY)
+    line = result_line(Result(change(s.DISK, "disk-cmk"), status), {}, s.NOW, links)
+    assert line is not None and (line.approve_url is not None) is (status == applier.PENDING_APPROVAL)
+    assert line.title == "disk-cmk" and line.why == ""  # a policy not known: its id stands for its title
+
+
+@pytest.mark.parametrize(
+    ("reason", "quiet", "kind"),
+    [
+        ("blocked", (), "escalated"),
+        ("not-configured", (), "skipped"),
+        ("exempt", ("exempt",), None),
+        ("exempt", (), "skipped"),
+    ],
+)
+def test_which_findings_left_alone_are_told_and_as_what(reason, quiet, kind):
+    line = skip_line(Skip(s.VAULT, "kv-purge-protection", reason, "why"), s.policies(), quiet)
+    assert (line and line.kind) == kind
+    if line is not None:
+        assert (line.status, line.policy_ids, line.summary) == (reason, ("kv-purge-protection",), "why")
 
 
 def test_notice_id_is_stable_and_depends_on_resource_run_and_changes():

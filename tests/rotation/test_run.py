@@ -5,7 +5,7 @@ permissions. Durations and due dates: tests/rotation/test_keyversions.py."""
 
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,9 +21,11 @@ from remediations.rotation.keyversions import (
     UPDATED,
     VERIFIED,
     WAITING,
+    KeyCheck,
+    KeyVersion,
     version_of,
 )
-from remediations.rotation.run import on_key_event, rotate
+from remediations.rotation.run import held_back, on_key_event, proofs, rotate, rotation
 from remediations.settings import Settings
 from remediations.store.ledger import Ledger, Tables
 
@@ -402,3 +404,67 @@ def test_with_backoff_gives_up_after_its_attempts_and_honours_retry_after():
         return item
 
     assert with_backoff(once_then_ok, sleep=waits.append) == "done"
+
+
+# --- the verdicts (pure) ---------------------------------------------------------------------------------------------
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SETS = "/subscriptions/s/resourceGroups/{}/providers/Microsoft.Compute/diskEncryptionSets/{}"
+KEY = KeyVersion(
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/keys/k", {}, {}, "v1", T0, None
+)
+CHECK = KeyCheck(KEY.key_id, "v1", T0, None, "P90D", T0 + timedelta(days=90), "its version is older than P90D")
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "says"),
+    [
+        ("audit", "due", "key-rotation-policy runs in audit mode: not rotated."),
+        ("approve", "pending-approval", "A person must approve the rotation first."),
+        ("remediate", None, None),
+    ],
+)
+def test_a_due_key_is_held_back_in_audit_and_approve_mode(mode, status, says):
+    held = held_back(KEY, CHECK, mode)
+    assert (held and held.status) == status
+    if held is not None:
+        assert (held.action, held.resource_id, held.before_version, held.after_version) == (
+            "rotate",
+            KEY.key_id,
+            "v1",
+            None,
+        )
+        assert held.reason == f"Key k is due for a new version: its version is older than P90D. {says}"
+
+
+def a_set(group: str, name: str, *, auto: bool = False) -> dict:
+    return {"id": SETS.format(group, name), "properties": {"rotationToLatestKeyVersionEnabled": auto}}
+
+
+@pytest.mark.parametrize(
+    ("users", "written", "outside"),
+    [
+        ([], [], None),
+        ([a_set("rg", "auto", auto=True), a_set("other", "auto2", auto=True)], [], None),
+        ([a_set("rg", "a"), a_set("rg", "auto", auto=True), a_set("rg", "b")], ["a", "b"], None),
+        ([a_set("rg", "a"), a_set("other", "far"), a_set("rg", "b")], ["a"], "far"),
+    ],
+)
+def test_the_fixed_version_sets_proved_before_a_rotation_stop_at_one_outside_the_scope(users, written, outside):
+    writes, stopped_by = proofs(users, Scope(("s",), "rg").contains)
+    assert ([d["id"].rsplit("/", 1)[1] for d in writes], stopped_by) == (written, outside)
+
+
+def test_a_rotation_result_names_what_azure_refused():
+    error = AzureAccessError(
+        403,
+        "AuthorizationFailed",
+        "The client 'x' does not have authorization to perform action 'Microsoft.KeyVault/vaults/keys/rotate/action' "
+        "over scope '/subscriptions/s'",
+    )
+    result = rotation(KEY, "failed", "Not rotated.", error=error)
+    assert (result.code, result.missing) == (
+        "AuthorizationFailed",
+        "Microsoft.KeyVault/vaults/keys/rotate/action on /subscriptions/s",
+    )
+    assert rotation(KEY, "rotated", "Created.", "v2").after_version == "v2"
