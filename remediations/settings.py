@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediations.changes import Settings as PlanSettings
+from remediations.changes import PlanSettings
 from remediations.errors import SettingsError
 
 MODES = ("audit", "approve", "remediate")
