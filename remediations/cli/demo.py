@@ -368,7 +368,7 @@ def run(*, keep_running: bool = False, report_path: Path | None = None) -> int:
 
 
 def _story(world: World, console: Any, started: float, report_path: Path, keep_running: bool) -> int:
-    from remediations.triggers import intake
+    from remediations import runtime
 
     console.rule("Cryptward demo: a non-compliant estate in two regions, fixed live through events")
     console.print("starting the sandbox (a local Azure), Azurite (storage) and `cryptward serve` (the function app)")
@@ -376,7 +376,7 @@ def _story(world: World, console: Any, started: float, report_path: Path, keep_r
     world.start_azurite()
     world.env = world.bot_env()
     os.environ.update(world.env)  # this process acts as the admin (by client id) and, for two steps, as the bot
-    rt = intake.runtime()
+    rt = runtime.current()
     rt.ledger, rt.queue  # noqa: B018 (the ledger tables and the queue exist before serve polls)
     world.start_serve()
     pids = " ".join(f"{n}={p.pid}" for n, p in world.children.procs.items())
