@@ -203,7 +203,7 @@ def approve_one(world: World, console: Any) -> str:
         decided = httpx.post(link, data={"token": html.unescape(form.group(1))}, timeout=60)
         console.print(f"  POST its form: {decided.status_code}, {_title(decided.text)}")
         return "approved" if decided.status_code == 200 and "approved" in _title(decided.text) else "not approved"
-    ledger = Ledger.from_env()
+    ledger = Ledger.from_env(os.environ)
     waiting = ledger.list_pending("approval")
     if not waiting:
         return "skipped: no change waits for approval"
@@ -252,7 +252,7 @@ def deallocate_one(world: World, admin: Any, console: Any) -> tuple[str, int, in
     event releases them. Returns (vm name, waiting before, waiting after)."""
     from remediations.store.ledger import Ledger
 
-    ledger = Ledger.from_env()
+    ledger = Ledger.from_env(os.environ)
     waiting = Counter(
         str(p.detail.get("vm") or "") for p in ledger.list_pending("deallocated") if isinstance(p.detail, dict)
     )
