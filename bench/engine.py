@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from remediations.azure import Azure, CloudProfile  # noqa: E402
-from remediations.changes import Settings as PlanSettings  # noqa: E402
+from remediations.changes import PlanSettings  # noqa: E402
 from remediations.engine.reader import Scope, type_of  # noqa: E402
 from remediations.engine.run import scan  # noqa: E402
 from remediations.policy.loader import load_policies  # noqa: E402

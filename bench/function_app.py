@@ -260,18 +260,10 @@ def bench_latency(samples: int = 60) -> None:
 def bench_storm(resources: int = 1000, per: int = 10, debounce: float = 30) -> None:
     import httpx
 
-    from remediations.triggers import worker
-
     print(f"storm: {resources * per} events for {resources} vaults, shuffled, through serve's Event Grid webhook")
     rig = Rig(debounce=debounce, workers=8)
-    evaluations = Counter()
-    real = worker._fix_locked
-
-    def counting(rt, item, resource_id, *rest):  # type: ignore[no-untyped-def]
-        evaluations[resource_id.lower()] += 1
-        return real(rt, item, resource_id, *rest)
-
-    worker._fix_locked = counting  # type: ignore[assignment]
+    evaluations: Counter[str] = Counter()
+    rig.serve.host.runtime.on_fix.append(lambda resource_id: evaluations.update([resource_id.lower()]))
     try:
         vaults = [rig.vault(f"kv-storm-{i:04d}") for i in range(resources)]
         admin = rig.principals["admin"]
@@ -322,7 +314,6 @@ def bench_storm(resources: int = 1000, per: int = 10, debounce: float = 30) -> N
              sum(writes.values()) == 3 * resources)  # fmt: skip
         line("a write made twice", str(sum(1 for n in writes.values() if n > 1)), "0", max(writes.values()) == 1)
     finally:
-        worker._fix_locked = real  # type: ignore[assignment]
         rig.stop()
 
 
@@ -332,14 +323,15 @@ def bench_storm(resources: int = 1000, per: int = 10, debounce: float = 30) -> N
 _SWEEP = """
 import json, sys, time, tracemalloc
 from remediations.triggers import intake
-from remediations.azure import Azure
-azure, rt = Azure.from_env(), intake.runtime()
+from remediations.runtime import current
+rt = current()
+azure = rt.azure
 mode = sys.argv[1]
 if mode == "memory":
     tracemalloc.start()
 started = time.perf_counter()
 if mode == "list":  # the floor: the ARM listing alone, nothing queued
-    count = sum(1 for scope in rt.settings.scopes for _ in intake.resources(azure, scope))
+    count = sum(1 for scope in rt.settings.intake.scopes for _ in intake.resources(azure, scope))
 else:
     count = intake.sweep(azure, rt, pack=1 if mode == "single" else None)
 took = time.perf_counter() - started

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from remediations.azure import Azure  # noqa: E402
-from remediations.changes import Settings as PlanSettings  # noqa: E402
+from remediations.changes import PlanSettings  # noqa: E402
 from remediations.engine.reader import Scope  # noqa: E402
 from remediations.policy.loader import load_policies  # noqa: E402
 from remediations.report import html as report_html  # noqa: E402

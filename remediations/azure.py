@@ -92,12 +92,11 @@ class CloudProfile:
         )
 
 
-def default_credential() -> TokenCredential:
+def default_credential(client_id: str | None = None) -> TokenCredential:
     """DefaultAzureCredential without the interactive browser: environment, workload identity, managed identity
-    (AZURE_CLIENT_ID selects a user-assigned one), then the developer tools (`az login`, ...)."""
+    (`client_id`, the AZURE_CLIENT_ID setting, selects a user-assigned one), then the developer tools (`az login`)."""
     from azure.identity import DefaultAzureCredential
 
-    client_id = os.environ.get("AZURE_CLIENT_ID") or None
     return DefaultAzureCredential(exclude_interactive_browser_credential=True, managed_identity_client_id=client_id)
 
 
@@ -128,8 +127,11 @@ class Azure:
     _arm: Any = None
 
     @classmethod
-    def from_env(cls) -> Azure:
-        return cls(CloudProfile.from_env())
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Azure:
+        """The profile and the identity (AZURE_CLIENT_ID) the settings name (the process environment unless given)."""
+        env = os.environ if env is None else env
+        client_id = (env.get("AZURE_CLIENT_ID") or "").strip() or None
+        return cls(CloudProfile.from_env(env), credential_factory=lambda: default_credential(client_id))
 
     @property
     def credential(self) -> TokenCredential:

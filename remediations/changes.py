@@ -182,7 +182,7 @@ class Caller:
 
 
 @dataclass(frozen=True)
-class Settings:
+class PlanSettings:
     """The operator's choices. `disk_encryption_sets` maps a region, then an encryption type, to a DES id."""
 
     workspace_id: str | None = None  # Log Analytics workspace for key vault diagnostic settings
@@ -223,7 +223,7 @@ class PlanContext:
     now: datetime
     resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     caller: Caller | None = None
-    settings: Settings = field(default_factory=Settings)
+    settings: PlanSettings = field(default_factory=PlanSettings)
     policy_ids: tuple[str, ...] = ()  # every loaded policy, to report exemption tags naming unknown ones
     # A sweep has no triggering event: the engine names, per resource, who last changed it (ARM systemData).
     callers: Mapping[str, Caller] = field(default_factory=dict)
@@ -254,7 +254,7 @@ class PlanContext:
             now=datetime.fromisoformat(str(doc["now"]).replace("Z", "+00:00")),
             resources={r["id"]: r for r in doc.get("resources") or []},
             caller=Caller(caller.get("upn"), caller.get("name"), caller.get("appid")) if caller else None,
-            settings=Settings(
+            settings=PlanSettings(
                 workspace_id=settings.get("workspaceId"),
                 disk_encryption_sets=settings.get("diskEncryptionSets") or {},
                 key_access_allow={k: tuple(v) for k, v in (settings.get("keyAccessAllow") or {}).items()},

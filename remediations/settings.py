@@ -1,4 +1,13 @@
-"""The operator's settings, from the environment: the same names as in local.settings.json and the app settings.
+"""The operator's settings, read once: the environment (app settings, the same names as in local.settings.json and
+infra/) and host.json's queue settings, into one frozen `Settings` with a section per package.
+
+    settings = Settings.from_env()           # os.environ; Settings.from_env({"CRYPTWARD_SCOPES": "..."}) in tests
+    settings.plan       # PlanSettings: what the fixes write (workspace, DES map, lock and setting names, exemption tag)
+    settings.intake     # IntakeSettings: debounce, fights, work lock, the bot's identity, scopes, host.json's retry
+    settings.host       # HostSettings: host.json's extensions.queues
+    settings.azure      # AzureSettings: the cloud profile and the identity the bot acts as
+    settings.storage    # StorageSettings: the function app's storage account, table prefix, work queue
+    settings.notices    # NoticeSettings: routes, destinations, approval links
 
 | variable | meaning | default |
 |---|---|---|
@@ -12,42 +21,232 @@
 | `CRYPTWARD_POLICY_MODES` | JSON `{"<policy id>": "<audit, approve or remediate>"}`: overrides modes | `{}` |
 | `CRYPTWARD_POLICIES` | the policies folder | `policies/` beside the package |
 
-Empty values count as unset (local.settings.json lists every name).
+The other sections' variables are listed where they are read below (and in the README's App settings). Empty values
+count as unset (local.settings.json lists every name). What is parsed here fails here, naming the variable; the
+storage settings and the destinations are checked when the ledger, the queue or a sender is first built from them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from remediations.changes import Settings as PlanSettings
+from remediations.changes import PlanSettings
 from remediations.errors import SettingsError
+
+if TYPE_CHECKING:
+    from remediations.azure import CloudProfile
+    from remediations.engine.reader import Scope
+    from remediations.notices.compose import Routes
 
 MODES = ("audit", "approve", "remediate")
 DEFAULT_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+STORAGE_PREFIX = "AzureWebJobsStorage"
+STORAGE_NAMES = ("AZURE_CLIENT_ID", "CRYPTWARD_TABLE_PREFIX", "CRYPTWARD_WORK_QUEUE")
+DESTINATION_PREFIX = "CRYPTWARD_DEST_"
+
+
+def host_settings(path: Path = HOST_JSON) -> dict[str, Any]:
+    """host.json's queue settings: maxDequeueCount, visibilityTimeout (s), batchSize; defaults as the host's."""
+    try:
+        queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {})
+    except (OSError, ValueError, AttributeError):
+        queues = {}
+    hms = str(queues.get("visibilityTimeout") or "00:00:00").split(":")
+    try:
+        retry = int(hms[0]) * 3600 + int(hms[1]) * 60 + float(hms[2])
+    except (ValueError, IndexError):
+        retry = 0.0
+    return {
+        "maxDequeueCount": int(queues.get("maxDequeueCount") or 5),
+        "visibilityTimeout": retry,
+        "batchSize": int(queues.get("batchSize") or 16),
+    }
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """host.json's `extensions.queues`, as the Functions host (and `cryptward serve`) applies them."""
+
+    max_dequeue_count: int = 5
+    retry_seconds: float = 0.0  # visibilityTimeout: how long a failed message waits before its next try
+    batch_size: int = 16
+
+    @classmethod
+    def read(cls, path: Path = HOST_JSON) -> HostSettings:
+        hs = host_settings(path)
+        return cls(int(hs["maxDequeueCount"]), float(hs["visibilityTimeout"]), int(hs["batchSize"]))
+
+
+def _value(env: Mapping[str, str]) -> Callable[[str], str | None]:
+    def value(name: str) -> str | None:
+        return (env.get(name) or "").strip() or None
+
+    return value
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """What the intake and the worker need: debounce, fights, the work lock, the bot's identity, the scopes."""
+
+    debounce_seconds: float = 30.0
+    fight_threshold: int = 3
+    fight_window_seconds: float = 3600.0
+    work_lock_seconds: float = 300.0
+    bot_ids: frozenset[str] = frozenset()
+    scopes: tuple[Scope, ...] = ()
+    max_dequeue_count: int = 5
+    retry_seconds: float = 0.0  # host.json's visibilityTimeout: how long a failed item waits before its next try
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], host: HostSettings | None = None) -> IntakeSettings:
+        from remediations.engine.reader import Scope
+
+        def number(name: str, default: float, *, minimum: float = 0) -> float:
+            raw = (env.get(name) or "").strip()
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+            if not math.isfinite(value) or value < minimum:
+                raise SettingsError(f"{name} must be a number of at least {minimum:g}, not {raw!r}")
+            return value
+
+        bot = [env.get("CRYPTWARD_BOT_CLIENT_ID"), env.get("CRYPTWARD_BOT_OBJECT_ID")]
+        if not any((b or "").strip() for b in bot):
+            bot = [env.get("AZURE_CLIENT_ID")]
+        host = host or HostSettings.read()
+        raw_scopes = (env.get("CRYPTWARD_SCOPES") or "").strip() or (env.get("AZURE_SUBSCRIPTION_ID") or "").strip()
+        return cls(
+            debounce_seconds=number("CRYPTWARD_DEBOUNCE_SECONDS", 30.0),
+            fight_threshold=int(number("CRYPTWARD_FIGHT_THRESHOLD", 3, minimum=1)),
+            fight_window_seconds=number("CRYPTWARD_FIGHT_WINDOW_SECONDS", 3600.0),
+            work_lock_seconds=number("CRYPTWARD_WORK_LOCK_SECONDS", 300.0, minimum=1),
+            bot_ids=frozenset(b.strip().lower() for b in bot if b and b.strip()),
+            scopes=tuple(_scope(s, Scope) for s in raw_scopes.replace(";", ",").split(",") if s.strip()),
+            max_dequeue_count=host.max_dequeue_count,
+            retry_seconds=host.retry_seconds,
+        )
+
+    def scope_of(self, resource_id: str) -> Scope | None:
+        """The configured scope holding `resource_id`, or None."""
+        return next((s for s in self.scopes if s.contains(resource_id)), None)
+
+
+def _scope(text: str, make: Callable[..., Scope]) -> Scope:
+    """`<subscription id>`, `/subscriptions/<id>` or `/subscriptions/<id>/resourceGroups/<name>`."""
+    parts = [p for p in text.strip().split("/") if p]
+    if len(parts) == 1:
+        return make((parts[0],))
+    if len(parts) == 2 and parts[0].lower() == "subscriptions":
+        return make((parts[1],))
+    if len(parts) == 4 and parts[0].lower() == "subscriptions" and parts[2].lower() == "resourcegroups":
+        return make((parts[1],), parts[3])
+    raise SettingsError(
+        f"CRYPTWARD_SCOPES: {text.strip()!r} is not a scope; expected subscription ids or "
+        "/subscriptions/<id>[/resourceGroups/<name>], separated by commas"
+    )
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    """Where ARM is (AZURE_RESOURCE_MANAGER_ENDPOINT, REQUESTS_CA_BUNDLE, CRYPTWARD_POLLING_INTERVAL,
+    CRYPTWARD_ARM_SCOPE: azure.CloudProfile) and who the bot is (AZURE_CLIENT_ID selects a user-assigned identity)."""
+
+    profile: CloudProfile | None = None  # None: public Azure
+    client_id: str | None = None
+    tenant_id: str = ""
+    subscription_id: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AzureSettings:
+        from remediations.azure import CloudProfile
+
+        value = _value(env)
+        return cls(CloudProfile.from_env(env), value("AZURE_CLIENT_ID"), env.get("AZURE_TENANT_ID", ""),
+                   value("AZURE_SUBSCRIPTION_ID"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The function app's own storage account, as the Functions host reads it (`AzureWebJobsStorage`, or its
+    identity-based `AzureWebJobsStorage__*` settings: store/storage.py), CRYPTWARD_TABLE_PREFIX and
+    CRYPTWARD_WORK_QUEUE. Kept as given: the store checks them when it first builds a client."""
+
+    values: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold the account key
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
+        return cls({k: v for k, v in env.items() if k.startswith(STORAGE_PREFIX) or k in STORAGE_NAMES})
+
+    @property
+    def configured(self) -> bool:
+        """A connection string or identity-based settings are present (the health endpoint's question)."""
+        return bool(self.values.get(STORAGE_PREFIX)) or any(
+            k.startswith(f"{STORAGE_PREFIX}__") and v for k, v in self.values.items()
+        )
+
+
+@dataclass(frozen=True)
+class NoticeSettings:
+    """CRYPTWARD_ROUTES (who is told where), the destinations (CRYPTWARD_DEST_<NAME>_URL / _SECRET / _KEY), the
+    approval links (CRYPTWARD_PUBLIC_URL, CRYPTWARD_APPROVAL_KEY), the tenant the portal links name. Routes are
+    parsed when notices are built, so that settings that are wrong for notices never block a fix."""
+
+    routes_setting: str = ""
+    destinations: Mapping[str, str] = field(default_factory=dict, repr=False)  # CRYPTWARD_DEST_*: URLs, secrets
+    public_url: str = ""
+    approval_key: str = field(default="", repr=False)
+    tenant_id: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> NoticeSettings:
+        return cls(
+            routes_setting=(env.get("CRYPTWARD_ROUTES") or "").strip(),
+            destinations={k: v for k, v in env.items() if k.startswith(DESTINATION_PREFIX)},
+            public_url=(env.get("CRYPTWARD_PUBLIC_URL") or "").strip().rstrip("/"),
+            approval_key=(env.get("CRYPTWARD_APPROVAL_KEY") or "").strip(),
+            tenant_id=env.get("AZURE_TENANT_ID", ""),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.routes_setting)
+
+    @property
+    def routes(self) -> Routes:
+        from remediations.notices.compose import Routes
+
+        return Routes.parse(self.routes_setting)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What the engine needs besides the policies: the planner's settings, the owner tag and mode overrides."""
+    """Every setting the bot reads, by section. The engine's own (plan, owner tag, mode overrides, the policies
+    folder) sit at the top: `scan(..., settings=...)` is given the whole object."""
 
     plan: PlanSettings = field(default_factory=PlanSettings)
     owner_tag: str = "owner"
     modes: Mapping[str, str] = field(default_factory=dict)
     policies: Path = DEFAULT_POLICIES
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    host: HostSettings = field(default_factory=HostSettings)
+    azure: AzureSettings = field(default_factory=AzureSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    notices: NoticeSettings = field(default_factory=NoticeSettings)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-
-        def value(name: str) -> str | None:
-            raw = (env.get(name) or "").strip()
-            return raw or None
-
+    def from_env(cls, env: Mapping[str, str] | None = None, host_json: Path = HOST_JSON) -> Settings:
+        """The settings from `env` (the process environment unless given) and host.json; SettingsError naming the
+        variable that is wrong."""
+        env = dict(os.environ if env is None else env)
+        value = _value(env)
         des_map = _json_object(value("CRYPTWARD_DES_MAP"), "CRYPTWARD_DES_MAP")
         for region, by_type in des_map.items():
             if not isinstance(by_type, dict) or not all(isinstance(v, str) for v in by_type.values()):
@@ -78,11 +277,17 @@ class Settings:
             key_access_allow={k: tuple(v) for k, v in allow.items()},
         )
         policies = value("CRYPTWARD_POLICIES")
+        host = HostSettings.read(host_json)
         return cls(
             plan=plan,
             owner_tag=value("CRYPTWARD_OWNER_TAG") or "owner",
             modes=modes,
             policies=Path(policies) if policies else DEFAULT_POLICIES,
+            intake=IntakeSettings.from_env(env, host),
+            host=host,
+            azure=AzureSettings.from_env(env),
+            storage=StorageSettings.from_env(env),
+            notices=NoticeSettings.from_env(env),
         )
 
 
@@ -104,4 +309,14 @@ def _json_object(raw: str | None, name: str) -> dict[str, Any]:
     return doc
 
 
-__all__ = ["MODES", "Settings"]
+__all__ = [
+    "MODES",
+    "AzureSettings",
+    "HostSettings",
+    "IntakeSettings",
+    "NoticeSettings",
+    "PlanSettings",
+    "Settings",
+    "StorageSettings",
+    "host_settings",
+]

@@ -101,8 +101,10 @@ class BotApp:
 
 
 def bot_env(sandbox: Any, azurite: str, *, debounce: float = 0.5, **extra: str) -> dict[str, str]:
+    """The bot's app settings: the sandbox's client settings (ARM endpoint, CA, subscription) and the bot's own."""
     tag = uuid.uuid4().hex[:8]
     return {
+        **sandbox.env(),
         "AzureWebJobsStorage": azurite,
         "CRYPTWARD_TABLE_PREFIX": f"t{tag}",
         "CRYPTWARD_WORK_QUEUE": f"cw-{tag}",
@@ -130,13 +132,19 @@ def start_bot(
     retry_delay: float = 1,
     **extra: str,
 ) -> BotApp:
+    import socket
+
     from remediations.cli.serve import make_host, start_in_thread
 
+    with socket.socket() as s:  # serve's port is known before its runtime is built: approval links point at it
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    extra.setdefault("CRYPTWARD_PUBLIC_URL", f"http://127.0.0.1:{port}")
     env = bot_env(sandbox, azurite, debounce=debounce, **extra)
     for k, v in env.items():
         setenv(k, v)
-    host = make_host(key=KEY, workers=workers, retry_delay=retry_delay, poll_max=0.1)
-    running = start_in_thread(host)
+    host = make_host(key=KEY, workers=workers, retry_delay=retry_delay, poll_max=0.1)  # reads the settings once
+    running = start_in_thread(host, port)
     app = BotApp(sandbox, running, env["CRYPTWARD_WORK_QUEUE"], azurite, len(sandbox.calls()))
     if subscribe:
         app.subscribe()

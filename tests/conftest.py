@@ -16,6 +16,37 @@ pytest_plugins = ["sandbox.testing", "tests.azurite", "tests.role_coverage"]
 ROLE_FILE = Path(__file__).resolve().parent.parent / "infra" / "cryptward-role.json"
 
 
+@pytest.fixture(autouse=True)
+def _no_runtime_left() -> Iterator[None]:
+    """No test sees another's runtime: the process's runtime (remediations/runtime.py), if a test built one from its
+    environment, is closed and forgotten after it."""
+    yield
+    from remediations import runtime
+
+    runtime.reset()
+
+
+@pytest.fixture
+def bot_runtime() -> Iterator[Callable[..., Any]]:
+    """`bot_runtime(env)`: a Runtime built from these settings (never the process's environment), installed as the
+    process's runtime for the rest of the test."""
+    from remediations import runtime
+    from remediations.settings import Settings
+
+    made: list[Any] = []
+
+    def make(env: dict[str, str]) -> Any:
+        rt = runtime.Runtime(Settings.from_env(env))
+        made.append(rt)
+        runtime.install(rt)
+        return rt
+
+    yield make
+    runtime.install(None)
+    for rt in made:
+        rt.close()
+
+
 @pytest.fixture
 def azure_as(sandbox: Any) -> Iterator[Callable[[str], Any]]:
     """An `Azure` (the bot's one Azure access module) acting as a sandbox principal through its real credential."""

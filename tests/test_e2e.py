@@ -347,7 +347,7 @@ def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_rece
         },
     )
     make_vault(sandbox, "kv-e2e-outbox")
-    store = TableNoticeStore.from_env()
+    store = TableNoticeStore.from_env(app.running.host.runtime.settings.storage.values)
     later = datetime.now(UTC) + timedelta(minutes=6)
     kept = app.wait_for(lambda: store.due(later), timeout=30)
     app.settle()

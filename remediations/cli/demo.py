@@ -173,7 +173,7 @@ def approve_one(world: World, console: Any) -> str:
         decided = httpx.post(link, data={"token": html.unescape(form.group(1))}, timeout=60)
         console.print(f"  POST its form: {decided.status_code}, {_title(decided.text)}")
         return "approved" if decided.status_code == 200 and "approved" in _title(decided.text) else "not approved"
-    ledger = Ledger.from_env()
+    ledger = Ledger.from_env(os.environ)
     waiting = ledger.list_pending("approval")
     if not waiting:
         return "skipped: no change waits for approval"
@@ -222,7 +222,7 @@ def deallocate_one(world: World, admin: Any, console: Any) -> tuple[str, int, in
     event releases them. Returns (vm name, waiting before, waiting after)."""
     from remediations.store.ledger import Ledger
 
-    ledger = Ledger.from_env()
+    ledger = Ledger.from_env(os.environ)
     waiting = Counter(
         str(p.detail.get("vm") or "") for p in ledger.list_pending("deallocated") if isinstance(p.detail, dict)
     )
@@ -338,7 +338,7 @@ def run(*, keep_running: bool = False, report_path: Path | None = None) -> int:
 
 
 def _story(world: World, console: Any, started: float, report_path: Path, keep_running: bool) -> int:
-    from remediations.triggers import intake
+    from remediations import runtime
 
     console.rule("Cryptward demo: a non-compliant estate in two regions, fixed live through events")
     console.print("starting the sandbox (a local Azure), Azurite (storage) and `cryptward serve` (the function app)")
@@ -346,7 +346,7 @@ def _story(world: World, console: Any, started: float, report_path: Path, keep_r
     world.start_azurite()
     world.env = world.bot_env()
     os.environ.update(world.env)  # this process acts as the admin (by client id) and, for two steps, as the bot
-    rt = intake.runtime()
+    rt = runtime.current()
     rt.ledger, rt.queue  # noqa: B018 (the ledger tables and the queue exist before serve polls)
     world.start_serve()
     pids = " ".join(f"{n}={p.pid}" for n, p in world.children.procs.items())

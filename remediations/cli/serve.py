@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from remediations.errors import SettingsError
-from remediations.triggers.intake import host_settings
+from remediations.runtime import Runtime
+from remediations.settings import host_settings
 
 log = logging.getLogger("cryptward.serve")
 
@@ -124,6 +125,8 @@ class Host:
     lease_seconds: int = 300
     poll_max: float = 1.0
     run_timers_now: bool = False
+    runtime: Runtime | None = field(default=None, repr=False)  # make_host's; else the process's when started
+    _previous: Runtime | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _wake: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -245,11 +248,16 @@ class Host:
     def _queue_loop(self, fn: Any) -> None:
         from azure.core.exceptions import ResourceExistsError
 
+        from remediations.runtime import current
         from remediations.store.storage import StorageTarget, target
 
         trigger = fn.get_trigger()
         name = resolve(trigger.queue_name)
-        storage = StorageTarget(connection=self.storage) if self.storage else target()
+        storage = (
+            StorageTarget(connection=self.storage)
+            if self.storage
+            else target((self.runtime or current()).settings.storage.values)
+        )
         client = storage.queue_client(name)
         poison = storage.queue_client(f"{name}-poison")
         for q in (client, poison):
@@ -354,9 +362,11 @@ class Host:
 
     def start(self) -> None:
         """Start the queue pollers and the timers (threads); the HTTP side is `app()`."""
-        from remediations.triggers.intake import on_enqueue
+        from remediations.runtime import current
 
-        self._unhook = on_enqueue(self._wake.set)
+        listeners = (self.runtime or current()).listeners
+        listeners.append(self._wake.set)
+        self._unhook = lambda: listeners.remove(self._wake.set) if self._wake.set in listeners else None
         for fn in self.by_trigger("queueTrigger"):
             self._spawn(self._queue_loop, fn)
         for fn in self.by_trigger("timerTrigger"):
@@ -376,6 +386,12 @@ class Host:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self.runtime is not None:
+            from remediations.runtime import current, install
+
+            if current() is self.runtime:
+                install(self._previous)
+            self.runtime.close()
 
 
 def _eventgrid_event(event: dict[str, Any]) -> Any:
@@ -407,22 +423,30 @@ def make_host(
     poll_max: float = 1.0,
     run_timers_now: bool = False,
 ) -> Host:
-    """A Host over function_app.py's functions, with host.json's queue settings unless given."""
+    """A Host over function_app.py's functions, with host.json's queue settings unless given, and the process's
+    runtime built now from the environment (`storage` replaces AzureWebJobsStorage) and installed until `stop()`."""
     from remediations.cli.functions import functions
+    from remediations.runtime import install
+    from remediations.settings import Settings
 
+    env = dict(os.environ)
     if storage:
-        os.environ[STORAGE_SETTING] = storage
-    hs = host_settings()
-    return Host(
+        env[STORAGE_SETTING] = storage
+    rt = Runtime(Settings.from_env(env))
+    hs = rt.settings.host
+    host = Host(
         functions(),
-        key or os.environ.get(KEY_SETTING) or "",
+        key or env.get(KEY_SETTING) or "",
         storage or "",
-        max_dequeue_count=hs["maxDequeueCount"],
-        retry_delay=hs["visibilityTimeout"] if retry_delay is None else retry_delay,
-        workers=workers or min(hs["batchSize"], 8),
+        max_dequeue_count=hs.max_dequeue_count,
+        retry_delay=hs.retry_seconds if retry_delay is None else retry_delay,
+        workers=workers or min(hs.batch_size, 8),
         poll_max=poll_max,
         run_timers_now=run_timers_now,
+        runtime=rt,
     )
+    host._previous = install(rt)
+    return host
 
 
 @dataclass

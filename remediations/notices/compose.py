@@ -1,7 +1,7 @@
 """Who is told what: change notices built from a run, their owners, and where each owner's notices go. Pure.
 
     notices = build(report, run_id=run, caller=event_caller, owner_tag=settings.owner_tag, tenant_id=tenant)
-    routes = Routes.from_env()                          # CRYPTWARD_ROUTES
+    routes = settings.notices.routes                    # CRYPTWARD_ROUTES
     routes.destinations(notice.owners)                  # ("teams:ops", "webhook:siem")
 
 One `Notice` per resource per run, holding one `Line` per change that was applied, is pending (approval or a
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -244,8 +243,8 @@ class Routes:
         return cls(table)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Routes:
-        return cls.parse((os.environ if env is None else env).get("CRYPTWARD_ROUTES"))
+    def from_env(cls, env: Mapping[str, str]) -> Routes:
+        return cls.parse(env.get("CRYPTWARD_ROUTES"))
 
 
 # --- building --------------------------------------------------------------------------------------------------------

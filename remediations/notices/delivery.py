@@ -1,6 +1,6 @@
 """Sending a notice to one destination: a Teams Workflows webhook, a signed generic webhook, an Event Grid topic.
 
-    sender = Sender(Destinations.from_env())
+    sender = Sender(Destinations(settings.notices.destinations))
     sender.send(notice, "teams:ops")             # a Delivery; never raises
 
 Destinations are app settings: `CRYPTWARD_DEST_<NAME>_URL` (webhook URL or topic endpoint), `_SECRET` (a generic
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -65,11 +64,7 @@ def setting_prefix(name: str) -> str:
 class Destinations:
     """The configured destinations by ref (`teams:ops`); `of(ref)` reads the settings of one on first use."""
 
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-
-    @classmethod
-    def from_env(cls) -> Destinations:
-        return cls(dict(os.environ))
+    env: Mapping[str, str] = field(default_factory=dict)  # the CRYPTWARD_DEST_* settings (settings.notices)
 
     def of(self, ref: str) -> Destination:
         """The destination a route names; SettingsError naming the missing setting (never its value)."""

@@ -1,7 +1,7 @@
 """Delivering a run's notices, and keeping those that failed for a later try. A notice never blocks or undoes a fix:
 `notify` never raises, it returns what happened.
 
-    deliveries = notify(notices, Routes.from_env(), sender, store)      # after the engine applied a plan
+    deliveries = notify(notices, settings.notices.routes, sender, store)      # after the engine applied a plan
     deliveries = retry_due(store, sender)                               # from a timer, e.g. every 15 minutes
 
 A notice that still fails after the sender's own retries is saved per destination (`save_failed`); `due` gives

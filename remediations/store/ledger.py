@@ -1,6 +1,6 @@
 """The bot's only state, in Table Storage (the function app's own account; Azurite locally).
 
-    ledger = Ledger.from_env()                          # AzureWebJobsStorage; creates its tables (idempotent)
+    ledger = Ledger.from_env(settings.storage.values)   # AzureWebJobsStorage; creates its tables (idempotent)
     ledger.claim(item.key, window_seconds=60)           # True once per resource per window: dedupe/debounce
     ledger.release(item.key, claimed_at)                # give a claim back early (a work lock once the work is done)
     ledger.record_change(resource_id, policy=..., before=..., after=..., caller=..., correlation_id=..., result=...)
@@ -120,10 +120,7 @@ class Ledger:
     _clients: dict[str, TableClient] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, clock: Callable[[], datetime] = _utcnow) -> Ledger:
-        import os
-
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str], clock: Callable[[], datetime] = _utcnow) -> Ledger:
         prefix = (env.get(PREFIX_SETTING) or "").strip()
         ledger = cls(target(env), Tables.with_prefix(prefix) if prefix else Tables(), clock)
         ledger.create_tables()

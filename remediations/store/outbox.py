@@ -1,6 +1,6 @@
 """The NoticeStore of the function app: failed notices in a Table Storage table beside the ledger's.
 
-    store = TableNoticeStore.from_env()       # AzureWebJobsStorage; table `<CRYPTWARD_TABLE_PREFIX or cw>notices`
+    store = TableNoticeStore.from_env(settings.storage.values)  # table `<CRYPTWARD_TABLE_PREFIX or cw>notices`
     outbox.notify(notices, routes, sender, store)
 
 One entity per (notice, destination): PartitionKey `failed`, RowKey the SHA-256 of the failed id. The notice is
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,8 +40,7 @@ class TableNoticeStore:
     _client: Any = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> TableNoticeStore:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> TableNoticeStore:
         prefix = (env.get(PREFIX_SETTING) or "").strip()
         Tables.with_prefix(prefix or "cw")  # validates the prefix the way the ledger does
         store = cls(target(env), f"{prefix or 'cw'}notices")

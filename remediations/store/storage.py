@@ -2,7 +2,7 @@
 queue, the notice outbox and `cryptward serve` their SDK clients, and a storage failure becomes an AzureAccessError.
 The SDKs themselves load lazily, when a client is made.
 
-    storage = target()                          # from the app settings the Functions host reads
+    storage = target(settings.storage.values)   # from the app settings the Functions host reads
     storage.table_client("cwaudit"); storage.queue_client("cryptward-work"); storage.table_service()
 
 Two ways, as the host has them: `AzureWebJobsStorage` holds a connection string (`UseDevelopmentStorage=true` is
@@ -14,7 +14,6 @@ Azurite), or, when it is absent, the identity-based settings infra/ deploys: `Az
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,9 +34,8 @@ CLIENT_ID_SETTING = f"{CONNECTION_SETTING}__clientId"
 IDENTITY_SETTINGS = (ACCOUNT_SETTING, QUEUE_URI_SETTING, TABLE_URI_SETTING, CREDENTIAL_SETTING, CLIENT_ID_SETTING)
 
 
-def connection_string(env: Mapping[str, str] | None = None) -> str:
+def connection_string(env: Mapping[str, str]) -> str:
     """The storage connection string the Functions host uses (`UseDevelopmentStorage=true` means Azurite)."""
-    env = os.environ if env is None else env
     value = (env.get(CONNECTION_SETTING) or "").strip()
     if not value:
         raise SettingsError(
@@ -99,10 +97,9 @@ def as_target(value: str | StorageTarget) -> StorageTarget:
     return value if isinstance(value, StorageTarget) else StorageTarget(connection=value)
 
 
-def target(env: Mapping[str, str] | None = None, credential: Callable[[], Any] | None = None) -> StorageTarget:
+def target(env: Mapping[str, str], credential: Callable[[], Any] | None = None) -> StorageTarget:
     """The storage account the app settings name: `AzureWebJobsStorage`, else its identity-based settings.
     `credential` replaces the one the settings choose (tests: a shared-key credential for Azurite)."""
-    env = os.environ if env is None else env
     if (env.get(CONNECTION_SETTING) or "").strip():
         return StorageTarget(connection=connection_string(env))
     account = (env.get(ACCOUNT_SETTING) or "").strip()

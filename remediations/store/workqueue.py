@@ -1,6 +1,6 @@
 """The work queue between the doors and the worker: WorkItems as Storage queue messages.
 
-    queue = WorkQueue.from_env()                # AzureWebJobsStorage, CRYPTWARD_WORK_QUEUE; creates the queues
+    queue = WorkQueue.from_env(settings.storage.values)  # AzureWebJobsStorage, CRYPTWARD_WORK_QUEUE; creates the queues
     queue.enqueue(item, delay_seconds=60)       # invisible for a minute: the worker reads the settled resource
     for got in queue.receive():                 # what the queue trigger does for the worker in the function app
         ...; queue.complete(got)
@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -126,8 +125,7 @@ class WorkQueue:
             )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkQueue:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> WorkQueue:
         queue = cls(target(env), (env.get(QUEUE_SETTING) or "").strip() or DEFAULT_QUEUE)
         queue.create()
         return queue

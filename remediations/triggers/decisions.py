@@ -20,7 +20,6 @@ Settings: CRYPTWARD_APPROVAL_KEY (the HMAC key), CRYPTWARD_PUBLIC_URL (where lin
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,11 +28,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from remediations.notices import approvals
+from remediations.runtime import Runtime, current
 
 if TYPE_CHECKING:
     from remediations.notices.compose import ApprovalLinks
+    from remediations.settings import NoticeSettings
     from remediations.store.ledger import Ledger
-    from remediations.triggers.intake import Runtime
 
 log = logging.getLogger("cryptward.approvals")
 
@@ -50,13 +50,12 @@ _REFUSED_STATUS = {
 _OUTCOME_STATUS = {approvals.UNKNOWN: 404, approvals.ALREADY: 409}
 
 
-def approval_links(env: Mapping[str, str] | None = None) -> ApprovalLinks | None:
+def approval_links(settings: NoticeSettings) -> ApprovalLinks | None:
     """How notices make approve / deny links, or None when CRYPTWARD_PUBLIC_URL or CRYPTWARD_APPROVAL_KEY is unset
     (the cards then carry no buttons)."""
     from remediations.notices.compose import ApprovalLinks
 
-    env = os.environ if env is None else env
-    base, key = (env.get(URL_SETTING) or "").strip().rstrip("/"), (env.get(KEY_SETTING) or "").strip()
+    base, key = settings.public_url, settings.approval_key
     if not base or not key:
         return None
     return ApprovalLinks(f"{base}/api/{ROUTE}", key)
@@ -140,9 +139,8 @@ def respond(
     apply: Callable[[Runtime], approvals.ApplyChange] = apply_change,
 ) -> tuple[int, str]:
     """The approval endpoint: (HTTP status, HTML page). GET confirms, POST decides; refusals say why."""
-    from remediations.triggers.intake import runtime
-
-    key = (os.environ.get(KEY_SETTING) or "").strip()
+    rt = rt or current()
+    key = rt.settings.notices.approval_key
     if not key:  # a person followed a link: a page that says what is wrong, not a bare 500
         log.error("%s is not set: approve / deny links cannot be checked; nothing was changed", KEY_SETTING)
         detail = (
@@ -155,7 +153,6 @@ def respond(
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()} if body else {}
     token = form.get("token") or query.get("token") or ""
     now = now or datetime.now(UTC)
-    rt = rt or runtime()
     nonces, store = LedgerNonces(rt.ledger), LedgerPending(rt.ledger)
     if method.upper() == "GET":
         checked = approvals.verify(token, key, now, nonces.peek)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 
 from remediations import __version__
+from remediations.errors import SettingsError
+from remediations.runtime import Runtime, current
 
 REQUIRED_SETTINGS = ("AzureWebJobsStorage",)
 
 
-def _present(name: str) -> bool:
-    # Identity-based connections (what infra/ deploys) are settings named NAME__accountName, NAME__queueServiceUri...
-    return bool(os.environ.get(name)) or any(k.startswith(f"{name}__") and v for k, v in os.environ.items())
-
-
-def report() -> str:
-    missing = [name for name in REQUIRED_SETTINGS if not _present(name)]
-    return json.dumps({"service": "cryptward", "version": __version__, "missingSettings": missing})
+def report(rt: Runtime | None = None) -> str:
+    """Identity-based connections (what infra/ deploys) are settings named AzureWebJobsStorage__accountName, ...
+    Settings that do not parse are reported as such (`settingsValid`), never their values (the endpoint is
+    anonymous)."""
+    answer: dict[str, object] = {"service": "cryptward", "version": __version__}
+    try:
+        storage = (rt or current()).settings.storage
+    except SettingsError:
+        return json.dumps({**answer, "missingSettings": [], "settingsValid": False})
+    missing = [] if storage.configured else list(REQUIRED_SETTINGS)
+    return json.dumps({**answer, "missingSettings": missing})

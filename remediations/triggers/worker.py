@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
@@ -35,17 +34,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from remediations.errors import CryptwardError
+from remediations.runtime import Runtime, current
 from remediations.triggers.events import KEY_EVENTS
-from remediations.triggers.intake import Runtime, runtime
 from remediations.work import WorkItem
 
 if TYPE_CHECKING:
-    from remediations.azure import Azure
     from remediations.changes import Caller
     from remediations.engine.reader import Scope
     from remediations.engine.run import Report
-    from remediations.policy.loader import Policy
-    from remediations.settings import Settings
     from remediations.store.ledger import Ledger
 
 log = logging.getLogger("cryptward.worker")
@@ -72,38 +68,16 @@ class Outcome:
     results: dict[str, tuple[str, str]] = field(default_factory=dict)  # change id -> (status, detail)
 
 
-@functools.cache
-def _policies(folder: str) -> tuple[Policy, ...]:
-    from pathlib import Path
-
-    from remediations.policy.loader import load_policies
-
-    return tuple(load_policies(Path(folder)))
-
-
-_AZURE: dict[tuple[str, ...], Azure] = {}
-
-
-def _azure() -> Azure:
-    """One Azure access object per process and endpoint (its SDK clients keep their connections)."""
-    import os
-
-    from remediations.azure import Azure
-
-    key = tuple(os.environ.get(k, "") for k in ("AZURE_RESOURCE_MANAGER_ENDPOINT", "AZURE_CLIENT_ID"))
-    if key not in _AZURE:
-        _AZURE[key] = Azure.from_env()
-    return _AZURE[key]
-
-
-def handle_message(body: bytes | str, dequeue_count: int = 1, message_id: str | None = None) -> list[Outcome]:
+def handle_message(
+    body: bytes | str, dequeue_count: int = 1, message_id: str | None = None, rt: Runtime | None = None
+) -> list[Outcome]:
     """Work one queue message: a work item (as `handle`) or a pack of them. For a pack, an item that fails is queued
     again as a message of its own and the rest go on; it raises only when that queueing fails (the pack is then
     retried whole: work already done is found done)."""
     from remediations.store.workqueue import unpack
 
     items, packed = unpack(body)
-    rt = runtime()
+    rt = rt or current()
     mid = message_id or (items[0].event_id if not packed else "") or uuid.uuid4().hex
     if not packed:
         return [_handle(rt, items[0], dequeue_count, mid)]
@@ -118,22 +92,24 @@ def handle_message(body: bytes | str, dequeue_count: int = 1, message_id: str | 
         try:
             outcomes.append(_handle(rt, item, 1, f"{mid}:{i}"))
         except Exception:  # recorded in the ledger by _handle; retried on its own, poisoned on its own
-            rt.enqueue(item, rt.settings.retry_seconds)
+            rt.enqueue(item, rt.settings.intake.retry_seconds)
     return outcomes
 
 
-def handle(body: bytes | str, dequeue_count: int = 1, message_id: str | None = None) -> Outcome:
+def handle(
+    body: bytes | str, dequeue_count: int = 1, message_id: str | None = None, rt: Runtime | None = None
+) -> Outcome:
     """Work one queued item. Raises (EventRejected for a malformed message, WorkFailed or AzureAccessError for work
     to retry) so that the queue retries it; the reason of the last attempt is in the ledger."""
     item = WorkItem.from_json(body)
-    return _handle(runtime(), item, dequeue_count, message_id or item.event_id or uuid.uuid4().hex)
+    return _handle(rt or current(), item, dequeue_count, message_id or item.event_id or uuid.uuid4().hex)
 
 
 def _handle(rt: Runtime, item: WorkItem, dequeue_count: int, message_id: str) -> Outcome:
     try:
         return _dispatch(rt, item, message_id)
     except Exception as e:
-        last = dequeue_count >= rt.settings.max_dequeue_count
+        last = dequeue_count >= rt.settings.intake.max_dequeue_count
         reason = f"{type(e).__name__}: {e}"[:2000]
         log.warning("work for %s failed (attempt %d): %s", item.resource_id, dequeue_count, reason)
         try:
@@ -161,12 +137,6 @@ def _dispatch(rt: Runtime, item: WorkItem, message_id: str) -> Outcome:
     return fix(rt, item, item.resource_id, message_id)
 
 
-def _settings() -> Settings:
-    from remediations.settings import Settings
-
-    return Settings.from_env()
-
-
 def fix(
     rt: Runtime,
     item: WorkItem,
@@ -177,13 +147,13 @@ def fix(
 ) -> Outcome:
     """Read, evaluate, plan and apply for one resource under its work lock. The changes a person approved (the
     ledger's, and `approved`) are applied too; with `only`, nothing but the changes with those ids is applied."""
-    scope = rt.settings.scope_of(resource_id)
+    scope = rt.settings.intake.scope_of(resource_id)
     if scope is None:
         return Outcome(resource_id, "skipped")
     ledger = rt.ledger
     key = "work:" + resource_id.lower()
     locked_at = datetime.now(UTC)
-    if not ledger.claim(key, rt.settings.work_lock_seconds, locked_at):
+    if not ledger.claim(key, rt.settings.intake.work_lock_seconds, locked_at):
         # Another worker is on this resource and may have read it before this change: look again once it is done
         # (a fresh message, not a retry), once per resource however many workers found it busy meanwhile.
         if ledger.claim("again:" + resource_id.lower(), BUSY_RETRY_SECONDS):
@@ -212,19 +182,20 @@ def _fix_locked(
 ) -> Outcome:
     from remediations.engine.run import scan
 
-    settings = _settings()
-    policies = _policies(str(settings.policies))
+    for hook in rt.on_fix:
+        hook(resource_id)
+    settings = rt.settings
     ledger = rt.ledger
-    s = rt.settings
+    s = settings.intake
     caller = _caller(item)
     fighting = ledger.is_fighting(resource_id, s.fight_threshold, s.fight_window_seconds)
     approved = {*approved, *ledger.decided_for(resource_id, "approved")}
     report = scan(
         scope,
-        policies,
+        rt.policies,
         apply=not fighting,
         settings=settings,
-        azure=_azure(),
+        azure=rt.azure,
         resource_id=resource_id,
         caller=caller,
         approved=approved,
@@ -329,7 +300,7 @@ def _deallocated(rt: Runtime, item: WorkItem, message_id: str) -> Outcome:
 
 
 def _escalate(rt: Runtime, item: WorkItem, resource_id: str, report: Report) -> Outcome:
-    s = rt.settings
+    s = rt.settings.intake
     reason = (
         f"Fixed {s.fight_threshold} times within {s.fight_window_seconds:g} s and undone each time: Cryptward stops "
         "fixing it automatically until a person looks."
@@ -357,9 +328,8 @@ def _notify(
 ) -> None:
     """Tell the owners through the notices, when routes are configured; a notice that fails is kept in the outbox
     table for the notices timer. Never raises: a notice never blocks a fix."""
-    import os
-
-    if not (os.environ.get("CRYPTWARD_ROUTES") or "").strip():
+    settings = rt.settings
+    if not settings.notices.enabled:
         return
     try:
         from remediations.notices import compose as notices
@@ -370,23 +340,23 @@ def _notify(
             report,
             run_id=item.event_id or uuid.uuid4().hex,
             caller=_caller(item),
-            owner_tag=_settings().owner_tag,
-            tenant_id=os.environ.get("AZURE_TENANT_ID", ""),
+            owner_tag=settings.owner_tag,
+            tenant_id=settings.notices.tenant_id,
             escalations=escalations,
-            approval=approval_links(),
+            approval=approval_links(settings.notices),
             silenced=silenced,
         )
         if built:
-            outbox.notify(built, notices.Routes.from_env(), rt.sender, rt.notices)
+            outbox.notify(built, settings.notices.routes, rt.sender, rt.notices)
     except Exception:
         log.exception("notices for %s could not be sent", item.resource_id)
 
 
-def retry_notices(now: datetime | None = None) -> int:
+def retry_notices(now: datetime | None = None, rt: Runtime | None = None) -> int:
     """The notices timer: send again the kept notices whose time has come; returns how many were delivered."""
     from remediations.notices import outbox
 
-    rt = runtime()
+    rt = rt or current()
     return sum(1 for d in outbox.retry_due(rt.notices, rt.sender, now) if d.ok)
 
 
@@ -394,8 +364,7 @@ def _rotation(rt: Runtime, item: WorkItem) -> Outcome:
     """A rotation work item for one vault: every key of it, by the rotation module's rules."""
     from remediations.policy import aliases
 
-    azure = _azure()
-    keys = [str(k["id"]) for k in azure.list(f"{item.resource_id}/keys", aliases.API_VERSIONS[aliases.VAULT])]
+    keys = [str(k["id"]) for k in rt.azure.list(f"{item.resource_id}/keys", aliases.API_VERSIONS[aliases.VAULT])]
     outcome = Outcome(item.resource_id, "rotated")
     for key_id in keys:
         _on_key(rt, "Microsoft.KeyVault.KeyNearExpiry", key_id, outcome)
@@ -414,14 +383,13 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
     except ImportError:  # rotation not shipped in this build
         log.info("rotation is not available: %s for %s acknowledged", event_type, key_id)
         return
-    settings = _settings()
     report = on_key_event(
         event_type,
         key_id,
-        azure=_azure(),
-        settings=settings,
+        azure=rt.azure,
+        settings=rt.settings,
         now=datetime.now(UTC),
-        policies=_policies(str(settings.policies)),
+        policies=rt.policies,
         ledger=rt.ledger,
     )
     for result in report.results:
@@ -440,4 +408,4 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
         raise WorkFailed("; ".join(outcome.failed)[:2000])
 
 
-__all__ = ["Outcome", "WorkFailed", "fix", "handle", "retry_notices"]
+__all__ = ["Outcome", "WorkFailed", "fix", "handle", "handle_message", "record", "retry_notices"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from remediations import fixes
-from remediations.changes import Caller, Change, Operation, PlanContext, Ref, Settings
+from remediations.changes import Caller, Change, Operation, PlanContext, PlanSettings, Ref
 from remediations.engine.planner import Finding, plan
 from remediations.errors import PlanError
 from remediations.policy.loader import FixRef, load_policies
@@ -24,7 +24,7 @@ DES_ID = (
 CTX = PlanContext(
     now=NOW,
     caller=Caller(upn="dana.whitfield@contoso.com"),
-    settings=Settings(disk_encryption_sets={"uksouth": {"EncryptionAtRestWithCustomerKey": DES_ID}}),
+    settings=PlanSettings(disk_encryption_sets={"uksouth": {"EncryptionAtRestWithCustomerKey": DES_ID}}),
 )
 
 

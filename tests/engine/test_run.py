@@ -12,7 +12,7 @@ from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.locks import ManagementLockClient
 
 from remediations.azure import Azure
-from remediations.changes import Settings as PlanSettings
+from remediations.changes import PlanSettings
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan, select
 from remediations.errors import UnknownPolicyError

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from remediations.azure import Azure
-from remediations.changes import Settings as PlanSettings
+from remediations.changes import PlanSettings
 from remediations.cli.main import app
 from remediations.engine.advisor import ADE, EAH
 from remediations.engine.reader import Scope

@@ -21,7 +21,7 @@ from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from remediations.azure import Azure
-from remediations.changes import Settings as PlanSettings
+from remediations.changes import PlanSettings
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from remediations.policy.loader import load_policies

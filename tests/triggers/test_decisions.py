@@ -25,7 +25,7 @@ TEAMS = "?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=sIgTea
 
 
 @pytest.fixture
-def teams_bot(sandbox, bot, monkeypatch):  # noqa: F811 (the fixture imported above)
+def teams_bot(sandbox, bot):  # noqa: F811 (the fixture imported above)
     """The bot with Teams notices (a sandbox receiver of its own) and approval links pointing at serve."""
 
     def start(**kwargs):
@@ -36,7 +36,6 @@ def teams_bot(sandbox, bot, monkeypatch):  # noqa: F811 (the fixture imported ab
             **{f"{setting_prefix(name)}_URL": f"{sandbox.base_url}/_receivers/teams/{name}{TEAMS}"},
             **kwargs,
         )
-        monkeypatch.setenv("CRYPTWARD_PUBLIC_URL", app.running.base_url)
         app.receiver = f"teams/{name}"
         return app
 
@@ -221,11 +220,13 @@ def test_an_approved_disk_change_waits_for_the_deallocation(sandbox, teams_bot, 
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_without_an_approval_key_a_link_gets_a_page_saying_so_not_a_500(monkeypatch, caplog, method):
+def test_without_an_approval_key_a_link_gets_a_page_saying_so_not_a_500(caplog, method):
+    from remediations.runtime import Runtime
+    from remediations.settings import Settings
     from remediations.triggers import decisions
 
-    monkeypatch.delenv("CRYPTWARD_APPROVAL_KEY", raising=False)
-    status, page = decisions.respond(method, {"token": "anything"}, b"")
+    no_key = Runtime(Settings.from_env({}))
+    status, page = decisions.respond(method, {"token": "anything"}, b"", rt=no_key)
     assert status == 503
     assert "Approvals are not set up" in page and "CRYPTWARD_APPROVAL_KEY" in page and "nothing was changed" in page
     assert "CRYPTWARD_APPROVAL_KEY is not set" in caplog.text

@@ -39,9 +39,9 @@ def test_settings_scopes_and_refusals():
 
 
 @pytest.fixture
-def rt(azurite, monkeypatch):
+def intake_env(azurite):
     tag = uuid.uuid4().hex[:8]
-    env = {
+    return {
         "AzureWebJobsStorage": azurite,
         "CRYPTWARD_TABLE_PREFIX": f"t{tag}",
         "CRYPTWARD_WORK_QUEUE": f"cw-{tag}",
@@ -49,13 +49,16 @@ def rt(azurite, monkeypatch):
         "CRYPTWARD_SCOPES": SUB,
         "AZURE_CLIENT_ID": BOT,
     }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return intake.runtime()
+
+
+@pytest.fixture
+def rt(intake_env, bot_runtime):
+    return bot_runtime(intake_env)
 
 
 def queued(rt) -> list[WorkItem]:
-    q = WorkQueue(rt.env["AzureWebJobsStorage"], rt.env["CRYPTWARD_WORK_QUEUE"])
+    env = rt.settings.storage.values
+    q = WorkQueue(env["AzureWebJobsStorage"], env["CRYPTWARD_WORK_QUEUE"])
     try:
         client = q._client(q.name)
         from remediations.store.workqueue import decode_all
@@ -86,9 +89,8 @@ def test_duplicates_inside_the_window_are_dropped_and_the_first_waits_out_the_wi
     assert intake.accept(item(event_id="x"), rt) == intake.DUPLICATE
 
 
-def test_with_no_window_every_change_is_queued_at_once(rt, monkeypatch):
-    monkeypatch.setenv("CRYPTWARD_DEBOUNCE_SECONDS", "0")
-    rt = intake.runtime()
+def test_with_no_window_every_change_is_queued_at_once(intake_env, bot_runtime):
+    rt = bot_runtime({**intake_env, "CRYPTWARD_DEBOUNCE_SECONDS": "0"})
     assert [intake.accept(item(event_id=str(i)), rt) for i in range(2)] == [intake.QUEUED] * 2
     assert [w.event_id for w in queued(rt)] == ["0", "1"]
 
@@ -129,9 +131,8 @@ class FakeAzure:
             yield {"id": f"{path}/r{i}", "type": path.split("/providers/")[1]}
 
 
-def test_sweep_streams_one_item_per_resource(rt, monkeypatch):
-    monkeypatch.setenv("CRYPTWARD_DEBOUNCE_SECONDS", "0")
-    rt = intake.runtime()
+def test_sweep_streams_one_item_per_resource(intake_env, bot_runtime):
+    rt = bot_runtime({**intake_env, "CRYPTWARD_DEBOUNCE_SECONDS": "0"})
     fake = FakeAzure(3)
     assert intake.sweep(fake, rt) == 12
     assert [p.rsplit("/providers/", 1)[1] for p in fake.paths] == list(intake.SWEEP_TYPES)
@@ -141,11 +142,10 @@ def test_sweep_streams_one_item_per_resource(rt, monkeypatch):
     assert intake.rotation_sweep(FakeAzure(2), rt) == 2
 
 
-def test_the_sweep_packs_items_and_every_resource_is_in_exactly_one_message(rt, monkeypatch):
+def test_the_sweep_packs_items_and_every_resource_is_in_exactly_one_message(intake_env, bot_runtime):
     from remediations.store.workqueue import PACK_ITEMS, decode_all
 
-    monkeypatch.setenv("CRYPTWARD_DEBOUNCE_SECONDS", "0")
-    rt = intake.runtime()
+    rt = bot_runtime({**intake_env, "CRYPTWARD_DEBOUNCE_SECONDS": "0"})
     per_type = PACK_ITEMS * 2 + 5  # the last pack of each type's stream is not full
     assert intake.sweep(FakeAzure(per_type), rt) == 4 * per_type
     client = rt.queue._client(rt.queue.name)

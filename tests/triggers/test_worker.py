@@ -15,7 +15,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from remediations.changes import Caller
 from remediations.errors import EventRejected
-from remediations.triggers import intake, worker
+from remediations.triggers import worker
 from remediations.work import WorkItem
 from tests.botapp import bot_env
 
@@ -23,12 +23,10 @@ RG = "rg-worker"
 
 
 @pytest.fixture
-def env(sandbox, azurite, monkeypatch, grant_custom_role):
+def env(sandbox, azurite, grant_custom_role, bot_runtime):
     grant_custom_role("bot")
     sandbox.client(ResourceManagementClient).resource_groups.create_or_update(RG, {"location": "westeurope"})
-    for k, v in bot_env(sandbox, azurite, debounce=0).items():
-        monkeypatch.setenv(k, v)
-    return intake.runtime()
+    return bot_runtime(bot_env(sandbox, azurite, debounce=0))
 
 
 def vault(sandbox, name):
@@ -131,8 +129,11 @@ def test_a_sweep_pack_is_worked_item_by_item_and_a_failed_item_goes_back_alone(s
         frozen, "frozen", {"level": "ReadOnly"}
     )
     items = [WorkItem("sweep", rid, "microsoft.keyvault/vaults") for rid in (good[0], frozen, *good[1:])]
-    assert env.settings.retry_seconds == 10  # host.json's visibilityTimeout; shortened here to keep the test quick
-    monkeypatch.setattr(env, "settings", dataclasses.replace(env.settings, retry_seconds=2))
+    assert (
+        env.settings.intake.retry_seconds == 10
+    )  # host.json's visibilityTimeout; shortened here to keep the test quick
+    intake_settings = dataclasses.replace(env.settings.intake, retry_seconds=2)
+    monkeypatch.setattr(env, "settings", dataclasses.replace(env.settings, intake=intake_settings))
     outcomes = worker.handle_message(pack_json(items).encode(), 1, "pack-1")
     assert [(o.resource_id, o.applied) for o in outcomes] == [(rid, 2) for rid in good]  # the rest went on
     assert env.ledger.audit_for(frozen)[-1].result == "retrying"
