@@ -8,7 +8,7 @@ subscription / group / parent, RBAC, locks, LRO answers, paging, and one `Operat
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -193,6 +193,11 @@ class ResourceType:
             return Answer(204)
         call.state.remove(existing["id"])
         return Answer(200)
+
+    def attributes(self, call: Call) -> Mapping[tuple[str, str], tuple[str, ...]] | None:
+        """The ABAC attributes role assignment conditions read for this request (sandbox/conditions.py): None for
+        types no condition reads. Asked before the authorization check, so before the body is validated."""
+        return None
 
     def parent_exists(self, call: Call) -> bool:
         """Whether what a child or location-scoped resource lives under exists (else ParentResourceNotFound).

@@ -3,7 +3,10 @@
 A principal may do an action at a scope when one of its role assignments is at that scope or above it, and the
 assigned role grants the action: some entry of `actions` (or `dataActions`) matches it and no entry of `notActions`
 (`notDataActions`) of the same permission block does. Patterns may hold `*` anywhere; matching ignores case.
-Deny assignments and ABAC conditions are not modelled.
+An assignment with a `condition` grants only when the condition holds for the request (sandbox/conditions.py); any
+one granting assignment suffices ("How Azure RBAC determines if a user has access to a resource", Microsoft Learn,
+MicrosoftDocs/azure-docs articles/role-based-access-control/overview.md: "If the role assignment includes conditions,
+they are evaluated... If conditions are met, access is allowed"). Deny assignments are not modelled.
 
 Built-in roles are Microsoft's real definitions (data/builtin_roles.json, sources in data/README.md).
 """
@@ -17,15 +20,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sandbox import conditions
+
 __all__ = [
+    "ALLOWED",
     "BUILTIN_ROLES",
+    "CONDITION_NOT_MET",
     "DATA_ACTIONS",
     "KEY_PERMISSIONS",
+    "NOT_GRANTED",
     "ROLES",
     "AssignmentIndex",
     "CustomRoleError",
     "access_policy_allows",
     "action_for",
+    "decide",
     "explain",
     "is_allowed",
     "role_definition_id",
@@ -120,6 +129,34 @@ def _guid_of(role_definition_id: str) -> str:
     return role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
 
 
+# What a check decides: allowed; no assignment grants the action; or assignments grant it only under conditions that
+# do not hold for this request (ARM then says "does not have authorization or an ABAC condition not fulfilled").
+ALLOWED, NOT_GRANTED, CONDITION_NOT_MET = "allowed", "not-granted", "condition-not-met"
+
+
+def _condition_of(props: Mapping[str, Any]) -> str | None:
+    condition = props.get("condition")
+    return condition if isinstance(condition, str) and condition else None
+
+
+class _Verdict:
+    """Folds the granting assignments of one check: one without a condition, or whose condition holds, allows."""
+
+    __slots__ = ("action", "attributes", "conditioned")
+
+    def __init__(self, action: str, attributes: conditions.Attributes | None) -> None:
+        self.action, self.attributes, self.conditioned = action, attributes, False
+
+    def grants(self, condition: str | None) -> bool:
+        if condition is None:
+            return True
+        self.conditioned = True
+        return conditions.holds(condition, conditions.Request(self.action, self.attributes or {}))
+
+    def denied(self) -> str:
+        return CONDITION_NOT_MET if self.conditioned else NOT_GRANTED
+
+
 class AssignmentIndex:
     """Role assignments indexed by principal, with scopes normalised and roles compiled once.
 
@@ -131,7 +168,8 @@ class AssignmentIndex:
         assignments: Iterable[Mapping[str, Any]] = (),
         role_definitions: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
-        self._by_principal: dict[str, list[tuple[str, str, str]]] = {}  # oid -> [(scope, guid, assignment id)]
+        # oid -> [(scope, guid, assignment id, condition)]
+        self._by_principal: dict[str, list[tuple[str, str, str, str | None]]] = {}
         self._roles: dict[str, tuple[_Block, ...]] = {}
         for guid, definition in BUILTIN_ROLES.items():
             self.set_role(guid, definition)
@@ -148,21 +186,47 @@ class AssignmentIndex:
 
     def add(self, assignment: Mapping[str, Any]) -> None:
         props = assignment.get("properties", assignment)
-        entry = (_norm_scope(props["scope"]), _guid_of(props["roleDefinitionId"]), str(assignment.get("id", "")))
+        entry = (
+            _norm_scope(props["scope"]),
+            _guid_of(props["roleDefinitionId"]),
+            str(assignment.get("id", "")),
+            _condition_of(props),
+        )
         self._by_principal.setdefault(props["principalId"].lower(), []).append(entry)
 
     def remove(self, assignment_id: str) -> None:
         for entries in self._by_principal.values():
             entries[:] = [e for e in entries if e[2].lower() != assignment_id.lower()]
 
-    def allowed(self, principal_object_id: str, action: str, scope: str, *, data_action: bool) -> bool:
-        target, action = _norm_scope(scope), action.lower()
-        for assignment_scope, guid, _ in self._by_principal.get(principal_object_id.lower(), ()):
+    def allowed(
+        self,
+        principal_object_id: str,
+        action: str,
+        scope: str,
+        *,
+        data_action: bool,
+        attributes: conditions.Attributes | None = None,
+    ) -> bool:
+        return (
+            self.decide(principal_object_id, action, scope, data_action=data_action, attributes=attributes) == ALLOWED
+        )
+
+    def decide(
+        self,
+        principal_object_id: str,
+        action: str,
+        scope: str,
+        *,
+        data_action: bool,
+        attributes: conditions.Attributes | None = None,
+    ) -> str:
+        target, verdict, action = _norm_scope(scope), _Verdict(action, attributes), action.lower()
+        for assignment_scope, guid, _, condition in self._by_principal.get(principal_object_id.lower(), ()):
             if _covers(assignment_scope, target):
                 blocks = self._roles.get(guid)
-                if blocks and _grants(blocks, action, data_action):
-                    return True
-        return False
+                if blocks and _grants(blocks, action, data_action) and verdict.grants(condition):
+                    return ALLOWED
+        return verdict.denied()
 
 
 def _definitions(
@@ -202,23 +266,48 @@ def is_allowed(
     data_action: bool,
     assignments: Iterable[Mapping[str, Any]] | AssignmentIndex,
     role_definitions: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]] | None = None,
+    attributes: conditions.Attributes | None = None,
 ) -> bool:
     """Whether any of the principal's role assignments grants `action` at `scope`.
 
-    `assignments` are ARM roleAssignment dicts (`properties.scope/roleDefinitionId/principalId`) or an
-    `AssignmentIndex`. `role_definitions` (a mapping keyed by lower-case GUID, or a list) adds custom roles;
-    built-ins are always known.
+    `assignments` are ARM roleAssignment dicts (`properties.scope/roleDefinitionId/principalId`, and `condition`)
+    or an `AssignmentIndex`. `role_definitions` (a mapping keyed by lower-case GUID, or a list) adds custom roles;
+    built-ins are always known. `attributes` are the request's ABAC attributes, which conditions read.
     """
+    decision = decide(
+        principal_object_id,
+        action,
+        scope,
+        data_action=data_action,
+        assignments=assignments,
+        role_definitions=role_definitions,
+        attributes=attributes,
+    )
+    return decision == ALLOWED
+
+
+def decide(
+    principal_object_id: str,
+    action: str,
+    scope: str,
+    *,
+    data_action: bool,
+    assignments: Iterable[Mapping[str, Any]] | AssignmentIndex,
+    role_definitions: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]] | None = None,
+    attributes: conditions.Attributes | None = None,
+) -> str:
+    """`is_allowed`, saying why not: ALLOWED, NOT_GRANTED, or CONDITION_NOT_MET (only conditioned assignments grant
+    the action, and none of their conditions holds)."""
     if isinstance(assignments, AssignmentIndex):
-        return assignments.allowed(principal_object_id, action, scope, data_action=data_action)
-    target, action = _norm_scope(scope), action.lower()
+        return assignments.decide(principal_object_id, action, scope, data_action=data_action, attributes=attributes)
+    target, verdict, action = _norm_scope(scope), _Verdict(action, attributes), action.lower()
     definitions = role_definitions if isinstance(role_definitions, Mapping) else _definitions(role_definitions)
-    for assignment_scope, guid in _by_principal(assignments).get(principal_object_id.lower(), ()):
+    for assignment_scope, guid, condition in _by_principal(assignments).get(principal_object_id.lower(), ()):
         if _covers(assignment_scope, target):
             blocks = _role_blocks(guid, definitions)
-            if blocks and _grants(blocks, action, data_action):
-                return True
-    return False
+            if blocks and _grants(blocks, action, data_action) and verdict.grants(condition):
+                return ALLOWED
+    return verdict.denied()
 
 
 def explain(
@@ -245,21 +334,22 @@ def explain(
 
 
 # Assignment lists seen lately, indexed by principal, keyed by the identity of their dicts. Sound because ARM never
-# changes an assignment's principal, scope or role (RoleAssignmentUpdateNotPermitted); the cache keeps the dicts
+# changes an assignment's principal, scope or role (RoleAssignmentUpdateNotPermitted), and a changed condition is
+# stored as a new dict (providers/authorization.py never mutates one); the cache keeps the dicts
 # alive so their ids cannot be reused while cached. Roles are not cached here: `_role_blocks` follows their content.
-_RECENT: dict[tuple[int, ...], tuple[list[Any], dict[str, list[tuple[str, str]]]]] = {}
+_RECENT: dict[tuple[int, ...], tuple[list[Any], dict[str, list[tuple[str, str, str | None]]]]] = {}
 
 
-def _by_principal(assignments: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+def _by_principal(assignments: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[str, str, str | None]]]:
     held = assignments if isinstance(assignments, list) else list(assignments)
     key = tuple(map(id, held))
     hit = _RECENT.get(key)
     if hit is not None:
         return hit[1]
-    index: dict[str, list[tuple[str, str]]] = {}
+    index: dict[str, list[tuple[str, str, str | None]]] = {}
     for assignment in held:
         props = assignment.get("properties", assignment)
-        entry = (_norm_scope(props["scope"]), _guid_of(props["roleDefinitionId"]))
+        entry = (_norm_scope(props["scope"]), _guid_of(props["roleDefinitionId"]), _condition_of(props))
         index.setdefault(props["principalId"].lower(), []).append(entry)
     if len(_RECENT) >= 16:
         _RECENT.clear()

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import arm, faults, rbac, throttling
+from sandbox import arm, conditions, faults, rbac, throttling
 from sandbox.identity import Directory, TokenError
 from sandbox.listeners import Listeners
 from sandbox.state import State, new_id
@@ -102,31 +102,66 @@ class Sandbox:
         self._verified[token] = (principal, expires, audiences)
         return principal
 
-    def authorize(self, principal: Any, action: str, scope: str, *, data_action: bool = False) -> None:
-        if not self.allowed(principal.object_id, action, scope, data_action=data_action):
+    def authorize(
+        self,
+        principal: Any,
+        action: str,
+        scope: str,
+        *,
+        data_action: bool = False,
+        attributes: conditions.Attributes | None = None,
+    ) -> None:
+        decision = self.decide(principal.object_id, action, scope, data_action=data_action, attributes=attributes)
+        if decision != rbac.ALLOWED:
+            # When a role assignment condition did not hold, ARM says so ("Troubleshoot Azure RBAC", Microsoft Learn,
+            # MicrosoftDocs/azure-docs articles/role-based-access-control/troubleshooting.md, "Symptom - Unable to
+            # assign a role"; delegate-role-assignments-portal.md links it for a delegate refused by a condition).
+            why = " or an ABAC condition not fulfilled" if decision == rbac.CONDITION_NOT_MET else ""
             raise arm.ArmError(
                 403,
                 "AuthorizationFailed",
                 f"The client '{principal.upn or principal.object_id}' with object id '{principal.object_id}' does not "
-                f"have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If "
-                "access was recently granted, please refresh your credentials.",
+                f"have authorization{why} to perform action '{action}' over scope '{scope}' or the scope is invalid. "
+                "If access was recently granted, please refresh your credentials.",
             )
 
-    def allowed(self, object_id: str, action: str, scope: str, *, data_action: bool = False) -> bool:
-        ok = rbac.is_allowed(
+    def allowed(
+        self,
+        object_id: str,
+        action: str,
+        scope: str,
+        *,
+        data_action: bool = False,
+        attributes: conditions.Attributes | None = None,
+    ) -> bool:
+        return self.decide(object_id, action, scope, data_action=data_action, attributes=attributes) == rbac.ALLOWED
+
+    def decide(
+        self,
+        object_id: str,
+        action: str,
+        scope: str,
+        *,
+        data_action: bool = False,
+        attributes: conditions.Attributes | None = None,
+    ) -> str:
+        """rbac.decide over the stored assignments and roles; the check goes into the call log."""
+        decision = rbac.decide(
             object_id,
             action,
             scope,
             data_action=data_action,
             assignments=list(self.state.of_type("Microsoft.Authorization/roleAssignments")),
             role_definitions=self.role_definitions(),
+            attributes=attributes,
         )
         checks = _CHECKS.get()
         if checks is not None:
+            ok = decision == rbac.ALLOWED
             checks.append(
                 {"principal": object_id, "action": action, "dataAction": data_action, "scope": scope, "allowed": ok}
             )
-        return ok
+        return decision
 
     def role_definitions(self) -> dict[str, dict[str, Any]]:
         """Built-in and custom role definitions by lower-cased GUID."""
@@ -312,7 +347,7 @@ class Sandbox:
         scope = path.id if path.kind in ("item", "action") else (path.parent or "/")
         if path.type.lower() == "microsoft.resources/subscriptions" and path.kind == "collection":
             return arm.Answer(200, arm.page(call, self._visible_subscriptions(call.principal)))
-        self.authorize(call.principal, action, scope)
+        self.authorize(call.principal, action, scope, attributes=rt.attributes(call))
         if method in ("GET", "HEAD"):
             if path.kind == "collection" and not rt.singleton:
                 return arm.Answer(200, arm.page(call, rt.list(call)))

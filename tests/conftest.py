@@ -67,8 +67,9 @@ def azure_as(sandbox: Any) -> Iterator[Callable[[str], Any]]:
 @pytest.fixture
 def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Callable[..., str]:
     """Create a custom role (as the admin, through AuthorizationManagementClient) and assign it to a principal at the
-    subscription. Defaults: infra/cryptward-role.json, minus `without` actions, to the bot. A role within
-    infra/cryptward-role.json counts towards the session's role coverage (tests/role_coverage.py)."""
+    subscription, with the role document's `assignmentCondition` as the assignment's ABAC condition, as the Bicep
+    deploys it (infra/app/role.bicep). Defaults: infra/cryptward-role.json, minus `without` actions, to the bot. A role
+    within infra/cryptward-role.json counts towards the session's role coverage (tests/role_coverage.py)."""
     from azure.mgmt.authorization import AuthorizationManagementClient
 
     from tests.role_coverage import role_permissions
@@ -102,17 +103,10 @@ def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Cal
             },
         )
         p = sandbox.principal(principal)
-        client.role_assignments.create(
-            sub,
-            str(uuid.uuid4()),
-            {
-                "properties": {
-                    "roleDefinitionId": definition.id,
-                    "principalId": p.object_id,
-                    "principalType": p.kind,
-                }
-            },
-        )
+        properties = {"roleDefinitionId": definition.id, "principalId": p.object_id, "principalType": p.kind}
+        if doc.get("assignmentCondition"):
+            properties |= {"condition": doc["assignmentCondition"], "conditionVersion": "2.0"}
+        client.role_assignments.create(sub, str(uuid.uuid4()), {"properties": properties})
         return str(definition.id)
 
     return grant

@@ -1,7 +1,8 @@
 """The deployment (infra/, azure.yaml) without Azure: the Bicep loads and assigns exactly infra/cryptward-role.json,
-its references hold together, checkov passes; and the role is least privilege, proven in the sandbox: removing any
-one of its permissions makes an operation the bot performs fail (tests/role_coverage.py reports, over the session,
-the permissions no test exercised)."""
+with its ABAC condition, its references hold together, checkov passes; and the role is least privilege, proven in the
+sandbox: removing any one of its permissions makes an operation the bot performs fail (tests/role_coverage.py reports,
+over the session, the permissions no test exercised), and the condition refuses the bot every role assignment but the
+one its des-key-access fix makes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.keyvault import KeyVaultManagementClient
 
@@ -25,6 +28,8 @@ from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from remediations.errors import AzureAccessError
 from remediations.rotation.run import rotate
+from sandbox import conditions
+from sandbox.rbac import ROLES
 from tests.engine.test_run import EVERYTHING, POLICIES, ids, settings_for
 from tests.role_coverage import Coverage, role_permissions
 
@@ -55,6 +60,12 @@ def test_the_bicep_loads_the_role_json_and_assigns_it():
     assert "Microsoft.Authorization/roleAssignments@" in assignment
     assert "roleDefinitionId: roleDefinitionId" in assignment
     assert "Microsoft.Authorization/roleAssignments@" in role  # the subscription-wide assignment
+    # both assignments carry the JSON's condition, the text the sandbox tests grant and evaluate (grant_custom_role)
+    assert "var role = loadJsonContent('../cryptward-role.json')" in assignment
+    for text in (role, assignment):
+        assert text.count("Microsoft.Authorization/roleAssignments@") == 1
+        assert re.search(r"^    condition: role\.assignmentCondition$", text, flags=re.M)
+        assert re.search(r"^    conditionVersion: '2\.0'$", text, flags=re.M)
 
 
 def _module_paths(text: str) -> list[str]:
@@ -164,6 +175,99 @@ def _checkov() -> str:
             f" into its own venv.\n{from_script.stderr[-2000:]}"
         )
     return exe
+
+
+# --- the role assignment condition ---------------------------------------------------------------------------------
+
+CRYPTO_SERVICE_ENCRYPTION_USER = ROLES["Key Vault Crypto Service Encryption User"]
+WRITE = "Microsoft.Authorization/roleAssignments/write"
+
+
+def test_the_condition_lets_the_bot_assign_only_crypto_service_encryption_user_to_service_principals():
+    """The condition as the sandbox evaluates it: of every role to every principal type, only Crypto Service Encryption
+    User to a service principal; other actions of the role are not its business."""
+    condition = ROLE["assignmentCondition"]
+    actions = {a.lower() for a in ROLE["actions"]}
+    assert WRITE.lower() in actions
+    # a role with roleAssignments/delete would need the condition's delete half (@Resource attributes) too
+    on_assignments = {a for a in actions if a.startswith("microsoft.authorization/roleassignments/")}
+    assert on_assignments <= {WRITE.lower(), "microsoft.authorization/roleassignments/read"}, on_assignments
+    sub = "/subscriptions/00000000-0000-0000-0000-000000000000"
+    for guid in {*ROLES.values(), str(uuid.uuid4())}:
+        for principal_type in ("ServicePrincipal", "servicePrincipal", "User", "Group", "ForeignGroup", None):
+            props = {"roleDefinitionId": f"{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"}
+            if principal_type:
+                props["principalType"] = principal_type
+            request = conditions.Request(WRITE, conditions.role_assignment_attributes("Request", props))
+            expected = guid == CRYPTO_SERVICE_ENCRYPTION_USER and (principal_type or "").lower() == "serviceprincipal"
+            assert conditions.holds(condition, request) is expected, (guid, principal_type)
+    for action in ROLE["actions"]:
+        if action != WRITE:
+            assert conditions.holds(condition, conditions.Request(action))
+
+
+def _assign(client: Any, scope: str, principal: Any, role: str) -> Any:
+    """`role`: a built-in role's name or GUID, or a roleDefinitionId."""
+    definition = role if role.startswith("/") else f"{scope}/providers/Microsoft.Authorization/roleDefinitions/"
+    definition += "" if role.startswith("/") else ROLES.get(role, role)
+    body = {"roleDefinitionId": definition, "principalId": principal.object_id, "principalType": principal.kind}
+    return client.role_assignments.create(scope, str(uuid.uuid4()), {"properties": body})
+
+
+def test_the_deployed_condition_refuses_the_bot_any_other_role_assignment_and_keeps_its_own(
+    sandbox, grant_custom_role, as_bot
+):
+    """Issue 14: acting as the bot, a test made another principal Owner of the subscription. With the role assigned
+    as the Bicep assigns it (condition included), the bot is refused that and every other role assignment but the
+    Crypto Service Encryption User grant des-key-access makes for a disk encryption set's identity."""
+    sandbox.reset("estate")
+    role_id = grant_custom_role("bot")
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    admin = sandbox.client(AuthorizationManagementClient)
+    bot = sandbox.principal("bot")
+    (mine,) = admin.role_assignments.list_for_scope(sub, filter=f"principalId eq '{bot.object_id}'")
+    assert (mine.condition, mine.condition_version) == (ROLE["assignmentCondition"], "2.0")
+
+    as_bot_client = sandbox.client(AuthorizationManagementClient, "bot")
+    intruder, reader = sandbox.principal("intruder"), sandbox.principal("reader")
+    attempts = [
+        (intruder, "Owner"),
+        (bot, "Owner"),
+        (intruder, "User Access Administrator"),
+        (intruder, "Role Based Access Control Administrator"),
+        (intruder, "Key Vault Administrator"),
+        (intruder, role_id),  # its own custom role
+        (reader, CRYPTO_SERVICE_ENCRYPTION_USER),  # the right role, to a user
+    ]
+    for principal, role in attempts:
+        with pytest.raises(HttpResponseError) as refused:
+            _assign(as_bot_client, sub, principal, role)
+        assert (refused.value.status_code, refused.value.error.code) == (403, "AuthorizationFailed"), role
+        assert "ABAC condition not fulfilled" in refused.value.error.message
+    with pytest.raises(HttpResponseError) as refused:  # nor can it lift its own condition
+        as_bot_client.role_assignments.create_by_id(
+            mine.id,
+            {
+                "properties": {
+                    "roleDefinitionId": role_id,
+                    "principalId": bot.object_id,
+                    "principalType": "ServicePrincipal",
+                }
+            },
+        )
+    assert refused.value.status_code == 403
+    owners = [a for a in admin.role_assignments.list_for_scope(sub) if a.role_definition_id.endswith(ROLES["Owner"])]
+    assert [a.principal_id for a in owners] == [sandbox.principal("admin").object_id]
+
+    # the bot's own grant: des-key-access gives des-weu's identity Crypto Service Encryption User on its vault
+    since = len(sandbox.calls())
+    assert _outcome(sandbox, as_bot(), "sweep") == []
+    assert _refused(sandbox, since) == set()
+    des = sandbox.client(ComputeManagementClient).disk_encryption_sets.get("rg-keys-weu", "des-weu")
+    vault = f"{sub}/resourceGroups/rg-keys-weu/providers/Microsoft.KeyVault/vaults/kv-weu-disks"
+    granted = list(admin.role_assignments.list_for_scope(vault, filter=f"principalId eq '{des.identity.principal_id}'"))
+    assert [a.role_definition_id.rsplit("/", 1)[-1] for a in granted] == [CRYPTO_SERVICE_ENCRYPTION_USER]
+    assert [a.created_by for a in granted] == [bot.object_id]
 
 
 # --- least privilege, in the sandbox -------------------------------------------------------------------------------

@@ -3,6 +3,11 @@
 // resource group by role-assignment.bicep. Its dataActions (keys/read, keys/rotate/action,
 // keyrotationpolicies/read|write) are the Key Vault data role rotation needs: assigned at the subscription or a
 // resource group they apply to every RBAC-mode vault below it, so no separate Key Vault role is assigned.
+// The role holds roleAssignments/write (des-key-access gives a disk encryption set's identity Key Vault Crypto Service
+// Encryption User on its vault), so every assignment of it carries role.assignmentCondition, an Azure ABAC delegation
+// condition: the role assignments the bot may write are that role, for service principals, and nothing else (Microsoft
+// Learn, "Delegate Azure role assignment management to others with conditions", example "Constrain roles and principal
+// types"). The role has no roleAssignments/delete, so the condition targets the write only.
 targetScope = 'subscription'
 
 param principalId string
@@ -34,6 +39,8 @@ resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (a
     roleDefinitionId: definition.id
     principalId: principalId
     principalType: 'ServicePrincipal'
+    condition: role.assignmentCondition
+    conditionVersion: '2.0'
   }
 }
 

@@ -8,6 +8,12 @@ List semantics (ARM, 2022-04-01): a list at a scope answers the assignments at, 
 `$filter=atScope()` keeps those at or above it; `principalId eq '{id}'` / `assignedTo('{id}')` keep one
 principal's. Role definitions list the built-in roles plus the custom roles assignable at the scope;
 `$filter=roleName eq '...'` and `type eq 'BuiltInRole'|'CustomRole'` narrow it.
+
+Role assignments carry `condition` and `conditionVersion` (RoleAssignmentProperties in Azure/azure-rest-api-specs
+specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/
+authorization-RoleAssignmentsCalls.json: "Currently the only accepted value is '2.0'"), answered on GET and list as
+sent. A condition is parsed on PUT (sandbox/conditions.py) and evaluated by `rbac` on every check; a role assignment
+write or delete presents its Request or Resource attributes (`RoleAssignments.attributes`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import re
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from sandbox import rbac
+from sandbox import conditions, rbac
 from sandbox.arm import Answer, ArmError, Call, ResourceType, register
 from sandbox.providers.locks import relation
 
@@ -70,6 +76,33 @@ def _split_filter(flt: str) -> list[str]:
     return [c.strip() for c in re.split(r"\s+and\s+", flt.strip(), flags=re.IGNORECASE) if c.strip()]
 
 
+# Verified message: "The given role assignment condition is invalid." (Microsoft Learn, "Troubleshoot Azure role
+# assignment conditions", MicrosoftDocs/azure-docs articles/role-based-access-control/conditions-troubleshoot.md:
+# cause 1 conditionVersion "1.0", cause 2 a condition not formatted correctly; 400 Bad Request per
+# MicrosoftDocs/azure-docs issue #119449). The error code is unverified: Microsoft's pages do not name it;
+# "InvalidRoleAssignmentCondition" is what two public third-party write-ups report.
+_INVALID_CONDITION = "The given role assignment condition is invalid."
+
+
+def _checked_condition(props: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The (condition, conditionVersion) to store, or ArmError 400 when Azure refuses them."""
+    condition, version = props.get("condition"), props.get("conditionVersion")
+    if condition is None or condition == "":
+        return None, version if isinstance(version, str) else None  # unverified: a version alone is kept, unused
+    if not isinstance(condition, str):
+        raise ArmError(400, "InvalidRoleAssignmentCondition", _INVALID_CONDITION)
+    version = conditions.VERSION if version in (None, "") else version  # "Defaults to 2.0" (conditions-faq.md)
+    if version != conditions.VERSION:
+        raise ArmError(400, "InvalidRoleAssignmentCondition", _INVALID_CONDITION)
+    try:
+        conditions.parse(condition)
+    except conditions.ConditionError as exc:
+        if exc.unsupported:  # valid for Azure, perhaps, but not something the sandbox can evaluate: say so
+            raise ArmError(400, "InvalidRoleAssignmentCondition", f"{_INVALID_CONDITION} (sandbox: {exc})") from exc
+        raise ArmError(400, "InvalidRoleAssignmentCondition", _INVALID_CONDITION) from exc
+    return condition, version
+
+
 def _bad_filter(flt: str) -> ArmError:
     return ArmError(400, "InvalidFilterInQueryString", f"The filter '{flt}' is not valid.")
 
@@ -85,6 +118,20 @@ class RoleAssignments(ResourceType):
         if body is None:
             raise ArmError(404, "RoleAssignmentNotFound", f"The role assignment '{call.path.name}' is not found.")
         return self.view(call, body)
+
+    def attributes(self, call: Call) -> dict[tuple[str, str], tuple[str, ...]] | None:
+        """`roleAssignments/write` presents Request attributes (the body), `roleAssignments/delete` Resource
+        attributes (the stored assignment): "Authorization actions and attributes", Microsoft Learn, MicrosoftDocs/
+        azure-docs articles/role-based-access-control/conditions-authorization-actions-attributes.md. The Request
+        PrincipalType is the body's, absent when the body has none (then no comparison on it holds; unverified)."""
+        if call.path.kind != "item":
+            return None
+        if call.method == "PUT":
+            body = call.body if isinstance(call.body, dict) else {}
+            props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
+            return conditions.role_assignment_attributes("Request", props)
+        stored = call.state.get(call.path.id)
+        return conditions.role_assignment_attributes("Resource", stored["properties"]) if stored else {}
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         name = call.path.name or ""
@@ -105,6 +152,7 @@ class RoleAssignments(ResourceType):
                     f"The request content was invalid and could not be deserialized: 'Required property '{field}' "
                     "not found in JSON. Path 'properties'.'.",
                 )
+        condition, condition_version = _checked_condition(props)
         scope = call.path.parent
         guid = _guid_of(role_definition_id)
         if _role(call.state, guid) is None:
@@ -176,8 +224,8 @@ class RoleAssignments(ResourceType):
                 "updatedOn": now,
                 "createdBy": existing["properties"]["createdBy"] if existing else call.principal.object_id,
                 "updatedBy": call.principal.object_id,
-                "condition": props.get("condition"),
-                "conditionVersion": props.get("conditionVersion") or ("2.0" if props.get("condition") else None),
+                "condition": condition,
+                "conditionVersion": condition_version,
                 "description": props.get("description"),
                 "delegatedManagedIdentityResourceId": props.get("delegatedManagedIdentityResourceId"),
             },

@@ -262,3 +262,173 @@ def test_older_api_versions_answer(sandbox, rg):
     for version in ("2015-07-01", "2020-04-01-preview", "2020-10-01-preview", "2022-01-01-preview"):
         r = httpx.get(url, params={"api-version": version}, headers=headers, verify=sandbox.ssl)
         assert r.status_code == 200, version
+
+
+# --- role assignment conditions (Azure ABAC): delegating role assignment with conditions ------------------------
+# Microsoft Learn, "Delegate Azure role assignment management to others with conditions" and its examples page
+# (MicrosoftDocs/azure-docs articles/role-based-access-control/delegate-role-assignments-*.md).
+
+CSEU = ROLES["Key Vault Crypto Service Encryption User"]
+# "Example: Constrain roles and principal types", with Crypto Service Encryption User and service principals.
+DELEGATION = (
+    "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR "
+    f"(@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {{{CSEU}}} "
+    "AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase "
+    "{'ServicePrincipal'})) AND ((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR "
+    f"(@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {{{CSEU}}} "
+    "AND @Resource[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase "
+    "{'ServicePrincipal'}))"
+)
+ASSIGNER = ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleAssignments/write",
+            "Microsoft.Authorization/roleAssignments/delete")  # fmt: skip
+ABAC_REFUSAL = "does not have authorization or an ABAC condition not fulfilled to perform action"
+
+
+def _delegate(sandbox, auth, condition=DELEGATION, who="intruder", scope=None):
+    """A custom role that assigns roles, given to `who` (with `condition`, if any); the assignment made."""
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    guid = str(uuid.uuid4())
+    auth.role_definitions.create_or_update(sub, guid, _custom(sandbox, name=f"Assigner {guid[:8]}", actions=ASSIGNER))
+    params = _params(sandbox, who, guid)
+    if condition is not None:
+        params.condition, params.condition_version = condition, "2.0"
+    return auth.role_assignments.create(scope or sub, str(uuid.uuid4()), params)
+
+
+def _refused_by_condition(excinfo, action="Microsoft.Authorization/roleAssignments/write"):
+    assert _err(excinfo) == (403, "AuthorizationFailed")
+    message = excinfo.value.error.message
+    assert ABAC_REFUSAL in message and f"'{action}'" in message, message
+
+
+def test_a_conditioned_delegate_assigns_only_the_role_and_principal_type_its_condition_names(sandbox, auth):
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    _delegate(sandbox, auth)
+    delegate = sandbox.client(AuthorizationManagementClient, "intruder")
+    made = delegate.role_assignments.create(sub, str(uuid.uuid4()), _params(sandbox, "bot", CSEU))
+    assert made.role_definition_id.endswith(CSEU) and made.principal_type == "ServicePrincipal"
+
+    name = str(uuid.uuid4())
+    with pytest.raises(HttpResponseError) as err:
+        delegate.role_assignments.create(sub, name, _params(sandbox, "bot", "Owner"))
+    _refused_by_condition(err)
+    assert f"over scope '{sub}/providers/Microsoft.Authorization/roleAssignments/{name}'" in err.value.error.message
+    with pytest.raises(HttpResponseError) as err:
+        delegate.role_assignments.create(sub, str(uuid.uuid4()), _params(sandbox, "intruder", "Owner"))
+    _refused_by_condition(err)  # nor itself
+    with pytest.raises(HttpResponseError) as err:
+        delegate.role_assignments.create(sub, str(uuid.uuid4()), _params(sandbox, "reader", CSEU))
+    _refused_by_condition(err)  # the right role, but to a User
+    with pytest.raises(HttpResponseError) as err:  # a User said to be a ServicePrincipal: the directory disagrees
+        delegate.role_assignments.create(sub, str(uuid.uuid4()), _params(sandbox, "reader", CSEU, "ServicePrincipal"))
+    assert _err(err) == (400, "UnmatchedPrincipalType")
+
+    # deletes: only assignments the condition's Resource attributes match
+    owner = next(a for a in auth.role_assignments.list_for_scope(sub) if a.role_definition_id.endswith(ROLES["Owner"]))
+    with pytest.raises(HttpResponseError) as err:
+        delegate.role_assignments.delete_by_id(owner.id)
+    _refused_by_condition(err, "Microsoft.Authorization/roleAssignments/delete")
+    assert auth.role_assignments.get_by_id(owner.id).principal_id == sandbox.principal("admin").object_id
+    assert delegate.role_assignments.delete_by_id(made.id).name == made.name
+    # what the condition does not target is granted as the role says; refused writes left nothing behind
+    left = {
+        (a.principal_id, a.role_definition_id.rsplit("/", 1)[-1]) for a in delegate.role_assignments.list_for_scope(sub)
+    }
+    assert (sandbox.principal("bot").object_id, ROLES["Owner"]) not in left
+    assert (sandbox.principal("reader").object_id, CSEU) not in left
+
+
+def test_a_delegate_cannot_lift_its_own_condition(sandbox, auth):
+    mine = _delegate(sandbox, auth)
+    delegate = sandbox.client(AuthorizationManagementClient, "intruder")
+    unconditioned = RoleAssignmentCreateParameters(
+        role_definition_id=mine.role_definition_id, principal_id=mine.principal_id, principal_type="ServicePrincipal"
+    )
+    with pytest.raises(HttpResponseError) as err:
+        delegate.role_assignments.create_by_id(mine.id, unconditioned)
+    _refused_by_condition(err)
+    assert auth.role_assignments.get_by_id(mine.id).condition == DELEGATION
+
+
+def test_an_unconditioned_holder_is_not_limited_and_one_unconditioned_grant_is_enough(sandbox, auth, rg):
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    _delegate(sandbox, auth, condition=None, who="bot")
+    sandbox.client(AuthorizationManagementClient, "bot").role_assignments.create(
+        sub, str(uuid.uuid4()), _params(sandbox, "reader", "Owner")
+    )
+    # the conditioned delegate also holds an unconditioned assigner role in rg-a: there, the condition does not bind
+    # (Learn, conditions-troubleshoot.md, "Symptom - Condition is not enforced", cause 1)
+    _delegate(sandbox, auth)
+    _delegate(sandbox, auth, condition=None, scope=rg)
+    delegate = sandbox.client(AuthorizationManagementClient, "intruder")
+    delegate.role_assignments.create(rg, str(uuid.uuid4()), _params(sandbox, "bot", "Owner"))
+    with pytest.raises(HttpResponseError) as err:
+        delegate.role_assignments.create(sub, str(uuid.uuid4()), _params(sandbox, "bot", "Owner"))
+    _refused_by_condition(err)
+
+
+def test_a_refusal_without_any_grant_does_not_mention_conditions(sandbox, auth):
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    with pytest.raises(HttpResponseError) as err:
+        sandbox.client(AuthorizationManagementClient, "intruder").role_assignments.create(
+            sub, str(uuid.uuid4()), _params(sandbox, "bot", CSEU)
+        )
+    assert _err(err) == (403, "AuthorizationFailed")
+    assert "ABAC" not in err.value.error.message and "does not have authorization to perform" in err.value.error.message
+
+
+@pytest.mark.parametrize(
+    ("condition", "version", "sandbox_says"),
+    [
+        ("((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR", "2.0", None),
+        ("@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] GuidEquals 'not-a-guid'", "2.0", None),
+        ("(a AND b OR c)", "2.0", None),
+        (DELEGATION, "1.0", None),  # Learn, conditions-troubleshoot.md: cause 1, conditionVersion "1.0"
+        (
+            "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'x'",
+            "2.0",
+            "sandbox",
+        ),
+    ],
+)
+def test_conditions_azure_refuses_are_refused_and_nothing_is_stored(sandbox, auth, condition, version, sandbox_says):
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    params = _params(sandbox, "bot", "Reader")
+    params.condition, params.condition_version = condition, version
+    name = str(uuid.uuid4())
+    with pytest.raises(HttpResponseError) as err:
+        auth.role_assignments.create(sub, name, params)
+    assert _err(err) == (400, "InvalidRoleAssignmentCondition")
+    assert err.value.error.message.startswith("The given role assignment condition is invalid.")
+    assert ("(sandbox:" in err.value.error.message) == (sandbox_says is not None)
+    with pytest.raises(ResourceNotFoundError):
+        auth.role_assignments.get(sub, name)
+
+
+def test_the_condition_and_its_version_round_trip_on_get_and_list(sandbox, auth, rg):
+    laid_out = DELEGATION.replace(") AND (", ")\nAND\n(").replace(" OR ", "\n OR \n")  # as the Learn pages lay it out
+    params = _params(sandbox, "intruder", "User Access Administrator")
+    params.condition = laid_out  # no version: it defaults to 2.0 (Learn, conditions-faq.md)
+    made = auth.role_assignments.create(rg, str(uuid.uuid4()), params)
+    assert (made.condition, made.condition_version) == (laid_out, "2.0")
+    got = auth.role_assignments.get(rg, made.name)
+    assert (got.condition, got.condition_version) == (laid_out, "2.0")
+    listed = {a.name: a for a in auth.role_assignments.list_for_scope(rg)}
+    assert (listed[made.name].condition, listed[made.name].condition_version) == (laid_out, "2.0")
+    plain = auth.role_assignments.create(rg, str(uuid.uuid4()), _params(sandbox, "bot", "Reader"))
+    assert (plain.condition, plain.condition_version) == (None, None)
+    # the wire, as Azure names the properties
+    token = sandbox.credential().get_token("https://management.azure.com/.default").token
+    r = httpx.get(
+        f"{sandbox.base_url}{made.id}",
+        params={"api-version": "2022-04-01"},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=sandbox.ssl,
+    )
+    assert (r.json()["properties"]["condition"], r.json()["properties"]["conditionVersion"]) == (laid_out, "2.0")
+    # the condition is enforced as laid out: the holder may give Crypto Service Encryption User to the bot only
+    delegate = sandbox.client(AuthorizationManagementClient, "intruder")
+    delegate.role_assignments.create(rg, str(uuid.uuid4()), _params(sandbox, "bot", CSEU))
+    with pytest.raises(HttpResponseError) as err:
+        delegate.role_assignments.create(rg, str(uuid.uuid4()), _params(sandbox, "bot", "Contributor"))
+    _refused_by_condition(err)
