@@ -26,7 +26,7 @@ def directory() -> Directory:
 def test_named_principals_are_stable_across_directories(directory):
     other = Directory("another-tenant", b"another-secret", SUB)
     assert {n: p.object_id for n, p in directory.names().items()} == {n: p.object_id for n, p in other.names().items()}
-    assert set(directory.names()) == {"bot", "admin", "reader", "intruder"}
+    assert set(directory.names()) == {"bot", "admin", "reader", "intruder", "approver", "vault-owner"}
     ids = [p.object_id for p in directory.all()] + [p.client_id for p in directory.all() if p.client_id]
     assert len(set(ids)) == len(ids)
 
