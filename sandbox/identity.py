@@ -2,7 +2,8 @@
 
 One `Directory` per sandbox: the named principals tests act as (`bot`, `admin`, `reader`, `intruder`, and the users
 `approver` and `vault-owner`), plus the system-assigned identities resources get (a disk encryption set's). Ids are
-uuid5 of the name, so they are the same every run. Tokens are HS256 JWTs shaped like Azure AD v1 access tokens; only the sandbox can mint or verify them.
+uuid5 of the name, so they are the same every run. Tokens are HS256 JWTs shaped like Azure AD v1 access tokens;
+only the sandbox can mint or verify them.
 
 Errors carry the codes and messages Azure answers with (checked against public reports of real responses):
 `TokenError` for ARM's 401s, `IdentityNotFound` for the managed-identity endpoint's 400.
