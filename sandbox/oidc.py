@@ -52,7 +52,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import jwt
 from starlette.requests import Request
@@ -70,7 +70,6 @@ TOKEN_LIFETIME = 3600
 APPS, GROUPS = "entra.apps", "entra.groups"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 MULTI_TENANT = ("organizations", "common")
-_FORM = "application/x-www-form-urlencoded"
 
 # code -> (error, message, HTTP status on the token endpoint). {0}, {1}: filled in per use.
 _ERRORS: dict[str, tuple[str, str, int]] = {
@@ -402,7 +401,7 @@ class Provider:
     async def authorize(self, request: Request) -> Response:
         params = dict(request.query_params)
         if request.method == "POST":
-            params |= {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+            params |= await _form(request)
         try:
             self._tenant(request)
             client_id = params.get("client_id")
@@ -487,7 +486,7 @@ class Provider:
     async def token(self, request: Request) -> Response:
         try:
             self._tenant(request)
-            form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+            form = await _form(request)
             return self._redeem(request, form)
         except OidcError as exc:
             return _token_error(exc)
@@ -550,6 +549,15 @@ class Provider:
         if "openid" in scopes:
             answer["id_token"] = self.id_token(code, user, app, now)
         return JSONResponse(answer, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body (without python-multipart, which the sandbox does not need)."""
+    raw = await request.body()
+    try:
+        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return {}
 
 
 def _basic_auth(header: str | None) -> tuple[str | None, str | None]:
