@@ -269,3 +269,12 @@ def test_apps_and_groups_admin_api(sandbox):
     assert sandbox.admin_api.post("/_sandbox/apps", json={"redirectUris": []}).status_code == 400
     sandbox.reset()
     assert sandbox.admin("GET", "/_sandbox/apps")["value"] == []
+
+
+def test_sandbox_env_prints_the_authority(sandbox, capsys):
+    from sandbox.__main__ import main
+
+    assert main(["env", "--state", str(sandbox.running.state_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"export SANDBOX_OIDC_AUTHORITY={sandbox.base_url}/{sandbox.tenant_id}\n" in out
+    assert "approver@contoso.example" in out
