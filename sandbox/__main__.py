@@ -1,7 +1,8 @@
 """`python -m sandbox`: run the local Azure and talk to it.
 
 serve [--port N] [--state DIR] [--scenario NAME] [--persist]   start it (HTTPS on 127.0.0.1)
-env [--state DIR] [--as NAME]                                  print the export lines a client needs
+env [--state DIR] [--as NAME]                                  print the export lines a client needs (and the
+                                                               sign-in authority, SANDBOX_OIDC_AUTHORITY)
 seed NAME [--state DIR]                                        add a named scenario to the running sandbox
 reset [NAME] [--state DIR]                                     empty it (then seed NAME, default "empty")
 clock [--advance DURATION] [--state DIR]                       show or move the sandbox clock (e.g. 90d, 2h, 30m)
@@ -106,6 +107,8 @@ def env(args: argparse.Namespace) -> int:
         "REQUESTS_CA_BUNDLE": ca,
         "SSL_CERT_FILE": ca,
         "SANDBOX_ADMIN_KEY": info["adminKey"],
+        # Sign-in (OpenID Connect, sandbox/oidc.py): MSAL's authority, with instance_discovery=False.
+        "SANDBOX_OIDC_AUTHORITY": info.get("authority") or f"{info['baseUrl']}/{info['tenantId']}",
     }
     print('# Cryptward sandbox: eval "$(python -m sandbox env)"')
     for name, value in lines.items():
@@ -113,6 +116,9 @@ def env(args: argparse.Namespace) -> int:
     print("# principals (use --as NAME, or `az login --identity --client-id ID`):")
     for name, p in principals.items():
         print(f"#   {name:10} client id {p['client_id']}  object id {p['object_id']}  {p.get('upn') or ''}".rstrip())
+    authority = lines["SANDBOX_OIDC_AUTHORITY"]
+    print(f"# sign-in: discovery {authority}/v2.0/.well-known/openid-configuration; users sign in by UPN (login_hint)")
+    print("#   register an app: POST /_sandbox/apps {redirectUris, secret: true}; groups: POST /_sandbox/groups")
     return 0
 
 

@@ -1,8 +1,9 @@
 """The tenant's principals and the tokens they carry.
 
-One `Directory` per sandbox: the named principals tests act as (`bot`, `admin`, `reader`, `intruder`), plus the
-system-assigned identities resources get (a disk encryption set's). Ids are uuid5 of the name, so they are the same
-every run. Tokens are HS256 JWTs shaped like Azure AD v1 access tokens; only the sandbox can mint or verify them.
+One `Directory` per sandbox: the named principals tests act as (`bot`, `admin`, `reader`, `intruder`, and the users
+`approver` and `vault-owner`), plus the system-assigned identities resources get (a disk encryption set's). Ids are
+uuid5 of the name, so they are the same every run. Tokens are HS256 JWTs shaped like Azure AD v1 access tokens;
+only the sandbox can mint or verify them.
 
 Errors carry the codes and messages Azure answers with (checked against public reports of real responses):
 `TokenError` for ARM's 401s, `IdentityNotFound` for the managed-identity endpoint's 400.
@@ -131,6 +132,9 @@ class Directory:
         self._add_named("admin", _user("admin", "Estate Administrator", "admin@contoso.example"))
         self._add_named("reader", _user("reader", "Estate Reader", "reader@contoso.example"))
         self._add_named("intruder", _sp("intruder", "intruder-app"))
+        # Users who sign in through the OpenID Connect provider (sandbox/oidc.py) to approve changes.
+        self._add_named("approver", _user("approver", "Change Approver", "approver@contoso.example"))
+        self._add_named("vault-owner", _user("vault-owner", "Vault Owner", "vault-owner@contoso.example"))
 
     def _add_named(self, name: str, principal: Principal) -> None:
         self._named[name] = principal.object_id

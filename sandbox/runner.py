@@ -47,6 +47,7 @@ class Running:
             "identityHeader": sb.identity_header,
             "adminKey": sb.admin_key,
             "tenantId": sb.state.tenant_id,
+            "authority": f"{self.base_url}/{sb.state.tenant_id}",  # OpenID Connect sign-in (sandbox/oidc.py)
             "subscriptionId": next(iter(sb.state.subscriptions), ""),
             "principals": {p.name: p.to_dict() for p in sb.directory.all() if p.name},
         }

@@ -176,12 +176,13 @@ class Sandbox:
 
     # -- the ASGI app --------------------------------------------------------------------------------------
     def app(self) -> Starlette:
-        from sandbox import admin, receivers
+        from sandbox import admin, oidc, receivers
 
         routes = [
             Route("/msi/token", self.token_endpoint, methods=["GET"]),
             *admin.routes(self),
             *receivers.routes(self),
+            *oidc.routes(self),  # the tenant's OpenID Connect provider (before the ARM catch-all)
             Route("/{prefix}", self.dispatch, methods=_VERBS),
             Route("/{prefix}/{rest:path}", self.dispatch, methods=_VERBS),
         ]

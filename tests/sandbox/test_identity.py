@@ -26,7 +26,7 @@ def directory() -> Directory:
 def test_named_principals_are_stable_across_directories(directory):
     other = Directory("another-tenant", b"another-secret", SUB)
     assert {n: p.object_id for n, p in directory.names().items()} == {n: p.object_id for n, p in other.names().items()}
-    assert set(directory.names()) == {"bot", "admin", "reader", "intruder"}
+    assert set(directory.names()) == {"bot", "admin", "reader", "intruder", "approver", "vault-owner"}
     ids = [p.object_id for p in directory.all()] + [p.client_id for p in directory.all() if p.client_id]
     assert len(set(ids)) == len(ids)
 
@@ -90,7 +90,7 @@ def test_reset_drops_system_identities(directory):
     des = directory.add_system_identity(DES)
     directory.reset()
     assert directory.by_object_id(des.object_id) is None
-    assert len(directory.all()) == 4
+    assert len(directory.all()) == len(directory.names()) == 6
 
 
 def decode(token: str) -> dict:
