@@ -61,7 +61,7 @@ class SandboxCliError(Exception):
 
 
 def serve(args: argparse.Namespace) -> int:
-    from sandbox.runner import prepare
+    from sandbox.runner import prepare, write_info
 
     running = prepare(args.state, args.port, args.scenario, persist=args.persist)
     server = running.server
@@ -69,7 +69,7 @@ def serve(args: argparse.Namespace) -> int:
 
     async def startup(sockets: Any = None) -> None:
         await original(sockets)
-        (args.state / "server.json").write_text(json.dumps(running.info(), indent=2))
+        write_info(args.state, running.info())
         print(
             f"sandbox: serving {running.base_url} (state {args.state}); `python -m sandbox env` prints the exports",
             flush=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -116,5 +117,12 @@ def start_in_thread(state_dir: Path, port: int = 0, scenario: str = "empty") -> 
         if not running.thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"the sandbox did not start on port {running.port}")
         time.sleep(0.005)
-    (state_dir / "server.json").write_text(json.dumps(running.info(), indent=2))
+    write_info(state_dir, running.info())
     return running
+
+
+def write_info(state_dir: Path, info: dict[str, Any]) -> None:
+    """server.json, whole or not at all: written beside and renamed, so a reader that sees the file can parse it."""
+    part = state_dir / "server.json.part"
+    part.write_text(json.dumps(info, indent=2))
+    os.replace(part, state_dir / "server.json")

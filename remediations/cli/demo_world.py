@@ -212,7 +212,9 @@ class World:
         log = self.workdir / "serve.log"
         # `cryptward serve` itself fails at start in this build (serve.run reads `.route` of every trigger while
         # listing them); serve_child hosts the same Host the same way.
-        args = [sys.executable, "-c", "import remediations.cli.demo_world as w; w.serve_child()", str(port), self.key]
+        # The function key reaches the child in its environment (CRYPTWARD_ALERT_KEY), never its command line: `ps`
+        # shows every user the arguments of every process.
+        args = [sys.executable, "-c", "import remediations.cli.demo_world as w; w.serve_child()", str(port)]
         self.children.start("serve", args, cwd=ROOT, log=log, env={**_clean_env(), **self.env})
 
         def healthy() -> bool:
@@ -232,14 +234,15 @@ class World:
 
 
 def serve_child() -> None:
-    """`cryptward serve --port PORT --key KEY` as remediations.cli.serve.run does it, settings from the environment
-    only (argv: PORT KEY). Runs in the demo's serve child process; uvicorn stops it on SIGTERM."""
+    """`cryptward serve --port PORT` as remediations.cli.serve.run does it, settings (the function key in
+    CRYPTWARD_ALERT_KEY too) from the environment only (argv: PORT). Runs in the demo's serve child process; uvicorn
+    stops it on SIGTERM."""
     import uvicorn
 
     from remediations.cli.functions import functions
     from remediations.cli.serve import make_host
 
-    port, key = int(sys.argv[1]), sys.argv[2]
+    port, key = int(sys.argv[1]), os.environ["CRYPTWARD_ALERT_KEY"]
     for fn in functions():  # a timer added later to function_app.py fires when the demo says so, too
         for name in re.findall(r"%(\w+)%", str(getattr(fn.get_trigger(), "schedule", "") or "")):
             os.environ.setdefault(name, NEVER)
