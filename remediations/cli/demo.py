@@ -70,7 +70,8 @@ def _admin_azure(world: World) -> Any:
 
 
 def grant_bot_role(world: World, admin: Any) -> str:
-    """infra/cryptward-role.json as a custom role at the subscription, assigned to the bot (as the admin)."""
+    """infra/cryptward-role.json as a custom role at the subscription, assigned to the bot (as the admin) with the
+    role document's ABAC condition, as infra/ deploys it."""
     doc = json.loads(ROLE_FILE.read_text())
     sub = f"/subscriptions/{world.sub}"
     client = admin.authorization(world.sub)
@@ -86,6 +87,8 @@ def grant_bot_role(world: World, admin: Any) -> str:
     definition = client.role_definitions.create_or_update(sub, guid, {"properties": props})
     bot = world.principal("bot")["object_id"]
     body = {"roleDefinitionId": definition.id, "principalId": bot, "principalType": "ServicePrincipal"}
+    if doc.get("assignmentCondition"):
+        body |= {"condition": doc["assignmentCondition"], "conditionVersion": "2.0"}
     client.role_assignments.create(sub, str(uuid.uuid4()), {"properties": body})
     return str(doc["roleName"])
 
