@@ -18,6 +18,7 @@ infra/) and host.json's queue settings, into one frozen `Settings` with a sectio
 | `CRYPTWARD_LOCK_NAME` | name of the CanNotDelete lock Cryptward adds | `cryptward-cannot-delete` |
 | `CRYPTWARD_DIAGNOSTIC_SETTING_NAME` | name of the diagnostic setting Cryptward adds | `cryptward` |
 | `CRYPTWARD_KEY_ACCESS_ALLOW` | JSON `{"<vault or its scope>": ["<scope of DES that may use it>"]}` | `{}` |
+| `CRYPTWARD_ROTATE_VAULTS` | vaults (or their groups, subscriptions) whose keys rotate though no DES uses them | none |
 | `CRYPTWARD_POLICY_MODES` | JSON `{"<policy id>": "<audit, approve or remediate>"}`: overrides modes | `{}` |
 | `CRYPTWARD_POLICIES` | the policies folder | `policies/` beside the package |
 
@@ -240,6 +241,15 @@ class Settings:
     azure: AzureSettings = field(default_factory=AzureSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     notices: NoticeSettings = field(default_factory=NoticeSettings)
+    # Vaults (or the resource groups or subscriptions holding them) whose keys the rotation timer rotates although
+    # no disk encryption set uses them: the operator's choice (CRYPTWARD_ROTATE_VAULTS), never a tag's.
+    rotate_vaults: tuple[str, ...] = ()
+
+    def rotates_vault(self, vault_id: str) -> bool:
+        """Whether the operator opted this vault's keys into rotation."""
+        wanted = vault_id.lower().rstrip("/")
+        return any(wanted == s.lower().rstrip("/") or wanted.startswith(s.lower().rstrip("/") + "/")
+                   for s in self.rotate_vaults)  # fmt: skip
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, host_json: Path = HOST_JSON) -> Settings:
@@ -276,6 +286,13 @@ class Settings:
             exemption_tag=value("CRYPTWARD_EXEMPTION_TAG") or PlanSettings.exemption_tag,
             key_access_allow={k: tuple(v) for k, v in allow.items()},
         )
+        rotate_vaults = tuple((value("CRYPTWARD_ROTATE_VAULTS") or "").replace(",", " ").split())
+        for scope in rotate_vaults:
+            if not _is_scope(scope):
+                raise SettingsError(
+                    f"CRYPTWARD_ROTATE_VAULTS: {scope!r} is not a key vault, resource group or subscription id; "
+                    "expected ids separated by commas or spaces, e.g. /subscriptions/<id>/resourceGroups/rg-keys"
+                )
         policies = value("CRYPTWARD_POLICIES")
         host = HostSettings.read(host_json)
         return cls(
@@ -288,6 +305,7 @@ class Settings:
             azure=AzureSettings.from_env(env),
             storage=StorageSettings.from_env(env),
             notices=NoticeSettings.from_env(env),
+            rotate_vaults=rotate_vaults,
         )
 
 

@@ -4,9 +4,11 @@
     report = on_key_event("Microsoft.KeyVault.KeyNearExpiry", key_id, azure=azure, settings=settings, now=now)
     report.results                      # RotationResult per key rotated and per disk encryption set followed up
 
-Which keys: every key a disk encryption set (DES) uses, and every key of a vault tagged `cryptward-max-key-age`.
+Which keys: every key a disk encryption set (DES) uses, and every key of a vault the operator opted in
+(CRYPTWARD_ROTATE_VAULTS). Nothing else: a tag can opt nothing in, since anyone with tag rights can write one.
 A key is *due* when its current version is older than the maximum age (the tag `cryptward-max-key-age` on the key,
-else on its vault, else the key-rotation-policy's `maximumAge`, else P90D; an ISO 8601 duration such as P60D) or
+else on its vault, else the key-rotation-policy's `maximumAge`, else P90D; an ISO 8601 duration such as P60D; a tag
+shortens it to TAG_FLOOR at the least) or
 expires within the warning window (P30D). A key whose own rotation policy rotates it gets a day's grace for Key
 Vault to do so; a version is never replaced within a day of its creation. A due key gets a new version
 (`KeyClient.rotate_key`) when the key-rotation-policy runs in remediate mode (or is not loaded); in audit mode it is
@@ -73,6 +75,8 @@ from remediations.rotation.keyversions import (
 from remediations.settings import Settings
 
 POLICY_GRACE = timedelta(days=1)  # a key whose rotation policy rotates it: Key Vault's turn first
+# The shortest maximum age a tag may set: whoever can write tags must not make the bot rotate keys every day.
+TAG_FLOOR = timedelta(days=30)
 CLAIM_SECONDS = 900.0
 ROTATION_POLICY = "key-rotation-policy"
 DES_AUTO_ROTATION = "des-auto-rotation"
@@ -186,10 +190,14 @@ class _Run:
             if value is None:
                 continue
             try:
-                parse_duration(str(value))
-                return str(value).strip().upper()
+                age = parse_duration(str(value))
             except ValueError as e:
                 self.notes.append(f"{where}: {e}; ignored")
+                continue
+            if where.startswith("tag") and age < TAG_FLOOR:
+                self.notes.append(f"{where}: {value} is shorter than a tag may set; {TAG_FLOOR.days} days apply")
+                return f"P{TAG_FLOOR.days}D"
+            return str(value).strip().upper()
         return DEFAULT_MAX_AGE
 
     def rotate_key(self, key: KeyVersion, check: KeyCheck, users: list[dict[str, Any]]) -> KeyVersion:
@@ -365,11 +373,15 @@ def _users(sets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _keys_of(azure: Azure, reading: Reading, run: _Run) -> list[KeyVersion]:
-    """The keys a set uses (read by the reader), and every key of an in-scope vault carrying the max-age tag."""
+    """The keys a set uses (read by the reader), and every key of an in-scope vault the operator opted in."""
     found: dict[str, KeyVersion] = {}
     key_type = aliases.KEY.lower()
+    sets = [b for b in reading.related.values() if str(b.get("type", "")).lower() == aliases.DES.lower()]
+    used = set(_users(sets))
     for rid, body in reading.resources.items():
-        if str(body.get("type", "")).lower() == key_type:
+        if str(body.get("type", "")).lower() != key_type or not run.scope.contains(rid):
+            continue
+        if rid.lower() in used or run.settings.rotates_vault(parent_of(rid)):
             vault = reading.related.get(parent_of(rid).lower()) or {}
             found[rid.lower()] = key_version(body, vault)
     for rid, reasons in reading.unreadable.items():
@@ -387,7 +399,9 @@ def _keys_of(azure: Azure, reading: Reading, run: _Run) -> list[KeyVersion]:
             )
     vault_type = aliases.VAULT.lower()
     for rid, vault in reading.resources.items():
-        if str(vault.get("type", "")).lower() != vault_type or tag_value(vault, MAX_AGE_TAG) is None:
+        if str(vault.get("type", "")).lower() != vault_type or not run.settings.rotates_vault(rid):
+            continue
+        if not run.scope.contains(rid):
             continue
         parts = rid.split("/")
         try:
@@ -448,14 +462,15 @@ def on_key_event(
 ) -> RotationReport:
     """A Key Vault event for one key (its ARM id `.../vaults/kv/keys/name`, or its URL `https://kv.vault.azure.net/
     keys/name[/version]`): KeyNearExpiry and KeyExpired rotate it now when it is due (the same rules as the timer);
-    KeyNewVersionCreated follows the sets using it through. The scope is the key's subscription. A key URL is
-    looked up among the vaults of `scope` (when given, else of every subscription the credential can list)."""
+    KeyNewVersionCreated follows the sets using it through. `scope` is where the bot may work (the configured scope
+    holding the key: nothing outside it is written); without one, the key's subscription. A key URL is looked up
+    among the vaults of `scope` (when given, else of every subscription the credential can list)."""
     kind = event_type.rsplit(".", 1)[-1]
     if kind not in EVENTS:
         raise ValueError(f"unknown Key Vault event type {event_type!r}; valid: {', '.join(EVENTS)}")
     started, before = time.perf_counter(), dict(azure.calls)
     key_id = key_id if key_id.startswith("/") else _key_id_of_url(azure, key_id, scope)
-    scope = Scope((subscription_of(key_id),))
+    scope = scope or Scope((subscription_of(key_id),))
     run = _Run(azure, settings, now, scope, _policies(policies, settings), ledger)
     reading = read_resource(azure, key_id, NEEDS)
     reasons = reading.reasons(key_id)

@@ -383,6 +383,10 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
     except ImportError:  # rotation not shipped in this build
         log.info("rotation is not available: %s for %s acknowledged", event_type, key_id)
         return
+    scope = rt.settings.intake.scope_of(key_id) if key_id.startswith("/") else None
+    if scope is None and key_id.startswith("/"):
+        log.info("key %s is outside CRYPTWARD_SCOPES: %s not acted on", key_id, event_type)
+        return
     report = on_key_event(
         event_type,
         key_id,
@@ -391,6 +395,7 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
         now=datetime.now(UTC),
         policies=rt.policies,
         ledger=rt.ledger,
+        scope=scope,
     )
     for result in report.results:
         rt.ledger.record_change(

@@ -101,11 +101,11 @@ def estate(sandbox, azure_as, grant_custom_role):
     return make
 
 
-def run(sandbox, azure, **modes):
+def run(sandbox, azure, rotate_vaults=(), **modes):
     return rotate(
         Scope((sandbox.subscription_id,)),
         azure=azure,
-        settings=Settings(modes=modes),
+        settings=Settings(modes=modes, rotate_vaults=tuple(rotate_vaults)),
         now=clock(sandbox),
         policies=POLICIES,
     )
@@ -150,19 +150,40 @@ def test_a_key_is_not_due_before_its_maximum_age_and_due_after_it(sandbox, estat
     assert len(versions(admin, n["key"])) == 3
 
 
-def test_the_max_age_tag_on_a_vault_takes_in_its_keys_and_a_key_tag_overrides_it(sandbox, estate, azure_as):
+def test_an_opted_in_vault_has_its_keys_rotated_and_a_tag_shortens_their_age_to_the_floor_only(
+    sandbox, estate, azure_as
+):
     admin, n = estate(), names(sandbox)
     admin.write("PATCH", n["vault"], KV_API, {"tags": {"cryptward-max-key-age": "P180D"}})
     fresh = f"{n['vault']}/keys/fresh-key"
     admin.write("PUT", fresh, KV_API, {"tags": {"cryptward-max-key-age": "P2D"}, "properties": {"kty": "RSA"}})
 
-    report = run(sandbox, azure_as("bot"))
+    report = run(sandbox, azure_as("bot"), rotate_vaults=[n["vault"]])
     assert report.rotated == []  # 120 days < 180 days; the fresh key is 0 days old
     ages = {c.key_id.rsplit("/", 1)[-1]: c.max_age for c in report.checked}
-    assert ages == {"des-key": "P180D", "fresh-key": "P2D", "short-key": "P180D"}
+    assert ages == {"des-key": "P180D", "fresh-key": "P30D", "short-key": "P180D"}  # P2D: below the tags' floor
+    assert any("shorter than a tag may set" in note for note in report.notes)
 
     sandbox.advance(3 * DAY)
-    assert [r.key_id.rsplit("/", 1)[-1] for r in run(sandbox, azure_as("bot")).rotated] == ["fresh-key"]
+    assert run(sandbox, azure_as("bot"), rotate_vaults=[n["vault"]]).rotated == []
+    sandbox.advance(28 * DAY)
+    assert [r.key_id.rsplit("/", 1)[-1] for r in run(sandbox, azure_as("bot"), rotate_vaults=[n["vault"]]).rotated] == [
+        "fresh-key"
+    ]
+
+
+def test_a_tag_opts_no_key_into_rotation(sandbox, estate, azure_as):
+    """Security: a principal with tag rights only tagged a vault `cryptward-max-key-age: P1D` and the bot rotated its
+    keys daily, and the timer rotated keys no disk encryption set uses (a token-signing key)."""
+    admin, n = estate(), names(sandbox)
+    admin.write("PATCH", n["vault"], KV_API, {"tags": {"cryptward-max-key-age": "P1D"}})
+    sandbox.advance(2 * DAY)
+    report = run(sandbox, azure_as("bot"))
+    checked = {c.key_id.rsplit("/", 1)[-1] for c in report.checked}
+    assert checked == {"des-key"}  # only the key a disk encryption set uses
+    assert "short-key" not in {r.key_id.rsplit("/", 1)[-1] for r in report.rotated}
+    (des_key,) = report.checked
+    assert des_key.max_age == "P30D"  # the tag on its vault shortens it to the floor, not to a day
 
 
 def test_audit_mode_reports_a_due_key_without_rotating_it(sandbox, estate, azure_as):
