@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import scenarios
-from sandbox.providers import eventgrid
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -115,7 +114,7 @@ def routes(sb: Sandbox) -> list[Route]:
         ("/_sandbox/resources", resources, ["GET"]),
         ("/_sandbox/meta", meta, ["POST"]),
         ("/_sandbox/save", save, ["POST"]),
-        *eventgrid.admin_table(sb),
+        *(route for table in sb.hooks.admin_tables for route in table(sb)),  # the providers' (sandbox/hooks.py)
     ]
     return [Route(path, guarded(fn), methods=methods) for path, fn, methods in table]
 

@@ -16,6 +16,10 @@
    `remediations.azure` nor `remediations.store`: not directly and not through any `remediations` module they
    import, at any depth. (`urllib.parse` is string handling and allowed.)
 3. The sandbox and the bot never import each other: they meet over HTTPS, as the bot and Azure do.
+4. The sandbox's core (`sandbox/*.py`) never imports a provider module (`sandbox.providers.<name>`): providers
+   register their resource types (`sandbox.arm.register`), data planes with their throttling cost and admin routes
+   (`sandbox/hooks.py`) with the core when they are installed. Only `sandbox/server.py` imports the
+   `sandbox.providers` package, whose `install` loads the list of providers.
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ def _allowed(path: Path, places: tuple[str, ...]) -> bool:
 
 BOT_FILES = sorted([ROOT / "function_app.py", *BOT.rglob("*.py")])
 SANDBOX_FILES = sorted((ROOT / "sandbox").rglob("*.py"))
+SANDBOX_CORE = sorted((ROOT / "sandbox").glob("*.py"))
 PURE_FILES = [p for p in BOT_FILES if _allowed(p, PURE_PACKAGES)]
 
 
@@ -176,10 +181,21 @@ def test_sandbox_never_imports_the_bot(path):
     assert not any(_within(n, "remediations") or _within(n, "function_app") for n in names)
 
 
+@pytest.mark.parametrize("path", SANDBOX_CORE, ids=_ids)
+def test_the_sandbox_core_never_imports_a_provider(path):
+    inside = {n for n in _imports(path) if _within(n, "sandbox.providers")}
+    if _rel(path) == "sandbox/server.py":
+        assert inside == {"sandbox.providers"}, "server.py loads the provider list, and imports no provider"
+    else:
+        providers = sorted({".".join(n.split(".")[:3]) for n in inside})
+        assert not providers, f"{_rel(path)} imports {providers}: register with the core from the provider instead"
+
+
 def test_the_rules_see_what_they_look_for():
     """The checks above find imports where the code has them (a rule that matches nothing cannot fail)."""
     assert "azure.mgmt.keyvault" in _imports(BOT / "azure.py")  # inside a method
     assert "azure.storage.queue" in _imports(BOT / "store" / "storage.py")  # under TYPE_CHECKING, and in a method
     assert "remediations.fixes" in _imports(BOT / "policy" / "loader.py")  # `from remediations import fixes as ...`
+    assert "sandbox.providers" in _imports(ROOT / "sandbox" / "server.py")
     reached = {_rel(p) for p, _ in _reached(BOT / "fixes" / "vm_encryption_at_host.py")}
     assert {"remediations/engine/advisor.py", "remediations/policy/aliases.py"} <= reached  # at depth 1 and 3
