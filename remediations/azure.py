@@ -104,15 +104,22 @@ def storage_credential(env: Mapping[str, str] | None = None) -> TokenCredential:
     """The credential for the function app's own storage account, chosen as the Functions host chooses it:
     `AzureWebJobsStorage__credential=managedidentity` -> ManagedIdentityCredential (`__clientId` selects a
     user-assigned identity), else DefaultAzureCredential (`__clientId`, else AZURE_CLIENT_ID)."""
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+    from azure.identity import DefaultAzureCredential
 
     env = os.environ if env is None else env
     kind = (env.get("AzureWebJobsStorage__credential") or "").strip().lower()
     client_id = (env.get("AzureWebJobsStorage__clientId") or "").strip() or None
     if kind == "managedidentity":
-        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+        return managed_identity(client_id)
     client_id = client_id or (env.get("AZURE_CLIENT_ID") or "").strip() or None
     return DefaultAzureCredential(exclude_interactive_browser_credential=True, managed_identity_client_id=client_id)
+
+
+def managed_identity(client_id: str | None = None) -> TokenCredential:
+    """ManagedIdentityCredential: the system-assigned identity, or the user-assigned one `client_id` names."""
+    from azure.identity import ManagedIdentityCredential
+
+    return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
 
 
 @dataclass
@@ -500,6 +507,7 @@ __all__ = [
     "default_credential",
     "error_of",
     "eventgrid_publisher",
+    "managed_identity",
     "post",
     "publish_cloudevents",
     "storage_credential",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sandbox.state import DEFAULT_SUBSCRIPTION
@@ -118,6 +119,38 @@ KV_API, COMPUTE_API, VM_API, RES_API = "2026-05-15", "2026-03-02", "2026-04-01",
 REGIONS = ("westeurope", "northeurope")
 
 
+MADE = ("vaults", "keys", "diskEncryptionSets", "disks", "virtualMachines")
+Answers = dict[str, Any]  # the answer to each step so far, by path
+
+
+@dataclass(frozen=True)
+class Step:
+    """One ARM request of a scenario, made as the administrator. `body` may be a function of the answers so far
+    (a key's versioned URL is known once the key exists); `made` names the list of the result the path goes into;
+    `facts` are sandbox-only facts to set on the resource once it exists (`/_sandbox/meta`)."""
+
+    method: str
+    path: str
+    api_version: str
+    body: Any = None
+    made: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def play(sb: Sandbox, steps: list[Step]) -> dict[str, list[str]]:
+    """Make each step's request in order, through the same handler HTTP requests use; the paths made, by kind."""
+    answers: Answers = {}
+    made: dict[str, list[str]] = {kind: [] for kind in MADE}
+    for step in steps:
+        body = step.body(answers) if callable(step.body) else step.body
+        answers[step.path] = arm(sb, step.method, step.path, body, api_version=step.api_version)
+        if step.made:
+            made[step.made].append(step.path)
+        if step.facts:
+            sb.state.meta_of(step.path).update(step.facts)
+    return made
+
+
 @scenario("estate")
 def estate(sb: Sandbox) -> dict[str, Any]:
     """A realistic, non-compliant estate across two regions (on top of `empty`): what the demo and the end-to-end
@@ -126,142 +159,143 @@ def estate(sb: Sandbox) -> dict[str, Any]:
     if not sb.state.subscriptions:
         empty(sb)
     sub = f"/subscriptions/{DEFAULT_SUBSCRIPTION}"
-    tenant = sb.state.tenant_id
-    admin = sb.directory.named("admin")
-    made: dict[str, list[str]] = {
-        "vaults": [],
-        "keys": [],
-        "diskEncryptionSets": [],
-        "disks": [],
-        "virtualMachines": [],
-    }
-
-    def rg(name: str, location: str) -> str:
-        arm(sb, "PUT", f"{sub}/resourceGroups/{name}", {"location": location}, api_version=RES_API)
-        return f"{sub}/resourceGroups/{name}"
-
-    def vault(group: str, name: str, location: str, **props: Any) -> str:
-        body = {
-            "location": location,
-            "properties": {"tenantId": tenant, "sku": {"family": "A", "name": "standard"}, "accessPolicies": []}
-            | props,
-        }
-        arm(sb, "PUT", f"{group}/providers/Microsoft.KeyVault/vaults/{name}", body, api_version=KV_API)
-        made["vaults"].append(f"{group}/providers/Microsoft.KeyVault/vaults/{name}")
-        return made["vaults"][-1]
-
-    def key(vault_id: str, name: str, size: int = 2048, kty: str = "RSA") -> dict[str, Any]:
-        body = {"properties": {"kty": kty, "keySize": size}}
-        out = arm(sb, "PUT", f"{vault_id}/keys/{name}", body, api_version=KV_API)
-        made["keys"].append(f"{vault_id}/keys/{name}")
-        return dict(out)
-
-    def disk(group: str, name: str, location: str, size: int = 64, **props: Any) -> str:
-        body = {
-            "location": location,
-            "sku": {"name": "Premium_LRS"},
-            "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": size} | props,
-        }
-        arm(sb, "PUT", f"{group}/providers/Microsoft.Compute/disks/{name}", body, api_version=COMPUTE_API)
-        made["disks"].append(f"{group}/providers/Microsoft.Compute/disks/{name}")
-        return made["disks"][-1]
-
-    def vm(group: str, name: str, location: str, size: str, os_disk: str | None, data: list[str], **extra: Any) -> str:
-        storage: dict[str, Any] = {
-            "dataDisks": [{"lun": i, "createOption": "Attach", "managedDisk": {"id": d}} for i, d in enumerate(data)]
-        }
-        if os_disk:
-            storage["osDisk"] = {"osType": "Linux", "createOption": "Attach", "managedDisk": {"id": os_disk}}
-        body = {"location": location, "properties": {"hardwareProfile": {"vmSize": size}, "storageProfile": storage}}
-        body["properties"] |= extra
-        arm(sb, "PUT", f"{group}/providers/Microsoft.Compute/virtualMachines/{name}", body, api_version=VM_API)
-        made["virtualMachines"].append(f"{group}/providers/Microsoft.Compute/virtualMachines/{name}")
-        return made["virtualMachines"][-1]
-
-    ops = rg("rg-ops", "westeurope")
-    arm(
-        sb,
-        "PUT",
-        f"{ops}/providers/Microsoft.OperationalInsights/workspaces/law-cryptward",
-        {"location": "westeurope", "properties": {"sku": {"name": "PerGB2018"}, "retentionInDays": 30}},
-        api_version="2023-09-01",
-    )
-    weu, neu = rg("rg-app-weu", "westeurope"), rg("rg-app-neu", "northeurope")
-    keys_weu = rg("rg-keys-weu", "westeurope")
-
-    # Vaults: one with nothing (no purge protection, lock, tags, diagnostics), one on access policies with public
-    # access, and the disk-encryption vault without purge protection that a DES uses.
-    vault(weu, "kv-weu-app", "westeurope")
-    vault(
-        neu,
-        "kv-neu-legacy",
-        "northeurope",
-        enableRbacAuthorization=False,
-        accessPolicies=[
-            {"tenantId": tenant, "objectId": admin.object_id, "permissions": {"keys": ["all"], "secrets": ["all"]}}
-        ],
-    )
-    des_vault = vault(keys_weu, "kv-weu-disks", "westeurope", enabledForDiskEncryption=True)
-    des_key = key(des_vault, "des-key")
-    key(des_vault, "short-key", size=2048)
-
-    # A DES without auto-rotation whose vault lacks purge protection; its identity has no access to the key yet.
-    des_id = f"{keys_weu}/providers/Microsoft.Compute/diskEncryptionSets/des-weu"
-    arm(
-        sb,
-        "PUT",
-        des_id,
-        {
-            "location": "westeurope",
-            "identity": {"type": "SystemAssigned"},
-            "properties": {
-                "encryptionType": "EncryptionAtRestWithCustomerKey",
-                "activeKey": {"sourceVault": {"id": des_vault}, "keyUrl": des_key["properties"]["keyUriWithVersion"]},
-            },
-        },
-        api_version=COMPUTE_API,
-    )
-    made["diskEncryptionSets"].append(des_id)
-
-    # Disks on platform keys: unattached, on a running VM, on a deallocated VM; one that had ADE; one in the region
-    # without a DES; and a legacy VM on an unmanaged VHD of a series that cannot use encryption at host.
-    disk(weu, "disk-weu-data", "westeurope")
-    os_running = disk(weu, "disk-weu-app-os", "westeurope", 32, osType="Linux")
-    data_running = disk(weu, "disk-weu-app-data", "westeurope")
-    os_batch = disk(weu, "disk-weu-batch-os", "westeurope", 32, osType="Linux")
-    # A disk that was encrypted with ADE and later decrypted: Azure keeps encryptionSettingsCollection (enabled false)
-    # on it, which is how the bot can tell; the sandbox also remembers the history.
-    ade = disk(
-        weu,
-        "disk-weu-ade",
-        "westeurope",
-        encryptionSettingsCollection={"enabled": False, "encryptionSettingsVersion": "1.1"},
-    )
-    sb.state.meta_of(ade)["everHadADE"] = True
-    disk(neu, "disk-neu-data", "northeurope")
-    vm(weu, "vm-weu-app", "westeurope", "Standard_D4s_v5", os_running, [data_running])
-    batch = vm(weu, "vm-weu-batch", "westeurope", "Standard_E4s_v5", os_batch, [])
-    arm(sb, "POST", f"{batch}/deallocate", api_version=VM_API)
-    vm(
-        neu,
-        "vm-neu-legacy",
-        "northeurope",
-        "Standard_D2_v3",
-        None,
-        [],
-        storageProfile={
-            "osDisk": {
-                "osType": "Linux",
-                "name": "legacy-os",
-                "createOption": "Attach",
-                "vhd": {"uri": "https://legacystore.blob.core.windows.net/vhds/legacy-os.vhd"},
-            }
-        },
-    )
-
+    made = play(sb, estate_steps(sub, sb.state.tenant_id, sb.directory.named("admin").object_id))
     # Keys past their rotation age: the sandbox clock cannot run backwards, so the key versions are backdated.
     for entry in sb.state.table("keyvault.keys").values():
         for version in entry["versions"]:
             version["attributes"]["created"] -= 120 * 86400
             version["attributes"]["updated"] -= 120 * 86400
     return {"subscriptions": [DEFAULT_SUBSCRIPTION], **made}
+
+
+def estate_steps(sub: str, tenant: str, admin_object_id: str) -> list[Step]:
+    """The estate's requests, in order: groups and a workspace, vaults and keys, a DES, disks, VMs."""
+    groups = {name: f"{sub}/resourceGroups/{name}" for name in ("rg-ops", "rg-app-weu", "rg-app-neu", "rg-keys-weu")}
+    workspace = f"{groups['rg-ops']}/providers/Microsoft.OperationalInsights/workspaces/law-cryptward"
+    law = {"location": "westeurope", "properties": {"sku": {"name": "PerGB2018"}, "retentionInDays": 30}}
+    return [
+        _group(groups["rg-ops"], "westeurope"),
+        Step("PUT", workspace, "2023-09-01", law),
+        _group(groups["rg-app-weu"], "westeurope"),
+        _group(groups["rg-app-neu"], "northeurope"),
+        _group(groups["rg-keys-weu"], "westeurope"),
+        *_vaults_and_keys(groups, tenant, admin_object_id),
+        *_disk_encryption_set(groups["rg-keys-weu"]),
+        *_disks(groups),
+        *_vms(groups),
+    ]
+
+
+def _group(path: str, location: str) -> Step:
+    return Step("PUT", path, RES_API, {"location": location})
+
+
+def _vaults_and_keys(groups: dict[str, str], tenant: str, admin_object_id: str) -> list[Step]:
+    """One vault with nothing (no purge protection, lock, tags, diagnostics), one on access policies with public
+    access, and the disk-encryption vault without purge protection that a DES uses, with two keys."""
+    admin = {"tenantId": tenant, "objectId": admin_object_id, "permissions": {"keys": ["all"], "secrets": ["all"]}}
+    legacy = {"enableRbacAuthorization": False, "accessPolicies": [admin]}
+    disks_vault = _vault_id(groups["rg-keys-weu"], "kv-weu-disks")
+    return [
+        _vault(groups["rg-app-weu"], "kv-weu-app", "westeurope", tenant),
+        _vault(groups["rg-app-neu"], "kv-neu-legacy", "northeurope", tenant, **legacy),
+        _vault(groups["rg-keys-weu"], "kv-weu-disks", "westeurope", tenant, enabledForDiskEncryption=True),
+        _key(disks_vault, "des-key"),
+        _key(disks_vault, "short-key", size=2048),
+    ]
+
+
+def _vault_id(group: str, name: str) -> str:
+    return f"{group}/providers/Microsoft.KeyVault/vaults/{name}"
+
+
+def _vault(group: str, name: str, location: str, tenant: str, **props: Any) -> Step:
+    base = {"tenantId": tenant, "sku": {"family": "A", "name": "standard"}, "accessPolicies": []}
+    body = {"location": location, "properties": base | props}
+    return Step("PUT", _vault_id(group, name), KV_API, body, made="vaults")
+
+
+def _key(vault_id: str, name: str, size: int = 2048, kty: str = "RSA") -> Step:
+    return Step("PUT", f"{vault_id}/keys/{name}", KV_API, {"properties": {"kty": kty, "keySize": size}}, made="keys")
+
+
+def _disk_encryption_set(keys_group: str) -> list[Step]:
+    """A DES without auto-rotation whose vault lacks purge protection; its identity has no access to the key yet."""
+    vault = _vault_id(keys_group, "kv-weu-disks")
+
+    def body(answers: Answers) -> dict[str, Any]:
+        key_url = answers[f"{vault}/keys/des-key"]["properties"]["keyUriWithVersion"]
+        return {
+            "location": "westeurope",
+            "identity": {"type": "SystemAssigned"},
+            "properties": {
+                "encryptionType": "EncryptionAtRestWithCustomerKey",
+                "activeKey": {"sourceVault": {"id": vault}, "keyUrl": key_url},
+            },
+        }
+
+    des = f"{keys_group}/providers/Microsoft.Compute/diskEncryptionSets/des-weu"
+    return [Step("PUT", des, COMPUTE_API, body, made="diskEncryptionSets")]
+
+
+def _disks(groups: dict[str, str]) -> list[Step]:
+    """Disks on platform keys: unattached, on a running VM, on a deallocated VM; one that had ADE; one in the region
+    without a DES. Azure keeps encryptionSettingsCollection (enabled false) on a disk that was encrypted with ADE and
+    later decrypted, which is how the bot can tell; the sandbox also remembers the history."""
+    weu, neu = groups["rg-app-weu"], groups["rg-app-neu"]
+    ade = {"encryptionSettingsCollection": {"enabled": False, "encryptionSettingsVersion": "1.1"}}
+    return [
+        _disk(weu, "disk-weu-data", "westeurope"),
+        _disk(weu, "disk-weu-app-os", "westeurope", 32, osType="Linux"),
+        _disk(weu, "disk-weu-app-data", "westeurope"),
+        _disk(weu, "disk-weu-batch-os", "westeurope", 32, osType="Linux"),
+        replace(_disk(weu, "disk-weu-ade", "westeurope", **ade), facts={"everHadADE": True}),
+        _disk(neu, "disk-neu-data", "northeurope"),
+    ]
+
+
+def _disk_id(group: str, name: str) -> str:
+    return f"{group}/providers/Microsoft.Compute/disks/{name}"
+
+
+def _disk(group: str, name: str, location: str, size: int = 64, **props: Any) -> Step:
+    body = {
+        "location": location,
+        "sku": {"name": "Premium_LRS"},
+        "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": size} | props,
+    }
+    return Step("PUT", _disk_id(group, name), COMPUTE_API, body, made="disks")
+
+
+def _vms(groups: dict[str, str]) -> list[Step]:
+    """A running VM, a deallocated one, and a legacy VM on an unmanaged VHD of a series that cannot use encryption
+    at host."""
+    weu, neu = groups["rg-app-weu"], groups["rg-app-neu"]
+    legacy_os = {
+        "osType": "Linux",
+        "name": "legacy-os",
+        "createOption": "Attach",
+        "vhd": {"uri": "https://legacystore.blob.core.windows.net/vhds/legacy-os.vhd"},
+    }
+    app_os, app_data = _disk_id(weu, "disk-weu-app-os"), _disk_id(weu, "disk-weu-app-data")
+    batch = _vm(weu, "vm-weu-batch", "westeurope", "Standard_E4s_v5", _disk_id(weu, "disk-weu-batch-os"), [])
+    return [
+        _vm(weu, "vm-weu-app", "westeurope", "Standard_D4s_v5", app_os, [app_data]),
+        batch,
+        Step("POST", f"{batch.path}/deallocate", VM_API),
+        _vm(neu, "vm-neu-legacy", "northeurope", "Standard_D2_v3", None, [], storageProfile={"osDisk": legacy_os}),
+    ]
+
+
+def _vm(group: str, name: str, location: str, size: str, os_disk: str | None, data: list[str], **extra: Any) -> Step:
+    storage: dict[str, Any] = {
+        "dataDisks": [{"lun": i, "createOption": "Attach", "managedDisk": {"id": d}} for i, d in enumerate(data)]
+    }
+    if os_disk:
+        storage["osDisk"] = {"osType": "Linux", "createOption": "Attach", "managedDisk": {"id": os_disk}}
+    body = {
+        "location": location,
+        "properties": {"hardwareProfile": {"vmSize": size}, "storageProfile": storage} | extra,
+    }
+    path = f"{group}/providers/Microsoft.Compute/virtualMachines/{name}"
+    return Step("PUT", path, VM_API, body, made="virtualMachines")

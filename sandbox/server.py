@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import arm, conditions, faults, rbac, throttling
+from sandbox.hooks import Hooks
 from sandbox.identity import Directory, TokenError
 from sandbox.listeners import Listeners
 from sandbox.state import State, new_id
@@ -34,8 +35,6 @@ ARM_AUDIENCES = {
 }
 VAULT_AUDIENCES = {"https://vault.azure.net", "https://vault.azure.net/"}
 _VERBS = ["GET", "PUT", "PATCH", "DELETE", "POST", "HEAD"]
-DataPlane = Callable[["Sandbox", Request], Awaitable[Response]]
-DATA_PLANES: dict[str, DataPlane] = {}  # first path segment -> handler (the Key Vault data plane registers "kv")
 # The RBAC checks the current request made (each request runs in its own task): the call log lists them.
 _CHECKS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("checks", default=None)
 
@@ -57,6 +56,7 @@ class Sandbox:
         self.ca_path: Path | None = None  # the CA that signs the sandbox's certificates, once known
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []  # run on the server's loop once it serves
         self.state.on_reset(self._on_reset)
+        self.hooks = Hooks()  # what the providers register: data planes, admin routes
         from sandbox import providers
 
         providers.install(self)
@@ -194,7 +194,7 @@ class Sandbox:
         _CHECKS.set(request.state.checks)
         request.state.principal = None
         request.state.throttled = False
-        plane = DATA_PLANES.get(request.path_params["prefix"].lower())
+        plane = self.hooks.data_planes.get(request.path_params["prefix"].lower())
         correlation = request.state.correlation = request.headers.get("x-ms-correlation-request-id") or new_id()
         fault = None
         if self.faults.active:
@@ -213,14 +213,14 @@ class Sandbox:
                     data_plane=plane is not None,
                 )
             if plane is not None:
-                cost = await throttling.vault_cost(self, request)
+                cost = await plane.cost(self, request) if plane.cost is not None else None
                 if cost is not None:
                     try:
                         self.throttler.vault(*cost)
                     except arm.ArmError:
                         request.state.throttled = True
                         raise
-                response = await plane(self, request)
+                response = await plane.handle(self, request)
             else:
                 response = await self.arm(request, fault)
         except arm.ArmError as exc:

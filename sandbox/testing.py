@@ -1,10 +1,12 @@
 """A pytest plugin: one sandbox per test session (started in a thread, well under a second), reset before every
-test that asks for it. Enable with `pytest_plugins = ["sandbox.testing"]` in a conftest."""
+test that asks for it once it answers no request an earlier test left running. Enable with
+`pytest_plugins = ["sandbox.testing"]` in a conftest."""
 
 from __future__ import annotations
 
 import os
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,13 @@ class SandboxHandle:
         r = self.admin_api.request(method, path, json=body)
         r.raise_for_status()
         return r.json()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the server answers no request: a client that gave up on a slow answer leaves it running, and
+        it logs its call when it ends, which would land in the next test's call log."""
+        deadline = time.monotonic() + timeout
+        while self.running.server.server_state.tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def reset(self, scenario: str = "empty") -> Any:
         return self.admin("POST", "/_sandbox/reset", {"scenario": scenario})
@@ -102,5 +111,6 @@ def sandbox_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
 
 @pytest.fixture
 def sandbox(sandbox_session: SandboxHandle) -> SandboxHandle:
+    sandbox_session.settle()
     sandbox_session.reset()
     return sandbox_session

@@ -7,6 +7,7 @@ made by the real planner with a `PlanContext` from `samples/context.json` (`now`
 """
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -34,32 +35,45 @@ def policies_by_folder() -> dict[str, Policy]:
     return {policy.source.parent.name: policy for policy in loaded}
 
 
-def planned(folder: Path, resource: dict[str, Any]) -> dict[str, Any]:
-    """The plan for one finding, as JSON without change ids (they are hashes; their stability is tested apart)."""
+def planned(folder: Path, resource: dict[str, Any], policy: Policy | None = None) -> dict[str, Any]:
+    """The plan for one finding, as JSON without change ids (they are hashes; their stability is tested apart).
+    `policy` defaults to the one loaded from `folder` under policies/."""
     context_file = folder / "samples" / "context.json"
     doc = json.loads(context_file.read_text()) if context_file.exists() else DEFAULT_CONTEXT
-    finding = Finding(policies_by_folder()[folder.name], resource, mode=doc.get("mode"))
+    finding = Finding(policy or policies_by_folder()[folder.name], resource, mode=doc.get("mode"))
     result = plan([finding], PlanContext.from_dict(doc)).to_dict()
     for change in result["changes"]:
         del change["id"]
     return result
 
 
-@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: str(p.relative_to(POLICIES)))
-def test_sample(sample: Path):
-    folder, kind = sample.parents[2].name, sample.parent.name
+def check_sample(sample: Path, policy: Callable[[], Policy]) -> None:
+    """One sample file of a policy folder holds what its folder says (`policy` loads the folder's policy)."""
+    kind = sample.parent.name
     assert kind in KINDS, f"samples go in compliant/, noncompliant/ or expected-plan/, not {kind}/"
     if kind == "expected-plan":
         assert (sample.parents[1] / "noncompliant" / sample.name).exists(), (
             f"{sample.name} names no noncompliant sample"
         )
         return
-    policy = policies_by_folder()[folder]
     resource = json.loads(sample.read_text())
-    assert policy.applies_to(resource), (
-        f"{sample.name} is a {resource.get('type')}, the policy is for {policy.resource_type}"
+    assert policy().applies_to(resource), (
+        f"{sample.name} is a {resource.get('type')}, the policy is for {policy().resource_type}"
     )
-    assert policy.noncompliant(resource) is KINDS[kind]
+    assert policy().noncompliant(resource) is KINDS[kind]
+
+
+def check_expected_plan(sample: Path, policy: Policy | None = None) -> None:
+    """A non-compliant sample of a policy with a fix plans exactly its `samples/expected-plan/<sample>.json`."""
+    expected_file = sample.parents[1] / "expected-plan" / sample.name
+    assert expected_file.exists(), f"a policy with a fix needs samples/expected-plan/{sample.name}"
+    got = planned(sample.parents[2], json.loads(sample.read_text()), policy)
+    assert got == json.loads(expected_file.read_text())
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: str(p.relative_to(POLICIES)))
+def test_sample(sample: Path):
+    check_sample(sample, lambda: policies_by_folder()[sample.parents[2].name])
 
 
 NONCOMPLIANT_WITH_FIX = [
@@ -69,13 +83,14 @@ NONCOMPLIANT_WITH_FIX = [
 
 @pytest.mark.parametrize("sample", NONCOMPLIANT_WITH_FIX, ids=lambda p: str(p.relative_to(POLICIES)))
 def test_expected_plan(sample: Path):
-    expected_file = sample.parents[1] / "expected-plan" / sample.name
-    assert expected_file.exists(), f"a policy with a fix needs samples/expected-plan/{sample.name}"
-    got = planned(sample.parents[2], json.loads(sample.read_text()))
-    assert got == json.loads(expected_file.read_text())
+    check_expected_plan(sample)
+
+
+def check_both_kinds(folder: Path) -> None:
+    kinds = {p.parent.name for p in (folder / "samples").glob("*/*.json")}
+    assert {"compliant", "noncompliant"} <= kinds, folder.name
 
 
 def test_every_policy_has_both_kinds_of_sample():
     for folder in policies_by_folder():
-        kinds = {p.parent.name for p in (POLICIES / folder / "samples").glob("*/*.json")}
-        assert {"compliant", "noncompliant"} <= kinds, folder
+        check_both_kinds(POLICIES / folder)

@@ -61,12 +61,10 @@ def _bot_azure() -> Any:
 
 
 def _admin_azure(world: World) -> Any:
-    from azure.identity import ManagedIdentityCredential
-
-    from remediations.azure import Azure, CloudProfile
+    from remediations.azure import Azure, CloudProfile, managed_identity
 
     admin = world.principal("admin")["client_id"]
-    return Azure(CloudProfile.from_env(), credential_factory=lambda: ManagedIdentityCredential(client_id=admin))
+    return Azure(CloudProfile.from_env(), credential_factory=lambda: managed_identity(admin))
 
 
 def grant_bot_role(world: World, admin: Any) -> str:

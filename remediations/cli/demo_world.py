@@ -279,14 +279,14 @@ class Tally:
 
 
 def tally(world: World) -> Tally:
-    from azure.data.tables import TableClient
-    from azure.storage.queue import QueueClient
+    from remediations.store.storage import as_target
 
+    storage = as_target(world.storage)
     out = Tally()
     for d in world.admin("GET", "/_sandbox/deliveries")["value"]:
         if d["kind"] == "Notification" and d["status"] and 200 <= d["status"] < 300:
             out.events += len(d["eventIds"])
-    with TableClient.from_connection_string(world.storage, "cwaudit") as table:
+    with storage.table_client("cwaudit") as table:
         out.records = [dict(r) for r in table.list_entities()]
     for r in out.records:
         policy = str(r.get("Policy", ""))
@@ -296,7 +296,7 @@ def tally(world: World) -> Tally:
             out.work[str(r.get("Result"))] += 1
         else:
             out.results[str(r.get("Result"))] += 1
-    with QueueClient.from_connection_string(world.storage, world.env["CRYPTWARD_WORK_QUEUE"]) as q:
+    with storage.queue_client(world.env["CRYPTWARD_WORK_QUEUE"]) as q:
         out.queued = int(q.get_queue_properties().approximate_message_count or 0)
     return out
 

@@ -246,10 +246,8 @@ class Host:
     # -- queue --------------------------------------------------------------------------------------------------
 
     def _queue_loop(self, fn: Any) -> None:
-        from azure.core.exceptions import ResourceExistsError
-
         from remediations.runtime import current
-        from remediations.store.storage import StorageTarget, target
+        from remediations.store.storage import StorageTarget, create_queue, target
 
         trigger = fn.get_trigger()
         name = resolve(trigger.queue_name)
@@ -261,8 +259,7 @@ class Host:
         client = storage.queue_client(name)
         poison = storage.queue_client(f"{name}-poison")
         for q in (client, poison):
-            with contextlib.suppress(ResourceExistsError):
-                q.create_queue()
+            create_queue(q)
         user = fn.get_user_function()
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"cryptward-{fn.get_function_name()}")
         inflight: set[Future[None]] = set()

@@ -15,7 +15,7 @@ Azurite), or, when it is absent, the identity-based settings infra/ deploys: `Az
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +90,14 @@ class StorageTarget:
 
             return storage_credential()
         return self.credential()
+
+
+def create_queue(client: QueueClient) -> None:
+    """Create the client's queue unless it exists (idempotent)."""
+    from azure.core.exceptions import ResourceExistsError
+
+    with suppress(ResourceExistsError):
+        client.create_queue()
 
 
 def as_target(value: str | StorageTarget) -> StorageTarget:

@@ -24,13 +24,12 @@ import binascii
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from remediations.errors import EventRejected, QueueRefused, SettingsError
 from remediations.payload import load_json
-from remediations.store.storage import StorageTarget, as_target, storage_errors, target
+from remediations.store.storage import StorageTarget, as_target, create_queue, storage_errors, target
 from remediations.work import WorkItem
 
 if TYPE_CHECKING:
@@ -136,11 +135,9 @@ class WorkQueue:
 
     def create(self) -> None:
         """Create the queue and its poison queue if they do not exist (idempotent)."""
-        from azure.core.exceptions import ResourceExistsError
-
         for name in (self.name, self.poison_name):
-            with storage_errors(f"creating queue {name}"), suppress(ResourceExistsError):
-                self._client(name).create_queue()
+            with storage_errors(f"creating queue {name}"):
+                create_queue(self._client(name))
 
     def enqueue(self, item: WorkItem, delay_seconds: int = 0) -> str:
         """Queue the item (invisible for `delay_seconds`); returns the message id. Raises QueueRefused over 64 KB."""

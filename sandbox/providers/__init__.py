@@ -1,5 +1,8 @@
-"""Resource providers. Importing a provider module registers its resource types with the ARM core;
-`install` also gives providers with state hooks (clock tickers, reset) the running sandbox."""
+"""Resource providers, and the one place that names them: the core imports no provider (tests/test_layout.py).
+
+Importing a provider module registers its resource types with the ARM core (`sandbox.arm.register`); `install` then
+calls each module's `install(sb)`, which registers the rest with the core (sandbox/hooks.py: data planes with their
+throttling cost, admin routes) and the sandbox's own hooks (reset, operations, start-up)."""
 
 from __future__ import annotations
 

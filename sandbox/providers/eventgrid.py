@@ -9,8 +9,8 @@ query), never the full `endpointUrl`; `POST .../getFullUrl` answers it.
 `SystemTopics` publishes: one Microsoft.Resources event per ARM operation, Key Vault key events; sandbox/delivery.py
 delivers them.
 
-Admin routes (`admin_table`): /_sandbox/eventSubscriptions (GET list, POST create, DELETE ?id=), /_sandbox/deadletters,
-/_sandbox/deliveries.
+Admin routes (`admin_table`, which `install` registers with the core): /_sandbox/eventSubscriptions (GET list, POST
+create, DELETE ?id=), /_sandbox/deadletters, /_sandbox/deliveries.
 """
 
 from __future__ import annotations
@@ -474,3 +474,4 @@ def _on_new_version(vault: dict[str, Any], entry: dict[str, Any], version: dict[
 
 def install(sb: Sandbox) -> None:
     _TOPICS[sb] = SystemTopics(sb, delivery.install(sb))
+    sb.hooks.admin(admin_table)

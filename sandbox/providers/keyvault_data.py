@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from sandbox import rbac
 from sandbox.identity import VAULT_AUDIENCES, TokenError
 from sandbox.providers.keyvault import data_allowed, vault_by_name, vault_uri
+from sandbox.providers.keyvault_limits import vault_cost
 from sandbox.providers.keyvault_store import (
     DEFAULT_POLICY_ACTIONS,
     KeyStoreError,
@@ -419,6 +420,4 @@ def _set_policy(sb: Sandbox, vault: dict[str, Any], entry: dict[str, Any], body:
 
 
 def install(sb: Sandbox) -> None:
-    from sandbox.server import DATA_PLANES
-
-    DATA_PLANES["keys"] = handle  # a vault's port serves /keys/... (ARM paths never start with /keys)
+    sb.hooks.data_plane("keys", handle, vault_cost)  # each vault's port serves /keys/... (ARM paths never do)
