@@ -119,7 +119,9 @@ class Rig:
         self._grant()
         from remediations.cli import serve
 
-        self.serve = serve.start_in_thread(serve.make_host(key="bench", workers=workers, retry_delay=1, poll_max=0.05))
+        self.serve = serve.start_in_thread(
+            serve.make_host(key="bench", system_key="bench", workers=workers, retry_delay=1, poll_max=0.05)
+        )
 
     def _azurite(self) -> tuple[subprocess.Popen[bytes], str]:
         log = self.tmp / "azurite.log"

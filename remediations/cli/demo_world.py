@@ -107,6 +107,7 @@ class World:
     storage: str = ""
     serve_url: str = ""
     key: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    system_key: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)  # the Event Grid webhook
     env: dict[str, str] = field(default_factory=dict)
     _http: Any = None
 
@@ -200,6 +201,7 @@ class World:
             "CRYPTWARD_APPROVAL_KEY": secrets.token_urlsafe(32),
             "CRYPTWARD_PUBLIC_URL": self.serve_url,
             "CRYPTWARD_ALERT_KEY": self.key,
+            "CRYPTWARD_EVENTGRID_KEY": self.system_key,
             "SWEEP_SCHEDULE": NEVER,
             "ROTATION_SCHEDULE": NEVER,
             "NOTICES_SCHEDULE": NEVER,
@@ -226,7 +228,7 @@ class World:
         wait_for(healthy, START_TIMEOUT, "cryptward serve answering /api/health", 0.1)
 
     def eventgrid_url(self) -> str:
-        return f"{self.serve_url}/runtime/webhooks/EventGrid?functionName=eventgrid&code={self.key}"
+        return f"{self.serve_url}/runtime/webhooks/EventGrid?functionName=eventgrid&code={self.system_key}"
 
     def close(self) -> None:
         if self._http is not None:

@@ -5,9 +5,12 @@ remediations/cli/functions.py), not a second implementation:
 
 - `POST /runtime/webhooks/EventGrid?functionName=NAME` — the host's Event Grid webhook: the subscription validation
   handshake (`{"validationResponse": code}`), then one `func.EventGridEvent` per event of the delivery, answered 200
-  (500 when a function failed, so Event Grid retries). Like the host it needs a key (`code=` or `x-functions-key`).
+  (500 when a function failed, so Event Grid retries). Like the host it needs the Event Grid extension's system key
+  (`code=`; CRYPTWARD_EVENTGRID_KEY, else a random one printed at start), checked before anything else is looked at;
+  a function key does not open it. A body over 1 MB is refused (413) before it is read whole.
 - `/api/<route>` — HTTP triggers: `func.HttpRequest` in, `func.HttpResponse` out. A route whose auth level is not
-  anonymous needs the key (`?code=` or the `x-functions-key` header): 401 without one, 403 with a wrong one.
+  anonymous needs the function key (`?code=` or the `x-functions-key` header): 401 without one, 403 with a wrong
+  one. Bodies over 1 MB are refused (413) before they are read whole; each function keeps a smaller limit.
 - The queue trigger: a poller against the storage account (Azurite) that receives with a lease, calls the function
   with a `func.QueueMessage` (body decoded from base64, `dequeue_count`), deletes the message on success, makes it
   visible again after host.json's `visibilityTimeout` on failure, and moves it to `<queue>-poison` after
@@ -47,8 +50,13 @@ log = logging.getLogger("cryptward.serve")
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_SETTING = "CRYPTWARD_ALERT_KEY"
+# The Event Grid webhook takes the host's system key for the Event Grid extension (`eventgrid_extension` in Azure,
+# Microsoft Learn "Azure Event Grid trigger for Azure Functions": the webhook URL carries `code={systemkey}`), not a
+# function key: a holder of the alerts key cannot forge Event Grid deliveries, nor the other way round.
+SYSTEM_KEY_SETTING = "CRYPTWARD_EVENTGRID_KEY"
 STORAGE_SETTING = "AzureWebJobsStorage"
-MAX_EVENTGRID_BYTES = 1024 * 1024
+MAX_EVENTGRID_BYTES = 1024 * 1024  # Event Grid delivers at most 1 MB in one batch (Event Grid quotas and limits)
+MAX_HTTP_BYTES = 1024 * 1024  # what the host reads of any HTTP request; each function keeps a smaller limit of its own
 VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 _SETTING_REF = re.compile(r"%([A-Za-z0-9_]+)%")
 
@@ -119,6 +127,7 @@ class Host:
     functions: Sequence[Any]
     key: str = field(repr=False)
     storage: str = field(default="", repr=False)
+    system_key: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     max_dequeue_count: int = 5
     retry_delay: float = 10.0
     workers: int = 8
@@ -137,12 +146,13 @@ class Host:
 
     # -- keys ---------------------------------------------------------------------------------------------------
 
-    def authorized(self, headers: Mapping[str, str], query: Mapping[str, str]) -> int | None:
-        """None when the request carries the key; else 401 (no key) or 403 (a wrong one)."""
+    def authorized(self, headers: Mapping[str, str], query: Mapping[str, str], key: str | None = None) -> int | None:
+        """None when the request carries the key (the function key unless another is named); else 401 (no key) or
+        403 (a wrong one)."""
         given = query.get("code") or headers.get("x-functions-key")
         if not given:
             return 401
-        return None if hmac.compare_digest(given.encode(), self.key.encode()) else 403
+        return None if hmac.compare_digest(given.encode(), (key or self.key).encode()) else 403
 
     # -- HTTP ---------------------------------------------------------------------------------------------------
 
@@ -163,19 +173,18 @@ class Host:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse, Response
 
+        refused = self.authorized(request.headers, request.query_params, self.system_key)
+        if refused:  # before anything else: nothing about the app is told to a caller without the key
+            return JSONResponse({"error": "the Event Grid system key is required (code=)"}, refused)
         if request.path_params["name"].lower() != "eventgrid":
             return JSONResponse({"error": "unknown webhook extension"}, 404)
         name = request.query_params.get("functionName") or ""
         fn = next((f for f in self.by_trigger("eventGridTrigger") if f.get_function_name() == name), None)
         if fn is None:
-            names = [f.get_function_name() for f in self.by_trigger("eventGridTrigger")]
-            return JSONResponse({"error": f"no Event Grid function {name[:80]!r}; valid: {', '.join(names)}"}, 404)
-        refused = self.authorized(request.headers, request.query_params)
-        if refused:
-            return JSONResponse({"error": "a function key is required (code= or x-functions-key)"}, refused)
-        body = await request.body()
-        if len(body) > MAX_EVENTGRID_BYTES:
-            return JSONResponse({"error": f"{len(body)} bytes; at most {MAX_EVENTGRID_BYTES}"}, 413)
+            return JSONResponse({"error": f"no Event Grid function {name[:80]!r}"}, 404)
+        body = await _bounded_body(request, MAX_EVENTGRID_BYTES)
+        if body is None:
+            return JSONResponse({"error": f"more than {MAX_EVENTGRID_BYTES} bytes"}, 413)
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):
@@ -227,13 +236,16 @@ class Host:
             refused = self.authorized(request.headers, request.query_params)
             if refused:
                 return JSONResponse({"error": "a function key is required (code= or x-functions-key)"}, refused)
+        body = await _bounded_body(request, MAX_HTTP_BYTES)
+        if body is None:
+            return JSONResponse({"error": f"more than {MAX_HTTP_BYTES} bytes"}, 413)
         req = func.HttpRequest(
             request.method,
             str(request.url),
             headers=dict(request.headers),
             params=dict(request.query_params),
             route_params={},
-            body=await request.body(),
+            body=body,
         )
         try:
             resp = await run_in_threadpool(fn.get_user_function(), req)
@@ -391,6 +403,21 @@ class Host:
             self.runtime.close()
 
 
+async def _bounded_body(request: Any, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it is known to be over `limit` bytes (a Content-Length over it, or the
+    stream passing it): a flood is refused without being held in memory."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _eventgrid_event(event: dict[str, Any]) -> Any:
     """A func.EventGridEvent from one event of a delivery, its fields as sent (the function validates them)."""
     import azure.functions as func
@@ -414,6 +441,7 @@ def _eventgrid_event(event: dict[str, Any]) -> Any:
 def make_host(
     *,
     key: str | None = None,
+    system_key: str | None = None,
     storage: str | None = None,
     workers: int | None = None,
     retry_delay: float | None = None,
@@ -442,6 +470,7 @@ def make_host(
         run_timers_now=run_timers_now,
         runtime=rt,
     )
+    host.system_key = system_key or env.get(SYSTEM_KEY_SETTING) or host.system_key
     host._previous = install(rt)
     return host
 
@@ -460,7 +489,7 @@ class Running:
         return f"http://127.0.0.1:{self.port}"
 
     def eventgrid_url(self, function: str = "eventgrid") -> str:
-        return f"{self.base_url}/runtime/webhooks/EventGrid?functionName={function}&code={self.host.key}"
+        return f"{self.base_url}/runtime/webhooks/EventGrid?functionName={function}&code={self.host.system_key}"
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -516,11 +545,14 @@ def run(
     base = f"http://{host}:{port}"
     shown = f"{key} (generated)" if generated else key
     echo(f"cryptward serve: {len(loaded)} setting(s) from {settings_file}; function key {shown}")
+    system = "from " + SYSTEM_KEY_SETTING if os.environ.get(SYSTEM_KEY_SETTING) else f"{h.system_key} (generated)"
+    echo(f"cryptward serve: Event Grid system key {system}")
     for f in h.functions:
         trigger = f.get_trigger()
         kind = trigger.get_binding_name()
         where = {
-            "eventGridTrigger": f"POST {base}/runtime/webhooks/EventGrid?functionName={f.get_function_name()}&code=KEY",
+            "eventGridTrigger": f"POST {base}/runtime/webhooks/EventGrid?functionName={f.get_function_name()}"
+            "&code=SYSTEMKEY",
             "httpTrigger": f"{base}/api/{getattr(trigger, 'route', '')}",
             "queueTrigger": f"queue {getattr(trigger, 'queue_name', '')}",
             "timerTrigger": f"schedule {getattr(trigger, 'schedule', '')}",

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cryptward.intake")
 
+# A common-alert-schema notification of an activity-log alert is a few KB (Microsoft Learn, "Common alert schema",
+# sample payloads); anything much bigger is not one.
+MAX_ALERT_BYTES = 64 * 1024
+
 QUEUED, DUPLICATE, OWN, OUT_OF_SCOPE, IGNORED, REJECTED = (
     "queued",
     "duplicate",
@@ -111,7 +115,11 @@ def on_event(event: Any, rt: Runtime | None = None) -> str:
 
 
 def on_alert(body: bytes | str, rt: Runtime | None = None) -> tuple[int, dict[str, Any]]:
-    """An activity-log alert (common alert schema): (202, counts) or (400, the reason)."""
+    """An activity-log alert (common alert schema): (202, counts), (400, the reason), or (413) for a body over
+    MAX_ALERT_BYTES, refused before it is parsed."""
+    size = len(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
+    if size > MAX_ALERT_BYTES:
+        return 413, {"error": "PayloadTooLarge", "reason": f"{size} bytes; at most {MAX_ALERT_BYTES} are accepted"}
     try:
         batch = parse_alert(body)
     except EventRejected as e:

@@ -23,6 +23,7 @@ from remediations.cli.main import app as cli
 from remediations.errors import SettingsError
 
 KEY = "k3y"
+SYSTEM_KEY = "eventgrid-extension-k3y"
 SUB = "11111111-2222-3333-4444-555555555555"
 
 
@@ -37,7 +38,7 @@ def client(azurite, monkeypatch):
         "CRYPTWARD_DEBOUNCE_SECONDS": "0",
     }.items():
         monkeypatch.setenv(k, v)
-    running = serve.start_in_thread(serve.Host(functions(), KEY), background=False)
+    running = serve.start_in_thread(serve.Host(functions(), KEY, system_key=SYSTEM_KEY), background=False)
     try:
         with httpx.Client(base_url=running.base_url, timeout=30) as c:
             yield c
@@ -63,14 +64,16 @@ def test_eventgrid_handshake_needs_the_key_and_answers_the_code(client):
     headers = {"aeg-event-type": "SubscriptionValidation"}
     assert client.post(f"{EG}?functionName=eventgrid", json=body, headers=headers).status_code == 401
     assert client.post(f"{EG}?functionName=eventgrid&code=nope", json=body).status_code == 403
-    r = client.post(f"{EG}?functionName=eventgrid&code={KEY}", json=body, headers=headers)
+    assert client.post(f"{EG}?functionName=eventgrid&code={KEY}", json=body).status_code == 403  # a function key
+    r = client.post(f"{EG}?functionName=eventgrid&code={SYSTEM_KEY}", json=body, headers=headers)
     assert r.status_code == 200 and r.json() == {"validationResponse": "abc"}
-    missing = client.post(f"{EG}?functionName=nothere&code={KEY}", json=body)
-    assert missing.status_code == 404 and "eventgrid" in missing.json()["error"]
+    missing = client.post(f"{EG}?functionName=nothere&code={SYSTEM_KEY}", json=body)
+    assert missing.status_code == 404 and "nothere" in missing.json()["error"]
+    assert "eventgrid" not in client.post(f"{EG}?functionName=nothere", json=body).text  # nothing told without a key
 
 
 def test_eventgrid_malformed_bodies(client):
-    url = f"{EG}?functionName=eventgrid&code={KEY}"
+    url = f"{EG}?functionName=eventgrid&code={SYSTEM_KEY}"
     assert client.post(url, content=b"{truncated").status_code == 400
     assert client.post(url, content=b"x" * (serve.MAX_EVENTGRID_BYTES + 1)).status_code == 413
     assert client.post(url, json=[1, "two", None, {"eventType": "Other"}]).status_code == 200
@@ -104,7 +107,7 @@ _bodies = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_bodies)
 def test_no_payload_crashes_the_webhooks(client, body):
-    r = client.post(f"{EG}?functionName=eventgrid&code={KEY}", content=body)
+    r = client.post(f"{EG}?functionName=eventgrid&code={SYSTEM_KEY}", content=body)
     assert r.status_code in (200, 400), r.text
     r = client.post(f"/api/alerts?code={KEY}", content=body)
     assert r.status_code in (202, 400), r.text
