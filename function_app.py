@@ -12,9 +12,10 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    from remediations.triggers.health import report
+    from remediations.triggers.health import answer
 
-    return func.HttpResponse(report(), mimetype="application/json")
+    status, body = answer()
+    return func.HttpResponse(body, status_code=status, mimetype="application/json")
 
 
 @app.event_grid_trigger(arg_name="event")

@@ -13,6 +13,7 @@ the environment: a test that wants other settings builds another runtime and ins
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from remediations.settings import Settings
+
+log = logging.getLogger("cryptward.runtime")
 
 if TYPE_CHECKING:
     from remediations.azure import Azure
@@ -162,6 +165,8 @@ def current() -> Runtime:
     with _LOCK:
         if _CURRENT is None:
             _CURRENT = Runtime(Settings.from_env())
+            for problem in _CURRENT.settings.notices.problems():  # at start, where an operator looks first
+                log.error("cryptward settings: %s; notices to it are kept and retried, not delivered", problem)
         return _CURRENT
 
 

@@ -226,6 +226,24 @@ class NoticeSettings:
 
         return Routes.parse(self.routes_setting)
 
+    def problems(self) -> list[str]:
+        """What is wrong with the notice settings, each naming the setting and never a value: routes that do not
+        parse, and destinations a route names that are not configured (a typo sends every notice nowhere)."""
+        from remediations.notices.delivery import Destinations
+
+        try:
+            routes = self.routes
+        except SettingsError as e:
+            return [str(e)]
+        destinations = Destinations(self.destinations)
+        out = []
+        for ref in sorted({ref for refs in routes.table.values() for ref in refs}):
+            try:
+                destinations.of(ref)
+            except SettingsError as e:
+                out.append(f"CRYPTWARD_ROUTES names {ref}, which is not configured: {e}")
+        return out
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -129,3 +129,23 @@ def test_the_alert_trigger_answers_400_for_anything_malformed(storage, body):
     fn = next(f for f in functions() if f.get_function_name() == "alerts").get_user_function()
     resp = fn(func.HttpRequest("POST", "/api/alerts", body=body))
     assert resp.status_code == 400 and json.loads(resp.get_body())["reason"]
+
+
+def test_a_route_to_a_destination_that_is_not_configured_turns_health_red(monkeypatch, caplog):
+    """Security issue: a typo in CRYPTWARD_ROUTES silently dropped every notice while /api/health stayed green."""
+    from remediations import runtime
+
+    monkeypatch.setenv("CRYPTWARD_ROUTES", '{"*": ["teams:secpos"]}')  # the operator meant secops
+    monkeypatch.setenv("CRYPTWARD_DEST_SECOPS_URL", "https://example.invalid/workflows/secops")
+    runtime.reset()
+    health = next(f for f in functions() if f.get_function_name() == "health")
+    with caplog.at_level("ERROR", logger="cryptward.runtime"):
+        resp = health.get_user_function()(func.HttpRequest("GET", "/api/health", body=b""))
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 503 and body["healthy"] is False
+    assert any("teams:secpos" in p and "CRYPTWARD_DEST_SECPOS_URL" in p for p in body["problems"])
+    assert "example.invalid" not in resp.get_body().decode()  # names, never values
+    assert any("teams:secpos" in r.getMessage() for r in caplog.records)  # said at start, in the log
+    monkeypatch.setenv("CRYPTWARD_ROUTES", '{"*": ["teams:secops"]}')
+    runtime.reset()
+    assert health.get_user_function()(func.HttpRequest("GET", "/api/health", body=b"")).status_code == 200

@@ -1,4 +1,5 @@
-"""The health endpoint's answer: version and whether the settings the bot needs are present (names, never values)."""
+"""The health endpoint's answer: version, whether the settings the bot needs are present and make sense (names, never
+values), and `healthy`: false (the door answers 503) when a setting would make the bot fail silently."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ def report(rt: Runtime | None = None) -> str:
     try:
         storage = (rt or current()).settings.storage
     except SettingsError:
-        return json.dumps({**answer, "missingSettings": [], "settingsValid": False})
+        return json.dumps({**answer, "missingSettings": [], "settingsValid": False, "healthy": False})
     missing = [] if storage.configured else list(REQUIRED_SETTINGS)
-    return json.dumps({**answer, "missingSettings": missing})
+    problems = (rt or current()).settings.notices.problems()
+    return json.dumps({**answer, "missingSettings": missing, "problems": problems, "healthy": not problems})
+
+
+def answer(rt: Runtime | None = None) -> tuple[int, str]:
+    """(HTTP status, body) for the health endpoint: 503 when the bot is not healthy, so a probe turns red."""
+    body = report(rt)
+    return (200 if json.loads(body)["healthy"] else 503), body
