@@ -42,12 +42,13 @@ def alerts(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="approvals", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def approvals(req: func.HttpRequest) -> func.HttpResponse:
-    """Approve / deny links. Anonymous on purpose: the signed, expiring, single-use token is the authorization (a
-    function key in the link would be one more secret in chat). GET confirms, the page's POST decides."""
+    """Approve / deny links. Anonymous on purpose (a function key in the link would be one more secret in chat): the
+    signed, expiring, single-use link names the change, and the approver signs in with Entra ID before deciding."""
     from remediations.triggers.decisions import respond
 
-    status, page = respond(req.method, dict(req.params), req.get_body())
-    return func.HttpResponse(page, status_code=status, mimetype="text/html", headers={"Cache-Control": "no-store"})
+    status, page, extra = respond(req.method, dict(req.params), req.get_body(), dict(req.headers))
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", **extra}
+    return func.HttpResponse(page, status_code=status, mimetype="text/html", headers=headers)
 
 
 @app.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)

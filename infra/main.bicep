@@ -47,6 +47,16 @@ param webhookSecret string = ''
 @description('CRYPTWARD_APPROVAL_KEY: signs approve/deny links (e.g. `openssl rand -base64 32`). Stored in the bot vault.')
 param approvalKey string = ''
 
+@description('CRYPTWARD_APPROVERS: object ids of the users or groups who may approve or deny (commas or spaces). Empty: nobody may approve.')
+param approvers string = ''
+
+@description('CRYPTWARD_SIGNIN_CLIENT_ID: application (client) id of the approval page\'s app registration (redirect URI https://<app>.azurewebsites.net/api/approvals).')
+param signinClientId string = ''
+
+@secure()
+@description('CRYPTWARD_SIGNIN_CLIENT_SECRET: that app registration\'s client secret. Stored in the bot vault.')
+param signinClientSecret string = ''
+
 @description('SWEEP_SCHEDULE: NCRONTAB of the full sweep (UTC).')
 param sweepSchedule string = '0 30 2 * * *'
 
@@ -191,6 +201,7 @@ module vault 'app/vault.bicep' = {
       'webhook-audit-url': webhookUrl
       'webhook-audit-secret': webhookSecret
       'approval-key': approvalKey
+      'signin-client-secret': signinClientSecret
     }
   }
 }
@@ -226,6 +237,9 @@ module function 'app/function.bicep' = {
       CRYPTWARD_DES_MAP: empty(desMap) ? '{}' : desMap
       CRYPTWARD_POLICY_MODES: empty(policyModes) ? '{}' : policyModes
       CRYPTWARD_ROUTES: !empty(routes) ? routes : string({ '*': defaultRoutes })
+      CRYPTWARD_APPROVERS: approvers
+      CRYPTWARD_SIGNIN_AUTHORITY: '${environment().authentication.loginEndpoint}${tenant().tenantId}'
+      CRYPTWARD_SIGNIN_CLIENT_ID: signinClientId
     }
     // versionless: the host picks up a changed secret within a day, or at once on restart
     secretUris: {
@@ -233,6 +247,7 @@ module function 'app/function.bicep' = {
       'webhook-audit-url': '${vault.outputs.uri}secrets/webhook-audit-url'
       'webhook-audit-secret': '${vault.outputs.uri}secrets/webhook-audit-secret'
       'approval-key': '${vault.outputs.uri}secrets/approval-key'
+      'signin-client-secret': '${vault.outputs.uri}secrets/signin-client-secret'
     }
   }
 }

@@ -2,7 +2,7 @@
 hand it to the package.
 
     rt = current()                          # the process's runtime: built on first use from the environment
-    rt.azure, rt.ledger, rt.queue, rt.notices, rt.sender, rt.policies   # each built on first use, then kept
+    rt.azure, rt.ledger, rt.queue, rt.notices, rt.sender, rt.policies, rt.signin   # built on first use, then kept
     with use(Runtime(Settings.from_env(env))) as rt: ...   # tests and benches: install another runtime, then restore
 
 Nothing is built at import (cold start): the settings are read on the first `current()`, the SDK clients when first
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from remediations.store.ledger import Ledger
     from remediations.store.outbox import TableNoticeStore
     from remediations.store.workqueue import WorkQueue
+    from remediations.triggers.signin import SignIn
     from remediations.work import WorkItem
 
 
@@ -54,6 +55,7 @@ class Runtime:
         self._azure, self._ledger, self._queue = azure, ledger, queue
         self._notices, self._sender = notices, sender
         self._policies = tuple(policies) if policies is not None else None
+        self._signin: SignIn | None = None
         self._given = [d for d in (azure, ledger, queue, notices, sender) if d is not None]  # their owners close them
         self.recent: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -123,6 +125,17 @@ class Runtime:
 
                 self._sender = Sender(Destinations(dict(self.settings.notices.destinations)))
             return self._sender
+
+    @property
+    def signin(self) -> SignIn:
+        """The approval page's sign-in (MSAL client, the authority's discovery document and keys, cached)."""
+        with self._build:
+            if self._signin is None:
+                from remediations.triggers.signin import SignIn
+
+                redirect = f"{self.settings.notices.public_url}/api/approvals"
+                self._signin = SignIn(self.settings.approvals, redirect)
+            return self._signin
 
     def enqueue(self, item: WorkItem, delay_seconds: float = 0) -> str:
         sent = self.queue.enqueue(item, delay_seconds=math.ceil(delay_seconds))

@@ -8,6 +8,7 @@ infra/) and host.json's queue settings, into one frozen `Settings` with a sectio
     settings.azure      # AzureSettings: the cloud profile and the identity the bot acts as
     settings.storage    # StorageSettings: the function app's storage account, table prefix, work queue
     settings.notices    # NoticeSettings: routes, destinations, approval links
+    settings.approvals  # ApprovalSettings: who may approve, and how approvers sign in
 
 | variable | meaning | default |
 |---|---|---|
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,8 @@ HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
 STORAGE_PREFIX = "AzureWebJobsStorage"
 STORAGE_NAMES = ("AZURE_CLIENT_ID", "CRYPTWARD_TABLE_PREFIX", "CRYPTWARD_WORK_QUEUE")
 DESTINATION_PREFIX = "CRYPTWARD_DEST_"
+SIGNIN_MODES = ("entra", "platform")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def host_settings(path: Path = HOST_JSON) -> dict[str, Any]:
@@ -246,6 +250,95 @@ class NoticeSettings:
 
 
 @dataclass(frozen=True)
+class ApprovalSettings:
+    """Who may decide a change waiting for approval, and how they sign in (remediations/triggers/signin.py).
+
+    | variable | meaning | default |
+    |---|---|---|
+    | `CRYPTWARD_APPROVERS` | object ids of the users or groups who may approve (commas or spaces) | none: nobody |
+    | `CRYPTWARD_SIGNIN` | `entra` (this page signs people in) or `platform` (App Service Authentication) | `entra` |
+    | `CRYPTWARD_SIGNIN_AUTHORITY` | `https://login.microsoftonline.com/<tenant id>` | none |
+    | `CRYPTWARD_SIGNIN_CLIENT_ID` | the application (client) id of the approval page's app registration | none |
+    | `CRYPTWARD_SIGNIN_CLIENT_SECRET` | its client secret (a Key Vault reference in infra/) | none |
+
+    The tenant approvers must belong to is the authority's tenant id, else AZURE_TENANT_ID. REQUESTS_CA_BUNDLE (the
+    sandbox's CA) is trusted for the authority as for ARM."""
+
+    approvers: frozenset[str] = frozenset()
+    mode: str = "entra"
+    authority: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    tenant_id: str = ""
+    ca_bundle: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ApprovalSettings:
+        value = _value(env)
+        raw = value("CRYPTWARD_APPROVERS") or ""
+        approvers = [a for a in re.split(r"[\s,;]+", raw) if a]
+        bad = [a for a in approvers if not _GUID.match(a)]
+        if bad:
+            raise SettingsError(
+                f"CRYPTWARD_APPROVERS: {bad[0]!r} is not an object id; expected the object ids (GUIDs) of users or "
+                "groups, separated by commas or spaces"
+            )
+        mode = (value("CRYPTWARD_SIGNIN") or "entra").lower()
+        if mode not in SIGNIN_MODES:
+            raise SettingsError(f"CRYPTWARD_SIGNIN is {mode!r}; valid: {', '.join(SIGNIN_MODES)}")
+        authority = (value("CRYPTWARD_SIGNIN_AUTHORITY") or "").rstrip("/")
+        if authority and (not re.match(r"^https://[^/\s]+/[^/\s]+$", authority)):
+            raise SettingsError(
+                f"CRYPTWARD_SIGNIN_AUTHORITY is {authority!r}; expected https://login.microsoftonline.com/<tenant id>"
+            )
+        client_id = value("CRYPTWARD_SIGNIN_CLIENT_ID") or ""
+        if client_id and not _GUID.match(client_id):
+            raise SettingsError(f"CRYPTWARD_SIGNIN_CLIENT_ID is {client_id!r}; expected an application (client) id")
+        segment = authority.rsplit("/", 1)[-1] if authority else ""
+        tenant = segment if _GUID.match(segment) else (value("AZURE_TENANT_ID") or "")
+        return cls(
+            approvers=frozenset(a.lower() for a in approvers),
+            mode=mode,
+            authority=authority,
+            client_id=client_id.lower(),
+            client_secret=value("CRYPTWARD_SIGNIN_CLIENT_SECRET") or "",
+            tenant_id=tenant.lower(),
+            ca_bundle=value("REQUESTS_CA_BUNDLE"),
+        )
+
+    @property
+    def why_not(self) -> str:
+        """Why nobody can decide a change now ("" when approvers can sign in and decide): the notices and the
+        approval page say it."""
+        if not self.approvers:
+            return (
+                "Nobody may approve it yet: CRYPTWARD_APPROVERS is empty. Whoever runs Cryptward sets it to the object "
+                "ids of the users or groups who may approve (README, Approvals); until then the change waits."
+            )
+        if self.mode == "entra":
+            missing = [
+                name
+                for name, v in (
+                    ("CRYPTWARD_SIGNIN_AUTHORITY", self.authority),
+                    ("CRYPTWARD_SIGNIN_CLIENT_ID", self.client_id),
+                    ("CRYPTWARD_SIGNIN_CLIENT_SECRET", self.client_secret),
+                )
+                if not v
+            ]
+            if missing:
+                return (
+                    f"Approvers cannot sign in yet: {', '.join(missing)} not set (README, Approvals); until then "
+                    "the change waits."
+                )
+        if not self.tenant_id:
+            return (
+                "Approvers cannot sign in yet: the tenant is not known (CRYPTWARD_SIGNIN_AUTHORITY names no tenant id "
+                "and AZURE_TENANT_ID is not set); until then the change waits."
+            )
+        return ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the bot reads, by section. The engine's own (plan, owner tag, mode overrides, the policies
     folder) sit at the top: `scan(..., settings=...)` is given the whole object."""
@@ -259,6 +352,7 @@ class Settings:
     azure: AzureSettings = field(default_factory=AzureSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     notices: NoticeSettings = field(default_factory=NoticeSettings)
+    approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
     # Vaults (or the resource groups or subscriptions holding them) whose keys the rotation timer rotates although
     # no disk encryption set uses them: the operator's choice (CRYPTWARD_ROTATE_VAULTS), never a tag's.
     rotate_vaults: tuple[str, ...] = ()
@@ -323,6 +417,7 @@ class Settings:
             azure=AzureSettings.from_env(env),
             storage=StorageSettings.from_env(env),
             notices=NoticeSettings.from_env(env),
+            approvals=ApprovalSettings.from_env(env),
             rotate_vaults=rotate_vaults,
         )
 
@@ -347,6 +442,7 @@ def _json_object(raw: str | None, name: str) -> dict[str, Any]:
 
 __all__ = [
     "MODES",
+    "ApprovalSettings",
     "AzureSettings",
     "HostSettings",
     "IntakeSettings",

@@ -113,11 +113,17 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CRYPTWARD_FIGHT_WINDOW_SECONDS: '3600'
     CRYPTWARD_WORK_LOCK_SECONDS: '300'
     CRYPTWARD_ALERT_KEY: '' // `cryptward serve` only: in Azure the host checks its own function key
+    // approvals: who may decide, and the approval page's Entra ID sign-in (remediations/triggers/signin.py)
+    CRYPTWARD_APPROVERS: settings.CRYPTWARD_APPROVERS
+    CRYPTWARD_SIGNIN: 'entra'
+    CRYPTWARD_SIGNIN_AUTHORITY: settings.CRYPTWARD_SIGNIN_AUTHORITY
+    CRYPTWARD_SIGNIN_CLIENT_ID: settings.CRYPTWARD_SIGNIN_CLIENT_ID
     // secrets: Key Vault references (remediations/notices/delivery.py: CRYPTWARD_DEST_<NAME>_URL / _SECRET)
     CRYPTWARD_DEST_OPS_URL: '@Microsoft.KeyVault(SecretUri=${secretUris['teams-ops-url']})'
     CRYPTWARD_DEST_AUDIT_URL: '@Microsoft.KeyVault(SecretUri=${secretUris['webhook-audit-url']})'
     CRYPTWARD_DEST_AUDIT_SECRET: '@Microsoft.KeyVault(SecretUri=${secretUris['webhook-audit-secret']})'
     CRYPTWARD_APPROVAL_KEY: '@Microsoft.KeyVault(SecretUri=${secretUris['approval-key']})'
+    CRYPTWARD_SIGNIN_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${secretUris['signin-client-secret']})'
   }
 }
 

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import tempfile
 import time
 import uuid
@@ -166,12 +167,21 @@ def approve_one(world: World, console: Any) -> str:
     if links:
         _, card, link = max(links, key=lambda x: x[0])  # the disk-encryption vault's card first
         console.print(f"  {len(links)} Approve button(s) in the Teams cards; following the one in {card!r}")
-        page = httpx.get(link, timeout=30)
-        console.print(f"  GET the card's Approve link: {page.status_code}, {_title(page.text)}")
-        form = re.search(r'name="token" value="([^"]+)"', page.text)
-        if page.status_code != 200 or not form:
-            return f"refused: {_title(page.text)}"
-        decided = httpx.post(link, data={"token": html.unescape(form.group(1))}, timeout=60)
+        with httpx.Client(timeout=60, verify=ssl.create_default_context(cafile=world.info["ca"])) as http:
+            started = http.get(link)
+            sign_in = started.headers.get("location", "")
+            console.print(f"  GET the card's Approve link: {started.status_code}, {_title(started.text)}")
+            if started.status_code != 303 or not sign_in:
+                return f"refused: {_title(started.text)}"
+            # the sandbox's Entra ID: the login hint picks the account (a browser shows the account picker)
+            back = http.get(f"{sign_in}&login_hint=approver")
+            posted = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', back.text))
+            page = http.post(link.split("?")[0], data={k: html.unescape(v) for k, v in posted.items()})
+            console.print(f"  signed in as the sandbox's approver: {page.status_code}, {_title(page.text)}")
+            fields = dict(re.findall(r'name="(token|assertion)" value="([^"]+)"', page.text))
+            if page.status_code != 200 or set(fields) != {"token", "assertion"}:
+                return f"refused: {_title(page.text)}"
+            decided = http.post(link.split("?")[0], data={k: html.unescape(v) for k, v in fields.items()})
         console.print(f"  POST its form: {decided.status_code}, {_title(decided.text)}")
         return "approved" if decided.status_code == 200 and "approved" in _title(decided.text) else "not approved"
     ledger = Ledger.from_env(os.environ)

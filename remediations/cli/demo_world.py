@@ -174,6 +174,12 @@ class World:
         des = f"{sub}/resourceGroups/rg-keys-weu/providers/Microsoft.Compute/diskEncryptionSets/des-weu"
         workspace = f"{sub}/resourceGroups/rg-ops/providers/Microsoft.OperationalInsights/workspaces/law-cryptward"
         receivers = self.info["baseUrl"] + "/_receivers/"
+        # the approval page's app registration in the sandbox's Entra ID; the sandbox's `approver` user may decide
+        signin = self.admin(
+            "POST",
+            "/_sandbox/apps",
+            {"redirectUris": [f"{self.serve_url}/api/approvals"], "secret": True, "displayName": "cryptward-approvals"},
+        )
         return {
             "AZURE_RESOURCE_MANAGER_ENDPOINT": self.info["baseUrl"] + "/",
             "AZURE_TENANT_ID": self.info["tenantId"],
@@ -200,6 +206,10 @@ class World:
             "CRYPTWARD_DEST_AUDIT_SECRET": secrets.token_urlsafe(24),
             "CRYPTWARD_APPROVAL_KEY": secrets.token_urlsafe(32),
             "CRYPTWARD_PUBLIC_URL": self.serve_url,
+            "CRYPTWARD_APPROVERS": self.principal("approver")["object_id"],
+            "CRYPTWARD_SIGNIN_AUTHORITY": signin["authority"],
+            "CRYPTWARD_SIGNIN_CLIENT_ID": signin["clientId"],
+            "CRYPTWARD_SIGNIN_CLIENT_SECRET": signin["clientSecret"],
             "CRYPTWARD_ALERT_KEY": self.key,
             "CRYPTWARD_EVENTGRID_KEY": self.system_key,
             "SWEEP_SCHEDULE": NEVER,

@@ -3,7 +3,9 @@ applier are passed in, so the function app binds the HTTP endpoint and the ledge
 
     url = make_link(base_url, change.id, change.resource_id, "approve", expires_at, key)   # CRYPTWARD_APPROVAL_KEY
     checked = verify(token, key, now, seen_nonce)        # Decision, or Refusal("expired" | "tampered" | "replayed")
-    outcome = decide(checked, store, apply_change, now)  # Outcome: approved / denied / unknown / already-decided
+    sealed = assertion(approver, checked, key, now)      # who signed in, for this link only, for ASSERTION_TTL
+    by = asserted(sealed, checked, key, now)             # the Approver, or None (forged, expired, another link's)
+    outcome = decide(checked, store, apply_change, now, by=by)  # approved / denied / unknown / already-decided
     html = page(checked if isinstance(checked, Refusal) else outcome)
 
 A token is `seal({c: change id, r: resource id, d: decision, e: expiry, n: nonce})` (signing.py): any edit breaks
@@ -11,6 +13,10 @@ its MAC. `seen_nonce(nonce)` must return True when the nonce was used before and
 (an insert-if-absent in Table Storage): a link works once. Link scanners fetch URLs in chat messages, so the
 endpoint should answer GET with `confirm_page` (verify with a check that does not record the nonce) and act on the
 POST that page sends.
+
+A link alone decides nothing: the endpoint signs the person in (triggers/signin.py), checks them against
+CRYPTWARD_APPROVERS, and the confirmation page's form carries an approver assertion beside the link's token:
+`seal({k: "approver", n: the link's nonce, o: oid, ...}, key)`, valid for ASSERTION_TTL and for that link only.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import html
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
@@ -29,9 +35,34 @@ APPROVE, DENY = "approve", "deny"
 DECISIONS = (APPROVE, DENY)
 EXPIRED, TAMPERED, REPLAYED = "expired", "tampered", "replayed"
 NOT_CONFIGURED = "not-configured"  # the function app has no CRYPTWARD_APPROVAL_KEY: no link can be checked
+SIGN_IN = "sign-in-required"  # a decision without a valid approver assertion
+NOT_APPROVER = "not-an-approver"  # signed in, but not one of CRYPTWARD_APPROVERS
+NO_APPROVERS = "no-approvers"  # CRYPTWARD_APPROVERS is empty (or sign-in is not set up): nobody can decide
+SIGN_IN_FAILED = "sign-in-failed"  # the identity provider's answer was refused (state, code, ID token)
+TOO_LARGE = "too-large"  # a request body over the endpoint's limit, refused before it is parsed
 APPROVED, DENIED, UNKNOWN, ALREADY = "approved", "denied", "unknown-change", "already-decided"
 WAITING = "waiting-deallocation"  # approved; applied once the VM is deallocated
 _VERSION = 1
+ASSERTION_TTL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Approver:
+    """A signed-in person allowed to decide: their object id and tenant, how they are named, and the
+    CRYPTWARD_APPROVERS entry that let them (their oid, or a group's)."""
+
+    oid: str
+    tid: str = ""
+    name: str = ""
+    upn: str = ""
+    via: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"oid": self.oid, "tid": self.tid, "name": self.name, "upn": self.upn, "via": self.via}
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} <{self.upn}>" if self.name and self.upn else self.upn or self.name or self.oid
 
 
 @dataclass(frozen=True)
@@ -43,11 +74,12 @@ class Decision:
     decision: str  # approve | deny
     expires_at: datetime
     nonce: str
+    run_id: str = ""  # the run whose notice carried the link
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """A link that is not honoured: `reason` is expired, tampered, replayed or not-configured."""
+    """A request that is not honoured: `reason` is one of the refusal constants above (expired, tampered, ...)."""
 
     reason: str
     detail: str
@@ -62,11 +94,12 @@ def make_link(
     key: str | bytes,
     *,
     nonce: str | None = None,
+    run_id: str = "",
 ) -> str:
     """`base_url?token=...`: a signed link that expires at `expires_at` and works once."""
     if decision not in DECISIONS:
         raise ValueError(f"unknown decision {decision!r}; valid: {', '.join(DECISIONS)}")
-    payload = {
+    payload: dict[str, object] = {
         "v": _VERSION,
         "c": change_id,
         "r": resource_id,
@@ -74,6 +107,8 @@ def make_link(
         "e": int(expires_at.timestamp()),
         "n": nonce or secrets.token_urlsafe(12),
     }
+    if run_id:
+        payload["u"] = run_id
     sep = "&" if urlsplit(base_url).query else "?"
     return f"{base_url}{sep}token={quote(signing.seal(payload, key), safe='')}"
 
@@ -91,7 +126,25 @@ def verify(token: str, key: str | bytes, now: datetime, seen_nonce: Callable[[st
         return Refusal(EXPIRED, f"This link expired on {expires:%Y-%m-%d %H:%M} UTC. The next notice has a new one.")
     if seen_nonce(str(payload["n"])):
         return Refusal(REPLAYED, "This link was already used. Each approve or deny link works once.")
-    return Decision(str(payload["c"]), str(payload["r"]), payload["d"], expires, str(payload["n"]))
+    run_id = str(payload.get("u") or "")
+    return Decision(str(payload["c"]), str(payload["r"]), payload["d"], expires, str(payload["n"]), run_id)
+
+
+def assertion(approver: Approver, decision: Decision, key: str | bytes, now: datetime) -> str:
+    """A sealed statement that `approver` signed in to decide this link (its nonce), valid for ASSERTION_TTL."""
+    payload = {"k": "approver", "n": decision.nonce, "e": int((now + ASSERTION_TTL).timestamp()), **approver.to_dict()}
+    return signing.seal(payload, key)
+
+
+def asserted(sealed: str, decision: Decision, key: str | bytes, now: datetime) -> Approver | None:
+    """The approver an assertion names, when it is genuine, unexpired and made for this link; else None."""
+    payload = signing.unseal(sealed.strip(), key) if sealed else None
+    if payload is None or payload.get("k") != "approver" or payload.get("n") != decision.nonce:
+        return None
+    expires = payload.get("e")
+    if not isinstance(expires, int) or now.timestamp() >= expires or not payload.get("oid"):
+        return None
+    return Approver(*(str(payload.get(f) or "") for f in ("oid", "tid", "name", "upn", "via")))
 
 
 # --- deciding --------------------------------------------------------------------------------------------------------
@@ -113,12 +166,22 @@ class PendingStore(Protocol):
 
     def get(self, change_id: str) -> PendingChange | None: ...
 
-    def claim(self, change_id: str, *, decision: str, at: datetime) -> bool:
-        """Record `decision` if nobody decided yet, atomically; True when this call decided."""
+    def claim(self, change_id: str, *, decision: str, at: datetime, by: Approver | None = None) -> bool:
+        """Record `decision` (and who took it) if nobody decided yet, atomically; True when this call decided."""
         ...
 
-    def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None:
-        """What the decided change came to (applied, waiting, failed, denied)."""
+    def record(
+        self,
+        change_id: str,
+        *,
+        decision: str,
+        status: str,
+        detail: str,
+        at: datetime,
+        by: Approver | None = None,
+        run_id: str = "",
+    ) -> None:
+        """What the decided change came to (applied, waiting, failed, denied), who decided, from which notice."""
         ...
 
 
@@ -139,8 +202,11 @@ class Outcome:
     detail: str = ""
 
 
-def decide(decision: Decision, store: PendingStore, apply_change: ApplyChange, now: datetime) -> Outcome:
-    """Approve (apply now, or wait for the VM's deallocation) or deny (record it; nobody is asked again).
+def decide(
+    decision: Decision, store: PendingStore, apply_change: ApplyChange, now: datetime, *, by: Approver | None = None
+) -> Outcome:
+    """Approve (apply now, or wait for the VM's deallocation) or deny (record it; nobody is asked again). `by`: the
+    signed-in approver, recorded with the decision.
 
     The decision is taken in the store first, atomically: of an Approve and a Deny sent together exactly one decides,
     and nothing is applied for the other. An approved change whose application fails stays approved (the next run
@@ -149,17 +215,23 @@ def decide(decision: Decision, store: PendingStore, apply_change: ApplyChange, n
     if pending is None or pending.resource_id.lower() != decision.resource_id.lower():
         return Outcome(UNKNOWN, decision.change_id, decision.resource_id, detail="No change with this id is pending.")
     wanted = DENIED if decision.decision == DENY else APPROVED
-    if pending.decision is not None or not store.claim(pending.change_id, decision=wanted, at=now):
+    if pending.decision is not None or not store.claim(pending.change_id, decision=wanted, at=now, by=by):
         return _already(store.get(pending.change_id) or pending)
+    who = f"by {by.label}" if by else "by a person"
     if wanted == DENIED:
-        store.record(pending.change_id, decision=DENIED, status="denied", detail="denied by a person", at=now)
+        store.record(
+            pending.change_id, decision=DENIED, status="denied", detail=f"denied {who}", at=now, by=by,
+            run_id=decision.run_id,
+        )  # fmt: skip
         return Outcome(DENIED, pending.change_id, pending.resource_id, pending.summary, "Nobody will ask again.")
     try:
         status, detail = apply_change(pending)
     except Exception as e:  # the decision stands; the page must say what happened, not answer a bare 500
         status = "failed"
         detail = f"applying it failed ({type(e).__name__}); it stays approved and the next run tries again"
-    store.record(pending.change_id, decision=APPROVED, status=status, detail=detail, at=now)
+    store.record(
+        pending.change_id, decision=APPROVED, status=status, detail=detail, at=now, by=by, run_id=decision.run_id
+    )
     result = WAITING if status == "pending-deallocation" else APPROVED
     return Outcome(result, pending.change_id, pending.resource_id, pending.summary, f"{status}: {detail}")
 
@@ -183,14 +255,24 @@ class MemoryPendingStore:
     def get(self, change_id: str) -> PendingChange | None:
         return self.items.get(change_id)
 
-    def claim(self, change_id: str, *, decision: str, at: datetime) -> bool:
+    def claim(self, change_id: str, *, decision: str, at: datetime, by: Approver | None = None) -> bool:
         old = self.items[change_id]
         if old.decision is not None:
             return False
         self.items[change_id] = PendingChange(old.change_id, old.resource_id, old.summary, decision, "deciding")
         return True
 
-    def record(self, change_id: str, *, decision: str, status: str, detail: str, at: datetime) -> None:
+    def record(
+        self,
+        change_id: str,
+        *,
+        decision: str,
+        status: str,
+        detail: str,
+        at: datetime,
+        by: Approver | None = None,
+        run_id: str = "",
+    ) -> None:
         old = self.items[change_id]
         self.items[change_id] = PendingChange(old.change_id, old.resource_id, old.summary, decision, status)
         self.log.append((change_id, decision, status, detail, at))
@@ -208,6 +290,15 @@ _PAGES = {
     TAMPERED: ("Invalid link", "#a4262c", "This link is not valid: nothing was changed."),
     REPLAYED: ("Link already used", "#a4262c", "This link was used before: nothing was changed this time."),
     NOT_CONFIGURED: ("Approvals are not set up", "#a4262c", "Cryptward cannot check this link: nothing was changed."),
+    SIGN_IN: ("Sign in first", "#a4262c", "A decision needs a signed-in approver: nothing was changed."),
+    NOT_APPROVER: (
+        "Not an approver",
+        "#a4262c",
+        "You may not decide this change: nothing was changed.",
+    ),
+    NO_APPROVERS: ("Nobody may approve yet", "#a4262c", "This change cannot be decided yet: nothing was changed."),
+    SIGN_IN_FAILED: ("Sign-in failed", "#a4262c", "Cryptward could not confirm who you are: nothing was changed."),
+    TOO_LARGE: ("Request too large", "#a4262c", "Cryptward refused this request unread: nothing was changed."),
 }
 
 
@@ -244,32 +335,62 @@ def page(result: Outcome | Refusal) -> str:
     return _html(title, colour, lead, "".join(parts))
 
 
-def confirm_page(decision: Decision, token: str, summary: str = "") -> str:
-    """The answer to GET: a button that POSTs the token back, so that a link scanner's fetch decides nothing."""
+def confirm_page(
+    decision: Decision,
+    token: str,
+    summary: str = "",
+    *,
+    sealed: str = "",
+    approver: Approver | None = None,
+    irreversible: bool = False,
+    action: str = "",
+) -> str:
+    """The page a signed-in approver confirms on: what change, which resource, whether it can be undone, and a form
+    that POSTs the link's token and the approver assertion back (to `action`, the endpoint, when given)."""
     verb = "Approve" if decision.decision == APPROVE else "Deny"
     colour = "#107c10" if decision.decision == APPROVE else "#a4262c"
+    undo = (
+        "<p><strong>This change cannot be undone</strong> once applied.</p>"
+        if irreversible and decision.decision == APPROVE
+        else ""
+    )
+    who = f"<p>Signed in as {html.escape(approver.label)}.</p>" if approver else ""
+    target = f' action="{html.escape(action, quote=True)}"' if action else ""
     body = (
         (f"<p><strong>{html.escape(summary)}</strong></p>" if summary else "")
         + f"<p>Resource: <code>{html.escape(decision.resource_id)}</code></p>"
-        + '<form method="post"><input type="hidden" name="token" '
-        + f'value="{html.escape(token, quote=True)}"><button style="background:{colour}" type="submit">'
-        + f"{verb} this change</button></form>"
+        + undo
+        + who
+        + f'<form method="post"{target}><input type="hidden" name="token" '
+        + f'value="{html.escape(token, quote=True)}">'
+        + (f'<input type="hidden" name="assertion" value="{html.escape(sealed, quote=True)}">' if sealed else "")
+        + f'<button style="background:{colour}" type="submit">{verb} this change</button></form>'
     )
     return _html(f"{verb} this change?", colour, "Confirm your decision.", body)
+
+
+def redirect_page(url: str) -> str:
+    """The body of the 303 to the sign-in page: a link, for a browser that does not follow redirects."""
+    body = f'<p><a href="{html.escape(url, quote=True)}">Sign in with your work account</a> to decide.</p>'
+    return _html("Sign in to decide", "#0078d4", "Cryptward needs to know who is deciding.", body)
 
 
 __all__ = [
     "DECISIONS",
     "ApplyChange",
+    "Approver",
     "Decision",
     "MemoryPendingStore",
     "Outcome",
     "PendingChange",
     "PendingStore",
     "Refusal",
+    "asserted",
+    "assertion",
     "confirm_page",
     "decide",
     "make_link",
     "page",
+    "redirect_page",
     "verify",
 ]

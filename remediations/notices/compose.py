@@ -252,11 +252,13 @@ class Routes:
 
 @dataclass(frozen=True)
 class ApprovalLinks:
-    """How to make approve/deny links: the approval endpoint, CRYPTWARD_APPROVAL_KEY and how long a link lives."""
+    """How to make approve/deny links: the approval endpoint, CRYPTWARD_APPROVAL_KEY and how long a link lives.
+    `blocked`: why nobody can decide now (no approvers, sign-in not set up): the line says it instead of the links."""
 
     base_url: str
     key: str
     ttl: timedelta = timedelta(days=7)
+    blocked: str = ""
 
 
 def build(
@@ -281,7 +283,7 @@ def build(
     now = now or datetime.now(UTC)
     known = {p.id: p for p in policies} | {f.policy.id: f.policy for f in report.findings}
     bodies = {str(f.resource.get("id", "")).lower(): f.resource for f in report.findings}
-    told = [(r.change.resource_id, result_line(r, known, now, approval, silenced)) for r in report.results]
+    told = [(r.change.resource_id, result_line(r, known, now, approval, silenced, run_id)) for r in report.results]
     told += [(skip.resource_id, skip_line(skip, known, quiet)) for skip in report.plan.skipped]
     for resource_id, reason in (escalations or {}).items():
         told.append((resource_id, Line(ESCALATED, "escalated", (), "A person must look at this resource", "", reason)))
@@ -298,19 +300,24 @@ def result_line(
     now: datetime,
     approval: ApprovalLinks | None = None,
     silenced: Collection[str] = (),
+    run_id: str = "",
 ) -> Line | None:
     """The line a change's result is told as; None when it is not told (already compliant, or a person denied it).
-    A change pending approval carries signed approve/deny links when `approval` says how to make them."""
+    A change pending approval carries signed approve/deny links (naming the run) when `approval` says how to make
+    them, or why nobody can decide it yet."""
     kind, change = _KIND_OF.get(result.status), result.change
     if kind is None or change.id in silenced:
         return None
     title, why = _about(known, change.policy_ids)
     links: dict[str, str] = {}
-    if result.status == applier.PENDING_APPROVAL and approval is not None:
+    detail = result.detail
+    if result.status == applier.PENDING_APPROVAL and approval is not None and approval.blocked:
+        detail = f"{detail.rstrip('.')}. {approval.blocked}" if detail else approval.blocked
+    elif result.status == applier.PENDING_APPROVAL and approval is not None:
         expires = now + approval.ttl
         for decision in approvals.DECISIONS:
             links[f"{decision}_url"] = approvals.make_link(
-                approval.base_url, change.id, change.resource_id, decision, expires, approval.key
+                approval.base_url, change.id, change.resource_id, decision, expires, approval.key, run_id=run_id
             )
     return Line(
         kind=kind,
@@ -321,7 +328,7 @@ def result_line(
         summary=change.summary,
         before=change.before,
         after=change.after,
-        detail=result.detail,
+        detail=detail,
         change_id=change.id,
         **links,
     )

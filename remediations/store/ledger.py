@@ -7,13 +7,15 @@
     ledger.audit_for(resource_id)                       # its audit records, oldest first
     ledger.add_pending("approval", resource_id, policy, detail); ledger.list_pending(); ledger.resolve_pending(...)
     ledger.note_fix(item.key); ledger.is_fighting(item.key, threshold=3, window_seconds=3600)
+    ledger.keep_signin(state, doc); ledger.take_signin(state, max_age_seconds=600)  # a sign-in in progress, once
 
 Tables (names from a prefix, `cw` by default): `<p>dedupe` (one claim per resource), `<p>audit` (one record per
 change, partitioned by resource), `<p>pending` (changes waiting for an approval or a deallocation), `<p>fights` (fix
-times per resource). Resource ids never become keys as they are (`/` is not allowed in a key): the key of a resource is
-the SHA-256 of its lower-case id. Concurrent workers are safe: a claim is an insert-if-absent or an ETag-conditional
-replace, so of two workers claiming at once exactly one wins; counters retry on a 409/412. Time comes from `now`
-arguments, else the injected clock.
+times per resource). A sign-in in progress (the approval page's MSAL flow and the link it is for) is kept in the dedupe
+table under its `state`, and taken once. Resource ids never become keys as they are (`/` is not allowed in a key):
+the key of a resource is the SHA-256 of its lower-case id. Concurrent workers are safe: a claim is an insert-if-absent
+or an ETag-conditional replace, so of two workers claiming at once exactly one wins; counters retry on a 409/412. Time
+comes from `now` arguments, else the injected clock.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class Pending:
     change_id: str | None = None  # the planned change's stable id (changes.change_id), when given
     decision: str | None = None  # approved | denied: a person decided (approval links)
     decision_status: str | None = None  # what the decision did: applied, pending-deallocation, denied, ...
+    decided_by: dict[str, str] | None = None  # the signed-in approver (oid, tid, name, upn, via) and the notice's run
 
 
 @dataclass
@@ -330,7 +333,15 @@ class Ledger:
         return found[0] if found else None
 
     def decide_pending(
-        self, kind: str, pending_id: str, *, decision: str, status: str, detail: str, now: datetime | None = None
+        self,
+        kind: str,
+        pending_id: str,
+        *,
+        decision: str,
+        status: str,
+        detail: str,
+        now: datetime | None = None,
+        by: Mapping[str, str] | None = None,
     ) -> Pending | None:
         """Record a person's decision on a pending change (ETag-safe: of two concurrent decisions the first stays),
         or what a decision taken with `claim_decision` came to. A denial, or an approval whose change is done, closes
@@ -346,13 +357,23 @@ class Ledger:
             when = self._now(now)
             entity = dict(current)
             entity.update(Decision=decision, DecisionStatus=status, DecisionDetail=fit(detail)[0], DecidedAt=when)
+            if by:
+                entity["DecidedBy"] = fit(json.dumps(dict(by), ensure_ascii=True, sort_keys=True))[0]
             if decision == DENIED or status in ("applied", "already-compliant"):
                 entity.update(Status="resolved", Resolution=decision, ResolvedAt=when)
             return entity, _pending(entity)
 
         return swap(self._table(self.tables.pending), kind, pending_id, change, "recording a decision")
 
-    def claim_decision(self, kind: str, pending_id: str, *, decision: str, now: datetime | None = None) -> bool:
+    def claim_decision(
+        self,
+        kind: str,
+        pending_id: str,
+        *,
+        decision: str,
+        now: datetime | None = None,
+        by: Mapping[str, str] | None = None,
+    ) -> bool:
         """Take a person's decision before anything is done about it: True when this call recorded it, False when
         someone decided first (ETag-conditional, so of an Approve and a Deny sent together exactly one wins)."""
         if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
@@ -362,6 +383,8 @@ class Ledger:
             if current is None or current.get("Decision"):
                 return None, False
             entity = {**current, "Decision": decision, "DecisionStatus": "deciding", "DecidedAt": self._now(now)}
+            if by:
+                entity["DecidedBy"] = fit(json.dumps(dict(by), ensure_ascii=True, sort_keys=True))[0]
             return entity, True
 
         return swap(self._table(self.tables.pending), kind, pending_id, change, "taking a decision")
@@ -376,6 +399,44 @@ class Ledger:
             rows = [_pending(r) for r in table.query_entities(query, parameters=params)]
         keep = (lambda p: p.status == "open") if decision == APPROVED else (lambda p: True)
         return [p.change_id for p in rows if p.change_id and keep(p)]
+
+    # -- sign-ins in progress --------------------------------------------------------------------------------------
+
+    def keep_signin(self, state: str, doc: Mapping[str, Any], now: datetime | None = None) -> None:
+        """Keep a sign-in in progress under its `state` (random, made by MSAL) until `take_signin`."""
+        text, cut = fit(json.dumps(dict(doc), ensure_ascii=True))
+        if cut:
+            raise ValueError("a sign-in in progress is too big to keep")
+        entity = {"PartitionKey": key_of(f"signin:{state}"), "RowKey": "signin", "At": self._now(now).timestamp()}
+        with storage_errors("keeping a sign-in"):
+            self._table(self.tables.dedupe).create_entity({**entity, "Doc": text})
+
+    def take_signin(self, state: str, max_age_seconds: float, now: datetime | None = None) -> dict[str, Any] | None:
+        """The sign-in kept under `state`, removed as it is read (ETag-conditional: of two callers with the same
+        state one gets it); None when there is none, it was taken, or it is older than `max_age_seconds`."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+
+        if not state or len(state) > 200:
+            return None
+        pk = key_of(f"signin:{state}")
+        table = self._table(self.tables.dedupe)
+        with storage_errors("taking a sign-in"):
+            current = get_entity(table, pk, "signin")
+            if current is None:
+                return None
+            try:
+                table.delete_entity(
+                    pk, "signin", etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
+            except HttpResponseError as e:
+                if e.status_code in (404, 412):
+                    return None
+                raise
+        if self._now(now).timestamp() - float(current.get("At", 0.0)) > max_age_seconds:
+            return None
+        doc = _json_or_text(str(current.get("Doc") or "{}"), False)
+        return doc if isinstance(doc, dict) else None
 
     # -- fights ---------------------------------------------------------------------------------------------------
 
@@ -477,7 +538,13 @@ def _pending(row: Mapping[str, Any]) -> Pending:
         change_id=row.get("ChangeId") or None,
         decision=row.get("Decision") or None,
         decision_status=row.get("DecisionStatus") or None,
+        decided_by=_by(row.get("DecidedBy")),
     )
+
+
+def _by(text: Any) -> dict[str, str] | None:
+    doc = _json_or_text(str(text), False) if text else None
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else None
 
 
 def _aware(when: datetime) -> datetime:

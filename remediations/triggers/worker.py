@@ -257,7 +257,13 @@ def record(
         elif result.status in ("pending-approval", "pending-deallocation"):
             outcome.pending += 1
             kind = "approval" if result.status == "pending-approval" else "deallocated"
-            detail = {"changeId": change.id, "summary": change.summary, "vm": _vm_of(report, change.resource_id)}
+            detail: dict[str, object] = {
+                "changeId": change.id,
+                "summary": change.summary,
+                "vm": _vm_of(report, change.resource_id),
+            }
+            if change.irreversible:
+                detail["irreversible"] = True
             ledger.add_pending(kind, change.resource_id, change.policy_id, detail)
         elif result.status == "failed":
             outcome.failed.append(f"{change.policy_id}: {result.code} {result.detail}"[:500])
@@ -343,7 +349,7 @@ def _notify(
             owner_tag=settings.owner_tag,
             tenant_id=settings.notices.tenant_id,
             escalations=escalations,
-            approval=approval_links(settings.notices),
+            approval=approval_links(settings),
             silenced=silenced,
         )
         if built:

@@ -176,6 +176,16 @@ def test_event_grid_topic_receives_cloudevents(sandbox, sender):
     assert items[0]["headers"]["aeg-sas-key"]
 
 
+def test_webhooks_never_carry_approval_links(sandbox, sender):
+    """A webhook feeds machines (an audit store, a SIEM): the links stay with the people, in the Teams cards."""
+    notice = s.pending()
+    assert notice.lines[0].approve_url  # the notice has links: the Teams card shows them
+    assert sender.send(notice, "webhook:siem").ok
+    [item] = received(sandbox, "webhook/siem")
+    body = base64.b64decode(item["bodyBase64"]).decode()
+    assert "token=" not in body and "approveUrl" not in body and json.loads(body)["lines"][0]["kind"] == "pending"
+
+
 def test_event_grid_events_never_carry_approval_links():
     [event] = cloudevents(s.pending())
     assert event["type"] == "Cryptward.Change.Pending"

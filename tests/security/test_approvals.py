@@ -12,7 +12,14 @@ import threading
 import httpx
 
 from tests.test_e2e import bot, ledger_of, make_vault  # noqa: F401  (bot is a fixture)
-from tests.triggers.test_decisions import change_of, purge_protected, teams_bot, wait_for_link  # noqa: F401
+from tests.triggers.test_decisions import (  # noqa: F401  (teams_bot is a fixture)
+    change_of,
+    decision_form,
+    purge_protected,
+    sign_in,
+    teams_bot,
+    wait_for_link,
+)
 
 
 def test_approve_and_deny_sent_together_decide_once_and_apply_only_what_was_decided(sandbox, teams_bot, azurite):  # noqa: F811
@@ -22,15 +29,17 @@ def test_approve_and_deny_sent_together_decide_once_and_apply_only_what_was_deci
     deny = wait_for_link(app, sandbox, "Deny", "kv-race-1")
     app.settle()
     assert change_of(approve) == change_of(deny)
+    forms = {name: decision_form(sign_in(sandbox, link)) for name, link in (("approve", approve), ("deny", deny))}
     start = threading.Barrier(2)
     pages: dict[str, httpx.Response] = {}
 
-    def post(name: str, link: str) -> None:
+    def post(name: str) -> None:
+        action, fields = forms[name]
         with httpx.Client(timeout=120) as http:
             start.wait()
-            pages[name] = http.post(link)
+            pages[name] = http.post(action, data=fields)
 
-    threads = [threading.Thread(target=post, args=a) for a in (("approve", approve), ("deny", deny))]
+    threads = [threading.Thread(target=post, args=(name,)) for name in ("approve", "deny")]
     for t in threads:
         t.start()
     for t in threads:
@@ -60,6 +69,7 @@ def test_an_approval_applies_the_approved_change_only_and_another_fix_failing_do
     vault = make_vault(sandbox, "kv-approve-only")
     approve = wait_for_link(app, sandbox, "Approve", "kv-approve-only")
     app.settle()
+    action, fields = decision_form(sign_in(sandbox, approve))
     for sub in sandbox.admin("GET", "/_sandbox/eventSubscriptions")["value"]:  # nothing but the approval runs now
         sandbox.admin("DELETE", f"/_sandbox/eventSubscriptions?id={sub['id']}")
     sandbox.client(ManagementLockClient).management_locks.delete_by_scope(vault.id, "cryptward-cannot-delete")
@@ -72,7 +82,7 @@ def test_an_approval_applies_the_approved_change_only_and_another_fix_failing_do
     try:
         start = len(sandbox.calls())
         with httpx.Client(timeout=120) as http:
-            page = http.post(approve)
+            page = http.post(action, data=fields)
         during = [c for c in sandbox.calls(start) if c["method"] == "PUT" and "diagnosticsettings" in c["path"].lower()]
     finally:
         sandbox.admin("POST", "/_sandbox/faults", {"rules": []})
