@@ -2,16 +2,17 @@
 policy (get, wrapKey, unwrapKey) on the vault.
 
 Anyone who may create a disk encryption set in their own resource group can point it at any key URL. Granting it
-access on their say-so would hand them another team's key (a confused deputy), so the grant is made only where the
-set and the vault share a resource group, or the operator paired them (`CRYPTWARD_KEY_ACCESS_ALLOW`); otherwise the
-finding is left for the vault's owners with the reason. A role is granted at the key's scope, never the vault's."""
+access on their say-so would hand them another team's key (a confused deputy), so the grant is made at once only
+where the set and the vault share a resource group, or the operator paired them (`CRYPTWARD_KEY_ACCESS_ALLOW`);
+otherwise it waits for a signed-in approver (CRYPTWARD_APPROVERS), whatever the policy's mode, and its summary says
+which set, in whose resource group, asks for which key. A role is granted at the key's scope, never the vault's."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from remediations.changes import Change, Operation, PlanContext
+from remediations.changes import APPROVAL, Change, Operation, PlanContext
 from remediations.errors import FixDeclined
 from remediations.fixes import register
 from remediations.fixes.des_auto_rotation import key_vault
@@ -55,14 +56,15 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
         raise FixDeclined("cannot-read", f"the key vault of disk encryption set {name} was not read")
     vault_id, vault_name = str(vault["id"]), name_of(str(vault["id"]))
     key_name = name_of(versionless(str(get(resource, "properties.activeKey.keyUrl") or "")))
-    if not _same_group(des_id, vault_id) and not ctx.settings.key_access_allowed(des_id, vault_id):
-        raise FixDeclined(
-            "not-configured",
-            f"disk encryption set {name} (resource group {_group(des_id)}, subscription {subscription_of(des_id)}) "
-            f"asks to use key {key_name} of key vault {vault_name} in resource group {_group(vault_id)}: Cryptward "
-            "grants key access across resource groups only where CRYPTWARD_KEY_ACCESS_ALLOW pairs them; the vault's "
-            "owners can grant it themselves",
-        )
+    crossing = not _same_group(des_id, vault_id) and not ctx.settings.key_access_allowed(des_id, vault_id)
+    asks = (
+        f"Disk encryption set {name} in resource group {_group(des_id)} (subscription {subscription_of(des_id)}) asks "
+        f"to use key {key_name} of key vault {vault_name} in another resource group, {_group(vault_id)}: an approver "
+        "must agree, since whoever made the set may not hold that key. "
+        if crossing
+        else ""
+    )
+    requires = (APPROVAL,) if crossing else ()
     if get(vault, "properties.enableRbacAuthorization") is not False:
         role = f"/subscriptions/{subscription_of(vault_id)}/providers/Microsoft.Authorization/roleDefinitions/"
         role += CRYPTO_SERVICE_ENCRYPTION_USER
@@ -74,9 +76,10 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             Change(
                 resource_id=des_id,
                 summary=(
-                    f"Give disk encryption set {name} the Key Vault Crypto Service Encryption User role on key "
+                    f"{asks}Give disk encryption set {name} the Key Vault Crypto Service Encryption User role on key "
                     f"{key_name} of key vault {vault_name}, so that disks using it can wrap and unwrap their keys."
                 ),
+                requires=requires,
                 operation=Operation("PUT", path, ROLE_ASSIGNMENTS_API, body),
                 before={"properties.principalId": None, "properties.roleDefinitionId": None},
                 after={"properties.principalId": principal, "properties.roleDefinitionId": role},
@@ -92,9 +95,10 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
         Change(
             resource_id=des_id,
             summary=(
-                f"Add an access policy to key vault {vault_name} letting disk encryption set {name} get, wrap and "
-                "unwrap keys, so that disks using it can be encrypted."
+                f"{asks}Add an access policy to key vault {vault_name} letting disk encryption set {name} get, wrap "
+                "and unwrap keys, so that disks using it can be encrypted."
             ),
+            requires=requires,
             operation=Operation(
                 "PUT",
                 f"{vault_id}/accessPolicies/add",
