@@ -86,6 +86,7 @@ class Reading:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # in scope: what the policies evaluate
     related: dict[str, dict[str, Any]] = field(default_factory=dict)  # everything read, by lower-cased id
     unreadable: dict[str, dict[str, str]] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)  # asked for by id, and Azure answered 404: it does not exist (now)
 
     def missing(self, resource_id: str, block: str, error: AzureAccessError | str) -> None:
         why = error if isinstance(error, str) else f"{error.code}: {error.message}".rstrip(": ")
@@ -467,6 +468,8 @@ def read_resource(
     except AzureAccessError as e:
         reading = Reading(resources={resource_id: {"id": resource_id, "type": kind}})
         reading.missing(resource_id, "", e)
+        if e.status == 404:
+            reading.gone.add(resource_id.lower())
         return reading
     if "locks" in needs.blocks:
         try:

@@ -51,6 +51,7 @@ class Report:
     seconds: float = 0.0
     # The bodies evaluated, by id (what the compliance report counts and advises on); not part of `to_dict`.
     bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    gone: frozenset[str] = frozenset()  # lower-cased ids asked for that Azure says do not exist
 
     @property
     def compliant(self) -> bool:
@@ -210,6 +211,7 @@ def scan(
         calls=calls,
         seconds=time.perf_counter() - started,
         bodies=reading.resources,
+        gone=frozenset(reading.gone),
     )
 
 

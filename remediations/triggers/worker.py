@@ -165,6 +165,20 @@ def fix(
         ledger.release(key, locked_at)
 
 
+def _gone(rt: Runtime, item: WorkItem, resource_id: str) -> Outcome:
+    """A resource Azure says does not exist (deleted since, or never there: a forged alert): recorded once, done."""
+    rt.ledger.record_change(
+        resource_id,
+        policy=WORKER_POLICY,
+        before=None,
+        after={"reason": "Azure answered 404: the resource does not exist", "source": item.source},
+        caller=item.caller,
+        correlation_id=item.correlation_id,
+        result="not-found",
+    )
+    return Outcome(resource_id, "skipped")
+
+
 def _again(item: WorkItem, resource_id: str) -> WorkItem:
     from dataclasses import replace
 
@@ -201,6 +215,8 @@ def _fix_locked(
         approved=approved,
         only=only,
     )
+    if resource_id.lower() in report.gone:  # one outcome, not retries and a poison message (nor a notice)
+        return _gone(rt, item, resource_id)
     if fighting:
         return _escalate(rt, item, resource_id, report)
     outcome = record(ledger, report, resource_id, item.caller, item.correlation_id)

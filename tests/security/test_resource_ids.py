@@ -95,3 +95,21 @@ def test_an_alert_cannot_name_thousands_of_targets():
         parse_alert(json.dumps(alert))
     alert["data"]["essentials"]["alertTargetIDs"] = ids[:MAX_ALERT_TARGETS]
     assert len(parse_alert(json.dumps(alert)).items) == MAX_ALERT_TARGETS
+
+
+def test_a_resource_that_does_not_exist_is_one_recorded_outcome(sandbox, azurite, grant_custom_role, bot_runtime):
+    """Each id of a forged alert that names nothing cost five ARM reads, five ledger rows and a poison message; now
+    one read and one record, and the work item is done."""
+    from remediations.triggers import worker
+    from remediations.work import WorkItem
+    from tests.botapp import bot_env
+
+    grant_custom_role("bot")
+    rt = bot_runtime(bot_env(sandbox, azurite, debounce=0))
+    ghost = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-none/providers/Microsoft.KeyVault/vaults/kv-x"
+    start = len(sandbox.calls())
+    outcome = worker.handle(WorkItem("alert", ghost, "microsoft.keyvault/vaults", event_id="a1").to_json())
+    assert outcome.status == "skipped"
+    reads = [c for c in sandbox.calls(start) if c["path"].lower().startswith(ghost.lower())]
+    assert len(reads) == 1
+    assert [r.result for r in rt.ledger.audit_for(ghost)] == ["not-found"]
