@@ -1,4 +1,5 @@
-"""Nothing outside CRYPTWARD_SCOPES is written, on the rotation path either (issue: "Scope escape: with
+"""Nothing outside CRYPTWARD_SCOPES is read or written on any path: event, alert, sweep, work item, approval,
+rotation and follow-through (issue: "Scope escape: with
 CRYPTWARD_SCOPES set to one resource group, the rotation path widened to the whole subscription and PATCHed a DES in
 another group").
 
