@@ -172,20 +172,6 @@ def test_an_opted_in_vault_has_its_keys_rotated_and_a_tag_shortens_their_age_to_
     ]
 
 
-def test_a_tag_opts_no_key_into_rotation(sandbox, estate, azure_as):
-    """Security: a principal with tag rights only tagged a vault `cryptward-max-key-age: P1D` and the bot rotated its
-    keys daily, and the timer rotated keys no disk encryption set uses (a token-signing key)."""
-    admin, n = estate(), names(sandbox)
-    admin.write("PATCH", n["vault"], KV_API, {"tags": {"cryptward-max-key-age": "P1D"}})
-    sandbox.advance(2 * DAY)
-    report = run(sandbox, azure_as("bot"))
-    checked = {c.key_id.rsplit("/", 1)[-1] for c in report.checked}
-    assert checked == {"des-key"}  # only the key a disk encryption set uses
-    assert "short-key" not in {r.key_id.rsplit("/", 1)[-1] for r in report.rotated}
-    (des_key,) = report.checked
-    assert des_key.max_age == "P30D"  # the tag on its vault shortens it to the floor, not to a day
-
-
 def test_audit_mode_reports_a_due_key_without_rotating_it(sandbox, estate, azure_as):
     admin, n = estate(), names(sandbox)
     old = versions(admin, n["key"])
