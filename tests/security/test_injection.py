@@ -16,13 +16,12 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from rich.console import Console
 
 from remediations import display
-from remediations.azure import Azure
 from remediations.engine.reader import Scope
 from remediations.policy.loader import load_policies
 from remediations.report import html as report_html
 from remediations.report import text as report_text
 from remediations.report.compliance import generate
-from tests.report.test_compliance import ROOT
+from tests.report.test_compliance import ROOT, estate  # noqa: F401  (estate is a fixture)
 
 RLO = "\u202e"
 LINK = "[click here](https://evil.example/x)"
@@ -33,21 +32,13 @@ HOSTILE = f"{LINK} {IMAGE} {HTML} {RICH} {RLO}gpj.exe"
 
 
 @pytest.fixture
-def hostile_report(sandbox, grant_custom_role, monkeypatch):
-    sandbox.reset("estate")
-    grant_custom_role("bot")
-    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    for name in ("AzureWebJobsStorage", "CRYPTWARD_POLICY_MODES", "CRYPTWARD_DES_MAP", "CRYPTWARD_WORKSPACE_ID"):
-        monkeypatch.delenv(name, raising=False)
+def hostile_report(estate):  # noqa: F811  (the compliance report's estate, the bot holding its role)
+    sandbox, azure = estate
     vault = next(iter(sandbox.client(KeyVaultManagementClient).vaults.list_by_subscription()))
     tags = {"cryptward-exempt": f"kv-purge-protection {HOSTILE}", "owner": HOSTILE}
     rm = sandbox.client(ResourceManagementClient)
     rm.tags.begin_create_or_update_at_scope(vault.id, {"properties": {"tags": tags}}).result()
-    azure = Azure.from_env()
-    try:
-        yield generate(Scope((sandbox.subscription_id,)), load_policies(ROOT / "policies"), azure=azure, env={})
-    finally:
-        azure.close()
+    return generate(Scope((sandbox.subscription_id,)), load_policies(ROOT / "policies"), azure=azure, env={})
 
 
 def _shows_hostile_text(rendered: str) -> bool:
