@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from remediations.changes import SkipReason
 from remediations.engine import applier
 from remediations.errors import SettingsError
 from remediations.notices import approvals
@@ -42,7 +43,7 @@ KINDS = (APPLIED, PENDING, SKIPPED, FAILED, ESCALATED)
 EVENT_TYPES = {kind: f"Cryptward.Change.{kind.title()}" for kind in KINDS}
 DESTINATION_KINDS = ("teams", "webhook", "eventgrid")
 DEFAULT_ROUTE = "*"
-QUIET_SKIPS = ("exempt",)
+QUIET_SKIPS = (SkipReason.EXEMPT,)
 _KIND_OF = {
     applier.APPLIED: APPLIED,
     applier.PENDING_APPROVAL: PENDING,
@@ -340,7 +341,7 @@ def skip_line(skip: Skip, known: Mapping[str, Policy], quiet: Collection[str] = 
     if skip.reason in quiet:
         return None
     title, why = _about(known, (skip.policy_id,))
-    kind = ESCALATED if skip.reason == "blocked" else SKIPPED
+    kind = ESCALATED if skip.reason == SkipReason.BLOCKED else SKIPPED
     return Line(kind, skip.reason, (skip.policy_id,), title, why, skip.detail)
 
 

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from remediations.azure import Azure, as_body, translated, with_backoff
-from remediations.changes import PlanContext
+from remediations.changes import PlanContext, SkipReason
 from remediations.engine import applier, planner
 from remediations.engine.planner import Finding
 from remediations.engine.reader import Needs, Reading, Scope, read_resource, read_scope
@@ -135,7 +135,7 @@ class _Run:
         )
         plan = planner.plan(findings, ctx)
         for skip in plan.skipped:
-            if skip.reason != "audit-only":
+            if skip.reason != SkipReason.AUDIT_ONLY:
                 self.notes.append(
                     f"{name_of(skip.resource_id)}: {skip.policy_id} not applied ({skip.reason}): {skip.detail}"
                 )
