@@ -96,7 +96,7 @@ def _line(line: Line) -> dict[str, Any]:
 
 
 def _tally(counts: Mapping[str, int]) -> str:
-    words = {n.APPLIED: "applied", n.PENDING: "waiting", n.SKIPPED: "left alone", n.FAILED: "failed"}
+    words: dict[str, str] = {n.APPLIED: "applied", n.PENDING: "waiting", n.SKIPPED: "left alone", n.FAILED: "failed"}
     words[n.ESCALATED] = "need a person"
     return ", ".join(f"{count} {words[kind]}" for kind, count in counts.items())
 

@@ -22,6 +22,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from remediations.changes import SkipReason
@@ -38,8 +39,19 @@ if TYPE_CHECKING:
     from remediations.engine.run import Report
     from remediations.policy.loader import Policy
 
-APPLIED, PENDING, SKIPPED, FAILED, ESCALATED = "applied", "pending", "skipped", "failed", "escalated"
-KINDS = (APPLIED, PENDING, SKIPPED, FAILED, ESCALATED)
+
+class Kind(StrEnum):
+    """What a notice line (and its Event Grid event type) tells: `Cryptward.Change.<Kind>`."""
+
+    APPLIED = "applied"
+    PENDING = "pending"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    ESCALATED = "escalated"
+
+
+APPLIED, PENDING, SKIPPED, FAILED, ESCALATED = Kind.APPLIED, Kind.PENDING, Kind.SKIPPED, Kind.FAILED, Kind.ESCALATED
+KINDS = tuple(Kind)
 EVENT_TYPES = {kind: f"Cryptward.Change.{kind.title()}" for kind in KINDS}
 DESTINATION_KINDS = ("teams", "webhook", "eventgrid")
 DEFAULT_ROUTE = "*"
@@ -58,7 +70,7 @@ _KIND_OF = {
 class Line:
     """One change (or finding left alone) in a notice. `status` is the applier's status or the skip reason."""
 
-    kind: str  # one of KINDS
+    kind: Kind
     status: str
     policy_ids: tuple[str, ...]
     title: str
@@ -367,6 +379,7 @@ __all__ = [
     "EVENT_TYPES",
     "KINDS",
     "ApprovalLinks",
+    "Kind",
     "Line",
     "Notice",
     "Routes",
