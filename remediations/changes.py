@@ -20,24 +20,29 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 APPROVAL = "approval"
 DEALLOCATED = "deallocated"
 REQUIREMENTS = (APPROVAL, DEALLOCATED)
 
-# Why a finding produced no change. `Skip.reason` is one of these; `Skip.detail` says it in a sentence.
-SKIP_REASONS = (
-    "exempt",  # the resource's exemption tag exempts it from the policy
-    "audit-only",  # the policy has no fix, or runs in audit mode
-    "immutable",  # the property cannot be changed after creation
-    "ade-history",  # the disk or VM is, or was, encrypted with Azure Disk Encryption
-    "unsupported",  # the VM series (or similar) does not support the fix
-    "not-configured",  # a setting the fix needs (workspace, disk encryption set) is not configured
-    "no-caller",  # the triggering caller is unknown, so no owner can be named
-    "cannot-read",  # the resource, or something the fix needs to read, could not be read
-    "blocked",  # the change needs another change that this plan does not make
-)
+
+class SkipReason(StrEnum):
+    """Why a finding produced no change. `Skip.reason` is one of these; `Skip.detail` says it in a sentence."""
+
+    EXEMPT = "exempt"  # the resource's exemption tag exempts it from the policy
+    AUDIT_ONLY = "audit-only"  # the policy has no fix, or runs in audit mode
+    IMMUTABLE = "immutable"  # the property cannot be changed after creation
+    ADE_HISTORY = "ade-history"  # the disk or VM is, or was, encrypted with Azure Disk Encryption
+    UNSUPPORTED = "unsupported"  # the VM series (or similar) does not support the fix
+    NOT_CONFIGURED = "not-configured"  # a setting the fix needs (workspace, disk encryption set) is not configured
+    NO_CALLER = "no-caller"  # the triggering caller is unknown, so no owner can be named
+    CANNOT_READ = "cannot-read"  # the resource, or something the fix needs to read, could not be read
+    BLOCKED = "blocked"  # the change needs another change that this plan does not make
+
+
+SKIP_REASONS = tuple(SkipReason)
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class Change:
 
 @dataclass(frozen=True)
 class Skip:
-    """A finding that produced no change, and why (`reason` is one of SKIP_REASONS)."""
+    """A finding that produced no change, and why (`reason` is a SkipReason)."""
 
     resource_id: str
     policy_id: str

@@ -81,7 +81,7 @@ class FixRegistryError(CryptwardError):
 
 
 class FixDeclined(CryptwardError):
-    """A fix will not change this resource. `reason` is one of `changes.SKIP_REASONS`; `detail` is a sentence."""
+    """A fix will not change this resource. `reason` is a `changes.SkipReason`; `detail` is a sentence."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason

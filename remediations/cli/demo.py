@@ -150,6 +150,7 @@ def approve_one(world: World, console: Any) -> str:
     approval endpoint, else as the bot through remediations.notices.approvals (verify, decide) and the engine."""
     import httpx
 
+    from remediations.engine.applier import FAILED
     from remediations.engine.reader import Scope
     from remediations.engine.run import scan
     from remediations.notices import approvals
@@ -220,7 +221,7 @@ def approve_one(world: World, console: Any) -> str:
         )  # fmt: skip
         result = next((r for r in report.results if r.change.id == pending.change_id), None)
         if result is None:
-            return "failed", "the change is no longer planned"
+            return FAILED, "the change is no longer planned"
         return result.status, str(getattr(result, "detail", "") or "")
 
     outcome = approvals.decide(decision, LedgerPending(ledger), apply_change, now)
@@ -350,6 +351,7 @@ def run(*, keep_running: bool = False, report_path: Path | None = None) -> int:
 
 def _story(world: World, console: Any, started: float, report_path: Path, keep_running: bool) -> int:
     from remediations import runtime
+    from remediations.engine.applier import APPLIED
 
     console.rule("Cryptward demo: a non-compliant estate in two regions, fixed live through events")
     console.print("starting the sandbox (a local Azure), Azurite (storage) and `cryptward serve` (the function app)")
@@ -376,7 +378,7 @@ def _story(world: World, console: Any, started: float, report_path: Path, keep_r
     seeded = world.admin("POST", "/_sandbox/seed", {"scenario": "estate"})
     sizes = ", ".join(f"{len(v)} {k}" for k, v in seeded.items() if isinstance(v, list) and k != "subscriptions")
     console.print(f"seeded: {sizes} in westeurope and northeurope")
-    t = watch(world, console, "the bot at work", until=lambda t: t.events > 0 and t.results["applied"] > 0, quiet=2.5)
+    t = watch(world, console, "the bot at work", until=lambda t: t.events > 0 and t.results[APPLIED] > 0, quiet=2.5)
     for r in t.records:
         if r.get("Policy") == "cryptward-worker" and r.get("Result") == "poisoned":
             after = json.loads(str(r.get("After") or "{}"))

@@ -316,6 +316,8 @@ def tally(world: World) -> Tally:
 def _progress_table(t: Tally, title: str, elapsed: float) -> Any:
     from rich.table import Table
 
+    from remediations.engine.applier import Status
+
     table = Table(title=f"{title}  ({elapsed:.0f} s)", title_justify="left", show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -323,10 +325,10 @@ def _progress_table(t: Tally, title: str, elapsed: float) -> Any:
     rows = [
         ("events received (Event Grid deliveries)", t.events),
         ("work items queued", t.queued),
-        ("changes applied", r["applied"]),
-        ("waiting for approval", r["pending-approval"]),
-        ("waiting for a deallocated VM", r["pending-deallocation"]),
-        ("blocked / refused / failed", r["blocked"] + r["refused"] + r["failed"]),
+        ("changes applied", r[Status.APPLIED]),
+        ("waiting for approval", r[Status.PENDING_APPROVAL]),
+        ("waiting for a deallocated VM", r[Status.PENDING_DEALLOCATION]),
+        ("blocked / refused / failed", r[Status.BLOCKED] + r[Status.REFUSED] + r[Status.FAILED]),
         ("rotation results", sum(t.rotation.values())),
     ]
     for name, value in rows:

@@ -7,6 +7,7 @@ from typing import Any
 
 from remediations import display
 from remediations.changes import APPROVAL, DEALLOCATED, Change
+from remediations.engine.applier import APPLIED
 from remediations.engine.run import Report
 from remediations.resources import name_of
 
@@ -58,7 +59,7 @@ def summary(report: Report) -> str:
     where = ", ".join(report.scope.subscriptions) + (
         f" / {report.scope.resource_group}" if report.scope.resource_group else ""
     )
-    done = sum(1 for r in report.results if r.status == "applied")
+    done = sum(1 for r in report.results if r.status == APPLIED)
     text = (
         f"{report.resources} resource(s) in {where}: {len(report.findings)} finding(s), "
         f"{len(report.plan.changes)} planned change(s), {len(report.plan.skipped)} left alone"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from remediations.azure import Azure
@@ -31,16 +32,29 @@ from remediations.resources import get, name_of, power_state
 
 log = logging.getLogger("cryptward.apply")
 
-APPLIED = "applied"
-ALREADY = "already-compliant"
-PENDING_APPROVAL = "pending-approval"
-PENDING_DEALLOCATION = "pending-deallocation"
-BLOCKED = "blocked"
-REFUSED = "refused"
-FAILED = "failed"
-STATUSES = (APPLIED, ALREADY, PENDING_APPROVAL, PENDING_DEALLOCATION, BLOCKED, REFUSED, FAILED)
+
+class Status(StrEnum):
+    """What happened to one change. A `StrEnum`: its members are their values in JSON, f-strings and the ledger."""
+
+    APPLIED = "applied"
+    ALREADY = "already-compliant"
+    PENDING_APPROVAL = "pending-approval"
+    PENDING_DEALLOCATION = "pending-deallocation"
+    BLOCKED = "blocked"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+APPLIED = Status.APPLIED
+ALREADY = Status.ALREADY
+PENDING_APPROVAL = Status.PENDING_APPROVAL
+PENDING_DEALLOCATION = Status.PENDING_DEALLOCATION
+BLOCKED = Status.BLOCKED
+REFUSED = Status.REFUSED
+FAILED = Status.FAILED
+STATUSES = tuple(Status)
 WRITES = ("PUT", "PATCH", "POST")
-_DONE = (APPLIED, ALREADY)
+DONE = (APPLIED, ALREADY)  # a change that holds: what depends on it may go on
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ class Result:
     """What happened to one change. `code` is Azure's error code when it failed."""
 
     change: Change
-    status: str
+    status: Status
     detail: str = ""
     code: str | None = None
 
@@ -77,7 +91,7 @@ def gate(change: Change, done: Mapping[str, Result], scope: Scope, approved: Col
     """The result a change gets before Azure is asked anything: `blocked` by a dependency not applied,
     `pending-approval`, or `refused` (not a write, or a target outside the scope); None when it may go on."""
     op = change.operation
-    waiting = [done[d] for d in change.depends_on if d in done and done[d].status not in _DONE]
+    waiting = [done[d] for d in change.depends_on if d in done and done[d].status not in DONE]
     if waiting or any(d not in done for d in change.depends_on):
         why = ", ".join(f"{r.change.summary.split(';')[0]} ({r.status})" for r in waiting) or "not in this run"
         return Result(change, BLOCKED, f"waits for: {why}")
@@ -238,4 +252,4 @@ def _assert_not_weakening(change: Change) -> None:
             raise AssertionError(f"change {change.id} ({change.fixes}) would weaken {path}: {before!r} -> {after!r}")
 
 
-__all__ = ["STATUSES", "Result", "apply", "gate", "holds", "unmet", "verified"]
+__all__ = ["DONE", "STATUSES", "Result", "Status", "apply", "gate", "holds", "unmet", "verified"]

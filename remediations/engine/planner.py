@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from remediations import fixes
-from remediations.changes import APPROVAL, REQUIREMENTS, Change, Operation, Plan, PlanContext, Ref, Skip
+from remediations.changes import APPROVAL, REQUIREMENTS, Change, Operation, Plan, PlanContext, Ref, Skip, SkipReason
 from remediations.errors import FixDeclined, PlanError
 from remediations.policy import exemptions
 from remediations.policy.loader import Policy
@@ -58,19 +58,23 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
         skipped.append(Skip(rid, policy.id, reason, detail, fix_name))
 
     if f.unreadable:
-        return skip("cannot-read", f.unreadable)
+        return skip(SkipReason.CANNOT_READ, f.unreadable)
     known = ctx.policy_ids or (policy.id,)
     decision = exemptions.decide(resource.get("tags"), known, ctx.now.date(), tag_name=ctx.settings.exemption_tag)
     problems = decision.problems if ctx.policy_ids else [p for p in decision.problems if "known policy id" not in p]
     notes.extend(f"{name_of(rid)}: {p}" for p in problems)
     if policy.id in decision.exempt:
-        return skip("exempt", decision.exempt[policy.id])
+        return skip(SkipReason.EXEMPT, decision.exempt[policy.id])
     if policy.immutable:
-        return skip("immutable", f"{policy.title}: this cannot be changed once the resource exists, only reported.")
+        return skip(
+            SkipReason.IMMUTABLE, f"{policy.title}: this cannot be changed once the resource exists, only reported."
+        )
     mode = f.mode or policy.mode
     if policy.fix is None or mode == "audit":
         why = "has no fix" if policy.fix is None else "runs in audit mode"
-        return skip("audit-only", f"{policy.title}: the policy {why}, so this is reported and nothing is changed.")
+        return skip(
+            SkipReason.AUDIT_ONLY, f"{policy.title}: the policy {why}, so this is reported and nothing is changed."
+        )
     params = {**policy.parameters, **policy.fix.parameters}
     try:
         made = fixes.get(policy.fix.name)(resource, params, ctx)
@@ -185,7 +189,7 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
                 f"{change.summary} It needs {ref.fix} on {name_of(ref.resource_id)} first, not in this plan ({why})."
             )
             blocked.extend(
-                Skip(change.resource_id, p, "blocked", detail, f)
+                Skip(change.resource_id, p, SkipReason.BLOCKED, detail, f)
                 for p, f in zip(change.policy_ids, change.fixes, strict=False)
             )
     by_fix = {(c.resource_id.lower(), fix): c for c in live for fix in c.fixes}

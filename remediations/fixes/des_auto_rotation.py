@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations.changes import Change, Operation, PlanContext, Ref
+from remediations.changes import Change, Operation, PlanContext, Ref, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
 from remediations.resources import DES_API, cryptward, get, name_of, versionless
@@ -29,7 +29,9 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     key_url = get(resource, KEY_URL)
     vault = key_vault(resource, ctx)
     if not key_url or vault is None:
-        raise FixDeclined("cannot-read", f"the active key or its key vault of disk encryption set {name} was not read")
+        raise FixDeclined(
+            SkipReason.CANNOT_READ, f"the active key or its key vault of disk encryption set {name} was not read"
+        )
     # The key URL stays the current, versioned one: DiskRP requires the version segment whatever the rotation flag
     # (KeyForDiskEncryptionSet.keyUrl in diskEncryptionSet.json); a versionless URL is refused with 400.
     active_key: dict[str, Any] = {"keyUrl": str(key_url)}

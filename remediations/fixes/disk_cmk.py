@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations.changes import DEALLOCATED, Change, Operation, PlanContext, Ref
+from remediations.changes import DEALLOCATED, Change, Operation, PlanContext, Ref, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
 from remediations.resources import DISK_API, disk_ade_trace, get, name_of, vm_ade_trace
@@ -28,17 +28,19 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     vm = ctx.related(resource.get("managedBy"))
     ade = disk_ade_trace(resource) or (vm_ade_trace(vm) if vm else None)
     if ade:
-        raise FixDeclined("ade-history", f"{ade}; Azure cannot add a customer-managed key to such a disk")
+        raise FixDeclined(SkipReason.ADE_HISTORY, f"{ade}; Azure cannot add a customer-managed key to such a disk")
     current = get(resource, TYPE) or PLATFORM_KEY
     if current != PLATFORM_KEY:
         raise FixDeclined(
-            "immutable",
+            SkipReason.IMMUTABLE,
             f"disk {name} already uses {current}, and a disk's customer-managed key encryption cannot be changed",
         )
     region = str(resource.get("location", ""))
     des_id = ctx.settings.disk_encryption_set(region, wanted)
     if not des_id:
-        raise FixDeclined("not-configured", f"no disk encryption set of type {wanted} is configured for {region}")
+        raise FixDeclined(
+            SkipReason.NOT_CONFIGURED, f"no disk encryption set of type {wanted} is configured for {region}"
+        )
     body = {"properties": {"encryption": {"type": wanted, "diskEncryptionSetId": des_id}}}
     attached = str(get(resource, "properties.diskState") or "").lower() in ATTACHED_RUNNING
     when = f" once VM {name_of(str(resource.get('managedBy')))} is deallocated" if attached else ""

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from remediations.changes import Change, Operation, PlanContext
+from remediations.changes import Change, Operation, PlanContext, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
 from remediations.resources import KEYVAULT_DATA_API, get, name_of, parent_of
@@ -43,7 +43,9 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     key_id, name = str(resource["id"]), name_of(str(resource["id"]))
     vault_uri = _vault_uri(resource, ctx)
     if vault_uri is None:
-        raise FixDeclined("cannot-read", f"the vault URI of key {name} is unknown (neither the vault nor keyUri read)")
+        raise FixDeclined(
+            SkipReason.CANNOT_READ, f"the vault URI of key {name} is unknown (neither the vault nor keyUri read)"
+        )
     current = get(resource, "properties.rotationPolicy") or {}
     rotate = _action(current, "rotate")
     rotate_after = get(rotate, "trigger.timeAfterCreate") or str(params["maximumAge"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations.changes import Change, Operation, PlanContext
+from remediations.changes import Change, Operation, PlanContext, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
 from remediations.resources import DIAGNOSTIC_SETTINGS_API, name_of
@@ -19,7 +19,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     vault_id = str(resource["id"])
     workspace = ctx.settings.workspace_id
     if not workspace:
-        raise FixDeclined("not-configured", "no Log Analytics workspace is configured for key vault logs")
+        raise FixDeclined(SkipReason.NOT_CONFIGURED, "no Log Analytics workspace is configured for key vault logs")
     name = ctx.settings.diagnostic_setting_name
     path = f"{vault_id}/providers/Microsoft.Insights/diagnosticSettings/{name}"
     body = {"properties": {"workspaceId": workspace, "logs": LOGS, "metrics": METRICS}}

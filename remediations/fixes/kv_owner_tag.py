@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations.changes import Change, Operation, PlanContext
+from remediations.changes import Change, Operation, PlanContext, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
 from remediations.resources import TAGS_API, get, name_of
@@ -24,7 +24,8 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     owner = get(resource, "systemData.createdBy")
     if not owner:
         raise FixDeclined(
-            "no-caller", f"ARM does not record who created key vault {name_of(vault_id)}, so no owner can be named"
+            SkipReason.NO_CALLER,
+            f"ARM does not record who created key vault {name_of(vault_id)}, so no owner can be named",
         )
     body = {"operation": "Merge", "properties": {"tags": {tag: owner}}}
     return [

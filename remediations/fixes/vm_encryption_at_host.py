@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations.changes import APPROVAL, DEALLOCATED, Change, Operation, PlanContext
+from remediations.changes import APPROVAL, DEALLOCATED, Change, Operation, PlanContext, SkipReason
 from remediations.engine.advisor import advise
 from remediations.errors import FixDeclined
 from remediations.fixes import register
@@ -23,10 +23,10 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     vm_id, name = str(resource["id"]), name_of(str(resource["id"]))
     ade = vm_ade_trace(resource)
     if ade:
-        raise FixDeclined("ade-history", f"{ade}; encryption at host and ADE cannot be combined")
+        raise FixDeclined(SkipReason.ADE_HISTORY, f"{ade}; encryption at host and ADE cannot be combined")
     advice = advise(resource, cryptward(resource, "disks") or [], capabilities=cryptward(resource, "skuCapabilities"))
     if not advice.eah.available:
-        raise FixDeclined("unsupported", " ".join(advice.eah.reasons))
+        raise FixDeclined(SkipReason.UNSUPPORTED, " ".join(advice.eah.reasons))
     body = {"properties": {"securityProfile": {"encryptionAtHost": True}}}
     return [
         Change(

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
+from remediations.engine.applier import Status
 from remediations.notices import signing
 
 APPROVE, DENY = "approve", "deny"
@@ -158,7 +159,7 @@ class PendingChange:
     resource_id: str
     summary: str = ""
     decision: str | None = None  # approved | denied
-    status: str = "pending-approval"  # pending-approval | pending-deallocation | applied | failed | denied
+    status: str = Status.PENDING_APPROVAL  # the applier's Status of the change, or DENIED
 
 
 class PendingStore(Protocol):
@@ -220,19 +221,19 @@ def decide(
     who = f"by {by.label}" if by else "by a person"
     if wanted == DENIED:
         store.record(
-            pending.change_id, decision=DENIED, status="denied", detail=f"denied {who}", at=now, by=by,
+            pending.change_id, decision=DENIED, status=DENIED, detail=f"denied {who}", at=now, by=by,
             run_id=decision.run_id,
         )  # fmt: skip
         return Outcome(DENIED, pending.change_id, pending.resource_id, pending.summary, "Nobody will ask again.")
     try:
         status, detail = apply_change(pending)
     except Exception as e:  # the decision stands; the page must say what happened, not answer a bare 500
-        status = "failed"
+        status = Status.FAILED
         detail = f"applying it failed ({type(e).__name__}); it stays approved and the next run tries again"
     store.record(
         pending.change_id, decision=APPROVED, status=status, detail=detail, at=now, by=by, run_id=decision.run_id
     )
-    result = WAITING if status == "pending-deallocation" else APPROVED
+    result = WAITING if status == Status.PENDING_DEALLOCATION else APPROVED
     return Outcome(result, pending.change_id, pending.resource_id, pending.summary, f"{status}: {detail}")
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from remediations import display
+from remediations.engine.applier import Status
 from remediations.notices import compose as n
 
 if TYPE_CHECKING:
@@ -32,11 +33,11 @@ _LABEL = {
     n.FAILED: ("Failed", "Attention"),
     n.ESCALATED: ("Needs a person", "Attention"),
 }
-_STATUS = {
-    "pending-approval": "Waiting for approval",
-    "pending-deallocation": "Waiting for the VM to be deallocated",
-    "blocked": "Needs a person (blocked)",
-    "refused": "Needs a person (refused)",
+_STATUS: dict[str, str] = {  # by Line.status: the applier status (or skip reason) a label says more about
+    Status.PENDING_APPROVAL: "Waiting for approval",
+    Status.PENDING_DEALLOCATION: "Waiting for the VM to be deallocated",
+    Status.BLOCKED: "Needs a person (blocked)",
+    Status.REFUSED: "Needs a person (refused)",
 }
 _VALUE_CHARS = 160
 
@@ -95,7 +96,7 @@ def _line(line: Line) -> dict[str, Any]:
 
 
 def _tally(counts: Mapping[str, int]) -> str:
-    words = {n.APPLIED: "applied", n.PENDING: "waiting", n.SKIPPED: "left alone", n.FAILED: "failed"}
+    words: dict[str, str] = {n.APPLIED: "applied", n.PENDING: "waiting", n.SKIPPED: "left alone", n.FAILED: "failed"}
     words[n.ESCALATED] = "need a person"
     return ", ".join(f"{count} {words[kind]}" for kind, count in counts.items())
 

@@ -22,8 +22,10 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from remediations.changes import SkipReason
 from remediations.engine import applier
 from remediations.errors import SettingsError
 from remediations.notices import approvals
@@ -37,12 +39,23 @@ if TYPE_CHECKING:
     from remediations.engine.run import Report
     from remediations.policy.loader import Policy
 
-APPLIED, PENDING, SKIPPED, FAILED, ESCALATED = "applied", "pending", "skipped", "failed", "escalated"
-KINDS = (APPLIED, PENDING, SKIPPED, FAILED, ESCALATED)
+
+class Kind(StrEnum):
+    """What a notice line (and its Event Grid event type) tells: `Cryptward.Change.<Kind>`."""
+
+    APPLIED = "applied"
+    PENDING = "pending"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    ESCALATED = "escalated"
+
+
+APPLIED, PENDING, SKIPPED, FAILED, ESCALATED = Kind.APPLIED, Kind.PENDING, Kind.SKIPPED, Kind.FAILED, Kind.ESCALATED
+KINDS = tuple(Kind)
 EVENT_TYPES = {kind: f"Cryptward.Change.{kind.title()}" for kind in KINDS}
 DESTINATION_KINDS = ("teams", "webhook", "eventgrid")
 DEFAULT_ROUTE = "*"
-QUIET_SKIPS = ("exempt",)
+QUIET_SKIPS = (SkipReason.EXEMPT,)
 _KIND_OF = {
     applier.APPLIED: APPLIED,
     applier.PENDING_APPROVAL: PENDING,
@@ -57,7 +70,7 @@ _KIND_OF = {
 class Line:
     """One change (or finding left alone) in a notice. `status` is the applier's status or the skip reason."""
 
-    kind: str  # one of KINDS
+    kind: Kind
     status: str
     policy_ids: tuple[str, ...]
     title: str
@@ -340,7 +353,7 @@ def skip_line(skip: Skip, known: Mapping[str, Policy], quiet: Collection[str] = 
     if skip.reason in quiet:
         return None
     title, why = _about(known, (skip.policy_id,))
-    kind = ESCALATED if skip.reason == "blocked" else SKIPPED
+    kind = ESCALATED if skip.reason == SkipReason.BLOCKED else SKIPPED
     return Line(kind, skip.reason, (skip.policy_id,), title, why, skip.detail)
 
 
@@ -366,6 +379,7 @@ __all__ = [
     "EVENT_TYPES",
     "KINDS",
     "ApprovalLinks",
+    "Kind",
     "Line",
     "Notice",
     "Routes",

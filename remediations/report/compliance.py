@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediations.changes import APPROVAL, DEALLOCATED, Change
+from remediations.changes import APPROVAL, DEALLOCATED, Change, SkipReason
 from remediations.engine import applier
 from remediations.engine.advisor import Advice, advise
 from remediations.engine.run import Report
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 PLANNED = "planned"
 LEFT_ALONE = "left-alone"
-CANNOT_READ = "cannot-read"
+CANNOT_READ = SkipReason.CANNOT_READ  # a finding the planner could not read is reported as such
 # Every status an item can have, in the order reports list them: what needs a person first.
 STATUSES = (
     applier.FAILED,
@@ -88,7 +88,7 @@ class Item:
     detail: str
     before: Mapping[str, Any] = field(default_factory=dict)
     after: Mapping[str, Any] = field(default_factory=dict)
-    reason: str | None = None  # the planner's skip reason (SKIP_REASONS), for left-alone items
+    reason: str | None = None  # the planner's skip reason (a SkipReason), for left-alone items
     irreversible: bool = False
     also_needs_deallocation: bool = False  # waits for approval, then for its VM to be deallocated
     since: datetime | None = None  # open in the ledger since
@@ -247,8 +247,11 @@ class ComplianceReport:
 # --- composing -------------------------------------------------------------------------------------------------------
 
 
+_SKIP_STATUS: dict[str, str] = {SkipReason.BLOCKED: applier.BLOCKED, SkipReason.CANNOT_READ: CANNOT_READ}
+
+
 def _skip_status(reason: str) -> str:
-    return {"blocked": applier.BLOCKED, "cannot-read": CANNOT_READ}.get(reason, LEFT_ALONE)
+    return _SKIP_STATUS.get(reason, LEFT_ALONE)
 
 
 def change_statuses(scan: Report) -> dict[str, str]:

@@ -35,6 +35,7 @@ from remediations.rotation.keyversions import (
     VERIFIED,
     WAITING,
     KeyVersion,
+    ResultStatus,
     RotationResult,
     missing_permission,
     moment_of,
@@ -190,7 +191,13 @@ def _code(error: Any) -> str | None:
 
 
 def _result(
-    key: KeyVersion, des: Mapping[str, Any], disks: tuple[str, ...], action: str, status: str, reason: str, **extra: Any
+    key: KeyVersion,
+    des: Mapping[str, Any],
+    disks: tuple[str, ...],
+    action: str,
+    status: ResultStatus,
+    reason: str,
+    **extra: Any,
 ) -> RotationResult:
     return RotationResult(
         str(des["id"]), action, status, reason, key.key_id, _current(des), key.version, disks=disks, **extra

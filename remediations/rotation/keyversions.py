@@ -15,8 +15,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
+from remediations.engine.applier import Status
 from remediations.resources import get, name_of
 
 MAX_AGE_TAG = "cryptward-max-key-age"
@@ -24,11 +26,40 @@ DEFAULT_MAX_AGE = "P90D"
 DEFAULT_WARNING = "P30D"
 MIN_VERSION_AGE = timedelta(days=1)  # never replace a version younger: a short expiry would rotate on every run
 
-# RotationResult.action
-ROTATE, FOLLOW_THROUGH, UPDATE_DES = "rotate", "follow-through", "update-des"
-# RotationResult.status (the policies' fixes carry the applier's status: applied, pending-approval, failed, ...)
-ROTATED, DUE, PENDING_APPROVAL, FAILED = "rotated", "due", "pending-approval", "failed"
-VERIFIED, WAITING, ESCALATED, UPDATED, BEHIND = "verified", "waiting", "escalated", "updated", "behind"
+
+class Action(StrEnum):
+    """RotationResult.action: what rotation did, or which of the rotation policies' fixes it applied."""
+
+    ROTATE = "rotate"
+    FOLLOW_THROUGH = "follow-through"
+    UPDATE_DES = "update-des"
+    ROTATION_POLICY = "rotation-policy"  # the key-rotation-policy fix
+    AUTO_ROTATION = "auto-rotation"  # the des-auto-rotation fix
+
+
+class RotationStatus(StrEnum):
+    """RotationResult.status of rotation's own actions. A key due but not rotated because a person must approve it,
+    and a failure, are the applier's PENDING_APPROVAL and FAILED; the policies' fixes carry the applier's Status."""
+
+    ROTATED = "rotated"
+    DUE = "due"
+    VERIFIED = "verified"
+    WAITING = "waiting"
+    ESCALATED = "escalated"
+    UPDATED = "updated"
+    BEHIND = "behind"
+
+
+ResultStatus = RotationStatus | Status  # RotationResult.status
+ROTATE, FOLLOW_THROUGH, UPDATE_DES = Action.ROTATE, Action.FOLLOW_THROUGH, Action.UPDATE_DES
+ROTATED, DUE, VERIFIED, WAITING = (
+    RotationStatus.ROTATED,
+    RotationStatus.DUE,
+    RotationStatus.VERIFIED,
+    RotationStatus.WAITING,
+)
+ESCALATED, UPDATED, BEHIND = RotationStatus.ESCALATED, RotationStatus.UPDATED, RotationStatus.BEHIND
+PENDING_APPROVAL, FAILED = Status.PENDING_APPROVAL, Status.FAILED
 
 
 @dataclass(frozen=True)
@@ -37,8 +68,8 @@ class RotationResult:
     refused and its scope; `overdue` how long a set has been behind the newest version."""
 
     resource_id: str  # the key (rotate, rotation-policy) or the disk encryption set
-    action: str
-    status: str
+    action: str  # an Action (or the name of a fix rotation applied that has none)
+    status: ResultStatus
     reason: str
     key_id: str
     before_version: str | None = None
@@ -254,10 +285,13 @@ __all__ = [
     "UPDATE_DES",
     "VERIFIED",
     "WAITING",
+    "Action",
     "KeyCheck",
     "KeyVersion",
+    "ResultStatus",
     "RotationReport",
     "RotationResult",
+    "RotationStatus",
     "due_moment",
     "key_version",
     "missing_permission",

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from remediations.azure import Azure, as_body, translated, with_backoff
-from remediations.changes import PlanContext
+from remediations.changes import PlanContext, SkipReason
 from remediations.engine import applier, planner
 from remediations.engine.planner import Finding
 from remediations.engine.reader import Needs, Reading, Scope, read_resource, read_scope
@@ -61,8 +61,10 @@ from remediations.rotation.keyversions import (
     PENDING_APPROVAL,
     ROTATE,
     ROTATED,
+    Action,
     KeyCheck,
     KeyVersion,
+    ResultStatus,
     RotationReport,
     RotationResult,
     due_moment,
@@ -80,7 +82,7 @@ TAG_FLOOR = timedelta(days=30)
 CLAIM_SECONDS = 900.0
 ROTATION_POLICY = "key-rotation-policy"
 DES_AUTO_ROTATION = "des-auto-rotation"
-FIX_ACTIONS = {ROTATION_POLICY: "rotation-policy", DES_AUTO_ROTATION: "auto-rotation"}
+FIX_ACTIONS = {ROTATION_POLICY: Action.ROTATION_POLICY, DES_AUTO_ROTATION: Action.AUTO_ROTATION}
 EVENTS = ("KeyNearExpiry", "KeyNewVersionCreated", "KeyExpired")
 
 
@@ -135,7 +137,7 @@ class _Run:
         )
         plan = planner.plan(findings, ctx)
         for skip in plan.skipped:
-            if skip.reason != "audit-only":
+            if skip.reason != SkipReason.AUDIT_ONLY:
                 self.notes.append(
                     f"{name_of(skip.resource_id)}: {skip.policy_id} not applied ({skip.reason}): {skip.detail}"
                 )
@@ -334,7 +336,7 @@ def proofs(users: Sequence[dict[str, Any]], in_scope: Callable[[str], bool]) -> 
 
 
 def rotation(
-    key: KeyVersion, status: str, reason: str, after: str | None = None, error: AzureAccessError | None = None
+    key: KeyVersion, status: ResultStatus, reason: str, after: str | None = None, error: AzureAccessError | None = None
 ) -> RotationResult:
     """A `rotate` result for `key`, naming the missing permission when Azure refused."""
     return RotationResult(

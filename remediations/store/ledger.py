@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from remediations.changes import REQUIREMENTS, Caller
+from remediations.engine.applier import DONE
 from remediations.errors import SettingsError
 from remediations.store.storage import StorageTarget, as_target, storage_errors, target
 from remediations.store.tables import fit, get_entity, swap, write_entity
@@ -359,7 +360,7 @@ class Ledger:
             entity.update(Decision=decision, DecisionStatus=status, DecisionDetail=fit(detail)[0], DecidedAt=when)
             if by:
                 entity["DecidedBy"] = fit(json.dumps(dict(by), ensure_ascii=True, sort_keys=True))[0]
-            if decision == DENIED or status in ("applied", "already-compliant"):
+            if decision == DENIED or status in DONE:
                 entity.update(Status="resolved", Resolution=decision, ResolvedAt=when)
             return entity, _pending(entity)
 

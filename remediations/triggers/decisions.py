@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from remediations.changes import Caller
+from remediations.engine import applier
 from remediations.notices import approvals
 from remediations.runtime import Runtime, current
 from remediations.triggers import signin
@@ -96,7 +97,7 @@ class LedgerPending:
         if p is None:
             return None
         summary = str(p.detail.get("summary") or "") if isinstance(p.detail, dict) else ""
-        status = p.decision_status or ("pending-approval" if p.status == "open" else str(p.resolution))
+        status = p.decision_status or (applier.PENDING_APPROVAL if p.status == "open" else str(p.resolution))
         return approvals.PendingChange(change_id, p.resource_id, summary, p.decision, status)
 
     def claim(self, change_id: str, *, decision: str, at: datetime, by: approvals.Approver | None = None) -> bool:
@@ -150,18 +151,18 @@ class LedgerNonces:
 
 def apply_change(rt: Runtime) -> approvals.ApplyChange:
     """Apply an approved change the way the worker does (work lock, audit records, notices)."""
-    from remediations.triggers.worker import fix
+    from remediations.triggers.worker import OutcomeStatus, fix
     from remediations.work import WorkItem
 
     def apply(pending: approvals.PendingChange) -> tuple[str, str]:
         item = WorkItem("approval", pending.resource_id, event_id=f"approval-{uuid.uuid4().hex}")
         only = (pending.change_id,)  # the approved change and nothing else: another fix's failure is not this one's
         outcome = fix(rt, item, pending.resource_id, item.event_id, approved=only, only=only)
-        if outcome.status == "busy":  # the approval is recorded open: the queued run applies it
+        if outcome.status == OutcomeStatus.BUSY:  # the approval is recorded open: the queued run applies it
             return "queued", "another run is working on this resource; the change is applied right after it"
-        if outcome.status == "skipped":
-            return "failed", "the resource is outside the scopes Cryptward works in"
-        status, detail = outcome.results.get(pending.change_id, ("failed", "the change is no longer planned"))
+        if outcome.status == OutcomeStatus.SKIPPED:
+            return applier.FAILED, "the resource is outside the scopes Cryptward works in"
+        status, detail = outcome.results.get(pending.change_id, (applier.FAILED, "the change is no longer planned"))
         return status, detail
 
     return apply

@@ -31,8 +31,10 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from remediations.engine import applier
 from remediations.errors import CryptwardError
 from remediations.runtime import Runtime, current
 from remediations.triggers.events import KEY_EVENTS
@@ -49,7 +51,17 @@ log = logging.getLogger("cryptward.worker")
 BUSY_RETRY_SECONDS = 2
 PACK_BUDGET_SECONDS = 120.0  # host.json's functionTimeout is 5 minutes; a pack's remainder is queued again after this
 WORKER_POLICY = "cryptward-worker"  # the ledger's policy name for records about the work itself
-DONE_STATUSES = ("applied", "already-compliant")
+DONE_STATUSES = applier.DONE
+
+
+class OutcomeStatus(StrEnum):
+    """What one work item came to."""
+
+    DONE = "done"
+    ESCALATED = "escalated"
+    BUSY = "busy"
+    SKIPPED = "skipped"
+    ROTATED = "rotated"
 
 
 class WorkFailed(CryptwardError):
@@ -61,7 +73,7 @@ class Outcome:
     """What one work item did, for logs and tests."""
 
     resource_id: str
-    status: str  # done | escalated | busy | skipped | rotated
+    status: OutcomeStatus
     applied: int = 0
     pending: int = 0
     failed: list[str] = field(default_factory=list)
@@ -149,7 +161,7 @@ def fix(
     ledger's, and `approved`) are applied too; with `only`, nothing but the changes with those ids is applied."""
     scope = rt.settings.intake.scope_of(resource_id)
     if scope is None:
-        return Outcome(resource_id, "skipped")
+        return Outcome(resource_id, OutcomeStatus.SKIPPED)
     ledger = rt.ledger
     key = "work:" + resource_id.lower()
     locked_at = datetime.now(UTC)
@@ -158,7 +170,7 @@ def fix(
         # (a fresh message, not a retry), once per resource however many workers found it busy meanwhile.
         if ledger.claim("again:" + resource_id.lower(), BUSY_RETRY_SECONDS):
             rt.enqueue(_again(item, resource_id), BUSY_RETRY_SECONDS)
-        return Outcome(resource_id, "busy")
+        return Outcome(resource_id, OutcomeStatus.BUSY)
     try:
         return _fix_locked(rt, item, resource_id, scope, message_id, approved, only)
     finally:
@@ -254,7 +266,7 @@ def record(
 ) -> Outcome:
     """One audit record per change of the run, and a pending entry per change waiting for an approval or for its VM's
     deallocation; returns what the run did."""
-    outcome = Outcome(resource_id, "done")
+    outcome = Outcome(resource_id, OutcomeStatus.DONE)
     for result in report.results:
         change = result.change
         ledger.record_change(
@@ -268,11 +280,11 @@ def record(
             change_id=change.id,
         )
         outcome.results[change.id] = (result.status, result.detail)
-        if result.status == "applied":
+        if result.status == applier.APPLIED:
             outcome.applied += 1
-        elif result.status in ("pending-approval", "pending-deallocation"):
+        elif result.status in (applier.PENDING_APPROVAL, applier.PENDING_DEALLOCATION):
             outcome.pending += 1
-            kind = "approval" if result.status == "pending-approval" else "deallocated"
+            kind = "approval" if result.status == applier.PENDING_APPROVAL else "deallocated"
             detail: dict[str, object] = {
                 "changeId": change.id,
                 "summary": change.summary,
@@ -281,7 +293,7 @@ def record(
             if change.irreversible:
                 detail["irreversible"] = True
             ledger.add_pending(kind, change.resource_id, change.policy_id, detail)
-        elif result.status == "failed":
+        elif result.status == applier.FAILED:
             outcome.failed.append(f"{change.policy_id}: {result.code} {result.detail}"[:500])
     return outcome
 
@@ -296,7 +308,9 @@ def _resolve_done(rt: Runtime, report: Report) -> None:
     for resource_id in {rid for rid, _ in done}:  # this run's resources' entries, not the whole table's
         for pending in rt.ledger.list_pending(resource_id=resource_id):  # for a deallocation, or approved
             if (pending.resource_id.lower(), pending.policy) in done:
-                rt.ledger.resolve_pending(pending.kind, key_of(f"{pending.resource_id}\n{pending.policy}"), "applied")
+                rt.ledger.resolve_pending(
+                    pending.kind, key_of(f"{pending.resource_id}\n{pending.policy}"), applier.APPLIED
+                )
 
 
 def _deallocated(rt: Runtime, item: WorkItem, message_id: str) -> Outcome:
@@ -335,10 +349,10 @@ def _escalate(rt: Runtime, item: WorkItem, resource_id: str, report: Report) -> 
         after={"escalation": reason, "changes": [c.summary for c in report.plan.changes]},
         caller=item.caller,
         correlation_id=item.correlation_id,
-        result="escalated",
+        result=OutcomeStatus.ESCALATED,
     )
     _notify(rt, report, item, {resource_id: reason})
-    return Outcome(resource_id, "escalated")
+    return Outcome(resource_id, OutcomeStatus.ESCALATED)
 
 
 def _notify(
@@ -387,14 +401,14 @@ def _rotation(rt: Runtime, item: WorkItem) -> Outcome:
     from remediations.policy import aliases
 
     keys = [str(k["id"]) for k in rt.azure.list(f"{item.resource_id}/keys", aliases.API_VERSIONS[aliases.VAULT])]
-    outcome = Outcome(item.resource_id, "rotated")
+    outcome = Outcome(item.resource_id, OutcomeStatus.ROTATED)
     for key_id in keys:
         _on_key(rt, "Microsoft.KeyVault.KeyNearExpiry", key_id, outcome)
     return outcome
 
 
 def _key_event(rt: Runtime, item: WorkItem) -> Outcome:
-    outcome = Outcome(item.resource_id, "rotated")
+    outcome = Outcome(item.resource_id, OutcomeStatus.ROTATED)
     _on_key(rt, item.event_type, item.resource_id, outcome)
     return outcome
 
@@ -429,10 +443,10 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
             correlation_id=None,
             result=result.status,
         )
-        if result.status == "failed":
+        if result.status == applier.FAILED:
             outcome.failed.append(f"{result.resource_id}: {result.reason}"[:500])
     if outcome.failed:
         raise WorkFailed("; ".join(outcome.failed)[:2000])
 
 
-__all__ = ["Outcome", "WorkFailed", "fix", "handle", "handle_message", "record", "retry_notices"]
+__all__ = ["Outcome", "OutcomeStatus", "WorkFailed", "fix", "handle", "handle_message", "record", "retry_notices"]

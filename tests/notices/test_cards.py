@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from remediations.engine.applier import Status
 from remediations.notices import cards
-from remediations.notices.compose import Line
+from remediations.notices.compose import Kind, Line
 from tests import notice_samples as s
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cards"
@@ -116,3 +117,9 @@ def test_a_long_value_is_shortened():
 def test_the_readme_example_is_the_current_card():
     example = Path(__file__).resolve().parents[2] / "docs" / "card-example.json"
     assert json.loads(example.read_text()) == cards.message(cards.card(s.example())), "run docs/render_card.py"
+
+
+def test_every_kind_and_waiting_status_has_a_label():
+    assert set(cards._LABEL) == set(cards._ORDER) == set(Kind)
+    assert cards._tally(dict.fromkeys(Kind, 1)).count(", ") == len(Kind) - 1
+    assert {Status.PENDING_APPROVAL, Status.PENDING_DEALLOCATION, Status.BLOCKED, Status.REFUSED} <= set(cards._STATUS)

@@ -18,10 +18,12 @@ from typer.testing import CliRunner
 from remediations.azure import Azure
 from remediations.changes import PlanSettings
 from remediations.cli.main import app
+from remediations.engine import applier
 from remediations.engine.advisor import ADE, EAH
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from remediations.policy.loader import load_policies
+from remediations.report import compliance
 from remediations.report import html as report_html
 from remediations.report import text as report_text
 from remediations.report.compliance import azure_policy_url, compose, generate
@@ -325,3 +327,9 @@ def test_the_chromium_script_is_idempotent():
     done = subprocess.run(["bash", str(ROOT / "scripts" / "install-chromium.sh")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "chromium is already installed" in done.stderr
+
+
+def test_every_applier_status_has_a_place_and_a_label_in_the_report():
+    assert set(applier.Status) <= set(compliance.STATUSES)
+    assert set(compliance.STATUSES) == set(compliance.LABELS)
+    assert len(set(compliance.LABELS.values())) == len(compliance.LABELS)

@@ -1,10 +1,19 @@
 """keyversions.py: ISO 8601 durations, when a key version is due, version ids from key URLs, missing permissions."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from remediations.rotation.keyversions import due_moment, missing_permission, parse_duration, version_of
+from remediations.rotation.keyversions import (
+    Action,
+    RotationResult,
+    RotationStatus,
+    due_moment,
+    missing_permission,
+    parse_duration,
+    version_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -46,3 +55,10 @@ def test_the_missing_permission_is_read_from_arm_and_key_vault_refusals():
     assert missing_permission(kv) == "Microsoft.KeyVault/vaults/keys/rotate/action on /s/k"
     assert missing_permission(policy) == "the access policy permission keys/rotate on key vault kv1"
     assert missing_permission("Throttled") is None
+
+
+def test_a_result_is_plain_strings_in_json():
+    result = RotationResult("/k", Action.ROTATE, RotationStatus.ROTATED, "due", "/k", "v1", "v2")
+    assert json.loads(json.dumps(result.to_dict()))["action"] == "rotate"
+    assert json.dumps(result.to_dict()).count('"rotated"') == 1
+    assert result.dedupe_key == "rotate:/k:v2:rotated"

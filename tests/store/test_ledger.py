@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from remediations.changes import Caller
+from remediations.engine.applier import Status
 from remediations.errors import SettingsError
 from remediations.store.ledger import Ledger, Tables, key_of
 from remediations.store.tables import MAX_PROPERTY_UNITS
@@ -133,6 +134,20 @@ def test_an_audit_record_round_trips(ledger, clock):
         "kv-purge-protection", "applied", "corr-1", "c-1",
     )  # fmt: skip
     assert stored.time == T0 and stored.truncated == ()
+
+
+def test_a_status_member_is_stored_as_its_plain_string(ledger, tables, azurite):
+    # azure-data-tables writes any Enum as str(value): a StrEnum's is its value; a (str, Enum) would give "Status.X".
+    from azure.data.tables import TableClient
+
+    for status in Status:
+        ledger.record_change(VAULT, policy="p", before=None, after=None, caller=None, correlation_id=None,
+                             result=status, change_id=f"c-{status.name}")  # fmt: skip
+    with TableClient.from_connection_string(azurite, tables.audit) as table:
+        stored = {e["ChangeId"]: e["Result"] for e in table.list_entities()}
+    assert stored == {f"c-{s.name}": s.value for s in Status}
+    assert {type(v) for v in stored.values()} == {str}
+    assert stored["c-ALREADY"] == "already-compliant"
 
 
 def test_audit_records_come_back_in_time_order_per_resource(ledger):
