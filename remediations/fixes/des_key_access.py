@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from remediations.changes import APPROVAL, Change, Operation, PlanContext
+from remediations.changes import APPROVAL, Change, Operation, PlanContext, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
 from remediations.fixes.des_auto_rotation import key_vault
@@ -51,9 +51,11 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     principal = get(resource, "identity.principalId")
     vault = key_vault(resource, ctx)
     if not principal:
-        raise FixDeclined("cannot-read", f"disk encryption set {name} has no managed identity to grant access to")
+        raise FixDeclined(
+            SkipReason.CANNOT_READ, f"disk encryption set {name} has no managed identity to grant access to"
+        )
     if vault is None:
-        raise FixDeclined("cannot-read", f"the key vault of disk encryption set {name} was not read")
+        raise FixDeclined(SkipReason.CANNOT_READ, f"the key vault of disk encryption set {name} was not read")
     vault_id, vault_name = str(vault["id"]), name_of(str(vault["id"]))
     key_name = name_of(versionless(str(get(resource, "properties.activeKey.keyUrl") or "")))
     crossing = not _same_group(des_id, vault_id) and not ctx.settings.key_access_allowed(des_id, vault_id)

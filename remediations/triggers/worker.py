@@ -188,7 +188,7 @@ def _gone(rt: Runtime, item: WorkItem, resource_id: str) -> Outcome:
         correlation_id=item.correlation_id,
         result="not-found",
     )
-    return Outcome(resource_id, "skipped")
+    return Outcome(resource_id, OutcomeStatus.SKIPPED)
 
 
 def _again(item: WorkItem, resource_id: str) -> WorkItem:
