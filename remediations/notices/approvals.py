@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 from remediations.engine.applier import Status
 from remediations.notices import signing
 
+ROUTE = "approvals"  # the HTTP function the links open: {CRYPTWARD_PUBLIC_URL}/api/approvals
 APPROVE, DENY = "approve", "deny"
 DECISIONS = (APPROVE, DENY)
 EXPIRED, TAMPERED, REPLAYED = "expired", "tampered", "replayed"

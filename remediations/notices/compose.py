@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from remediations.engine.applier import Result
     from remediations.engine.run import Report
     from remediations.policy.loader import Policy
+    from remediations.settings import Settings
 
 
 class Kind(StrEnum):
@@ -272,6 +273,16 @@ class ApprovalLinks:
     key: str
     ttl: timedelta = timedelta(days=7)
     blocked: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApprovalLinks | None:
+        """How the bot's notices make links, or None when CRYPTWARD_PUBLIC_URL or CRYPTWARD_APPROVAL_KEY is unset
+        (the cards then carry no buttons). When nobody can decide (no approvers, sign-in not set up) the notices
+        carry the reason instead of the buttons."""
+        base, key = settings.notices.public_url, settings.notices.approval_key
+        if not base or not key:
+            return None
+        return cls(f"{base}/api/{approvals.ROUTE}", key, blocked=settings.approvals.why_not)
 
 
 def build(

@@ -27,13 +27,13 @@ from remediations.engine import applier
 from remediations.engine.advisor import Advice, advise
 from remediations.engine.run import Report
 from remediations.policy.loader import Policy
+from remediations.report.history import Done, History, read_history
 from remediations.resources import cryptward, get, name_of, power_state, vm_ade_trace
 
 if TYPE_CHECKING:
     from remediations.azure import Azure
     from remediations.engine.reader import Scope
     from remediations.settings import Settings
-    from remediations.store.ledger import Pending
 
 PLANNED = "planned"
 LEFT_ALONE = "left-alone"
@@ -93,23 +93,6 @@ class Item:
     also_needs_deallocation: bool = False  # waits for approval, then for its VM to be deallocated
     since: datetime | None = None  # open in the ledger since
     code: str | None = None  # Azure's error code, for failures
-
-
-@dataclass(frozen=True)
-class Done:
-    """Something the bot did earlier, from the ledger's audit records."""
-
-    resource_id: str
-    policy: str  # a policy id, several joined by ",", or the bot's own (rotation:..., cryptward-worker)
-    result: str
-    before: Any
-    after: Any
-    time: datetime
-    caller: str
-
-    @property
-    def policy_ids(self) -> tuple[str, ...]:
-        return tuple(p for p in self.policy.split(",") if p)
 
 
 @dataclass(frozen=True)
@@ -176,18 +159,6 @@ class VmAdvice:
     @property
     def name(self) -> str:
         return name_of(self.vm_id)
-
-
-@dataclass(frozen=True)
-class History:
-    """What the ledger holds for the resources in scope. `problem` says why it was not read (None when it was)."""
-
-    records: Mapping[str, tuple[Done, ...]] = field(default_factory=dict)  # by lower-cased resource id
-    pending: tuple[Pending, ...] = ()
-    problem: str | None = None
-
-    def for_resource(self, resource_id: str) -> tuple[Done, ...]:
-        return self.records.get(resource_id.lower(), ())
 
 
 @dataclass(frozen=True)
@@ -432,7 +403,6 @@ def generate(
     settings = settings or Settings.from_env(env)
     if scan_report is None:
         scan_report = scan(scope, policies, apply=False, settings=settings, azure=azure, progress=progress, now=now)
-    from remediations.report.history import read_history
 
     history = read_history(scan_report.bodies, env)
     return compose(scan_report, history, policies=policies, settings=settings, now=now)

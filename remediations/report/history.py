@@ -8,14 +8,45 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from remediations.engine import applier
 from remediations.errors import AzureAccessError, SettingsError
-from remediations.report.compliance import Done, History
 
 if TYPE_CHECKING:
-    from remediations.store.ledger import AuditRecord
+    from remediations.store.ledger import AuditRecord, Pending
+
+
+@dataclass(frozen=True)
+class Done:
+    """Something the bot did earlier, from the ledger's audit records."""
+
+    resource_id: str
+    policy: str  # a policy id, several joined by ",", or the bot's own (rotation:..., cryptward-worker)
+    result: str
+    before: Any
+    after: Any
+    time: datetime
+    caller: str
+
+    @property
+    def policy_ids(self) -> tuple[str, ...]:
+        return tuple(p for p in self.policy.split(",") if p)
+
+
+@dataclass(frozen=True)
+class History:
+    """What the ledger holds for the resources in scope. `problem` says why it was not read (None when it was)."""
+
+    records: Mapping[str, tuple[Done, ...]] = field(default_factory=dict)  # by lower-cased resource id
+    pending: tuple[Pending, ...] = ()
+    problem: str | None = None
+
+    def for_resource(self, resource_id: str) -> tuple[Done, ...]:
+        return self.records.get(resource_id.lower(), ())
+
 
 # Ledger results that say something happened (pending and no-op records are shown by the current state instead).
 QUIET = {applier.ALREADY, applier.PENDING_APPROVAL, applier.PENDING_DEALLOCATION, applier.BLOCKED}
@@ -68,4 +99,4 @@ def _done(record: AuditRecord) -> Done:
     return Done(record.resource_id, record.policy, record.result, record.before, record.after, record.time, who)
 
 
-__all__ = ["NO_LEDGER", "read_history"]
+__all__ = ["NO_LEDGER", "Done", "History", "read_history"]

@@ -48,15 +48,13 @@ from remediations.runtime import Runtime, current
 from remediations.triggers import signin
 
 if TYPE_CHECKING:
-    from remediations.notices.compose import ApprovalLinks
-    from remediations.settings import Settings
     from remediations.store.ledger import Ledger
 
 log = logging.getLogger("cryptward.approvals")
 
 KEY_SETTING = "CRYPTWARD_APPROVAL_KEY"
 URL_SETTING = "CRYPTWARD_PUBLIC_URL"
-ROUTE = "approvals"
+ROUTE = approvals.ROUTE
 MAX_BODY_BYTES = 8 * 1024  # a decision form (token + assertion) or Entra ID's form_post (code, state, session) is ~2 KB
 FLOW_TTL = timedelta(minutes=10)  # a sign-in started and not finished within this is refused: follow the link again
 NONCE_WINDOW = timedelta(days=60)  # longer than any link lives (7 days): an expired link is refused before its nonce
@@ -72,18 +70,6 @@ _REFUSED_STATUS = {
     approvals.TOO_LARGE: 413,
 }
 _OUTCOME_STATUS = {approvals.UNKNOWN: 404, approvals.ALREADY: 409}
-
-
-def approval_links(settings: Settings) -> ApprovalLinks | None:
-    """How notices make approve / deny links, or None when CRYPTWARD_PUBLIC_URL or CRYPTWARD_APPROVAL_KEY is unset
-    (the cards then carry no buttons). When nobody can decide (no approvers, sign-in not set up) the notices carry
-    the reason instead of the buttons."""
-    from remediations.notices.compose import ApprovalLinks
-
-    base, key = settings.notices.public_url, settings.notices.approval_key
-    if not base or not key:
-        return None
-    return ApprovalLinks(f"{base}/api/{ROUTE}", key, blocked=settings.approvals.why_not)
 
 
 @dataclass
@@ -308,4 +294,4 @@ def _refused(refusal: approvals.Refusal) -> tuple[int, str, dict[str, str]]:
     return _REFUSED_STATUS[refusal.reason], approvals.page(refusal), {}
 
 
-__all__ = ["LedgerNonces", "LedgerPending", "apply_change", "approval_links", "respond"]
+__all__ = ["LedgerNonces", "LedgerPending", "apply_change", "respond"]

@@ -370,7 +370,6 @@ def _notify(
     try:
         from remediations.notices import compose as notices
         from remediations.notices import outbox
-        from remediations.triggers.decisions import approval_links
 
         built = notices.build(
             report,
@@ -379,7 +378,7 @@ def _notify(
             owner_tag=settings.owner_tag,
             tenant_id=settings.notices.tenant_id,
             escalations=escalations,
-            approval=approval_links(settings),
+            approval=notices.ApprovalLinks.from_settings(settings),
             silenced=silenced,
         )
         if built:
