@@ -15,10 +15,11 @@ from remediations.notices.delivery import Destinations, RateLimiter, Sender, clo
 from remediations.notices.outbox import MemoryNoticeStore, notify, retry_due
 from tests import notice_samples as s
 from tests.notices.test_signing import readme_verifier
+from tests.waits import limit
 
 TEAMS_SIG = "sIgTeamsWorkflowSecret0123456789abcdefXYZ"
 WEBHOOK_SECRET = "whsec-notice-secret-do-not-log-42"
-FAST = azure.Retries(total=3, backoff=0.01, backoff_max=0.05, timeout=30)
+FAST = azure.Retries(total=3, backoff=0.01, backoff_max=0.05, timeout=limit(30))
 
 
 @pytest.fixture
@@ -150,7 +151,7 @@ def test_failed_after_retries_is_kept_and_delivered_later(sandbox, sender):
 
 def test_missing_settings_and_unreachable_endpoints_are_deliveries_not_exceptions(sandbox, env):
     env = {**env, "CRYPTWARD_DEST_GONE_URL": "https://127.0.0.1:9/hook", "CRYPTWARD_DEST_GONE_SECRET": "x"}
-    retries = azure.Retries(total=1, backoff=0.01, timeout=5)
+    retries = azure.Retries(total=1, backoff=0.01, timeout=limit(30))
     with Sender(Destinations(env), retries=retries, verify=sandbox.ca) as sender:
         missing = sender.send(s.applied(), "webhook:nowhere")
         assert not missing.ok and "CRYPTWARD_DEST_NOWHERE_URL must be set" in missing.detail
