@@ -4,6 +4,7 @@ exactly as Azure's Event Grid would to the Functions host."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections import Counter
@@ -16,8 +17,10 @@ from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.locks import ManagementLockClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from remediations import azure as azure_access
 from remediations.store.ledger import Ledger, Tables
-from tests.botapp import KEY, make_workspace, start_bot
+from remediations.triggers import intake
+from tests.botapp import KEY, RETRY_DELAY, make_workspace, start_bot
 from tests.waits import limit
 
 RG = "rg-e2e"
@@ -34,6 +37,11 @@ def bot(sandbox, azurite, monkeypatch, grant_custom_role):
 
     def start(**kwargs):
         kwargs.setdefault("CRYPTWARD_WORKSPACE_ID", workspace)
+        # host.json's visibilityTimeout, the wait before a failed item's next try, is serve's retry delay here
+        # (RETRY_DELAY, not 10 s); the worker's retry of a failed item of a sweep's pack waits the same.
+        retry = float(kwargs.get("retry_delay", RETRY_DELAY))
+        host = intake.host_settings
+        monkeypatch.setattr(intake, "host_settings", lambda *a, **kw: {**host(*a, **kw), "visibilityTimeout": retry})
         started.append(start_bot(sandbox, azurite, monkeypatch.setenv, **kwargs))
         return started[-1]
 
@@ -329,7 +337,9 @@ def test_through_injected_faults_every_fix_lands_once_and_the_rest_is_poisoned_w
     assert last.result == "poisoned" and "ScopeLocked" in last.after["error"], last.after
 
 
-def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_receiver_recovers(sandbox, bot, azurite):
+def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_receiver_recovers(
+    sandbox, bot, azurite, monkeypatch
+):
     from datetime import UTC, datetime, timedelta
 
     from remediations.notices.delivery import setting_prefix
@@ -338,6 +348,10 @@ def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_rece
 
     name = f"down{uuid.uuid4().hex[:6]}"
     sandbox.admin("PUT", f"/_sandbox/receivers/webhook/{name}", {"status": 500})
+    # azure-core's backoff between a notice's 3 retries (0.8 s, 1.6 s, 3.2 s) is time, not what this test is about
+    monkeypatch.setattr(
+        azure_access, "Retries", functools.partial(azure_access.Retries, backoff=0.01, backoff_max=0.05)
+    )
     app = bot(
         CRYPTWARD_ROUTES=json.dumps({"*": [f"webhook:{name}"]}),
         **{
