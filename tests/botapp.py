@@ -72,11 +72,15 @@ class BotApp:
     def pending_messages(self) -> int:
         """Messages on the work queue, visible or not: waiting for their debounce window or retry, and those a worker
         holds while it works (a message is deleted when its work is done)."""
+        from azure.core.exceptions import ResourceNotFoundError
         from azure.storage.queue import QueueClient
 
         if self._queue is None:
             self._queue = QueueClient.from_connection_string(self.connection, self.queue_name)
-        return int(self._queue.get_queue_properties().approximate_message_count or 0)
+        try:
+            return int(self._queue.get_queue_properties().approximate_message_count or 0)
+        except ResourceNotFoundError:  # serve's queue poller has not made it yet: nothing queued
+            return 0
 
     def in_flight(self) -> int:
         """Requests serve is answering now (Event Grid deliveries, alerts, approvals)."""
@@ -89,10 +93,14 @@ class BotApp:
         )
 
     def poisoned(self) -> list[str]:
+        from azure.core.exceptions import ResourceNotFoundError
         from azure.storage.queue import QueueClient
 
         with QueueClient.from_connection_string(self.connection, self.queue_name + "-poison") as q:
-            return [str(m.content) for m in q.peek_messages(max_messages=32)]
+            try:
+                return [str(m.content) for m in q.peek_messages(max_messages=32)]
+            except ResourceNotFoundError:  # not made yet by serve's queue poller: nothing poisoned
+                return []
 
     def _state(self) -> tuple[int, int, int, int]:
         """What moves while the bot works: calls made, messages queued, requests in flight, events undelivered."""
