@@ -1,5 +1,5 @@
 # The two commands a new user runs. The work is in scripts/; this file only names it.
-.PHONY: setup demo test lint az checkov browser
+.PHONY: setup demo test test-under-load lint az checkov browser
 
 setup:
 	@bash scripts/setup.sh
@@ -9,6 +9,11 @@ demo: setup
 
 test: setup lint az checkov browser
 	@bash scripts/test.sh
+
+# The whole suite RUNS times in a row (default 3) beside two CPU-bound processes, stopping at the first failure: the
+# proof that no test depends on the machine's speed. Not part of `make test` or CI.
+test-under-load: setup az checkov browser
+	@bash scripts/test-under-load.sh $(RUNS)
 
 # The pinned Azure CLI (its own venv, cached outside the repo) for the tests that drive the sandbox with it.
 az:

@@ -94,6 +94,7 @@ class Queue:
     es_id: str
     ready: list[Pending] = field(default_factory=list)
     waiting: list[Pending] = field(default_factory=list)  # failed, due again later
+    sending: int = 0  # events in the batch on its way (not acknowledged yet)
     task: asyncio.Task[None] | None = None
 
 
@@ -204,9 +205,10 @@ class Engine:
         self._soon(enqueue)
 
     def describe(self, es: dict[str, Any]) -> dict[str, Any]:
-        """An admin view: the stored subscription plus what is queued for it."""
+        """An admin view: the stored subscription plus what is queued for it (events not acknowledged yet: waiting to
+        be sent, on their way, or waiting for a retry)."""
         q = self.queues.get(es.get("id", "").lower())
-        return {**es, "queued": len(q.ready) + len(q.waiting) if q else 0}
+        return {**es, "queued": len(q.ready) + q.sending + len(q.waiting) if q else 0}
 
     def forget(self, es_id: str) -> None:
         def drop() -> None:

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import START, limit
+
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 _LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://127\.0\.0\.1:(\d+)")
-START_TIMEOUT = 30.0
 
 
 def connection_string(blob: int, queue: int, table: int) -> str:
@@ -58,14 +59,14 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=limit(10))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=limit(10))
 
 
 def _wait_for_ports(proc: subprocess.Popen[bytes], log_path: Path) -> dict[str, int]:
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + limit(START)
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace")
         ports = {service: int(port) for service, port in _LISTENING.findall(text)}
@@ -74,4 +75,4 @@ def _wait_for_ports(proc: subprocess.Popen[bytes], log_path: Path) -> dict[str, 
         if proc.poll() is not None:
             pytest.fail(f"Azurite exited with code {proc.returncode} before listening:\n{text[-2000:]}", pytrace=False)
         time.sleep(0.05)
-    pytest.fail(f"Azurite did not listen within {START_TIMEOUT:.0f} s; its log:\n{text[-2000:]}", pytrace=False)
+    pytest.fail(f"Azurite did not listen within {limit(START):.0f} s; its log:\n{text[-2000:]}", pytrace=False)

@@ -7,10 +7,30 @@ from typing import Any
 # hypothesis is imported here, at collection, not lazily by its plugin at the end of the session: on CPython 3.11.7
 # that late import (pytest rewrites plugin modules) trips "AST constructor recursion depth mismatch" after the
 # Azure SDK clients have run.
-import hypothesis  # noqa: F401
+import hypothesis
 import pytest
 
+from tests.waits import SLOWDOWN
+
 pytest_plugins = ["sandbox.testing", "tests.azurite", "tests.role_coverage"]
+
+# No wall-clock limit on an example: hypothesis's default deadline (200 ms) and its too_slow health check fail a
+# property test on a busy machine for the machine's sake, not the property's (tests/waits.py).
+hypothesis.settings.register_profile(
+    "cryptward", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("cryptward")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-timeout's per-test limit (pyproject.toml) scaled by CRYPTWARD_TEST_SLOWDOWN, as every wait is, unless
+    given on the command line or in PYTEST_TIMEOUT."""
+    import os
+
+    ini = config.getini("timeout")
+    if SLOWDOWN != 1 and ini and config.getoption("timeout", None) is None and not os.environ.get("PYTEST_TIMEOUT"):
+        config.option.timeout = float(ini) * SLOWDOWN
 
 
 ROLE_FILE = Path(__file__).resolve().parent.parent / "infra" / "cryptward-role.json"

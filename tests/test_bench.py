@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.waits import limit
+
 ROOT = Path(__file__).resolve().parent.parent
 
 _RUN = """
@@ -32,7 +34,7 @@ def _lines(out: str) -> dict[str, str]:
 
 
 def test_the_function_app_bench_runs_and_its_correctness_lines_hold():
-    done = subprocess.run([sys.executable, "-c", _RUN], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", _RUN], cwd=ROOT, capture_output=True, text=True, timeout=limit(240))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "failed (attempt" not in done.stderr, done.stderr[-3000:]  # no work item failed
     verdicts = _lines(done.stdout)

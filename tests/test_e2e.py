@@ -4,6 +4,7 @@ exactly as Azure's Event Grid would to the Functions host."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections import Counter
@@ -16,8 +17,10 @@ from azure.mgmt.keyvault import KeyVaultManagementClient
 from azure.mgmt.resource.locks import ManagementLockClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from remediations import azure as azure_access
 from remediations.store.ledger import Ledger, Tables
 from tests.botapp import KEY, make_workspace, start_bot
+from tests.waits import limit
 
 RG = "rg-e2e"
 ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"  # Key Vault Crypto Service Encryption User
@@ -33,6 +36,8 @@ def bot(sandbox, azurite, monkeypatch, grant_custom_role):
 
     def start(**kwargs):
         kwargs.setdefault("CRYPTWARD_WORKSPACE_ID", workspace)
+        # host.json's visibilityTimeout, the wait before a failed item's next try, is serve's retry delay here
+        # (RETRY_DELAY, not 10 s); make_host gives the worker's retry of a failed item of a pack the same.
         started.append(start_bot(sandbox, azurite, monkeypatch.setenv, **kwargs))
         return started[-1]
 
@@ -78,7 +83,7 @@ def needed_vault_writes(vault_id, *, purge=False):
 def test_new_vault_is_fixed_by_the_bot_within_seconds(sandbox, bot, azurite):
     app = bot(CRYPTWARD_POLICY_MODES=json.dumps({"kv-purge-protection": "remediate"}))
     vault = make_vault(sandbox, "kv-e2e-1")
-    app.wait_for(lambda: len(app.writes()) >= 4, timeout=10)
+    app.wait_for(lambda: len(app.writes()) >= 4)
     app.settle()
     fixed, locks, diag = vault_state(sandbox, vault.id)
     admin = sandbox.principal("admin")
@@ -100,7 +105,7 @@ def test_new_vault_is_fixed_by_the_bot_within_seconds(sandbox, bot, azurite):
 def test_purge_protection_waits_for_approval_by_default(sandbox, bot, azurite):
     app = bot()
     vault = make_vault(sandbox, "kv-e2e-2")
-    app.wait_for(lambda: len(app.writes()) >= 3, timeout=10)
+    app.wait_for(lambda: len(app.writes()) >= 3)
     app.settle()
     fixed, locks, _ = vault_state(sandbox, vault.id)
     assert not fixed.properties.enable_purge_protection
@@ -153,11 +158,11 @@ def test_activity_log_alert_leads_to_the_same_fix_and_forged_calls_do_not(sandbo
         )
         assert wrong.status_code == 400 and "schemaId" in wrong.json()["field"]
         assert http.post(url, content=b"{not json", params={"code": KEY}).status_code == 400
-        app.settle(quiet=0.3)
+        app.settle()
         assert app.writes() == []  # nothing came through
         ok = http.post(url, json=body, headers={"x-functions-key": KEY})
         assert ok.status_code == 202, ok.text
-    app.wait_for(lambda: len(app.writes()) >= 3, timeout=10)
+    app.wait_for(lambda: len(app.writes()) >= 3)
     app.settle()
     fixed, locks, _ = vault_state(sandbox, vault.id)
     assert len(locks) == 1 and fixed.tags.get("owner") == sandbox.principal("admin").upn
@@ -221,21 +226,19 @@ def test_disk_change_waits_for_the_vm_deallocation_event(sandbox, bot, azurite):
     des_map = {"westeurope": {"EncryptionAtRestWithCustomerKey": des}}
     app = bot(subscribe=False, CRYPTWARD_POLICY_MODES=json.dumps(modes), CRYPTWARD_DES_MAP=json.dumps(des_map))
     app.subscribe()
-    app.mark = len(sandbox.calls())
+    app.mark = len(app.calls(0))
     rm = sandbox.client(ResourceManagementClient)
     rm.tags.begin_update_at_scope(disk, {"operation": "Merge", "properties": {"tags": {"team": "app"}}}).result()
     ledger = ledger_of(azurite)
     waiting = app.wait_for(
-        lambda: [p for p in ledger.list_pending("deallocated") if p.resource_id.lower() == disk.lower()], timeout=10
+        lambda: [p for p in ledger.list_pending("deallocated") if p.resource_id.lower() == disk.lower()]
     )
     assert waiting and waiting[0].policy == "disk-cmk" and waiting[0].detail["vm"].lower() == vm.lower()
     app.settle()
     compute = sandbox.client(ComputeManagementClient)
     assert compute.disks.get(RG, "disk-e2e-data").encryption.type == "EncryptionAtRestWithPlatformKey"
     compute.virtual_machines.begin_deallocate(RG, "vm-e2e").result()
-    app.wait_for(
-        lambda: compute.disks.get(RG, "disk-e2e-data").encryption.type == "EncryptionAtRestWithCustomerKey", timeout=10
-    )
+    app.wait_for(lambda: compute.disks.get(RG, "disk-e2e-data").encryption.type == "EncryptionAtRestWithCustomerKey")
     app.settle()
     encryption = compute.disks.get(RG, "disk-e2e-data").encryption
     assert encryption.type == "EncryptionAtRestWithCustomerKey"
@@ -277,14 +280,14 @@ def test_a_thousand_duplicate_and_reordered_deliveries_make_each_write_once(sand
     rng = random.Random(7)
     events = [write_event(sandbox, v, n) for v in vaults for n in range(10)]
     rng.shuffle(events)
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=limit(60)) as http:
         for i in range(0, len(events), 50):
             r = http.post(
                 app.running.eventgrid_url(), json=events[i : i + 50], headers={"aeg-event-type": "Notification"}
             )
             assert r.status_code == 200
-    app.wait_for(lambda: len(app.writes()) >= 300, timeout=30)
-    app.settle(timeout=30)
+    app.wait_for(lambda: len(app.writes()) >= 300)
+    app.settle()
     writes = app.writes()
     assert max(Counter(writes).values()) == 1
     assert len(writes) == 300
@@ -310,11 +313,11 @@ def test_through_injected_faults_every_fix_lands_once_and_the_rest_is_poisoned_w
         {"kind": "reset", "rate": 0.06, "principal": bot_id},
     ]
     sandbox.admin("POST", "/_sandbox/faults", {"seed": 3, "rules": rules})
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=limit(60)) as http:
         events = [write_event(sandbox, v, 0) for v in [*vaults, doomed]]
         assert http.post(app.running.eventgrid_url(), json=events).status_code == 200
-    app.wait_for(lambda: app.poisoned(), timeout=40)
-    app.settle(timeout=40, quiet=1.5)
+    app.wait_for(lambda: app.poisoned())
+    app.settle()
     summary = sandbox.admin("GET", "/_sandbox/calls/summary?principal=bot")
     assert sum(summary["faults"].values()) > 0, summary
     writes = app.writes()
@@ -330,7 +333,9 @@ def test_through_injected_faults_every_fix_lands_once_and_the_rest_is_poisoned_w
     assert last.result == "poisoned" and "ScopeLocked" in last.after["error"], last.after
 
 
-def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_receiver_recovers(sandbox, bot, azurite):
+def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_receiver_recovers(
+    sandbox, bot, azurite, monkeypatch
+):
     from datetime import UTC, datetime, timedelta
 
     from remediations.notices.delivery import setting_prefix
@@ -339,6 +344,10 @@ def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_rece
 
     name = f"down{uuid.uuid4().hex[:6]}"
     sandbox.admin("PUT", f"/_sandbox/receivers/webhook/{name}", {"status": 500})
+    # azure-core's backoff between a notice's 3 retries (0.8 s, 1.6 s, 3.2 s) is time, not what this test is about
+    monkeypatch.setattr(
+        azure_access, "Retries", functools.partial(azure_access.Retries, backoff=0.01, backoff_max=0.05)
+    )
     app = bot(
         CRYPTWARD_ROUTES=json.dumps({"*": [f"webhook:{name}"]}),
         **{
@@ -349,7 +358,7 @@ def test_a_notice_that_keeps_failing_is_kept_in_the_table_and_sent_when_the_rece
     make_vault(sandbox, "kv-e2e-outbox")
     store = TableNoticeStore.from_env(app.running.host.runtime.settings.storage.values)
     later = datetime.now(UTC) + timedelta(minutes=6)
-    kept = app.wait_for(lambda: store.due(later), timeout=30)
+    kept = app.wait_for(lambda: store.due(later))
     app.settle()
     assert [f.destination for f in kept] == [f"webhook:{name}"] and kept[0].attempts == 1
     assert "kv-e2e-outbox" in kept[0].notice.resource_id
@@ -386,8 +395,8 @@ def test_the_sweep_timer_catches_what_no_event_reported_in_packs_and_poisons_onl
     app = bot(subscribe=False, debounce=0)  # no Event Grid subscription: every event was lost
     (sweep,) = [f for f in functions() if f.get_function_name() == "sweep"]
     sweep.get_user_function()(TimerRequest(past_due=False))  # what the host does on %SWEEP_SCHEDULE%
-    app.wait_for(lambda: app.poisoned(), timeout=60)
-    app.settle(timeout=30, quiet=1.0)
+    app.wait_for(lambda: app.poisoned())
+    app.settle()
     writes = app.writes()
     assert max(Counter(writes).values()) == 1, [w for w, n in Counter(writes).items() if n > 1]
     for v in vaults:  # lock, owner tag, diagnostic setting; purge protection waits for approval

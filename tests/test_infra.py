@@ -30,6 +30,7 @@ from sandbox import conditions
 from sandbox.rbac import ROLES
 from tests.engine.test_run import EVERYTHING, POLICIES, ids, settings_for
 from tests.role_coverage import Coverage, role_permissions
+from tests.waits import limit
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -142,7 +143,7 @@ def test_checkov_passes():
         [exe, "-d", str(INFRA), "--framework", "bicep", "--compact", "--quiet", "--skip-download", "-o", "json"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=limit(240),  # within pytest's own per-test timeout (300 s), for checkov's message
         check=False,
     )
     elapsed = time.perf_counter() - started

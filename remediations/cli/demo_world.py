@@ -29,7 +29,8 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 _LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://127\.0\.0\.1:(\d+)")
 RETRY_SECONDS = 2  # host.json's visibilityTimeout is 10 s: in the demo a failed item is retried sooner
 NEVER = "0 0 0 1 1 *"  # timers fire when the demo says so, not on a schedule
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # a program starting to listen: seconds on a laptop, more on a busy machine
+STALL_SECONDS = 60.0  # a step of the demo fails when the bot has made no progress for this long
 VM_API = "2026-04-01"
 TEAMS, WEBHOOK = "teams/secops", "webhook/audit"
 
@@ -340,11 +341,12 @@ def watch(
     world: World, console: Any, title: str, *, until: Callable[[Tally], bool] | None = None, quiet: float = 1.5
 ) -> Tally:
     """Show the bot's work live until it settles: `until` holds (when given), nothing queued, and no new event
-    or ledger record for `quiet` seconds (longer than serve's retry delay of a failed item)."""
+    or ledger record for `quiet` seconds (longer than serve's retry delay of a failed item). It takes as long as the
+    bot works; it fails when nothing has moved (events, records, what is queued) for STALL_SECONDS."""
     from rich.live import Live
 
     started = time.monotonic()
-    last: tuple[int, int] = (-1, -1)
+    last: tuple[int, int, int] = (-1, -1, -1)
     still = time.monotonic()
     t = tally(world)
     with Live(_progress_table(t, title, 0), console=console, refresh_per_second=4, transient=False) as live:
@@ -352,12 +354,15 @@ def watch(
             time.sleep(0.3)
             t = tally(world)
             live.update(_progress_table(t, title, time.monotonic() - started))
-            now = (t.events, len(t.records))
-            if now != last or t.queued:
+            now = (t.events, len(t.records), t.queued)
+            if now != last:
                 last, still = now, time.monotonic()
-            elif time.monotonic() - still >= quiet and (until is None or until(t)):
+            elif not t.queued and time.monotonic() - still >= quiet and (until is None or until(t)):
                 break
-            if time.monotonic() - started > 75:
-                raise DemoError(f"the bot did not settle within 75 s ({title}); serve's log: {world.workdir}/serve.log")
+            elif time.monotonic() - still > STALL_SECONDS:
+                raise DemoError(
+                    f"the bot made no progress for {STALL_SECONDS:g} s ({title}, {t.queued} queued); "
+                    f"serve's log: {world.workdir}/serve.log"
+                )
     console.print()
     return t

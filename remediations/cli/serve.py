@@ -27,6 +27,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -457,7 +458,12 @@ def make_host(
     env = dict(os.environ)
     if storage:
         env[STORAGE_SETTING] = storage
-    rt = Runtime(Settings.from_env(env))
+    settings = Settings.from_env(env)
+    if retry_delay is not None:  # serve's wait before a failed item's next try is the worker's too (host.json's 10 s)
+        settings = dataclasses.replace(
+            settings, intake=dataclasses.replace(settings.intake, retry_seconds=float(retry_delay))
+        )
+    rt = Runtime(settings)
     hs = rt.settings.host
     host = Host(
         functions(),

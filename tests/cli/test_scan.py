@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from remediations.cli.main import app
+from tests.waits import limit
 
 runner = CliRunner()
 
@@ -104,7 +105,7 @@ def test_the_installed_command_against_the_sandbox(as_admin):
     as_admin.reset("estate")
     env = {**os.environ, "CRYPTWARD_POLICY_MODES": "{}"}
     command = [str(Path(sys.executable).parent / "cryptward"), "scan", "--format", "json"]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=limit(120))
     assert out.returncode == 1, out.stderr
     assert json.loads(out.stdout)["findings"]
 
@@ -112,6 +113,6 @@ def test_the_installed_command_against_the_sandbox(as_admin):
 def test_without_credentials_the_command_says_so(as_admin):
     env = {**os.environ, "IDENTITY_HEADER": "wrong", "AZURE_CLIENT_ID": as_admin.principal("admin").client_id}
     command = [str(Path(sys.executable).parent / "cryptward"), "scan"]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=limit(120))
     assert out.returncode == 2
     assert "no credentials" in out.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from remediations.cli import serve
 from remediations.cli.functions import functions
 from remediations.cli.main import app as cli
 from remediations.errors import SettingsError
+from tests.waits import START, WAIT, limit, wait_until
 
 KEY = "k3y"
 SYSTEM_KEY = "eventgrid-extension-k3y"
@@ -40,7 +40,7 @@ def client(azurite, monkeypatch):
         monkeypatch.setenv(k, v)
     running = serve.start_in_thread(serve.Host(functions(), KEY, system_key=SYSTEM_KEY), background=False)
     try:
-        with httpx.Client(base_url=running.base_url, timeout=30) as c:
+        with httpx.Client(base_url=running.base_url, timeout=limit(WAIT)) as c:
             yield c
     finally:
         running.stop()
@@ -158,9 +158,7 @@ def test_queue_poller_retries_then_poisons_and_deletes_on_success(azurite, monke
         q.send_message(base64.b64encode(text).decode())
     host.start()
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not list(poison.peek_messages()):
-            time.sleep(0.05)
+        wait_until(lambda: list(poison.peek_messages()), "the bad message reaches the poison queue")
     finally:
         host.stop()
     assert [c for b, c in seen if b == b"bad"] == [1, 2, 3]
@@ -176,9 +174,7 @@ def test_timers_fire_now_and_on_their_ncrontab_schedule(monkeypatch):
     host = serve.Host([fn], KEY, run_timers_now=True)
     host.start()
     try:
-        deadline = time.monotonic() + 3
-        while len(fired) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: len(fired) >= 2, "the timer fires now and on its next second")
     finally:
         host.stop()
     assert fired[:2] == [False, False]
@@ -212,7 +208,6 @@ def test_the_cryptward_serve_command_starts_and_answers(azurite, tmp_path):
     import socket
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import httpx
@@ -241,18 +236,19 @@ def test_the_cryptward_serve_command_starts_and_answers(azurite, tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+    def health():
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=limit(WAIT))
+        except httpx.TransportError:  # not listening yet
+            return None
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "cryptward serve did not answer within 30 s"
-                time.sleep(0.2)
+        r = wait_until(health, "cryptward serve answers /api/health", within=START, every=0.2)
         assert r.status_code == 200 and r.json()["service"] == "cryptward"
-        assert httpx.post(f"http://127.0.0.1:{port}/api/alerts", json={}, timeout=5).status_code in (401, 403)
+        timeout = limit(WAIT)
+        assert httpx.post(f"http://127.0.0.1:{port}/api/alerts", json={}, timeout=timeout).status_code in (401, 403)
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=limit(30))

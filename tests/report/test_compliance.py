@@ -31,6 +31,7 @@ from remediations.report.history import NO_LEDGER
 from remediations.settings import Settings
 from remediations.store.ledger import Ledger, Tables
 from remediations.triggers import worker
+from tests.waits import limit
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = load_policies(ROOT / "policies")
@@ -288,7 +289,7 @@ def screenshot(page: Path, png: Path, profile: Path) -> None:
         "--window-size=1280,2000",
         page.as_uri(),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=limit(120))
     assert done.returncode == 0 and png.exists(), f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
 
 

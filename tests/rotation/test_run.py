@@ -28,6 +28,7 @@ from remediations.rotation.keyversions import (
 from remediations.rotation.run import held_back, on_key_event, proofs, rotate, rotation
 from remediations.settings import Settings
 from remediations.store.ledger import Ledger, Tables
+from tests.waits import limit
 
 POLICIES = load_policies(Path(__file__).resolve().parents[2] / "policies")
 KV_API, DES_API, ROLE_API = "2026-05-15", "2026-03-02", "2022-04-01"
@@ -268,7 +269,7 @@ class Gate:
     goes on: the worst interleaving, every time. `then` is the real claim, or None to let both through."""
 
     def __init__(self, then, key, version):
-        self.barrier = threading.Barrier(2, timeout=30)
+        self.barrier = threading.Barrier(2, timeout=limit(30))
         self.then, self.key, self.version = then, key, version
 
     def claim(self, resource_key, window_seconds, now=None):

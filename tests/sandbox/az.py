@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.waits import limit
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "run `bash scripts/install-az.sh` (or `make az`) to install the pinned Azure CLI"
 # Variables of the test process that would steer az somewhere else (or into the project's venv).
@@ -69,7 +71,7 @@ class Az:
     exe: Path
     config_dir: Path
     env: dict[str, str] = field(default_factory=dict)
-    timeout: float = 60.0
+    timeout: float = field(default_factory=lambda: limit(120))  # one az command: a few seconds here
 
     @classmethod
     def for_sandbox(cls, handle: Any, config_dir: Path, exe: Path | None = None) -> Az:
@@ -101,7 +103,7 @@ class Az:
                 argv, env=self.env, capture_output=True, text=True, timeout=self.timeout, stdin=subprocess.DEVNULL
             )
         except subprocess.TimeoutExpired as exc:
-            raise AzError(list(args), -1, f"timed out after {self.timeout} s; stderr so far: {exc.stderr!r}") from exc
+            raise AzError(list(args), -1, f"timed out after {self.timeout:g} s; stderr so far: {exc.stderr!r}") from exc
 
     def __call__(self, *args: str) -> Any:
         done = self.run(*args)

@@ -11,6 +11,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.resource.resources.models import TagsResource
 
+from tests.waits import limit, wait_until
+
 RG = "rg-faults"
 FAST = {"retry_backoff_factor": 0.01}
 GET_RG = f"/resourcegroups/{RG}$"
@@ -84,10 +86,15 @@ def test_a_slow_answer_trips_the_clients_read_timeout(sandbox, rm):
     inject(sandbox, {"kind": "slow", "path": GET_RG, "delayMs": 400, "count": 1})
     client = sandbox.client(ResourceManagementClient, retry_total=0)
     with pytest.raises(ServiceResponseError):
-        client.resource_groups.get(RG, read_timeout=0.1)
-    inject(sandbox, {"kind": "slow", "path": GET_RG, "delayMs": 400, "count": 1})
+        client.resource_groups.get(RG, read_timeout=0.1)  # the answer cannot come sooner than 400 ms
+    # The retry has to be answered within the same read timeout: one that an answer that is not slow (milliseconds)
+    # meets on a busy machine too, with the slow answer slower still.
+    patience = limit(1.0)
+    inject(sandbox, {"kind": "slow", "path": GET_RG, "delayMs": int(patience * 1000) + 500, "count": 1})
     retrying = sandbox.client(ResourceManagementClient, retry_total=1, **FAST)
-    assert retrying.resource_groups.get(RG, read_timeout=0.2).name == RG  # the retry is not slow
+    assert retrying.resource_groups.get(RG, read_timeout=patience).name == RG  # the retry is not slow
+    # A slow answer is logged when its delay is over: wait for both, so that none lands in a later test's call log.
+    wait_until(lambda: sum(1 for c in sandbox.calls() if c["fault"] == "slow") == 2, "both slow answers logged")
 
 
 def test_a_failed_lro_raises_with_its_code_and_changes_nothing(sandbox, rm):

@@ -2,7 +2,6 @@
 alert rules and action groups, and alerts fired at a webhook receiver in the common alert schema."""
 
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from sandbox import alerts
+from tests.waits import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "azure-specs" / "examples" / "monitor"
 RG = "rg-alerts"
@@ -90,13 +90,15 @@ def _vault(sandbox, name="kv-alerted-1"):
     ).result()
 
 
-def _wait(fn, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.01)
+def _delivered(sandbox):
+    """Wait until every webhook delivery of every fired alert has ended (succeeded or failed, retries included).
+    Alerts fire while the write that causes them is answered, so after this nothing more comes."""
+
+    def pending():
+        return [d for a in sandbox.admin("GET", "/_sandbox/alerts")["value"] for d in a["deliveries"]
+                if d["status"] == "Pending"]  # fmt: skip
+
+    wait_until(lambda: not pending(), lambda: f"alert deliveries still pending: {pending()}")
 
 
 def _received(sandbox, receiver):
@@ -295,7 +297,7 @@ def test_alert_fires_the_common_alert_schema_at_a_webhook(sandbox, mon):
     _action_group(mon, sandbox)
     _rule(mon, sandbox)
     vault = _vault(sandbox)
-    items = _wait(lambda: _received(sandbox, "webhook/alerts"))
+    items = wait_until(lambda: _received(sandbox, "webhook/alerts"), "the alert reaches its webhook")
     assert len(items) == 1
     payload = json.loads(items[0]["body"])
     example = json.loads((EXAMPLES / "common-alert-schema-activity-log.json").read_text())
@@ -345,9 +347,10 @@ def test_alert_legacy_schema_and_rules_that_do_not_fire(sandbox, mon):
     _rule(mon, sandbox, "on-delete", operation="Microsoft.KeyVault/vaults/delete")
     _rule(mon, sandbox, "disabled", enabled=False)
     _vault(sandbox)
-    items = _wait(lambda: _received(sandbox, "webhook/legacy"))
-    time.sleep(0.05)
-    assert len(_received(sandbox, "webhook/legacy")) == 1
+    wait_until(lambda: _received(sandbox, "webhook/legacy"), "the alert reaches its webhook")
+    _delivered(sandbox)
+    items = _received(sandbox, "webhook/legacy")
+    assert len(items) == 1
     payload = json.loads(items[0]["body"])
     assert payload["schemaId"] == "Microsoft.Insights/activityLogs" and payload["data"]["status"] == "Activated"
     log = payload["data"]["context"]["activityLog"]
@@ -368,13 +371,14 @@ def test_alert_delivery_retries_what_azure_retries(sandbox, mon):
     _rule(mon, sandbox)
     sandbox.admin("PUT", "/_sandbox/receivers/webhook/flaky", {"statuses": [503, 429, 200]})
     _vault(sandbox, "kv-retried-1")
-    _wait(
+    wait_until(
         lambda: [
             d
             for a in sandbox.admin("GET", "/_sandbox/alerts")["value"]
             for d in a["deliveries"]
             if d["status"] == "Succeeded"
-        ]
+        ],
+        "the delivery succeeds after its retries",
     )
     hook = _webhook_delivery(sandbox)
     assert [a["statusCode"] for a in hook["attempts"]] == [503, 429, 200]
@@ -382,13 +386,14 @@ def test_alert_delivery_retries_what_azure_retries(sandbox, mon):
     sandbox.admin("DELETE", "/_sandbox/alerts")
     sandbox.admin("PUT", "/_sandbox/receivers/webhook/flaky", {"statuses": [500, 200]})
     _vault(sandbox, "kv-retried-2")
-    _wait(
+    wait_until(
         lambda: [
             d
             for a in sandbox.admin("GET", "/_sandbox/alerts")["value"]
             for d in a["deliveries"]
             if d["status"] == "Failed"
-        ]
+        ],
+        "the delivery fails",
     )
     hook = _webhook_delivery(sandbox)
     assert [a["statusCode"] for a in hook["attempts"]] == [500]

@@ -8,6 +8,8 @@ from azure.keyvault.keys import KeyClient
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.keyvault import KeyVaultManagementClient
 
+from tests.waits import START, limit, wait_until
+
 
 def test_empty_has_one_subscription_and_the_named_roles(sandbox):
     assert list(sandbox.running.sandbox.state.subscriptions) == [sandbox.subscription_id]
@@ -79,13 +81,7 @@ def test_cli_serve_env_seed_round_trip(tmp_path):
         stderr=subprocess.PIPE,
     )
     try:
-        import time
-
-        deadline = time.monotonic() + 20
-        while not (state / "server.json").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: _listening(proc, state), "the sandbox wrote server.json", within=START)
         env = subprocess.run(
             [sys.executable, "-m", "sandbox", "env", "--state", str(state)], capture_output=True, text=True, check=True
         ).stdout
@@ -114,27 +110,27 @@ def test_cli_serve_env_seed_round_trip(tmp_path):
         assert json.loads(moved)["offsetSeconds"] == 90 * 86400
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=limit(30))
     missing = subprocess.run(
         [sys.executable, "-m", "sandbox", "env", "--state", str(tmp_path / "none")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "no running sandbox" in missing.stderr
 
 
-def _serve(state, *extra):
-    import time
+def _listening(proc, state):
+    """The sandbox's server.json is written once it listens; a sandbox that exited fails at once, with its stderr."""
+    assert proc.poll() is None, proc.stderr.read().decode()
+    return (state / "server.json").exists()
 
+
+def _serve(state, *extra):
     (state / "server.json").unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "serve", "--port", "0", "--state", str(state), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 20
-    while not (state / "server.json").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: _listening(proc, state), "the sandbox wrote server.json", within=START)
     return proc, json.loads((state / "server.json").read_text())
 
 
@@ -165,7 +161,7 @@ def test_persisted_state_survives_a_restart(tmp_path):
         assert r.status_code == 201
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=limit(30))
     assert (state / "state.json").exists()
     proc, info2 = _serve(state, "--persist")
     try:
@@ -178,4 +174,4 @@ def test_persisted_state_survives_a_restart(tmp_path):
         assert r.status_code == 200 and r.json()["name"] == "rg-kept"
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=limit(30))

@@ -20,6 +20,7 @@ from tests.triggers.test_decisions import (  # noqa: F401  (teams_bot is a fixtu
     teams_bot,
     wait_for_link,
 )
+from tests.waits import limit
 
 
 def test_approve_and_deny_sent_together_decide_once_and_apply_only_what_was_decided(sandbox, teams_bot, azurite):  # noqa: F811
@@ -35,7 +36,7 @@ def test_approve_and_deny_sent_together_decide_once_and_apply_only_what_was_deci
 
     def post(name: str) -> None:
         action, fields = forms[name]
-        with httpx.Client(timeout=120) as http:
+        with httpx.Client(timeout=limit(120)) as http:
             start.wait()
             pages[name] = http.post(action, data=fields)
 
@@ -81,7 +82,7 @@ def test_an_approval_applies_the_approved_change_only_and_another_fix_failing_do
     )
     try:
         start = len(sandbox.calls())
-        with httpx.Client(timeout=120) as http:
+        with httpx.Client(timeout=limit(120)) as http:
             page = http.post(action, data=fields)
         during = [c for c in sandbox.calls(start) if c["method"] == "PUT" and "diagnosticsettings" in c["path"].lower()]
     finally:

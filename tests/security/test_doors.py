@@ -13,6 +13,7 @@ import pytest
 from remediations.cli import serve
 from remediations.cli.functions import functions
 from remediations.triggers.intake import MAX_ALERT_BYTES, on_alert
+from tests.waits import limit
 
 KEY, SYSTEM_KEY = "function-k3y", "system-k3y"
 EG = "/runtime/webhooks/EventGrid"
@@ -22,7 +23,7 @@ EG = "/runtime/webhooks/EventGrid"
 def client():
     running = serve.start_in_thread(serve.Host(functions(), KEY, system_key=SYSTEM_KEY), background=False)
     try:
-        with httpx.Client(base_url=running.base_url, timeout=60) as c:
+        with httpx.Client(base_url=running.base_url, timeout=limit(60)) as c:
             yield c
     finally:
         running.stop()

@@ -38,6 +38,7 @@ from tests.triggers.test_decisions import (  # noqa: F401  (teams_bot is a fixtu
     teams_bot,
     wait_for_link,
 )
+from tests.waits import limit
 
 
 def test_a_tag_writer_who_made_themselves_owner_cannot_decide_and_the_change_waits_for_an_approver(
@@ -62,7 +63,7 @@ def test_a_tag_writer_who_made_themselves_owner_cannot_decide_and_the_change_wai
     entry = ledger_of(azurite).find_pending(change_of(deny))
     assert entry is not None and entry.decision is None and entry.status == "open"  # nothing decided
     # the real approver follows the same card's link: not consumed by the refusal
-    with httpx.Client(timeout=60, verify=sandbox.ssl) as http:
+    with httpx.Client(timeout=limit(60), verify=sandbox.ssl) as http:
         action, fields = decision_form(sign_in(sandbox, approve, "approver", http))
         decided = http.post(action, data=fields)
     assert decided.status_code == 200 and "Change approved" in decided.text, decided.text
@@ -78,7 +79,7 @@ def test_a_group_in_the_approvers_lets_its_members_decide(sandbox, teams_bot, az
     deny = wait_for_link(app, sandbox, "Deny", "kv-group-1")
     app.settle()
     assert sign_in(sandbox, deny, "approver").status_code == 403  # not in the group
-    with httpx.Client(timeout=60, verify=sandbox.ssl) as http:
+    with httpx.Client(timeout=limit(60), verify=sandbox.ssl) as http:
         confirm = sign_in(sandbox, deny, "admin", http)
         assert "Signed in as" in confirm.text and "admin@contoso.example" in confirm.text
         action, fields = decision_form(confirm)
@@ -97,7 +98,7 @@ def test_a_decision_without_a_valid_assertion_is_401_and_consumes_nothing(sandbo
     app.settle()
     base, token = approve.split("?")[0], parse_qs(urlsplit(approve).query)["token"][0]
     _, other = decision_form(sign_in(sandbox, deny))  # an approver's assertion, for the Deny link
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=limit(60)) as http:
         bare = http.post(approve)  # the link alone, as before the sign-in existed
         assert bare.status_code == 401 and "Sign in first" in bare.text, bare.text
         assert http.post(base, data={"token": token}).status_code == 401
@@ -119,7 +120,7 @@ def test_a_decision_without_a_valid_assertion_is_401_and_consumes_nothing(sandbo
 
 
 def _decide(sandbox, link, user="approver"):
-    with httpx.Client(timeout=60, verify=sandbox.ssl) as http:
+    with httpx.Client(timeout=limit(60), verify=sandbox.ssl) as http:
         confirm = sign_in(sandbox, link, user, http)
         action, fields = decision_form(confirm)
         return confirm, http.post(action, data=fields)
@@ -130,7 +131,7 @@ def test_a_replayed_sign_in_answer_is_refused(sandbox, teams_bot, azurite):  # n
     make_vault(sandbox, "kv-state-1")
     approve = wait_for_link(app, sandbox, "Approve", "kv-state-1")
     app.settle()
-    with httpx.Client(timeout=60, verify=sandbox.ssl) as http:
+    with httpx.Client(timeout=limit(60), verify=sandbox.ssl) as http:
         started = http.get(approve, follow_redirects=False)
         back = http.get(started.headers["location"] + "&login_hint=approver")
         (action, fields), *_ = forms(back.text)
@@ -151,7 +152,7 @@ def test_a_20_mb_body_is_refused_unread_with_413(sandbox, teams_bot):  # noqa: F
     status, page, _ = decisions.respond("POST", {}, b"token=" + b"A" * (20 * 1024 * 1024))
     assert status == 413 and "Request too large" in page
     app = teams_bot()
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=limit(60)) as http:
         big = http.post(f"{app.running.base_url}/api/approvals", content=b"state=" + b"A" * (20 * 1024 * 1024))
         assert big.status_code == 413  # the host refuses it before reading it whole (serve: 1 MB)
         over = http.post(f"{app.running.base_url}/api/approvals", content=b"state=" + b"A" * (100 * 1024))
@@ -167,7 +168,7 @@ def test_with_no_approvers_the_card_says_why_and_a_link_cannot_decide(sandbox, t
     def told():
         return [c for c in cards(sandbox, app.receiver) if "kv-nobody-1" in json.dumps(c)]
 
-    assert app.wait_for(lambda: any("APPROVERS is empty" in json.dumps(c) for c in told()), timeout=20)
+    assert app.wait_for(lambda: any("APPROVERS is empty" in json.dumps(c) for c in told()))
     app.settle()
     assert not [u for c in told() for u in links(c, "Approve") + links(c, "Deny")]
     entry = next(p for p in ledger_of(azurite).list_pending("approval") if p.resource_id.lower() == vault.id.lower())
@@ -179,7 +180,7 @@ def test_with_no_approvers_the_card_says_why_and_a_link_cannot_decide(sandbox, t
         datetime.now(UTC) + timedelta(days=1),
         APPROVAL_KEY,
     )
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=limit(60)) as http:
         page = http.get(link, follow_redirects=False)
         assert page.status_code == 403 and "CRYPTWARD_APPROVERS is empty" in page.text
         assert http.post(link).status_code == 403
@@ -203,7 +204,7 @@ def test_platform_sign_in_trusts_app_service_authentications_principal(sandbox, 
         doc = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
         return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(doc).encode()).decode()}
 
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=limit(60)) as http:
         assert http.get(approve).status_code == 401  # no platform in front: nobody signed in
         assert http.get(approve, headers=principal("vault-owner")).status_code == 403
         confirm = http.get(approve, headers=principal("approver"))

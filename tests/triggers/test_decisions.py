@@ -20,6 +20,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from remediations.notices import approvals, signing
 from remediations.notices.delivery import setting_prefix
 from tests.test_e2e import RG, bot, disk_estate, ledger_of, make_vault  # noqa: F401  (bot is a fixture)
+from tests.waits import limit
 
 APPROVAL_KEY = "approval-key-for-the-tests-0123456789"
 TEAMS = "?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=sIgTeamsWorkflowSecret0123456789abc"
@@ -130,7 +131,7 @@ def change_of(link):
     return signing.unseal(token, APPROVAL_KEY)["c"]
 
 
-def wait_for_link(app, sandbox, title, resource_name, timeout=20):
+def wait_for_link(app, sandbox, title, resource_name):
     def find():
         for card in cards(sandbox, app.receiver):
             if resource_name in json.dumps(card):
@@ -139,7 +140,7 @@ def wait_for_link(app, sandbox, title, resource_name, timeout=20):
                     return found[0]
         return None
 
-    link = app.wait_for(find, timeout=timeout)
+    link = app.wait_for(find)
     assert link, f"no {title} link for {resource_name} in {len(cards(sandbox, app.receiver))} card(s)"
     return link
 
@@ -147,7 +148,7 @@ def wait_for_link(app, sandbox, title, resource_name, timeout=20):
 def follow(sandbox, link, between=lambda: None, user="approver"):
     """Follow the link, sign in as `user`, then POST the confirmation page's form, as a browser does. `between` runs
     in between."""
-    with httpx.Client(timeout=60, verify=sandbox.ssl) as http:
+    with httpx.Client(timeout=limit(60), verify=sandbox.ssl) as http:
         confirm = sign_in(sandbox, link, user, http)
         action, fields = decision_form(confirm)
         between()
@@ -230,9 +231,7 @@ def test_deny_is_recorded_and_nobody_is_asked_again(sandbox, teams_bot, azurite)
     # another change to the vault: the bot works it again, the change is still not applied, and no card asks
     rm = sandbox.client(ResourceManagementClient)
     rm.tags.begin_update_at_scope(vault.id, {"operation": "Merge", "properties": {"tags": {"team": "x"}}}).result()
-    assert app.wait_for(
-        lambda: sum(1 for r in ledger.audit_for(vault.id) if r.result == "pending-approval") > runs, timeout=15
-    )
+    assert app.wait_for(lambda: sum(1 for r in ledger.audit_for(vault.id) if r.result == "pending-approval") > runs)
     app.settle()
     assert not purge_protected(sandbox, "kv-deny-1")
     later = cards(sandbox, app.receiver)[seen:]
@@ -263,7 +262,7 @@ def test_an_approved_disk_change_waits_for_the_deallocation(sandbox, teams_bot, 
         CRYPTWARD_DES_MAP=json.dumps(des_map),
     )
     app.subscribe()
-    app.mark = len(sandbox.calls())
+    app.mark = len(app.calls(0))
     rm = sandbox.client(ResourceManagementClient)
     rm.tags.begin_update_at_scope(disk, {"operation": "Merge", "properties": {"tags": {"team": "app"}}}).result()
     link = wait_for_link(app, sandbox, "Approve", "disk-e2e-data")
@@ -279,7 +278,6 @@ def test_an_approved_disk_change_waits_for_the_deallocation(sandbox, teams_bot, 
     compute.virtual_machines.begin_deallocate(RG, "vm-e2e").result()
     assert app.wait_for(
         lambda: compute.disks.get(RG, "disk-e2e-data").encryption.type == "EncryptionAtRestWithCustomerKey",
-        timeout=15,
     )
     app.settle()
     assert compute.disks.get(RG, "disk-e2e-data").encryption.disk_encryption_set_id.lower() == des.lower()

@@ -3,10 +3,9 @@ fights escalated instead of fixed, concurrent workers applying once, failures re
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from azure.mgmt.keyvault import KeyVaultManagementClient
@@ -129,20 +128,22 @@ def test_a_sweep_pack_is_worked_item_by_item_and_a_failed_item_goes_back_alone(s
         frozen, "frozen", {"level": "ReadOnly"}
     )
     items = [WorkItem("sweep", rid, "microsoft.keyvault/vaults") for rid in (good[0], frozen, *good[1:])]
-    assert (
-        env.settings.intake.retry_seconds == 10
-    )  # host.json's visibilityTimeout; shortened here to keep the test quick
-    intake_settings = dataclasses.replace(env.settings.intake, retry_seconds=2)
-    monkeypatch.setattr(env, "settings", dataclasses.replace(env.settings, intake=intake_settings))
+    assert env.settings.intake.retry_seconds == 10  # host.json's visibilityTimeout
+    sender = env.queue._client(env.queue.name, encoded=True)
+    sent = []  # what the worker queued, as the Storage service answered: id, pop receipt, when it becomes visible
+    real_send = sender.send_message
+    monkeypatch.setattr(sender, "send_message", lambda *a, **kw: sent.append(real_send(*a, **kw)) or sent[-1])
     outcomes = worker.handle_message(pack_json(items).encode(), 1, "pack-1")
     assert [(o.resource_id, o.applied) for o in outcomes] == [(rid, 2) for rid in good]  # the rest went on
     assert env.ledger.audit_for(frozen)[-1].result == "retrying"
+    (again,) = sent
+    # queued again to become visible after host.json's visibilityTimeout (the service's own record), not at once
+    assert again.next_visible_on - again.inserted_on == timedelta(seconds=10)
     client = env.queue._client(env.queue.name)
-    (again,) = list(client.receive_messages(visibility_timeout=1)) or [None]
-    assert again is None  # queued again after host.json's visibilityTimeout, not at once
-    time.sleep(2.5)
-    (again,) = list(client.receive_messages())
-    assert decode_all(again.content) == [items[1]]  # alone: its retries and its poisoning are its own
+    assert list(client.receive_messages()) == []
+    client.update_message(again.id, again.pop_receipt, visibility_timeout=0)  # its time has come, without waiting
+    (message,) = list(client.receive_messages())
+    assert decode_all(message.content) == [items[1]]  # alone: its retries and its poisoning are its own
 
 
 def test_a_pack_left_over_past_its_time_budget_is_queued_again_not_lost(sandbox, env, monkeypatch):
