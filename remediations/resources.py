@@ -35,6 +35,12 @@ def get(body: Any, dotted: str) -> Any:
     return body
 
 
+def same(a: Any, b: Any) -> bool:
+    """Whether two ARM enum values, types or ids are the same: ARM compares them case-insensitively, and real answers
+    spell them either way (`EncryptionAtRestWithPlatformKey`, `encryptionatrestwithplatformkey`)."""
+    return str(a or "").lower() == str(b or "").lower()
+
+
 def cryptward(body: Mapping[str, Any], key: str) -> Any:
     """A value the reader injected under the body's `cryptward` block (see aliases.py); None when not read."""
     return get(body, f"{aliases.CRYPTWARD}.{key}")

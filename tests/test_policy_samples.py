@@ -94,3 +94,28 @@ def check_both_kinds(folder: Path) -> None:
 def test_every_policy_has_both_kinds_of_sample():
     for folder in policies_by_folder():
         check_both_kinds(POLICIES / folder)
+
+
+# Enum values, types and ids are case-insensitive in ARM: real answers spell them either way.
+_ENUMS = {"type", "encryptiontype", "publicnetworkaccess", "defaultaction", "createoption", "ostype", "level", "kty"}
+
+
+def _lowered(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _lowered(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_lowered(v, key) for v in node]
+    return node.lower() if isinstance(node, str) and key.lower() in _ENUMS else node
+
+
+@pytest.mark.parametrize(
+    "sample", [s for s in SAMPLES if s.parent.name != "expected-plan"], ids=lambda p: str(p.relative_to(POLICIES))
+)
+def test_lower_cased_enums_and_types_give_the_same_verdict_and_plan(sample: Path):
+    policy = policies_by_folder()[sample.parents[2].name]
+    body = json.loads(sample.read_text())
+    lowered = _lowered(body)
+    assert policy.noncompliant(lowered) is policy.noncompliant(body)
+    if sample.parent.name == "noncompliant" and policy.fix is not None:
+        got, want = planned(sample.parents[2], lowered), planned(sample.parents[2], body)
+        assert json.dumps(got, sort_keys=True).lower() == json.dumps(want, sort_keys=True).lower()

@@ -12,7 +12,7 @@ from typing import Any
 from remediations.changes import DEALLOCATED, Change, Operation, PlanContext, Ref, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
-from remediations.resources import DISK_API, disk_ade_trace, get, name_of, vm_ade_trace
+from remediations.resources import DISK_API, disk_ade_trace, get, name_of, same, vm_ade_trace
 
 PLATFORM_KEY = "EncryptionAtRestWithPlatformKey"
 TYPE = "properties.encryption.type"
@@ -30,7 +30,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     if ade:
         raise FixDeclined(SkipReason.ADE_HISTORY, f"{ade}; Azure cannot add a customer-managed key to such a disk")
     current = get(resource, TYPE) or PLATFORM_KEY
-    if current != PLATFORM_KEY:
+    if not same(current, PLATFORM_KEY):
         raise FixDeclined(
             SkipReason.IMMUTABLE,
             f"disk {name} already uses {current}, and a disk's customer-managed key encryption cannot be changed",
