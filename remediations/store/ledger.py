@@ -33,7 +33,7 @@ from remediations.changes import REQUIREMENTS, Caller
 from remediations.engine.applier import DONE
 from remediations.errors import SettingsError
 from remediations.store.storage import StorageTarget, as_target, storage_errors, target
-from remediations.store.tables import fit, get_entity, swap, write_entity
+from remediations.store.tables import delete_unchanged, fit, get_entity, swap, write_entity
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
@@ -175,8 +175,6 @@ class Ledger:
     def release(self, resource_key: str, claimed_at: datetime) -> bool:
         """Give back the claim made at `claimed_at` (the `now` passed to `claim`) before its window ends: a work lock
         held while working, or a claim whose work could not be queued. A claim renewed since is left alone."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
 
         at = self._now(claimed_at).timestamp()
         pk = key_of(resource_key)
@@ -185,15 +183,7 @@ class Ledger:
             current = get_entity(table, pk, "claim")
             if current is None or float(current.get("At", 0.0)) != at:
                 return False
-            try:
-                table.delete_entity(
-                    pk, "claim", etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
-                )
-            except HttpResponseError as e:
-                if e.status_code in (404, 412):
-                    return False
-                raise
-        return True
+            return delete_unchanged(table, current)
 
     # -- audit ----------------------------------------------------------------------------------------------------
 
@@ -415,8 +405,6 @@ class Ledger:
     def take_signin(self, state: str, max_age_seconds: float, now: datetime | None = None) -> dict[str, Any] | None:
         """The sign-in kept under `state`, removed as it is read (ETag-conditional: of two callers with the same
         state one gets it); None when there is none, it was taken, or it is older than `max_age_seconds`."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
 
         if not state or len(state) > 200:
             return None
@@ -424,16 +412,8 @@ class Ledger:
         table = self._table(self.tables.dedupe)
         with storage_errors("taking a sign-in"):
             current = get_entity(table, pk, "signin")
-            if current is None:
+            if current is None or not delete_unchanged(table, current):
                 return None
-            try:
-                table.delete_entity(
-                    pk, "signin", etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
-                )
-            except HttpResponseError as e:
-                if e.status_code in (404, 412):
-                    return None
-                raise
         if self._now(now).timestamp() - float(current.get("At", 0.0)) > max_age_seconds:
             return None
         doc = _json_or_text(str(current.get("Doc") or "{}"), False)

@@ -49,6 +49,26 @@ def write_entity(table: TableClient, entity: Mapping[str, Any], current: TableEn
         )
 
 
+def delete_unchanged(table: TableClient, current: TableEntity) -> bool:
+    """Delete `current` unless another writer changed or removed it since it was read (ETag-conditional): True when
+    this call deleted it. Of two callers that read the same entity, exactly one gets True."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import HttpResponseError
+
+    try:
+        table.delete_entity(
+            current["PartitionKey"],
+            current["RowKey"],
+            etag=current.metadata["etag"],
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except HttpResponseError as e:
+        if e.status_code in (404, 412):
+            return False
+        raise
+    return True
+
+
 def swap(
     table: TableClient,
     pk: str,
