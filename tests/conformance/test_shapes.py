@@ -295,6 +295,34 @@ def observed(sandbox_session: Any) -> Any:
 # recording -> {difference line: reason}. Every line in KNOWN is a sandbox behaviour that differs from recorded
 # Azure (the worklist of "Real Azure I/II"); every line in HARNESS comes from how this test builds the resource, not
 # from the sandbox (allowed, not a bug).
+# The same vault body at 2019-09-01, one GET with access policies and one without: the same differences.
+_VAULT_2019_09_01 = [
+    (
+        "$.properties.enableRbacAuthorization: absent -> boolean",
+        "sandbox always writes properties.enableRbacAuthorization; recorded 2019-09-01 vault omits it (never set)",
+    ),
+    (
+        "$.properties.enableSoftDelete: absent -> boolean",
+        "sandbox always writes properties.enableSoftDelete; recorded 2019-09-01 vault body omits it",
+    ),
+    (
+        "$.properties.publicNetworkAccess: absent -> string",
+        "sandbox always writes properties.publicNetworkAccess; recorded 2019-09-01 body omits it",
+    ),
+    (
+        "$.properties.sku.name: casing 'Standard' -> 'standard'",
+        "recorded 2019-09-01 vault says sku.name 'Standard' (capitalised); sandbox always lower-cases",
+    ),
+    (
+        "$.properties.softDeleteRetentionInDays: absent -> number",
+        "sandbox always writes softDeleteRetentionInDays; recorded 2019-09-01 vault body omits it",
+    ),
+    (
+        "$.systemData: absent -> object",
+        "sandbox writes systemData at every api-version; recorded 2019-09-01 body has none",
+    ),
+]
+
 KNOWN: dict[str, list[tuple[str, str]]] = {
     "authorization/c7n-role-assignments-list-2018-09-01-preview.json": [
         (
@@ -355,58 +383,8 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
             "sandbox does not model virtualMachines/extensions (recorded at 2020-12-01)",
         ),
     ],
-    "keyvault/c7n-vault-get-2019-09-01-no-policies.json": [
-        (
-            "$.properties.enableRbacAuthorization: absent -> boolean",
-            "sandbox always writes properties.enableRbacAuthorization; recorded 2019-09-01 vault omits it (never set)",
-        ),
-        (
-            "$.properties.enableSoftDelete: absent -> boolean",
-            "sandbox always writes properties.enableSoftDelete; recorded 2019-09-01 vault body omits it",
-        ),
-        (
-            "$.properties.publicNetworkAccess: absent -> string",
-            "sandbox always writes properties.publicNetworkAccess; recorded 2019-09-01 body omits it",
-        ),
-        (
-            "$.properties.sku.name: casing 'Standard' -> 'standard'",
-            "recorded 2019-09-01 vault says sku.name 'Standard' (capitalised); sandbox always lower-cases",
-        ),
-        (
-            "$.properties.softDeleteRetentionInDays: absent -> number",
-            "sandbox always writes softDeleteRetentionInDays; recorded 2019-09-01 vault body omits it",
-        ),
-        (
-            "$.systemData: absent -> object",
-            "sandbox writes systemData at every api-version; recorded 2019-09-01 body has none",
-        ),
-    ],
-    "keyvault/c7n-vault-get-2019-09-01.json": [
-        (
-            "$.properties.enableRbacAuthorization: absent -> boolean",
-            "sandbox always writes properties.enableRbacAuthorization; recorded 2019-09-01 vault omits it (never set)",
-        ),
-        (
-            "$.properties.enableSoftDelete: absent -> boolean",
-            "sandbox always writes properties.enableSoftDelete; recorded 2019-09-01 vault body omits it",
-        ),
-        (
-            "$.properties.publicNetworkAccess: absent -> string",
-            "sandbox always writes properties.publicNetworkAccess; recorded 2019-09-01 body omits it",
-        ),
-        (
-            "$.properties.sku.name: casing 'Standard' -> 'standard'",
-            "recorded 2019-09-01 vault says sku.name 'Standard' (capitalised); sandbox always lower-cases",
-        ),
-        (
-            "$.properties.softDeleteRetentionInDays: absent -> number",
-            "sandbox always writes softDeleteRetentionInDays; recorded 2019-09-01 vault body omits it",
-        ),
-        (
-            "$.systemData: absent -> object",
-            "sandbox writes systemData at every api-version; recorded 2019-09-01 body has none",
-        ),
-    ],
+    "keyvault/c7n-vault-get-2019-09-01-no-policies.json": _VAULT_2019_09_01,
+    "keyvault/c7n-vault-get-2019-09-01.json": _VAULT_2019_09_01,
     "keyvault/c7n-vaults-list-2019-09-01.json": [
         (
             "$.value[*].properties.enableRbacAuthorization: absent -> boolean",
