@@ -24,13 +24,13 @@ def routes(sb: Sandbox) -> list[Route]:
     """The admin API's routes: the table below, then what providers registered (sandbox/hooks.py)."""
     own = [(path, functools.partial(fn, sb), methods) for path, fn, methods in TABLE]
     extra = [route for table in sb.hooks.admin_tables for route in table(sb)]
-    return [Route(path, _endpoint(sb, fn), methods=methods) for path, fn, methods in [*own, *extra]]
+    return [Route(path, endpoint(sb, fn), methods=methods) for path, fn, methods in [*own, *extra]]
 
 
-def _endpoint(sb: Sandbox, fn: Callable[[Request, Any], Any]) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(sb: Sandbox, fn: Callable[[Request, Any], Any]) -> Callable[[Request], Awaitable[Response]]:
     """`fn` behind the admin key, with the JSON body it was sent; a KeyError, ValueError or TypeError is a 400."""
 
-    async def endpoint(request: Request) -> Response:
+    async def guarded(request: Request) -> Response:
         refusal = refused(request.headers.get("x-sandbox-key"), sb.admin_key)
         if refusal is not None:
             return refusal
@@ -44,7 +44,7 @@ def _endpoint(sb: Sandbox, fn: Callable[[Request, Any], Any]) -> Callable[[Reque
             return JSONResponse({"error": {"code": "BadRequest", "message": str(exc)}}, 400)
         return result if isinstance(result, Response) else JSONResponse(result)
 
-    return endpoint
+    return guarded
 
 
 def refused(key: str | None, admin_key: str) -> Response | None:

@@ -59,6 +59,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from sandbox import admin
 from sandbox.signing import SigningKey, ensure_signing_key
 
 if TYPE_CHECKING:
@@ -625,26 +626,10 @@ def routes(sb: Sandbox) -> list[Route]:
         Route("/{tenant}/discovery/v2.0/keys", provider.keys, methods=["GET"]),
         Route("/{tenant}/oauth2/v2.0/authorize", provider.authorize, methods=["GET", "POST"]),
         Route("/{tenant}/oauth2/v2.0/token", provider.token, methods=["POST"]),
-        Route("/_sandbox/apps", _guarded(sb, _apps(provider)), methods=["GET", "POST"]),
-        Route("/_sandbox/apps/{client_id}", _guarded(sb, _app(provider)), methods=["GET", "DELETE"]),
-        Route("/_sandbox/groups", _guarded(sb, _groups(provider)), methods=["GET", "POST"]),
+        Route("/_sandbox/apps", admin.endpoint(sb, _apps(provider)), methods=["GET", "POST"]),
+        Route("/_sandbox/apps/{client_id}", admin.endpoint(sb, _app(provider)), methods=["GET", "DELETE"]),
+        Route("/_sandbox/groups", admin.endpoint(sb, _groups(provider)), methods=["GET", "POST"]),
     ]
-
-
-def _guarded(sb: Sandbox, fn: Any) -> Any:
-    """An admin endpoint: X-Sandbox-Key, a JSON body, 400 for a bad request (as sandbox/admin.py's)."""
-
-    async def endpoint(request: Request) -> Response:
-        if request.headers.get("x-sandbox-key") != sb.admin_key:
-            return JSONResponse({"error": {"code": "Forbidden", "message": "X-Sandbox-Key is missing or wrong"}}, 403)
-        body = (await request.json() if await request.body() else {}) if request.method == "POST" else None
-        try:
-            result = fn(request, body)
-        except (KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": {"code": "BadRequest", "message": str(exc)}}, 400)
-        return result if isinstance(result, Response) else JSONResponse(result)
-
-    return endpoint
 
 
 def _apps(provider: Provider) -> Any:
