@@ -12,6 +12,7 @@ import pytest
 
 from tests.test_e2e import bot, ledger_of, make_vault  # noqa: F401  (bot is a fixture)
 from tests.triggers.test_decisions import change_of, purge_protected, teams_bot, wait_for_link  # noqa: F401
+from tests.waits import limit
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -26,6 +27,7 @@ def browser():
         launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         # The sandbox's TLS certificate comes from its own CA, which this browser profile does not trust.
         context = launched.new_context(ignore_https_errors=True)
+        context.set_default_timeout(limit(60) * 1000)  # a limit to give up at, scaled like every wait (tests/waits.py)
         try:
             yield context.new_page()
         finally:
