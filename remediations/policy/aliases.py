@@ -19,6 +19,26 @@ VM = "Microsoft.Compute/virtualMachines"
 
 RESOURCE_TYPES: tuple[str, ...] = (VAULT, KEY, DISK, DES, VM)
 
+# Azure Policy's `Indexed` mode evaluates only the types that support tags and location ("Azure Policy definition
+# structure basics", https://learn.microsoft.com/azure/governance/policy/concepts/definition-structure-basics#mode).
+# Of the types Cryptward reads, key-vault keys support no tags ("Tag support for Azure resources",
+# MicrosoftDocs/azure-docs articles/azure-resource-manager/management/tag-support.md: Microsoft.KeyVault
+# `vaults / keys`: Supports tags No); vaults, disks, disk encryption sets and VMs support both.
+INDEXED_TYPES: frozenset[str] = frozenset(t.lower() for t in (VAULT, DISK, DES, VM))
+
+# Resource Provider modes (same page, "Resource Provider modes"): definitions over a service's data plane. Cryptward
+# recognises them and evaluates none yet; a mode listed in DATA_PLANE_MODES is one whose types Cryptward reads.
+PROVIDER_MODES: tuple[str, ...] = (
+    "Microsoft.Kubernetes.Data",
+    "Microsoft.KeyVault.Data",
+    "Microsoft.Network.Data",
+    "Microsoft.ManagedHSM.Data",
+    "Microsoft.DataFactory.Data",
+    "Microsoft.MachineLearningServices.v2.Data",
+    "Microsoft.LoadTestService.Data",
+)
+DATA_PLANE_MODES: frozenset[str] = frozenset()
+
 # The api-version Cryptward reads each type with: `requestContext().apiVersion` during compliance evaluation of an
 # existing resource is the version the resource was read with.
 API_VERSIONS: dict[str, str] = {
@@ -241,6 +261,34 @@ def names(resource_type: str | None = None) -> tuple[str, ...]:
     wanted = resource_type.lower() if resource_type else None
     found = {alias.name for per_type in _BY_NAME.values() for t, alias in per_type.items() if wanted in (None, t)}
     return tuple(sorted(found, key=str.lower))
+
+
+def owner_type(name: str) -> str | None:
+    """The type Cryptward reads that the alias `name` belongs to, judged from its name (`<type>/<property path>`);
+    None for an alias of a type Cryptward does not read (a child type such as `.../virtualMachines/extensions/x`, a
+    scale set, a data-plane type). Such an alias selects nothing on the resources Cryptward evaluates."""
+    lowered = name.lower()
+    best = None
+    for rtype in RESOURCE_TYPES:
+        prefix = rtype.lower() + "/"
+        if lowered.startswith(prefix) and (best is None or len(rtype) > len(best)):
+            best = rtype
+    if best is None or "/" in name[len(best) + 1 :]:
+        return None
+    return best
+
+
+def near_types(name: str) -> tuple[str, ...]:
+    """Types Cryptward reads whose name is one letter or two away from the type part of the alias `name`: a typo
+    that must not pass for an alias of a type Cryptward does not read."""
+    head = "/".join(name.split("/")[:2]).lower()
+    return tuple(t for t in RESOURCE_TYPES if t.lower() != head and _close(t.lower(), head))
+
+
+def _close(a: str, b: str) -> bool:
+    from difflib import SequenceMatcher
+
+    return abs(len(a) - len(b)) <= 2 and SequenceMatcher(None, a, b).ratio() >= 0.93
 
 
 def is_resource_type(value: str) -> bool:

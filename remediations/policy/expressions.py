@@ -7,19 +7,16 @@ errors that list the valid names. Supported functions are in `FUNCTIONS` and `_S
 
 from __future__ import annotations
 
-import json
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from remediations.errors import ConditionError
 from remediations.policy.fields import Context, Scope, compile_field
-
-
-class EvalError(Exception):
-    """A function failed on its arguments; the caller turns it into a `ConditionError` naming the path."""
+from remediations.policy.functions import EXCLUDED, FUNCTIONS, MISSING, EvalError, need
 
 
 @dataclass(frozen=True)
@@ -133,154 +130,9 @@ class _Parser:
         return node
 
 
-# --- functions ------------------------------------------------------------------------------------------------------
-
-
-def _need(value: Any, kinds: type | tuple[type, ...], fn: str) -> Any:
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _as_tuple(kinds)):
-        raise EvalError(f"{fn}() got {type(value).__name__} {value!r}")
-    return value
-
-
-def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kinds if isinstance(kinds, tuple) else (kinds,)
-
-
-def _concat(*args: Any) -> Any:
-    if args and all(isinstance(a, list) for a in args):
-        return [x for a in args for x in a]
-    return "".join(_string(a) if a is not None else "" for a in args)
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return "" if value is None else str(value)
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value) if not isinstance(value, str) else int(value.strip())
-    except (TypeError, ValueError):
-        raise EvalError(f"int() cannot convert {value!r}") from None
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if isinstance(value, int):
-        return value != 0
-    raise EvalError(f"bool() cannot convert {value!r}")
-
-
-def _length(value: Any) -> int:
-    return len(_need(value, (str, list, dict), "length"))
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, list, dict)) and len(value) == 0)
-
-
-def _contains(container: Any, item: Any) -> bool:
-    if isinstance(container, str):
-        return _string(item) in container
-    if isinstance(container, list):
-        return item in container
-    if isinstance(container, dict):
-        return isinstance(item, str) and item.lower() in (k.lower() for k in container)
-    raise EvalError(f"contains() cannot search {type(container).__name__}")
-
-
-def _split(text: Any, delimiter: Any) -> list[str]:
-    _need(text, str, "split")
-    delimiters = delimiter if isinstance(delimiter, list) else [delimiter]
-    pattern = "|".join(re.escape(_need(d, str, "split")) for d in delimiters)
-    return re.split(pattern, text) if pattern else [text]
-
-
-def _first(value: Any) -> Any:
-    _need(value, (str, list), "first")
-    return value[0] if value else (None if isinstance(value, list) else "")
-
-
-def _last(value: Any) -> Any:
-    _need(value, (str, list), "last")
-    return value[-1] if value else (None if isinstance(value, list) else "")
-
-
-def _compare(a: Any, b: Any) -> int:
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
-        return (a > b) - (a < b)
-    if isinstance(a, str) and isinstance(b, str):
-        return (a > b) - (a < b)
-    raise EvalError(f"cannot compare {a!r} with {b!r}")
-
-
-def _add_days(when: Any, days: Any) -> str:
-    start = datetime.fromisoformat(_need(when, str, "addDays").replace("Z", "+00:00"))
-    return (start + timedelta(days=_need(days, int, "addDays"))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _lower(value: Any, fn: str) -> str:
-    return str(_need(value, str, fn)).lower()
-
-
-def _coalesce(*args: Any) -> Any:
-    return next((a for a in args if a is not None), None)
-
-
-def _try_get(value: Any, *keys: Any) -> Any:
-    for key in keys:
-        if isinstance(value, dict) and isinstance(key, str):
-            value = next((v for k, v in value.items() if k.lower() == key.lower()), None)
-        elif isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
-            value = value[key]
-        else:
-            return None
-    return value
-
-
-# name -> (implementation, min args, max args or None). All pure: constant arguments fold at compile time.
-FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int | None]] = {
-    "concat": (_concat, 1, None),
-    "toLower": (lambda s: _need(s, str, "toLower").lower(), 1, 1),
-    "toUpper": (lambda s: _need(s, str, "toUpper").upper(), 1, 1),
-    "equals": (lambda a, b: type(a) is type(b) and a == b, 2, 2),
-    "not": (lambda a: not _need(a, bool, "not"), 1, 1),
-    "and": (lambda *a: all(_need(x, bool, "and") for x in a), 2, None),
-    "or": (lambda *a: any(_need(x, bool, "or") for x in a), 2, None),
-    "less": (lambda a, b: _compare(a, b) < 0, 2, 2),
-    "lessOrEquals": (lambda a, b: _compare(a, b) <= 0, 2, 2),
-    "greater": (lambda a, b: _compare(a, b) > 0, 2, 2),
-    "greaterOrEquals": (lambda a, b: _compare(a, b) >= 0, 2, 2),
-    "length": (_length, 1, 1),
-    "empty": (_empty, 1, 1),
-    "contains": (_contains, 2, 2),
-    "split": (_split, 2, 2),
-    "first": (_first, 1, 1),
-    "last": (_last, 1, 1),
-    "string": (_string, 1, 1),
-    "int": (_int, 1, 1),
-    "bool": (_bool, 1, 1),
-    "startsWith": (lambda s, p: _lower(s, "startsWith").startswith(_lower(p, "startsWith")), 2, 2),
-    "endsWith": (lambda s, p: _lower(s, "endsWith").endswith(_lower(p, "endsWith")), 2, 2),
-    "substring": (lambda s, i, n=None: _need(s, str, "substring")[i : None if n is None else i + n], 2, 3),
-    "replace": (lambda s, a, b: _need(s, str, "replace").replace(a, b), 3, 3),
-    "trim": (lambda s: _need(s, str, "trim").strip(), 1, 1),
-    "coalesce": (_coalesce, 1, None),
-    "tryGet": (_try_get, 2, None),
-    "addDays": (_add_days, 2, 2),
-    "createArray": (lambda *a: list(a), 0, None),
-    "true": (lambda: True, 0, 0),
-    "false": (lambda: False, 0, 0),
-    "null": (lambda: None, 0, 0),
-}
-_SPECIAL = ("parameters", "field", "current", "if", "requestContext", "utcNow")
+# Functions that read the resource, the policy or the compile-time scope (compiled by `_special`).
+_SPECIAL: tuple[str, ...] = ("parameters", "field", "current", "if", "requestContext", "utcNow", "policy")
+_SPECIAL += ("resourceGroup", "subscription")
 _BY_LOWER = {name.lower(): name for name in (*FUNCTIONS, *_SPECIAL)}
 
 
@@ -318,13 +170,23 @@ def _compile(node: Node, scope: Scope, path: str, text: str) -> Expr:
     name, args = node[1], node[2]
     canonical = _BY_LOWER.get(name.lower())
     if canonical is None:
-        raise ConditionError(path, f"unknown function {name!r} in [{text}]", function_names())
+        raise _unknown_function(name, path, text)
     compiled = [_compile(a, scope, path, text) for a in args]
     if canonical in FUNCTIONS:
         fn, low, high = FUNCTIONS[canonical]
         _arity(canonical, compiled, low, high, path)
         return _fold(fn, compiled, path, text)
     return _special(canonical, compiled, scope, path, text)
+
+
+def _unknown_function(name: str, path: str, text: str) -> ConditionError:
+    if name.lower() in EXCLUDED:
+        return ConditionError(path, f"{name}() is not allowed in an Azure Policy rule, in [{text}]")
+    missing = {m.lower(): m for m in MISSING}
+    if name.lower() in missing:
+        return ConditionError(path, f"{missing[name.lower()]}() is not supported by Cryptward yet, in [{text}]")
+    near = difflib.get_close_matches(name.lower(), list(_BY_LOWER), n=5, cutoff=0.6)
+    return ConditionError(path, f"unknown function {name!r} in [{text}]", tuple(_BY_LOWER[n] for n in near))
 
 
 def _arity(name: str, args: Sequence[Expr], low: int, high: int | None, path: str) -> None:
@@ -375,11 +237,18 @@ def _special(name: str, args: list[Expr], scope: Scope, path: str, text: str) ->
         _arity(name, args, 3, 3, path)
         cond, yes, no = args
         if cond.const:
-            return yes if _need(cond.value, bool, "if") else no
-        return Expr(lambda ctx: (yes if _need(cond.fn(ctx), bool, "if") else no).fn(ctx))
+            return yes if need(cond.value, bool, "if") else no
+        return Expr(lambda ctx: (yes if need(cond.fn(ctx), bool, "if") else no).fn(ctx))
     if name == "requestContext":
+        # Cryptward evaluates existing resources, as Azure's compliance scan does: no request, so no caller identity.
         _arity(name, args, 0, 0, path)
-        return Expr(lambda ctx: {"apiVersion": ctx.api_version})
+        return Expr(lambda ctx: {"apiVersion": ctx.api_version, "identity": None})
+    if name == "policy":
+        _arity(name, args, 0, 0, path)
+        return constant(dict(scope.policy))
+    if name in ("resourceGroup", "subscription"):
+        _arity(name, args, 0, 0, path)
+        return Expr(_resource_group if name == "resourceGroup" else _subscription)
     if name == "utcNow":
         _arity(name, args, 0, 1, path)
         return Expr(_utc_now)
@@ -415,3 +284,24 @@ def _utc_now(ctx: Context) -> str:
     if ctx.now is None:
         ctx.now = datetime.now(UTC)
     return ctx.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_RG = re.compile(r"^/subscriptions/([^/]+)(?:/resourceGroups/([^/]+))?", re.IGNORECASE)
+
+
+def _resource_group(ctx: Context) -> dict[str, Any]:
+    """`resourceGroup()` of the evaluated resource: what its id tells (id, name, type). Its location, tags and
+    properties would need a read of the group, so asking for them fails the evaluation rather than guessing."""
+    m = _RG.match(str(ctx.resource.get("id", "")))
+    if not m or not m.group(2):
+        raise EvalError(f"resourceGroup(): {ctx.resource.get('id')!r} is not in a resource group")
+    rg_id = f"/subscriptions/{m.group(1)}/resourceGroups/{m.group(2)}"
+    return {"id": rg_id, "name": m.group(2), "type": "Microsoft.Resources/resourceGroups"}
+
+
+def _subscription(ctx: Context) -> dict[str, Any]:
+    """`subscription()` of the evaluated resource: its id and subscriptionId (the rest needs a read)."""
+    m = _RG.match(str(ctx.resource.get("id", "")))
+    if not m:
+        raise EvalError(f"subscription(): {ctx.resource.get('id')!r} is not in a subscription")
+    return {"id": f"/subscriptions/{m.group(1)}", "subscriptionId": m.group(1)}

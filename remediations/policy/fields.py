@@ -6,6 +6,7 @@ small closure; `Context` carries the resource (and the members a surrounding `co
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,9 +57,10 @@ class Scope:
     resource_type: str | None = None
     frames: tuple[Frame, ...] = ()
     fields: set[str] = field(default_factory=set)
+    policy: Mapping[str, Any] = field(default_factory=dict)  # what `policy()` returns: assignment and definition ids
 
     def inside(self, frame: Frame) -> Scope:
-        return Scope(self.parameters, self.resource_type, (*self.frames, frame), self.fields)
+        return Scope(self.parameters, self.resource_type, (*self.frames, frame), self.fields, self.policy)
 
 
 Selector = Callable[[Context], Any]
@@ -173,9 +175,12 @@ def compile_field(name: str, scope: Scope, path: str) -> FieldRef:
     if scope.resource_type is not None:
         per_type = {t: a for t, a in per_type.items() if t == scope.resource_type.lower()}
     if not per_type:
+        if scope.resource_type is None and not aliases.lookup(name) and _of_unread_type(name, path):
+            # As in Azure, where an alias of another type selects nothing on the resource being evaluated.
+            return FieldRef(name, STAR in name, _absent_many if STAR in name else _absent)
         where = f"for {scope.resource_type}" if scope.resource_type else "to Cryptward"
         raise ConditionError(
-            path, f"unknown field {name!r}: not a built-in field nor an alias known {where}", _options(scope)
+            path, f"unknown field {name!r}: not a built-in field nor an alias known {where}", _options(scope, name)
         )
     table: dict[str, tuple[int, tuple[str, ...], bool]] = {}
     for rtype, alias in per_type.items():
@@ -186,8 +191,37 @@ def compile_field(name: str, scope: Scope, path: str) -> FieldRef:
     return FieldRef(name, is_array, _alias_selector(table, is_array), bound)
 
 
-def _options(scope: Scope) -> tuple[str, ...]:
-    return (*BUILTIN_FIELDS, *aliases.names(scope.resource_type))
+def _options(scope: Scope, name: str) -> tuple[str, ...]:
+    """The nearest known names to `name` (not every alias of every type): the fields a typo most likely meant."""
+    owner = scope.resource_type or aliases.owner_type(name)
+    by_tail = {_tail(k): k for k in (*BUILTIN_FIELDS, *aliases.names(owner))}
+    tail = _tail(name)
+    near = [t for t in by_tail if tail and tail in t]
+    near += [t for t in difflib.get_close_matches(tail, list(by_tail), n=5, cutoff=0.6) if t not in near]
+    return tuple(by_tail[t] for t in near[:5]) or BUILTIN_FIELDS
+
+
+def _tail(name: str) -> str:
+    """The property part of an alias name, lower-cased: what a typo is compared on (all share the type part)."""
+    return name.rsplit("/", 1)[-1].lower()
+
+
+def _of_unread_type(name: str, path: str) -> bool:
+    """True for an alias of a type Cryptward does not read; a typo of a type it reads is an error, not that."""
+    if aliases.owner_type(name) is not None:
+        return False
+    near = aliases.near_types(name)
+    if near:
+        raise ConditionError(path, f"unknown field {name!r}: its type is not one Cryptward reads; did you mean", near)
+    return "/" in name
+
+
+def _absent(_ctx: Context) -> Any:
+    return None
+
+
+def _absent_many(_ctx: Context) -> Any:
+    return Many()
 
 
 def _bind(path: tuple[str, ...], rtype: str, frames: tuple[Frame, ...]) -> tuple[int, tuple[str, ...]]:
@@ -222,7 +256,12 @@ def array_prefixes(name: str, scope: Scope, path: str) -> dict[str, tuple[str, .
     if scope.resource_type is not None:
         per_type = {t: a for t, a in per_type.items() if t == scope.resource_type.lower()}
     arrays = {t: tuple(p.lower() for p in a.path) for t, a in per_type.items() if a.is_array}
-    if not arrays:
+    if arrays:
+        return arrays
+    if not per_type:
+        compile_field(name, scope, path)  # unknown: its own error; of a type Cryptward does not read: counts nothing
+        return {}
+    if STAR not in name:
         options = [n for n in aliases.names(scope.resource_type) if STAR in n]
         raise ConditionError(path, f"count.field must be an array alias (with [*]), got {name!r}", options)
-    return arrays
+    raise ConditionError(path, f"count.field {name!r} is an alias Cryptward knows, but not as an array here")

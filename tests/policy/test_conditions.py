@@ -464,8 +464,39 @@ def test_compile_errors_name_the_path_and_the_options(condition, path, message, 
 def test_resource_type_restricts_the_aliases_offered():
     error = compile_error({"field": "Microsoft.Compute/disks/encryption.type", "equals": "x"}, resource_type=VAULT)
     assert "Microsoft.KeyVault/vaults" in error.message
-    assert f"{KV}enablePurgeProtection" in error.options
     assert not any(o.startswith("Microsoft.Compute") for o in error.options)
+    near = compile_error({"field": f"{KV}enablePurgeProtecton", "equals": True}, resource_type=VAULT)
+    assert near.options[0] == f"{KV}enablePurgeProtection"
+
+
+def test_an_unknown_alias_offers_the_nearest_names_not_every_alias():
+    error = compile_error({"field": f"{KV}networkAcls.defaultActon", "equals": "Deny"})
+    assert f"{KV}networkAcls.defaultAction" in error.options
+    assert len(error.options) <= 5
+
+
+def test_an_alias_of_a_type_cryptward_does_not_read_selects_nothing():
+    scale_set = "Microsoft.Compute/VirtualMachineScaleSets/virtualMachineProfile.securityProfile.encryptionAtHost"
+    condition = compile_condition({"field": scale_set, "exists": False})
+    assert condition.matches(RESOURCE)
+    counted = compile_condition(
+        {
+            "count": {
+                "field": "Microsoft.Compute/virtualMachineScaleSets/x.y[*]",
+                "where": {"field": "name", "equals": 1},
+            },
+            "equals": 0,
+        }
+    )
+    assert counted.matches(RESOURCE)
+    with pytest.raises(ConditionError, match="did you mean") as typo:
+        compile_condition({"field": "Microsoft.KeyVault/vault/enableSoftDelete", "equals": True})
+    assert "Microsoft.KeyVault/vaults" in typo.value.options
+
+
+def test_count_field_of_an_unknown_alias_says_unknown():
+    error = compile_error({"count": {"field": f"{KV}accessPolicies[*].nope"}, "equals": 0})
+    assert "unknown field" in error.message
 
 
 def test_dynamic_operand_of_the_wrong_shape_fails_at_evaluation():

@@ -273,7 +273,7 @@ def definition(effect="[parameters('effect')]", default="Audit", **props) -> dic
         ),
         ({"properties": {"displayName": "x"}}, "properties.policyRule", "not an Azure Policy definition", None),
         (
-            definition(policyRule={"if": {"field": "nope", "equals": 1}, "then": {"effect": "audit"}}),
+            definition(policyRule={"if": {"field": "typ", "equals": 1}, "then": {"effect": "audit"}}),
             "properties.policyRule.if.field",
             "unknown field",
             "type",
