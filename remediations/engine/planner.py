@@ -69,7 +69,7 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
         return skip(
             SkipReason.IMMUTABLE, f"{policy.title}: this cannot be changed once the resource exists, only reported."
         )
-    mode = f.mode or policy.mode
+    mode = (f.mode or policy.mode) if policy.enforced else "audit"  # an assignment's DoNotEnforce: never fixed
     if policy.fix is None or mode == "audit":
         why = "has no fix" if policy.fix is None else "runs in audit mode"
         return skip(

@@ -48,13 +48,15 @@ def compile_condition(
     parameters: Mapping[str, Any] | None = None,
     resource_type: str | None = None,
     path: str = "if",
+    policy: Mapping[str, Any] | None = None,
 ) -> Condition:
     """Validate and compile an Azure Policy condition. Raises `ConditionError` naming the JSON path and options.
 
-    `parameters` are the values `[parameters('x')]` returns; `resource_type`, when given, restricts aliases to it.
+    `parameters` are the values `[parameters('x')]` returns; `resource_type`, when given, restricts aliases to it;
+    `policy` is what `policy()` returns (assignment and definition ids).
     """
     params = {name.lower(): (name, value) for name, value in (parameters or {}).items()}
-    scope = Scope(params, resource_type)
+    scope = Scope(params, resource_type, policy=policy or {})
     test = _compile(condition, scope, path)
     return Condition(condition, frozenset(scope.fields), test)
 

@@ -1,11 +1,15 @@
 """The policy loader: `policies/<id>/policy.yaml` files and unmodified Azure Policy definition JSON files.
 
     policies = load_policies(Path("policies"))     # every policy, or PolicyLoadError listing every problem
+    policies.refused                               # the Azure definitions that did not load, each with its problems
     policy.noncompliant(resource)                  # the policy's `if` holds for this ARM body
 
 Everything is validated at load: the YAML against `SCHEMA`, the id against the folder name, the fix against the
-fix registry, the condition by compiling it. Problems are collected over all files and raised together; nothing is
-returned from a folder that holds one bad policy. The format is described in policies/README.md.
+fix registry, the condition by compiling it. Problems in Cryptward's own files (policy.yaml, cryptward.yaml,
+assignment.json) are collected over all files and raised together: nothing is returned from a folder that holds one
+bad policy. An Azure definition that cannot load (a feature Cryptward does not support, a parameter without a value)
+is refused alone: it is listed in `refused` with every problem in it, and the others run. The format is described
+in policies/README.md.
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,58 +25,12 @@ import yaml
 from remediations.errors import ConditionError, PolicyLoadError, Problem
 from remediations.policy import aliases
 from remediations.policy.conditions import Condition, compile_condition
-from remediations.policy.expressions import compile_value
-from remediations.policy.fields import Scope
-from remediations.policy.schema import SCHEMA, is_guid, schema_problems
+from remediations.policy.definitions import ASSIGNMENT_FILE, load_definition
+from remediations.policy.model import FixRef, Policies, Policy, References, Refused
+from remediations.policy.schema import SCHEMA, schema_problems
 
 POLICY_FILE = "policy.yaml"
 DEFINITION_FILE = "definition.json"
-AZURE_EFFECTS = {"audit": "Audit", "deny": "Deny", "auditifnotexists": "AuditIfNotExists"}
-_AZURE_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict, "float": (int, float)}
-
-
-@dataclass(frozen=True)
-class FixRef:
-    """The fix a policy applies: a registered fix name and its parameters."""
-
-    name: str
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class References:
-    seed: str | None = None
-    cis: str | None = None
-    azure_policy: str | None = None
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A loaded, validated policy. `condition` holding means the resource is non-compliant."""
-
-    id: str
-    title: str
-    description: str
-    severity: str
-    resource_type: str | None  # None: an Azure definition whose `if` does not pin one type
-    condition: Condition
-    parameters: Mapping[str, Any]
-    fix: FixRef | None
-    mode: str
-    irreversible: bool
-    references: References
-    source: Path
-    effect: str | None = None  # an Azure definition's effect (Audit, Deny, AuditIfNotExists)
-    related: Mapping[str, Any] | None = None  # AuditIfNotExists `then.details`: not evaluated by this module
-    immutable: bool = False  # the checked property cannot be changed once the resource exists
-
-    def applies_to(self, resource: Mapping[str, Any]) -> bool:
-        kind = resource.get("type")
-        return self.resource_type is None or (isinstance(kind, str) and kind.lower() == self.resource_type.lower())
-
-    def noncompliant(self, resource: Mapping[str, Any], *, now: datetime | None = None) -> bool:
-        """True when the policy applies to `resource` and its `if` condition holds."""
-        return self.applies_to(resource) and self.condition.matches(resource, now=now)
 
 
 _SENTENCE = re.compile(r"^(.+?[.!?])(\s|$)", re.DOTALL)
@@ -87,8 +43,9 @@ def first_sentence(text: str) -> str:
     return m.group(1) if m else text
 
 
-def load_policies(folder: Path, *, fixes: Collection[str] | None = None) -> list[Policy]:
-    """Load every policy under `folder`, sorted by id. Raises `PolicyLoadError` listing all problems.
+def load_policies(folder: Path, *, fixes: Collection[str] | None = None) -> Policies:
+    """Load every policy under `folder`, sorted by id. Raises `PolicyLoadError` listing all problems in Cryptward's
+    own files; the Azure definitions that cannot load are in the result's `refused`.
 
     `fixes` are the valid fix names; by default the names registered in `remediations.fixes`.
     """
@@ -98,9 +55,15 @@ def load_policies(folder: Path, *, fixes: Collection[str] | None = None) -> list
         fixes = registry.names()
     problems: list[Problem] = []
     found: list[Policy] = []
+    refused: list[Refused] = []
     for file, policy_id in _policy_files(folder, problems):
-        loader = _load_yaml if file.name == POLICY_FILE else _load_definition
-        policy = loader(file, policy_id, fixes, problems)
+        if file.name == POLICY_FILE:
+            policy = _load_yaml(file, policy_id, fixes, problems)
+        else:
+            refusals: list[Problem] = []
+            policy = load_definition(file, policy_id, fixes, problems, refusals, _read)
+            if refusals:
+                refused.append(Refused(policy_id, file, tuple(refusals)))
         if policy is not None:
             found.append(policy)
     seen: dict[str, Path] = {}
@@ -110,7 +73,7 @@ def load_policies(folder: Path, *, fixes: Collection[str] | None = None) -> list
         seen.setdefault(policy.id, policy.source)
     if problems:
         raise PolicyLoadError(problems)
-    return sorted(found, key=lambda p: p.id)
+    return Policies(sorted(found, key=lambda p: p.id), refused)
 
 
 def _policy_files(folder: Path, problems: list[Problem]) -> list[tuple[Path, str]]:
@@ -119,7 +82,8 @@ def _policy_files(folder: Path, problems: list[Problem]) -> list[tuple[Path, str
         return []
     files = [(f, f.stem) for f in sorted(folder.glob("*.json"))]
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        inside = [(f, sub.name if f.name == DEFINITION_FILE else f.stem) for f in sorted(sub.glob("*.json"))]
+        jsons = [f for f in sorted(sub.glob("*.json")) if f.name != ASSIGNMENT_FILE]
+        inside = [(f, sub.name if f.name == DEFINITION_FILE else f.stem) for f in jsons]
         if (sub / POLICY_FILE).is_file():
             inside.insert(0, (sub / POLICY_FILE, sub.name))
         if not inside:
@@ -226,69 +190,4 @@ def _condition(
         return None
 
 
-def _load_definition(file: Path, policy_id: str, fixes: Collection[str], problems: list[Problem]) -> Policy | None:
-    """An Azure Policy definition, as exported or as in Azure/azure-policy: always loaded in audit mode."""
-    doc = _read(file, problems)
-    if doc is None:
-        return None
-    props = doc.get("properties", doc) if isinstance(doc, dict) else None
-    base = "properties." if isinstance(doc, dict) and "properties" in doc else ""
-    rule = props.get("policyRule") if isinstance(props, dict) else None
-    if not isinstance(props, dict) or not isinstance(rule, dict) or not isinstance(rule.get("then"), dict):
-        problems.append(Problem(file, f"{base}policyRule", "not an Azure Policy definition (needs policyRule if/then)"))
-        return None
-    before = len(problems)
-    params = _parameters(
-        props.get("parameters"), f"{base}parameters", file, problems, _AZURE_TYPES, schema_checked=False
-    )
-    if len(problems) > before:
-        return None
-    effect = _effect(rule["then"].get("effect"), params, f"{base}policyRule.then.effect", file, problems)
-    condition = _condition(rule.get("if"), params, None, f"{base}policyRule.if", file, problems)
-    if rule.get("if") is None:
-        problems.append(Problem(file, f"{base}policyRule.if", "missing"))
-    if condition is None or effect is None or len(problems) > before:
-        return None
-    name = doc.get("name") if isinstance(doc.get("name"), str) else None
-    return Policy(
-        id=policy_id,
-        title=str(props.get("displayName") or policy_id),
-        description=str(props.get("description") or ""),
-        severity="medium",
-        resource_type=_pinned_type(rule["if"]),
-        condition=condition,
-        parameters=params,
-        fix=None,
-        mode="audit",
-        irreversible=False,
-        references=References(azure_policy=name if name and is_guid(name) else None),
-        source=file,
-        effect=effect,
-        related=rule["then"].get("details") if effect == "AuditIfNotExists" else None,
-    )
-
-
-def _effect(raw: Any, params: Mapping[str, Any], path: str, file: Path, problems: list[Problem]) -> str | None:
-    scope = Scope({k.lower(): (k, v) for k, v in params.items()})
-    try:
-        value = compile_value(raw, scope, path)
-    except ConditionError as e:
-        problems.append(Problem(file, e.path, e.message, e.options))
-        return None
-    effect = AZURE_EFFECTS.get(str(value.value).lower()) if value.const else None
-    if effect is None:
-        problems.append(Problem(file, path, f"effect {value.value!r} is not supported", tuple(AZURE_EFFECTS.values())))
-    return effect
-
-
-def _pinned_type(node: Any) -> str | None:
-    """The resource type an `if` requires with `field: type, equals: ...` at its top or in its top-level allOf."""
-    candidates = [node, *(node.get("allOf") or [])] if isinstance(node, dict) else []
-    for cond in candidates:
-        pins = isinstance(cond, dict) and str(cond.get("field", "")).lower() == "type"
-        if pins and isinstance(cond.get("equals"), str):
-            return next((t for t in aliases.RESOURCE_TYPES if t.lower() == cond["equals"].lower()), cond["equals"])
-    return None
-
-
-__all__ = ["SCHEMA", "FixRef", "Policy", "References", "first_sentence", "load_policies"]
+__all__ = ["SCHEMA", "FixRef", "Policies", "Policy", "References", "Refused", "first_sentence", "load_policies"]

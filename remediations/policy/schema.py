@@ -66,6 +66,27 @@ SCHEMA: dict[str, Any] = {
 
 _VALIDATOR = Draft202012Validator(SCHEMA)
 
+# `policies/<id>/cryptward.yaml` beside an Azure definition: Cryptward's own settings for it (the definition and its
+# assignment stay exactly as Azure has them).
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "severity": SCHEMA["properties"]["severity"],
+        "fix": SCHEMA["properties"]["fix"],
+        "mode": SCHEMA["properties"]["mode"],
+        "irreversible": {"type": "boolean"},
+        "immutable": {"type": "boolean"},
+        "references": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"seed": {"type": ["string", "null"]}, "cis": {"type": ["string", "null"]}},
+        },
+    },
+}
+_SETTINGS_VALIDATOR = Draft202012Validator(SETTINGS_SCHEMA)
+
 
 def is_guid(value: str) -> bool:
     return re.fullmatch(GUID, value) is not None
@@ -83,11 +104,17 @@ def schema_problems(doc: Any) -> list[tuple[str, str, tuple[str, ...]]]:
     """(field, message, valid options) for every way `doc` breaks `SCHEMA`."""
     found: list[tuple[str, str, tuple[str, ...]]] = []
     for error in sorted(_VALIDATOR.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
-        found.extend(_explain(error))
+        found.extend(explain(error))
     return found
 
 
-def _explain(error: ValidationError) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+def settings_problems(doc: Any) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(field, message, valid options) for every way `doc` breaks `SETTINGS_SCHEMA`."""
+    errors = sorted(_SETTINGS_VALIDATOR.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    return [found for error in errors for found in explain(error)]
+
+
+def explain(error: ValidationError) -> Iterator[tuple[str, str, tuple[str, ...]]]:
     where = json_path(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):

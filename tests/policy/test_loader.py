@@ -252,13 +252,8 @@ def definition(effect="[parameters('effect')]", default="Audit", **props) -> dic
 @pytest.mark.parametrize(
     ("doc", "field", "message", "option"),
     [
-        (definition(default="Disabled"), "properties.policyRule.then.effect", "'Disabled' is not supported", "Audit"),
-        (
-            definition(effect="Modify"),
-            "properties.policyRule.then.effect",
-            "'Modify' is not supported",
-            "AuditIfNotExists",
-        ),
+        (definition(effect="Append"), "properties.policyRule.then.effect", "Cryptward sees no requests", None),
+        (definition(effect="Nope"), "properties.policyRule.then.effect", "'Nope' is not supported", "Modify"),
         (
             definition(effect="[parameters('efect')]"),
             "properties.policyRule.then.effect",
@@ -268,7 +263,7 @@ def definition(effect="[parameters('effect')]", default="Audit", **props) -> dic
         (
             definition(parameters={"effect": {"type": "String"}}),
             "properties.parameters.effect",
-            "needs a defaultValue",
+            "needs a value",
             None,
         ),
         ({"properties": {"displayName": "x"}}, "properties.policyRule", "not an Azure Policy definition", None),
@@ -278,17 +273,25 @@ def definition(effect="[parameters('effect')]", default="Audit", **props) -> dic
             "unknown field",
             "type",
         ),
+        (definition(mode="Microsoft.KeyVault.Data"), "properties.mode", "is recognised", None),
+        (definition(mode="Sometimes"), "properties.mode", "unknown mode", "Indexed"),
     ],
 )
-def test_a_bad_azure_definition(tmp_path, doc, field, message, option):
+def test_a_definition_that_cannot_load_is_refused_alone(tmp_path, doc, field, message, option):
     path = tmp_path / "builtin" / "definition.json"
     path.parent.mkdir()
     path.write_text(json.dumps(doc))
-    problem = one_problem(tmp_path, fixes=[])
-    assert (problem.file, problem.field) == (path, field)
+    (tmp_path / "good.json").write_text(BUILTIN.read_text())
+    loaded = load_policies(tmp_path, fixes=[])
+    assert [p.id for p in loaded] == ["good"]
+    (refused,) = loaded.refused
+    assert (refused.id, refused.source) == ("builtin", path)
+    problem = refused.problems[0]
+    assert problem.field == field
     assert message in problem.message
     if option is not None:
         assert option in problem.options
+    assert message in str(refused)
 
 
 def test_azure_definition_effects_and_related_details(tmp_path):
