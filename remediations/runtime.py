@@ -55,6 +55,7 @@ class Runtime:
         self._azure, self._ledger, self._queue = azure, ledger, queue
         self._notices, self._sender = notices, sender
         self._policies = tuple(policies) if policies is not None else None
+        self.refused_policies: tuple[str, ...] = ()  # the definitions that did not load, once policies are loaded
         self._signin: SignIn | None = None
         self._given = [d for d in (azure, ledger, queue, notices, sender) if d is not None]  # their owners close them
         self.recent: dict[str, float] = {}
@@ -86,7 +87,11 @@ class Runtime:
             if self._policies is None:
                 from remediations.policy.loader import load_policies
 
-                self._policies = tuple(load_policies(self.settings.policies))
+                loaded = load_policies(self.settings.policies)
+                for refused in loaded.refused:
+                    log.warning("policy definition not loaded (the others run): %s", refused)
+                self.refused_policies = tuple(str(r) for r in loaded.refused)
+                self._policies = tuple(loaded)
             return self._policies
 
     @property

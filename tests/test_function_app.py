@@ -149,3 +149,29 @@ def test_a_route_to_a_destination_that_is_not_configured_turns_health_red(monkey
     monkeypatch.setenv("CRYPTWARD_ROUTES", '{"*": ["teams:secops"]}')
     runtime.reset()
     assert health.get_user_function()(func.HttpRequest("GET", "/api/health", body=b"")).status_code == 200
+
+
+def test_a_definition_that_cannot_load_is_logged_at_start_and_listed_by_health(monkeypatch, caplog, tmp_path):
+    """Issue 17 item 8: one unsupported definition is reported (start-up log, health) and the others run."""
+    from pathlib import Path
+
+    from remediations import runtime
+
+    builtin = Path(__file__).resolve().parent.parent / "policies" / "builtin-kv-deletion-protection" / "definition.json"
+    (tmp_path / "good.json").write_text(builtin.read_text())
+    bad = json.loads(builtin.read_text())
+    bad["properties"]["policyRule"]["then"]["effect"] = "Append"
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    monkeypatch.setenv("CRYPTWARD_POLICIES", str(tmp_path))
+    runtime.reset()
+    try:
+        with caplog.at_level("WARNING", logger="cryptward.runtime"):
+            assert [p.id for p in runtime.current().policies] == ["good"]
+        assert any("bad" in r.getMessage() and "Append" in r.getMessage() for r in caplog.records)
+        health = next(f for f in functions() if f.get_function_name() == "health")
+        body = json.loads(health.get_user_function()(func.HttpRequest("GET", "/api/health", body=b"")).get_body())
+        (listed,) = body["policiesNotLoaded"]
+        assert listed.startswith("bad (") and "Append" in listed
+    finally:
+        monkeypatch.delenv("CRYPTWARD_POLICIES")
+        runtime.reset()

@@ -92,7 +92,10 @@ def command(
 
         settings = Settings.from_env()
         folder = Path(policies_dir) if policies_dir else settings.policies
-        policies = select(load_policies(folder), policy_ids)
+        loaded = load_policies(folder)
+        for refused in loaded.refused:
+            err.print(f"[bold yellow]warning:[/] not loaded (the others run): {refused}", highlight=False)
+        policies = select(loaded, policy_ids)
         azure = Azure.from_env()
         try:
             with _progress(err) as step:

@@ -22,8 +22,12 @@ def report(rt: Runtime | None = None) -> str:
     except SettingsError:
         return json.dumps({**answer, "missingSettings": [], "settingsValid": False, "healthy": False})
     missing = [] if storage.configured else list(REQUIRED_SETTINGS)
-    problems = (rt or current()).settings.notices.problems()
-    return json.dumps({**answer, "missingSettings": missing, "problems": problems, "healthy": not problems})
+    runtime = rt or current()
+    problems = runtime.settings.notices.problems()
+    # The definitions that did not load, once the policies are loaded (the health door does not load them itself).
+    refused = list(runtime.refused_policies)
+    body = {**answer, "missingSettings": missing, "problems": problems, "policiesNotLoaded": refused}
+    return json.dumps({**body, "healthy": not problems})
 
 
 def answer(rt: Runtime | None = None) -> tuple[int, str]:

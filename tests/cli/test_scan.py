@@ -116,3 +116,18 @@ def test_without_credentials_the_command_says_so(as_admin):
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=limit(120))
     assert out.returncode == 2
     assert "no credentials" in out.stderr
+
+
+def test_a_definition_that_cannot_load_is_reported_and_the_others_run(as_admin, tmp_path):
+    """Issue 17 item 8: one unsupported definition no longer makes scan exit 2 with "nothing was loaded"."""
+    builtin = Path(__file__).resolve().parents[2] / "policies" / "builtin-kv-deletion-protection" / "definition.json"
+    (tmp_path / "good.json").write_text(builtin.read_text())
+    bad = json.loads(builtin.read_text())
+    bad["properties"]["mode"] = "Microsoft.KeyVault.Data"
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    as_admin.reset("estate")
+    result = runner.invoke(app, ["scan", "--policies", str(tmp_path), "-f", "json"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["policies"] == ["good"]
+    assert "not loaded (the others run): bad" in " ".join(result.stderr.split())
+    assert "Microsoft.KeyVault.Data" in result.stderr
