@@ -98,6 +98,7 @@ _TABLE: dict[str, dict[str, str]] = {
     DISK: {
         **_props(DISK, "encryption", "encryption.type", "encryption.diskEncryptionSetId", "diskState", "osType"),
         **_props(DISK, "diskSizeGB", "networkAccessPolicy", "publicNetworkAccess", "diskAccessId"),
+        **_props(DISK, "dataAccessAuthMode"),
         **_props(DISK, "securityProfile.securityType", "securityProfile.secureVMDiskEncryptionSetId"),
         **_props(DISK, "encryptionSettingsCollection", "encryptionSettingsCollection.enabled"),
         **_props(DISK, _DISK_ES, f"{_DISK_ES}.diskEncryptionKey.secretUrl"),

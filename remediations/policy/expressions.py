@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from remediations.errors import ConditionError
+from remediations.policy import aliases
 from remediations.policy.fields import Context, Scope, compile_field
 from remediations.policy.functions import EXCLUDED, FUNCTIONS, MISSING, EvalError, need
 
@@ -270,6 +271,8 @@ def _current(arg: str | None, scope: Scope, path: str, text: str) -> Expr:
         if scope.frames[idx].name == arg.lower():
             return _binding(idx)
     ref = compile_field(arg, scope, path)
+    if not ref.bound and aliases.owner_type(arg) is None and not aliases.lookup(arg):
+        return Expr(lambda _ctx: None)  # inside a count over a type Cryptward does not read: never evaluated
     if not ref.bound:
         raise ConditionError(path, f"current({arg!r}) names no enclosing count", [f.name for f in scope.frames])
     select = ref.select
