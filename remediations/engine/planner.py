@@ -72,6 +72,8 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
     mode = (f.mode or policy.mode) if policy.enforced else "audit"  # an assignment's DoNotEnforce: never fixed
     if policy.fix is None or mode == "audit":
         why = "has no fix" if policy.fix is None else "runs in audit mode"
+        if policy.fix is None and policy.effect in _NOT_RUN:
+            why = _NOT_RUN[policy.effect]
         return skip(
             SkipReason.AUDIT_ONLY, f"{policy.title}: the policy {why}, so this is reported and nothing is changed."
         )
@@ -92,6 +94,13 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
             )
         )
     return None
+
+
+# Azure effects whose own remedy Cryptward does not run (yet): the finding says so.
+_NOT_RUN = {
+    "DeployIfNotExists": "is a DeployIfNotExists definition (Cryptward does not deploy its template)",
+    "Modify": "is a Modify definition (Cryptward does not run its operations yet)",
+}
 
 
 # --- merging --------------------------------------------------------------------------------------------------------

@@ -274,3 +274,17 @@ def test_policy_function_sees_the_assignment_and_definition(tmp_path):
     doc["properties"]["policyRule"]["if"] = {"value": "[policy().assignmentId]", "contains": "policyAssignments/a1"}
     folder(tmp_path, doc, assignment())
     assert only(tmp_path).noncompliant(VAULT)
+
+
+def test_a_finding_of_deploy_if_not_exists_or_modify_says_what_is_not_run(tmp_path):
+    dine = json.loads(json.dumps(DELETION))
+    dine["properties"]["policyRule"]["then"] = {"effect": "DeployIfNotExists", "details": {"type": "x/y"}}
+    folder(tmp_path / "d", dine)
+    folder(tmp_path / "m", FIREWALL_MODIFY)
+    context = PlanContext.from_dict({"now": "2026-06-01T08:00:00Z"})
+    for root, words in (
+        (tmp_path / "d", "does not deploy its template"),
+        (tmp_path / "m", "does not run its operations"),
+    ):
+        (skip,) = plan([Finding(only(root), VAULT)], context).skipped
+        assert words in skip.detail
