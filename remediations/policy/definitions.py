@@ -11,6 +11,7 @@ two files the operator writes are errors, as in a policy.yaml. Semantics: "Azure
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ def load_definition(
     scope = Scope({k.lower(): (k, v) for k, v in params.items()}, policy=info)
     effect = _effect(rule["then"].get("effect"), scope, f"{base}policyRule.then.effect", file, refusals)
     if effect is not None and assignment and assignment.effect is not None:
-        effect = _override(assignment.effect, file.parent / ASSIGNMENT_FILE, problems)
+        allowed = _effect_allowed(rule["then"].get("effect"), props.get("parameters"))
+        effect = _override(assignment.effect, allowed, file.parent / ASSIGNMENT_FILE, problems)
     mode = _mode(props.get("mode"), f"{base}mode", file, refusals)
     condition = _condition(rule.get("if"), scope, f"{base}policyRule.if", file, refusals)
     if rule.get("if") is None:
@@ -217,13 +219,30 @@ def _effect(raw: Any, scope: Scope, path: str, file: Path, problems: list[Proble
     return effect
 
 
-def _override(value: str, file: Path, problems: list[Problem]) -> str | None:
+def _override(value: str, allowed: list[Any] | None, file: Path, problems: list[Problem]) -> str | None:
+    """An effect override. Azure validates it "against the policy rule and parameter allowed value list" (Learn,
+    "Azure Policy assignment structure", Overrides)."""
     effect = EFFECTS.get(value.lower())
+    where = "properties.overrides"
     if effect is None:
+        problems.append(Problem(file, where, f"effect {value!r} is not supported", tuple(EFFECTS.values())))
+    elif allowed is not None and not _allowed(value, allowed):
+        options = tuple(map(str, allowed))
         problems.append(
-            Problem(file, "properties.overrides", f"effect {value!r} is not supported", tuple(EFFECTS.values()))
+            Problem(file, where, f"effect {value!r} is not an allowed value of the effect parameter", options)
         )
+        return None
     return effect
+
+
+def _effect_allowed(raw: Any, specs: Any) -> list[Any] | None:
+    """The allowedValues of the parameter a `[parameters('x')]` effect reads, if any."""
+    m = re.fullmatch(r"\[\s*parameters\(\s*'([^']+)'\s*\)\s*\]", str(raw), re.IGNORECASE)
+    if not m or not isinstance(specs, dict):
+        return None
+    spec = next((v for k, v in specs.items() if k.lower() == m.group(1).lower()), None)
+    allowed = spec.get("allowedValues") if isinstance(spec, dict) else None
+    return allowed if isinstance(allowed, list) else None
 
 
 def _mode(raw: Any, path: str, file: Path, problems: list[Problem]) -> str | None:

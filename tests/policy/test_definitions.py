@@ -210,6 +210,13 @@ def test_cryptward_settings_give_mode_fix_and_references(tmp_path):
             "not supported",
         ),
         (
+            assignment(overrides=[{"kind": "policyEffect", "value": "Modify"}]),
+            None,
+            "assignment.json",
+            "properties.overrides",
+            "not an allowed value of the effect parameter",
+        ),
+        (
             assignment(overrides=[{"kind": "policyEffect", "value": "Append"}]),
             None,
             "assignment.json",
