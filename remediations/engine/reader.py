@@ -468,7 +468,7 @@ def read_resource(
     except AzureAccessError as e:
         reading = Reading(resources={resource_id: {"id": resource_id, "type": kind}})
         reading.missing(resource_id, "", e)
-        if e.status == 404:
+        if e.absent:
             reading.gone.add(resource_id.lower())
         return reading
     if "locks" in needs.blocks:
