@@ -88,6 +88,10 @@ def norm_location(location: str) -> str:
     return location.replace(" ", "").lower()
 
 
+def subscription_of(resource_id: str) -> str:
+    return resource_id.split("/")[2].lower()
+
+
 def short_name(resource_id: str) -> str:
     return resource_id.rstrip("/").rsplit("/", 1)[-1]
 

@@ -123,6 +123,17 @@ def resolve_encryption(
                 "NotFound",
                 f"Disk encryption set '{des_id}' was not found. It must exist before disks use it.",
             )
+        if c.subscription_of(des["id"]) != c.subscription_of(disk_id):
+            # Learn, "Server-side encryption of Azure Disk Storage", Restrictions
+            # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions): "Most resources related
+            # to your customer-managed keys (disk encryption sets, VMs, disks, and snapshots) must be in the same
+            # subscription and region." Code and target as the region refusal below; wording # unverified.
+            raise c.invalid_parameter(
+                f"Disk encryption set '{des_id}' is in subscription '{c.subscription_of(des['id'])}', but disk "
+                f"'{name}' is in subscription '{c.subscription_of(disk_id)}'. The disk encryption set must be in the "
+                "same subscription as the disk.",
+                "encryption.diskEncryptionSetId",
+            )
         if c.norm_location(des["location"]) != c.norm_location(location):
             raise c.invalid_parameter(
                 f"Disk encryption set '{des_id}' is in location '{des['location']}', but disk '{name}' is in location "
