@@ -12,7 +12,7 @@ from typing import Any
 from remediations.changes import DEALLOCATED, Change, Operation, PlanContext, Ref, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
-from remediations.resources import DISK_API, disk_ade_trace, get, name_of, same, vm_ade_trace
+from remediations.resources import DISK_API, disk_ade_trace, get, name_of, same, subscription_of, vm_ade_trace
 
 PLATFORM_KEY = "EncryptionAtRestWithPlatformKey"
 TYPE = "properties.encryption.type"
@@ -35,11 +35,15 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             SkipReason.IMMUTABLE,
             f"disk {name} already uses {current}, and a disk's customer-managed key encryption cannot be changed",
         )
-    region = str(resource.get("location", ""))
-    des_id = ctx.settings.disk_encryption_set(region, wanted)
+    region, subscription = str(resource.get("location", "")), subscription_of(disk_id)
+    des_id = ctx.settings.disk_encryption_set(region, wanted, subscription)
     if not des_id:
+        # Azure: a disk and its set must be "in the same subscription and region"
+        # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions)
         raise FixDeclined(
-            SkipReason.NOT_CONFIGURED, f"no disk encryption set of type {wanted} is configured for {region}"
+            SkipReason.NOT_CONFIGURED,
+            f"no disk encryption set of type {wanted} is configured for subscription {subscription} in {region} "
+            "(a disk can only use a set of its own subscription and region)",
         )
     body = {"properties": {"encryption": {"type": wanted, "diskEncryptionSetId": des_id}}}
     attached = str(get(resource, "properties.diskState") or "").lower() in ATTACHED_RUNNING
