@@ -142,6 +142,7 @@ class _Found:
     assignment_error: AzureAccessError | None = None
     listed: list[str] = field(default_factory=list)  # scopes whose locks / assignments were listed (lower-cased)
     vaults_everywhere: AzureAccessError | str | None = None  # the other subscriptions' vaults were listed (or why not)
+    snapshots: dict[str, dict[str, Any]] | AzureAccessError | None = None  # listed with the disks (or why not)
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
@@ -162,6 +163,10 @@ def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, 
     if needs.wants(DISK, VM):
         step(f"disks in {sub}")
         found.disks.update(_bodies(compute.disks.list_by_resource_group(group) if group else compute.disks.list()))
+        step(f"snapshots in {sub}")  # a disk's incremental snapshots bind its encryption (disk-cmk)
+        _list_snapshots(
+            found, lambda: compute.snapshots.list_by_resource_group(group) if group else compute.snapshots.list()
+        )
         step(f"virtual machines in {sub}")
         vms = compute.virtual_machines
         listed = vms.list(group, expand="instanceView") if group else vms.list_all(expand="instanceView")
@@ -267,6 +272,7 @@ def _machines(
     for disk in found.disks.values():
         if str(disk["id"]).lower() in ade:
             _cw(disk)["adeHistory"] = True
+        _incremental_snapshots(disk, found, reading)
     for vm in list(found.vms.values()):
         _vm(azure, vm, found, reading, ade)
     for disk in list(found.disks.values()):
@@ -278,6 +284,32 @@ def _machines(
     for vm in found.vms.values():
         if needs.wants(VM):
             keep(vm)
+
+
+def _list_snapshots(found: _Found, listing: Callable[[], Iterable[Any]]) -> None:
+    if isinstance(found.snapshots, AzureAccessError):
+        return
+    try:
+        found.snapshots = {**(found.snapshots or {}), **_bodies(listing())}
+    except AzureAccessError as e:
+        found.snapshots = e
+
+
+def _incremental_snapshots(disk: dict[str, Any], found: _Found, reading: Reading) -> None:
+    """The disk's `incrementalSnapshots` block: the ids of its incremental snapshots ("A disk and all of its
+    associated incremental snapshots must have the same disk encryption set", Learn disk-encryption#restrictions),
+    or, when the snapshots could not be listed, why not (a fix on the disk then cannot act)."""
+    if not isinstance(found.snapshots, dict):
+        reading.missing(str(disk["id"]), RELATED, found.snapshots or "the snapshots were not listed")
+        return
+    wanted, unique = str(disk["id"]).lower(), get(disk, "properties.uniqueId")
+    _cw(disk)["incrementalSnapshots"] = [
+        str(snap["id"])
+        for snap in found.snapshots.values()
+        if get(snap, "properties.incremental") is True
+        and str(get(snap, "properties.creationData.sourceResourceId") or "").lower() == wanted
+        and (not unique or get(snap, "properties.creationData.sourceUniqueId") in (None, unique))
+    ]
 
 
 def _cw(body: dict[str, Any]) -> dict[str, Any]:
@@ -527,6 +559,9 @@ def read_resource(
             body = dict(azure.get(resource_id, aliases.API_VERSIONS[kind], query))
             bucket = {VAULT: found.vaults, DES: found.sets, DISK: found.disks, VM: found.vms}[kind]
             bucket[str(body["id"]).lower()] = body
+            if kind in (DISK, VM):
+                group = resource_id.split("/")[4]
+                _list_snapshots(found, lambda: azure.compute(sub).snapshots.list_by_resource_group(group))
     except AzureAccessError as e:
         reading = Reading(resources={resource_id: {"id": resource_id, "type": kind}})
         reading.missing(resource_id, "", e)

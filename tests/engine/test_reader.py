@@ -57,6 +57,7 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
         "microsoft.keyvault/vaults",
         "microsoft.compute/diskencryptionsets",
         "microsoft.compute/disks",
+        "microsoft.compute/snapshots",
         "microsoft.compute/virtualmachines",
         "microsoft.authorization/locks",
         "microsoft.authorization/roleassignments",
@@ -98,6 +99,35 @@ def test_a_sets_vault_no_subscription_shows_is_recorded_as_unreadable(sandbox, a
     central = by_name(reading)["des-weu-central"]
     assert "keyVault" not in central.get("cryptward", {})
     assert "no key vault Cryptward can read serves" in reading.unreadable[central["id"].lower()]["keyvault"]
+
+
+def test_a_disks_incremental_snapshots_are_read_with_the_disks(sandbox, azure_as):
+    """A disk and its incremental snapshots must keep one disk encryption set (Learn disk-encryption#restrictions):
+    disk-cmk needs to know them. One list per scope; a disk event lists its group's."""
+    from azure.mgmt.compute import ComputeManagementClient
+
+    sandbox.reset("estate")
+    disk = rid(sandbox, RG["app"], "Microsoft.Compute/disks", "disk-weu-data")
+    snapshots = sandbox.client(ComputeManagementClient).snapshots
+    for name, incremental in (("snap-inc", True), ("snap-full", False)):
+        body = {"creationData": {"createOption": "Copy", "sourceResourceId": disk}, "incremental": incremental}
+        snapshots.begin_create_or_update(RG["app"], name, {"location": "westeurope", "properties": body}).result()
+    reading = read_scope(azure_as("reader"), Scope((sandbox.subscription_id,)), ALL)
+    found = by_name(reading)
+    inc = rid(sandbox, RG["app"], "Microsoft.Compute/snapshots", "snap-inc")
+    assert found["disk-weu-data"]["cryptward"]["incrementalSnapshots"] == [inc]
+    assert found["disk-weu-app-data"]["cryptward"]["incrementalSnapshots"] == []
+    one = read_resource(azure_as("reader"), disk, ALL)
+    assert one.resources[disk]["cryptward"]["incrementalSnapshots"] == [inc]
+
+
+def test_disks_whose_snapshots_cannot_be_listed_cannot_be_fixed(sandbox, azure_as, grant_custom_role):
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=["Microsoft.Compute/snapshots/read"])
+    reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)
+    disk = by_name(reading)["disk-weu-data"]
+    assert "incrementalSnapshots" not in disk["cryptward"]
+    assert reading.unreadable[disk["id"].lower()]["related"].startswith("AuthorizationFailed")
 
 
 def test_only_what_the_policies_need_is_read(sandbox, azure_as):
