@@ -152,7 +152,7 @@ def test_a_missing_permission_fails_only_its_own_fix(sandbox, grant_custom_role,
     failed = [r for r in report.results if r.status == "failed"]
     assert {r.change.policy_id for r in failed} == {"kv-delete-lock"}
     assert {r.code for r in failed} == {"AuthorizationFailed"}
-    assert len([r for r in report.results if r.status == "applied"]) == 8  # everything else, as with the full role
+    assert len([r for r in report.results if r.status == "applied"]) == 9  # everything else, as with the full role
     locks = sandbox.client(ManagementLockClient).management_locks
     assert list(locks.list_at_subscription_level()) == []  # nothing half-applied
 
