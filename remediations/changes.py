@@ -188,10 +188,11 @@ class Caller:
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """The operator's choices. `disk_encryption_sets` maps a region, then an encryption type, to a DES id."""
+    """The operator's choices. `disk_encryption_sets` maps a subscription, a region, then an encryption type, to a DES
+    id (or, for one subscription, a region then a type: remediations/desmap.py)."""
 
     workspace_id: str | None = None  # Log Analytics workspace for key vault diagnostic settings
-    disk_encryption_sets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    disk_encryption_sets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     lock_name: str = "cryptward-cannot-delete"
     diagnostic_setting_name: str = "cryptward"
     exemption_tag: str = "cryptward-exempt"
@@ -213,12 +214,11 @@ class PlanSettings:
             for vaults, users in self.key_access_allow.items()
         )
 
-    def disk_encryption_set(self, region: str, encryption_type: str) -> str | None:
-        wanted = region.replace(" ", "").lower()
-        for name, by_type in self.disk_encryption_sets.items():
-            if name.replace(" ", "").lower() == wanted:
-                return next((des for t, des in by_type.items() if t.lower() == encryption_type.lower()), None)
-        return None
+    def disk_encryption_set(self, region: str, encryption_type: str, subscription: str = "") -> str | None:
+        """The set for a disk of `subscription` in `region` (remediations/desmap.py), or None."""
+        from remediations import desmap
+
+        return desmap.lookup(self.disk_encryption_sets, subscription, region, encryption_type)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,16 @@ class AzureAccessError(CryptwardError):
         self.message = message
         super().__init__(f"{status} {code}: {message}" if status else f"{code}: {message}")
 
+    @property
+    def absent(self) -> bool:
+        """Azure says the resource does not exist: a 404, except ARM's answers for a route it does not know
+        (InvalidResourceType, InvalidResourceNamespace, InvalidRequestUri), which say nothing about the resource."""
+        return self.status == 404 and self.code not in UNKNOWN_ROUTE_CODES
+
+
+# ARM's codes for a request no resource provider serves (sandbox/arm.py cites the public answers they come from).
+UNKNOWN_ROUTE_CODES = frozenset({"InvalidResourceType", "InvalidResourceNamespace", "InvalidRequestUri"})
+
 
 class CredentialError(AzureAccessError):
     """No credential in the chain could get a token."""

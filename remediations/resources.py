@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +15,7 @@ DES_API = aliases.API_VERSIONS[aliases.DES]
 VM_API = aliases.API_VERSIONS[aliases.VM]
 LOCKS_API = "2020-05-01"
 TAGS_API = "2025-04-01"
+SUBSCRIPTIONS_API = "2022-12-01"
 ROLE_ASSIGNMENTS_API = "2022-04-01"
 # azure-mgmt-monitor 7 has no diagnostic settings client; the applier PUTs at the version of the copied spec.
 DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
@@ -55,6 +57,10 @@ def subscription_of(resource_id: str) -> str:
     return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else ""
 
 
+def same_subscription(a: str, b: str) -> bool:
+    return subscription_of(a).lower() == subscription_of(b).lower()
+
+
 def parent_of(resource_id: str, levels: int = 2) -> str:
     """`.../vaults/kv/keys/k` -> `.../vaults/kv` (one type/name pair per level of 2)."""
     return resource_id.rstrip("/").rsplit("/", levels)[0]
@@ -64,6 +70,14 @@ def versionless(key_url: str) -> str:
     """`https://kv.vault.azure.net/keys/name/0123abcd` -> `https://kv.vault.azure.net/keys/name`."""
     head, sep, tail = key_url.partition("/keys/")
     return f"{head}{sep}{tail.strip('/').split('/')[0]}" if sep else key_url
+
+
+def key_origin(key_url: str) -> str:
+    """The vault a key URL names, as its `vaultUri` spells it, lower-cased and without the default port or a trailing
+    slash: `https://kv.vault.azure.net:443/keys/k/v` -> `https://kv.vault.azure.net` (on the sandbox, the URL up to
+    `/keys/`)."""
+    head, sep, _ = key_url.partition("/keys/")
+    return re.sub(r":443$", "", head.rstrip("/")).lower() if sep else ""
 
 
 def deterministic_guid(*parts: str) -> str:

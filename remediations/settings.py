@@ -15,7 +15,7 @@ infra/) and host.json's queue settings, into one frozen `Settings` with a sectio
 | `CRYPTWARD_OWNER_TAG` | the tag naming a key vault's owner (kv-owner-tag's `tagName`) | `owner` |
 | `CRYPTWARD_EXEMPTION_TAG` | the tag declaring exemptions (see exemptions.py) | `cryptward-exempt` |
 | `CRYPTWARD_WORKSPACE_ID` | Log Analytics workspace id for key vault diagnostic settings | none: not fixed |
-| `CRYPTWARD_DES_MAP` | JSON `{"westeurope": {"EncryptionAtRestWithCustomerKey": "<DES id>"}}` | `{}`: disks not fixed |
+| `CRYPTWARD_DES_MAP` | JSON `{"<sub>": {"<region>": {"<encryption type>": "<DES id>"}}}` (desmap.py) | `{}` |
 | `CRYPTWARD_LOCK_NAME` | name of the CanNotDelete lock Cryptward adds | `cryptward-cannot-delete` |
 | `CRYPTWARD_DIAGNOSTIC_SETTING_NAME` | name of the diagnostic setting Cryptward adds | `cryptward` |
 | `CRYPTWARD_KEY_ACCESS_ALLOW` | JSON `{"<vault or its scope>": ["<scope of DES that may use it>"]}` | `{}` |
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from remediations import desmap
 from remediations.changes import PlanSettings
 from remediations.errors import SettingsError
 
@@ -370,12 +371,9 @@ class Settings:
         env = dict(os.environ if env is None else env)
         value = _value(env)
         des_map = _json_object(value("CRYPTWARD_DES_MAP"), "CRYPTWARD_DES_MAP")
-        for region, by_type in des_map.items():
-            if not isinstance(by_type, dict) or not all(isinstance(v, str) for v in by_type.values()):
-                raise SettingsError(
-                    f"CRYPTWARD_DES_MAP: {region!r} must map encryption types to disk encryption set ids, e.g. "
-                    '{"westeurope": {"EncryptionAtRestWithCustomerKey": "/subscriptions/.../diskEncryptionSets/x"}}'
-                )
+        problem = desmap.check(des_map)
+        if problem:
+            raise SettingsError(f"CRYPTWARD_DES_MAP {problem}")
         allow = _json_object(value("CRYPTWARD_KEY_ACCESS_ALLOW"), "CRYPTWARD_KEY_ACCESS_ALLOW")
         for vaults, users in allow.items():
             if not _is_scope(vaults) or not isinstance(users, list) or not all(_is_scope(u) for u in users):

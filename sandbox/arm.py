@@ -100,6 +100,8 @@ def parse_path(path: str, method: str) -> ArmPath:
             raise ArmError(400, "InvalidResourceType", f"The resource path '{path}' is not valid.")
         ns = segs[pos + 1]
         pos += 2
+        if segs[pos].lower() == "providers":  # `/providers/{ns}/providers/...`: a namespace without a type
+            raise ArmError(400, "InvalidResourceType", f"The resource path '{path}' is not valid.")
         rtype, parent, first = ns, scope, True
         while pos < len(segs) and segs[pos].lower() != "providers":
             rtype = f"{rtype}/{segs[pos]}"
@@ -248,23 +250,27 @@ def register(cls: type[ResourceType]) -> type[ResourceType]:
     return cls
 
 
-def lookup(path: ArmPath) -> ResourceType:
+# ARM's answers for a route no provider serves. Sources (public error output quoted in issues):
+# - InvalidResourceNamespace "The resource namespace '<ns>' is invalid.": Azure/aci-connector-k8s#13,
+#   JulianHayward/Azure-MG-Sub-Governance-Reporting#52. Its status, 400, is # unverified (no recorded status found).
+# - InvalidResourceType, 404, "The resource type '<type>' could not be found in the namespace '<ns>' for api version
+#   '<version>'.": JulianHayward/Azure-MG-Sub-Governance-Reporting#297 (StatusCode '404' with that code and text),
+#   Azure/acs-engine#4037 (same text for 'roleAssignments'; wrapped as NotFound by a deployment).
+# - NoRegisteredProviderFound, 400, for a served type at an api-version it does not serve: check_api_version below.
+
+
+def lookup(path: ArmPath, api_version: str | None = None) -> ResourceType:
     rt = REGISTRY.get(path.type.lower())
     if rt is None:
         ns = path.type.split("/")[0]
         known = {t.split("/")[0] for t in REGISTRY}
         if ns.lower() not in known:
-            raise ArmError(
-                400,
-                "MissingSubscriptionRegistration",
-                f"The subscription is not registered to use namespace '{ns}'. See https://aka.ms/rps-not-found "
-                "for how to register subscriptions.",
-            )
+            raise ArmError(400, "InvalidResourceNamespace", f"The resource namespace '{ns}' is invalid.")
         raise ArmError(
-            400,
+            404,
             "InvalidResourceType",
             f"The resource type '{path.type.split('/', 1)[1]}' could not be found in the namespace '{ns}' for api "
-            "version.",
+            f"version '{api_version or ''}'.",
         )
     return rt
 

@@ -158,14 +158,56 @@ def estate(sb: Sandbox) -> dict[str, Any]:
     events made from it) shows how it came to be."""
     if not sb.state.subscriptions:
         empty(sb)
+    shared_keys(sb)
     sub = f"/subscriptions/{DEFAULT_SUBSCRIPTION}"
-    made = play(sb, estate_steps(sub, sb.state.tenant_id, sb.directory.named("admin").object_id))
+    admin = sb.directory.named("admin").object_id
+    made = play(sb, [*estate_steps(sub, sb.state.tenant_id, admin), *central_key_steps(sub, sb.state.tenant_id)])
     # Keys past their rotation age: the sandbox clock cannot run backwards, so the key versions are backdated.
     for entry in sb.state.table("keyvault.keys").values():
         for version in entry["versions"]:
             version["attributes"]["created"] -= 120 * 86400
             version["attributes"]["updated"] -= 120 * 86400
-    return {"subscriptions": [DEFAULT_SUBSCRIPTION], **made}
+    return {"subscriptions": [DEFAULT_SUBSCRIPTION, KEYS_SUBSCRIPTION], **made}
+
+
+KEYS_SUBSCRIPTION = "00000000-0000-4000-8000-0000000c0de2"
+
+
+def shared_keys(sb: Sandbox) -> None:
+    """A second subscription holding a central key vault: the administrator is Owner, the reader and the bot are
+    Readers (the bot reads a vault serving a set in its scope; it writes nothing there)."""
+    from sandbox.rbac import ROLES
+
+    sub = add_subscription(sb, KEYS_SUBSCRIPTION, "Contoso Shared Keys")
+    d = sb.directory
+    assign(sb, sub["id"], d.named("admin"), ROLES["Owner"])
+    for name in ("reader", "bot"):
+        assign(sb, sub["id"], d.named(name), ROLES["Reader"])
+
+
+def central_key_steps(sub: str, tenant: str) -> list[Step]:
+    """A central vault (purge protection on, RBAC) in the shared-keys subscription, in West Europe, and a set of the
+    estate using its key by key URL alone: Microsoft allows a vault of another subscription in the set's region
+    (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions), and DiskRP's example sends no
+    sourceVault for it (DiskEncryptionSet_Create_WithKeyVaultFromADifferentSubscription.json)."""
+    group = f"/subscriptions/{KEYS_SUBSCRIPTION}/resourceGroups/rg-keys-central"
+    vault = _vault_id(group, "kv-central-keys")
+
+    def body(answers: Answers) -> dict[str, Any]:
+        key_url = answers[f"{vault}/keys/central-key"]["properties"]["keyUriWithVersion"]
+        return {
+            "location": "westeurope",
+            "identity": {"type": "SystemAssigned"},
+            "properties": {"encryptionType": "EncryptionAtRestWithCustomerKey", "activeKey": {"keyUrl": key_url}},
+        }
+
+    des = f"{sub}/resourceGroups/rg-keys-weu/providers/Microsoft.Compute/diskEncryptionSets/des-weu-central"
+    return [
+        _group(group, "westeurope"),
+        _vault(group, "kv-central-keys", "westeurope", tenant, enablePurgeProtection=True),
+        _key(vault, "central-key"),
+        Step("PUT", des, COMPUTE_API, body, made="diskEncryptionSets"),
+    ]
 
 
 def estate_steps(sub: str, tenant: str, admin_object_id: str) -> list[Step]:

@@ -294,7 +294,9 @@ class Sandbox:
         if path.type.lower().endswith(("/locations/operations", "/locations/operationresults")) and path.name:
             answer = arm.operation_status(self.state, path.name, path.type.lower().endswith("operationresults"))
             return _respond(answer, headers)
-        rt = arm.lookup(path)
+        rt = arm.lookup(path, query.get("api-version"))
+        if method == "POST" and path.kind != "action":  # a POST names an action; on a bare collection it has none
+            raise arm.ArmError(405, "MethodNotAllowed", f"The POST method is not allowed on '{path.type}'.")
         api_version = arm.check_api_version(rt, path, query.get("api-version"))
         body = None
         if method in ("PUT", "PATCH", "POST"):

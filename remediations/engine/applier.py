@@ -179,7 +179,7 @@ def _read(azure: Azure, change: Change, path: str) -> Any:
             return azure.keyvault_request("GET", path, op.api_version)
         return azure.get(path, op.api_version)
     except AzureAccessError as e:
-        if e.status == 404:
+        if e.absent:
             return None
         raise
 

@@ -11,7 +11,10 @@ instance view, locks, role assignments), then the calls no list can replace:
 - keys: only the keys a disk encryption set uses, one management-plane GET each (its body carries `attributes`
   with created/exp and `rotationPolicy`, and it needs only the control-plane `vaults/keys/read`, where the data
   plane would need a Key Vault data role on every RBAC vault);
-- a disk encryption set's vault, or a VM's disk, outside the swept scope: one GET each.
+- a disk encryption set's vault, or a VM's disk, outside the swept scope: one GET each. A set names its vault by its
+  key URL's host; `sourceVault` is only there when the vault is in the set's own subscription (DiskRP: it "cannot be
+  used if the KeyVault subscription is not the same"), so a vault of another subscription is found by listing the
+  vaults of the other subscriptions the bot can read, once per sweep.
 
 Only the calls the policies need are made (`Needs`): no lock list when no policy reads `cryptward.locks`.
 What cannot be read is recorded, never guessed: `Reading.unreadable[resource id][block]` holds the reason (an Azure
@@ -31,7 +34,16 @@ from remediations.azure import Azure, as_body, translated
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
-from remediations.resources import DIAGNOSTIC_SETTINGS_API, VAULT_API, get, name_of, parent_of, versionless
+from remediations.resources import (
+    DIAGNOSTIC_SETTINGS_API,
+    SUBSCRIPTIONS_API,
+    VAULT_API,
+    get,
+    key_origin,
+    name_of,
+    parent_of,
+    versionless,
+)
 
 VAULT, KEY, DISK, DES, VM = aliases.VAULT, aliases.KEY, aliases.DISK, aliases.DES, aliases.VM
 RELATED = "related"
@@ -129,6 +141,8 @@ class _Found:
     lock_error: AzureAccessError | None = None
     assignment_error: AzureAccessError | None = None
     listed: list[str] = field(default_factory=list)  # scopes whose locks / assignments were listed (lower-cased)
+    vaults_everywhere: AzureAccessError | str | None = None  # the other subscriptions' vaults were listed (or why not)
+    snapshots: dict[str, dict[str, Any]] | AzureAccessError | None = None  # listed with the disks (or why not)
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
@@ -149,6 +163,10 @@ def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, 
     if needs.wants(DISK, VM):
         step(f"disks in {sub}")
         found.disks.update(_bodies(compute.disks.list_by_resource_group(group) if group else compute.disks.list()))
+        step(f"snapshots in {sub}")  # a disk's incremental snapshots bind its encryption (disk-cmk)
+        _list_snapshots(
+            found, lambda: compute.snapshots.list_by_resource_group(group) if group else compute.snapshots.list()
+        )
         step(f"virtual machines in {sub}")
         vms = compute.virtual_machines
         listed = vms.list(group, expand="instanceView") if group else vms.list_all(expand="instanceView")
@@ -254,6 +272,7 @@ def _machines(
     for disk in found.disks.values():
         if str(disk["id"]).lower() in ade:
             _cw(disk)["adeHistory"] = True
+        _incremental_snapshots(disk, found, reading)
     for vm in list(found.vms.values()):
         _vm(azure, vm, found, reading, ade)
     for disk in list(found.disks.values()):
@@ -265,6 +284,32 @@ def _machines(
     for vm in found.vms.values():
         if needs.wants(VM):
             keep(vm)
+
+
+def _list_snapshots(found: _Found, listing: Callable[[], Iterable[Any]]) -> None:
+    if isinstance(found.snapshots, AzureAccessError):
+        return
+    try:
+        found.snapshots = {**(found.snapshots or {}), **_bodies(listing())}
+    except AzureAccessError as e:
+        found.snapshots = e
+
+
+def _incremental_snapshots(disk: dict[str, Any], found: _Found, reading: Reading) -> None:
+    """The disk's `incrementalSnapshots` block: the ids of its incremental snapshots ("A disk and all of its
+    associated incremental snapshots must have the same disk encryption set", Learn disk-encryption#restrictions),
+    or, when the snapshots could not be listed, why not (a fix on the disk then cannot act)."""
+    if not isinstance(found.snapshots, dict):
+        reading.missing(str(disk["id"]), RELATED, found.snapshots or "the snapshots were not listed")
+        return
+    wanted, unique = str(disk["id"]).lower(), get(disk, "properties.uniqueId")
+    _cw(disk)["incrementalSnapshots"] = [
+        str(snap["id"])
+        for snap in found.snapshots.values()
+        if get(snap, "properties.incremental") is True
+        and str(get(snap, "properties.creationData.sourceResourceId") or "").lower() == wanted
+        and (not unique or get(snap, "properties.creationData.sourceUniqueId") in (None, unique))
+    ]
 
 
 def _cw(body: dict[str, Any]) -> dict[str, Any]:
@@ -304,16 +349,7 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
     users: dict[str, list[str]] = {}
     for des in found.sets.values():
         des_id = str(des["id"])
-        vault_id = str(get(des, "properties.activeKey.sourceVault.id") or "")
-        vault = found.vaults.get(vault_id.lower()) if vault_id else None
-        if vault_id and vault is None:
-            try:
-                step(f"key vault {name_of(vault_id)}")
-                vault = _get_vault(azure, vault_id)
-                found.vaults[vault_id.lower()] = reading.related[vault_id.lower()] = vault
-            except AzureAccessError as e:
-                reading.missing(des_id, "keyVault", e)
-                reading.missing(des_id, RELATED, e)
+        vault = _key_vault(azure, des, found, reading, step)
         if vault is not None:
             _cw(des)["keyVault"] = {k: v for k, v in vault.items() if k != aliases.CRYPTWARD}
             if "keyvaultroleassignments" in needs.blocks:
@@ -343,6 +379,64 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
         _cw(key)["diskEncryptionSets"] = users[key_id]
         reading.related[key_id] = key
     return list(keys.values())
+
+
+def _serves(vault: Mapping[str, Any], origin: str) -> bool:
+    return bool(origin) and key_origin(f"{get(vault, 'properties.vaultUri') or ''}/keys/") == origin
+
+
+def _key_vault(
+    azure: Azure, des: dict[str, Any], found: _Found, reading: Reading, step: Progress
+) -> dict[str, Any] | None:
+    """The vault of a set's active key, named by the key URL's host: among the vaults read, else its `sourceVault`
+    (one GET), else among the vaults of every other subscription the bot can list; None (recorded) when none."""
+    des_id = str(des["id"])
+    origin = key_origin(str(get(des, "properties.activeKey.keyUrl") or ""))
+    vault = next((v for v in found.vaults.values() if _serves(v, origin)), None)
+    source = str(get(des, "properties.activeKey.sourceVault.id") or "")
+    if vault is None and source:
+        try:
+            step(f"key vault {name_of(source)}")
+            vault = found.vaults.get(source.lower()) or _get_vault(azure, source)
+            found.vaults[source.lower()] = reading.related[source.lower()] = vault
+        except AzureAccessError as e:
+            reading.missing(des_id, "keyVault", e)
+            reading.missing(des_id, RELATED, e)
+            return None
+    if vault is None and origin:
+        _list_other_vaults(azure, found, reading, step)
+        vault = next((v for v in found.vaults.values() if _serves(v, origin)), None)
+    if vault is None:
+        why = found.vaults_everywhere if isinstance(found.vaults_everywhere, AzureAccessError) else None
+        reason: AzureAccessError | str = why or f"no key vault Cryptward can read serves {origin or 'its key URL'}"
+        reading.missing(des_id, "keyVault", reason)
+        reading.missing(des_id, RELATED, reason)
+    return vault
+
+
+def _list_other_vaults(azure: Azure, found: _Found, reading: Reading, step: Progress) -> None:
+    """Once: the vaults of every subscription the bot can list and has not listed whole (a set's vault may be in
+    another subscription of the same region). A subscription whose vaults cannot be listed is passed over."""
+    if found.vaults_everywhere is not None:
+        return
+    found.vaults_everywhere = "listed"
+    try:
+        step("subscriptions")
+        subs = [str(s["subscriptionId"]) for s in azure.list("/subscriptions", SUBSCRIPTIONS_API)]
+    except AzureAccessError as e:
+        found.vaults_everywhere = e
+        return
+    for sub in subs:
+        if f"/subscriptions/{sub}".lower() in found.listed:
+            continue
+        step(f"key vaults in {sub}")
+        try:
+            vaults = _bodies(azure.keyvault(sub).vaults.list_by_subscription())
+        except AzureAccessError:
+            continue
+        for vault_id, vault in vaults.items():
+            found.vaults.setdefault(vault_id, vault)
+            reading.related.setdefault(vault_id, vault)
 
 
 def _assignments_for(
@@ -465,10 +559,13 @@ def read_resource(
             body = dict(azure.get(resource_id, aliases.API_VERSIONS[kind], query))
             bucket = {VAULT: found.vaults, DES: found.sets, DISK: found.disks, VM: found.vms}[kind]
             bucket[str(body["id"]).lower()] = body
+            if kind in (DISK, VM):
+                group = resource_id.split("/")[4]
+                _list_snapshots(found, lambda: azure.compute(sub).snapshots.list_by_resource_group(group))
     except AzureAccessError as e:
         reading = Reading(resources={resource_id: {"id": resource_id, "type": kind}})
         reading.missing(resource_id, "", e)
-        if e.status == 404:
+        if e.absent:
             reading.gone.add(resource_id.lower())
         return reading
     if "locks" in needs.blocks:

@@ -12,7 +12,7 @@ from typing import Any
 from remediations.changes import Change, Operation, PlanContext, Ref, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
-from remediations.resources import DES_API, cryptward, get, name_of, versionless
+from remediations.resources import DES_API, cryptward, get, name_of, same_subscription, versionless
 
 ROTATION = "properties.rotationToLatestKeyVersionEnabled"
 KEY_URL = "properties.activeKey.keyUrl"
@@ -36,7 +36,9 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     # (KeyForDiskEncryptionSet.keyUrl in diskEncryptionSet.json); a versionless URL is refused with 400.
     active_key: dict[str, Any] = {"keyUrl": str(key_url)}
     source = get(resource, "properties.activeKey.sourceVault")
-    if source:
+    if source and same_subscription(des_id, str(vault["id"])):
+        # DiskRP: sourceVault "cannot be used if the KeyVault subscription is not the same as the Disk Encryption Set
+        # subscription" (KeyForDiskEncryptionSet.sourceVault, DiskRP stable 2025-01-02 diskEncryptionSet.json).
         active_key["sourceVault"] = dict(source)
     needs: tuple[Ref, ...] = ()
     if get(vault, "properties.enablePurgeProtection") is not True:

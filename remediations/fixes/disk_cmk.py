@@ -1,7 +1,13 @@
-"""Encrypt a managed disk with a customer-managed key through the configured disk encryption set of its region.
+"""Encrypt a managed disk with a customer-managed key through the configured disk encryption set of its subscription
+and region.
 
-Never on a disk that is or was encrypted with Azure Disk Encryption (Azure refuses it), never to change a disk that
-already uses a customer-managed key (the choice cannot be changed), and only while its VM is deallocated.
+Never on a disk that is or was encrypted with Azure Disk Encryption (Azure refuses it), never on a disk with
+incremental snapshots (Azure: "A disk and all of its associated incremental snapshots must have the same disk
+encryption set"), never to change a disk that already uses a customer-managed key, and only while its VM is
+deallocated. The change can be undone: Microsoft's current docs let a disk go back to a platform-managed key, except
+a disk with incremental snapshots ("If this feature is enabled for a disk with incremental snapshots, it can't be
+disabled on that disk or its snapshots"; both under Restrictions at
+https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions).
 """
 
 from __future__ import annotations
@@ -12,13 +18,23 @@ from typing import Any
 from remediations.changes import DEALLOCATED, Change, Operation, PlanContext, Ref, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
-from remediations.resources import DISK_API, disk_ade_trace, get, name_of, same, vm_ade_trace
+from remediations.resources import (
+    DISK_API,
+    cryptward,
+    disk_ade_trace,
+    get,
+    name_of,
+    same,
+    subscription_of,
+    vm_ade_trace,
+)
 
 PLATFORM_KEY = "EncryptionAtRestWithPlatformKey"
 TYPE = "properties.encryption.type"
 DES = "properties.encryption.diskEncryptionSetId"
 # diskState values of a disk whose VM is running: its encryption can only change once the VM is deallocated.
 ATTACHED_RUNNING = ("attached",)
+RESTRICTIONS = "https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions"
 
 
 @register("disk-cmk")
@@ -35,11 +51,23 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             SkipReason.IMMUTABLE,
             f"disk {name} already uses {current}, and a disk's customer-managed key encryption cannot be changed",
         )
-    region = str(resource.get("location", ""))
-    des_id = ctx.settings.disk_encryption_set(region, wanted)
-    if not des_id:
+    snapshots = [str(i) for i in cryptward(resource, "incrementalSnapshots") or []]
+    if snapshots:
         raise FixDeclined(
-            SkipReason.NOT_CONFIGURED, f"no disk encryption set of type {wanted} is configured for {region}"
+            SkipReason.UNSUPPORTED,
+            f"disk {name} has {len(snapshots)} incremental snapshot(s) ({', '.join(name_of(i) for i in snapshots)}), "
+            "and Azure requires a disk and all of its incremental snapshots to have the same disk encryption set "
+            f"({RESTRICTIONS}): its encryption cannot change while they exist",
+        )
+    region, subscription = str(resource.get("location", "")), subscription_of(disk_id)
+    des_id = ctx.settings.disk_encryption_set(region, wanted, subscription)
+    if not des_id:
+        # Azure: a disk and its set must be "in the same subscription and region"
+        # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions)
+        raise FixDeclined(
+            SkipReason.NOT_CONFIGURED,
+            f"no disk encryption set of type {wanted} is configured for subscription {subscription} in {region} "
+            "(a disk can only use a set of its own subscription and region)",
         )
     body = {"properties": {"encryption": {"type": wanted, "diskEncryptionSetId": des_id}}}
     attached = str(get(resource, "properties.diskState") or "").lower() in ATTACHED_RUNNING
@@ -49,12 +77,13 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             resource_id=disk_id,
             summary=(
                 f"Encrypt disk {name} with the customer-managed key of disk encryption set {name_of(des_id)} "
-                f"({wanted}){when}; this choice cannot be changed later."
+                f"({wanted}){when}. It can go back to a platform-managed key later, unless it then has incremental "
+                f"snapshots ({RESTRICTIONS})."
             ),
             operation=Operation("PATCH", disk_id, DISK_API, body),
             before={TYPE: get(resource, TYPE), DES: get(resource, DES)},
             after={TYPE: wanted, DES: des_id},
-            irreversible=True,
+            irreversible=False,  # CMK -> platform key is allowed (see the module's docstring)
             requires=(DEALLOCATED,) if attached else (),
             needs=(Ref(des_id, "des-key-access", required=False),),
         )

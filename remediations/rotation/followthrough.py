@@ -24,7 +24,7 @@ from remediations.changes import Change, Operation, Plan
 from remediations.engine import applier
 from remediations.engine.reader import Scope
 from remediations.errors import AzureAccessError
-from remediations.resources import DES_API, get, name_of, subscription_of, versionless
+from remediations.resources import DES_API, cryptward, get, name_of, same_subscription, subscription_of, versionless
 from remediations.rotation.keyversions import (
     BEHIND,
     ESCALATED,
@@ -50,8 +50,9 @@ AUTO = "properties.rotationToLatestKeyVersionEnabled"
 
 
 def des_key(des: Mapping[str, Any]) -> str | None:
-    """The id of the key a DES uses (`{vault id}/keys/{name}`, lower-cased)."""
-    vault_id = str(get(des, "properties.activeKey.sourceVault.id") or "")
+    """The id of the key a DES uses (`{vault id}/keys/{name}`, lower-cased): its vault as the reader found it from the
+    key URL (`cryptward.keyVault`), else its `sourceVault` (absent when the vault is in another subscription)."""
+    vault_id = str(cryptward(des, "keyVault.id") or get(des, "properties.activeKey.sourceVault.id") or "")
     url = str(get(des, KEY_URL) or "")
     return f"{vault_id}/keys/{name_of(versionless(url))}".lower() if vault_id and "/keys/" in url else None
 
@@ -124,7 +125,11 @@ def decide(
         reason = f"{_behind(key, des, disks)}, not the newest {key.version}; not updated: {why}."
         return _result(key, des, disks, UPDATE_DES, BEHIND, reason, overdue=age)
     new_url = key.url(key.version)
-    active = {"keyUrl": new_url, "sourceVault": {"id": str(key.vault.get("id"))}}
+    active: dict[str, Any] = {"keyUrl": new_url}
+    if same_subscription(str(des["id"]), str(key.vault.get("id"))):
+        # DiskRP: sourceVault "cannot be used if the KeyVault subscription is not the same as the Disk Encryption Set
+        # subscription" (KeyForDiskEncryptionSet.sourceVault, DiskRP stable 2025-01-02 diskEncryptionSet.json).
+        active["sourceVault"] = {"id": str(key.vault.get("id"))}
     return Change(
         resource_id=str(des["id"]),
         summary=f"Move disk encryption set {name_of(str(des['id']))} to version {key.version} of key {key.name}.",

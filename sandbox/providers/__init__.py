@@ -22,6 +22,7 @@ MODULES = [
     "keyvault_data",
     "compute",
     "compute_disks",
+    "compute_snapshots",
     "compute_des",
     "compute_vms",
     "monitor",

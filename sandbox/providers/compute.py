@@ -65,6 +65,7 @@ VM_API = (
 DISK_TYPE = "Microsoft.Compute/disks"
 DES_TYPE = "Microsoft.Compute/diskEncryptionSets"
 VM_TYPE = "Microsoft.Compute/virtualMachines"
+SNAPSHOT_TYPE = "Microsoft.Compute/snapshots"
 
 PLATFORM_KEY = "EncryptionAtRestWithPlatformKey"
 CUSTOMER_KEY = "EncryptionAtRestWithCustomerKey"
@@ -86,6 +87,10 @@ def sandbox_of(state: State) -> Sandbox:
 
 def norm_location(location: str) -> str:
     return location.replace(" ", "").lower()
+
+
+def subscription_of(resource_id: str) -> str:
+    return resource_id.split("/")[2].lower()
 
 
 def short_name(resource_id: str) -> str:
@@ -195,3 +200,18 @@ def vm_has_ade(state: State, vm: dict[str, Any]) -> bool:
     if (os_disk.get("encryptionSettings") or {}).get("enabled"):
         return True
     return any((d := state.get(i)) is not None and disk_has_ade(state, d) for i in vm_disk_ids(vm))
+
+
+def incremental_snapshots(state: State, disk: dict[str, Any]) -> list[dict[str, Any]]:
+    """The incremental snapshots taken of this disk (by its id and, when recorded, its uniqueId)."""
+    wanted, unique = disk["id"].lower(), disk.get("properties", {}).get("uniqueId")
+    out = []
+    for snap in state.of_type(SNAPSHOT_TYPE):
+        p = snap.get("properties", {})
+        cd = p.get("creationData") or {}
+        if not p.get("incremental") or str(cd.get("sourceResourceId") or "").lower() != wanted:
+            continue
+        if unique and cd.get("sourceUniqueId") and cd["sourceUniqueId"] != unique:
+            continue  # a snapshot of an earlier disk of the same name
+        out.append(snap)
+    return out

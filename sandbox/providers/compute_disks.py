@@ -123,6 +123,17 @@ def resolve_encryption(
                 "NotFound",
                 f"Disk encryption set '{des_id}' was not found. It must exist before disks use it.",
             )
+        if c.subscription_of(des["id"]) != c.subscription_of(disk_id):
+            # Learn, "Server-side encryption of Azure Disk Storage", Restrictions
+            # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions): "Most resources related
+            # to your customer-managed keys (disk encryption sets, VMs, disks, and snapshots) must be in the same
+            # subscription and region." Code and target as the region refusal below; wording # unverified.
+            raise c.invalid_parameter(
+                f"Disk encryption set '{des_id}' is in subscription '{c.subscription_of(des['id'])}', but disk "
+                f"'{name}' is in subscription '{c.subscription_of(disk_id)}'. The disk encryption set must be in the "
+                "same subscription as the disk.",
+                "encryption.diskEncryptionSetId",
+            )
         if c.norm_location(des["location"]) != c.norm_location(location):
             raise c.invalid_parameter(
                 f"Disk encryption set '{des_id}' is in location '{des['location']}', but disk '{name}' is in location "
@@ -153,6 +164,16 @@ def resolve_encryption(
         or str(old_enc.get("diskEncryptionSetId") or "").lower() != str(new.get("diskEncryptionSetId") or "").lower()
     )
     owner = (old or {}).get("managedBy")
+    if changed and old is not None and old.get("type") == c.DISK_TYPE and c.incremental_snapshots(state, old):
+        # Learn, "Server-side encryption of Azure Disk Storage", Restrictions
+        # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions): "A disk and all of its
+        # associated incremental snapshots must have the same disk encryption set", and customer-managed keys enabled
+        # on a disk with incremental snapshots "can't be disabled on that disk or its snapshots". Code as DiskRP's
+        # other state conflicts; the wording is # unverified (no recorded answer found).
+        raise c.operation_not_allowed(
+            f"Cannot change the encryption of disk {name} because it has incremental snapshots. A disk and all of its "
+            "associated incremental snapshots must have the same disk encryption set."
+        )
     if changed and c.vm_allocated(state, owner):
         # Docs (disks FAQ, "switch from SSE with CMK"): the disk must not be attached to a running VM; CMK -> PMK is
         # otherwise allowed. The message mirrors the (checked) ChangeDiskSizeWhileAttachedNotAllowed one.

@@ -165,6 +165,9 @@ class Replayer:
             self.group(rid, item.get("location", "westus"))
             self.des_key(item)
             body = self.fix(self.writable(copy.deepcopy(item)))
+        elif lower == "microsoft.compute/snapshots":
+            self.group(rid, item.get("location", "westus"))
+            self.snapshot_source(item)
         elif lower == "microsoft.authorization/roleassignments":
             return  # see make_role_assignments
         else:
@@ -196,6 +199,40 @@ class Replayer:
         )
         key = self.arm("PUT", f"{vault_id}/keys/{key_name}", {"properties": {"kty": "RSA"}}, api="2026-05-15")
         self.key_urls[active["keyUrl"]] = key["properties"]["keyUriWithVersion"]
+
+    def snapshot_source(self, item: dict[str, Any]) -> None:
+        """A recorded snapshot's source disk, with the snapshot's encryption (and its set, vault and key, the set's
+        identity allowed to use the key), made first."""
+        props, location = item["properties"], item.get("location", "westus")
+        encryption = self.fix(props.get("encryption") or {})
+        des_id = encryption.get("diskEncryptionSetId")
+        if des_id and self.sb.state.get(des_id) is None:
+            vault_id = des_id.split("/providers/")[0] + "/providers/Microsoft.KeyVault/vaults/kv-snapshots"
+            url = "https://recorded.vault.azure.net/keys/snapshots/0"
+            self.des_key(
+                {"location": location, "properties": {"activeKey": {"sourceVault": {"id": vault_id}, "keyUrl": url}}}
+            )
+            active = {"sourceVault": {"id": vault_id}, "keyUrl": self.key_urls[url]}
+            des = self.arm(
+                "PUT",
+                des_id,
+                {"location": location, "identity": {"type": "SystemAssigned"}, "properties": {"activeKey": active}},
+                api=WRITE_API["Microsoft.Compute/diskEncryptionSets"],
+            )
+            from sandbox import rbac, scenarios
+
+            principal = self.sb.directory.by_object_id(des["identity"]["principalId"])
+            scenarios.assign(self.sb, vault_id, principal, rbac.ROLES["Key Vault Crypto Service Encryption User"])
+        source = self.fix(props["creationData"]["sourceResourceId"])
+        if self.sb.state.get(source) is None:
+            self.group(source, location)
+            disk = {"creationData": {"createOption": "Empty"}, "diskSizeGB": props.get("diskSizeGB", 32)}
+            self.arm(
+                "PUT",
+                source,
+                {"location": location, "properties": disk | ({"encryption": encryption} if encryption else {})},
+                api=WRITE_API["Microsoft.Compute/disks"],
+            )
 
     def vm_prerequisites(self, body: dict[str, Any]) -> None:
         """A recorded VM's managed disks are created with it (FromImage); attached ones are made first."""
@@ -469,18 +506,6 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
         (
             "$.value[*].properties.workspaceId: absent -> null",
             "sandbox writes properties.workspaceId: null when not set; recorded subscription setting omits it",
-        ),
-    ],
-    "snapshots/c7n-snapshot-get-2020-09-30.json": [
-        (
-            "resource type Microsoft.Compute/snapshots -> not served",
-            "sandbox does not model snapshots (recorded at 2020-09-30)",
-        ),
-    ],
-    "snapshots/c7n-snapshots-list-2020-09-30.json": [
-        (
-            "resource type Microsoft.Compute/snapshots -> not served",
-            "sandbox does not model snapshots (recorded at 2020-09-30)",
         ),
     ],
     "vms/c7n-vm-get-2019-07-01.json": [

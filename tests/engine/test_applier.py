@@ -1,5 +1,7 @@
 """The applier: verify semantics (pure), and each outcome against the sandbox through the real clients."""
 
+from dataclasses import replace
+
 import pytest
 
 from remediations.changes import APPROVAL, DEALLOCATED, Change, Operation, Plan
@@ -88,6 +90,18 @@ def test_approval_dependencies_and_scope(sandbox, azure_as, vault):
     assert [r.status for r in results] == ["pending-approval", "blocked", "refused"]
     (approved,) = apply(Plan((waiting,)), azure, scope=scope_of(sandbox), approved={waiting.id})
     assert approved.status == "applied"
+
+
+def test_a_read_answered_by_arms_routing_404_is_not_an_absent_resource(sandbox, azure_as, vault):
+    """404 InvalidResourceType says the route is unknown, not that the resource is missing: nothing is written on it."""
+    azure = azure_as("admin")
+    unknown = f"{vault}/providers/Microsoft.Insights/nopes/x"  # a served namespace, an unknown type
+    lock = change(lock_of(vault))
+    blind = replace(lock, operation=replace(lock.operation, read_path=unknown))
+    since = len(sandbox.calls())
+    (result,) = apply(Plan((blind,)), azure, scope=scope_of(sandbox))
+    assert (result.status, result.code) == ("failed", "InvalidResourceType")
+    assert [c["method"] for c in sandbox.calls(since) if c["path"] != "/msi/token"] == ["GET"]
 
 
 def test_never_deletes(sandbox, azure_as, vault):

@@ -12,6 +12,7 @@ from remediations.policy.loader import load_policies
 POLICIES = load_policies(Path(__file__).resolve().parents[2] / "policies")
 ALL = Needs.of(POLICIES)
 RG = {"app": "rg-app-weu", "keys": "rg-keys-weu", "neu": "rg-app-neu"}
+KEYS_SUB = "00000000-0000-4000-8000-0000000c0de2"  # the estate's shared-keys subscription
 
 
 def rid(sandbox, group: str, kind: str, name: str) -> str:
@@ -56,6 +57,7 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
         "microsoft.keyvault/vaults",
         "microsoft.compute/diskencryptionsets",
         "microsoft.compute/disks",
+        "microsoft.compute/snapshots",
         "microsoft.compute/virtualmachines",
         "microsoft.authorization/locks",
         "microsoft.authorization/roleassignments",
@@ -63,10 +65,69 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
     for kind in lists:
         assert paths.count(f"{sub}/providers/{kind}") == 1, kind
     diagnostics = [p for p in paths if p.endswith("/providers/microsoft.insights/diagnosticsettings")]
-    keys = [p for p in paths if "/keys/" in p]
+    keys = [p for p in paths if "/keys/" in p and "/providers/microsoft.authorization/" not in p]
     assert len(diagnostics) == 3  # one per vault: ARM has no cross-resource list of diagnostic settings
-    assert [p.rsplit("/", 1)[-1] for p in keys] == ["des-key"]
-    assert len(paths) == len(lists) + 3 + 1 == azure.calls["GET"]
+    assert sorted(p.rsplit("/", 1)[-1] for p in keys) == ["central-key", "des-key"]
+    # des-weu-central's vault is in another subscription: the subscriptions and that one's vaults are listed once,
+    # and the role assignments at its key (outside the listed scope) once
+    other = f"/subscriptions/{KEYS_SUB}/providers/microsoft.keyvault/vaults"
+    assert (paths.count("/subscriptions"), paths.count(other)) == (1, 1)
+    assert len(paths) == len(lists) + 3 + 2 + 2 + 1 == azure.calls["GET"]
+
+
+def test_a_sets_vault_in_another_subscription_is_found_from_its_key_url(sandbox, azure_as, grant_custom_role):
+    """DiskRP answers a set whose vault is in another subscription with its key URL alone (no sourceVault)."""
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)  # Reader on the keys subscription
+    found = by_name(reading)
+    central = found["des-weu-central"]
+    assert "sourceVault" not in central["properties"]["activeKey"]
+    assert central["cryptward"]["keyVault"]["name"] == "kv-central-keys"
+    assert central["cryptward"]["keyVault"]["id"].split("/")[2] == KEYS_SUB
+    assert "kv-central-keys" not in found  # read, not evaluated: it is outside the scope
+    key = reading.related[f"{central['cryptward']['keyVault']['id']}/keys/central-key".lower()]
+    assert [s.rsplit("/", 1)[-1] for s in key["cryptward"]["diskEncryptionSets"]] == ["des-weu-central"]
+    one = read_resource(azure_as("bot"), central["id"], ALL)
+    assert one.resources[central["id"]]["cryptward"]["keyVault"]["name"] == "kv-central-keys"
+
+
+def test_a_sets_vault_no_subscription_shows_is_recorded_as_unreadable(sandbox, azure_as, grant_custom_role):
+    sandbox.reset("estate")
+    grant_custom_role("vault-owner")  # the bot's role, in the estate's subscription only
+    reading = read_scope(azure_as("vault-owner"), Scope((sandbox.subscription_id,)), ALL)
+    central = by_name(reading)["des-weu-central"]
+    assert "keyVault" not in central.get("cryptward", {})
+    assert "no key vault Cryptward can read serves" in reading.unreadable[central["id"].lower()]["keyvault"]
+
+
+def test_a_disks_incremental_snapshots_are_read_with_the_disks(sandbox, azure_as):
+    """A disk and its incremental snapshots must keep one disk encryption set (Learn disk-encryption#restrictions):
+    disk-cmk needs to know them. One list per scope; a disk event lists its group's."""
+    from azure.mgmt.compute import ComputeManagementClient
+
+    sandbox.reset("estate")
+    disk = rid(sandbox, RG["app"], "Microsoft.Compute/disks", "disk-weu-data")
+    snapshots = sandbox.client(ComputeManagementClient).snapshots
+    for name, incremental in (("snap-inc", True), ("snap-full", False)):
+        body = {"creationData": {"createOption": "Copy", "sourceResourceId": disk}, "incremental": incremental}
+        snapshots.begin_create_or_update(RG["app"], name, {"location": "westeurope", "properties": body}).result()
+    reading = read_scope(azure_as("reader"), Scope((sandbox.subscription_id,)), ALL)
+    found = by_name(reading)
+    inc = rid(sandbox, RG["app"], "Microsoft.Compute/snapshots", "snap-inc")
+    assert found["disk-weu-data"]["cryptward"]["incrementalSnapshots"] == [inc]
+    assert found["disk-weu-app-data"]["cryptward"]["incrementalSnapshots"] == []
+    one = read_resource(azure_as("reader"), disk, ALL)
+    assert one.resources[disk]["cryptward"]["incrementalSnapshots"] == [inc]
+
+
+def test_disks_whose_snapshots_cannot_be_listed_cannot_be_fixed(sandbox, azure_as, grant_custom_role):
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=["Microsoft.Compute/snapshots/read"])
+    reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)
+    disk = by_name(reading)["disk-weu-data"]
+    assert "incrementalSnapshots" not in disk["cryptward"]
+    assert reading.unreadable[disk["id"].lower()]["related"].startswith("AuthorizationFailed")
 
 
 def test_only_what_the_policies_need_is_read(sandbox, azure_as):

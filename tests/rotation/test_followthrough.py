@@ -6,7 +6,7 @@ import pytest
 
 from remediations.changes import Change, Operation
 from remediations.engine.applier import Result
-from remediations.rotation.followthrough import decide, moved, settled
+from remediations.rotation.followthrough import decide, des_key, moved, settled
 from remediations.rotation.keyversions import KeyVersion
 
 VAULT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv"
@@ -102,6 +102,18 @@ def test_a_fixed_version_set_in_scope_is_moved_by_a_change():
         },
     )
     assert verdict.before == {"properties.activeKey.keyUrl": "https://kv.vault.azure.net/keys/k/old"}
+
+
+def test_a_set_whose_vault_is_in_another_subscription_is_moved_by_its_key_url_alone():
+    # DiskRP: sourceVault "cannot be used if the KeyVault subscription is not the same" (diskEncryptionSet.json).
+    central = VAULT.replace("/subscriptions/s/", "/subscriptions/keys/")
+    key = KeyVersion(f"{central}/keys/k", {**KEY.vault, "id": central}, {}, "new", CREATED, None)
+    body = {"id": DES, "properties": {"activeKey": {"keyUrl": "https://kv.vault.azure.net/keys/k/old"}}}
+    verdict = decide(key, body, (), now=CREATED + timedelta(hours=3), mode="remediate", in_scope=True)
+    assert isinstance(verdict, Change)
+    assert verdict.operation.body == {"properties": {"activeKey": {"keyUrl": "https://kv.vault.azure.net/keys/k/new"}}}
+    body["cryptward"] = {"keyVault": {"id": central}}  # the reader found the vault from the key URL
+    assert des_key(body) == f"{central}/keys/k".lower()
 
 
 @pytest.mark.parametrize(

@@ -189,3 +189,52 @@ def test_principal_selection_by_object_id_and_mi_res_id(sandbox):
         params = {"api-version": "2019-08-01", "resource": "https://management.azure.com", **selector}
         r = httpx.get(f"{sandbox.base_url}/msi/token", params=params, headers=headers, verify=sandbox.ssl)
         assert jwt.decode(r.json()["access_token"], options={"verify_signature": False})["oid"] == expected.object_id
+
+
+# ARM's answers for routes no provider serves (sources beside sandbox/arm.py's lookup): never a 500.
+def test_an_unknown_namespace_is_invalid_resource_namespace(sandbox):
+    sub = sandbox.subscription_id
+    for path in (
+        f"/subscriptions/{sub}/providers/Microsoft.Nope/things",
+        f"/subscriptions/{sub}/resourceGroups/x/providers/Microsoft.Nope/things/t",
+    ):
+        r = _get(sandbox, path, _token(sandbox), **{"api-version": RG_API})
+        assert (r.status_code, r.json()["error"]) == (
+            400,
+            {"code": "InvalidResourceNamespace", "message": "The resource namespace 'Microsoft.Nope' is invalid."},
+        )
+
+
+def test_an_unknown_type_of_a_served_namespace_is_invalid_resource_type_404(sandbox):
+    path = f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Compute/nopes"
+    r = _get(sandbox, path, _token(sandbox), **{"api-version": "2024-03-02"})
+    assert r.status_code == 404
+    assert r.json()["error"] == {
+        "code": "InvalidResourceType",
+        "message": "The resource type 'nopes' could not be found in the namespace 'Microsoft.Compute' for api version "
+        "'2024-03-02'.",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "tail"),
+    [
+        ("POST", ""),  # a POST on the subscription itself: no action
+        ("POST", "/resourceGroups"),
+        ("POST", "/providers/Microsoft.Compute/disks"),
+        ("GET", "/providers/Microsoft.Compute/providers/Microsoft.Authorization/locks"),
+        ("DELETE", "/providers/x/providers/y/z"),
+        ("PUT", "/providers/Microsoft.Nope/things/t/providers/Microsoft.Authorization/locks/l"),
+    ],
+)
+def test_malformed_routes_get_an_arm_error_never_a_500(sandbox, method, tail):
+    r = httpx.request(
+        method,
+        f"{sandbox.base_url}/subscriptions/{sandbox.subscription_id}{tail}",
+        params={"api-version": RG_API},
+        headers={"Authorization": f"Bearer {_token(sandbox)}"},
+        json={},
+        verify=sandbox.ssl,
+    )
+    assert 400 <= r.status_code < 500, r.text
+    assert set(r.json()["error"]) >= {"code", "message"}

@@ -27,7 +27,7 @@ class Env:
         sandbox.client(ResourceManagementClient).resource_groups.create_or_update(RG, {"location": LOC})
         self.rg_id = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/{RG}"
 
-    def vault(self, name="kv-compute", purge=False):
+    def vault(self, name="kv-compute", purge=False, location=LOC):
         admin = self.sb.principal("admin").object_id
         props = {
             "tenantId": self.sb.tenant_id,
@@ -37,7 +37,7 @@ class Env:
         }
         if purge:
             props["enablePurgeProtection"] = True
-        vault = self.kvm.vaults.begin_create_or_update(RG, name, {"location": LOC, "properties": props}).result()
+        vault = self.kvm.vaults.begin_create_or_update(RG, name, {"location": location, "properties": props}).result()
         key = self.kvm.keys.create_if_not_exist(RG, name, "des-key", {"properties": {"kty": "RSA", "keySize": 2048}})
         return vault, key
 
@@ -187,7 +187,8 @@ def test_disk_encryption_refusals(env):
     vault, key = env.vault()
     des = env.des("des1", vault, key.properties.key_uri_with_version)
     double = env.des("des2", vault, key.properties.key_uri_with_version, encryptionType=DOUBLE)
-    far = env.des("des3", vault, key.properties.key_uri_with_version, location="northeurope")
+    north, north_key = env.vault("kv-compute-neu", location="northeurope")  # a set's vault is in its region
+    far = env.des("des3", north, north_key.properties.key_uri_with_version, location="northeurope")
     _refused(lambda: env.disk("d", encryption={"type": CMK}), 400, "InvalidParameter")
     _refused(lambda: env.disk("d", encryption={"type": PMK, "diskEncryptionSetId": des.id}), 400, "InvalidParameter")
     _refused(lambda: env.disk("d", encryption={"type": CMK, "diskEncryptionSetId": des.id + "x"}), 404, "NotFound")

@@ -19,7 +19,13 @@ def test_empty_has_one_subscription_and_the_named_roles(sandbox):
 
 def test_estate_is_realistic_and_non_compliant(sandbox):
     made = sandbox.reset("estate")
-    assert len(made["vaults"]) == 3 and len(made["disks"]) == 6 and len(made["virtualMachines"]) == 3
+    assert len(made["vaults"]) == 4 and len(made["disks"]) == 6 and len(made["virtualMachines"]) == 3
+    # A second subscription holds a central vault whose key a set of the first uses by key URL alone.
+    assert made["subscriptions"] == [sandbox.subscription_id, "00000000-0000-4000-8000-0000000c0de2"]
+    central = ComputeManagementClient(
+        sandbox.credential("admin"), sandbox.subscription_id, base_url=sandbox.base_url, connection_verify=sandbox.ca
+    ).disk_encryption_sets.get("rg-keys-weu", "des-weu-central")
+    assert central.active_key.source_vault is None and "/keys/central-key/" in central.active_key.key_url
     kv = sandbox.client(KeyVaultManagementClient)
     vaults = {v.name: v for v in kv.vaults.list_by_subscription()}
     assert {v.location for v in vaults.values()} == {"westeurope", "northeurope"}
