@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediations.azure import Azure, as_body, translated
+from remediations.engine import machines
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
@@ -129,6 +130,7 @@ class _Found:
     lock_error: AzureAccessError | None = None
     assignment_error: AzureAccessError | None = None
     listed: list[str] = field(default_factory=list)  # scopes whose locks / assignments were listed (lower-cased)
+    power: dict[str, str] = field(default_factory=dict)  # VM id (lower-cased) -> power state code
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
@@ -151,8 +153,9 @@ def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, 
         found.disks.update(_bodies(compute.disks.list_by_resource_group(group) if group else compute.disks.list()))
         step(f"virtual machines in {sub}")
         vms = compute.virtual_machines
-        listed = vms.list(group, expand="instanceView") if group else vms.list_all(expand="instanceView")
-        found.vms.update(_bodies(listed))
+        listed = _bodies(vms.list(group) if group else vms.list_all())
+        found.vms.update(listed)
+        found.power.update(machines.power_states(azure, sub, group, [str(b["id"]) for b in listed.values()]))
     scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "")
     found.listed.append(scope.lower())
     if "locks" in needs.blocks:
@@ -392,6 +395,8 @@ def vm_block(vm: Mapping[str, Any], ade: Collection[str]) -> dict[str, Any]:
 def _vm(azure: Azure, vm: dict[str, Any], found: _Found, reading: Reading, ade: set[str]) -> None:
     block = _cw(vm)
     block.update(vm_block(vm, ade))
+    if "powerState" not in block and str(vm["id"]).lower() in found.power:
+        block["powerState"] = found.power[str(vm["id"]).lower()]
     storage = get(vm, "properties.storageProfile") or {}
     ids = [get(d, "managedDisk.id") for d in [storage.get("osDisk") or {}, *(storage.get("dataDisks") or [])]]
     disks = []
