@@ -24,6 +24,7 @@ MODULES = [
     "compute_disks",
     "compute_des",
     "compute_vms",
+    "compute_extensions",
     "monitor",
     "eventgrid",
 ]

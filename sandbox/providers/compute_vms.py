@@ -12,6 +12,7 @@ from sandbox import arm
 from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
 from sandbox.providers import compute as c
 from sandbox.providers.compute_disks import new_disk
+from sandbox.providers.compute_extensions import remove_extensions, vm_resources
 from sandbox.state import State
 
 _SIZE = re.compile(r"^(?:Standard|Basic)_(?P<family>[A-Z]+)(?P<num>\d+)(?P<mods>[a-z-]*)(?:_v(?P<ver>\d+))?", re.I)
@@ -72,9 +73,12 @@ def status_view(state: State, vm: dict[str, Any]) -> dict[str, Any]:
     return {**{k: vm[k] for k in keys}, "properties": {"instanceView": statuses}}
 
 
-def vm_view(state: State, vm: dict[str, Any], expand: str | None = None) -> dict[str, Any]:
-    """The VM as GET shows it; the managedDisk parameters follow the disks' current settings."""
+def vm_view(state: State, vm: dict[str, Any], expand: str | None = None, listed: bool = False) -> dict[str, Any]:
+    """The VM as GET (or, `listed`, a list) shows it; the managedDisk parameters follow the disks' current settings."""
     out = copy.deepcopy(vm)
+    resources = vm_resources(state, vm["id"], listed)
+    if resources is not None:
+        out["resources"] = resources
     sp = out["properties"].get("storageProfile", {})
     for entry in [sp.get("osDisk") or {}, *(sp.get("dataDisks") or [])]:
         md = entry.get("managedDisk") or {}
@@ -342,7 +346,7 @@ class VirtualMachines(ResourceType):
             # Microsoft (azure-sdk-for-go#19707): it gives powerState, provisioningState and platformFaultDomain,
             # and (azure-sdk-for-go#18565) not the model (no tags). Which keys beyond those: unverified.
             return [status_view(call.state, vm) for vm in items]
-        return [self.view(call, b) for b in items]
+        return [vm_view(call.state, b, call.query.get("$expand"), listed=True) for b in items]
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         req = call.body or {}
@@ -369,6 +373,7 @@ class VirtualMachines(ResourceType):
                 disk.pop("managedBy", None)
                 disk["properties"]["LastOwnershipUpdateTime"] = call.state.clock.iso()
         c.sandbox_of(call.state).directory.remove_system_identity(existing["id"])
+        remove_extensions(call.state, existing["id"])
         call.state.remove(existing["id"])
         return Answer(200)
 

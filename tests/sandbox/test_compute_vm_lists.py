@@ -37,3 +37,50 @@ def test_status_only_lists_every_vms_power_state(env):
     assert power == {"vm1": "PowerState/running", "vm2": "PowerState/deallocated"}
     assert listed["vm1"].id.endswith("/virtualMachines/vm1")
     assert listed["vm1"].storage_profile is None  # the runtime status, not the model
+
+
+ADE_LINUX = {
+    "location": "westeurope",
+    "properties": {
+        "publisher": "Microsoft.Azure.Security",
+        "type": "AzureDiskEncryptionForLinux",
+        "typeHandlerVersion": "1.1",
+        "autoUpgradeMinorVersion": True,
+        "settings": {"EncryptionOperation": "EnableEncryption", "VolumeType": "All"},
+        "protectedSettings": {"Passphrase": "never shown"},
+    },
+}
+
+
+def test_vm_extensions_are_resources_listed_by_id_in_a_vm_list(env):
+    vm = env.vm("vm1", env.disk("os1").id)
+    exts = env.compute.virtual_machine_extensions
+    made = exts.begin_create_or_update(RG, "vm1", "AzureDiskEncryptionForLinux", ADE_LINUX).result()
+    assert (made.properties.publisher, made.properties.type, made.properties.provisioning_state) == (
+        "Microsoft.Azure.Security",
+        "AzureDiskEncryptionForLinux",
+        "Succeeded",
+    )
+    assert made.id == f"{vm.id}/extensions/AzureDiskEncryptionForLinux"
+    got = exts.get(RG, "vm1", "AzureDiskEncryptionForLinux")
+    assert got.properties.protected_settings is None and got.properties.settings["VolumeType"] == "All"
+    assert [e.name for e in exts.list(RG, "vm1").value] == ["AzureDiskEncryptionForLinux"]
+    # a list carries only the extensions' ids (recorded at 2020-12-01 and 2024-11-01); a GET the whole bodies
+    (listed,) = env.compute.virtual_machines.list_all()
+    assert [(r.id, r.properties) for r in listed.resources] == [(made.id, None)]
+    single = env.compute.virtual_machines.get(RG, "vm1")
+    assert [r.properties.type for r in single.resources] == ["AzureDiskEncryptionForLinux"]
+    exts.begin_delete(RG, "vm1", "AzureDiskEncryptionForLinux").result()
+    assert env.compute.virtual_machines.get(RG, "vm1").resources is None
+    # ADE once on the VM: encryption at host is refused for good ("currently or ever had" ADE)
+    env.compute.virtual_machines.begin_deallocate(RG, "vm1").result()
+    eah = {"properties": {"securityProfile": {"encryptionAtHost": True}}}
+    with pytest.raises(HttpResponseError) as err:
+        env.compute.virtual_machines.begin_update(RG, "vm1", eah).result()
+    assert (err.value.status_code, err.value.error.code) == (400, "BadRequest")
+
+
+def test_an_extension_needs_its_vm(env):
+    with pytest.raises(HttpResponseError) as err:
+        env.compute.virtual_machine_extensions.begin_create_or_update(RG, "nope", "x", ADE_LINUX).result()
+    assert err.value.status_code == 404
