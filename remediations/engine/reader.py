@@ -385,8 +385,8 @@ def vm_block(vm: Mapping[str, Any], ade: Collection[str]) -> dict[str, Any]:
     power = next((s.get("code") for s in statuses if str(s.get("code", "")).startswith("PowerState/")), None)
     if power:
         block["powerState"] = power
-    if isinstance(vm.get("resources"), list):  # extensions, when ARM includes them in the body
-        block["extensions"] = vm["resources"]
+    if isinstance(vm.get("resources"), list):  # extensions: whole from a GET, by id only from a list
+        block["extensions"] = [{"name": name_of(str(e.get("id", ""))), **e} for e in vm["resources"]]
     if str(vm["id"]).lower() in ade:
         block["adeHistory"] = True
     return block

@@ -236,6 +236,15 @@ def test_locks_not_listed_leave_the_block_unfilled_with_the_reason():
             set(),
             {"powerState": "PowerState/running", "extensions": [{"name": "AzureDiskEncryption"}]},
         ),
+        (  # a VM list names the extensions by id only: the block gives each its name
+            {"id": "/vm/A", "resources": [{"id": "/vm/A/extensions/AzureDiskEncryptionForLinux"}]},
+            set(),
+            {
+                "extensions": [
+                    {"id": "/vm/A/extensions/AzureDiskEncryptionForLinux", "name": "AzureDiskEncryptionForLinux"}
+                ]
+            },
+        ),
     ],
 )
 def test_what_a_vm_body_says_of_itself(vm, ade, block):
