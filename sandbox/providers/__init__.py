@@ -25,6 +25,7 @@ MODULES = [
     "compute_des",
     "compute_vms",
     "compute_extensions",
+    "compute_skus",
     "monitor",
     "eventgrid",
 ]

@@ -84,3 +84,20 @@ def test_an_extension_needs_its_vm(env):
     with pytest.raises(HttpResponseError) as err:
         env.compute.virtual_machine_extensions.begin_create_or_update(RG, "nope", "x", ADE_LINUX).result()
     assert err.value.status_code == 404
+
+
+def test_resource_skus_say_which_sizes_support_encryption_at_host(env):
+    skus = list(env.compute.resource_skus.list(filter="location eq 'westeurope'"))
+    vms = {s.name: s for s in skus if s.resource_type == "virtualMachines"}
+    assert {"Standard_D4s_v5", "Standard_D4_v3", "Standard_DS1_v2"} <= set(vms)
+    caps = {n: {c.name: c.value for c in s.capabilities} for n, s in vms.items()}
+    assert caps["Standard_D4s_v5"]["EncryptionAtHostSupported"] == "True"
+    assert caps["Standard_D4_v3"]["EncryptionAtHostSupported"] == "False"  # the seed's table: not Dv3
+    assert caps["Standard_D4s_v5"]["vCPUs"] == "4"
+    assert all(s.locations == ["westeurope"] for s in skus)
+    assert vms["Standard_D4s_v5"].location_info[0].location == "westeurope"
+    # the VM rule follows the SKU list: a size it says lacks the capability is refused
+    eah = {"securityProfile": {"encryptionAtHost": True}}
+    with pytest.raises(HttpResponseError) as err:
+        env.vm("vm1", env.disk("os1").id, size="Standard_D4_v3", **eah)
+    assert (err.value.status_code, err.value.error.code) == (400, "InvalidParameter")
