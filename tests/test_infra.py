@@ -25,6 +25,7 @@ from remediations.engine import applier
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from remediations.errors import AzureAccessError
+from remediations.resources import get
 from remediations.rotation.run import rotate
 from sandbox import conditions
 from sandbox.rbac import ROLES
@@ -292,6 +293,12 @@ def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
         history = [ids(sandbox)["ade"]]
         dry = scan(scope, POLICIES, settings=settings, azure=azure, ade_history=history)
         unreadable = [f"{f.policy.id}: {f.unreadable}" for f in dry.findings if f.unreadable]
+        # a VM size's capabilities unread: the seed's table decides, and the advice says so
+        unreadable += [
+            f"{rid}: {b['cryptward']['skuUnreadable']}"
+            for rid, b in dry.bodies.items()
+            if get(b, "cryptward.skuUnreadable")
+        ]
         approved = [c.id for c in dry.plan.changes]
         if scenario == "later":
             results = applier.apply(dry.plan, azure, scope=scope, approved=approved, fresh=False)

@@ -1,4 +1,5 @@
-"""What the reader learns about VMs besides their bodies: power states, as ComputeRP offers them in bulk.
+"""What the reader learns about VMs besides their bodies: power states, as ComputeRP offers them in bulk, and their
+sizes' capabilities from the Resource SKUs API.
 
 A VM list may not expand the instance view without a `$filter` (ComputeRP virtualMachine.json, VirtualMachines_List
 and _ListAll, `$expand`: "this can only be specified if a valid $filter option is specified"; Azure answers 400
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from remediations.azure import Azure, as_body, translated
+from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.resources import get
 
@@ -41,4 +43,40 @@ def power_states(azure: Azure, subscription: str, group: str | None, vm_ids: Ite
     return out
 
 
-__all__ = ["power_code", "power_states"]
+# --- VM sizes' capabilities --------------------------------------------------------------------------------------
+
+Capabilities = dict[str, dict[str, str]]  # size (lower-cased) -> {capability name: value}
+
+
+def region_skus(azure: Azure, subscription: str, region: str) -> Capabilities:
+    """The VM sizes a subscription may use in a region, with their capabilities: one Resource SKUs list
+    (`$filter=location eq '...'`, the only filter Azure supports)."""
+    out: Capabilities = {}
+    with translated():
+        for item in azure.compute(subscription).resource_skus.list(filter=f"location eq '{region}'"):
+            body = as_body(item)
+            if str(body.get("resourceType", "")).lower() != "virtualmachines":
+                continue
+            caps = {str(c.get("name")): str(c.get("value")) for c in body.get("capabilities") or []}
+            out[str(body.get("name", "")).lower()] = caps
+    return out
+
+
+def sku_block(azure: Azure, vm: Mapping[str, Any], cache: dict[tuple[str, str], Capabilities | str]) -> dict[str, Any]:
+    """A VM's `skuCapabilities` (its size's capabilities as Azure lists them), or `skuUnreadable` (why the list could
+    not be read); nothing when Azure does not list the size there. `cache`: per subscription and region, per run."""
+    region = str(vm.get("location", "")).replace(" ", "").lower()
+    key = (str(vm["id"]).split("/")[2].lower(), region)
+    if key not in cache:
+        try:
+            cache[key] = region_skus(azure, key[0], region)
+        except AzureAccessError as e:
+            cache[key] = f"{e.code}: {e.message}"
+    found = cache[key]
+    if isinstance(found, str):
+        return {"skuUnreadable": found}
+    caps = found.get(str(get(vm, "properties.hardwareProfile.vmSize") or "").lower())
+    return {"skuCapabilities": caps} if caps is not None else {}
+
+
+__all__ = ["power_code", "power_states", "region_skus", "sku_block"]

@@ -131,6 +131,7 @@ class _Found:
     assignment_error: AzureAccessError | None = None
     listed: list[str] = field(default_factory=list)  # scopes whose locks / assignments were listed (lower-cased)
     power: dict[str, str] = field(default_factory=dict)  # VM id (lower-cased) -> power state code
+    skus: dict[tuple[str, str], Any] = field(default_factory=dict)  # (subscription, region) -> sizes' capabilities
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
@@ -267,6 +268,7 @@ def _machines(
             keep(disk)
     for vm in found.vms.values():
         if needs.wants(VM):
+            _cw(vm).update(machines.sku_block(azure, vm, found.skus))
             keep(vm)
 
 

@@ -1,7 +1,8 @@
 """Turn on encryption at host for a VM: temporary disks and caches get encrypted too. Needs the VM deallocated.
 
-Never on a VM with Azure Disk Encryption (the two are mutually exclusive) or of a series without support for it;
-the advisor decides both, from the seed's comparison table.
+Never on a VM with Azure Disk Encryption (the two are mutually exclusive) or of a size without support for it;
+the advisor decides both: support from Azure's Resource SKUs capability `EncryptionAtHostSupported` (the seed's
+comparison table when the SKU list could not be read).
 """
 
 from __future__ import annotations

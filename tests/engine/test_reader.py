@@ -67,7 +67,9 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
     keys = [p for p in paths if "/keys/" in p]
     assert len(diagnostics) == 3  # one per vault: ARM has no cross-resource list of diagnostic settings
     assert [p.rsplit("/", 1)[-1] for p in keys] == ["des-key"]
-    assert len(paths) == len(lists) + 1 + 3 + 1 == azure.calls["GET"]
+    skus = [p for p in paths if p.endswith("/providers/microsoft.compute/skus")]
+    assert len(skus) == 2  # the VM sizes' capabilities: one list per region (westeurope, northeurope)
+    assert len(paths) == len(lists) + 1 + 3 + 1 + 2 == azure.calls["GET"]
 
 
 def test_only_what_the_policies_need_is_read(sandbox, azure_as):
@@ -249,3 +251,24 @@ def test_locks_not_listed_leave_the_block_unfilled_with_the_reason():
 )
 def test_what_a_vm_body_says_of_itself(vm, ade, block):
     assert vm_block(vm, ade) == block
+
+
+def test_a_sweep_reads_each_vm_sizes_capabilities_from_azure_once_per_region(sandbox, azure_as):
+    sandbox.reset("estate")
+    since = len(sandbox.calls())
+    reading = read_scope(azure_as("reader"), Scope((sandbox.subscription_id,)), ALL)
+    vms = [b for b in reading.resources.values() if b["type"] == "Microsoft.Compute/virtualMachines"]
+    regions = {vm["location"] for vm in vms}
+    sku_lists = [c for c in sandbox.calls(since) if c["path"].lower().endswith("/providers/microsoft.compute/skus")]
+    assert len(sku_lists) == len(regions) < len(vms)  # cached per region
+    for vm in vms:
+        caps = vm["cryptward"]["skuCapabilities"]
+        assert caps["EncryptionAtHostSupported"] in ("True", "False") and caps["vCPUs"]
+
+
+def test_sizes_whose_capabilities_cannot_be_read_say_why(sandbox, azure_as, grant_custom_role):
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=["Microsoft.Compute/skus/read"])
+    reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)
+    vm = by_name(reading)["vm-weu-app"]["cryptward"]
+    assert "skuCapabilities" not in vm and vm["skuUnreadable"].startswith("AuthorizationFailed")
