@@ -26,6 +26,7 @@ MODULES = [
     "compute_vms",
     "compute_extensions",
     "compute_skus",
+    "features",
     "monitor",
     "eventgrid",
 ]

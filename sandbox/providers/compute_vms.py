@@ -11,6 +11,7 @@ from typing import Any
 from sandbox import arm
 from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
 from sandbox.providers import compute as c
+from sandbox.providers import features
 from sandbox.providers.compute_disks import new_disk
 from sandbox.providers.compute_extensions import remove_extensions, vm_resources
 from sandbox.state import State
@@ -250,6 +251,17 @@ def write_vm(call: Call, existing: dict[str, Any] | None, req: dict[str, Any], l
     os_swap = existing is not None and str(old_os.get("id") or "").lower() != str(new_os.get("id") or "").lower()
     if os_swap and c.vm_allocated(state, vm_id):
         raise ArmError(409, "PropertyChangeNotAllowed", "Changing property 'osDisk.managedDisk.id' is not allowed.")
+    if "encryptionAtHost" in (props.get("securityProfile") or {}) and not features.in_effect(
+        state, vm_id.split("/")[2], "Microsoft.Compute", "EncryptionAtHost"
+    ):
+        # Azure's answer, status, code, text and target, quoted in hashicorp/terraform-provider-azurerm#17185 and
+        # Azure/azure-cli#16788; naming the property at all is refused, false too (Azure/ResourceModules#1242,
+        # Azure/bicep-registry-modules#2374). The feature: sandbox/providers/features.py.
+        raise c.invalid_parameter(
+            "The property 'securityProfile.encryptionAtHost' is not valid because the 'Microsoft.Compute/"
+            "EncryptionAtHost' feature is not enabled for this subscription.",
+            "securityProfile.encryptionAtHost",
+        )
     security = {**(old_props.get("securityProfile") or {}), **(props.get("securityProfile") or {})}
     _check_eah(state, vm_id, existing, hw["vmSize"], bool(security.get("encryptionAtHost")), plan.disk_ids)
     # -- everything validated: store

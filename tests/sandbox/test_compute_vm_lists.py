@@ -5,6 +5,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from tests.sandbox.test_compute import RG, Env
+from tests.sandbox.test_features import enable_encryption_at_host
 
 
 @pytest.fixture
@@ -53,6 +54,7 @@ ADE_LINUX = {
 
 
 def test_vm_extensions_are_resources_listed_by_id_in_a_vm_list(env):
+    enable_encryption_at_host(env.sb)
     vm = env.vm("vm1", env.disk("os1").id)
     exts = env.compute.virtual_machine_extensions
     made = exts.begin_create_or_update(RG, "vm1", "AzureDiskEncryptionForLinux", ADE_LINUX).result()
@@ -87,6 +89,7 @@ def test_an_extension_needs_its_vm(env):
 
 
 def test_resource_skus_say_which_sizes_support_encryption_at_host(env):
+    enable_encryption_at_host(env.sb)
     skus = list(env.compute.resource_skus.list(filter="location eq 'westeurope'"))
     vms = {s.name: s for s in skus if s.resource_type == "virtualMachines"}
     assert {"Standard_D4s_v5", "Standard_D4_v3", "Standard_DS1_v2"} <= set(vms)
