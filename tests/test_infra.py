@@ -230,6 +230,8 @@ SCENARIOS = {
     ("Microsoft.KeyVault/vaults/keys/read", False): "rotation",
     ("Microsoft.KeyVault/vaults/keys/read", True): "rotation",
     ("Microsoft.KeyVault/vaults/keys/rotate/action", True): "rotation",
+    # a subscription without the EncryptionAtHost feature: vm-encryption-at-host registers it first
+    ("Microsoft.Features/providers/features/register/action", False): "no-eah-feature",
 }
 
 
@@ -277,6 +279,20 @@ def _legacy_des(sandbox: Any) -> None:
             },
         },
     ).result()
+
+
+def _unregister_eah_feature(sandbox: Any) -> None:
+    """The admin unregisters the subscription's EncryptionAtHost feature (the estate registered it)."""
+    import httpx
+
+    feature = "providers/Microsoft.Features/providers/Microsoft.Compute/features/EncryptionAtHost"
+    token = sandbox.credential("admin").get_token("https://management.azure.com/.default").token
+    with httpx.Client(verify=sandbox.ssl, timeout=30) as client:
+        client.post(
+            f"{sandbox.base_url}/subscriptions/{sandbox.subscription_id}/{feature}/unregister",
+            params={"api-version": "2021-07-01"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).raise_for_status()
 
 
 def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
@@ -329,6 +345,8 @@ def test_with_the_whole_role_every_scenario_goes_through(sandbox, grant_custom_r
     sandbox.reset("estate")
     if scenario == "legacy-des":
         _legacy_des(sandbox)
+    if scenario == "no-eah-feature":
+        _unregister_eah_feature(sandbox)
     grant_custom_role("bot")
     since = len(sandbox.calls())
     assert _outcome(sandbox, as_bot(), scenario) == []
@@ -343,6 +361,8 @@ def test_removing_any_permission_of_the_role_makes_an_operation_of_the_bot_fail(
     sandbox.reset("estate")
     if scenario == "legacy-des":
         _legacy_des(sandbox)
+    if scenario == "no-eah-feature":
+        _unregister_eah_feature(sandbox)
     grant_custom_role("bot", role=_role_without(action, data))
     since = len(sandbox.calls())
 

@@ -1,5 +1,5 @@
 """What the reader learns about VMs besides their bodies: power states, as ComputeRP offers them in bulk, and their
-sizes' capabilities from the Resource SKUs API.
+sizes' capabilities from the Resource SKUs API, and whether their subscription may use encryption at host.
 
 A VM list may not expand the instance view without a `$filter` (ComputeRP virtualMachine.json, VirtualMachines_List
 and _ListAll, `$expand`: "this can only be specified if a valid $filter option is specified"; Azure answers 400
@@ -79,4 +79,32 @@ def sku_block(azure: Azure, vm: Mapping[str, Any], cache: dict[tuple[str, str], 
     return {"skuCapabilities": caps} if caps is not None else {}
 
 
-__all__ = ["power_code", "power_states", "region_skus", "sku_block"]
+# --- the subscription's EncryptionAtHost feature -------------------------------------------------------------------
+
+FEATURES_API = "2021-07-01"  # Microsoft.Features, features.json stable/2021-07-01 (Features_Get)
+
+
+def feature_path(subscription: str) -> str:
+    return (
+        f"/subscriptions/{subscription}/providers/Microsoft.Features/providers/Microsoft.Compute/features/"
+        "EncryptionAtHost"
+    )
+
+
+def feature_block(
+    azure: Azure, vm: Mapping[str, Any], cache: dict[str, dict[str, str] | AzureAccessError]
+) -> dict[str, str] | AzureAccessError:
+    """The VM's subscription's EncryptionAtHost feature, `{id, state}` (one GET per subscription per run), or why it
+    could not be read."""
+    sub = str(vm["id"]).split("/")[2].lower()
+    if sub not in cache:
+        path = feature_path(str(vm["id"]).split("/")[2])
+        try:
+            body = azure.get(path, FEATURES_API)
+            cache[sub] = {"id": str(body.get("id") or path), "state": str(get(body, "properties.state") or "")}
+        except AzureAccessError as e:
+            cache[sub] = e
+    return cache[sub]
+
+
+__all__ = ["feature_block", "feature_path", "power_code", "power_states", "region_skus", "sku_block"]

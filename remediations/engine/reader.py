@@ -132,6 +132,7 @@ class _Found:
     listed: list[str] = field(default_factory=list)  # scopes whose locks / assignments were listed (lower-cased)
     power: dict[str, str] = field(default_factory=dict)  # VM id (lower-cased) -> power state code
     skus: dict[tuple[str, str], Any] = field(default_factory=dict)  # (subscription, region) -> sizes' capabilities
+    features: dict[str, Any] = field(default_factory=dict)  # subscription -> its EncryptionAtHost feature
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
@@ -269,6 +270,11 @@ def _machines(
     for vm in found.vms.values():
         if needs.wants(VM):
             _cw(vm).update(machines.sku_block(azure, vm, found.skus))
+            feature = machines.feature_block(azure, vm, found.features)
+            if isinstance(feature, AzureAccessError):
+                reading.missing(str(vm["id"]), RELATED, feature)
+            else:
+                _cw(vm)["encryptionAtHostFeature"] = feature
             keep(vm)
 
 

@@ -69,7 +69,9 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
     assert [p.rsplit("/", 1)[-1] for p in keys] == ["des-key"]
     skus = [p for p in paths if p.endswith("/providers/microsoft.compute/skus")]
     assert len(skus) == 2  # the VM sizes' capabilities: one list per region (westeurope, northeurope)
-    assert len(paths) == len(lists) + 1 + 3 + 1 + 2 == azure.calls["GET"]
+    features = [p for p in paths if p.endswith("/features/encryptionathost")]
+    assert len(features) == 1  # the subscription's EncryptionAtHost feature, once
+    assert len(paths) == len(lists) + 1 + 3 + 1 + 2 + 1 == azure.calls["GET"]
 
 
 def test_only_what_the_policies_need_is_read(sandbox, azure_as):
@@ -262,6 +264,7 @@ def test_a_sweep_reads_each_vm_sizes_capabilities_from_azure_once_per_region(san
     sku_lists = [c for c in sandbox.calls(since) if c["path"].lower().endswith("/providers/microsoft.compute/skus")]
     assert len(sku_lists) == len(regions) < len(vms)  # cached per region
     for vm in vms:
+        assert vm["cryptward"]["encryptionAtHostFeature"]["state"] == "Registered"  # the estate registered it
         caps = vm["cryptward"]["skuCapabilities"]
         assert caps["EncryptionAtHostSupported"] in ("True", "False") and caps["vCPUs"]
 
