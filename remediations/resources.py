@@ -88,7 +88,8 @@ def vm_ade_trace(vm: Mapping[str, Any]) -> str | None:
     extensions = [*(vm.get("resources") or []), *(cryptward(vm, "extensions") or [])]
     for ext in extensions:
         # A GET carries the extension's body (its type); a VM list only its id, whose last segment is its name:
-        # ADE's extension is named after its type by az, PowerShell and the portal.
+        # az names ADE's extension after its type (azure-cli vm module, disk_encryption.py `extension_info`); other
+        # tools may name it otherwise (unverified), and Azure then still refuses encryption at host for the VM.
         kind = str(get(ext, "properties.type") or get(ext, "name") or name_of(str(get(ext, "id") or "")))
         if kind.lower() in (e.lower() for e in ADE_EXTENSIONS):
             return f"VM {name} has the {kind} extension (Azure Disk Encryption)"
