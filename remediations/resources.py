@@ -101,7 +101,10 @@ def vm_ade_trace(vm: Mapping[str, Any]) -> str | None:
     name = name_of(str(vm.get("id", "")))
     extensions = [*(vm.get("resources") or []), *(cryptward(vm, "extensions") or [])]
     for ext in extensions:
-        kind = str(get(ext, "properties.type") or "")
+        # A GET carries the extension's body (its type); a VM list only its id, whose last segment is its name:
+        # az names ADE's extension after its type (azure-cli vm module, disk_encryption.py `extension_info`); other
+        # tools may name it otherwise (unverified), and Azure then still refuses encryption at host for the VM.
+        kind = str(get(ext, "properties.type") or get(ext, "name") or name_of(str(get(ext, "id") or "")))
         if kind.lower() in (e.lower() for e in ADE_EXTENSIONS):
             return f"VM {name} has the {kind} extension (Azure Disk Encryption)"
     if get(vm, "properties.storageProfile.osDisk.encryptionSettings.enabled"):

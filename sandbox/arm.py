@@ -95,14 +95,27 @@ def parse_path(path: str, method: str) -> ArmPath:
             # subscription-level collections outside providers: /resources, /locations, /tagNames
             return ArmPath(f"Microsoft.Resources/{segs[2]}", "collection", scope, subscription=sub)
     result: ArmPath | None = None
+    if sub and rg is None and segs[pos].lower() == "providers" and len(segs) in (4, 5):
+        # A resource provider itself (resources.json, Providers_Get / Providers_Register): GET .../providers/{ns},
+        # POST .../providers/{ns}/register (its operation is {ns}/register/action).
+        ns, pid = segs[3], f"{scope}/providers/{segs[3]}"
+        if len(segs) == 4:
+            return ArmPath(ns, "item", scope, ns, None, sub, None, pid)
+        if method == "POST":
+            return ArmPath(ns, "action", scope, ns, segs[4], sub, None, pid)
     while pos < len(segs):
         if segs[pos].lower() != "providers" or pos + 2 >= len(segs):
             raise ArmError(400, "InvalidResourceType", f"The resource path '{path}' is not valid.")
         ns = segs[pos + 1]
         pos += 2
-        if segs[pos].lower() == "providers":  # `/providers/{ns}/providers/...`: a namespace without a type
+        rtype = ns
+        if ns.lower() == "microsoft.features" and pos + 2 < len(segs) and segs[pos].lower() == "providers":
+            # Microsoft.Features names the provider a feature belongs to (features.json: .../providers/
+            # Microsoft.Features/providers/{resourceProviderNamespace}/features/{featureName}).
+            rtype, ns, pos = f"{ns}/providers", f"{ns}/providers/{segs[pos + 1]}", pos + 2
+        elif pos < len(segs) and segs[pos].lower() == "providers":  # `/providers/{ns}/providers/...`: no type
             raise ArmError(400, "InvalidResourceType", f"The resource path '{path}' is not valid.")
-        rtype, parent, first = ns, scope, True
+        parent, first = scope, True
         while pos < len(segs) and segs[pos].lower() != "providers":
             rtype = f"{rtype}/{segs[pos]}"
             if pos + 1 == len(segs):

@@ -167,6 +167,10 @@ def estate(sb: Sandbox) -> dict[str, Any]:
         for version in entry["versions"]:
             version["attributes"]["created"] -= 120 * 86400
             version["attributes"]["updated"] -= 120 * 86400
+    # ... and the EncryptionAtHost feature finished registering before Microsoft.Compute was registered again.
+    for entry in sb.state.table("features").values():
+        if isinstance(entry, dict) and entry.get("state") == "Registering":
+            entry["readyAt"] -= 86400
     return {"subscriptions": [DEFAULT_SUBSCRIPTION, KEYS_SUBSCRIPTION], **made}
 
 
@@ -225,6 +229,17 @@ def estate_steps(sub: str, tenant: str, admin_object_id: str) -> list[Step]:
         *_disk_encryption_set(groups["rg-keys-weu"]),
         *_disks(groups),
         *_vms(groups),
+        *_encryption_at_host_feature(sub),
+    ]
+
+
+def _encryption_at_host_feature(sub: str) -> list[Step]:
+    """The administrator enabled encryption at host for the subscription (Microsoft Learn's prerequisite: register the
+    Microsoft.Compute/EncryptionAtHost feature, then Microsoft.Compute again so that it propagates)."""
+    feature = f"{sub}/providers/Microsoft.Features/providers/Microsoft.Compute/features/EncryptionAtHost"
+    return [
+        Step("POST", f"{feature}/register", "2021-07-01"),
+        Step("POST", f"{sub}/providers/Microsoft.Compute/register", RES_API),
     ]
 
 

@@ -79,6 +79,8 @@ class Settings:
     duplicate_rate: float = 0.0  # probability that a delivered batch is delivered again
     reorder: bool = False  # shuffle events waiting for the same subscription
     delivery_seed: int = 0
+    # Microsoft.Features: how long a feature stays Registering (Microsoft Learn: registration "may take a few minutes")
+    feature_registration_seconds: float = 300.0
 
 
 @dataclass

@@ -25,6 +25,7 @@ from remediations.engine import applier
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from remediations.errors import AzureAccessError
+from remediations.resources import get
 from remediations.rotation.run import rotate
 from sandbox import conditions
 from sandbox.rbac import ROLES
@@ -229,6 +230,8 @@ SCENARIOS = {
     ("Microsoft.KeyVault/vaults/keys/read", False): "rotation",
     ("Microsoft.KeyVault/vaults/keys/read", True): "rotation",
     ("Microsoft.KeyVault/vaults/keys/rotate/action", True): "rotation",
+    # a subscription without the EncryptionAtHost feature: vm-encryption-at-host registers it first
+    ("Microsoft.Features/providers/features/register/action", False): "no-eah-feature",
 }
 
 
@@ -278,6 +281,20 @@ def _legacy_des(sandbox: Any) -> None:
     ).result()
 
 
+def _unregister_eah_feature(sandbox: Any) -> None:
+    """The admin unregisters the subscription's EncryptionAtHost feature (the estate registered it)."""
+    import httpx
+
+    feature = "providers/Microsoft.Features/providers/Microsoft.Compute/features/EncryptionAtHost"
+    token = sandbox.credential("admin").get_token("https://management.azure.com/.default").token
+    with httpx.Client(verify=sandbox.ssl, timeout=30) as client:
+        client.post(
+            f"{sandbox.base_url}/subscriptions/{sandbox.subscription_id}/{feature}/unregister",
+            params={"api-version": "2021-07-01"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).raise_for_status()
+
+
 def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
     """Run the scenario as the bot; what it reports as refused or unreadable (empty when all went through)."""
     sub = sandbox.subscription_id
@@ -292,6 +309,12 @@ def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
         history = [ids(sandbox)["ade"]]
         dry = scan(scope, POLICIES, settings=settings, azure=azure, ade_history=history)
         unreadable = [f"{f.policy.id}: {f.unreadable}" for f in dry.findings if f.unreadable]
+        # a VM size's capabilities unread: the seed's table decides, and the advice says so
+        unreadable += [
+            f"{rid}: {b['cryptward']['skuUnreadable']}"
+            for rid, b in dry.bodies.items()
+            if get(b, "cryptward.skuUnreadable")
+        ]
         approved = [c.id for c in dry.plan.changes]
         if scenario == "later":
             results = applier.apply(dry.plan, azure, scope=scope, approved=approved, fresh=False)
@@ -322,6 +345,8 @@ def test_with_the_whole_role_every_scenario_goes_through(sandbox, grant_custom_r
     sandbox.reset("estate")
     if scenario == "legacy-des":
         _legacy_des(sandbox)
+    if scenario == "no-eah-feature":
+        _unregister_eah_feature(sandbox)
     grant_custom_role("bot")
     since = len(sandbox.calls())
     assert _outcome(sandbox, as_bot(), scenario) == []
@@ -336,6 +361,8 @@ def test_removing_any_permission_of_the_role_makes_an_operation_of_the_bot_fail(
     sandbox.reset("estate")
     if scenario == "legacy-des":
         _legacy_des(sandbox)
+    if scenario == "no-eah-feature":
+        _unregister_eah_feature(sandbox)
     grant_custom_role("bot", role=_role_without(action, data))
     since = len(sandbox.calls())
 

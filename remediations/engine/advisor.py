@@ -11,7 +11,8 @@ encrypted with customer-managed keys (ADE needs platform-managed keys); ADE VMs 
 same region, and cannot move between subscriptions or regions. The two are mutually exclusive.
 
 When the reader has the size's capabilities from the Resource SKUs API (`EncryptionAtHostSupported`, `MemoryGB`,
-`MaxResourceVolumeMB`), they override the tables here.
+`MaxResourceVolumeMB`), they override the tables here: Azure decides. The tables are the fallback when the SKU list
+could not be read (`cryptward.skuUnreadable`), and the advice then says so.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from remediations.resources import get, vm_ade_trace
+from remediations.resources import cryptward, get, vm_ade_trace
 
 EAH = "encryption-at-host"
 ADE = "azure-disk-encryption"
@@ -89,16 +90,22 @@ def _eah(vm: Mapping[str, Any], found: Series | None, caps: Mapping[str, Any], a
     why: list[str] = []
     size = str(get(vm, "properties.hardwareProfile.vmSize") or "unknown")
     supported = caps.get("EncryptionAtHostSupported")
+    unread = cryptward(vm, "skuUnreadable")
+    source = f" (the seed's table decided: Azure's Resource SKUs list could not be read: {unread})" if unread else ""
     if supported is not None:
         if str(supported).lower() != "true":
-            why.append(f"Azure reports that size {size} does not support encryption at host.")
+            why.append(f"Azure reports (Resource SKUs) that size {size} does not support encryption at host.")
     elif found and (found.family, found.version) in EAH_UNSUPPORTED and "s" not in found.features:
-        why.append(f"The {found.name} series ({size}) does not support encryption at host; resize to a newer series.")
+        why.append(
+            f"The {found.name} series ({size}) does not support encryption at host; resize to a newer series{source}."
+        )
     if ade_trace:
         why.append(f"Encryption at host and ADE are mutually exclusive, and {ade_trace}.")
     if why:
         return Option(EAH, False, tuple(why))
     notes = ["It needs the VM deallocated once to turn on, and the EncryptionAtHost feature on the subscription."]
+    if supported is None and unread:
+        notes.append(f"Its size counts as supported by the seed's table{source}.")
     return Option(EAH, True, tuple(notes))
 
 

@@ -129,7 +129,8 @@ def _union(*groups: Iterable[Any]) -> tuple[Any, ...]:
 def _combine(a: Change, b: Change) -> Change | None:
     """One change doing both `a` and `b`, when they write the same target and the API takes both in one body."""
     oa, ob = a.operation, b.operation
-    same = (oa.plane, oa.method, oa.path.lower(), oa.api_version) == (
+    same = (a.resource_id.lower(), oa.plane, oa.method, oa.path.lower(), oa.api_version) == (
+        b.resource_id.lower(),
         ob.plane,
         ob.method,
         ob.path.lower(),
@@ -179,14 +180,15 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
     the changes needing it, in turn)."""
     live = list(changes)
     blocked: list[Skip] = []
+
+    def made(ref: Ref, of: Change, among: list[Change]) -> list[Change]:
+        """The changes `ref` names: fix `ref.fix` on `ref.resource_id`, other than `of` itself (a fix may make two
+        changes on one resource, the second needing the first)."""
+        wanted = ref.resource_id.lower()
+        return [c for c in among if c is not of and c.resource_id.lower() == wanted and ref.fix in c.fixes]
+
     while True:
-        by_fix = {(c.resource_id.lower(), fix): c for c in live for fix in c.fixes}
-        stuck = [
-            (c, ref)
-            for c in live
-            for ref in c.needs
-            if ref.required and (ref.resource_id.lower(), ref.fix) not in by_fix
-        ]
+        stuck = [(c, ref) for c in live for ref in c.needs if ref.required and not made(ref, c, live)]
         if not stuck:
             break
         for change, ref in stuck:
@@ -201,10 +203,9 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
                 Skip(change.resource_id, p, SkipReason.BLOCKED, detail, f)
                 for p, f in zip(change.policy_ids, change.fixes, strict=False)
             )
-    by_fix = {(c.resource_id.lower(), fix): c for c in live for fix in c.fixes}
     resolved = []
     for c in live:
-        deps = [by_fix[(r.resource_id.lower(), r.fix)].id for r in c.needs if (r.resource_id.lower(), r.fix) in by_fix]
+        deps = [d.id for r in c.needs for d in made(r, c, live)]
         resolved.append(replace(c, depends_on=_union(c.depends_on, [d for d in deps if d != c.id]), needs=()))
     return resolved, blocked
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediations.azure import Azure, as_body, translated
+from remediations.engine import machines
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
@@ -143,6 +144,9 @@ class _Found:
     listed: list[str] = field(default_factory=list)  # scopes whose locks / assignments were listed (lower-cased)
     vaults_everywhere: AzureAccessError | str | None = None  # the other subscriptions' vaults were listed (or why not)
     snapshots: dict[str, dict[str, Any]] | AzureAccessError | None = None  # listed with the disks (or why not)
+    power: dict[str, str] = field(default_factory=dict)  # VM id (lower-cased) -> power state code
+    skus: dict[tuple[str, str], Any] = field(default_factory=dict)  # (subscription, region) -> sizes' capabilities
+    features: dict[str, Any] = field(default_factory=dict)  # subscription -> its EncryptionAtHost feature
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
@@ -169,8 +173,9 @@ def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, 
         )
         step(f"virtual machines in {sub}")
         vms = compute.virtual_machines
-        listed = vms.list(group, expand="instanceView") if group else vms.list_all(expand="instanceView")
-        found.vms.update(_bodies(listed))
+        listed = _bodies(vms.list(group) if group else vms.list_all())
+        found.vms.update(listed)
+        found.power.update(machines.power_states(azure, sub, group, [str(b["id"]) for b in listed.values()]))
     scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "")
     found.listed.append(scope.lower())
     if "locks" in needs.blocks:
@@ -283,6 +288,12 @@ def _machines(
             keep(disk)
     for vm in found.vms.values():
         if needs.wants(VM):
+            _cw(vm).update(machines.sku_block(azure, vm, found.skus))
+            feature = machines.feature_block(azure, vm, found.features)
+            if isinstance(feature, AzureAccessError):
+                reading.missing(str(vm["id"]), RELATED, feature)
+            else:
+                _cw(vm)["encryptionAtHostFeature"] = feature
             keep(vm)
 
 
@@ -476,8 +487,8 @@ def vm_block(vm: Mapping[str, Any], ade: Collection[str]) -> dict[str, Any]:
     power = next((s.get("code") for s in statuses if str(s.get("code", "")).startswith("PowerState/")), None)
     if power:
         block["powerState"] = power
-    if isinstance(vm.get("resources"), list):  # extensions, when ARM includes them in the body
-        block["extensions"] = vm["resources"]
+    if isinstance(vm.get("resources"), list):  # extensions: whole from a GET, by id only from a list
+        block["extensions"] = [{"name": name_of(str(e.get("id", ""))), **e} for e in vm["resources"]]
     if str(vm["id"]).lower() in ade:
         block["adeHistory"] = True
     return block
@@ -486,6 +497,8 @@ def vm_block(vm: Mapping[str, Any], ade: Collection[str]) -> dict[str, Any]:
 def _vm(azure: Azure, vm: dict[str, Any], found: _Found, reading: Reading, ade: set[str]) -> None:
     block = _cw(vm)
     block.update(vm_block(vm, ade))
+    if "powerState" not in block and str(vm["id"]).lower() in found.power:
+        block["powerState"] = found.power[str(vm["id"]).lower()]
     storage = get(vm, "properties.storageProfile") or {}
     ids = [get(d, "managedDisk.id") for d in [storage.get("osDisk") or {}, *(storage.get("dataDisks") or [])]]
     disks = []

@@ -150,9 +150,12 @@ _TABLE: dict[str, dict[str, str]] = {
 #   DES        keyVault: the GET body of the vault holding the active key
 #              keyVaultRoleAssignments: [role assignments for the DES's principal at that vault's scope and above]
 #   keys       diskEncryptionSets: [ids of the disk encryption sets whose active key is this key]
-#   VMs        powerState: the PowerState/... code of the instance view; extensions: [extension GET bodies];
+#   VMs        powerState: the PowerState/... code of the instance view; extensions: [the VM body's `resources`:
+#              whole extensions from a GET, `{id, name}` from a list, which names them by id only];
 #              disks: [GET bodies of the VM's managed disks]; skuCapabilities: {name: value} of its size (Resource
-#              SKUs API: EncryptionAtHostSupported, MemoryGB, MaxResourceVolumeMB), read by the advisor
+#              SKUs API: EncryptionAtHostSupported, MemoryGB, MaxResourceVolumeMB), read by the advisor, or
+#              skuUnreadable: why the SKU list could not be read; encryptionAtHostFeature: {id, state} of the
+#              subscription's Microsoft.Compute/EncryptionAtHost feature
 #
 # and a policy reads it with a field named like its path: `cryptward.locks[*].properties.level`. A block the reader
 # did not fill is absent, so a policy that needs it guards with `exists: true` (not read is not non-compliant).
@@ -195,6 +198,7 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         "cryptward.powerState",
         "cryptward.extensions[*]",
         "cryptward.extensions[*].properties.type",
+        "cryptward.extensions[*].name",
         "cryptward.disks[*]",
         "cryptward.disks[*].properties.encryptionSettingsCollection.enabled",
         "cryptward.disks[*].properties.encryption.type",

@@ -25,6 +25,9 @@ MODULES = [
     "compute_snapshots",
     "compute_des",
     "compute_vms",
+    "compute_extensions",
+    "compute_skus",
+    "features",
     "monitor",
     "eventgrid",
 ]

@@ -43,6 +43,10 @@ WRITE_API = {
     "Microsoft.Compute/virtualMachines/extensions": "2026-04-01",
     "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",
 }
+EXT, VM = "Microsoft.Compute/virtualMachines/extensions", "Microsoft.Compute/virtualMachines"
+ANY_EXTENSION = {
+    "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript", "typeHandlerVersion": "2.1"}
+}
 TOP_READ_ONLY = {"id", "name", "type", "etag"}
 READ_ONLY = {
     "systemData",
@@ -170,12 +174,27 @@ class Replayer:
             self.snapshot_source(item)
         elif lower == "microsoft.authorization/roleassignments":
             return  # see make_role_assignments
+        elif lower == "microsoft.compute/virtualmachines/extensions":
+            self.extension_vm(rid.rsplit("/extensions/", 1)[0], item.get("location", "westus"))
         else:
             raise NotServed(rtype)
         api = WRITE_API.get(next((k for k in WRITE_API if k.lower() == lower), ""), "")
         if lower == "microsoft.compute/virtualmachines":
             self.vm_prerequisites(body)
         self.arm("PUT", rid, body, api=api)
+        for ext in item.get("resources") or [] if lower == "microsoft.compute/virtualmachines" else []:
+            # a VM's extensions, as recorded (a list gives only their ids: any extension will do)
+            ext_body = self.fix(self.writable(copy.deepcopy(ext))) if ext.get("properties") else ANY_EXTENSION
+            self.arm("PUT", self.fix(ext["id"]), ext_body, api=WRITE_API[EXT])
+
+    def extension_vm(self, vm_id: str, location: str) -> None:
+        """The VM a recorded extension belongs to, made for it when the recording has none."""
+        if self.sb.state.get(vm_id) is not None:
+            return
+        self.group(vm_id, location)
+        os_disk = {"createOption": "FromImage", "osType": "Linux", "managedDisk": {}}
+        props = {"hardwareProfile": {"vmSize": "Standard_D2s_v5"}, "storageProfile": {"osDisk": os_disk}}
+        self.arm("PUT", vm_id, {"location": location, "properties": props}, api=WRITE_API[VM])
 
     def des_key(self, item: dict[str, Any]) -> None:
         """The DES's vault and key, made in the sandbox; the recorded versioned key URL maps to the sandbox's."""
@@ -414,12 +433,6 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
             "sandbox never writes supportedCapabilities; recorded 2024-03-02 OS disk (from an image) has it",
         ),
     ],
-    "extensions/c7n-vm-extensions-list-2020-12-01.json": [
-        (
-            "resource type Microsoft.Compute/virtualMachines/extensions -> not served",
-            "sandbox does not model virtualMachines/extensions (recorded at 2020-12-01)",
-        ),
-    ],
     "keyvault/c7n-vault-get-2019-09-01-no-policies.json": _VAULT_2019_09_01,
     "keyvault/c7n-vault-get-2019-09-01.json": _VAULT_2019_09_01,
     "keyvault/c7n-vaults-list-2019-09-01.json": [
@@ -533,10 +546,6 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
             "$.properties.osProfile.linuxConfiguration.provisionVMAgent: absent -> boolean",
             "sandbox adds osProfile.linuxConfiguration.provisionVMAgent; recorded VM body has none",
         ),
-        (
-            "$.resources: array -> absent",
-            "recorded VM lists its extensions in resources[] (ids only); sandbox models no extensions",
-        ),
     ],
     "vms/c7n-vm-get-instanceview-2020-12-01.json": [
         ("$.etag: absent -> string", "sandbox writes etag on VMs at 2020-12-01; recorded 2020-12-01 VM body has none"),
@@ -576,10 +585,6 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
             "$.properties.timeCreated: absent -> string",
             "sandbox writes properties.timeCreated at 2020-12-01; not in that api-version's answer",
         ),
-        (
-            "$.resources: array -> absent",
-            "recorded VM lists its extensions in resources[] (ids only); sandbox models no extensions",
-        ),
     ],
     "vms/c7n-vms-list-2020-12-01.json": [
         (
@@ -602,19 +607,11 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
             "$.value[*].properties.timeCreated: absent -> string",
             "sandbox writes properties.timeCreated at 2020-12-01; not in that api-version's answer",
         ),
-        (
-            "$.value[*].resources: array -> absent",
-            "recorded VM lists its extensions in resources[] (ids only); sandbox models no extensions",
-        ),
     ],
     "vms/c7n-vms-list-2024-11-01.json": [
         (
             "$.value[*].properties.osProfile.linuxConfiguration.provisionVMAgent: absent -> boolean",
             "sandbox adds osProfile.linuxConfiguration.provisionVMAgent; recorded VM body has none",
-        ),
-        (
-            "$.value[*].resources: array -> absent",
-            "recorded VM lists its extensions in resources[] (ids only); sandbox models no extensions",
         ),
     ],
 }

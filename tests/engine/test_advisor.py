@@ -102,6 +102,15 @@ def test_capabilities_override_the_series_table():
     assert not advise(vm("Standard_D4s_v5"), capabilities={"EncryptionAtHostSupported": "False"}).eah.available
 
 
+def test_the_seed_table_decides_only_when_azure_could_not_be_read_and_says_so():
+    why = "AuthorizationFailed: no Microsoft.Compute/skus/read"
+    refused = advise(vm("Standard_D4_v3", cryptward__skuUnreadable=why))
+    assert not refused.eah.available and "the seed's table decided" in refused.eah.reasons[0] and why in refused.summary
+    allowed = advise(vm("Standard_D4s_v5", cryptward__skuUnreadable=why))
+    assert allowed.eah.available and any("seed's table" in n for n in allowed.eah.reasons)
+    assert "Resource SKUs" in advise(vm(), capabilities={"EncryptionAtHostSupported": "False"}).eah.reasons[0]
+
+
 def test_unknown_memory_is_said():
     advice = advise(vm("Standard_D4s_v5"))
     assert advice.ade.available and any("memory" in r and "unknown" in r for r in advice.ade.reasons)

@@ -296,3 +296,21 @@ def test_plan_context_from_json():
     assert ctx.now == NOW and ctx.caller is not None and ctx.caller.owner == "Build pipeline"
     assert ctx.settings.disk_encryption_set("uksouth", "encryptionatrestwithcustomerkey") == "/d"
     assert ctx.related("/subscriptions/s/X") == {"id": "/Subscriptions/S/x", "name": "x"}
+
+
+def test_each_vm_waits_for_its_own_feature_registration_and_no_change_waits_for_itself():
+    vms = []
+    for name in ("vm-a", "vm-b"):
+        body = json.loads(json.dumps(sample("vm-encryption-at-host", "noncompliant", "feature-not-registered")))
+        body["id"] = body["id"].rsplit("/", 1)[0] + f"/{name}"
+        vms.append(body)
+    result = plan([finding("vm-encryption-at-host", vm) for vm in vms], CTX)
+    registrations = [c for c in result.changes if c.operation.method == "POST"]
+    machines = [c for c in result.changes if c.operation.method == "PATCH"]
+    # the same POST for two VMs is two changes (a change is about one resource), each needing approval
+    assert [c.resource_id for c in registrations] == [vm["id"] for vm in vms]
+    assert all(c.requires == ("approval",) for c in registrations)
+    for registration, machine in zip(registrations, machines, strict=True):
+        assert machine.depends_on == (registration.id,) and registration.depends_on == ()
+    order = [c.id for c in result.changes]
+    assert all(order.index(r.id) < order.index(m.id) for r, m in zip(registrations, machines, strict=True))

@@ -63,7 +63,8 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
         "microsoft.authorization/roleassignments",
     ]
     for kind in lists:
-        assert paths.count(f"{sub}/providers/{kind}") == 1, kind
+        # VMs: the model list, then `statusOnly=true` for the power states (a list may not expand instanceView)
+        assert paths.count(f"{sub}/providers/{kind}") == (2 if kind.endswith("virtualmachines") else 1), kind
     diagnostics = [p for p in paths if p.endswith("/providers/microsoft.insights/diagnosticsettings")]
     keys = [p for p in paths if "/keys/" in p and "/providers/microsoft.authorization/" not in p]
     assert len(diagnostics) == 3  # one per vault: ARM has no cross-resource list of diagnostic settings
@@ -72,7 +73,13 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
     # and the role assignments at its key (outside the listed scope) once
     other = f"/subscriptions/{KEYS_SUB}/providers/microsoft.keyvault/vaults"
     assert (paths.count("/subscriptions"), paths.count(other)) == (1, 1)
-    assert len(paths) == len(lists) + 3 + 2 + 2 + 1 == azure.calls["GET"]
+    skus = [p for p in paths if p.endswith("/providers/microsoft.compute/skus")]
+    assert len(skus) == 2  # the VM sizes' capabilities: one list per region (westeurope, northeurope)
+    features = [p for p in paths if p.endswith("/features/encryptionathost")]
+    assert len(features) == 1  # the subscription's EncryptionAtHost feature, once
+    # lists (VMs twice: the models, then statusOnly), diagnostic settings, keys, the other subscription, its key's
+    # role assignments, SKUs, the feature
+    assert len(paths) == len(lists) + 1 + 3 + 2 + 2 + 1 + 2 + 1 == azure.calls["GET"]
 
 
 def test_a_sets_vault_in_another_subscription_is_found_from_its_key_url(sandbox, azure_as, grant_custom_role):
@@ -145,6 +152,8 @@ def test_a_resource_group_scope_reads_that_group(sandbox, azure_as):
     reading = read_scope(azure_as("reader"), Scope((sandbox.subscription_id,), RG["app"]), ALL)
     assert {b["id"].split("/")[4] for b in reading.resources.values()} == {RG["app"]}
     assert "kv-weu-app" in by_name(reading) and "vm-weu-app" in by_name(reading)
+    # no statusOnly list for a group (it would read the whole subscription): one instance view per VM
+    assert by_name(reading)["vm-weu-app"]["cryptward"]["powerState"] == "PowerState/running"
 
 
 def test_locks_apply_from_above(sandbox, azure_as):
@@ -294,7 +303,38 @@ def test_locks_not_listed_leave_the_block_unfilled_with_the_reason():
             set(),
             {"powerState": "PowerState/running", "extensions": [{"name": "AzureDiskEncryption"}]},
         ),
+        (  # a VM list names the extensions by id only: the block gives each its name
+            {"id": "/vm/A", "resources": [{"id": "/vm/A/extensions/AzureDiskEncryptionForLinux"}]},
+            set(),
+            {
+                "extensions": [
+                    {"id": "/vm/A/extensions/AzureDiskEncryptionForLinux", "name": "AzureDiskEncryptionForLinux"}
+                ]
+            },
+        ),
     ],
 )
 def test_what_a_vm_body_says_of_itself(vm, ade, block):
     assert vm_block(vm, ade) == block
+
+
+def test_a_sweep_reads_each_vm_sizes_capabilities_from_azure_once_per_region(sandbox, azure_as):
+    sandbox.reset("estate")
+    since = len(sandbox.calls())
+    reading = read_scope(azure_as("reader"), Scope((sandbox.subscription_id,)), ALL)
+    vms = [b for b in reading.resources.values() if b["type"] == "Microsoft.Compute/virtualMachines"]
+    regions = {vm["location"] for vm in vms}
+    sku_lists = [c for c in sandbox.calls(since) if c["path"].lower().endswith("/providers/microsoft.compute/skus")]
+    assert len(sku_lists) == len(regions) < len(vms)  # cached per region
+    for vm in vms:
+        assert vm["cryptward"]["encryptionAtHostFeature"]["state"] == "Registered"  # the estate registered it
+        caps = vm["cryptward"]["skuCapabilities"]
+        assert caps["EncryptionAtHostSupported"] in ("True", "False") and caps["vCPUs"]
+
+
+def test_sizes_whose_capabilities_cannot_be_read_say_why(sandbox, azure_as, grant_custom_role):
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=["Microsoft.Compute/skus/read"])
+    reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)
+    vm = by_name(reading)["vm-weu-app"]["cryptward"]
+    assert "skuCapabilities" not in vm and vm["skuUnreadable"].startswith("AuthorizationFailed")

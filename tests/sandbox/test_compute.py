@@ -257,6 +257,9 @@ def test_disk_changes_refused_while_vm_running(env):
 
 
 def test_encryption_at_host_only_when_deallocated_and_supported(env):
+    from tests.sandbox.test_features import enable_encryption_at_host
+
+    enable_encryption_at_host(env.sb)
     env.vm("vm1", env.disk("os1").id)
     eah = {"properties": {"securityProfile": {"encryptionAtHost": True}}}
     message = _refused(lambda: env.compute.virtual_machines.begin_update(RG, "vm1", eah), 409, "OperationNotAllowed")

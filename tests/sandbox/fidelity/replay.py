@@ -871,6 +871,14 @@ def _vm_create(ctx: Ctx) -> None:
     ctx.replay(lambda: ctx.compute.virtual_machines.begin_create_or_update(rg, p["vmName"], p["parameters"]))
 
 
+def _vm_create_with_eah(ctx: Ctx) -> None:
+    """The example's subscription has the EncryptionAtHost feature (Microsoft Learn's prerequisite): register it."""
+    from tests.sandbox.test_features import enable_encryption_at_host
+
+    enable_encryption_at_host(ctx.sandbox)
+    _vm_create(ctx)
+
+
 def _vm_minimal(ctx: Ctx, rg: str, name: str, windows: dict[str, Any] | None = None) -> None:
     group_id = f"/subscriptions/{ctx.sandbox.subscription_id}/resourceGroups/{rg}"
     nic = f"{group_id}/providers/Microsoft.Network/networkInterfaces/nic-{name}"
@@ -1281,7 +1289,7 @@ REPLAYS: dict[str, Replay] = {
     ),
     "compute/Disk_Update_ChangeTier.json": Replay(_disk_update_tier),
     "compute/VirtualMachine_Create_WithEncryptionAtHost.json": Replay(
-        _vm_create,
+        _vm_create_with_eah,
         fixups={"{existing-nic-name}": "nsgExistingNic"},
         why="'{existing-nic-name}' is a placeholder; the response names the NIC nsgExistingNic",
         volatile=("properties.vmId",),
