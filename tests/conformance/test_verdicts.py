@@ -77,6 +77,8 @@ ESTATES: dict[str, tuple[str, ...]] = {
     "c7n-vm-2019": ("vms/c7n-vm-get-2019-07-01.json",),
     "c7n-vm-2022": ("vms/c7n-vm-get-2022-11-01.json",),
     "c7n-vm-instanceview-2020": ("vms/c7n-vm-get-instanceview-2020-12-01.json",),
+    # The Azure CLI's VM with encryption at host (its OS disk was not read in that recording).
+    "cli-vm-encryption-at-host": ("vms/cli-vm-get-encryption-at-host-2021-03-01.json",),
 }
 
 # (estate, resource name, policy) -> why the bot disagrees with the documented rule today (strict xfail).
@@ -107,6 +109,7 @@ DISAGREE: dict[tuple[str, str, str], str] = {
     ("c7n-vaults", "cckeyvault2ev2qnehi4dtyy", "kv-soft-delete-retention"): _SOFT_DELETE,
     ("cli-des-granted", "des-000008", "des-key-access"): _KEY_ACCESS,
     ("cli-des-rotation", "des-000008", "des-auto-rotation"): _RELATED,
+    ("cli-vm-encryption-at-host", "vm1", "vm-encryption-at-host"): _RELATED,
     **{
         (estate, "cctestvm", policy): _RELATED
         for estate in ("c7n-compute-2024", "c7n-compute-2018", "c7n-vm-2019", "c7n-vm-2022", "c7n-vm-instanceview-2020")
