@@ -526,6 +526,12 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
             "sandbox never writes supportedCapabilities; recorded 2024-03-02 OS disk (from an image) has it",
         ),
     ],
+    "extensions/cli-vm-extension-get-ade-2024-11-01.json": [
+        (
+            "resource type Microsoft.Compute/virtualMachines/extensions -> not served",
+            "sandbox does not model virtualMachines/extensions (AzureDiskEncryption GET recorded at 2024-11-01)",
+        ),
+    ],
     "extensions/c7n-vm-extensions-list-2020-12-01.json": [
         (
             "resource type Microsoft.Compute/virtualMachines/extensions -> not served",
@@ -669,6 +675,38 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
         (
             "resource type Microsoft.Compute/snapshots -> not served",
             "sandbox does not model snapshots (recorded at 2020-09-30)",
+        ),
+    ],
+    "vms/cli-vm-get-ade-2025-11-01.json": [
+        (
+            "$.resources: array -> absent",
+            "a VM GET carries its extensions' full bodies in resources[] (here AzureDiskEncryption); sandbox has none",
+        ),
+    ],
+    "vms/cli-vm-get-ade-instanceview-2025-11-01.json": [
+        (
+            "$.properties.instanceView.disks[*].encryptionSettings: array -> absent",
+            "an ADE VM's instanceView lists each disk's encryptionSettings (enabled, diskEncryptionKey); sandbox none",
+        ),
+        (
+            "$.properties.instanceView.extensions: array -> absent",
+            "sandbox instanceView ($expand=instanceView) lacks extensions (guest agent data)",
+        ),
+        (
+            "$.properties.instanceView.osName: string -> absent",
+            "sandbox instanceView ($expand=instanceView) lacks osName (guest agent data)",
+        ),
+        (
+            "$.properties.instanceView.osVersion: string -> absent",
+            "sandbox instanceView ($expand=instanceView) lacks osVersion (guest agent data)",
+        ),
+        (
+            "$.properties.instanceView.vmAgent: object -> absent",
+            "sandbox instanceView ($expand=instanceView) lacks vmAgent (guest agent data)",
+        ),
+        (
+            "$.resources: array -> absent",
+            "a VM GET carries its extensions' full bodies in resources[] (here AzureDiskEncryption); sandbox has none",
         ),
     ],
     "vms/cli-vm-get-encryption-at-host-2021-03-01.json": [

@@ -79,6 +79,9 @@ ESTATES: dict[str, tuple[str, ...]] = {
     "c7n-vm-instanceview-2020": ("vms/c7n-vm-get-instanceview-2020-12-01.json",),
     # The Azure CLI's VM with encryption at host (its OS disk was not read in that recording).
     "cli-vm-encryption-at-host": ("vms/cli-vm-get-encryption-at-host-2021-03-01.json",),
+    # A VM encrypted with Azure Disk Encryption (its extension's full body in resources[], encryptionSettings in its
+    # instance view; its OS disk was not read) and the RBAC vault holding its secrets (2025-05-01).
+    "cli-vm-ade": ("vms/cli-vm-get-ade-instanceview-2025-11-01.json", "keyvault/cli-vault-get-2025-05-01-rbac.json"),
 }
 
 # (estate, resource name, policy) -> why the bot disagrees with the documented rule today (strict xfail).
@@ -110,6 +113,8 @@ DISAGREE: dict[tuple[str, str, str], str] = {
     ("cli-des-granted", "des-000008", "des-key-access"): _KEY_ACCESS,
     ("cli-des-rotation", "des-000008", "des-auto-rotation"): _RELATED,
     ("cli-vm-encryption-at-host", "vm1", "vm-encryption-at-host"): _RELATED,
+    ("cli-vm-ade", "vm1", "vm-encryption-at-host"): _RELATED,
+    ("cli-vm-ade", "vm1", "vm-ade-eah-exclusive"): _RELATED,
     **{
         (estate, "cctestvm", policy): _RELATED
         for estate in ("c7n-compute-2024", "c7n-compute-2018", "c7n-vm-2019", "c7n-vm-2022", "c7n-vm-instanceview-2020")
@@ -276,6 +281,16 @@ def test_auto_rotation_keeps_the_versioned_key_url(certs):
     assert body["activeKey"]["keyUrl"] == (
         "https://vault2-000003.vault.azure.net/keys/key2-000006/7e3fab73264d441b9dc39f046db54cc4"
     )
+
+
+def test_no_encryption_at_host_for_a_vm_with_azure_disk_encryption(certs):
+    # Learn, "Azure Disk Encryption for Windows VMs" / "encryption at host" restrictions
+    # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions): encryption at host cannot be
+    # enabled on a VM that has, or ever had, Azure Disk Encryption. vm1 has the AzureDiskEncryption extension.
+    for path in ("sweep", "event"):
+        rid = next(str(b["id"]) for b in resources("cli-vm-ade") if b["type"] == "Microsoft.Compute/virtualMachines")
+        report = run("cli-vm-ade", "as recorded", certs, rid if path == "event" else None)
+        assert not _changes(report, "vm-encryption-at-host"), path
 
 
 def test_nothing_is_planned_on_what_was_not_recorded(certs):
