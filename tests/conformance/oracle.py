@@ -206,9 +206,10 @@ def des_encryption_type(des: Mapping[str, Any], _: Estate) -> Verdict:
 
 
 def des_vault_location(des: Mapping[str, Any], estate: Estate) -> Verdict:
-    # Learn, "Use the Azure portal to enable server-side encryption with customer-managed keys for managed disks"
-    # (https://learn.microsoft.com/azure/virtual-machines/disks-enable-customer-managed-keys-portal): "Azure Key
-    # Vaults may be used from a different subscription but must be in the same region as your disk encryption set".
+    # Another subscription is allowed: Microsoft's DiskRP example "Create a disk encryption set with key vault from a
+    # different subscription" (Disk Encryption Sets - Create Or Update, REST reference). The same region is required:
+    # "Azure Key Vaults may be used from a different subscription but must be in the same region as your disk
+    # encryption set", Learn as quoted in issue 16 item 6 (the page itself was not re-read here).
     vault = _vault_of(des, estate)
     if vault is None:
         return UNREADABLE
@@ -280,9 +281,10 @@ def vm_managed_disks(vm: Mapping[str, Any], _: Estate) -> Verdict:
 
 
 def vm_ade_eah_exclusive(vm: Mapping[str, Any], _: Estate) -> Verdict:
-    # Learn, "Enable end-to-end encryption using encryption at host" (https://learn.microsoft.com/azure/
-    # virtual-machines/disk-encryption#restrictions... "You can't enable encryption at host on VMs that currently or
-    # ever had Azure Disk Encryption enabled"): only a VM WITH encryption at host can break the rule.
+    # Learn, "Server-side encryption of Azure Disk Storage", section Encryption at host, Restrictions
+    # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption): encryption at host can't be enabled on VMs
+    # that currently or ever had Azure Disk Encryption enabled (quoted beside the rule in
+    # sandbox/providers/compute_vms.py too). Only a VM WITH encryption at host can break it.
     if not _is(prop(vm, "securityProfile.encryptionAtHost"), "true"):
         return False
     return Undecided("a VM with encryption at host: whether it ever had ADE needs its history")

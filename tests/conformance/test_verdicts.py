@@ -19,6 +19,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ def _subscriptions(bodies: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(b["id"]).split("/")[2] for b in bodies))
 
 
-_SESSION: dict[str, Any] = {}
+_REPORTS: dict[tuple[str, str, str | None], Report] = {}  # one scan per estate, variant and path (module-wide)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +161,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 
 def run(estate: str, variant: str, certs: tuple[Path, Path, Path], resource_id: str | None = None) -> Report:
     key = (estate, variant, resource_id)
-    if key not in _SESSION:
+    if key not in _REPORTS:
         transform = VARIANTS[variant]
         served = replay.estate_of(recordings(estate), transform)
         subs = _subscriptions(resources(estate))
@@ -169,24 +170,17 @@ def run(estate: str, variant: str, certs: tuple[Path, Path, Path], resource_id: 
             profile = CloudProfile(arm_endpoint=url, ca_bundle=str(certs[0]), polling_interval=0.0)
             azure = Azure(profile, credential_factory=replay.StaticToken)
             try:
-                _SESSION[key] = scan(
+                _REPORTS[key] = scan(
                     Scope(subs),
                     policies(),
                     settings=Settings(plan=PlanSettings()),
                     azure=azure,
                     resource_id=rid,
-                    now=_now(),
+                    now=datetime.fromisoformat(NOW),
                 )
             finally:
                 azure.close()
-    report: Report = _SESSION[key]
-    return report
-
-
-def _now() -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(NOW)
+    return _REPORTS[key]
 
 
 def verdicts(report: Report) -> dict[tuple[str, str], Any]:
@@ -284,9 +278,9 @@ def test_auto_rotation_keeps_the_versioned_key_url(certs):
 
 
 def test_no_encryption_at_host_for_a_vm_with_azure_disk_encryption(certs):
-    # Learn, "Azure Disk Encryption for Windows VMs" / "encryption at host" restrictions
-    # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions): encryption at host cannot be
-    # enabled on a VM that has, or ever had, Azure Disk Encryption. vm1 has the AzureDiskEncryption extension.
+    # Learn, "Server-side encryption of Azure Disk Storage", Encryption at host, Restrictions
+    # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption): encryption at host can't be enabled on a
+    # VM that currently or ever had Azure Disk Encryption. vm1 has the AzureDiskEncryption extension.
     for path in ("sweep", "event"):
         rid = next(str(b["id"]) for b in resources("cli-vm-ade") if b["type"] == "Microsoft.Compute/virtualMachines")
         report = run("cli-vm-ade", "as recorded", certs, rid if path == "event" else None)
