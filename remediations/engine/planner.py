@@ -28,12 +28,14 @@ from remediations.resources import name_of
 @dataclass(frozen=True)
 class Finding:
     """A resource a policy found non-compliant. `mode` overrides the policy's own; `unreadable` says why the
-    resource (or something its fix needs) could not be read, when it could not."""
+    verdict could not be decided (what the condition reads could not be read); `fix_unreadable` says why the fix
+    cannot be planned although the verdict stands (what only the fix reads could not be read)."""
 
     policy: Policy
     resource: Mapping[str, Any]
     mode: str | None = None
     unreadable: str | None = None
+    fix_unreadable: str | None = None
 
 
 def plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
@@ -77,6 +79,8 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
         return skip(
             SkipReason.AUDIT_ONLY, f"{policy.title}: the policy {why}, so this is reported and nothing is changed."
         )
+    if f.fix_unreadable:  # the verdict stands; the fix is never planned on what could not be read
+        return skip(SkipReason.CANNOT_READ, f.fix_unreadable)
     params = {**policy.parameters, **policy.fix.parameters}
     try:
         made = fixes.get(policy.fix.name)(resource, params, ctx)

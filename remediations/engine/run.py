@@ -4,8 +4,10 @@
     report.findings, report.plan, report.results, report.compliant
 
 Evaluation is `policy.noncompliant(body)` for every policy that applies to every body read in scope; a body whose
-related resources could not be read gives, for each policy reading them, a finding marked `unreadable` (the
-planner skips it as `cannot-read`): Cryptward never acts on what it could not read. Nothing outside the scope is
+related resources could not be read gives, for each policy whose condition reads them, a finding marked
+`unreadable` (no verdict) unless another member of the condition's `allOf` is false without them (compliant); a
+non-compliant body whose fix needs what could not be read is marked `fix_unreadable` (the verdict stands). The planner
+skips both as `cannot-read`: Cryptward never acts on what it could not read. Nothing outside the scope is
 evaluated, and the applier refuses writes outside it. With `apply=False` nothing is written.
 
 In a sweep there is no triggering event, so the owner a fix names (kv-owner-tag) is the identity ARM records as
@@ -84,6 +86,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "severity": f.policy.severity,
         "mode": f.mode or f.policy.mode,
         "unreadable": f.unreadable,
+        "fixUnreadable": f.fix_unreadable,
     }
 
 
@@ -127,15 +130,27 @@ def evaluate(
                 continue
             mode = modes.get(policy.id)
             needed = {block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f)}
-            needed |= {RELATED} if policy.fix else set()
             missing = [reasons[""]] if "" in reasons else [reasons[b] for b in sorted(needed) if b in reasons]
+            if missing and "" not in reasons:
+                unknown = {b for b in needed if b in reasons}
+
+                def unread(f: str, unknown: set[str] = unknown) -> bool:
+                    return aliases.is_cryptward(f) and block_of(f) in unknown
+
+                evaluations += 1
+                if policy.applies_to(body) and policy.condition.fails_without(body, unread, now=now):
+                    continue  # compliant whatever the unread blocks hold: another member of its allOf is false
             if missing:
                 findings.append(Finding(policy, body, mode, "could not read: " + "; ".join(dict.fromkeys(missing))))
                 continue
             evaluations += 1
             try:
                 if policy.noncompliant(body, now=now):
-                    findings.append(Finding(policy, body, mode))
+                    # What only the fix reads (a set's vault, a VM's disks, a feature) does not decide the verdict
+                    # the body gives; it keeps the fix from being planned.
+                    fix_missing = reasons.get(RELATED) if policy.fix else None
+                    why = f"could not read what the fix needs: {fix_missing}" if fix_missing else None
+                    findings.append(Finding(policy, body, mode, fix_unreadable=why))
             except ConditionError as e:
                 findings.append(Finding(policy, body, mode, f"the condition cannot be evaluated: {e}"))
     return findings, evaluations

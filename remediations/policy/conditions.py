@@ -36,10 +36,21 @@ class Condition:
     source: Mapping[str, Any]
     fields: frozenset[str]
     _test: Test
+    conjuncts: tuple[Condition, ...] = ()  # a top-level `allOf`'s members, each compiled on its own
 
     def matches(self, resource: Mapping[str, Any], *, now: datetime | None = None) -> bool:
         """True when the condition holds for `resource` (an ARM GET body): in Azure terms, non-compliant."""
         return self._test(Context(resource, now))
+
+    def fails_without(
+        self, resource: Mapping[str, Any], unknown: Callable[[str], bool], *, now: datetime | None = None
+    ) -> bool:
+        """True when the condition is false for `resource` whatever the fields `unknown` names hold: a member of
+        its top-level `allOf` that reads none of them is false (Azure Policy's allOf is false when any member is).
+        Lets a verdict stand when only what the other members read could not be read."""
+        return any(
+            not any(unknown(f) for f in part.fields) and not part.matches(resource, now=now) for part in self.conjuncts
+        )
 
 
 def compile_condition(
@@ -58,7 +69,17 @@ def compile_condition(
     params = {name.lower(): (name, value) for name, value in (parameters or {}).items()}
     scope = Scope(params, resource_type, policy=policy or {})
     test = _compile(condition, scope, path)
-    return Condition(condition, frozenset(scope.fields), test)
+    conjuncts: tuple[Condition, ...] = ()
+    if isinstance(condition, dict) and len(condition) == 1 and str(next(iter(condition))).lower() == "allof":
+        members = next(iter(condition.values()))
+        if isinstance(members, list):
+            parts = []
+            for i, member in enumerate(members):
+                part_scope = Scope(params, resource_type, policy=policy or {})
+                part_test = _compile(member, part_scope, f"{path}.allOf[{i}]")
+                parts.append(Condition(member, frozenset(part_scope.fields), part_test))
+            conjuncts = tuple(parts)
+    return Condition(condition, frozenset(scope.fields), test, conjuncts)
 
 
 def _keys(node: Any, path: str) -> dict[str, str]:

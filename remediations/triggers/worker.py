@@ -236,7 +236,7 @@ def _fix_locked(
     if outcome.applied and ledger.claim(f"fix:{resource_id.lower()}:{message_id}", s.fight_window_seconds):
         ledger.note_fix(resource_id, window_seconds=s.fight_window_seconds)  # once per work item, retries included
     _notify(rt, report, item, silenced=ledger.decided_for(resource_id, "denied"))
-    unreadable = sorted({f.unreadable for f in report.findings if f.unreadable})
+    unreadable = sorted({why for f in report.findings if (why := f.unreadable or f.fix_unreadable)})
     if outcome.failed or unreadable:
         raise WorkFailed("; ".join([*outcome.failed, *unreadable])[:2000])
     return outcome

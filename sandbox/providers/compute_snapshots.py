@@ -54,16 +54,26 @@ def _source(call: Call, cd: dict[str, Any]) -> dict[str, Any]:
 def _new(call: Call, location: str, req: dict[str, Any]) -> dict[str, Any]:
     snap_id, props = call.path.id, req.get("properties") or {}
     cd = copy.deepcopy(props.get("creationData") or {})
-    if cd.get("createOption") not in ("Copy", "CopyStart"):
-        # The sandbox makes snapshots of its own disks and snapshots only (Import/Upload need storage it lacks).
+    option = cd.get("createOption")
+    if option not in ("Copy", "CopyStart", "Empty"):
+        # The sandbox makes empty snapshots and snapshots of its own disks and snapshots (Import/Upload need storage
+        # it lacks). Empty: `az snapshot create --size-gb` made one in Azure
+        # (tests/conformance/recordings/snapshots/cli-snapshot-get-des-2021-12-01.json).
         raise c.invalid_parameter(
-            f"The value '{cd.get('createOption')}' of parameter 'creationData.createOption' is not valid.",
+            f"The value '{option}' of parameter 'creationData.createOption' is not valid.",
             "creationData.createOption",
         )
-    source = _source(call, cd)
-    sp = source["properties"]
-    cd["sourceUniqueId"] = sp.get("uniqueId")
     incremental = bool(props.get("incremental"))
+    if option == "Empty":
+        if not props.get("diskSizeGB"):
+            raise c.missing_parameter("diskSizeGB")  # an empty snapshot has no source to size it # unverified
+        if incremental:  # an incremental snapshot is of a disk # unverified
+            raise c.invalid_parameter("An incremental snapshot needs a source disk.", "incremental")
+        source: dict[str, Any] = {"type": c.SNAPSHOT_TYPE, "properties": {}}
+    else:
+        source = _source(call, cd)
+        cd["sourceUniqueId"] = source["properties"].get("uniqueId")
+    sp = source["properties"]
     source_encryption = sp.get("encryption") or {"type": c.PLATFORM_KEY}
     requested = props.get("encryption") or copy.deepcopy(source_encryption)  # a copy keeps its source's # unverified
     if incremental and source["type"] == c.DISK_TYPE and not _same_encryption(requested, source_encryption):
