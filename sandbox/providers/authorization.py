@@ -119,6 +119,21 @@ class RoleAssignments(ResourceType):
             raise ArmError(404, "RoleAssignmentNotFound", f"The role assignment '{call.path.name}' is not found.")
         return self.view(call, body)
 
+    def view(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
+        """At 2022-04-01 ARM answers `roleDefinitionId` in the tenant form `/providers/Microsoft.Authorization/
+        roleDefinitions/{guid}` whatever form the request used: azure-specs examples/authorization/
+        RoleAssignments_CreateForResource.json (specification/authorization/.../stable/2022-04-01/examples/) sends the
+        subscription form and answers the tenant form (also RoleAssignments_CreateById.json, _ListForScope.json).
+        Older api-versions answer the subscription form of the subscription asked (recording authorization/
+        c7n-role-assignments-list-2018-09-01-preview.json, management-group assignments included)."""
+        out = copy.deepcopy(body)
+        guid = _guid_of(body["properties"]["roleDefinitionId"])
+        if call.api_version >= "2022-04-01" or not call.path.subscription:
+            out["properties"]["roleDefinitionId"] = f"{_DEFS}{guid}"
+        else:
+            out["properties"]["roleDefinitionId"] = f"/subscriptions/{call.path.subscription}{_DEFS}{guid}"
+        return out
+
     def attributes(self, call: Call) -> dict[tuple[str, str], tuple[str, ...]] | None:
         """`roleAssignments/write` presents Request attributes (the body), `roleAssignments/delete` Resource
         attributes (the stored assignment): "Authorization actions and attributes", Microsoft Learn, MicrosoftDocs/
@@ -215,8 +230,7 @@ class RoleAssignments(ResourceType):
             "name": name if existing is None else existing["name"],
             "type": self.type,
             "properties": {
-                # ARM answers with the role definition id in the form the caller sent (tenant or subscription form)
-                "roleDefinitionId": sent,
+                "roleDefinitionId": sent,  # as sent; `view` answers it in the api-version's form
                 "principalId": principal_id,
                 "principalType": principal.kind,
                 "scope": scope,

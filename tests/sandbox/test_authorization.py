@@ -432,3 +432,24 @@ def test_the_condition_and_its_version_round_trip_on_get_and_list(sandbox, auth,
     with pytest.raises(HttpResponseError) as err:
         delegate.role_assignments.create(rg, str(uuid.uuid4()), _params(sandbox, "bot", "Contributor"))
     _refused_by_condition(err)
+
+
+def test_role_definition_ids_come_back_in_the_form_of_the_api_version(sandbox, auth, rg):
+    """azure-specs examples/authorization/RoleAssignments_CreateForResource.json (2022-04-01): the request sends the
+    subscription form, the answer is /providers/Microsoft.Authorization/roleDefinitions/{guid}. The recorded
+    2018-09-01-preview list (authorization/c7n-role-assignments-list-2018-09-01-preview.json) answers the
+    subscription form."""
+    made = auth.role_assignments.create(rg, str(uuid.uuid4()), _params(sandbox, "bot", "Reader"))
+    tenant_form = f"{DEFS}/{ROLES['Reader']}"
+    assert made.role_definition_id == tenant_form
+    assert auth.role_assignments.get(rg, made.name).role_definition_id == tenant_form
+    listed = [a for a in auth.role_assignments.list_for_scope(rg) if a.name == made.name]
+    assert [a.role_definition_id for a in listed] == [tenant_form]
+    token = sandbox.credential().get_token("https://management.azure.com/.default").token
+    r = httpx.get(
+        f"{sandbox.base_url}{made.id}",
+        params={"api-version": "2018-09-01-preview"},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=sandbox.ssl,
+    )
+    assert r.json()["properties"]["roleDefinitionId"] == f"/subscriptions/{sandbox.subscription_id}{tenant_form}"
