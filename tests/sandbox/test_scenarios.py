@@ -175,3 +175,33 @@ def test_persisted_state_survives_a_restart(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=limit(30))
+
+
+def test_legacy_holds_an_access_policy_vault_and_sets_that_can_and_cannot_reach_its_key(sandbox):
+    import pytest
+    from azure.core.exceptions import HttpResponseError
+
+    made = sandbox.reset("legacy")
+    assert len(made["vaults"]) == 1 and len(made["diskEncryptionSets"]) == 3
+    vault = sandbox.client(KeyVaultManagementClient).vaults.get("rg-legacy", "kv-legacy")
+    assert vault.properties.enable_rbac_authorization is None  # absent: access policies
+    assert vault.properties.enable_soft_delete is None and vault.properties.soft_delete_retention_in_days is None
+    compute = sandbox.client(ComputeManagementClient)
+    sets = {d.name: d for d in compute.disk_encryption_sets.list_by_resource_group("rg-legacy")}
+    uai = sets["des-legacy-uai"].identity
+    assert uai.principal_id is None and [i.principal_id for i in uai.user_assigned_identities.values()] != [None]
+
+    def disk(name, des):
+        body = {
+            "location": "westeurope",
+            "sku": {"name": "Premium_LRS"},
+            "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 32,
+                           "encryption": {"diskEncryptionSetId": sets[des].id}},
+        }  # fmt: skip
+        return compute.disks.begin_create_or_update("rg-legacy", name, body).result()
+
+    assert disk("d-uai", "des-legacy-uai").encryption.type == "EncryptionAtRestWithCustomerKey"
+    for des in ("des-legacy-revoked", "des-legacy-sys"):
+        with pytest.raises(HttpResponseError) as refused:
+            disk(f"d-{des}", des)
+        assert refused.value.error.code == "KeyVaultAccessForbidden", des
