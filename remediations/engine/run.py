@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from remediations import fixes
 from remediations.azure import Azure
 from remediations.changes import Caller, Plan, PlanContext
 from remediations.engine import applier, planner
@@ -127,7 +128,7 @@ def evaluate(
                 continue
             mode = modes.get(policy.id)
             needed = {block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f)}
-            needed |= {RELATED} if policy.fix else set()
+            needed |= {RELATED, *(block_of(f) for f in fixes.reads(policy.fix.name))} if policy.fix else set()
             missing = [reasons[""]] if "" in reasons else [reasons[b] for b in sorted(needed) if b in reasons]
             if missing:
                 findings.append(Finding(policy, body, mode, "could not read: " + "; ".join(dict.fromkeys(missing))))
