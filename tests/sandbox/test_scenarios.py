@@ -70,7 +70,7 @@ def test_estate_creation_is_in_the_operations_log(sandbox):
 def test_unknown_scenario_is_a_clear_error(sandbox):
     r = sandbox.admin_api.post("/_sandbox/seed", json={"scenario": "nope"})
     assert r.status_code == 400
-    assert "valid: ['empty', 'estate']" in r.json()["error"]["message"]
+    assert "valid: ['empty', 'estate', 'legacy']" in r.json()["error"]["message"]
 
 
 def test_cli_serve_env_seed_round_trip(tmp_path):
