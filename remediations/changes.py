@@ -19,9 +19,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+# "Role assignments latency: at current expected performance, it will take up to 10 minutes (600 seconds) after role
+# assignments is changed for role to be applied" (Microsoft Learn, "Provide access to Key Vault keys, certificates,
+# and secrets with Azure role-based access control", https://learn.microsoft.com/azure/key-vault/general/rbac-guide;
+# wording as quoted by third parties, the page itself was not read here). The one window everything waiting for a
+# new role assignment uses.
+ROLE_PROPAGATION = timedelta(minutes=10)
 
 APPROVAL = "approval"
 DEALLOCATED = "deallocated"
@@ -200,6 +207,8 @@ class PlanSettings:
     # vault, its resource group or subscription) -> scopes of the sets that may use its keys. A set and a vault in
     # the same resource group need no entry.
     key_access_allow: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # How long a new Key Vault role assignment may take to apply; a change relying on one waits that long.
+    role_propagation: timedelta = ROLE_PROPAGATION
 
     def key_access_allowed(self, des_id: str, vault_id: str) -> bool:
         """Whether the operator lets the set `des_id` be granted use of keys in `vault_id`."""

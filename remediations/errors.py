@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _SECRET_QUERY = re.compile(r"(?i)([?&;](?:code|sig|signature|token|access_token|key|secret|password)=)[^&;#\s\"']*")
 
@@ -81,11 +82,13 @@ class FixRegistryError(CryptwardError):
 
 
 class FixDeclined(CryptwardError):
-    """A fix will not change this resource. `reason` is a `changes.SkipReason`; `detail` is a sentence."""
+    """A fix will not change this resource. `reason` is a `changes.SkipReason`; `detail` is a sentence. `changes`:
+    what must happen first, planned all the same (a grant the declined change waits for)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, changes: Sequence[Any] = ()) -> None:
         self.reason = reason
         self.detail = detail
+        self.changes = tuple(changes)
         super().__init__(f"{reason}: {detail}")
 
 

@@ -195,6 +195,18 @@ class Directory:
         self._by_oid[oid] = principal
         return principal
 
+    def add_user_identity(self, resource_id: str) -> Principal:
+        """A user-assigned managed identity (`Microsoft.ManagedIdentity/userAssignedIdentities/{name}`), made by a
+        scenario: the sandbox serves no ManagedIdentity provider. The existing one when it exists."""
+        for p in self._by_oid.values():
+            if p.mi_resource_id and p.mi_resource_id.lower() == resource_id.lower():
+                return p
+        name = resource_id.rstrip("/").rsplit("/", 1)[-1]
+        principal = _sp(f"uai:{resource_id.lower()}", name, resource_id)
+        principal.name = None
+        self._by_oid[principal.object_id] = principal
+        return principal
+
     def system_identity_of(self, resource_id: str) -> Principal | None:
         wanted = resource_id.lower()
         for p in self._by_oid.values():

@@ -432,11 +432,21 @@ KEY_PERMISSIONS: dict[str, str] = {op: op for op in DATA_ACTIONS} | {
 }
 
 
-def access_policy_allows(access_policies: Iterable[Mapping[str, Any]], object_id: str, key_permission: str) -> bool:
-    """Whether a vault's `properties.accessPolicies` give `object_id` a key permission (`all` gives every one)."""
+def access_policy_allows(
+    access_policies: Iterable[Mapping[str, Any]], object_id: str, key_permission: str, tenant_id: str | None = None
+) -> bool:
+    """Whether a vault's `properties.accessPolicies` give `object_id` a key permission (`all` gives every one),
+    case-insensitively. With `tenant_id` (the vault's), an entry counts only in that tenant: AccessPolicyEntry.tenantId
+    is "the Azure Active Directory tenant ID that should be used for authenticating requests to the key vault" and
+    "all identities in the array must use the same tenant ID as the key vault's tenant ID" (azure-specs openapi/
+    keyvault/openapi.json, 2026-05-15). An entry with an `applicationId` is a compound identity ("Application ID of the
+    client making request on behalf of a principal", same spec): it does not grant the principal acting alone
+    (unverified: the spec does not say so in words)."""
     oid, wanted = object_id.lower(), key_permission.lower()
     for policy in access_policies:
-        if str(policy.get("objectId", "")).lower() != oid:
+        if str(policy.get("objectId", "")).lower() != oid or policy.get("applicationId"):
+            continue
+        if tenant_id is not None and str(policy.get("tenantId", "")).lower() != tenant_id.lower():
             continue
         granted = {str(p).lower() for p in (policy.get("permissions") or {}).get("keys") or ()}
         if wanted in granted or "all" in granted:

@@ -356,3 +356,6 @@ def _vm(group: str, name: str, location: str, size: str, os_disk: str | None, da
     }
     path = f"{group}/providers/Microsoft.Compute/virtualMachines/{name}"
     return Step("PUT", path, VM_API, body, made="virtualMachines")
+
+
+from sandbox import scenarios_legacy  # noqa: E402, F401  (registers the "legacy" scenario)

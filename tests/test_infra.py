@@ -262,9 +262,18 @@ def _role_without(action: str, data: bool) -> dict[str, Any]:
 
 
 def _legacy_des(sandbox: Any) -> None:
-    """A key in kv-neu-legacy (access policies) and a disk encryption set using it, made by the admin."""
+    """A key in kv-neu-legacy (access policies) and a disk encryption set using it, made by the admin. On a vault
+    using access policies the bot's role gives it no data access: the admin gives it an access policy for the key
+    rotation policy, as an operator must (the switch to RBAC waits for the set's role to propagate)."""
     kv = sandbox.client(KeyVaultManagementClient)
     key = kv.keys.create_if_not_exist("rg-app-neu", "kv-neu-legacy", "des-key", {"properties": {"kty": "RSA"}})
+    rotation = ["get", "getrotationpolicy", "setrotationpolicy"]
+    bot = {
+        "tenantId": sandbox.tenant_id,
+        "objectId": sandbox.principal("bot").object_id,
+        "permissions": {"keys": rotation},
+    }
+    kv.vaults.update_access_policy("rg-app-neu", "kv-neu-legacy", "add", {"properties": {"accessPolicies": [bot]}})
     compute = sandbox.client(ComputeManagementClient)
     vault = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-app-neu/providers/Microsoft.KeyVault/vaults"
     compute.disk_encryption_sets.begin_create_or_update(

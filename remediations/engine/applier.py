@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from remediations import keyaccess
 from remediations.azure import Azure
 from remediations.changes import APPROVAL, DEALLOCATED, Change, Plan
 from remediations.engine.reader import Scope
@@ -226,6 +227,8 @@ def _same(actual: Any, expected: Any) -> bool:
         return isinstance(actual, list) and all(any(_same(a, e) for a in actual) for e in expected)
     if isinstance(expected, Mapping):
         return isinstance(actual, Mapping) and all(_same(get(actual, k), v) for k, v in expected.items())
+    if keyaccess.is_role_definition_id(expected) and isinstance(actual, str):
+        return keyaccess.same_role(actual, expected)  # ARM answers another form of the id than the one sent
     if isinstance(expected, str) and isinstance(actual, str):
         return actual.lower() == expected.lower()  # ARM ids and enum values compare without case
     return bool(actual == expected and type(actual) is type(expected))

@@ -85,7 +85,8 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
     try:
         made = fixes.get(policy.fix.name)(resource, params, ctx)
     except FixDeclined as declined:
-        return skip(declined.reason, declined.detail)
+        skip(declined.reason, declined.detail)
+        made = list(declined.changes)  # what the declined change waits for is planned all the same
     for change in made:
         requires = {*change.requires, *((APPROVAL,) if mode == "approve" else ())}
         out.append(

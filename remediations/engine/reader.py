@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from remediations import fixes, keyaccess
 from remediations.azure import Azure, as_body, translated
 from remediations.engine import machines
 from remediations.errors import AzureAccessError
@@ -48,6 +49,9 @@ from remediations.resources import (
 
 VAULT, KEY, DISK, DES, VM = aliases.VAULT, aliases.KEY, aliases.DISK, aliases.DES, aliases.VM
 RELATED = "related"
+# Blocks that need the role assignments over the disk encryption sets' keys; `encryptionsets` (a vault's sets, for
+# the switch to RBAC) also needs the sets listed whatever the policies' resource types.
+ASSIGNMENT_BLOCKS = frozenset({"keyvaultroleassignments", "keyaccess", "encryptionsets"})
 Progress = Callable[[str], None]
 
 
@@ -81,6 +85,8 @@ class Needs:
         for policy in policies:
             types.update([policy.resource_type] if policy.resource_type else aliases.RESOURCE_TYPES)
             blocks.update(block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f))
+            if policy.fix:
+                blocks.update(block_of(f) for f in fixes.reads(policy.fix.name))
         return cls(frozenset(types), frozenset(blocks))
 
     def wants(self, *types: str) -> bool:
@@ -160,7 +166,7 @@ def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, 
         step(f"key vaults in {sub}")
         vaults = kv.vaults.list_by_resource_group(group) if group else kv.vaults.list_by_subscription()
         found.vaults.update(_bodies(vaults))
-    if needs.wants(DES, KEY):
+    if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
         step(f"disk encryption sets in {sub}")
         ops = compute.disk_encryption_sets
         found.sets.update(_bodies(ops.list_by_resource_group(group) if group else ops.list()))
@@ -186,7 +192,7 @@ def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, 
             found.locks = [*(found.locks or []), *_bodies(locks).values()]
         except AzureAccessError as e:
             found.lock_error = e
-    if "keyvaultroleassignments" in needs.blocks and found.sets:
+    if ASSIGNMENT_BLOCKS & needs.blocks and found.sets:
         step(f"role assignments in {scope}")
         ras = azure.authorization(sub).role_assignments
         try:
@@ -212,8 +218,10 @@ def _assemble(
         _keep(body, reading, found, needs, in_scope)
 
     _vaults(azure, found, needs, in_scope, reading, step, keep)
-    if needs.wants(DES, KEY):
+    if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
         keys = _sets(azure, found, needs, reading, step)
+        if "encryptionsets" in needs.blocks:
+            _vault_sets(found, reading)
         for des in found.sets.values():
             if needs.wants(DES):
                 keep(des)
@@ -363,17 +371,8 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
         vault = _key_vault(azure, des, found, reading, step)
         if vault is not None:
             _cw(des)["keyVault"] = {k: v for k, v in vault.items() if k != aliases.CRYPTWARD}
-            if "keyvaultroleassignments" in needs.blocks:
-                key_name = name_of(versionless(str(get(des, "properties.activeKey.keyUrl") or "")))
-                key_scope = f"{vault['id']}/keys/{key_name}" if key_name else str(vault["id"])
-                assignments = _assignments_for(azure, found, key_scope, step)
-                if isinstance(assignments, AzureAccessError):
-                    reading.missing(des_id, "keyVaultRoleAssignments", assignments)
-                else:
-                    principal = str(get(des, "identity.principalId") or "").lower()
-                    _cw(des)["keyVaultRoleAssignments"] = [
-                        ra for ra in assignments if str(get(ra, "properties.principalId") or "").lower() == principal
-                    ]
+            if ASSIGNMENT_BLOCKS & needs.blocks:
+                _key_access(azure, found, des, vault, reading, step)
         key_url = str(get(des, "properties.activeKey.keyUrl") or "")
         if needs.wants(KEY) and vault is not None and "/keys/" in key_url:
             key_id = f"{vault['id']}/keys/{name_of(versionless(key_url))}"
@@ -448,6 +447,45 @@ def _list_other_vaults(azure: Azure, found: _Found, reading: Reading, step: Prog
         for vault_id, vault in vaults.items():
             found.vaults.setdefault(vault_id, vault)
             reading.related.setdefault(vault_id, vault)
+
+
+def _key_access(
+    azure: Azure, found: _Found, des: dict[str, Any], vault: dict[str, Any], reading: Reading, step: Progress
+) -> None:
+    """Fill a DES's `keyVaultRoleAssignments` (its principals' assignments over its key) and `keyAccess` (see
+    remediations/keyaccess.py). An access-policy vault is decided without the assignments."""
+    des_id = str(des["id"])
+    assignments = _assignments_for(azure, found, keyaccess.key_scope(des, vault), step)
+    if isinstance(assignments, AzureAccessError):
+        reading.missing(des_id, "keyVaultRoleAssignments", assignments)
+        if keyaccess.uses_rbac(vault):
+            reading.missing(des_id, "keyAccess", assignments)
+            return
+        assignments = []
+    else:
+        mine = set(keyaccess.principals(des))
+        _cw(des)["keyVaultRoleAssignments"] = [
+            ra for ra in assignments if str(get(ra, "properties.principalId") or "").lower() in mine
+        ]
+    _cw(des)["keyAccess"] = keyaccess.block(des, vault, assignments)
+
+
+def _vault_sets(found: _Found, reading: Reading) -> None:
+    """Fill each vault's `encryptionSets`: the disk encryption sets read whose key is in it, each with the role
+    assignments that let its principals use that key (what switching the vault to RBAC leaves them)."""
+    by_vault: dict[str, list[dict[str, Any]]] = {v: [] for v in found.vaults}
+    for des in found.sets.values():
+        vault_id = str((_cw(des).get("keyVault") or {}).get("id") or "").lower()
+        if vault_id not in by_vault:
+            continue
+        vault = found.vaults[vault_id]
+        why = reading.reasons(str(des["id"])).get("keyvaultroleassignments")
+        if why:
+            reading.missing(str(vault["id"]), "encryptionSets", f"{name_of(str(des['id']))}: {why}")
+            continue
+        by_vault[vault_id].append(keyaccess.vault_entry(des, vault, _cw(des).get("keyVaultRoleAssignments") or []))
+    for vault_id, sets in by_vault.items():
+        _cw(found.vaults[vault_id])["encryptionSets"] = sets
 
 
 def _assignments_for(
@@ -575,6 +613,17 @@ def read_resource(
             if kind in (DISK, VM):
                 group = resource_id.split("/")[4]
                 _list_snapshots(found, lambda: azure.compute(sub).snapshots.list_by_resource_group(group))
+            if kind == VAULT and "encryptionsets" in needs.blocks:  # which sets use the vault: only a list can say
+                listed = _bodies(azure.compute(sub).disk_encryption_sets.list())
+                wanted = resource_id.lower()
+                found.sets.update(
+                    {
+                        k: d
+                        for k, d in listed.items()
+                        if str(get(d, "properties.activeKey.sourceVault.id")).lower() == wanted
+                        or _serves(body, key_origin(str(get(d, "properties.activeKey.keyUrl") or "")))
+                    }
+                )
     except AzureAccessError as e:
         reading = Reading(resources={resource_id: {"id": resource_id, "type": kind}})
         reading.missing(resource_id, "", e)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from remediations import fixes
 from remediations.azure import Azure
 from remediations.changes import Caller, Plan, PlanContext
 from remediations.engine import applier, planner
@@ -132,7 +133,10 @@ def evaluate(
             needed = {block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f)}
             missing = [reasons[""]] if "" in reasons else [reasons[b] for b in sorted(needed) if b in reasons]
             if missing and "" not in reasons:
-                unknown = {b for b in needed if b in reasons}
+                # unknown: a block that could not be read, or one the reader did not fill (it may derive from one
+                # that could not be read, as a set's key access derives from its vault)
+                filled = {str(k).lower() for k in body.get(aliases.CRYPTWARD) or {}}
+                unknown = {b for b in needed if b in reasons or b not in filled}
 
                 def unread(f: str, unknown: set[str] = unknown) -> bool:
                     return aliases.is_cryptward(f) and block_of(f) in unknown
@@ -148,7 +152,8 @@ def evaluate(
                 if policy.noncompliant(body, now=now):
                     # What only the fix reads (a set's vault, a VM's disks, a feature) does not decide the verdict
                     # the body gives; it keeps the fix from being planned.
-                    fix_missing = reasons.get(RELATED) if policy.fix else None
+                    fix_needs = {RELATED, *(block_of(f) for f in fixes.reads(policy.fix.name))} if policy.fix else set()
+                    fix_missing = "; ".join(dict.fromkeys(reasons[b] for b in sorted(fix_needs) if b in reasons))
                     why = f"could not read what the fix needs: {fix_missing}" if fix_missing else None
                     findings.append(Finding(policy, body, mode, fix_unreadable=why))
             except ConditionError as e:

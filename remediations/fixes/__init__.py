@@ -31,20 +31,29 @@ FIX_MODULES: tuple[str, ...] = (
 )
 
 _REGISTRY: dict[str, Any] = {}
+_READS: dict[str, tuple[str, ...]] = {}
 
 T = TypeVar("T")
 
 
-def register(name: str) -> Callable[[T], T]:
-    """Class or function decorator: register the fix under `name` (unique)."""
+def register(name: str, reads: tuple[str, ...] = ()) -> Callable[[T], T]:
+    """Class or function decorator: register the fix under `name` (unique). `reads`: `cryptward` fields the fix
+    consults beyond its policy's condition (the reader fills them, and a finding whose block could not be read is
+    skipped as cannot-read)."""
 
     def decorate(fix: T) -> T:
         if name in _REGISTRY:
             raise FixRegistryError(f"fix {name!r} is registered twice: {_REGISTRY[name]!r} and {fix!r}")
         _REGISTRY[name] = fix
+        _READS[name] = tuple(reads)
         return fix
 
     return decorate
+
+
+def reads(name: str) -> tuple[str, ...]:
+    """The `cryptward` fields the fix `name` reads besides its policy's condition; () for an unknown name."""
+    return _READS.get(name, ())
 
 
 def names() -> tuple[str, ...]:
@@ -63,9 +72,10 @@ def get(name: str) -> Any:
 def unregister(name: str) -> None:
     """Forget a fix (for tests that register throwaway fixes)."""
     _REGISTRY.pop(name, None)
+    _READS.pop(name, None)
 
 
 for _module in FIX_MODULES:
     importlib.import_module(f"{__name__}.{_module}")
 
-__all__ = ["FIX_MODULES", "get", "names", "register", "unregister"]
+__all__ = ["FIX_MODULES", "get", "names", "reads", "register", "unregister"]

@@ -147,8 +147,11 @@ _TABLE: dict[str, dict[str, str]] = {
 #   all types  locks: [lock GET bodies at the resource, its group and subscription]
 #              adeHistory: true when the ledger remembers Azure Disk Encryption on this disk or VM
 #   vaults     diagnosticSettings: [the vault's diagnostic setting GET bodies]
+#              encryptionSets: [{id, set, keyScope, principals, keyRoles}: the DES using the vault (keyaccess.py)]
 #   DES        keyVault: the GET body of the vault holding the active key
-#              keyVaultRoleAssignments: [role assignments for the DES's principal at that vault's scope and above]
+#              keyVaultRoleAssignments: [role assignments for the DES's principals at its key's scope and above]
+#              keyAccess: {model, keyScope, principals, missing}: whether its identities can use its key, decided
+#              as Key Vault decides (remediations/keyaccess.py); `missing` lists the principals that cannot
 #   keys       diskEncryptionSets: [ids of the disk encryption sets whose active key is this key]
 #   VMs        powerState: the PowerState/... code of the instance view; extensions: [the VM body's `resources`:
 #              whole extensions from a GET, `{id, name}` from a list, which names them by id only];
@@ -176,6 +179,9 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         f"{_CW_DS}.metrics[*]",
         f"{_CW_DS}.metrics[*].category",
         f"{_CW_DS}.metrics[*].enabled",
+        "cryptward.encryptionSets",
+        "cryptward.encryptionSets[*]",
+        "cryptward.encryptionSets[*].id",
     ),
     DES: (
         _CW_KV,
@@ -190,6 +196,10 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         f"{_CW_RA}[*]",
         f"{_CW_RA}[*].properties.principalId",
         f"{_CW_RA}[*].properties.roleDefinitionId",
+        "cryptward.keyAccess",
+        "cryptward.keyAccess.model",
+        "cryptward.keyAccess.missing[*]",
+        "cryptward.keyAccess.principals[*]",
     ),
     KEY: ("cryptward.diskEncryptionSets", "cryptward.diskEncryptionSets[*]"),
     DISK: ("cryptward.adeHistory",),

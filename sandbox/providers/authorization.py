@@ -119,6 +119,20 @@ class RoleAssignments(ResourceType):
             raise ArmError(404, "RoleAssignmentNotFound", f"The role assignment '{call.path.name}' is not found.")
         return self.view(call, body)
 
+    def view(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
+        """A create (PUT) at 2022-04-01 answers `roleDefinitionId` in the tenant form `/providers/
+        Microsoft.Authorization/roleDefinitions/{guid}` whatever form the request used: azure-specs examples/
+        authorization/RoleAssignments_CreateForResource.json (stable/2022-04-01) sends the subscription form and
+        answers the tenant form. Reads and lists answer the form the assignment was created with: the az CLI (2.91,
+        role/custom.py `_search_role_assignments`) finds an assignment it made by comparing its roleDefinitionId as
+        a string with the subscription form it sent, which works against Azure; the recorded list
+        authorization/c7n-role-assignments-list-2018-09-01-preview.json answers the subscription form, the
+        ListForScope example the tenant form (unverified beyond these)."""
+        out = copy.deepcopy(body)
+        if call.method == "PUT" and call.api_version >= "2022-04-01":
+            out["properties"]["roleDefinitionId"] = f"{_DEFS}{_guid_of(body['properties']['roleDefinitionId'])}"
+        return out
+
     def attributes(self, call: Call) -> dict[tuple[str, str], tuple[str, ...]] | None:
         """`roleAssignments/write` presents Request attributes (the body), `roleAssignments/delete` Resource
         attributes (the stored assignment): "Authorization actions and attributes", Microsoft Learn, MicrosoftDocs/
@@ -215,8 +229,7 @@ class RoleAssignments(ResourceType):
             "name": name if existing is None else existing["name"],
             "type": self.type,
             "properties": {
-                # ARM answers with the role definition id in the form the caller sent (tenant or subscription form)
-                "roleDefinitionId": sent,
+                "roleDefinitionId": sent,  # as sent: reads answer it so; a create answers the tenant form (`view`)
                 "principalId": principal_id,
                 "principalType": principal.kind,
                 "scope": scope,

@@ -56,6 +56,10 @@ def _identity(sb: Sandbox, des_id: str, requested: dict[str, Any] | None, old: d
     return out
 
 
+def _user_assigned_known(sb: Sandbox, identity: dict[str, Any] | None) -> bool:
+    return any(v.get("principalId") for v in ((identity or {}).get("userAssignedIdentities") or {}).values())
+
+
 def _resolve_key(
     sb: Sandbox, des_id: str, location: str, active_key: dict[str, Any] | None, rotation: bool
 ) -> dict[str, Any]:
@@ -199,6 +203,11 @@ class DiskEncryptionSets(ResourceType):
         if rotation:
             _take_latest(sb, body)
             active = p["activeKey"]
+        if existing is None and _user_assigned_known(sb, identity):
+            # A user-assigned identity exists before the set: DiskRP checks that it can use the key at creation
+            # (the az CLI test behind des/cli-des-get-system-and-user-assigned-2023-04-02.json grants it first);
+            # the refusal's code and wording are the key-change one's (unverified for creation).
+            check_des_key_access(state, body)
         key_changed = existing is not None and old_props.get("activeKey", {}).get("keyUrl", "").lower() != (
             active["keyUrl"].lower()
         )

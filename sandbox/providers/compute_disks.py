@@ -198,14 +198,19 @@ def check_des_key_access(state: State, des: dict[str, Any]) -> None:
 
 
 def des_principal(sb: Any, des: dict[str, Any]) -> str | None:
+    """The identity a DES reaches its key with: its user-assigned identity when it has one, else its system-assigned
+    one. Recorded: the az CLI test behind des/cli-des-get-system-and-user-assigned-2023-04-02.json (and its vault,
+    keyvault/cli-vault-get-2023-02-01-purge-protection.json) gives get/wrapKey/unwrapKey to the user-assigned
+    identity's principal (abcff390-...) only; the DES, which also has a system-assigned principal without any access,
+    is Succeeded."""
     identity = des.get("identity") or {}
-    if identity.get("principalId"):
-        return str(identity["principalId"])
     for rid in identity.get("userAssignedIdentities") or {}:
         try:
             return str(sb.directory.find(mi_res_id=rid).object_id)
         except LookupError:
             continue
+    if identity.get("principalId"):
+        return str(identity["principalId"])
     return None
 
 

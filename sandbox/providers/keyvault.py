@@ -41,11 +41,30 @@ __all__ = [
 
 API_VERSIONS = keyvault_deleted.API_VERSIONS
 VAULT_TYPE = "Microsoft.KeyVault/vaults"
-RBAC_DEFAULT_SINCE = "2026-02-01"  # api-versions from here on create vaults with enableRbacAuthorization true
+# "When you create a new vault with API version 2026-02-01 or later, the default access control model is Azure RBAC
+# (enableRbacAuthorization = true). This default applies only to create operations. [...] Vaults where
+# enableRbacAuthorization is null (from older API versions) continue using access policies." (Microsoft Learn, "Prepare
+# for Key Vault API version 2026-02-01 and later: Azure RBAC as default access control",
+# https://learn.microsoft.com/azure/key-vault/general/access-control-default). A vault created before then without
+# the property keeps it absent in every GET (recordings keyvault/c7n-vault-get-2019-09-01*.json,
+# cli-vault-get-2023-02-01.json; all four 2026-05-15 vault examples in azure-specs omit it), although the 2026-05-15
+# spec's VaultProperties still says "If null or not specified, the vault is created with the default value of false".
+RBAC_DEFAULT_SINCE = "2026-02-01"
+# What was never set stays absent: enabledFor* (recording cli-vault-get-2023-02-01-purge-protection.json), and
+# enableSoftDelete/softDeleteRetentionInDays on vaults created before soft delete was written by default (recordings
+# c7n-vault-get-2019-09-01*.json; azure-specs examples/keyvault/getVault.json at 2026-05-15 omits them too). Newer
+# creations store the spec's defaults (2026-05-15 VaultProperties: enableSoftDelete "set to true by default",
+# softDeleteRetentionInDays default 90); the first api-version that does is unverified. Readers of a vault take
+# Azure's defaults when the properties are absent (soft delete on, 90 days).
+SOFT_DELETE_STORED_SINCE = "2021-04-01-preview"  # unverified (after 2019-09-01)
+# publicNetworkAccess ("Enabled" unless set) and systemData are answered only from the api-versions that have them:
+# absent at 2019-09-01 (c7n recordings), present at 2023-02-01 (az CLI recordings); the exact first api-version of
+# each is unverified (the spec versions in between were not read).
+PUBLIC_ACCESS_SINCE = "2021-06-01-preview"  # unverified (between 2019-09-01 and 2023-02-01)
+SYSTEM_DATA_SINCE = "2021-04-01-preview"  # unverified (between 2019-09-01 and 2023-02-01)
 _NAME = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _PUBLIC = {"enabled": "Enabled", "disabled": "Disabled", "securedbyperimeter": "SecuredByPerimeter"}
-_BOOLS = ("enabledForDeployment", "enabledForDiskEncryption", "enabledForTemplateDeployment")
 
 
 def _bad(message: str, code: str = "BadRequest") -> ArmError:
@@ -162,6 +181,13 @@ class Vaults(ResourceType):
         out = copy.deepcopy(body)
         if call.sandbox is not None:
             out["properties"]["vaultUri"] = vault_uri(call.sandbox, body["name"])
+        api = call.api_version[:10]
+        if api < PUBLIC_ACCESS_SINCE[:10]:
+            out["properties"].pop("publicNetworkAccess", None)
+        else:
+            out["properties"].setdefault("publicNetworkAccess", "Enabled")
+        if api < SYSTEM_DATA_SINCE[:10]:
+            out.pop("systemData", None)
         return out
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
@@ -244,14 +270,15 @@ class Vaults(ResourceType):
 
     def _create(self, call: Call, body: dict[str, Any], name: str) -> dict[str, Any]:
         props = _normalise(body["properties"])
-        props.setdefault("enableRbacAuthorization", _rbac_default(call.api_version))
+        if props.get("enableRbacAuthorization") is None:  # null is "not specified" (access-control-default above)
+            props.pop("enableRbacAuthorization", None)
+            if _rbac_default(call.api_version):
+                props["enableRbacAuthorization"] = True
         self._check_policies_needed(props)
         props.setdefault("accessPolicies", [])
-        for flag in _BOOLS:
-            props.setdefault(flag, False)
-        props.setdefault("enableSoftDelete", True)
-        props.setdefault("softDeleteRetentionInDays", 90)
-        props.setdefault("publicNetworkAccess", "Enabled")
+        if call.api_version[:10] >= SOFT_DELETE_STORED_SINCE[:10]:
+            props.setdefault("enableSoftDelete", True)
+            props.setdefault("softDeleteRetentionInDays", 90)
         props["provisioningState"] = "Succeeded"
         props["vaultUri"] = vault_uri(call.sandbox, name)
         now = call.state.clock.iso()
@@ -385,7 +412,9 @@ def data_allowed(sb: Sandbox, object_id: str, vault: dict[str, Any], key_name: s
     if props.get("enableRbacAuthorization"):
         scope = f"{vault['id']}/keys/{key_name}" if key_name else vault["id"]
         return sb.allowed(object_id, rbac.DATA_ACTIONS[operation], scope, data_action=True)
-    return rbac.access_policy_allows(props.get("accessPolicies") or [], object_id, rbac.KEY_PERMISSIONS[operation])
+    return rbac.access_policy_allows(
+        props.get("accessPolicies") or [], object_id, rbac.KEY_PERMISSIONS[operation], str(props.get("tenantId") or "")
+    )
 
 
 _PERMISSION_OPS = {"get": "get", "list": "list", "wrapkey": "wrap", "unwrapkey": "unwrap", "encrypt": "encrypt",

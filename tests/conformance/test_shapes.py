@@ -188,6 +188,8 @@ class Replayer:
         else:
             raise NotServed(rtype)
         api = WRITE_API.get(next((k for k in WRITE_API if k.lower() == lower), ""), "")
+        if lower == "microsoft.keyvault/vaults":  # made at the recorded api-version: defaults depend on it
+            api = self.rec["request"]["apiVersion"]
         if lower == "microsoft.compute/virtualmachines":
             self.vm_prerequisites(body)
         self.arm("PUT", rid, body, api=api)
@@ -468,47 +470,12 @@ def observed(sandbox_session: Any) -> Any:
 # The same vault body at 2019-09-01, one GET with access policies and one without: the same differences.
 _VAULT_2019_09_01 = [
     (
-        "$.properties.enableRbacAuthorization: absent -> boolean",
-        "sandbox always writes properties.enableRbacAuthorization; recorded 2019-09-01 vault omits it (never set)",
-    ),
-    (
-        "$.properties.enableSoftDelete: absent -> boolean",
-        "sandbox always writes properties.enableSoftDelete; recorded 2019-09-01 vault body omits it",
-    ),
-    (
-        "$.properties.publicNetworkAccess: absent -> string",
-        "sandbox always writes properties.publicNetworkAccess; recorded 2019-09-01 body omits it",
-    ),
-    (
         "$.properties.sku.name: casing 'Standard' -> 'standard'",
         "recorded 2019-09-01 vault says sku.name 'Standard' (capitalised); sandbox always lower-cases",
-    ),
-    (
-        "$.properties.softDeleteRetentionInDays: absent -> number",
-        "sandbox always writes softDeleteRetentionInDays; recorded 2019-09-01 vault body omits it",
-    ),
-    (
-        "$.systemData: absent -> object",
-        "sandbox writes systemData at every api-version; recorded 2019-09-01 body has none",
     ),
 ]
 
 # The Azure CLI's vault at 2021-10-01, read (GET) and updated (`az keyvault set-policy`, PUT): the same differences.
-_VAULT_2021_10_01 = [
-    (
-        "$.properties.enableRbacAuthorization: absent -> boolean",
-        "sandbox always writes properties.enableRbacAuthorization; recorded 2021-10-01 vault omits it (never set)",
-    ),
-    (
-        "$.properties.enabledForDiskEncryption: absent -> boolean",
-        "sandbox always writes enabledForDiskEncryption; recorded 2021-10-01 vault omits it (never set)",
-    ),
-    (
-        "$.properties.enabledForTemplateDeployment: absent -> boolean",
-        "sandbox always writes enabledForTemplateDeployment; recorded 2021-10-01 vault omits it (never set)",
-    ),
-]
-
 KNOWN: dict[str, list[tuple[str, str]]] = {
     "authorization/c7n-role-assignments-list-2018-09-01-preview.json": [
         (
@@ -601,49 +568,11 @@ KNOWN: dict[str, list[tuple[str, str]]] = {
         ),
     ],
     "keyvault/c7n-vault-get-2019-09-01-no-policies.json": _VAULT_2019_09_01,
-    "keyvault/cli-vault-get-2021-10-01-access-policies.json": _VAULT_2021_10_01,
-    "keyvault/cli-vault-put-2021-10-01-des-access-policy.json": _VAULT_2021_10_01,
     "keyvault/c7n-vault-get-2019-09-01.json": _VAULT_2019_09_01,
     "keyvault/c7n-vaults-list-2019-09-01.json": [
         (
-            "$.value[*].properties.enableRbacAuthorization: absent -> boolean",
-            "sandbox always writes properties.enableRbacAuthorization; recorded 2019-09-01 vault omits it (never set)",
-        ),
-        (
-            "$.value[*].properties.enableSoftDelete: absent -> boolean",
-            "sandbox always writes properties.enableSoftDelete; recorded 2019-09-01 vault body omits it",
-        ),
-        (
-            "$.value[*].properties.publicNetworkAccess: absent -> string",
-            "sandbox always writes properties.publicNetworkAccess; recorded 2019-09-01 body omits it",
-        ),
-        (
             "$.value[*].properties.sku.name: casing 'Standard' -> 'standard'",
             "recorded 2019-09-01 vault says sku.name 'Standard' (capitalised); sandbox always lower-cases",
-        ),
-        (
-            "$.value[*].properties.softDeleteRetentionInDays: absent -> number",
-            "sandbox always writes softDeleteRetentionInDays; recorded 2019-09-01 vault body omits it",
-        ),
-        (
-            "$.value[*].systemData: absent -> object",
-            "sandbox writes systemData at every api-version; recorded 2019-09-01 body has none",
-        ),
-    ],
-    "keyvault/cli-vault-get-2023-02-01-purge-protection.json": [
-        (
-            "$.properties.enabledForDiskEncryption: absent -> boolean",
-            "sandbox always writes enabledForDiskEncryption; recorded 2023-02-01 vault omits it (never set)",
-        ),
-        (
-            "$.properties.enabledForTemplateDeployment: absent -> boolean",
-            "sandbox always writes enabledForTemplateDeployment; recorded 2023-02-01 vault omits it (never set)",
-        ),
-    ],
-    "keyvault/cli-vault-get-2023-02-01.json": [
-        (
-            "$.properties.enableRbacAuthorization: absent -> boolean",
-            "sandbox always writes properties.enableRbacAuthorization; recorded 2023-02-01 vault omits it (never set)",
         ),
     ],
     "monitor/c7n-diagnostic-settings-loadbalancer-2017-05-01-preview.json": [

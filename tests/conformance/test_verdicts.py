@@ -86,28 +86,13 @@ ESTATES: dict[str, tuple[str, ...]] = {
 }
 
 # (estate, resource name, policy) -> why the bot disagrees with the documented rule today (strict xfail).
-_RBAC = (
-    "issue 15 item 1 (branch vaults): a vault without enableRbacAuthorization uses access policies; built-in "
-    "12d4fa5e checks `exists: false` too, kv-rbac-authorization only `equals: false`"
-)
 _SOFT_DELETE = (
     "issue 15 item 1 (branch vaults): an old vault without enableSoftDelete; built-in 1e66c121 v3.1.0 checks "
     "`exists: false` too, kv-soft-delete-retention only `equals: false`"
 )
-_KEY_ACCESS = (
-    "issue 15 items 1-2 (branch vaults): des-key-access looks for role assignments on a vault without "
-    "enableRbacAuthorization (access policies), and misses the access policy that grants get/wrapKey/unwrapKey"
-)
 DISAGREE: dict[tuple[str, str, str], str] = {
-    ("c7n-vaults", "cckeyvault1yghq6zt4ewg2e", "kv-rbac-authorization"): _RBAC,
-    ("c7n-vaults", "cckeyvault2ev2qnehi4dtyy", "kv-rbac-authorization"): _RBAC,
-    ("cli-vaults", "cli-test-kv-mgmt-000002", "kv-rbac-authorization"): _RBAC,
-    ("cli-des-rotation", "vault2-000003", "kv-rbac-authorization"): _RBAC,
-    ("cli-des-granted", "vault2-000003", "kv-rbac-authorization"): _RBAC,
-    ("cli-des-not-granted", "vault2-000003", "kv-rbac-authorization"): _RBAC,
     ("c7n-vaults", "cckeyvault1yghq6zt4ewg2e", "kv-soft-delete-retention"): _SOFT_DELETE,
     ("c7n-vaults", "cckeyvault2ev2qnehi4dtyy", "kv-soft-delete-retention"): _SOFT_DELETE,
-    ("cli-des-granted", "des-000008", "des-key-access"): _KEY_ACCESS,
 }
 
 # Verdicts no documented rule decides from the body (README: "could not be verified without Azure").
@@ -238,7 +223,6 @@ def _changes(report: Report, policy_id: str) -> list[dict[str, Any]]:
     return [c for c in report.plan.to_dict()["changes"] if policy_id in c["policyIds"]]
 
 
-@pytest.mark.xfail(strict=True, reason=_KEY_ACCESS)
 def test_key_access_on_an_access_policy_vault_is_an_access_policy(certs):
     # Learn, "Migrate from vault access policy to an Azure role-based access control permission model"
     # (https://learn.microsoft.com/azure/key-vault/general/rbac-migration): a vault uses one permission model; with

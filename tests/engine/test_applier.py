@@ -193,3 +193,18 @@ def test_gate_waits_for_a_dependency_until_it_holds(dependency, blocked):
 def test_verified_checks_the_body_after_the_write(body, status, code):
     result = verified(change(lock_of(VAULT_IN)), body)
     assert (result.status, result.code) == (status, code)
+
+
+def test_a_role_definition_id_is_verified_by_its_guid_in_whatever_form_arm_answers():
+    """azure-specs examples/authorization/RoleAssignments_CreateForResource.json: sent in the subscription form,
+    answered in the tenant form."""
+    guid = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+    sent = (
+        f"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+    )
+    answered = {
+        "properties": {"roleDefinitionId": f"/providers/Microsoft.Authorization/roleDefinitions/{guid.upper()}"}
+    }
+    assert holds(answered, {"properties.roleDefinitionId": sent})
+    other = {"properties": {"roleDefinitionId": answered["properties"]["roleDefinitionId"].replace("E147", "F147")}}
+    assert unmet(other, {"properties.roleDefinitionId": sent})

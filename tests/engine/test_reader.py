@@ -30,10 +30,15 @@ def test_a_sweep_fills_every_block_the_policies_read(sandbox, azure_as):
     found = by_name(reading)
     assert reading.unreadable == {}
     vault = found["kv-weu-app"]["cryptward"]
-    assert vault == {"locks": [], "diagnosticSettings": []}
+    assert vault == {"locks": [], "diagnosticSettings": [], "encryptionSets": []}
     des = found["des-weu"]["cryptward"]
     assert des["keyVault"]["name"] == "kv-weu-disks" and "cryptward" not in des["keyVault"]
     assert des["keyVaultRoleAssignments"] == []
+    principal = found["des-weu"]["identity"]["principalId"].lower()
+    key_id = f"{des['keyVault']['id']}/keys/des-key"
+    assert des["keyAccess"] == {"model": "rbac", "keyScope": key_id, "principals": [principal], "missing": [principal]}
+    (user,) = found["kv-weu-disks"]["cryptward"]["encryptionSets"]  # what switching that vault would cut off
+    assert (user["id"], user["principals"], user["keyRoles"]) == (found["des-weu"]["id"], [principal], [])
     key = found["des-key"]
     assert key["type"] == "Microsoft.KeyVault/vaults/keys"
     assert key["cryptward"]["diskEncryptionSets"] == [found["des-weu"]["id"]]
@@ -223,8 +228,8 @@ def test_one_vault_reads_the_vault_its_locks_and_its_diagnostic_settings(sandbox
     vault = rid(sandbox, RG["app"], "Microsoft.KeyVault/vaults", "kv-weu-app")
     reading = read_resource(azure, vault, ALL)
     assert list(reading.resources) == [vault]
-    assert reading.resources[vault]["cryptward"] == {"locks": [], "diagnosticSettings": []}
-    assert azure.calls["GET"] == 3
+    assert reading.resources[vault]["cryptward"] == {"locks": [], "diagnosticSettings": [], "encryptionSets": []}
+    assert azure.calls["GET"] == 4  # and the list of the subscription's disk encryption sets: which use the vault
 
 
 def test_one_key_learns_which_sets_use_it(sandbox, azure_as):

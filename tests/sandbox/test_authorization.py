@@ -432,3 +432,18 @@ def test_the_condition_and_its_version_round_trip_on_get_and_list(sandbox, auth,
     with pytest.raises(HttpResponseError) as err:
         delegate.role_assignments.create(rg, str(uuid.uuid4()), _params(sandbox, "bot", "Contributor"))
     _refused_by_condition(err)
+
+
+def test_a_create_answers_the_role_definition_id_in_the_tenant_form(sandbox, auth, rg):
+    """A create at 2022-04-01 answers the tenant form to a request in the subscription form (azure-specs examples/
+    authorization/RoleAssignments_CreateForResource.json); reads and lists answer the form it was created with (the
+    az CLI finds its own assignments by that string; recording authorization/c7n-role-assignments-list-...)."""
+    made = auth.role_assignments.create(rg, str(uuid.uuid4()), _params(sandbox, "bot", "Reader"))
+    tenant_form = f"{DEFS}/{ROLES['Reader']}"
+    assert made.role_definition_id == tenant_form
+    subscription_form = f"/subscriptions/{sandbox.subscription_id}{tenant_form}"
+    assert auth.role_assignments.get(rg, made.name).role_definition_id == subscription_form
+    listed = [a for a in auth.role_assignments.list_for_scope(rg) if a.name == made.name]
+    assert [a.role_definition_id for a in listed] == [subscription_form]
+    again = auth.role_assignments.create(rg, made.name, _params(sandbox, "bot", "Reader"))  # 200: the same answer
+    assert again.role_definition_id == tenant_form

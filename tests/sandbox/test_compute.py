@@ -330,3 +330,26 @@ def test_legacy_unmanaged_vm_keeps_its_vhd_and_no_managed_disk(env):
     assert vm.storage_profile.os_disk.vhd.uri == vhd["uri"] and vm.storage_profile.os_disk.managed_disk is None
     assert vm.os_profile.admin_password is None and vm.os_profile.windows_configuration.provision_vm_agent
     assert list(env.compute.disks.list()) == []
+
+
+def test_a_des_with_a_user_assigned_identity_reaches_its_key_with_that_identity(env, sandbox):
+    """The az CLI's recorded test (des/cli-des-get-system-and-user-assigned-2023-04-02.json and its vault) grants
+    only the user-assigned identity; DiskRP refuses a set whose user-assigned identity cannot use the key."""
+    vault, key = env.vault()
+    uai_id = f"{env.rg_id}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-des"
+    uai = sandbox.running.sandbox.directory.add_user_identity(uai_id)
+    body = {
+        "location": LOC,
+        "identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {uai_id: {}}},
+        "properties": {"activeKey": {"sourceVault": {"id": vault.id}, "keyUrl": key.properties.key_uri_with_version}},
+    }
+    create = env.compute.disk_encryption_sets.begin_create_or_update
+    message = _refused(lambda: create(RG, "des-uai", body).result(), 400, "KeyVaultAccessForbidden")
+    assert "des-uai" in message
+    env.grant(vault.name, uai.object_id)
+    des = create(RG, "des-uai", body).result()
+    (entry,) = des.identity.user_assigned_identities.values()
+    assert (entry.principal_id, entry.client_id) == (uai.object_id, uai.client_id)
+    assert des.identity.principal_id and des.identity.principal_id != uai.object_id  # the system one has no access
+    disk = env.disk("cmk-uai", encryption={"diskEncryptionSetId": des.id})  # the user-assigned identity suffices
+    assert disk.encryption.type == CMK

@@ -73,7 +73,7 @@ def test_older_api_versions_default_to_access_policies(sandbox, kv):
     body = {"location": LOCATION, "properties": props(sandbox, accessPolicies=[])}
     r = raw(sandbox, "PUT", vault_path(sandbox, "kv-old"), body, api="2023-07-01")
     assert r.status_code == 200
-    assert r.json()["properties"]["enableRbacAuthorization"] is False
+    assert "enableRbacAuthorization" not in r.json()["properties"]  # null: access policies (access-control-default)
     r = raw(
         sandbox,
         "PUT",
@@ -226,3 +226,45 @@ def test_management_plane_keys_share_the_key_store(sandbox, kv):
     assert len(entry["versions"][0]["n"]) == 512  # 3072 bits, base64url
     with pytest.raises(ResourceNotFoundError):
         kv.keys.get(RG, "kv-keys", "nope")
+
+
+def test_what_was_never_set_stays_absent_as_azure_answers_it(sandbox, kv):
+    """Recordings keyvault/c7n-vault-get-2019-09-01*.json and cli-vault-get-2023-02-01*.json; Microsoft Learn
+    access-control-default: vaults made before 2026-02-01 without enableRbacAuthorization keep it null."""
+    body = {"location": LOCATION, "properties": props(sandbox, accessPolicies=[])}
+    assert raw(sandbox, "PUT", vault_path(sandbox, "kv-2019"), body, api="2019-09-01").status_code == 200
+    old = raw(sandbox, "GET", vault_path(sandbox, "kv-2019"), api="2019-09-01").json()
+    absent = ("enableRbacAuthorization", "enableSoftDelete", "softDeleteRetentionInDays", "publicNetworkAccess")
+    assert [k for k in (*absent, "enabledForDiskEncryption") if k in old["properties"]] == []
+    assert "systemData" not in old
+    now = raw(sandbox, "GET", vault_path(sandbox, "kv-2019")).json()  # the same vault read at 2026-05-15
+    assert [k for k in absent[:3] if k in now["properties"]] == []
+    assert now["properties"]["publicNetworkAccess"] == "Enabled" and "systemData" in now
+    assert kv.vaults.get(RG, "kv-2019").properties.enable_rbac_authorization is None
+    assert raw(sandbox, "PUT", vault_path(sandbox, "kv-2023"), body, api="2023-02-01").status_code == 200
+    got = raw(sandbox, "GET", vault_path(sandbox, "kv-2023"), api="2023-02-01").json()["properties"]
+    assert "enableRbacAuthorization" not in got and (got["enableSoftDelete"], got["softDeleteRetentionInDays"]) == (
+        True,
+        90,
+    )
+    new = raw(sandbox, "PUT", vault_path(sandbox, "kv-2026"), body).json()["properties"]
+    assert new["enableRbacAuthorization"] is True  # created at 2026-02-01 or later: RBAC unless set to false
+
+
+def test_an_absent_permission_model_means_access_policies(sandbox, kv):
+    bot = sandbox.principal("bot")
+    entry = {"tenantId": sandbox.tenant_id, "objectId": bot.object_id, "permissions": {"keys": ["Get", "WrapKey"]}}
+    body = {"location": LOCATION, "properties": props(sandbox, accessPolicies=[entry])}
+    raw(sandbox, "PUT", vault_path(sandbox, "kv-ap-null"), body, api="2023-02-01")
+    sb = sandbox.running.sandbox
+    vault = keyvault.vault_by_name(sb.state, "kv-ap-null")
+    assert "enableRbacAuthorization" not in vault["properties"]
+    assert keyvault.can_use_key(sb, bot.object_id, vault, "k", ("get", "wrapKey"))  # case-insensitive
+    assert not keyvault.can_use_key(sb, bot.object_id, vault, "k")  # no unwrapKey
+    foreign = dict(entry, tenantId="00000000-0000-0000-0000-0000000000ff", permissions={"keys": ["all"]})
+    compound = dict(entry, applicationId=bot.client_id, permissions={"keys": ["all"]})
+    for other in (foreign, compound):
+        vault["properties"]["accessPolicies"] = [other]
+        assert not keyvault.can_use_key(sb, bot.object_id, vault, "k"), other
+    vault["properties"]["accessPolicies"] = [dict(entry, permissions={"keys": ["ALL"]})]
+    assert keyvault.can_use_key(sb, bot.object_id, vault, "k")

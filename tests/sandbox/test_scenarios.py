@@ -76,7 +76,7 @@ def test_estate_creation_is_in_the_operations_log(sandbox):
 def test_unknown_scenario_is_a_clear_error(sandbox):
     r = sandbox.admin_api.post("/_sandbox/seed", json={"scenario": "nope"})
     assert r.status_code == 400
-    assert "valid: ['empty', 'estate']" in r.json()["error"]["message"]
+    assert "valid: ['empty', 'estate', 'legacy']" in r.json()["error"]["message"]
 
 
 def test_cli_serve_env_seed_round_trip(tmp_path):
@@ -181,3 +181,33 @@ def test_persisted_state_survives_a_restart(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=limit(30))
+
+
+def test_legacy_holds_an_access_policy_vault_and_sets_that_can_and_cannot_reach_its_key(sandbox):
+    import pytest
+    from azure.core.exceptions import HttpResponseError
+
+    made = sandbox.reset("legacy")
+    assert len(made["vaults"]) == 1 and len(made["diskEncryptionSets"]) == 3
+    vault = sandbox.client(KeyVaultManagementClient).vaults.get("rg-legacy", "kv-legacy")
+    assert vault.properties.enable_rbac_authorization is None  # absent: access policies
+    assert vault.properties.enable_soft_delete is None and vault.properties.soft_delete_retention_in_days is None
+    compute = sandbox.client(ComputeManagementClient)
+    sets = {d.name: d for d in compute.disk_encryption_sets.list_by_resource_group("rg-legacy")}
+    uai = sets["des-legacy-uai"].identity
+    assert uai.principal_id is None and [i.principal_id for i in uai.user_assigned_identities.values()] != [None]
+
+    def disk(name, des):
+        body = {
+            "location": "westeurope",
+            "sku": {"name": "Premium_LRS"},
+            "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 32,
+                           "encryption": {"diskEncryptionSetId": sets[des].id}},
+        }  # fmt: skip
+        return compute.disks.begin_create_or_update("rg-legacy", name, body).result()
+
+    assert disk("d-uai", "des-legacy-uai").encryption.type == "EncryptionAtRestWithCustomerKey"
+    for des in ("des-legacy-revoked", "des-legacy-sys"):
+        with pytest.raises(HttpResponseError) as refused:
+            disk(f"d-{des}", des)
+        assert refused.value.error.code == "KeyVaultAccessForbidden", des

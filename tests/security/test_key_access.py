@@ -126,3 +126,87 @@ def test_an_operator_pairing_grants_the_key_and_only_the_key(estate):
     assert grant.scope.lower() == f"{vault.id}/keys/k-victim".lower()  # the key, never the whole vault
     again = scan(Scope((sandbox.subscription_id,)), POLICIES, apply=True, settings=settings, azure=azure)
     assert not again.findings  # the key-scope grant is seen as access: nothing planned twice
+
+
+# --- the access-policy path is guarded the same way -----------------------------------------------------------------
+
+
+def _access_policy_vault(sandbox, name="kv-victim-ap"):
+    """A vault in rg-victim made before API version 2026-02-01 without enableRbacAuthorization: access policies."""
+    admin = {"tenantId": sandbox.tenant_id, "objectId": sandbox.principal("admin").object_id,
+             "permissions": {"keys": ["all"]}}  # fmt: skip
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}, "accessPolicies": [admin],
+             "enablePurgeProtection": True}  # fmt: skip
+    from sandbox import scenarios
+
+    path = (
+        f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-victim/providers/Microsoft.KeyVault/vaults/{name}"
+    )
+    scenarios.arm(sandbox.running.sandbox, "PUT", path, {"location": "westeurope", "properties": props},
+                  api_version="2023-07-01")  # fmt: skip
+    vault = sandbox.client(KeyVaultManagementClient).vaults.get("rg-victim", name)
+    assert vault.properties.enable_rbac_authorization is None
+    key = sandbox.client(KeyVaultManagementClient).keys.create_if_not_exist(
+        "rg-victim", name, "k-victim", {"properties": {"kty": "RSA"}}
+    )
+    return vault, key
+
+
+def _policy_holders(sandbox, name="kv-victim-ap"):
+    vault = sandbox.client(KeyVaultManagementClient).vaults.get("rg-victim", name)
+    return {p.object_id for p in vault.properties.access_policies}
+
+
+def test_no_access_policy_across_resource_groups_on_the_intruders_say_so(estate):
+    sandbox, _, _, azure = estate
+    _, key = _access_policy_vault(sandbox)
+    des = _intruder_des(sandbox, key.properties.key_uri_with_version)
+    report = scan(Scope((sandbox.subscription_id,)), POLICIES, apply=True, settings=Settings(), azure=azure)
+    (result,) = report.results
+    assert result.status == "pending-approval" and result.change.operation.path.endswith("/accessPolicies/add")
+    assert "rg-intruder" in result.change.summary and "approver" in result.change.summary
+    assert des.identity.principal_id not in _policy_holders(sandbox)
+
+
+def test_an_operator_pairing_adds_get_wrap_unwrap_for_the_sets_own_identity_only(estate):
+    sandbox, _, _, azure = estate
+    _, key = _access_policy_vault(sandbox)
+    des = _intruder_des(sandbox, key.properties.key_uri_with_version)
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    allow = {f"{sub}/resourceGroups/rg-victim": (f"{sub}/resourceGroups/rg-intruder",)}
+    settings = replace(Settings(), plan=PlanSettings(key_access_allow=allow))
+    before = _policy_holders(sandbox)
+    report = scan(Scope((sandbox.subscription_id,)), POLICIES, apply=True, settings=settings, azure=azure)
+    assert [r.status for r in report.results] == ["applied"]
+    assert _policy_holders(sandbox) == before | {des.identity.principal_id}  # nobody else, and no role at all
+    vault = sandbox.client(KeyVaultManagementClient).vaults.get("rg-victim", "kv-victim-ap")
+    (entry,) = [p for p in vault.properties.access_policies if p.object_id == des.identity.principal_id]
+    assert sorted(entry.permissions["keys"]) == ["get", "unwrapKey", "wrapKey"] and not entry.permissions.get("secrets")
+    assert _grants_to(sandbox, des.identity.principal_id) == []
+
+
+def test_a_user_assigned_identity_from_another_group_waits_for_an_approver():
+    """Whatever else uses that identity would use the key too: the set's owner cannot decide that alone."""
+    from datetime import UTC, datetime
+
+    from remediations.changes import APPROVAL, PlanContext
+    from remediations.fixes import des_key_access
+
+    sub = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590"
+    vault_id = f"{sub}/resourceGroups/rg-keys/providers/Microsoft.KeyVault/vaults/kv-keys"
+    key_url = "https://kv-keys.vault.azure.net/keys/k/0123456789abcdef0123456789abcdef"
+    vault = {"id": vault_id, "properties": {"tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47", "accessPolicies": []}}
+
+    def des_using(identity_group):
+        uai = f"{sub}/resourceGroups/{identity_group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-x"
+        return {
+            "id": f"{sub}/resourceGroups/rg-keys/providers/Microsoft.Compute/diskEncryptionSets/des-keys",
+            "identity": {"type": "UserAssigned", "userAssignedIdentities": {uai: {"principalId": "6c0e7d52-91a4"}}},
+            "properties": {"activeKey": {"sourceVault": {"id": vault_id}, "keyUrl": key_url}},
+            "cryptward": {"keyVault": vault},
+        }
+
+    (change,) = des_key_access.plan(des_using("rg-shared"), {}, PlanContext(now=datetime.now(UTC)))
+    assert APPROVAL in change.requires and "id-x" in change.summary and "rg-shared" in change.summary
+    (change,) = des_key_access.plan(des_using("rg-keys"), {}, PlanContext(now=datetime.now(UTC)))
+    assert change.requires == ()

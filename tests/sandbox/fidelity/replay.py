@@ -1142,11 +1142,6 @@ def _action_group(ctx: Ctx) -> None:
 
 
 # Disagreements between the sandbox and Microsoft's examples, still open (each case is xfail(strict=True)).
-GAP_ROLE_DEFINITION_ID = (
-    "sandbox/providers/authorization.py answers properties.roleDefinitionId "
-    "'/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}'; the 2022-04-01 example shows "
-    "'/providers/Microsoft.Authorization/roleDefinitions/{guid}'"
-)
 GAP_ALERT_RULE_ECHO = (
     "sandbox/providers/monitor.py returns scopes and condition fields as sent ('/subscriptions/...', 'level'); the "
     "2020-10-01 example shows 'subscriptions/...' without the leading slash, 'Level' capitalised and 'odata.type': "
@@ -1360,7 +1355,6 @@ REPLAYS: dict[str, Replay] = {
         subs=("a925f2f7-5c63-4b7b-8799-25a5f97bc3b2",),
         fixups={EXAMPLE_ROLE: TAG_CONTRIBUTOR},
         why=ROLE_WHY,
-        xfail=GAP_ROLE_DEFINITION_ID,
     ),
     "authorization/RoleAssignments_ListForScope.json": Replay(
         _ra_list,
