@@ -25,6 +25,7 @@ from remediations.changes import Caller, Plan, PlanContext
 from remediations.engine import applier, planner
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
+from remediations.engine.related import Related, read_related
 from remediations.errors import ConditionError, UnknownPolicyError
 from remediations.policy import aliases
 from remediations.policy.conditions import compile_condition
@@ -114,9 +115,15 @@ def configure(policies: Iterable[Policy], settings: Settings) -> list[Policy]:
 
 
 def evaluate(
-    reading: Reading, policies: Sequence[Policy], *, modes: dict[str, str] | None = None, now: datetime | None = None
+    reading: Reading,
+    policies: Sequence[Policy],
+    *,
+    modes: dict[str, str] | None = None,
+    now: datetime | None = None,
+    related: Related | None = None,
 ) -> tuple[list[Finding], int]:
-    """Findings (non-compliant, or not decidable for lack of a read) and the number of evaluations made."""
+    """Findings (non-compliant, or not decidable for lack of a read) and the number of evaluations made. `related`:
+    what the existence checks (AuditIfNotExists / DeployIfNotExists) found, by `read_related`."""
     findings: list[Finding] = []
     evaluations = 0
     modes = modes or {}
@@ -132,13 +139,24 @@ def evaluate(
             if missing:
                 findings.append(Finding(policy, body, mode, "could not read: " + "; ".join(dict.fromkeys(missing))))
                 continue
+            around = related.of(body, policy.existence) if related and policy.existence else None
+            if isinstance(around, str) and _matches(policy, body, now):
+                findings.append(Finding(policy, body, mode, f"could not read: {around}"))
+                continue
             evaluations += 1
             try:
-                if policy.noncompliant(body, now=now):
+                if policy.noncompliant(body, now=now, related=None if isinstance(around, str) else around):
                     findings.append(Finding(policy, body, mode))
             except ConditionError as e:
                 findings.append(Finding(policy, body, mode, f"the condition cannot be evaluated: {e}"))
     return findings, evaluations
+
+
+def _matches(policy: Policy, body: Mapping[str, Any], now: datetime | None) -> bool:
+    try:
+        return policy.condition.matches(body, now=now)
+    except ConditionError:
+        return True  # the evaluation reports it
 
 
 def callers(reading: Reading) -> dict[str, Caller]:
@@ -182,7 +200,8 @@ def scan(
         reading = read_resource(azure, resource_id, needs, ade_history=ade_history, progress=progress)
     else:
         reading = read_scope(azure, scope, needs, ade_history=ade_history, progress=progress)
-    found, evaluations = evaluate(reading, policies, modes=dict(settings.modes), now=now)
+    around = read_related(azure, reading.resources, policies, now=now, progress=progress)
+    found, evaluations = evaluate(reading, policies, modes=dict(settings.modes), now=now, related=around)
     ctx = PlanContext(
         now=now,
         resources=reading.related,

@@ -140,6 +140,52 @@ _TABLE: dict[str, dict[str, str]] = {
 }
 
 
+# Types an AuditIfNotExists / DeployIfNotExists existence check reads (`then.details.type`), with their aliases as
+# `Get-AzPolicyAlias` lists them (its output per type in maciejporebski/azure-policy-aliases, aliases/<namespace>/
+# <type>.md: microsoft.insights/diagnosticSettings.md, Microsoft.Compute/virtualMachines-extensions.md,
+# Microsoft.KeyVault/vaults-privateEndpointConnections.md). `logs.enabled` and `metrics.enabled` are Azure's older
+# array aliases without `[*]`: their path is `properties.logs[*].enabled`.
+DIAGNOSTIC_SETTINGS = "Microsoft.Insights/diagnosticSettings"
+VM_EXTENSION = "Microsoft.Compute/virtualMachines/extensions"
+VAULT_PEC = "Microsoft.KeyVault/vaults/privateEndpointConnections"
+RELATED_TYPES: tuple[str, ...] = (DIAGNOSTIC_SETTINGS, VM_EXTENSION, VAULT_PEC)
+_LOG, _MET = "logs[*]", "metrics[*]"
+_TABLE[DIAGNOSTIC_SETTINGS] = {
+    **_props(DIAGNOSTIC_SETTINGS, "storageAccountId", "workspaceId", "eventHubAuthorizationRuleId", "eventHubName"),
+    **_props(DIAGNOSTIC_SETTINGS, "serviceBusRuleId", "logAnalyticsDestinationType", "logs", _LOG, "metrics", _MET),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_LOG}.enabled", f"{_LOG}.category", f"{_LOG}.categoryGroup"),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_LOG}.retentionPolicy", f"{_LOG}.retentionPolicy.enabled"),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_LOG}.retentionPolicy.days", f"{_MET}.enabled", f"{_MET}.category"),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_MET}.timeGrain", f"{_MET}.retentionPolicy", f"{_MET}.retentionPolicy.enabled"),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_MET}.retentionPolicy.days"),
+    f"{DIAGNOSTIC_SETTINGS}/logs.enabled": f"properties.{_LOG}.enabled",
+    f"{DIAGNOSTIC_SETTINGS}/metrics.enabled": f"properties.{_MET}.enabled",
+}
+_TABLE[VM_EXTENSION] = _props(
+    VM_EXTENSION,
+    "provisioningState",
+    "publisher",
+    "type",
+    "typeHandlerVersion",
+    "autoUpgradeMinorVersion",
+    "enableAutomaticUpgrade",
+    "settings",
+    "settings.workspaceId",
+    "forceUpdateTag",
+    "suppressFailures",
+)
+_TABLE[VAULT_PEC] = _props(
+    VAULT_PEC,
+    "privateEndpoint",
+    "privateEndpoint.id",
+    "privateLinkServiceConnectionState",
+    "privateLinkServiceConnectionState.status",
+    "privateLinkServiceConnectionState.description",
+    "privateLinkServiceConnectionState.actionRequired",
+    "provisioningState",
+)
+
+
 # --- Cryptward's own fields: NOT Azure aliases ----------------------------------------------------------------------
 # Azure reads related resources (locks, diagnostic settings, role assignments) with AuditIfNotExists. Cryptward keeps
 # every condition on one body instead: the reader adds a top-level `cryptward` object to the resource's GET body,

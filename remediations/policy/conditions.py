@@ -37,9 +37,12 @@ class Condition:
     fields: frozenset[str]
     _test: Test
 
-    def matches(self, resource: Mapping[str, Any], *, now: datetime | None = None) -> bool:
-        """True when the condition holds for `resource` (an ARM GET body): in Azure terms, non-compliant."""
-        return self._test(Context(resource, now))
+    def matches(
+        self, resource: Mapping[str, Any], *, now: datetime | None = None, primary: Context | None = None
+    ) -> bool:
+        """True when the condition holds for `resource` (an ARM GET body): in Azure terms, non-compliant. `primary`:
+        for an existence condition over a related resource, the evaluation of the resource the `if` matched."""
+        return self._test(Context(resource, now, primary))
 
 
 def compile_condition(
@@ -49,14 +52,16 @@ def compile_condition(
     resource_type: str | None = None,
     path: str = "if",
     policy: Mapping[str, Any] | None = None,
+    related: bool = False,
 ) -> Condition:
     """Validate and compile an Azure Policy condition. Raises `ConditionError` naming the JSON path and options.
 
     `parameters` are the values `[parameters('x')]` returns; `resource_type`, when given, restricts aliases to it;
-    `policy` is what `policy()` returns (assignment and definition ids).
+    `policy` is what `policy()` returns (assignment and definition ids); `related` compiles an existence condition
+    (its `field` reads the related resource, its `[field()]` the resource the `if` matched).
     """
     params = {name.lower(): (name, value) for name, value in (parameters or {}).items()}
-    scope = Scope(params, resource_type, policy=policy or {})
+    scope = Scope(params, resource_type, policy=policy or {}, related=related)
     test = _compile(condition, scope, path)
     return Condition(condition, frozenset(scope.fields), test)
 

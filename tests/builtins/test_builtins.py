@@ -42,11 +42,7 @@ EXPECTED_REFUSALS = {
 }
 
 # Verdicts Cryptward does not reach yet, each with the reason (strict xfails: fixing one fails until its line goes).
-EXISTENCE = "issue 17 item 1: AuditIfNotExists/DeployIfNotExists existence checks are not evaluated yet"
-KNOWN_GAPS = {
-    "cf820ca0/compliant/diagnostic-setting": EXISTENCE,
-    "951af2fa/compliant/diagnostic-setting-to-workspace": EXISTENCE,
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def blob_id(data: bytes) -> str:
@@ -136,4 +132,5 @@ def test_a_sample_gets_azures_verdict(sample):
         pytest.skip(f"{sample.parents[2].name} does not load: {EXPECTED_REFUSALS[sample.parents[2].name]}")
     assert sample.parent.name in ("compliant", "noncompliant")
     expected = sample.parent.name == "noncompliant"
-    assert policy.noncompliant(resolve(sample), now=None) is expected
+    related = json.loads(sample.read_text()).get("$related", []) if policy.existence else None
+    assert policy.noncompliant(resolve(sample), now=None, related=related) is expected
