@@ -18,8 +18,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from remediations import fixes
-from remediations.changes import APPROVAL, REQUIREMENTS, Change, Operation, Plan, PlanContext, Ref, Skip, SkipReason
+from remediations.changes import (
+    APPROVAL,
+    MODIFY_FIX,
+    REQUIREMENTS,
+    Change,
+    Operation,
+    Plan,
+    PlanContext,
+    Ref,
+    Skip,
+    SkipReason,
+)
 from remediations.errors import FixDeclined, PlanError
+from remediations.fixes import modify
 from remediations.policy import exemptions
 from remediations.policy.loader import Policy
 from remediations.resources import name_of
@@ -70,16 +82,22 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
             SkipReason.IMMUTABLE, f"{policy.title}: this cannot be changed once the resource exists, only reported."
         )
     mode = (f.mode or policy.mode) if policy.enforced else "audit"  # an assignment's DoNotEnforce: never fixed
-    if policy.fix is None or mode == "audit":
-        why = "has no fix" if policy.fix is None else "runs in audit mode"
-        if policy.fix is None and policy.effect in _NOT_RUN:
+    runs_modify = policy.fix is None and policy.modify is not None
+    if (policy.fix is None and not runs_modify) or mode == "audit":
+        why = "has no fix" if policy.fix is None and not runs_modify else "runs in audit mode"
+        if not policy.enforced:
+            why = "is assigned with enforcementMode DoNotEnforce"
+        elif policy.fix is None and policy.effect in _NOT_RUN:
             why = _NOT_RUN[policy.effect]
         return skip(
             SkipReason.AUDIT_ONLY, f"{policy.title}: the policy {why}, so this is reported and nothing is changed."
         )
-    params = {**policy.parameters, **policy.fix.parameters}
+    fix_name = policy.fix.name if policy.fix else MODIFY_FIX
     try:
-        made = fixes.get(policy.fix.name)(resource, params, ctx)
+        if policy.fix is None:
+            made = modify.plan(policy, resource, ctx)
+        else:
+            made = fixes.get(policy.fix.name)(resource, {**policy.parameters, **policy.fix.parameters}, ctx)
     except FixDeclined as declined:
         return skip(declined.reason, declined.detail)
     for change in made:
@@ -88,7 +106,7 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
             replace(
                 change,
                 policy_ids=(policy.id,),
-                fixes=(policy.fix.name,),
+                fixes=(fix_name,),
                 requires=tuple(r for r in REQUIREMENTS if r in requires),
                 irreversible=change.irreversible or policy.irreversible,
             )
@@ -96,10 +114,9 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
     return None
 
 
-# Azure effects whose own remedy Cryptward does not run (yet): the finding says so.
+# Azure effects whose own remedy Cryptward does not run: the finding says so.
 _NOT_RUN = {
     "DeployIfNotExists": "is a DeployIfNotExists definition (Cryptward does not deploy its template)",
-    "Modify": "is a Modify definition (Cryptward does not run its operations yet)",
 }
 
 
