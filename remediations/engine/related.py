@@ -68,7 +68,7 @@ def read_related(
         for policy in checks:
             assert policy.existence is not None
             try:
-                if not (policy.applies_to(body) and policy.condition.matches(body, now=now)):
+                if not (policy.applies_to(body) and policy.condition.matches(policy.subject(body), now=now)):
                     continue
             except ConditionError:
                 continue  # the evaluation reports it

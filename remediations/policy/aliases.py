@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from remediations.policy import dataplane
+
 STAR = "[*]"
 
 VAULT = "Microsoft.KeyVault/vaults"
@@ -37,7 +39,10 @@ PROVIDER_MODES: tuple[str, ...] = (
     "Microsoft.MachineLearningServices.v2.Data",
     "Microsoft.LoadTestService.Data",
 )
-DATA_PLANE_MODES: frozenset[str] = frozenset()
+DATA_PLANE_MODES: frozenset[str] = frozenset({dataplane.MODE})
+KEY_DATA = dataplane.KEY_DATA  # the Key Vault data plane's keys, as Azure Policy presents them (policy/dataplane.py)
+# A type Cryptward evaluates as a view of one it reads: the data-plane key is made from the management-plane key.
+READ_AS: dict[str, str] = {KEY_DATA.lower(): KEY}
 
 # The api-version Cryptward reads each type with: `requestContext().apiVersion` during compliance evaluation of an
 # existing resource is the version the resource was read with.
@@ -139,6 +144,8 @@ _TABLE: dict[str, dict[str, str]] = {
     },
 }
 
+
+_TABLE[KEY_DATA] = {f"{KEY_DATA}/{suffix}": path for suffix, path in dataplane.ALIASES.items()}
 
 # Types an AuditIfNotExists / DeployIfNotExists existence check reads (`then.details.type`), with their aliases as
 # `Get-AzPolicyAlias` lists them (its output per type in maciejporebski/azure-policy-aliases, aliases/<namespace>/
@@ -316,7 +323,7 @@ def owner_type(name: str) -> str | None:
     scale set, a data-plane type). Such an alias selects nothing on the resources Cryptward evaluates."""
     lowered = name.lower()
     best = None
-    for rtype in RESOURCE_TYPES:
+    for rtype in (*RESOURCE_TYPES, KEY_DATA):
         prefix = rtype.lower() + "/"
         if lowered.startswith(prefix) and (best is None or len(rtype) > len(best)):
             best = rtype

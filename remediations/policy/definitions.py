@@ -257,7 +257,9 @@ def _mode(raw: Any, path: str, file: Path, problems: list[Problem]) -> str | Non
     if text.lower() in ("indexed", "all"):
         return text.lower()
     provider = next((m for m in aliases.PROVIDER_MODES if m.lower() == text.lower()), None)
-    if provider is not None and provider not in aliases.DATA_PLANE_MODES:
+    if provider is not None and provider in aliases.DATA_PLANE_MODES:
+        return provider.lower()
+    if provider is not None:
         problems.append(
             Problem(
                 file,

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from remediations.errors import ConditionError, Problem
-from remediations.policy import aliases
+from remediations.policy import aliases, dataplane
 from remediations.policy.conditions import Condition
 from remediations.policy.existence import Existence
 from remediations.policy.expressions import Expr
 
 # Effects that evaluate nothing on their own resource: the definition loads and reports nothing.
 INACTIVE = "Disabled"
+_KEYS_DATA = dataplane.MODE.lower()
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,15 @@ class Policy:
     message: str | None = None  # the assignment's non-compliance message
     existence: Existence | None = None  # AuditIfNotExists/DeployIfNotExists: the existence check, compiled
 
+    def subject(self, resource: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the definition evaluates for `resource`: a `Microsoft.KeyVault.Data` definition sees a key as the
+        data plane presents it (policy/dataplane.py); every other definition sees the body itself."""
+        return dataplane.evaluated(resource) if self.azure_mode == _KEYS_DATA else resource
+
     def applies_to(self, resource: Mapping[str, Any]) -> bool:
         if self.effect == INACTIVE:
             return False
+        resource = self.subject(resource)
         kind = resource.get("type")
         kind = kind.lower() if isinstance(kind, str) else ""
         if self.resource_type is not None and kind != self.resource_type.lower():
@@ -103,7 +110,7 @@ class Policy:
         """True when the policy applies to `resource`, its `if` condition holds and, for an existence check, no
         `related` resource (those of `existence.related_type` where the check looks) satisfies it. An existence check
         without `related` raises `ConditionError`: what was not read decides nothing."""
-        if not (self.applies_to(resource) and self.condition.matches(resource, now=now)):
+        if not (self.applies_to(resource) and self.condition.matches(self.subject(resource), now=now)):
             return False
         if self.existence is None:
             return True

@@ -22,6 +22,10 @@ DIFFERENCES = {
     "existence check cannot be evaluated, the Cryptward policy's `exists: true` guard does not hold",
     "kv-diagnostic-setting/noncompliant/storage-account-only": f"{STRICTER}: it wants the audit logs in Log "
     "Analytics; the built-in accepts enabled logs sent anywhere (here a storage account without retention)",
+    "key-rotation-policy/compliant/not-used-by-disks": "different scope: Cryptward judges the keys disk encryption "
+    "sets use (it rotates those); the built-in judges every key of the vault",
+    "key-rsa-size/noncompliant/ec-key-for-disks": f"{STRICTER}: a disk encryption set takes RSA keys only; the "
+    "built-in judges the size of RSA keys and leaves EC keys to another definition",
     "kv-network-access/noncompliant/private-endpoint-pending": f"{STRICTER}: it wants public access off; the "
     "built-in accepts a firewall that denies by default",
     "kv-network-access/noncompliant/public-with-firewall": f"{STRICTER}: as above",
