@@ -6,7 +6,9 @@ Azure Policy's data-plane aliases (as Microsoft's built-ins use them: Azure/azur
 policyDefinitions/Key Vault/Keys_*.json) name the key's type, size, curve, and its attributes as dates
 (`attributes.createdOn`, `expiresOn`, `notBefore`) that template functions do arithmetic on
 (`addDays(field('.../attributes.createdOn'), 90)`); Learn, "Integrate Azure Key Vault with Azure Policy"
-(https://learn.microsoft.com/azure/key-vault/general/azure-policy). The management plane gives the attributes as
+(https://learn.microsoft.com/azure/key-vault/general/azure-policy). The management-plane key has every field they
+need (azure-rest-api-specs keyvault openapi `KeyProperties`: kty, keySize, curveName, attributes with exp/nbf/created,
+rotationPolicy), so Cryptward reads no data plane for them and needs no data-plane role. It gives the attributes as
 epoch seconds (azure-rest-api-specs keyvault getKey.json: `"created": 1598533051`): they are presented as ISO 8601
 UTC in the format `utcNow()` and `addDays()` return, so that comparing them is comparing times. An absent attribute
 stays absent (`exists: false` holds). Pure: no I/O.
