@@ -55,7 +55,7 @@ def plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     notes: list[str] = []
     for finding in findings:
         _plan_finding(finding, ctx, changes, skipped, notes)
-    merged = _merge(changes)
+    merged = _conflicts(_merge(changes), skipped)
     resolved, blocked = _resolve(merged, skipped)
     ordered = _propagate(_order(resolved))
     return Plan(tuple(ordered), tuple([*skipped, *blocked]), tuple(dict.fromkeys(notes)))
@@ -186,6 +186,31 @@ def _merge(changes: list[Change]) -> list[Change]:
         else:
             out.append(change)
     return out
+
+
+def _conflicts(changes: list[Change], skipped: list[Skip]) -> list[Change]:
+    """Writes of one target by different definitions, one of them a Modify, that could not be merged into one write:
+    none runs (each could undo the other), as Azure's `conflictEffect` decides when Modify operations conflict (Learn,
+    Modify effect). Conservative: two tag writes of different tags that could not merge (a Merge and a Delete) also
+    stand down."""
+    targets: dict[tuple[str, str], list[Change]] = {}
+    for change in changes:
+        targets.setdefault((change.operation.method, change.operation.path.lower()), []).append(change)
+    clash = {
+        c.id
+        for group in targets.values()
+        if len({c.policy_ids for c in group}) > 1 and any(MODIFY_FIX in c.fixes for c in group)
+        for c in group
+    }
+    for change in changes:
+        if change.id in clash:
+            others = ", ".join(p for c in changes if c.id in clash and c.id != change.id for p in c.policy_ids)
+            detail = f"{change.summary} It conflicts with {others}, which set the same properties differently."
+            skipped.extend(
+                Skip(change.resource_id, p, SkipReason.CONFLICT, detail, f)
+                for p, f in zip(change.policy_ids, change.fixes, strict=False)
+            )
+    return [c for c in changes if c.id not in clash]
 
 
 # --- dependencies ---------------------------------------------------------------------------------------------------

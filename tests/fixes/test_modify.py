@@ -30,7 +30,7 @@ CTX = PlanContext.from_dict({"now": "2026-06-01T08:00:00Z"})
 KV = "Microsoft.KeyVault/vaults/"
 
 
-def modify_policy(tmp_path, operations, *, mode="remediate", enforcement="Default", conflict="audit"):
+def modify_policy(tmp_path, operations, *, mode="remediate", enforcement="Default", conflict="audit", name="m"):
     rule = {
         "if": {"field": "type", "equals": "Microsoft.KeyVault/vaults"},
         "then": {
@@ -42,8 +42,8 @@ def modify_policy(tmp_path, operations, *, mode="remediate", enforcement="Defaul
             },
         },
     }
-    folder = tmp_path / "m"
-    folder.mkdir(exist_ok=True)
+    folder = tmp_path / name
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "definition.json").write_text(json.dumps({"properties": {"mode": "Indexed", "policyRule": rule}}))
     (folder / "cryptward.yaml").write_text(yaml.safe_dump({"mode": mode}))
     assignment = {"properties": {"enforcementMode": enforcement}}
@@ -157,3 +157,14 @@ def test_the_applier_lets_only_a_modify_remove_a_tag():
     flag = {"before": {"properties.enablePurgeProtection": True}, "after": {"properties.enablePurgeProtection": False}}
     with pytest.raises(AssertionError):
         applier._assert_not_weakening(Change(VAULT_ID, "x", op, **flag, fixes=(MODIFY_FIX,)))
+
+
+def test_two_modify_definitions_setting_the_same_property_differently_both_stand_down(tmp_path):
+    def one(name, tag, value):
+        ops = [{"operation": "addOrReplace", "field": f"tags['{tag}']", "value": value}]
+        return modify_policy(tmp_path / name, ops, name=name)
+
+    first, second, third = one("a", "owner", "a"), one("b", "owner", "b"), one("c", "team", "c")
+    made = plan([Finding(first, VAULT), Finding(second, VAULT), Finding(third, VAULT)], CTX)
+    assert made.changes == ()  # the third merged into the conflicting write: it stands down with them
+    assert {s.reason for s in made.skipped} == {"conflict"}
