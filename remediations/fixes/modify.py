@@ -10,11 +10,13 @@ falls back to `conflictEffect` (audit: the resource is reported and the operatio
 so deny is reported too; disabled: not run). `roleDefinitionIds` name the roles Azure's remediation identity needs:
 Cryptward writes with its own role (infra/cryptward-role.json), never with roles a definition names.
 
-Cryptward's own rule over Azure's: an operation on an alias runs only when `GUARDS` holds a never-weaken rule for
-that alias and the rule accepts the change (purge protection off, public network access Enabled, a firewall that
-allows by default ... are refused with the reason); an alias without a rule is refused, since Cryptward cannot show
-the change is not a weakening. Tags are written through the Tags API (Merge, or Delete for `remove`); an alias through
-a PATCH of the resource carrying the whole top-level property it sits in (so a nested change keeps its siblings).
+Cryptward's own rules over Azure's: an operation on an alias runs only when its value is fixed by the definition and
+its assignment (not read from the resource, whose tags anyone with tag rights writes), and when `GUARDS` holds a
+never-weaken rule for that alias and the rule accepts the change (purge protection off, public network access
+Enabled, a firewall that allows by default ... are refused with the reason); an alias without a rule is refused, since
+Cryptward cannot show the change is not a weakening. Tags are written through the Tags API (Merge, or Delete for
+`remove`); an alias through a PATCH of the resource carrying the whole top-level property it sits in (so a nested
+change keeps its siblings).
 """
 
 from __future__ import annotations
@@ -123,6 +125,14 @@ def plan(policy: Policy, resource: Mapping[str, Any], ctx: PlanContext) -> list[
             continue
         if op.operation == "remove":
             _conflict(modify, rid, f"{op.field}: only tags can be removed (Learn, Modify effect)", weakening=True)
+        if op.value is not None and not op.value.const:
+            # Never a confused deputy: a value read from the resource (a tag anyone with tag rights sets) must not
+            # become a setting its writer could not set themselves.
+            raise FixDeclined(
+                SkipReason.WEAKENING,
+                f"{op.field}: its value is read from the resource, not fixed by the definition and its assignment; "
+                "Cryptward sets a property only to a value its operator chose",
+            )
         alias = aliases.lookup(op.field).get(rtype)
         if alias is None or aliases.STAR in alias.path or not alias.path or alias.path[0] not in ("properties",):
             _conflict(modify, rid, f"{op.field} cannot be written on {rtype or 'this resource'} by Cryptward")

@@ -168,3 +168,10 @@ def test_two_modify_definitions_setting_the_same_property_differently_both_stand
     made = plan([Finding(first, VAULT), Finding(second, VAULT), Finding(third, VAULT)], CTX)
     assert made.changes == ()  # the third merged into the conflicting write: it stands down with them
     assert {s.reason for s in made.skipped} == {"conflict"}
+
+
+def test_a_property_is_never_set_from_what_the_resource_says(tmp_path):
+    # A tag writer must not choose a disk access or a firewall setting through a definition that copies a tag.
+    ops = [{"operation": "addOrReplace", "field": f"{KV}networkAcls.defaultAction", "value": "[field('tags.acl')]"}]
+    (skip,) = planned(modify_policy(tmp_path, ops), {**VAULT, "tags": {"acl": "Deny"}}).skipped
+    assert skip.reason == "weakening" and "read from the resource" in skip.detail
