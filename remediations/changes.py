@@ -33,6 +33,7 @@ ROLE_PROPAGATION = timedelta(minutes=10)
 APPROVAL = "approval"
 DEALLOCATED = "deallocated"
 REQUIREMENTS = (APPROVAL, DEALLOCATED)
+MODIFY_FIX = "azure-policy-modify"  # the fix name of changes that run an Azure Policy Modify effect's operations
 
 
 class SkipReason(StrEnum):
@@ -47,6 +48,8 @@ class SkipReason(StrEnum):
     NO_CALLER = "no-caller"  # the triggering caller is unknown, so no owner can be named
     CANNOT_READ = "cannot-read"  # the resource, or something the fix needs to read, could not be read
     BLOCKED = "blocked"  # the change needs another change that this plan does not make
+    WEAKENING = "weakening"  # a Modify operation would weaken a setting, or Cryptward cannot show it would not
+    CONFLICT = "conflict"  # a Modify operation cannot be applied (its conflictEffect: reported, not run)
 
 
 SKIP_REASONS = tuple(SkipReason)

@@ -317,7 +317,7 @@ def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
         settings = settings_for(sandbox, **EVERYTHING)
         history = [ids(sandbox)["ade"]]
         dry = scan(scope, POLICIES, settings=settings, azure=azure, ade_history=history)
-        unreadable = [f"{f.policy.id}: {f.unreadable}" for f in dry.findings if f.unreadable]
+        unreadable = [f"{f.policy.id}: {why}" for f in dry.findings if (why := f.unreadable or f.fix_unreadable)]
         # a VM size's capabilities unread: the seed's table decides, and the advice says so
         unreadable += [
             f"{rid}: {b['cryptward']['skuUnreadable']}"

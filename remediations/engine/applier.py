@@ -25,7 +25,7 @@ from typing import Any
 
 from remediations import keyaccess
 from remediations.azure import Azure
-from remediations.changes import APPROVAL, DEALLOCATED, Change, Plan
+from remediations.changes import APPROVAL, DEALLOCATED, MODIFY_FIX, Change, Plan
 from remediations.engine.reader import Scope
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
@@ -248,9 +248,12 @@ def holds(body: Any, verify: Mapping[str, Any]) -> bool:
 
 
 def _assert_not_weakening(change: Change) -> None:
-    """A fix only adds protection: no True turned False, no value removed. Anything else is a bug in the fix."""
+    """A fix only adds protection: no True turned False, no value removed. Anything else is a bug in the fix. The one
+    removal allowed is a tag by a Modify policy's `remove` (Learn, Modify effect: "only tags can be removed")."""
     for path, before in change.before.items():
         after = change.after.get(path, before)
+        if after is None and path.startswith("properties.tags.") and MODIFY_FIX in change.fixes:
+            continue
         if (before is True and after is not True) or (before is not None and after is None):
             raise AssertionError(f"change {change.id} ({change.fixes}) would weaken {path}: {before!r} -> {after!r}")
 

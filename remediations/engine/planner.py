@@ -18,8 +18,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from remediations import fixes
-from remediations.changes import APPROVAL, REQUIREMENTS, Change, Operation, Plan, PlanContext, Ref, Skip, SkipReason
+from remediations.changes import (
+    APPROVAL,
+    MODIFY_FIX,
+    REQUIREMENTS,
+    Change,
+    Operation,
+    Plan,
+    PlanContext,
+    Ref,
+    Skip,
+    SkipReason,
+)
 from remediations.errors import FixDeclined, PlanError
+from remediations.fixes import modify
 from remediations.policy import exemptions
 from remediations.policy.loader import Policy
 from remediations.resources import name_of
@@ -45,7 +57,7 @@ def plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     notes: list[str] = []
     for finding in findings:
         _plan_finding(finding, ctx, changes, skipped, notes)
-    merged = _merge(changes)
+    merged = _conflicts(_merge(changes), skipped)
     resolved, blocked = _resolve(merged, skipped)
     ordered = _propagate(_order(resolved))
     return Plan(tuple(ordered), tuple([*skipped, *blocked]), tuple(dict.fromkeys(notes)))
@@ -72,18 +84,24 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
             SkipReason.IMMUTABLE, f"{policy.title}: this cannot be changed once the resource exists, only reported."
         )
     mode = (f.mode or policy.mode) if policy.enforced else "audit"  # an assignment's DoNotEnforce: never fixed
-    if policy.fix is None or mode == "audit":
-        why = "has no fix" if policy.fix is None else "runs in audit mode"
-        if policy.fix is None and policy.effect in _NOT_RUN:
+    runs_modify = policy.fix is None and policy.modify is not None
+    if (policy.fix is None and not runs_modify) or mode == "audit":
+        why = "has no fix" if policy.fix is None and not runs_modify else "runs in audit mode"
+        if not policy.enforced:
+            why = "is assigned with enforcementMode DoNotEnforce"
+        elif policy.fix is None and policy.effect in _NOT_RUN:
             why = _NOT_RUN[policy.effect]
         return skip(
             SkipReason.AUDIT_ONLY, f"{policy.title}: the policy {why}, so this is reported and nothing is changed."
         )
     if f.fix_unreadable:  # the verdict stands; the fix is never planned on what could not be read
         return skip(SkipReason.CANNOT_READ, f.fix_unreadable)
-    params = {**policy.parameters, **policy.fix.parameters}
+    fix_name = policy.fix.name if policy.fix else MODIFY_FIX
     try:
-        made = fixes.get(policy.fix.name)(resource, params, ctx)
+        if policy.fix is None:
+            made = modify.plan(policy, resource, ctx)
+        else:
+            made = fixes.get(policy.fix.name)(resource, {**policy.parameters, **policy.fix.parameters}, ctx)
     except FixDeclined as declined:
         skip(declined.reason, declined.detail)
         made = list(declined.changes)  # what the declined change waits for is planned all the same
@@ -93,7 +111,7 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
             replace(
                 change,
                 policy_ids=(policy.id,),
-                fixes=(policy.fix.name,),
+                fixes=(fix_name,),
                 requires=tuple(r for r in REQUIREMENTS if r in requires),
                 irreversible=change.irreversible or policy.irreversible,
             )
@@ -101,10 +119,9 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
     return None
 
 
-# Azure effects whose own remedy Cryptward does not run (yet): the finding says so.
+# Azure effects whose own remedy Cryptward does not run: the finding says so.
 _NOT_RUN = {
     "DeployIfNotExists": "is a DeployIfNotExists definition (Cryptward does not deploy its template)",
-    "Modify": "is a Modify definition (Cryptward does not run its operations yet)",
 }
 
 
@@ -175,6 +192,31 @@ def _merge(changes: list[Change]) -> list[Change]:
         else:
             out.append(change)
     return out
+
+
+def _conflicts(changes: list[Change], skipped: list[Skip]) -> list[Change]:
+    """Writes of one target by different definitions, one of them a Modify, that could not be merged into one write:
+    none runs (each could undo the other), as Azure's `conflictEffect` decides when Modify operations conflict (Learn,
+    Modify effect). Conservative: two tag writes of different tags that could not merge (a Merge and a Delete) also
+    stand down."""
+    targets: dict[tuple[str, str], list[Change]] = {}
+    for change in changes:
+        targets.setdefault((change.operation.method, change.operation.path.lower()), []).append(change)
+    clash = {
+        c.id
+        for group in targets.values()
+        if len({c.policy_ids for c in group}) > 1 and any(MODIFY_FIX in c.fixes for c in group)
+        for c in group
+    }
+    for change in changes:
+        if change.id in clash:
+            others = ", ".join(p for c in changes if c.id in clash and c.id != change.id for p in c.policy_ids)
+            detail = f"{change.summary} It conflicts with {others}, which set the same properties differently."
+            skipped.extend(
+                Skip(change.resource_id, p, SkipReason.CONFLICT, detail, f)
+                for p, f in zip(change.policy_ids, change.fixes, strict=False)
+            )
+    return [c for c in changes if c.id not in clash]
 
 
 # --- dependencies ---------------------------------------------------------------------------------------------------

@@ -83,7 +83,8 @@ class Needs:
         types: set[str] = set()
         blocks: set[str] = set()
         for policy in policies:
-            types.update([policy.resource_type] if policy.resource_type else aliases.RESOURCE_TYPES)
+            kind = policy.resource_type and aliases.READ_AS.get(policy.resource_type.lower(), policy.resource_type)
+            types.update([kind] if kind else aliases.RESOURCE_TYPES)
             blocks.update(block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f))
             if policy.fix:
                 blocks.update(block_of(f) for f in fixes.reads(policy.fix.name))

@@ -28,6 +28,8 @@ from remediations.changes import Caller, Plan, PlanContext
 from remediations.engine import applier, planner
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
+from remediations.engine.related import Related, read_related
+from remediations.engine.vaultkeys import VaultKeys, read_vault_keys, wanted
 from remediations.errors import ConditionError, UnknownPolicyError
 from remediations.policy import aliases
 from remediations.policy.conditions import compile_condition
@@ -118,18 +120,51 @@ def configure(policies: Iterable[Policy], settings: Settings) -> list[Policy]:
 
 
 def evaluate(
-    reading: Reading, policies: Sequence[Policy], *, modes: dict[str, str] | None = None, now: datetime | None = None
+    reading: Reading,
+    policies: Sequence[Policy],
+    *,
+    modes: dict[str, str] | None = None,
+    now: datetime | None = None,
+    related: Related | None = None,
+    vault_keys: VaultKeys | None = None,
 ) -> tuple[list[Finding], int]:
-    """Findings (non-compliant, or not decidable for lack of a read) and the number of evaluations made."""
+    """Findings (non-compliant, or not decidable for lack of a read) and the number of evaluations made. `related`:
+    what the existence checks (AuditIfNotExists / DeployIfNotExists) found, by `read_related`; `vault_keys`: the keys
+    only `Microsoft.KeyVault.Data` definitions evaluate, by `read_vault_keys`."""
     findings: list[Finding] = []
-    evaluations = 0
-    modes = modes or {}
+    judge = _Judge(findings, modes or {}, now, related)
     for rid, body in reading.resources.items():
-        reasons = reading.reasons(rid)
+        judge(body, policies, reading.reasons(rid))
+    if vault_keys is not None:
+        data_plane = wanted(policies)
+        for body in vault_keys.bodies.values():
+            judge(body, data_plane, {})
+        for rid, why in vault_keys.unreadable.items():
+            stub = {
+                "id": rid,
+                "name": rid.rsplit("/", 1)[-1],
+                "type": aliases.KEY if "/keys/" in rid else aliases.VAULT,
+            }
+            findings.extend(Finding(p, stub, judge.modes.get(p.id), f"could not read: {why}") for p in data_plane)
+    return findings, judge.evaluations
+
+
+@dataclass
+class _Judge:
+    """Evaluates one body against policies, appending findings."""
+
+    findings: list[Finding]
+    modes: Mapping[str, str]
+    now: datetime | None
+    related: Related | None
+    evaluations: int = 0
+
+    def __call__(self, body: Mapping[str, Any], policies: Sequence[Policy], reasons: Mapping[str, str]) -> None:
+        now, related = self.now, self.related
         for policy in policies:
             if not policy.applies_to(body):
                 continue
-            mode = modes.get(policy.id)
+            mode = self.modes.get(policy.id)
             needed = {block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f)}
             missing = [reasons[""]] if "" in reasons else [reasons[b] for b in sorted(needed) if b in reasons]
             if missing and "" not in reasons:
@@ -141,24 +176,35 @@ def evaluate(
                 def unread(f: str, unknown: set[str] = unknown) -> bool:
                     return aliases.is_cryptward(f) and block_of(f) in unknown
 
-                evaluations += 1
-                if policy.applies_to(body) and policy.condition.fails_without(body, unread, now=now):
+                self.evaluations += 1
+                if policy.condition.fails_without(policy.subject(body), unread, now=now):
                     continue  # compliant whatever the unread blocks hold: another member of its allOf is false
             if missing:
-                findings.append(Finding(policy, body, mode, "could not read: " + "; ".join(dict.fromkeys(missing))))
+                why = "could not read: " + "; ".join(dict.fromkeys(missing))
+                self.findings.append(Finding(policy, body, mode, why))
                 continue
-            evaluations += 1
+            around = related.of(body, policy.existence) if related and policy.existence else None
+            if isinstance(around, str) and _matches(policy, body, now):
+                self.findings.append(Finding(policy, body, mode, f"could not read: {around}"))
+                continue
+            self.evaluations += 1
             try:
-                if policy.noncompliant(body, now=now):
+                if policy.noncompliant(body, now=now, related=None if isinstance(around, str) else around):
                     # What only the fix reads (a set's vault, a VM's disks, a feature) does not decide the verdict
                     # the body gives; it keeps the fix from being planned.
                     fix_needs = {RELATED, *(block_of(f) for f in fixes.reads(policy.fix.name))} if policy.fix else set()
                     fix_missing = "; ".join(dict.fromkeys(reasons[b] for b in sorted(fix_needs) if b in reasons))
-                    why = f"could not read what the fix needs: {fix_missing}" if fix_missing else None
-                    findings.append(Finding(policy, body, mode, fix_unreadable=why))
+                    blocked = f"could not read what the fix needs: {fix_missing}" if fix_missing else None
+                    self.findings.append(Finding(policy, body, mode, fix_unreadable=blocked))
             except ConditionError as e:
-                findings.append(Finding(policy, body, mode, f"the condition cannot be evaluated: {e}"))
-    return findings, evaluations
+                self.findings.append(Finding(policy, body, mode, f"the condition cannot be evaluated: {e}"))
+
+
+def _matches(policy: Policy, body: Mapping[str, Any], now: datetime | None) -> bool:
+    try:
+        return policy.condition.matches(policy.subject(body), now=now)
+    except ConditionError:
+        return True  # the evaluation reports it
 
 
 def callers(reading: Reading) -> dict[str, Caller]:
@@ -202,7 +248,11 @@ def scan(
         reading = read_resource(azure, resource_id, needs, ade_history=ade_history, progress=progress)
     else:
         reading = read_scope(azure, scope, needs, ade_history=ade_history, progress=progress)
-    found, evaluations = evaluate(reading, policies, modes=dict(settings.modes), now=now)
+    around = read_related(azure, reading.resources, policies, now=now, progress=progress)
+    keys = read_vault_keys(azure, reading, policies, scope.contains, progress=progress) if resource_id is None else None
+    found, evaluations = evaluate(
+        reading, policies, modes=dict(settings.modes), now=now, related=around, vault_keys=keys
+    )
     ctx = PlanContext(
         now=now,
         resources=reading.related,

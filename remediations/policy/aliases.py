@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from remediations.policy import dataplane
+
 STAR = "[*]"
 
 VAULT = "Microsoft.KeyVault/vaults"
@@ -37,7 +39,10 @@ PROVIDER_MODES: tuple[str, ...] = (
     "Microsoft.MachineLearningServices.v2.Data",
     "Microsoft.LoadTestService.Data",
 )
-DATA_PLANE_MODES: frozenset[str] = frozenset()
+DATA_PLANE_MODES: frozenset[str] = frozenset({dataplane.MODE})
+KEY_DATA = dataplane.KEY_DATA  # the Key Vault data plane's keys, as Azure Policy presents them (policy/dataplane.py)
+# A type Cryptward evaluates as a view of one it reads: the data-plane key is made from the management-plane key.
+READ_AS: dict[str, str] = {KEY_DATA.lower(): KEY}
 
 # The api-version Cryptward reads each type with: `requestContext().apiVersion` during compliance evaluation of an
 # existing resource is the version the resource was read with.
@@ -138,6 +143,54 @@ _TABLE: dict[str, dict[str, str]] = {
         f"{VM}/licenseType": "properties.licenseType",
     },
 }
+
+
+_TABLE[KEY_DATA] = {f"{KEY_DATA}/{suffix}": path for suffix, path in dataplane.ALIASES.items()}
+
+# Types an AuditIfNotExists / DeployIfNotExists existence check reads (`then.details.type`), with their aliases as
+# `Get-AzPolicyAlias` lists them (its output per type in maciejporebski/azure-policy-aliases, aliases/<namespace>/
+# <type>.md: microsoft.insights/diagnosticSettings.md, Microsoft.Compute/virtualMachines-extensions.md,
+# Microsoft.KeyVault/vaults-privateEndpointConnections.md). `logs.enabled` and `metrics.enabled` are Azure's older
+# array aliases without `[*]`: their path is `properties.logs[*].enabled`.
+DIAGNOSTIC_SETTINGS = "Microsoft.Insights/diagnosticSettings"
+VM_EXTENSION = "Microsoft.Compute/virtualMachines/extensions"
+VAULT_PEC = "Microsoft.KeyVault/vaults/privateEndpointConnections"
+RELATED_TYPES: tuple[str, ...] = (DIAGNOSTIC_SETTINGS, VM_EXTENSION, VAULT_PEC)
+_LOG, _MET = "logs[*]", "metrics[*]"
+_TABLE[DIAGNOSTIC_SETTINGS] = {
+    **_props(DIAGNOSTIC_SETTINGS, "storageAccountId", "workspaceId", "eventHubAuthorizationRuleId", "eventHubName"),
+    **_props(DIAGNOSTIC_SETTINGS, "serviceBusRuleId", "logAnalyticsDestinationType", "logs", _LOG, "metrics", _MET),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_LOG}.enabled", f"{_LOG}.category", f"{_LOG}.categoryGroup"),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_LOG}.retentionPolicy", f"{_LOG}.retentionPolicy.enabled"),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_LOG}.retentionPolicy.days", f"{_MET}.enabled", f"{_MET}.category"),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_MET}.timeGrain", f"{_MET}.retentionPolicy", f"{_MET}.retentionPolicy.enabled"),
+    **_props(DIAGNOSTIC_SETTINGS, f"{_MET}.retentionPolicy.days"),
+    f"{DIAGNOSTIC_SETTINGS}/logs.enabled": f"properties.{_LOG}.enabled",
+    f"{DIAGNOSTIC_SETTINGS}/metrics.enabled": f"properties.{_MET}.enabled",
+}
+_TABLE[VM_EXTENSION] = _props(
+    VM_EXTENSION,
+    "provisioningState",
+    "publisher",
+    "type",
+    "typeHandlerVersion",
+    "autoUpgradeMinorVersion",
+    "enableAutomaticUpgrade",
+    "settings",
+    "settings.workspaceId",
+    "forceUpdateTag",
+    "suppressFailures",
+)
+_TABLE[VAULT_PEC] = _props(
+    VAULT_PEC,
+    "privateEndpoint",
+    "privateEndpoint.id",
+    "privateLinkServiceConnectionState",
+    "privateLinkServiceConnectionState.status",
+    "privateLinkServiceConnectionState.description",
+    "privateLinkServiceConnectionState.actionRequired",
+    "provisioningState",
+)
 
 
 # --- Cryptward's own fields: NOT Azure aliases ----------------------------------------------------------------------
@@ -284,7 +337,7 @@ def owner_type(name: str) -> str | None:
     scale set, a data-plane type). Such an alias selects nothing on the resources Cryptward evaluates."""
     lowered = name.lower()
     best = None
-    for rtype in RESOURCE_TYPES:
+    for rtype in (*RESOURCE_TYPES, KEY_DATA):
         prefix = rtype.lower() + "/"
         if lowered.startswith(prefix) and (best is None or len(rtype) > len(best)):
             best = rtype

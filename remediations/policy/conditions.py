@@ -38,9 +38,12 @@ class Condition:
     _test: Test
     conjuncts: tuple[Condition, ...] = ()  # a top-level `allOf`'s members, each compiled on its own
 
-    def matches(self, resource: Mapping[str, Any], *, now: datetime | None = None) -> bool:
-        """True when the condition holds for `resource` (an ARM GET body): in Azure terms, non-compliant."""
-        return self._test(Context(resource, now))
+    def matches(
+        self, resource: Mapping[str, Any], *, now: datetime | None = None, primary: Context | None = None
+    ) -> bool:
+        """True when the condition holds for `resource` (an ARM GET body): in Azure terms, non-compliant. `primary`:
+        for an existence condition over a related resource, the evaluation of the resource the `if` matched."""
+        return self._test(Context(resource, now, primary))
 
     def fails_without(
         self, resource: Mapping[str, Any], unknown: Callable[[str], bool], *, now: datetime | None = None
@@ -48,9 +51,15 @@ class Condition:
         """True when the condition is false for `resource` whatever the fields `unknown` names hold: a member of
         its top-level `allOf` that reads none of them is false (Azure Policy's allOf is false when any member is).
         Lets a verdict stand when only what the other members read could not be read."""
-        return any(
-            not any(unknown(f) for f in part.fields) and not part.matches(resource, now=now) for part in self.conjuncts
-        )
+        for part in self.conjuncts:
+            if any(unknown(f) for f in part.fields):
+                continue
+            try:
+                if not part.matches(resource, now=now):
+                    return True
+            except ConditionError:
+                continue  # a member that cannot be evaluated decides nothing
+        return False
 
 
 def compile_condition(
@@ -60,14 +69,16 @@ def compile_condition(
     resource_type: str | None = None,
     path: str = "if",
     policy: Mapping[str, Any] | None = None,
+    related: bool = False,
 ) -> Condition:
     """Validate and compile an Azure Policy condition. Raises `ConditionError` naming the JSON path and options.
 
     `parameters` are the values `[parameters('x')]` returns; `resource_type`, when given, restricts aliases to it;
-    `policy` is what `policy()` returns (assignment and definition ids).
+    `policy` is what `policy()` returns (assignment and definition ids); `related` compiles an existence condition
+    (its `field` reads the related resource, its `[field()]` the resource the `if` matched).
     """
     params = {name.lower(): (name, value) for name, value in (parameters or {}).items()}
-    scope = Scope(params, resource_type, policy=policy or {})
+    scope = Scope(params, resource_type, policy=policy or {}, related=related)
     test = _compile(condition, scope, path)
     conjuncts: tuple[Condition, ...] = ()
     if isinstance(condition, dict) and len(condition) == 1 and str(next(iter(condition))).lower() == "allof":

@@ -19,6 +19,7 @@ from typing import Any
 from remediations.errors import ConditionError, Problem
 from remediations.policy import aliases, assignments
 from remediations.policy.conditions import Condition, compile_condition
+from remediations.policy.existence import compile_existence
 from remediations.policy.expressions import compile_value
 from remediations.policy.fields import Scope, compile_field, tag_name
 from remediations.policy.model import FixRef, Modify, Operation, Policy, References
@@ -27,7 +28,7 @@ from remediations.policy.schema import is_guid, settings_problems
 ASSIGNMENT_FILE = "assignment.json"
 SETTINGS_FILE = "cryptward.yaml"
 # Effect (lower-cased) -> Azure's spelling. Deny is reported (Cryptward cannot block a request); AuditIfNotExists and
-# DeployIfNotExists evaluate their `if` (the existence check in `then.details` is kept on `Policy.related`); Modify
+# DeployIfNotExists evaluate their `if` and their existence check (`then.details`, onto `Policy.existence`); Modify
 # evaluates its `if` and validates its operations; Disabled loads and evaluates nothing.
 EFFECTS = {e.lower(): e for e in ("Audit", "Deny", "AuditIfNotExists", "DeployIfNotExists", "Modify", "Disabled")}
 UNSUPPORTED_EFFECTS = {
@@ -100,9 +101,14 @@ def load_definition(
     if rule.get("if") is None:
         refusals.append(Problem(file, f"{base}policyRule.if", "missing"))
     details = rule["then"].get("details")
-    modify = None
+    modify = existence = None
     if effect == "Modify":
         modify = _modify(details, scope, f"{base}policyRule.then.details", file, refusals)
+    if effect in ("AuditIfNotExists", "DeployIfNotExists"):
+        try:
+            existence = compile_existence(details, scope, f"{base}policyRule.then.details")
+        except ConditionError as e:
+            refusals.append(Problem(file, e.path, e.message, e.options))
     if condition is None or effect is None or mode is None or len(refusals) > before:
         return None
     own = settings or {}
@@ -129,6 +135,7 @@ def load_definition(
         enforced=assignment.enforced if assignment else True,
         modify=modify,
         message=assignment.message if assignment else None,
+        existence=existence,
     )
 
 
@@ -250,7 +257,9 @@ def _mode(raw: Any, path: str, file: Path, problems: list[Problem]) -> str | Non
     if text.lower() in ("indexed", "all"):
         return text.lower()
     provider = next((m for m in aliases.PROVIDER_MODES if m.lower() == text.lower()), None)
-    if provider is not None and provider not in aliases.DATA_PLANE_MODES:
+    if provider is not None and provider in aliases.DATA_PLANE_MODES:
+        return provider.lower()
+    if provider is not None:
         problems.append(
             Problem(
                 file,

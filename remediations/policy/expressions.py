@@ -258,6 +258,11 @@ def _special(name: str, args: list[Expr], scope: Scope, path: str, text: str) ->
         raise ConditionError(path, f"{name}() needs a literal string argument in [{text}]")
     arg = args[0].value if args else None
     if name == "field":
+        if scope.related:
+            # In an existence condition `[field()]` reads the resource the `if` matched (Learn, "Azure Policy effect:
+            # auditIfNotExists", existenceCondition: "Can use [field()] to check equivalence with values in the if").
+            outer = compile_field(str(arg), Scope(scope.parameters, None, (), set(), scope.policy), path)
+            return Expr(lambda ctx: outer.template_value(ctx.primary or ctx))
         return Expr(compile_field(str(arg), scope, path).template_value)
     return _current(arg, scope, path, text)
 

@@ -27,10 +27,13 @@ class Many(list[Any]):
 class Context:
     """One evaluation: the resource, its lower-cased type, and the members enumerated by enclosing `count`s."""
 
-    __slots__ = ("api_version", "bindings", "now", "resource", "rtype")
+    __slots__ = ("api_version", "bindings", "now", "primary", "resource", "rtype")
 
-    def __init__(self, resource: Mapping[str, Any], now: datetime | None = None) -> None:
+    def __init__(
+        self, resource: Mapping[str, Any], now: datetime | None = None, primary: Context | None = None
+    ) -> None:
         self.resource = resource
+        self.primary = primary  # in an existence condition: the resource the `if` matched (what `[field()]` reads)
         rtype = resource.get("type")
         self.rtype = rtype.lower() if isinstance(rtype, str) else ""
         self.bindings: list[Any] = []
@@ -58,9 +61,10 @@ class Scope:
     frames: tuple[Frame, ...] = ()
     fields: set[str] = field(default_factory=set)
     policy: Mapping[str, Any] = field(default_factory=dict)  # what `policy()` returns: assignment and definition ids
+    related: bool = False  # an existence condition: `field` reads the related resource, `[field()]` the primary one
 
     def inside(self, frame: Frame) -> Scope:
-        return Scope(self.parameters, self.resource_type, (*self.frames, frame), self.fields, self.policy)
+        return Scope(self.parameters, self.resource_type, (*self.frames, frame), self.fields, self.policy, self.related)
 
 
 Selector = Callable[[Context], Any]
@@ -194,7 +198,9 @@ def compile_field(name: str, scope: Scope, path: str) -> FieldRef:
 def _options(scope: Scope, name: str) -> tuple[str, ...]:
     """The nearest known names to `name` (not every alias of every type): the fields a typo most likely meant."""
     owner = scope.resource_type or aliases.owner_type(name)
-    by_tail = {_tail(k): k for k in (*BUILTIN_FIELDS, *aliases.names(owner))}
+    by_tail: dict[str, str] = {}
+    for known in (*BUILTIN_FIELDS, *aliases.names(owner)):
+        by_tail.setdefault(_tail(known), known)  # a built-in field first: `type` before `.../extensions/type`
     tail = _tail(name)
     near = [t for t in by_tail if tail and tail in t]
     near += [t for t in difflib.get_close_matches(tail, list(by_tail), n=5, cutoff=0.6) if t not in near]

@@ -8,13 +8,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from remediations.errors import Problem
-from remediations.policy import aliases
+from remediations.errors import ConditionError, Problem
+from remediations.policy import aliases, dataplane
 from remediations.policy.conditions import Condition
+from remediations.policy.existence import Existence
 from remediations.policy.expressions import Expr
 
 # Effects that evaluate nothing on their own resource: the definition loads and reports nothing.
 INACTIVE = "Disabled"
+_KEYS_DATA = dataplane.MODE.lower()
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,24 @@ class Policy:
     references: References
     source: Path
     effect: str | None = None  # an Azure definition's effect (Audit, Deny, AuditIfNotExists, Modify, ...)
-    related: Mapping[str, Any] | None = None  # AuditIfNotExists/DeployIfNotExists `then.details`: not evaluated yet
+    related: Mapping[str, Any] | None = None  # AuditIfNotExists/DeployIfNotExists `then.details`, as written
     immutable: bool = False  # the checked property cannot be changed once the resource exists
     azure_mode: str | None = None  # an Azure definition's mode: Indexed or All (None: a policy.yaml)
     not_scopes: tuple[str, ...] = ()  # the assignment's notScopes: resources under them are not evaluated
     enforced: bool = True  # False: the assignment's enforcementMode is DoNotEnforce (reported, never fixed)
     modify: Modify | None = None  # a Modify effect's operations, validated (run as fixes: not yet)
     message: str | None = None  # the assignment's non-compliance message
+    existence: Existence | None = None  # AuditIfNotExists/DeployIfNotExists: the existence check, compiled
+
+    def subject(self, resource: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the definition evaluates for `resource`: a `Microsoft.KeyVault.Data` definition sees a key as the
+        data plane presents it (policy/dataplane.py); every other definition sees the body itself."""
+        return dataplane.evaluated(resource) if self.azure_mode == _KEYS_DATA else resource
 
     def applies_to(self, resource: Mapping[str, Any]) -> bool:
         if self.effect == INACTIVE:
             return False
+        resource = self.subject(resource)
         kind = resource.get("type")
         kind = kind.lower() if isinstance(kind, str) else ""
         if self.resource_type is not None and kind != self.resource_type.lower():
@@ -91,9 +100,23 @@ class Policy:
                 return False
         return True
 
-    def noncompliant(self, resource: Mapping[str, Any], *, now: datetime | None = None) -> bool:
-        """True when the policy applies to `resource` and its `if` condition holds."""
-        return self.applies_to(resource) and self.condition.matches(resource, now=now)
+    def noncompliant(
+        self,
+        resource: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
+        related: Sequence[Mapping[str, Any]] | None = None,
+    ) -> bool:
+        """True when the policy applies to `resource`, its `if` condition holds and, for an existence check, no
+        `related` resource (those of `existence.related_type` where the check looks) satisfies it. An existence check
+        without `related` raises `ConditionError`: what was not read decides nothing."""
+        if not (self.applies_to(resource) and self.condition.matches(self.subject(resource), now=now)):
+            return False
+        if self.existence is None:
+            return True
+        if related is None:
+            raise ConditionError("policyRule.then.details", f"the related {self.existence.related_type} were not read")
+        return not self.existence.satisfied(resource, related, now=now)
 
 
 @dataclass(frozen=True)

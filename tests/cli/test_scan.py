@@ -123,11 +123,11 @@ def test_a_definition_that_cannot_load_is_reported_and_the_others_run(as_admin, 
     builtin = Path(__file__).resolve().parents[2] / "policies" / "builtin-kv-deletion-protection" / "definition.json"
     (tmp_path / "good.json").write_text(builtin.read_text())
     bad = json.loads(builtin.read_text())
-    bad["properties"]["mode"] = "Microsoft.KeyVault.Data"
+    bad["properties"]["mode"] = "Microsoft.Network.Data"
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     as_admin.reset("estate")
     result = runner.invoke(app, ["scan", "--policies", str(tmp_path), "-f", "json"])
     assert result.exit_code == 1, result.output
     assert json.loads(result.stdout)["policies"] == ["good"]
     assert "not loaded (the others run): bad" in " ".join(result.stderr.split())
-    assert "Microsoft.KeyVault.Data" in result.stderr
+    assert "Microsoft.Network.Data" in result.stderr

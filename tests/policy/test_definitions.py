@@ -283,7 +283,7 @@ def test_policy_function_sees_the_assignment_and_definition(tmp_path):
     assert only(tmp_path).noncompliant(VAULT)
 
 
-def test_a_finding_of_deploy_if_not_exists_or_modify_says_what_is_not_run(tmp_path):
+def test_a_finding_of_deploy_if_not_exists_or_modify_in_audit_mode_says_what_is_not_run(tmp_path):
     dine = json.loads(json.dumps(DELETION))
     dine["properties"]["policyRule"]["then"] = {"effect": "DeployIfNotExists", "details": {"type": "x/y"}}
     folder(tmp_path / "d", dine)
@@ -291,7 +291,7 @@ def test_a_finding_of_deploy_if_not_exists_or_modify_says_what_is_not_run(tmp_pa
     context = PlanContext.from_dict({"now": "2026-06-01T08:00:00Z"})
     for root, words in (
         (tmp_path / "d", "does not deploy its template"),
-        (tmp_path / "m", "does not run its operations"),
+        (tmp_path / "m", "runs in audit mode"),
     ):
         (skip,) = plan([Finding(only(root), VAULT)], context).skipped
         assert words in skip.detail

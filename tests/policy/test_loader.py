@@ -273,7 +273,7 @@ def definition(effect="[parameters('effect')]", default="Audit", **props) -> dic
             "unknown field",
             "type",
         ),
-        (definition(mode="Microsoft.KeyVault.Data"), "properties.mode", "is recognised", None),
+        (definition(mode="Microsoft.Network.Data"), "properties.mode", "is recognised", None),
         (definition(mode="Sometimes"), "properties.mode", "unknown mode", "Indexed"),
     ],
 )
