@@ -79,6 +79,9 @@ class Settings:
     duplicate_rate: float = 0.0  # probability that a delivered batch is delivered again
     reorder: bool = False  # shuffle events waiting for the same subscription
     delivery_seed: int = 0
+    # Seconds (sandbox clock) before data planes honour a new role assignment; ARM lists it at once. Microsoft: "up
+    # to 10 minutes (600 seconds)" (Learn, Key Vault rbac-guide, "Known limits and performance"; see rbac.PROPAGATING).
+    role_propagation_seconds: float = 600.0
 
 
 @dataclass
