@@ -258,3 +258,35 @@ def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sa
     since = len(sandbox.calls())
     sweep(sandbox, as_bot(), **EVERYTHING)
     assert writes_by(sandbox, "bot", since) == []
+
+
+# --- role assignments inherited from management groups and the root (issue 15, item 3) ---
+
+
+def _des_key_access(report, des_id):
+    findings = [f for f in report.findings if f.policy.id == "des-key-access" and f.resource["id"] == des_id]
+    return findings, [r for r in report.results if r.change.policy_id == "des-key-access"]
+
+
+@pytest.mark.parametrize("where", ["group", "root"])
+def test_a_key_role_inherited_from_above_the_subscription_is_compliant_in_the_sweep_and_on_the_event(
+    sandbox, grant_custom_role, as_bot, where
+):
+    from sandbox.providers import management_groups as mg
+    from tests import keyworld
+
+    grant_custom_role("bot")
+    world = keyworld.make(sandbox)
+    state = sandbox.running.sandbox.state
+    mg.add_group(state, "corp")
+    mg.add_group(state, "landing", parent="corp")
+    mg.place(state, sandbox.subscription_id, "landing")
+    world.assign_key_role(mg.group_id("corp") if where == "group" else "/")
+    policies = select(POLICIES, ["des-key-access"])
+    scope, settings = Scope((sandbox.subscription_id,)), world.settings()
+    since = len(sandbox.calls())
+    swept = scan(scope, policies, apply=True, settings=settings, azure=as_bot())
+    event = scan(scope, policies, apply=True, settings=settings, azure=as_bot(), resource_id=world.des_id)
+    assert _des_key_access(swept, world.des_id) == ([], [])  # the sweep used to drop the inherited role and grant
+    assert _des_key_access(event, world.des_id) == ([], [])
+    assert writes_by(sandbox, "bot", since) == []  # no redundant grant
