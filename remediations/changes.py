@@ -199,6 +199,11 @@ class PlanSettings:
     # vault, its resource group or subscription) -> scopes of the sets that may use its keys. A set and a vault in
     # the same resource group need no entry.
     key_access_allow: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # How long Azure may take to honour a new role assignment (CRYPTWARD_ROLE_PROPAGATION_SECONDS): "up to 10
+    # minutes (600 seconds)" for Key Vault (Microsoft Learn, Key Vault rbac-guide, "Known limits and performance").
+    # A change needing a role this young waits (applier's waiting-for-role) instead of failing; the one window every
+    # fix and the worker use.
+    role_propagation_seconds: float = 600.0
 
     def key_access_allowed(self, des_id: str, vault_id: str) -> bool:
         """Whether the operator lets the set `des_id` be granted use of keys in `vault_id`."""

@@ -28,8 +28,8 @@ class KeyWorld:
     des_principal: str
     disk_id: str
 
-    def settings(self, **modes: str) -> Settings:
-        plan = PlanSettings(disk_encryption_sets={LOC: {CMK: self.des_id}})
+    def settings(self, *, window: float = 600.0, **modes: str) -> Settings:
+        plan = PlanSettings(disk_encryption_sets={LOC: {CMK: self.des_id}}, role_propagation_seconds=window)
         return Settings(plan=plan, modes=modes)
 
     def assign_key_role(self, scope: str) -> None:
