@@ -118,8 +118,9 @@ def ancestors(state: State, scope: str) -> list[str]:
     return out
 
 
-def _info(state: State, body: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(body)
+def _exists(state: State, resource_id: str) -> bool:
+    """A group exists once made; the root group always (made on first read)."""
+    return resource_id.lower().rstrip("/") == group_id(state.tenant_id).lower() or state.get(resource_id) is not None
 
 
 def _children(state: State, gid: str) -> list[dict[str, Any]]:
@@ -153,9 +154,7 @@ class ManagementGroups(ResourceType):
     api_versions = API_VERSIONS
 
     def exists(self, state: State, resource_id: str) -> bool:
-        if resource_id.lower().rstrip("/") == group_id(state.tenant_id).lower():
-            return True
-        return state.get(resource_id) is not None
+        return _exists(state, resource_id)
 
     def read(self, call: Call) -> dict[str, Any]:
         state = call.state
@@ -166,7 +165,7 @@ class ManagementGroups(ResourceType):
         if body is None:
             # unverified: the code and wording of a missing group's answer
             raise ArmError(404, "NotFound", f"'{name}' not found")
-        out = _info(state, body)
+        out = copy.deepcopy(body)
         parent = _parent_of(state, body["id"])
         parent_body = state.get(parent) if parent else None
         out["properties"]["details"] = {
@@ -190,7 +189,7 @@ class ManagementGroups(ResourceType):
     def list(self, call: Call) -> list[dict[str, Any]]:
         state = call.state
         _root(state)
-        return [_info(state, b) for b in state.of_type(GROUP_TYPE)]
+        return [copy.deepcopy(b) for b in state.of_type(GROUP_TYPE)]
 
 
 @register
@@ -202,11 +201,11 @@ class Descendants(ResourceType):
     api_versions = API_VERSIONS
 
     def parent_exists(self, call: Call) -> bool:
-        return ManagementGroups().exists(call.state, call.path.parent)
+        return _exists(call.state, call.path.parent)
 
     def list(self, call: Call) -> list[dict[str, Any]]:
         state, top = call.state, call.path.parent
-        if not ManagementGroups().exists(state, top):
+        if not _exists(state, top):
             raise ArmError(404, "NotFound", f"'{top.rsplit('/', 1)[-1]}' not found")  # unverified wording
         out: list[dict[str, Any]] = []
         queue = [top]
