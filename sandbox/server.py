@@ -145,15 +145,21 @@ class Sandbox:
         data_action: bool = False,
         attributes: conditions.Attributes | None = None,
     ) -> str:
-        """rbac.decide over the stored assignments and roles; the check goes into the call log."""
+        """rbac.decide over the stored assignments and roles; the check goes into the call log. Assignments above
+        the scope count, management groups included (`hooks.scopes_above`); a data action ignores the assignments
+        still propagating (rbac.PROPAGATING), which ARM lists and honours at once."""
+        assignments = list(self.state.of_type("Microsoft.Authorization/roleAssignments"))
+        if data_action:
+            assignments = self._propagated(assignments)
         decision = rbac.decide(
             object_id,
             action,
             scope,
             data_action=data_action,
-            assignments=list(self.state.of_type("Microsoft.Authorization/roleAssignments")),
+            assignments=assignments,
             role_definitions=self.role_definitions(),
             attributes=attributes,
+            above=self.hooks.scopes_above(scope),
         )
         checks = _CHECKS.get()
         if checks is not None:
@@ -162,6 +168,16 @@ class Sandbox:
                 {"principal": object_id, "action": action, "dataAction": data_action, "scope": scope, "allowed": ok}
             )
         return decision
+
+    def _propagated(self, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pending = self.state.table(rbac.PROPAGATING)
+        if not pending:
+            return assignments
+        now = self.state.clock.timestamp()
+        for key, due in list(pending.items()):
+            if due <= now:
+                del pending[key]
+        return [a for a in assignments if a["id"].lower() not in pending] if pending else assignments
 
     def role_definitions(self) -> dict[str, dict[str, Any]]:
         """Built-in and custom role definitions by lower-cased GUID."""

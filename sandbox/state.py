@@ -81,6 +81,9 @@ class Settings:
     delivery_seed: int = 0
     # Microsoft.Features: how long a feature stays Registering (Microsoft Learn: registration "may take a few minutes")
     feature_registration_seconds: float = 300.0
+    # Seconds (sandbox clock) before data planes honour a new role assignment; ARM lists it at once. Microsoft: "up
+    # to 10 minutes (600 seconds)" (Learn, Key Vault rbac-guide, "Known limits and performance"; see rbac.PROPAGATING).
+    role_propagation_seconds: float = 600.0
 
 
 @dataclass

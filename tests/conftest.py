@@ -126,7 +126,8 @@ def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Cal
         properties = {"roleDefinitionId": definition.id, "principalId": p.object_id, "principalType": p.kind}
         if doc.get("assignmentCondition"):
             properties |= {"condition": doc["assignmentCondition"], "conditionVersion": "2.0"}
-        client.role_assignments.create(sub, str(uuid.uuid4()), {"properties": properties})
+        with sandbox.roles_at_once():  # deployed long before the bot runs
+            client.role_assignments.create(sub, str(uuid.uuid4()), {"properties": properties})
         return str(definition.id)
 
     return grant

@@ -123,18 +123,19 @@ def test_key_vault_data_plane_through_the_vaults_own_origin(sandbox, azure_as):
         "kv-weu-disks"
     )
     bot = sandbox.principal("bot")
-    admin.role_assignments.create(
-        vault,
-        "3f3a4c9e-0d6b-4b1e-9a51-5c2f0b7d8e11",
-        {
-            "properties": {
-                "roleDefinitionId": f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/"
-                f"roleDefinitions/{OFFICER}",
-                "principalId": bot.object_id,
-                "principalType": "ServicePrincipal",
-            }
-        },
-    )
+    with sandbox.roles_at_once():  # set-up: the role is in effect before the bot uses it
+        admin.role_assignments.create(
+            vault,
+            "3f3a4c9e-0d6b-4b1e-9a51-5c2f0b7d8e11",
+            {
+                "properties": {
+                    "roleDefinitionId": f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/"
+                    f"roleDefinitions/{OFFICER}",
+                    "principalId": bot.object_id,
+                    "principalType": "ServicePrincipal",
+                }
+            },
+        )
     azure = azure_as("bot")
     uri = azure_as("admin").get(vault, KV_API)["properties"]["vaultUri"]
     policy = {

@@ -59,7 +59,7 @@ def plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
         _plan_finding(finding, ctx, changes, skipped, notes)
     merged = _conflicts(_merge(changes), skipped)
     resolved, blocked = _resolve(merged, skipped)
-    ordered = _propagate(_order(resolved))
+    ordered = _role_waits(_propagate(_order(resolved)), ctx.settings.role_propagation_seconds)
     return Plan(tuple(ordered), tuple([*skipped, *blocked]), tuple(dict.fromkeys(notes)))
 
 
@@ -288,3 +288,15 @@ def _propagate(ordered: list[Change]) -> list[Change]:
         by_id[change.id] = change
         out.append(change)
     return out
+
+
+def _role_waits(ordered: list[Change], window: float) -> list[Change]:
+    """A change that depends on a new role assignment says how long it may wait for the role to take effect (Azure
+    takes up to `window` seconds; the applier's `waiting-for-role`)."""
+    grants = {
+        c.id for c in ordered if "/providers/microsoft.authorization/roleassignments/" in c.operation.path.lower()
+    }
+    if window <= 0 or not grants:
+        return ordered
+    note = f" It waits up to {window / 60:g} minutes for the role to take effect."
+    return [replace(c, summary=c.summary + note) if grants & set(c.depends_on) else c for c in ordered]

@@ -154,6 +154,9 @@ class _Found:
     power: dict[str, str] = field(default_factory=dict)  # VM id (lower-cased) -> power state code
     skus: dict[tuple[str, str], Any] = field(default_factory=dict)  # (subscription, region) -> sizes' capabilities
     features: dict[str, Any] = field(default_factory=dict)  # subscription -> its EncryptionAtHost feature
+    # Per listed scope, the scopes above it its id does not spell (management groups, the root as ""), from the
+    # assignments its list inherits: ARM answers them in a subscription's list, and they hold below it.
+    inherited: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
@@ -197,8 +200,13 @@ def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, 
         step(f"role assignments in {scope}")
         ras = azure.authorization(sub).role_assignments
         try:
-            listed_ras = ras.list_for_resource_group(group) if group else ras.list_for_subscription()
-            found.assignments = [*(found.assignments or []), *_bodies(listed_ras).values()]
+            listed_ras = _bodies(ras.list_for_resource_group(group) if group else ras.list_for_subscription())
+            found.assignments = [*(found.assignments or []), *listed_ras.values()]
+            found.inherited[scope.lower()] = {
+                s
+                for s in (_scope_of(str(ra["id"]), "roleassignments") for ra in listed_ras.values())
+                if not s.startswith("/subscriptions/")
+            }
         except AzureAccessError as e:
             found.assignment_error = e
 
@@ -496,6 +504,9 @@ def _assignments_for(
     is inside it, else one `atScope()` list at `scope`."""
     above = _ancestors(scope)
     inside = any(scope.lower().startswith(s + "/") for s in found.listed)
+    for listed, groups in found.inherited.items():  # what the list at the swept scope inherits holds here too
+        if scope.lower().startswith(listed + "/"):
+            above |= groups
     if inside and found.assignments is not None:
         return [ra for ra in found.assignments if _scope_of(str(ra["id"]), "roleassignments") in above]
     if inside and found.assignment_error is not None:

@@ -88,7 +88,8 @@ def estate(sandbox, azure_as, grant_custom_role):
     admin = azure_as("admin")
     n = names(sandbox)
     des = admin.get(n["des"], DES_API)
-    assign(admin, n["vault"], des["identity"]["principalId"], ENCRYPTION_USER)
+    with sandbox.roles_at_once():  # granted long before (the sandbox's role propagation delay is past)
+        assign(admin, n["vault"], des["identity"]["principalId"], ENCRYPTION_USER)
 
     def make(*, auto: bool = False, purge_protection: bool | None = None):
         if auto or purge_protection:
@@ -235,7 +236,8 @@ def test_duplicate_key_events_rotate_once_and_move_a_set_once(sandbox, estate, a
     assert len(versions(admin, n["key"])) == len(old) + 1
 
     # Someone else rotates the key: KeyNewVersionCreated (delivered twice) moves the fixed-version set once.
-    assign(admin, n["vault"], sandbox.principal("admin").object_id, CRYPTO_OFFICER)
+    with sandbox.roles_at_once():  # the admin's own role, in effect before they rotate
+        assign(admin, n["vault"], sandbox.principal("admin").object_id, CRYPTO_OFFICER)
     vault_url = admin.get(n["vault"], KV_API)["properties"]["vaultUri"]
     newest = admin.key_client(vault_url).rotate_key("des-key").properties.version
     since = len(sandbox.calls())
@@ -334,7 +336,8 @@ def test_a_missing_permission_is_named_and_nothing_is_half_done(
     grant_custom_role("bot", without=[missing])
     admin, n = azure_as("admin"), names(sandbox)
     des = admin.get(n["des"], DES_API)
-    assign(admin, n["vault"], des["identity"]["principalId"], ENCRYPTION_USER)
+    with sandbox.roles_at_once():  # granted long before (the sandbox's role propagation delay is past)
+        assign(admin, n["vault"], des["identity"]["principalId"], ENCRYPTION_USER)
     old_versions, old_des = versions(admin, n["key"]), des_version(admin, n["des"])
 
     report = run(sandbox, azure_as("bot"), **{"des-auto-rotation": "audit"})
