@@ -13,6 +13,7 @@ first (otherwise keeping the findings' order), and a change waiting for an appro
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -149,15 +150,27 @@ def _combine(a: Change, b: Change) -> Change | None:
     )
 
 
+def _target(change: Change) -> tuple[str, str, str, str]:
+    """What a change writes: only changes with the same target can combine (`_combine` checks the rest)."""
+    op = change.operation
+    return (op.plane, op.method, op.path.lower(), op.api_version)
+
+
 def _merge(changes: list[Change]) -> list[Change]:
+    """Each change joins the first earlier change of the same target it combines with, else starts its own: one
+    pass over the changes, comparing each only with the few writing its target (changes of different targets never
+    combine)."""
     out: list[Change] = []
+    by_target: dict[tuple[str, str, str, str], list[int]] = {}
     for change in changes:
-        for i, earlier in enumerate(out):
-            combined = _combine(earlier, change)
+        slots = by_target.setdefault(_target(change), [])
+        for i in slots:
+            combined = _combine(out[i], change)
             if combined is not None:
                 out[i] = combined
                 break
         else:
+            slots.append(len(out))
             out.append(change)
     return out
 
@@ -170,6 +183,9 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
     the changes needing it, in turn)."""
     live = list(changes)
     blocked: list[Skip] = []
+    skips: dict[tuple[str, str | None], Skip] = {}
+    for s in skipped:
+        skips.setdefault((s.resource_id.lower(), s.fix), s)
     while True:
         by_fix = {(c.resource_id.lower(), fix): c for c in live for fix in c.fixes}
         stuck = [
@@ -180,18 +196,23 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
         ]
         if not stuck:
             break
+        gone: set[int] = set()
         for change, ref in stuck:
-            if change not in live:
+            if id(change) in gone:
                 continue
-            live.remove(change)
-            why = _why_missing(ref, [*skipped, *blocked])
+            gone.add(id(change))
+            why = _why_missing(ref, skips)
             detail = (
                 f"{change.summary} It needs {ref.fix} on {name_of(ref.resource_id)} first, not in this plan ({why})."
             )
-            blocked.extend(
+            more = [
                 Skip(change.resource_id, p, SkipReason.BLOCKED, detail, f)
                 for p, f in zip(change.policy_ids, change.fixes, strict=False)
-            )
+            ]
+            blocked.extend(more)
+            for s in more:
+                skips.setdefault((s.resource_id.lower(), s.fix), s)
+        live = [c for c in live if id(c) not in gone]
     by_fix = {(c.resource_id.lower(), fix): c for c in live for fix in c.fixes}
     resolved = []
     for c in live:
@@ -200,24 +221,41 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
     return resolved, blocked
 
 
-def _why_missing(ref: Ref, skips: list[Skip]) -> str:
-    wanted = ref.resource_id.lower()
-    found = next((s for s in skips if s.resource_id.lower() == wanted and s.fix == ref.fix), None)
+def _why_missing(ref: Ref, skips: Mapping[tuple[str, str | None], Skip]) -> str:
+    found = skips.get((ref.resource_id.lower(), ref.fix))
     return f"{found.reason}: {found.detail.rstrip('.')}" if found else "it was not evaluated in this run"
 
 
 def _order(changes: list[Change]) -> list[Change]:
-    """Dependencies first; otherwise the original order (a stable topological sort)."""
-    remaining = list(changes)
+    """Dependencies first; otherwise the original order (a stable topological sort: each step takes the first
+    change, in the original order, whose dependencies are all done)."""
+    waiting: dict[str, list[int]] = {}
+    unmet: list[int] = []
+    ready: list[int] = []
+    for i, c in enumerate(changes):
+        deps = set(c.depends_on)
+        unmet.append(len(deps))
+        for d in deps:
+            waiting.setdefault(d, []).append(i)
+        if not deps:
+            ready.append(i)
+    heapq.heapify(ready)
     done: set[str] = set()
     ordered: list[Change] = []
-    while remaining:
-        ready = next((c for c in remaining if all(d in done for d in c.depends_on)), None)
-        if ready is None:
-            raise PlanError(f"changes depend on each other in a cycle: {', '.join(c.id for c in remaining)}")
-        remaining.remove(ready)
-        done.add(ready.id)
-        ordered.append(ready)
+    while ready:
+        change = changes[heapq.heappop(ready)]
+        ordered.append(change)
+        if change.id in done:
+            continue
+        done.add(change.id)
+        for j in waiting.pop(change.id, ()):
+            unmet[j] -= 1
+            if unmet[j] == 0:
+                heapq.heappush(ready, j)
+    if len(ordered) < len(changes):
+        emitted = {id(c) for c in ordered}
+        remaining = [c for c in changes if id(c) not in emitted]
+        raise PlanError(f"changes depend on each other in a cycle: {', '.join(c.id for c in remaining)}")
     return ordered
 
 
