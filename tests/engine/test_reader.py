@@ -237,3 +237,31 @@ def test_locks_not_listed_leave_the_block_unfilled_with_the_reason():
 )
 def test_what_a_vm_body_says_of_itself(vm, ade, block):
     assert vm_block(vm, ade) == block
+
+
+# --- pace and parallel reads -----------------------------------------------------------------------------------------
+
+
+def test_a_sweep_paces_its_reads_to_the_read_budget_and_meets_no_429(sandbox, azure_as):
+    """With a small bucket (10 reads, refilled 30 a second: ARM's refill is 25), 40 vaults' diagnostic settings
+    read 8 at a time would run into 429s; paced by the remaining-reads header they never do, and all are read."""
+    sandbox.reset("estate")
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+
+    kv = sandbox.client(KeyVaultManagementClient)
+    sku = {"family": "A", "name": "standard"}
+    body = {"location": "westeurope", "properties": {"tenantId": sandbox.tenant_id, "sku": sku}}
+    for i in range(40):
+        kv.vaults.begin_create_or_update(RG["app"], f"kv-paced-{i:02}", body).result()
+    sandbox.admin("PATCH", "/_sandbox/settings", {"read_budget": 10, "read_refill": 30.0})
+    try:
+        azure = azure_as("reader")
+        since = len(sandbox.calls())
+        reading = read_scope(azure, Scope((sandbox.subscription_id,)), ALL)
+        reads = [c for c in sandbox.calls(since) if c["plane"] == "arm" and c["method"] == "GET"]
+    finally:
+        sandbox.admin("PATCH", "/_sandbox/settings", {"read_budget": 250, "read_refill": 25.0})
+    assert [c for c in reads if c["status"] == 429] == []
+    vaults = [b for b in reading.resources.values() if b["type"] == "Microsoft.KeyVault/vaults"]
+    assert len(vaults) == 43 and all("diagnosticSettings" in v["cryptward"] for v in vaults)
+    assert azure.budget.waited > 0  # it did wait for the refill
