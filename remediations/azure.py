@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -41,6 +42,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # azure-core's own default when an LRO answer carries no Retry-After / retry-after-ms.
 PUBLIC_POLLING_INTERVAL = 30.0
 USER_AGENT = f"cryptward/{__version__}"
+_COUNT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,8 @@ class Azure:
         return self._credential
 
     def _count(self, request: Any) -> None:
-        self.calls[str(request.http_request.method).upper()] += 1
+        with _COUNT_LOCK:  # requests run on several threads (`each`); `+=` on a Counter is not atomic
+            self.calls[str(request.http_request.method).upper()] += 1
 
     def _common(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -198,9 +201,13 @@ class Azure:
                         return self.next.send(request)
                     scope = pacing.scope_of(url.path)
                     budget.take(scope)
-                    response = self.next.send(request)
-                    headers = response.http_response.headers
-                    budget.observe(scope, next((headers[h] for h in pacing.REMAINING_READS if h in headers), None))
+                    remaining = None
+                    try:
+                        response = self.next.send(request)
+                        headers = response.http_response.headers
+                        remaining = next((headers[h] for h in pacing.REMAINING_READS if h in headers), None)
+                    finally:
+                        budget.done(scope, remaining)
                     return response
 
             self._pacer = ReadPacer

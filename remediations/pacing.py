@@ -5,13 +5,13 @@ refilled 25 a second (https://learn.microsoft.com/azure/azure-resource-manager/m
 "Regional throttling and token bucket algorithm"); each answer says what remains in
 `x-ms-ratelimit-remaining-subscription-reads` (`-tenant-reads` without a subscription). `ReadBudget` keeps a copy of
 that bucket per scope on this side: a read takes a token before it is sent, waiting for the refill when there is
-none, and each answer's header lowers the copy to what ARM says remains (never raises it: a header is already old
-when it arrives, and reads still on their way have taken tokens here but not yet there). So a sweep spends the burst,
-then runs at the refill rate instead of into a storm of 429s; the subscriptions of one sweep have separate buckets.
+none, and each answer's header lowers the copy to what ARM says remains, less the reads still on their way (they
+have taken a token here but not yet there). So a sweep spends the burst, then runs at the refill rate instead of into a
+storm of 429s; the subscriptions of one sweep have separate buckets.
 
     budget = ReadBudget()
     budget.take("subscription:<id>")            # blocks until a token is there
-    budget.observe("subscription:<id>", "231")  # an answer's remaining-reads header
+    budget.done("subscription:<id>", "231")     # its answer's remaining-reads header
     results = gather(fetch, items, workers=8)   # fetch(item) for each, in order; an AzureAccessError is a result
 """
 
@@ -40,11 +40,18 @@ DEFAULT_WORKERS = 8
 class _Copy:
     tokens: float
     stamp: float
+    capacity: float
+    inflight: int = 0  # reads sent (a token taken) whose answer has not come back
 
 
 @dataclass
 class ReadBudget:
-    """This side's copy of ARM's read buckets, by scope (`subscription:<id>` or `tenant`). Thread-safe."""
+    """This side's copy of ARM's read buckets, by scope (`subscription:<id>` or `tenant`). Thread-safe.
+
+    A read takes a token (`take`) and gives back what ARM said remains (`done`): the copy is lowered to that figure
+    less the reads still in flight, which ARM had not counted yet when it answered (never raised by it: answers
+    overtake each other, and an older, higher figure would over-count). A figure at or above the copy's size means
+    a bigger bucket (another cloud's limits, a raised quota): the copy grows to it."""
 
     capacity: float = READ_BUCKET
     refill: float = READ_REFILL
@@ -57,9 +64,9 @@ class ReadBudget:
     def _level(self, scope: str, now: float) -> _Copy:
         copy = self._buckets.get(scope)
         if copy is None:
-            copy = self._buckets[scope] = _Copy(self.capacity, now)
+            copy = self._buckets[scope] = _Copy(self.capacity, now, self.capacity)
         elif now > copy.stamp:
-            copy.tokens = min(self.capacity, copy.tokens + (now - copy.stamp) * self.refill)
+            copy.tokens = min(copy.capacity, copy.tokens + (now - copy.stamp) * self.refill)
             copy.stamp = now
         return copy
 
@@ -70,22 +77,26 @@ class ReadBudget:
                 copy = self._level(scope, self.clock())
                 if copy.tokens >= 1 - 1e-9:  # the refill's float sums fall short of 1 by rounding
                     copy.tokens -= 1
+                    copy.inflight += 1
                     return
                 wait = max((1 - copy.tokens) / self.refill, 1e-3)
                 self.waited += wait
             self.sleep(wait)
 
-    def observe(self, scope: str, remaining: str | None) -> None:
-        """What ARM says remains in `scope` (a header value); lowers the copy to it."""
+    def done(self, scope: str, remaining: str | None) -> None:
+        """A read in `scope` was answered, with what ARM says remains (a header value, or None when absent)."""
         try:
             left = float(remaining) if remaining is not None else None
         except ValueError:
             left = None
-        if left is None:
-            return
         with self._lock:
             copy = self._level(scope, self.clock())
-            copy.tokens = min(copy.tokens, left)
+            copy.inflight = max(0, copy.inflight - 1)
+            if left is not None and left >= copy.capacity:  # a bigger bucket than the copy's
+                copy.capacity = left + 1
+                copy.tokens = left - copy.inflight
+            elif left is not None:  # answers overtake each other: a figure only ever lowers the copy
+                copy.tokens = max(0.0, min(copy.tokens, left - copy.inflight))
 
 
 def scope_of(path: str) -> str:

@@ -31,20 +31,31 @@ def test_a_full_bucket_spends_its_burst_then_waits_for_the_refill():
     assert abs(budget.waited - 2.0) < 1e-9
 
 
-def test_the_header_lowers_the_copy_but_never_raises_it():
+def test_the_header_lowers_the_copy_to_what_remains_less_the_reads_in_flight():
     clock = FakeClock()
     budget = ReadBudget(capacity=250, refill=25.0, clock=clock, sleep=clock.sleep)
-    budget.observe("subscription:s", "2")  # another client of the same principal spent the rest
+    budget.take("subscription:s")
+    budget.take("subscription:s")  # a second read on its way when the first is answered
+    budget.done("subscription:s", "3")  # another client of the same principal spent most of the bucket
     budget.take("subscription:s")
     budget.take("subscription:s")
+    assert clock.now == 0.0  # 3 left less the one in flight: 2
+    budget.take("subscription:s")
+    assert abs(clock.now - 0.04) < 1e-9  # then one per 1/25 s
+    for _ in range(3):
+        budget.done("subscription:s", "0")
+    budget.done("subscription:s", "not a number")
+    budget.done("subscription:s", None)
+
+
+def test_a_bigger_figure_than_the_bucket_grows_the_copy():
+    clock = FakeClock()
+    budget = ReadBudget(capacity=250, refill=25.0, clock=clock, sleep=clock.sleep)
+    budget.take("subscription:s")
+    budget.done("subscription:s", "1000000")
+    for _ in range(5000):
+        budget.take("subscription:s")
     assert clock.now == 0.0
-    budget.take("subscription:s")
-    assert abs(clock.now - 0.04) < 1e-9
-    budget.observe("subscription:s", "249")
-    budget.take("subscription:s")
-    assert abs(clock.now - 0.08) < 1e-9
-    budget.observe("subscription:s", "not a number")
-    budget.observe("subscription:s", None)
 
 
 def test_each_subscription_has_its_own_bucket():
