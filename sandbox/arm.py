@@ -327,6 +327,8 @@ def _ancestors(resource_id: str) -> list[str]:
 
 def locks_over(state: State, resource_id: str, *, include_below: bool = False) -> list[dict[str, Any]]:
     scopes = set(_ancestors(resource_id))
+    if not include_below:  # the locks at each scope above: an index lookup each, not a scan of every lock
+        return [lock for scope in _ancestors(resource_id) for lock in state.at_scope(LOCK_TYPE, scope)]
     found = []
     for lock in state.of_type("Microsoft.Authorization/locks"):
         scope = lock["id"].lower().rsplit("/providers/microsoft.authorization/locks/", 1)[0]

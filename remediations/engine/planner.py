@@ -42,15 +42,23 @@ def plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     changes: list[Change] = []
     skipped: list[Skip] = []
     notes: list[str] = []
+    decisions: dict[str, exemptions.Decision] = {}  # by resource id: one reading of its exemption tag
     for finding in findings:
-        _plan_finding(finding, ctx, changes, skipped, notes)
+        _plan_finding(finding, ctx, changes, skipped, notes, decisions)
     merged = _merge(changes)
     resolved, blocked = _resolve(merged, skipped)
     ordered = _propagate(_order(resolved))
     return Plan(tuple(ordered), tuple([*skipped, *blocked]), tuple(dict.fromkeys(notes)))
 
 
-def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list[Skip], notes: list[str]) -> None:
+def _plan_finding(
+    f: Finding,
+    ctx: PlanContext,
+    out: list[Change],
+    skipped: list[Skip],
+    notes: list[str],
+    decisions: dict[str, exemptions.Decision] | None = None,
+) -> None:
     policy, resource = f.policy, f.resource
     rid = str(resource.get("id", ""))
     fix_name = policy.fix.name if policy.fix else None
@@ -61,9 +69,13 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
     if f.unreadable:
         return skip(SkipReason.CANNOT_READ, f.unreadable)
     known = ctx.policy_ids or (policy.id,)
-    decision = exemptions.decide(resource.get("tags"), known, ctx.now.date(), tag_name=ctx.settings.exemption_tag)
-    problems = decision.problems if ctx.policy_ids else [p for p in decision.problems if "known policy id" not in p]
-    notes.extend(f"{name_of(rid)}: {p}" for p in problems)
+    decision = (decisions or {}).get(rid)
+    if decision is None:
+        decision = exemptions.decide(resource.get("tags"), known, ctx.now.date(), tag_name=ctx.settings.exemption_tag)
+        if decisions is not None and ctx.policy_ids:  # `known` is then the same for every finding
+            decisions[rid] = decision
+        problems = decision.problems if ctx.policy_ids else [p for p in decision.problems if "known policy id" not in p]
+        notes.extend(f"{name_of(rid)}: {p}" for p in problems)
     if policy.id in decision.exempt:
         return skip(SkipReason.EXEMPT, decision.exempt[policy.id])
     if policy.immutable:
