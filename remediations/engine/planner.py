@@ -13,6 +13,7 @@ first (otherwise keeping the findings' order), and a change waiting for an appro
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -39,6 +40,14 @@ class Finding:
 
 def plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     """The changes that fix `findings`, in the order to apply them, and the findings left alone with the reason."""
+    gc.freeze()  # what was read lives on: keep the collections planning triggers from walking every body again
+    try:
+        return _plan(findings, ctx)
+    finally:
+        gc.unfreeze()
+
+
+def _plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     changes: list[Change] = []
     skipped: list[Skip] = []
     notes: list[str] = []
