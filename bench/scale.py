@@ -13,7 +13,11 @@ infra/cryptward-role.json.
 
     .venv/bin/python bench/scale.py                       # 1000 and 5000 vaults, throttling off; 1000 with it on
     .venv/bin/python bench/scale.py --sizes 1000 5000 20000 --throttled 1000
-    .venv/bin/python bench/scale.py --sizes 200 --throttled 0 --runs 1   # a quick look
+    .venv/bin/python bench/scale.py --sizes 200 --throttled --runs 1   # a quick look
+
+The sandbox serves each vault's data plane on its own listening port (its own origin, as `{vault}.vault.azure.net`
+is), so an estate needs a file descriptor per vault, for every sandbox the bench starts in its process: 20k vaults
+need a descriptor limit above 20,000 (`ulimit -Hn`; the bench raises the soft limit to the hard one).
 """
 
 from __future__ import annotations
