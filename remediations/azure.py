@@ -19,15 +19,16 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from remediations import __version__
+from remediations import __version__, pacing
 from remediations.errors import AzureAccessError, CredentialError, SettingsError
 
 T = TypeVar("T")
@@ -41,6 +42,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # azure-core's own default when an LRO answer carries no Retry-After / retry-after-ms.
 PUBLIC_POLLING_INTERVAL = 30.0
 USER_AGENT = f"cryptward/{__version__}"
+_COUNT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -132,13 +134,22 @@ class Azure:
     _credential: Any = None
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _arm: Any = None
+    budget: pacing.ReadBudget = field(default_factory=pacing.ReadBudget)  # ARM reads, paced (remediations/pacing.py)
+    workers: int = pacing.DEFAULT_WORKERS  # independent reads in flight at once (CRYPTWARD_READ_CONCURRENCY)
+    _pacer: Any = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Azure:
         """The profile and the identity (AZURE_CLIENT_ID) the settings name (the process environment unless given)."""
         env = os.environ if env is None else env
         client_id = (env.get("AZURE_CLIENT_ID") or "").strip() or None
-        return cls(CloudProfile.from_env(env), credential_factory=lambda: default_credential(client_id))
+        raw = (env.get("CRYPTWARD_READ_CONCURRENCY") or "").strip()
+        if raw and not (raw.isdigit() and int(raw) >= 1):
+            raise SettingsError(f"CRYPTWARD_READ_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
+        workers = int(raw) if raw else pacing.DEFAULT_WORKERS
+        return cls(
+            CloudProfile.from_env(env), credential_factory=lambda: default_credential(client_id), workers=workers
+        )
 
     @property
     def credential(self) -> TokenCredential:
@@ -147,7 +158,8 @@ class Azure:
         return self._credential
 
     def _count(self, request: Any) -> None:
-        self.calls[str(request.http_request.method).upper()] += 1
+        with _COUNT_LOCK:  # requests run on several threads (`each`); `+=` on a Counter is not atomic
+            self.calls[str(request.http_request.method).upper()] += 1
 
     def _common(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -167,9 +179,44 @@ class Azure:
                 subscription_id,
                 base_url=self.profile.arm_endpoint.rstrip("/"),
                 credential_scopes=list(self.profile.credential_scopes),
+                per_retry_policies=[self.pacer()],
                 **self._common(),
             )
         return self._clients[key]
+
+    def pacer(self) -> Any:
+        """A pipeline policy (one per pipeline: a policy links to the next one) that paces ARM reads by `budget`:
+        each GET takes a token before it is sent (each retry too), and each answer's remaining-reads header corrects
+        the budget. Other requests pass untouched."""
+        if self._pacer is None:
+            from azure.core.pipeline.policies import HTTPPolicy
+
+            budget, host = self.budget, urlsplit(self.profile.arm_endpoint).netloc.lower()
+
+            class ReadPacer(HTTPPolicy):
+                def send(self, request: Any) -> Any:
+                    http = request.http_request
+                    url = urlsplit(http.url)
+                    if http.method.upper() not in ("GET", "HEAD") or url.netloc.lower() != host:
+                        return self.next.send(request)
+                    scope = pacing.scope_of(url.path)
+                    budget.take(scope)
+                    remaining = None
+                    try:
+                        response = self.next.send(request)
+                        headers = response.http_response.headers
+                        remaining = next((headers[h] for h in pacing.REMAINING_READS if h in headers), None)
+                    finally:
+                        budget.done(scope, remaining)
+                    return response
+
+            self._pacer = ReadPacer
+        return self._pacer()
+
+    def each(self, fetch: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
+        """`fetch(item)` for each item, up to `workers` at once (the clients are thread-safe; ARM reads are paced
+        by `budget`), in order; an AzureAccessError raised by one is its result."""
+        return pacing.gather(fetch, items, self.workers)
 
     # --- SDK clients, cached per (client type, subscription) ------------------------------------------------------
 
@@ -229,6 +276,7 @@ class Azure:
                     policies.ContentDecodePolicy(),
                     policies.RedirectPolicy(),
                     policies.RetryPolicy(),
+                    self.pacer(),
                     ARMChallengeAuthenticationPolicy(self.credential, *self.profile.credential_scopes),
                     policies.CustomHookPolicy(raw_request_hook=self._count),
                     policies.SensitiveHeaderCleanupPolicy(),

@@ -257,6 +257,9 @@ class PlanContext:
         """Who changed this resource: the event's caller, else the one the engine found for it, else None."""
         if self.caller is not None:
             return self.caller
+        found = self.callers.get(resource_id)
+        if found is not None:
+            return found
         wanted = resource_id.lower()
         return next((c for k, c in self.callers.items() if k.lower() == wanted), None)
 
@@ -265,6 +268,8 @@ class PlanContext:
         if not resource_id:
             return None
         found = self.resources.get(resource_id)
+        if found is None:
+            found = self.resources.get(resource_id.lower())  # the reader keys them by lower-cased id
         if found is None:
             wanted = resource_id.lower()
             found = next((r for k, r in self.resources.items() if k.lower() == wanted), None)

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import arm, conditions, faults, rbac, throttling
+from sandbox import arm, conditions, faults, paging, rbac, throttling
 from sandbox.hooks import Hooks
 from sandbox.identity import Directory, TokenError
 from sandbox.listeners import Listeners
@@ -365,11 +365,11 @@ class Sandbox:
         action = rbac.action_for(method if path.kind != "action" else "POST", path.type, path.action)
         scope = path.id if path.kind in ("item", "action") else (path.parent or "/")
         if path.type.lower() == "microsoft.resources/subscriptions" and path.kind == "collection":
-            return arm.Answer(200, arm.page(call, self._visible_subscriptions(call.principal)))
+            return arm.Answer(200, paging.page(call, lambda: self._visible_subscriptions(call.principal)))
         self.authorize(call.principal, action, scope, attributes=rt.attributes(call))
         if method in ("GET", "HEAD"):
             if path.kind == "collection" and not rt.singleton:
-                return arm.Answer(200, arm.page(call, rt.list(call)))
+                return arm.Answer(200, paging.page(call, lambda: rt.list(call)))
             return arm.Answer(200, rt.read(call))
         existing = rt.current(call)
         verb = path.action if path.kind == "action" else method

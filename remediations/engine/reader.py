@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from remediations import fixes, keyaccess
@@ -38,8 +38,11 @@ from remediations.policy import aliases
 from remediations.policy.loader import Policy
 from remediations.resources import (
     DIAGNOSTIC_SETTINGS_API,
+    LOCKS_API,
+    ROLE_ASSIGNMENTS_API,
     SUBSCRIPTIONS_API,
     VAULT_API,
+    VM_API,
     get,
     key_origin,
     name_of,
@@ -128,11 +131,22 @@ def read_scope(
     progress: Progress | None = None,
 ) -> Reading:
     """Everything in `scope` the policies need. A primary list that fails raises `AzureAccessError` (nothing can be
-    said about a scope that cannot be listed); a related read that fails is recorded in `unreadable`."""
+    said about a scope that cannot be listed); a related read that fails is recorded in `unreadable`. The
+    subscriptions are listed in parallel (each has its own read budget), and so are the lists of one subscription."""
     found = _Found()
     step = progress or (lambda _: None)
-    for sub in scope.subscriptions:
-        _list_subscription(azure, sub, scope.resource_group, needs, found, step)
+    parts = azure.each(
+        lambda sub: _list_subscription(azure, sub, scope.resource_group, needs, step), scope.subscriptions
+    )
+    for part in parts:
+        if isinstance(part, AzureAccessError):
+            raise part
+        found.absorb(part)
+    if ASSIGNMENT_BLOCKS & needs.blocks and found.sets:
+        for part in azure.each(
+            lambda sub: _list_assignments(azure, sub, scope.resource_group, step), scope.subscriptions
+        ):
+            found.absorb(part if isinstance(part, _Found) else _Found(assignment_error=part))
     reading = _assemble(azure, found, needs, scope.contains, ade_history, step)
     return reading
 
@@ -157,58 +171,108 @@ class _Found:
     # Per listed scope, the scopes above it its id does not spell (management groups, the root as ""), from the
     # assignments its list inherits: ARM answers them in a subscription's list, and they hold below it.
     inherited: dict[str, set[str]] = field(default_factory=dict)
+    _index: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = field(default_factory=dict)
+
+    def absorb(self, other: _Found) -> None:
+        """Add what another subscription's lists found: dicts merge, lists add up, the first error stays."""
+        for f in fields(self):
+            if f.name == "_index":
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "snapshots":  # a failed list anywhere: the snapshots are not known
+                if not isinstance(mine, AzureAccessError) and theirs is not None:
+                    failed = isinstance(theirs, AzureAccessError)
+                    self.snapshots = theirs if failed else {**(mine or {}), **theirs}
+                continue
+            if isinstance(mine, dict):
+                mine.update(theirs)
+            elif isinstance(theirs, list):
+                setattr(self, f.name, [*(mine or []), *theirs])
+            elif mine is None:
+                setattr(self, f.name, theirs)
+        self._index.clear()
+
+    def over(self, kind: str, resource_id: str, extra: Collection[str] = ()) -> list[dict[str, Any]]:
+        """The listed locks or role assignments (`kind`) at `resource_id`'s scope and above (and at the `extra`
+        scopes its id does not spell: management groups, the root), in list order: from an index by scope, built
+        once, so each resource costs the depth of its id rather than the length of the list."""
+        items = self.locks if kind == "locks" else self.assignments
+        if kind not in self._index:
+            index: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+            for i, item in enumerate(items or []):
+                index.setdefault(_scope_of(str(item["id"]), kind), []).append((i, item))
+            self._index[kind] = index
+        index = self._index[kind]
+        hits = [hit for scope in _ancestors(resource_id) | set(extra) for hit in index.get(scope, ())]
+        return [item for _, item in sorted(hits, key=lambda hit: hit[0])]
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
     with translated():
-        return {str(b["id"]).lower(): b for b in (as_body(i) for i in items)}
+        return {str(b["id"]).lower(): b for b in (i if isinstance(i, dict) else as_body(i) for i in items)}
 
 
-def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, found: _Found, step: Progress) -> None:
-    kv, compute = azure.keyvault(sub), azure.compute(sub)
-    if needs.wants(VAULT, DES, KEY):
-        step(f"key vaults in {sub}")
-        vaults = kv.vaults.list_by_resource_group(group) if group else kv.vaults.list_by_subscription()
-        found.vaults.update(_bodies(vaults))
-    if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
-        step(f"disk encryption sets in {sub}")
-        ops = compute.disk_encryption_sets
-        found.sets.update(_bodies(ops.list_by_resource_group(group) if group else ops.list()))
-    if needs.wants(DISK, VM):
-        step(f"disks in {sub}")
-        found.disks.update(_bodies(compute.disks.list_by_resource_group(group) if group else compute.disks.list()))
-        step(f"snapshots in {sub}")  # a disk's incremental snapshots bind its encryption (disk-cmk)
-        _list_snapshots(
-            found, lambda: compute.snapshots.list_by_resource_group(group) if group else compute.snapshots.list()
-        )
-        step(f"virtual machines in {sub}")
-        vms = compute.virtual_machines
-        listed = _bodies(vms.list(group) if group else vms.list_all())
-        found.vms.update(listed)
-        found.power.update(machines.power_states(azure, sub, group, [str(b["id"]) for b in listed.values()]))
+def _list(azure: Azure, path: str, api_version: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One ARM collection as JSON bodies by lower-cased id: the generic pipeline (same credential, retries, pacing
+    and cloud profile as the SDK clients), following nextLink, without building SDK models."""
+    return {str(b["id"]).lower(): b for b in azure.list(path, api_version, params)}
+
+
+def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, step: Progress) -> _Found:
+    """The lists of one subscription (or one group in it), made in parallel. A list of a policy type that fails
+    raises; a failed lock list is recorded."""
+    found = _Found()
     scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "")
-    found.listed.append(scope.lower())
+    wanted: list[tuple[str, str, str, Mapping[str, str] | None]] = []  # (what, provider path, api-version, query)
+    if needs.wants(VAULT, DES, KEY):
+        wanted.append(("vaults", "Microsoft.KeyVault/vaults", VAULT_API, None))
+    if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
+        wanted.append(("sets", "Microsoft.Compute/diskEncryptionSets", aliases.API_VERSIONS[DES], None))
+    if needs.wants(DISK, VM):
+        wanted.append(("disks", "Microsoft.Compute/disks", aliases.API_VERSIONS[DISK], None))
+        wanted.append(("vms", "Microsoft.Compute/virtualMachines", VM_API, None))
     if "locks" in needs.blocks:
-        step(f"locks in {scope}")
-        ops = azure.locks(sub).management_locks
-        try:
-            locks = ops.list_at_resource_group_level(group) if group else ops.list_at_subscription_level()
-            found.locks = [*(found.locks or []), *_bodies(locks).values()]
-        except AzureAccessError as e:
-            found.lock_error = e
-    if ASSIGNMENT_BLOCKS & needs.blocks and found.sets:
-        step(f"role assignments in {scope}")
-        ras = azure.authorization(sub).role_assignments
-        try:
-            listed_ras = _bodies(ras.list_for_resource_group(group) if group else ras.list_for_subscription())
-            found.assignments = [*(found.assignments or []), *listed_ras.values()]
-            found.inherited[scope.lower()] = {
-                s
-                for s in (_scope_of(str(ra["id"]), "roleassignments") for ra in listed_ras.values())
-                if not s.startswith("/subscriptions/")
-            }
-        except AzureAccessError as e:
-            found.assignment_error = e
+        wanted.append(("locks", "Microsoft.Authorization/locks", LOCKS_API, None))
+
+    if needs.wants(DISK, VM):  # a disk's incremental snapshots bind its encryption (disk-cmk): recorded if it fails
+        wanted.append(("snapshots", "Microsoft.Compute/snapshots", aliases.API_VERSIONS[DISK], None))
+
+    def fetch(item: tuple[str, str, str, Mapping[str, str] | None]) -> dict[str, Any]:
+        what, provider, api, query = item
+        step(f"{what} in {scope}")
+        return _list(azure, f"{scope}/providers/{provider}", api, query)
+
+    for (what, *_), result in zip(wanted, azure.each(fetch, wanted), strict=True):
+        if what == "locks":
+            if isinstance(result, AzureAccessError):
+                found.lock_error = result
+            else:
+                found.locks = list(result.values())
+        elif what == "snapshots":
+            found.snapshots = result
+        elif isinstance(result, AzureAccessError):
+            raise result
+        else:
+            getattr(found, what).update(result)
+    if found.vms:  # a VM list may not expand instanceView (ComputeRP spec): power states from statusOnly=true
+        step(f"power states in {scope}")
+        found.power.update(machines.power_states(azure, sub, group, [str(b["id"]) for b in found.vms.values()]))
+    found.listed.append(scope.lower())
+    return found
+
+
+def _list_assignments(azure: Azure, sub: str, group: str | None, step: Progress) -> _Found:
+    scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "")
+    step(f"role assignments in {scope}")
+    try:
+        listed = _list(azure, f"{scope}/providers/Microsoft.Authorization/roleAssignments", ROLE_ASSIGNMENTS_API)
+    except AzureAccessError as e:
+        return _Found(assignment_error=e)
+    # The scopes above it its id does not spell (management groups, the root as ""), from the assignments the list
+    # inherits: ARM answers them in a subscription's list, and they hold below it.
+    above = {s for s in (_scope_of(str(ra["id"]), "roleassignments") for ra in listed.values())}
+    inherited = {scope.lower(): {s for s in above if not s.startswith("/subscriptions/")}}
+    return _Found(assignments=list(listed.values()), inherited=inherited)
 
 
 def _assemble(
@@ -258,7 +322,7 @@ def _keep(body: dict[str, Any], reading: Reading, found: _Found, needs: Needs, i
     if in_scope(rid):
         reading.resources[rid] = body
     if "locks" in needs.blocks:
-        block = lock_block(found.locks, found.lock_error, rid)
+        block = found.over("locks", rid) if found.locks is not None else lock_block(None, found.lock_error, rid)
         if isinstance(block, list):
             _cw(body)["locks"] = block
         else:
@@ -274,16 +338,25 @@ def _vaults(
     step: Progress,
     keep: Callable[[dict[str, Any]], None],
 ) -> None:
-    """Each vault's diagnostic settings (one GET per vault in scope), when the policies read them."""
-    for vault in list(found.vaults.values()):
-        if "diagnosticsettings" in needs.blocks and in_scope(vault["id"]):
+    """Each vault's diagnostic settings (one GET per vault in scope, `azure.workers` at once), when the policies
+    read them."""
+    vaults = list(found.vaults.values())
+    if "diagnosticsettings" in needs.blocks:
+        wanted = [v for v in vaults if in_scope(v["id"])]
+
+        def fetch(vault: dict[str, Any]) -> list[Any]:
             step(f"diagnostic settings of {vault['name']}")
-            path = f"{vault['id']}/providers/Microsoft.Insights/diagnosticSettings"
-            try:
-                _cw(vault)["diagnosticSettings"] = list(azure.list(path, DIAGNOSTIC_SETTINGS_API))
-            except AzureAccessError as e:
-                reading.missing(vault["id"], "diagnosticSettings", e)
-        if needs.wants(VAULT):
+            return list(
+                azure.list(f"{vault['id']}/providers/Microsoft.Insights/diagnosticSettings", DIAGNOSTIC_SETTINGS_API)
+            )
+
+        for vault, result in zip(wanted, azure.each(fetch, wanted), strict=True):
+            if isinstance(result, AzureAccessError):
+                reading.missing(vault["id"], "diagnosticSettings", result)
+            else:
+                _cw(vault)["diagnosticSettings"] = result
+    if needs.wants(VAULT):
+        for vault in vaults:
             keep(vault)
 
 
@@ -375,6 +448,7 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
     """Fill each disk encryption set's vault and role assignments; read the keys they use (one GET per key)."""
     keys: dict[str, dict[str, Any]] = {}
     users: dict[str, list[str]] = {}
+    fetch: dict[str, str] = {}  # keys to read, by lower-cased id: one GET each, `azure.workers` at once
     for des in found.sets.values():
         des_id = str(des["id"])
         vault = _key_vault(azure, des, found, reading, step)
@@ -388,12 +462,19 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
             users.setdefault(key_id.lower(), []).append(des_id)
             if key_id.lower() in found.keys:
                 keys[key_id.lower()] = found.keys[key_id.lower()]
-            elif key_id.lower() not in keys:
-                step(f"key {name_of(key_id)} of {name_of(str(vault['id']))}")
-                try:
-                    keys[key_id.lower()] = _get_key(azure, key_id)
-                except AzureAccessError as e:
-                    reading.missing(key_id, RELATED, e)
+            else:
+                fetch.setdefault(key_id.lower(), key_id)
+
+    def get_key(key_id: str) -> dict[str, Any]:
+        step(f"key {name_of(key_id)} of {name_of(parent_of(key_id))}")
+        return _get_key(azure, key_id)
+
+    for key_id, result in zip(fetch.values(), azure.each(get_key, fetch.values()), strict=True):
+        if isinstance(result, AzureAccessError):
+            reading.missing(key_id, RELATED, result)
+        else:
+            keys[key_id.lower()] = result
+    keys = {k: keys[k] for k in users if k in keys}  # in the order the sets name them
     for key_id, key in keys.items():
         _cw(key)["diskEncryptionSets"] = users[key_id]
         reading.related[key_id] = key
@@ -502,19 +583,19 @@ def _assignments_for(
 ) -> list[dict[str, Any]] | AzureAccessError:
     """Role assignments at `scope` (a key, or its vault) and above: from the listed scope's assignments when `scope`
     is inside it, else one `atScope()` list at `scope`."""
-    above = _ancestors(scope)
     inside = any(scope.lower().startswith(s + "/") for s in found.listed)
+    extra: set[str] = set()
     for listed, groups in found.inherited.items():  # what the list at the swept scope inherits holds here too
         if scope.lower().startswith(listed + "/"):
-            above |= groups
+            extra |= groups
     if inside and found.assignments is not None:
-        return [ra for ra in found.assignments if _scope_of(str(ra["id"]), "roleassignments") in above]
+        return found.over("roleassignments", scope, extra)
     if inside and found.assignment_error is not None:
         return found.assignment_error
     step(f"role assignments at {name_of(scope)}")
     try:
-        ops = azure.authorization(scope.split("/")[2]).role_assignments
-        return list(_bodies(ops.list_for_scope(scope, filter="atScope()")).values())
+        path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
+        return list(_list(azure, path, ROLE_ASSIGNMENTS_API, {"$filter": "atScope()"}).values())
     except AzureAccessError as e:
         return e
 
@@ -524,9 +605,8 @@ def _get_vault(azure: Azure, vault_id: str) -> dict[str, Any]:
 
 
 def _get_key(azure: Azure, key_id: str) -> dict[str, Any]:
-    parts = key_id.split("/")
-    with translated():
-        return as_body(azure.keyvault(parts[2]).keys.get(parts[4], parts[8], parts[10]))
+    """A key's management-plane body (attributes, rotationPolicy): needs only `vaults/keys/read`."""
+    return dict(azure.get(key_id, aliases.API_VERSIONS[KEY]))
 
 
 def vm_block(vm: Mapping[str, Any], ade: Collection[str]) -> dict[str, Any]:
@@ -616,7 +696,8 @@ def read_resource(
             vault_id = parent_of(resource_id)
             found.vaults[vault_id.lower()] = _get_vault(azure, vault_id)
             # Which sets use the key: only a list of the subscription's sets can say.
-            found.sets.update(_bodies(azure.compute(sub).disk_encryption_sets.list()))
+            sets = f"/subscriptions/{sub}/providers/Microsoft.Compute/diskEncryptionSets"
+            found.sets.update(_list(azure, sets, aliases.API_VERSIONS[DES]))
         else:
             query = {"$expand": "instanceView"} if kind == VM else None
             body = dict(azure.get(resource_id, aliases.API_VERSIONS[kind], query))
@@ -644,9 +725,8 @@ def read_resource(
         return reading
     if "locks" in needs.blocks:
         try:
-            with translated():
-                locks = azure.locks(sub).management_locks.list_by_scope(resource_id)
-                found.locks = list(_bodies(locks).values())
+            locks = _list(azure, f"{resource_id}/providers/Microsoft.Authorization/locks", LOCKS_API)
+            found.locks = list(locks.values())
         except AzureAccessError as e:
             found.lock_error = e
     reading = _assemble(azure, found, narrow, lambda rid: rid.lower() == resource_id.lower(), ade_history, step)

@@ -343,3 +343,66 @@ def test_sizes_whose_capabilities_cannot_be_read_say_why(sandbox, azure_as, gran
     reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)
     vm = by_name(reading)["vm-weu-app"]["cryptward"]
     assert "skuCapabilities" not in vm and vm["skuUnreadable"].startswith("AuthorizationFailed")
+
+
+# --- pace and parallel reads -----------------------------------------------------------------------------------------
+
+
+def test_a_sweep_paces_its_reads_to_the_read_budget_and_meets_no_429(sandbox, azure_as):
+    """With a small bucket (10 reads, refilled 30 a second: ARM's refill is 25), 40 vaults' diagnostic settings
+    read 8 at a time would run into 429s; paced by the remaining-reads header they never do, and all are read."""
+    sandbox.reset("estate")
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+
+    kv = sandbox.client(KeyVaultManagementClient)
+    sku = {"family": "A", "name": "standard"}
+    body = {"location": "westeurope", "properties": {"tenantId": sandbox.tenant_id, "sku": sku}}
+    for i in range(40):
+        kv.vaults.begin_create_or_update(RG["app"], f"kv-paced-{i:02}", body).result()
+    sandbox.admin("PATCH", "/_sandbox/settings", {"read_budget": 10, "read_refill": 30.0})
+    try:
+        azure = azure_as("reader")
+        since = len(sandbox.calls())
+        reading = read_scope(azure, Scope((sandbox.subscription_id,)), ALL)
+        reads = [c for c in sandbox.calls(since) if c["plane"] == "arm" and c["method"] == "GET"]
+    finally:
+        sandbox.admin("PATCH", "/_sandbox/settings", {"read_budget": 250, "read_refill": 25.0})
+    assert [c for c in reads if c["status"] == 429] == []
+    vaults = [b for b in reading.resources.values() if b["type"] == "Microsoft.KeyVault/vaults"]
+    assert len(vaults) == 43 and all("diagnosticSettings" in v["cryptward"] for v in vaults)
+    assert azure.budget.waited > 0  # it did wait for the refill
+
+
+def test_two_subscriptions_are_read_together_each_with_its_own_lists(sandbox, azure_as):
+    """The subscriptions of a scope are listed in parallel: every vault of both, each with its own locks."""
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    from sandbox.rbac import ROLES
+    from sandbox.scenarios import add_subscription, assign
+    from sandbox.state import SECOND_SUBSCRIPTION
+
+    sandbox.reset("estate")
+    sb = sandbox.running.sandbox
+    add_subscription(sb, SECOND_SUBSCRIPTION, "Contoso Test")
+    for who, role in (("admin", "Owner"), ("reader", "Reader")):
+        assign(sb, f"/subscriptions/{SECOND_SUBSCRIPTION}", sb.directory.named(who), ROLES[role])
+
+    def client(cls):
+        return cls(sandbox.credential(), SECOND_SUBSCRIPTION, base_url=sandbox.base_url, connection_verify=sandbox.ca)
+
+    client(ResourceManagementClient).resource_groups.create_or_update("rg-two", {"location": "westeurope"})
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}}
+    client(KeyVaultManagementClient).vaults.begin_create_or_update(
+        "rg-two", "kv-two", {"location": "westeurope", "properties": props}
+    ).result()
+    client(ManagementLockClient).management_locks.create_or_update_at_resource_group_level(
+        "rg-two", "keep-two", {"level": "CanNotDelete"}
+    )
+    reading = read_scope(azure_as("reader"), Scope((sandbox.subscription_id, SECOND_SUBSCRIPTION)), ALL)
+    found = by_name(reading)
+    assert {"kv-weu-app", "kv-weu-disks", "kv-neu-legacy", "kv-two"} <= set(found)
+    assert [lock["name"] for lock in found["kv-two"]["cryptward"]["locks"]] == ["keep-two"]
+    assert found["kv-weu-app"]["cryptward"]["locks"] == []
+    assert "diagnosticSettings" in found["kv-two"]["cryptward"]
