@@ -352,7 +352,9 @@ class Sandbox:
         if method in ("GET", "HEAD"):
             if path.kind == "collection" and not rt.singleton:
                 return arm.Answer(200, arm.page(call, rt.list(call)))
-            return arm.Answer(200, rt.read(call))
+            return arm.Answer(
+                200, arm.updating(state, path.id, rt.read(call)) if path.kind == "item" else rt.read(call)
+            )
         existing = rt.current(call)
         verb = path.action if path.kind == "action" else method
         if fail is not None and verb not in rt.lro:
