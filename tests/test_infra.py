@@ -346,6 +346,30 @@ def test_removing_any_permission_of_the_role_makes_an_operation_of_the_bot_fail(
     assert reported, f"the bot was refused {action} but reported no failure nor unreadable resource"
 
 
+WORKSPACE_ROLE = json.loads((INFRA / "cryptward-workspace-role.json").read_text())
+
+
+def test_the_bicep_gives_the_bot_its_workspace_role_on_the_workspace_alone():
+    access = bicep("app/workspace-access.bicep")
+    assert "loadJsonContent('../cryptward-workspace-role.json')" in access
+    assert re.search(r"^  scope: workspace$", access, flags=re.M)  # assigned on the workspace, not above it
+    assert "module workspaceAccess 'app/workspace-access.bicep'" in bicep("main.bicep")
+    assert "workspaceName: logAnalytics.outputs.name" in bicep("main.bicep")
+    assert WORKSPACE_ROLE["actions"] == ["Microsoft.OperationalInsights/workspaces/sharedKeys/action"]
+    assert WORKSPACE_ROLE["dataActions"] == [] and WORKSPACE_ROLE["notActions"] == []
+
+
+def test_without_its_workspace_role_the_bot_cannot_name_the_workspace(sandbox, grant_custom_role, as_bot):
+    # ARM's linked-scope check on a diagnostic setting's workspaceId (sandbox/providers/insights.py)
+    action = WORKSPACE_ROLE["actions"][0]
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=(action,))
+    since = len(sandbox.calls())
+    reported = _outcome(sandbox, as_bot(), "sweep")
+    assert (action, False) in _refused(sandbox, since)
+    assert any(r.startswith("kv-diagnostic-setting: LinkedAuthorizationFailed") for r in reported), reported
+
+
 def test_role_coverage_counts_the_principal_own_checks_and_flags_refusals_outside_the_role():
     role = role_permissions({"actions": ["A/read", "A/write"], "dataActions": ["K/read"]})
     coverage = Coverage(role)
