@@ -10,7 +10,9 @@ instance view, locks, role assignments), then the calls no list can replace:
   diagnosticSettings` per vault;
 - keys: only the keys a disk encryption set uses, one management-plane GET each (its body carries `attributes`
   with created/exp and `rotationPolicy`, and it needs only the control-plane `vaults/keys/read`, where the data
-  plane would need a Key Vault data role on every RBAC vault);
+  plane would need a Key Vault data role on every RBAC vault); a body without `rotationPolicy` (the management
+  plane may leave it out: Microsoft's getKey/listKeys examples carry none) gets it from the data plane
+  (`keyrotationpolicies/read`), when a policy reads it;
 - a disk encryption set's vault, or a VM's disk, outside the swept scope: one GET each.
 
 Only the calls the policies need are made (`Needs`): no lock list when no policy reads `cryptward.locks`.
@@ -31,7 +33,15 @@ from remediations.azure import Azure, as_body, translated
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
-from remediations.resources import DIAGNOSTIC_SETTINGS_API, VAULT_API, get, name_of, parent_of, versionless
+from remediations.resources import (
+    DIAGNOSTIC_SETTINGS_API,
+    KEYVAULT_DATA_API,
+    VAULT_API,
+    get,
+    name_of,
+    parent_of,
+    versionless,
+)
 
 VAULT, KEY, DISK, DES, VM = aliases.VAULT, aliases.KEY, aliases.DISK, aliases.DES, aliases.VM
 RELATED = "related"
@@ -60,15 +70,18 @@ class Needs:
 
     types: frozenset[str]
     blocks: frozenset[str]
+    rotation_policy: bool = False  # a policy reads a key's rotationPolicy
 
     @classmethod
     def of(cls, policies: Iterable[Policy]) -> Needs:
         types: set[str] = set()
         blocks: set[str] = set()
+        rotation = False
         for policy in policies:
             types.update([policy.resource_type] if policy.resource_type else aliases.RESOURCE_TYPES)
             blocks.update(block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f))
-        return cls(frozenset(types), frozenset(blocks))
+            rotation = rotation or any("rotationpolicy" in f.lower() for f in policy.condition.fields)
+        return cls(frozenset(types), frozenset(blocks), rotation)
 
     def wants(self, *types: str) -> bool:
         return any(t in self.types for t in types)
@@ -342,7 +355,27 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
     for key_id, key in keys.items():
         _cw(key)["diskEncryptionSets"] = users[key_id]
         reading.related[key_id] = key
+        if needs.rotation_policy:
+            try:
+                policy = rotation_policy_of(azure, key)
+            except AzureAccessError as e:  # (a Reader, an access-policy vault): the fix must not replace it blind
+                _cw(key)["rotationPolicyUnread"] = f"{e.code}: {e.message}".split("\n")[0].rstrip(": ")
+            else:
+                if policy is not None and (policy["lifetimeActions"] or policy["attributes"].get("expiryTime")):
+                    key.setdefault("properties", {})["rotationPolicy"] = policy
     return list(keys.values())
+
+
+def rotation_policy_of(azure: Azure, key: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The key's rotation policy from the Key Vault data plane (`GET {keyUri}/rotationpolicy`), in the management
+    plane's shape, when its management-plane body has none; None when it has one (or names no key URI)."""
+    if get(key, "properties.rotationPolicy"):
+        return None
+    uri = str(get(key, "properties.keyUri") or "").rstrip("/")
+    if "/keys/" not in uri:
+        return None
+    policy = azure.keyvault_request("GET", f"{uri}/rotationpolicy", KEYVAULT_DATA_API) or {}
+    return {"lifetimeActions": policy.get("lifetimeActions") or [], "attributes": policy.get("attributes") or {}}
 
 
 def _assignments_for(
@@ -449,7 +482,7 @@ def read_resource(
         return Reading()
     parts = resource_id.strip("/").split("/")
     sub = parts[1]
-    narrow = Needs(frozenset({kind}), needs.blocks)
+    narrow = Needs(frozenset({kind}), needs.blocks, needs.rotation_policy)
     found = _Found(listed=[])
     try:
         step(f"{name_of(resource_id)}")
@@ -498,6 +531,7 @@ __all__ = [
     "lock_block",
     "read_resource",
     "read_scope",
+    "rotation_policy_of",
     "type_of",
     "vm_block",
 ]
