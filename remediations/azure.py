@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -372,34 +371,6 @@ def translated() -> Iterator[None]:
         raise AzureAccessError(int(e.status_code or 0), str(code), _first_line(str(e))) from None
     except ServiceRequestError as e:
         raise AzureAccessError(0, "ServiceRequestError", _first_line(str(e))) from None
-
-
-def with_backoff(
-    call: Callable[[], T],
-    *,
-    attempts: int = 8,
-    base: float = 0.5,
-    cap: float = 20.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run `call`, waiting and trying again while Azure answers 429. azure-core retries 429 only for idempotent
-    methods, and Key Vault's 429 (a POST such as rotate, with no Retry-After) means the request was not processed,
-    so it is safe to send again: Retry-After when given, else exponential backoff with jitter, then the 429 itself."""
-    from azure.core.exceptions import HttpResponseError
-
-    for attempt in range(attempts):
-        try:
-            return call()
-        except HttpResponseError as e:
-            if e.status_code != 429 or attempt == attempts - 1:
-                raise
-            header = getattr(e.response, "headers", {}).get("Retry-After") if e.response is not None else None
-            try:
-                wait = float(header) if header else min(cap, base * 2**attempt) * (0.5 + random.random() / 2)
-            except ValueError:
-                wait = min(cap, base * 2**attempt)
-            sleep(wait)
-    raise AssertionError("unreachable")
 
 
 # Throttled writes: a bounded budget of retries and seconds waited for one request (a function runs 5 minutes at most).

@@ -213,3 +213,15 @@ def test_a_throttled_post_without_retry_after_is_sent_again():
     assert policy.is_retry(settings, throttled)
     assert not write_retries(total=0).is_retry(settings | {"total": 0}, throttled)
     assert not policy.is_retry(settings, PipelineResponse(request.http_request, Answer(400), None))
+
+
+def test_a_write_over_the_subscriptions_write_bucket_waits_for_a_token(sandbox, azure_as):
+    # ARM's write bucket (sandbox/throttling.py; Learn, "Understand how Azure Resource Manager throttles requests"):
+    # one token, refilled 20 a second; the second PATCH gets 429 + Retry-After and goes through after it.
+    sandbox.reset("estate")
+    sandbox.admin("PATCH", "/_sandbox/settings", {"write_budget": 1, "write_refill": 20.0, "retry_after": 0})
+    azure, since = azure_as("admin"), len(sandbox.calls())
+    for team in ("a", "b"):
+        assert azure.write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": team}})["tags"] == {"team": team}
+    patches = [(c["status"], c["throttled"]) for c in sandbox.calls(since) if c["method"] == "PATCH"]
+    assert (429, True) in patches and patches[-1] == (202, False)
