@@ -294,15 +294,19 @@ class Azure:
             body = poller.result()
         return self._settled(path, api_version, body) if method.upper() != "POST" else body
 
-    def _settled(self, path: str, api_version: str, body: Any, polls: int = 60) -> Any:
-        """The resource once its `provisioningState` is terminal: re-read (at the polling interval, `polls` times at
-        most) while it says Updating, Creating ...; AzureAccessError when it ends Failed or Canceled, or never ends."""
+    def _settled(self, path: str, api_version: str, body: Any, polls: int = 60, within: float = 120.0) -> Any:
+        """The resource once its `provisioningState` is terminal: re-read at the polling interval (`polls` times and
+        `within` seconds at most: a function runs 5 minutes) while it says Updating, Creating ...; AzureAccessError
+        when it ends Failed or Canceled, or does not end in time (the queue tries the work item again later)."""
+        deadline = time.monotonic() + within
         for _ in range(polls + 1):
             state = str(((body or {}).get("properties") or {}).get("provisioningState") or "Succeeded")
             if state.lower() == "succeeded":
                 return body
             if state.lower() in ("failed", "canceled", "cancelled"):
                 raise AzureAccessError(200, f"Provisioning{state}", f"the resource ended provisioningState {state}")
+            if time.monotonic() + self.profile.polling_interval > deadline:
+                break
             time.sleep(self.profile.polling_interval)
             body = self.get(path, api_version)
         raise AzureAccessError(0, "ProvisioningTimeout", f"the resource still says provisioningState {state}")
