@@ -385,7 +385,8 @@ def write_retries(total: int = WRITE_RETRIES, max_wait: float = WRITE_RETRY_WAIT
     """azure-core's RetryPolicy, and a throttled PUT, PATCH or POST retried too.
 
     azure-core 1.41 (`RetryPolicyBase.is_retry`) retries any method whose error answer carries `Retry-After`, but
-    without one it retries POST and PATCH only on 500, 503 and 504, so a 429 without `Retry-After` (a resource
+    without one it retries POST and PATCH only on 500, 503 and 504 (and neither after a connection reset), so a 429
+    without `Retry-After` (a resource
     provider's own throttling, Key Vault's data plane) failed at once. A 429 means the request was not processed
     ("Understand how Azure Resource Manager throttles requests", learn.microsoft.com/azure/azure-resource-manager/
     management/request-limits-and-throttling; Key Vault "throttling guidance"), and the bot's writes are desired-state
@@ -409,7 +410,12 @@ def write_retries(total: int = WRITE_RETRIES, max_wait: float = WRITE_RETRY_WAIT
             settings["waited"] += wait
             return True
 
-    return WriteRetries(retry_total=total, retry_backoff_max=int(max_wait))
+    # PATCH joins azure-core's idempotent methods (HEAD, GET, PUT, DELETE, ...): the bot's PATCHes are desired-state
+    # merges, safe to send again after a connection reset too; POST (rotate) is not, and keeps azure-core's rules.
+    methods = frozenset({"HEAD", "GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+    policy = WriteRetries(retry_total=total, retry_backoff_max=int(max_wait))
+    policy._method_whitelist = methods  # what `retry_on_methods` defaults to per request (RetryPolicyBase)
+    return policy
 
 
 def _first_line(text: str) -> str:

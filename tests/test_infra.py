@@ -292,6 +292,8 @@ def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
         history = [ids(sandbox)["ade"]]
         dry = scan(scope, POLICIES, settings=settings, azure=azure, ade_history=history)
         unreadable = [f"{f.policy.id}: {f.unreadable}" for f in dry.findings if f.unreadable]
+        # a fix that declined for what it could not read (a key's rotation policy on the data plane)
+        unreadable += [f"{s.policy_id}: {s.detail}" for s in dry.plan.skipped if s.reason == "cannot-read"]
         approved = [c.id for c in dry.plan.changes]
         if scenario == "later":
             results = applier.apply(dry.plan, azure, scope=scope, approved=approved, fresh=False)
@@ -324,7 +326,11 @@ def test_with_the_whole_role_every_scenario_goes_through(sandbox, grant_custom_r
         _legacy_des(sandbox)
     grant_custom_role("bot")
     since = len(sandbox.calls())
-    assert _outcome(sandbox, as_bot(), scenario) == []
+    outcome = _outcome(sandbox, as_bot(), scenario)
+    # The role gives no data-plane right on an access-policy vault (README, Deploying): the legacy key's rotation
+    # policy cannot be read there, and key-rotation-policy says so instead of writing over it.
+    expected = [r for r in outcome if r.startswith("key-rotation-policy: key des-key:") and scenario == "legacy-des"]
+    assert outcome == expected and len(expected) <= 1
     assert _refused(sandbox, since) == set()
 
 
