@@ -174,6 +174,10 @@ class ResourceType:
     # DiskEncryptionSet_Update.json: 202 with `Location: .../disks/myDisk?api-version=...`, body
     # `provisioningState: Updating`; the 200 of the GET that follows says `Succeeded`).
     location_is_resource: bool = False
+    # Whether an LRO answer carries Azure-AsyncOperation besides Location. Tags at a scope answer 202 with `location`
+    # (.../operationresults/...) alone (azure-rest-api-specs, Microsoft.Resources/resources/stable/2025-04-01/examples/
+    # PutTagsResource.json, PatchTagsResource.json).
+    async_operation_header: bool = True
 
     def current(self, call: Call) -> dict[str, Any] | None:
         """The stored body a write acts on (None: a create). Virtual types (tags at a scope) override it."""
@@ -396,13 +400,11 @@ def lro_answer(call: Call, resource_id: str, result: Answer, location: str = "gl
         "startTime": call.state.clock.iso(),
         "pollsLeft": polls,
     }
-    on_resource = (
-        call.method in ("PUT", "PATCH") and REGISTRY.get(call.path.type.lower(), ResourceType).location_is_resource
-    )
+    rt = REGISTRY.get(call.path.type.lower(), ResourceType)
+    on_resource = call.method in ("PUT", "PATCH") and rt.location_is_resource
     if polls > 0 and call.method in ("PUT", "PATCH"):
         call.state.lro_busy[resource_id.lower()] = op_id  # the resource reads provisioningState Updating meanwhile
     headers = {
-        "Azure-AsyncOperation": call.op_url(resource_id, "operations", op_id, location),
         "Location": (
             f"{call.base_url}{resource_id}?{urlencode({'api-version': call.api_version})}"
             if on_resource
@@ -410,6 +412,8 @@ def lro_answer(call: Call, resource_id: str, result: Answer, location: str = "gl
         ),
         "retry-after-ms": str(call.state.settings.lro_delay_ms),
     }
+    if rt.async_operation_header:
+        headers["Azure-AsyncOperation"] = call.op_url(resource_id, "operations", op_id, location)
     return Answer(202, None, headers)
 
 

@@ -324,7 +324,7 @@ class Sandbox:
         )
         fail = fault if fault is not None and fault.kind == "lroFailed" else None
         answer = self.handle(call, rt, fail)
-        if fail is not None and answer.headers.get("Azure-AsyncOperation"):
+        if fail is not None and (answer.headers.get("Azure-AsyncOperation") or answer.status == 202):
             request.state.lro_failed = True
             self.faults.applied(fail, method, request.url.path)
         return _respond(answer, headers)
