@@ -183,6 +183,16 @@ class ResourceType:
     lro: frozenset[str] = frozenset()  # verbs answered as LROs: "PUT", "PATCH", "DELETE", or an action name
     extension: bool = False  # lives at any scope (locks, tags, role assignments, diagnostic settings)
     singleton: bool = False  # a fixed sub-object at {resource}/{word} (a VM's instanceView): GET answers read()
+    # Where a PUT/PATCH LRO's `Location` header points: ARM's operationResults URL, or the resource itself, as
+    # DiskRP answers (azure-rest-api-specs, specification/compute/resource-manager/Microsoft.Compute/DiskRP/stable/
+    # 2025-01-02/examples/diskExamples/Disk_Update_ChangeTier.json and diskEncryptionSetExamples/
+    # DiskEncryptionSet_Update.json: 202 with `Location: .../disks/myDisk?api-version=...`, body
+    # `provisioningState: Updating`; the 200 of the GET that follows says `Succeeded`).
+    location_is_resource: bool = False
+    # Whether an LRO answer carries Azure-AsyncOperation besides Location. Tags at a scope answer 202 with `location`
+    # (.../operationresults/...) alone (azure-rest-api-specs, Microsoft.Resources/resources/stable/2025-04-01/examples/
+    # PutTagsResource.json, PatchTagsResource.json).
+    async_operation_header: bool = True
 
     def current(self, call: Call) -> dict[str, Any] | None:
         """The stored body a write acts on (None: a create). Virtual types (tags at a scope) override it."""
@@ -379,6 +389,7 @@ def enforce_locks(state: State, method: str, resource_id: str, rtype: str) -> No
 def lro_answer(call: Call, resource_id: str, result: Answer, location: str = "global") -> Answer:
     """Turn a completed change into ARM's asynchronous answer: 202 + Azure-AsyncOperation + Location."""
     op_id = new_id()
+    polls = call.state.settings.lro_in_progress_polls
     call.state.lros[op_id] = {
         "status": "Succeeded",
         "resourceId": resource_id,
@@ -386,14 +397,39 @@ def lro_answer(call: Call, resource_id: str, result: Answer, location: str = "gl
         "result": result.body,
         "resultStatus": result.status,
         "startTime": call.state.clock.iso(),
-        "pollsLeft": call.state.settings.lro_in_progress_polls,
+        "pollsLeft": polls,
     }
+    rt = REGISTRY.get(call.path.type.lower(), ResourceType)
+    on_resource = call.method in ("PUT", "PATCH") and rt.location_is_resource
+    if polls > 0 and call.method in ("PUT", "PATCH"):
+        call.state.lro_busy[resource_id.lower()] = op_id  # the resource reads provisioningState Updating meanwhile
     headers = {
-        "Azure-AsyncOperation": call.op_url(resource_id, "operations", op_id, location),
-        "Location": call.op_url(resource_id, "operationResults", op_id, location),
+        "Location": (
+            f"{call.base_url}{resource_id}?{urlencode({'api-version': call.api_version})}"
+            if on_resource
+            else call.op_url(resource_id, "operationResults", op_id, location)
+        ),
         "retry-after-ms": str(call.state.settings.lro_delay_ms),
     }
+    if rt.async_operation_header:
+        headers["Azure-AsyncOperation"] = call.op_url(resource_id, "operations", op_id, location)
     return Answer(202, None, headers)
+
+
+def updating(state: State, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A resource read while a PUT/PATCH LRO on it runs says `provisioningState: Updating` (DiskRP's examples, see
+    `ResourceType.location_is_resource`); each such read is a poll too, as the SDK's Location polling reads it."""
+    op_id = state.lro_busy.get(resource_id.lower())
+    op = state.lros.get(op_id) if op_id else None
+    if op is None or op["pollsLeft"] <= 0:
+        state.lro_busy.pop(resource_id.lower(), None)
+        return body
+    op["pollsLeft"] -= 1
+    if op["pollsLeft"] <= 0:
+        state.lro_busy.pop(resource_id.lower(), None)
+    if isinstance(body.get("properties"), dict) and "provisioningState" in body["properties"]:
+        body["properties"]["provisioningState"] = "Updating"
+    return body
 
 
 def operation_status(state: State, op_id: str, results: bool) -> Answer:
@@ -403,6 +439,8 @@ def operation_status(state: State, op_id: str, results: bool) -> Answer:
     headers = {"retry-after-ms": str(state.settings.lro_delay_ms)}
     if op["pollsLeft"] > 0:
         op["pollsLeft"] -= 1
+        if op["pollsLeft"] <= 0:
+            state.lro_busy.pop(str(op["resourceId"]).lower(), None)
         if results:
             return Answer(202, None, headers)
         return Answer(200, {"name": op_id, "status": "InProgress", "startTime": op["startTime"]}, headers)

@@ -342,7 +342,7 @@ class Sandbox:
         )
         fail = fault if fault is not None and fault.kind == "lroFailed" else None
         answer = self.handle(call, rt, fail)
-        if fail is not None and answer.headers.get("Azure-AsyncOperation"):
+        if fail is not None and (answer.headers.get("Azure-AsyncOperation") or answer.status == 202):
             request.state.lro_failed = True
             self.faults.applied(fail, method, request.url.path)
         return _respond(answer, headers)
@@ -370,7 +370,9 @@ class Sandbox:
         if method in ("GET", "HEAD"):
             if path.kind == "collection" and not rt.singleton:
                 return arm.Answer(200, paging.page(call, lambda: rt.list(call)))
-            return arm.Answer(200, rt.read(call))
+            return arm.Answer(
+                200, arm.updating(state, path.id, rt.read(call)) if path.kind == "item" else rt.read(call)
+            )
         existing = rt.current(call)
         verb = path.action if path.kind == "action" else method
         if fail is not None and verb not in rt.lro:

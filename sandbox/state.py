@@ -120,6 +120,7 @@ class State:
         self.tables: dict[str, dict[str, Any]] = {}  # provider-owned tables: name -> {key: value}
         self.operations: list[Operation] = []  # the operations log, consumed by events and the activity log
         self.lros: dict[str, dict[str, Any]] = {}
+        self.lro_busy: dict[str, str] = {}  # lower-cased resource id -> the PUT/PATCH operation still running on it
         self.calls: list[dict[str, Any]] = []
         self._listeners: list[Callable[[Operation], None]] = []
         self._on_reset: list[Callable[[], None]] = []
@@ -206,6 +207,7 @@ class State:
         self.tables.clear()
         self.operations.clear()
         self.lros.clear()
+        self.lro_busy.clear()
         self.calls.clear()
         for fn in self._on_reset:
             fn()

@@ -10,7 +10,9 @@ instance view, locks, role assignments), then the calls no list can replace:
   diagnosticSettings` per vault;
 - keys: only the keys a disk encryption set uses, one management-plane GET each (its body carries `attributes`
   with created/exp and `rotationPolicy`, and it needs only the control-plane `vaults/keys/read`, where the data
-  plane would need a Key Vault data role on every RBAC vault);
+  plane would need a Key Vault data role on every RBAC vault); a body without `rotationPolicy` (the management
+  plane may leave it out: Microsoft's getKey/listKeys examples carry none) gets it from the data plane
+  (`keyrotationpolicies/read`), when a policy reads it;
 - a disk encryption set's vault, or a VM's disk, outside the swept scope: one GET each. A set names its vault by its
   key URL's host; `sourceVault` is only there when the vault is in the set's own subscription (DiskRP: it "cannot be
   used if the KeyVault subscription is not the same"), so a vault of another subscription is found by listing the
@@ -38,6 +40,7 @@ from remediations.policy import aliases
 from remediations.policy.loader import Policy
 from remediations.resources import (
     DIAGNOSTIC_SETTINGS_API,
+    KEYVAULT_DATA_API,
     LOCKS_API,
     ROLE_ASSIGNMENTS_API,
     SUBSCRIPTIONS_API,
@@ -80,18 +83,21 @@ class Needs:
 
     types: frozenset[str]
     blocks: frozenset[str]
+    rotation_policy: bool = False  # a policy reads a key's rotationPolicy
 
     @classmethod
     def of(cls, policies: Iterable[Policy]) -> Needs:
         types: set[str] = set()
         blocks: set[str] = set()
+        rotation = False
         for policy in policies:
             kind = policy.resource_type and aliases.READ_AS.get(policy.resource_type.lower(), policy.resource_type)
             types.update([kind] if kind else aliases.RESOURCE_TYPES)
             blocks.update(block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f))
             if policy.fix:
                 blocks.update(block_of(f) for f in fixes.reads(policy.fix.name))
-        return cls(frozenset(types), frozenset(blocks))
+            rotation = rotation or any("rotationpolicy" in f.lower() for f in policy.condition.fields)
+        return cls(frozenset(types), frozenset(blocks), rotation)
 
     def wants(self, *types: str) -> bool:
         return any(t in self.types for t in types)
@@ -292,7 +298,7 @@ def _assemble(
 
     _vaults(azure, found, needs, in_scope, reading, step, keep)
     if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
-        keys = _sets(azure, found, needs, reading, step)
+        keys = _sets(azure, found, needs, reading, step, in_scope)
         if "encryptionsets" in needs.blocks:
             _vault_sets(found, reading)
         for des in found.sets.values():
@@ -444,7 +450,14 @@ def _locks_over(locks: list[dict[str, Any]], resource_id: str) -> list[dict[str,
     return [lock for lock in locks if _scope_of(str(lock["id"]), "locks") in above]
 
 
-def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Progress) -> list[dict[str, Any]]:
+def _sets(
+    azure: Azure,
+    found: _Found,
+    needs: Needs,
+    reading: Reading,
+    step: Progress,
+    in_scope: Callable[[str], bool] = lambda _: True,
+) -> list[dict[str, Any]]:
     """Fill each disk encryption set's vault and role assignments; read the keys they use (one GET per key)."""
     keys: dict[str, dict[str, Any]] = {}
     users: dict[str, list[str]] = {}
@@ -478,6 +491,14 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
     for key_id, key in keys.items():
         _cw(key)["diskEncryptionSets"] = users[key_id]
         reading.related[key_id] = key
+        if needs.rotation_policy and in_scope(key_id):  # only what is evaluated (a key outside: read, not judged)
+            try:
+                policy = rotation_policy_of(azure, key)
+            except AzureAccessError as e:  # (a Reader, an access-policy vault): the fix must not replace it blind
+                _cw(key)["rotationPolicyUnread"] = f"{e.code}: {e.message}".split("\n")[0].rstrip(": ")
+            else:
+                if policy is not None and (policy["lifetimeActions"] or policy["attributes"].get("expiryTime")):
+                    key.setdefault("properties", {})["rotationPolicy"] = policy
     return list(keys.values())
 
 
@@ -576,6 +597,18 @@ def _vault_sets(found: _Found, reading: Reading) -> None:
         by_vault[vault_id].append(keyaccess.vault_entry(des, vault, _cw(des).get("keyVaultRoleAssignments") or []))
     for vault_id, sets in by_vault.items():
         _cw(found.vaults[vault_id])["encryptionSets"] = sets
+
+
+def rotation_policy_of(azure: Azure, key: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The key's rotation policy from the Key Vault data plane (`GET {keyUri}/rotationpolicy`), in the management
+    plane's shape, when its management-plane body has none; None when it has one (or names no key URI)."""
+    if get(key, "properties.rotationPolicy"):
+        return None
+    uri = str(get(key, "properties.keyUri") or "").rstrip("/")
+    if "/keys/" not in uri:
+        return None
+    policy = azure.keyvault_request("GET", f"{uri}/rotationpolicy", KEYVAULT_DATA_API) or {}
+    return {"lifetimeActions": policy.get("lifetimeActions") or [], "attributes": policy.get("attributes") or {}}
 
 
 def _assignments_for(
@@ -686,7 +719,7 @@ def read_resource(
         return Reading()
     parts = resource_id.strip("/").split("/")
     sub = parts[1]
-    narrow = Needs(frozenset({kind}), needs.blocks)
+    narrow = Needs(frozenset({kind}), needs.blocks, needs.rotation_policy)
     found = _Found(listed=[])
     try:
         step(f"{name_of(resource_id)}")
@@ -749,6 +782,7 @@ __all__ = [
     "lock_block",
     "read_resource",
     "read_scope",
+    "rotation_policy_of",
     "type_of",
     "vm_block",
 ]
