@@ -29,7 +29,7 @@ from typing import Any
 from remediations.keyaccess import role_guid, uses_rbac
 from remediations.resources import get
 
-# Built-in role GUIDs (Microsoft Learn, "Azure built-in roles"; the same definitions as sandbox/data/builtin_roles.json).
+# Built-in role GUIDs (Microsoft Learn, "Azure built-in roles"; as in sandbox/data/builtin_roles.json).
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 KV_ADMINISTRATOR = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
 KV_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"

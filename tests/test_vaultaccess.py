@@ -4,7 +4,11 @@ from remediations import vaultaccess as va
 
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
 RG = f"{SUB}/resourceGroups/rg-kv"
-VAULT = {"id": f"{RG}/providers/Microsoft.KeyVault/vaults/kv1", "name": "kv1", "properties": {"enableRbacAuthorization": True}}  # fmt: skip
+VAULT = {
+    "id": f"{RG}/providers/Microsoft.KeyVault/vaults/kv1",
+    "name": "kv1",
+    "properties": {"enableRbacAuthorization": True},
+}
 ROLES = "/providers/Microsoft.Authorization/roleDefinitions/"
 CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
 

@@ -7,10 +7,11 @@ GetRoleEligibilityScheduleInstancesByScope.json, GetRoleAssignmentScheduleInstan
 `scope`, `roleDefinitionId`, `principalId`, `principalType`, `status`, `startDateTime`, `endDateTime`, `memberType`,
 `createdOn`; an assignment instance also has `assignmentType` (`Activated`: activated from an eligibility, `Assigned`:
 a standing assignment) and `originRoleAssignmentId` (the role assignment it is). `$filter=atScope()` keeps the
-instances at or above the scope (as for role assignments). Listing needs `Microsoft.Authorization/roleAssignments/
-read` at the scope (Azure/azure-powershell src/Resources/Authorization.Autorest/examples/
-Get-AzRoleEligibilityScheduleInstance.md: "you must have access to the Microsoft.Authorization/roleAssignments/read
-operation"; # unverified for the sandbox's check, which asks for the type's own read and is granted by `*/read`).
+instances at or above the scope (as for role assignments). The sandbox checks the type's own
+read action (`Microsoft.Authorization/roleEligibilityScheduleInstances/read`, "Gets the role eligibility schedule
+instances at given scope", Microsoft Learn "Azure permissions for Identity"); Azure/azure-powershell src/Resources/
+Authorization.Autorest/examples/Get-AzRoleEligibilityScheduleInstance.md says `roleAssignments/read` at the scope is
+what Azure asks for (# unverified which of the two ARM checks).
 Instances are seeded by scenarios (`add_instance`); the API never writes them (requests do, in Azure).
 """
 
