@@ -32,6 +32,7 @@ MODULES = [
     "features",
     "monitor",
     "eventgrid",
+    "keyvault_secret_events",
 ]
 
 
