@@ -18,10 +18,15 @@ Instances are seeded by scenarios (`add_instance`); the API never writes them (r
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from sandbox.arm import ArmError, Call, ResourceType, register
 from sandbox.providers.locks import relation
+from sandbox.scenarios import assign
+
+if TYPE_CHECKING:
+    from sandbox.server import Sandbox
 
 PIM_API = ("2020-10-01", "2020-10-01-preview", "2022-04-01-preview")
 ELIGIBLE = "Microsoft.Authorization/roleEligibilityScheduleInstances"
@@ -50,6 +55,31 @@ def add_instance(state: Any, kind: str, scope: str, principal: Any, role_guid: s
         },
     }
     return state.put(body)
+
+
+KV_ADMINISTRATOR = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
+KV_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+VAULT_ADMINS = SimpleNamespace(object_id="5f0a8c1e-6b2d-4e7a-9c3f-0d1e2f3a4b5c", kind="Group")  # a directory group
+
+
+def _estate(sb: Sandbox, name: str) -> None:
+    """The estate's access review findings beyond the administrator's Owner: the vault owner (a user) holds Key
+    Vault Secrets User on the whole of rg-app-weu; PIM is in use (the vault owner is eligible for Key Vault
+    Administrator on the subscription) while a group holds Key Vault Administrator on kv-weu-disks standing."""
+    if name != "estate" or not sb.state.subscriptions:
+        return
+    sub = f"/subscriptions/{next(iter(sb.state.subscriptions))}"
+    owner = sb.directory.named("vault-owner")
+    assign(sb, f"{sub}/resourceGroups/rg-app-weu", owner, KV_SECRETS_USER)
+    add_instance(sb.state, ELIGIBLE, sub, owner, KV_ADMINISTRATOR)
+    disks = f"{sub}/resourceGroups/rg-keys-weu/providers/Microsoft.KeyVault/vaults/kv-weu-disks"
+    standing = assign(sb, disks, VAULT_ADMINS, KV_ADMINISTRATOR)
+    add_instance(sb.state, ACTIVE, disks, VAULT_ADMINS, KV_ADMINISTRATOR, assignmentType="Assigned",
+                 originRoleAssignmentId=standing["id"])  # fmt: skip
+
+
+def install(sb: Sandbox) -> None:
+    sb.hooks.after_seed(_estate)
 
 
 class _Instances(ResourceType):

@@ -89,3 +89,22 @@ def test_a_vault_whose_assignments_cannot_be_listed_is_not_called_compliant(sand
     report = _scan(sandbox, estate.azure, ["kv-access-review"])
     [finding] = [f for f in report.findings if f.resource["id"].lower() == estate.vault.lower()]
     assert finding.unreadable and "could not read" in finding.unreadable
+
+
+def test_the_demo_estate_holds_one_of_each_access_review_problem(sandbox, grant_custom_role, monkeypatch):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
+    azure = Azure.from_env()
+    try:
+        report = _scan(sandbox, azure, ["kv-access-review", "kv-item-expiry"])
+    finally:
+        azure.close()
+    problems = {e["problem"] for f in report.findings for e in f.resource["cryptward"].get("accessReview", [])}
+    assert problems == {
+        "user-data-role-above-vault",
+        "user-administrator",
+        "standing-privileged",
+        "access-policy-all-or-purge",
+    }
+    assert {f.resource["name"] for f in report.findings if f.policy.id == "kv-item-expiry"} == {"kv-weu-disks"}
