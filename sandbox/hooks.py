@@ -7,6 +7,7 @@
     sb.hooks.admin(admin_table)                  # more /_sandbox/... routes (a function of the sandbox)
     sb.hooks.ancestors(fn)                       # fn(scope) -> scopes above it that its id does not spell
                                                  # (management groups), which RBAC and role assignment lists use
+    sb.hooks.after_seed(add_to_scenario)         # add_to_scenario(sb, name) after a scenario is seeded
 
 Providers also use the sandbox's own hooks: `sb.state.on_reset`, `sb.state.on_operation`, `sb.startup_hooks`.
 """
@@ -43,12 +44,17 @@ class Hooks:
     data_planes: dict[str, DataPlane] = field(default_factory=dict)  # first path segment, lower case -> plane
     admin_tables: list[AdminTable] = field(default_factory=list)
     ancestor_finders: list[Callable[[str], list[str]]] = field(default_factory=list)
+    seeded: list[Callable[[Sandbox, str], None]] = field(default_factory=list)
 
     def data_plane(self, prefix: str, handle: Handler, cost: Cost | None = None) -> None:
         """Serve requests whose path starts with /{prefix}/ with `handle` (ARM paths never start with it)."""
         if prefix.lower() in self.data_planes:
             raise ValueError(f"the data plane {prefix!r} is registered twice")
         self.data_planes[prefix.lower()] = DataPlane(handle, cost)
+
+    def after_seed(self, fn: Callable[[Sandbox, str], None]) -> None:
+        """Call `fn(sb, scenario name)` after each scenario is seeded (what only a provider can write)."""
+        self.seeded.append(fn)
 
     def admin(self, table: AdminTable) -> None:
         """Add the routes `table(sb)` gives to the admin API (sandbox/admin.py), after its own."""

@@ -26,7 +26,10 @@ def scenario(name: str) -> Callable[[Callable[[Sandbox], dict[str, Any]]], Calla
 def seed(sb: Sandbox, name: str) -> dict[str, Any]:
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; valid: {sorted(SCENARIOS)}")
-    return {"scenario": name, **SCENARIOS[name](sb)}
+    made = {"scenario": name, **SCENARIOS[name](sb)}
+    for fn in sb.hooks.seeded:
+        fn(sb, name)
+    return made
 
 
 def add_subscription(sb: Sandbox, sub_id: str, name: str) -> dict[str, Any]:

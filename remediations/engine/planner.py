@@ -113,8 +113,11 @@ def _plan_finding(
             why = "is assigned with enforcementMode DoNotEnforce"
         elif policy.fix is None and policy.effect in _NOT_RUN:
             why = _NOT_RUN[policy.effect]
+        said = " ".join(_said(policy, resource))
         return skip(
-            SkipReason.AUDIT_ONLY, f"{policy.title}: the policy {why}, so this is reported and nothing is changed."
+            SkipReason.AUDIT_ONLY,
+            f"{policy.title}: the policy {why}, so this is reported and nothing is changed."
+            + (f" {said}" if said else ""),
         )
     if f.fix_unreadable:  # the verdict stands; the fix is never planned on what could not be read
         return skip(SkipReason.CANNOT_READ, f.fix_unreadable)
@@ -139,6 +142,22 @@ def _plan_finding(
             )
         )
     return None
+
+
+def _said(policy: Policy, resource: Mapping[str, Any]) -> list[str]:
+    """What the `cryptward` blocks the condition reads say of themselves (entries with a `say` sentence: the
+    access review names each assignment and the recommended role), for the notice of a report-only finding."""
+    blocks = {
+        f.split(".")[1].split("[")[0].lower() for f in policy.condition.fields if f.lower().startswith("cryptward.")
+    }
+    block = resource.get("cryptward")
+    if not blocks or not isinstance(block, Mapping):
+        return []
+    out: list[str] = []
+    for name, entries in block.items():
+        if str(name).lower() in blocks and isinstance(entries, list):
+            out += [str(e["say"]) for e in entries if isinstance(e, Mapping) and e.get("say")]
+    return out
 
 
 # Azure effects whose own remedy Cryptward does not run: the finding says so.

@@ -29,6 +29,7 @@ from remediations.engine import applier, planner
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
 from remediations.engine.related import Related, read_related
+from remediations.engine.vaultextras import read_vault_extras
 from remediations.engine.vaultkeys import VaultKeys, read_vault_keys, wanted
 from remediations.errors import ConditionError, UnknownPolicyError
 from remediations.policy import aliases
@@ -248,6 +249,7 @@ def scan(
         reading = read_resource(azure, resource_id, needs, ade_history=ade_history, progress=progress)
     else:
         reading = read_scope(azure, scope, needs, ade_history=ade_history, progress=progress)
+    read_vault_extras(azure, reading, needs, progress=progress)
     around = read_related(azure, reading.resources, policies, now=now, progress=progress)
     keys = read_vault_keys(azure, reading, policies, scope.contains, progress=progress) if resource_id is None else None
     found, evaluations = evaluate(

@@ -299,6 +299,7 @@ def build(
     escalations: Mapping[str, str] | None = None,
     silenced: Collection[str] = (),
     quiet: Collection[str] = QUIET_SKIPS,
+    extra: Mapping[str, Sequence[Line]] | None = None,
 ) -> list[Notice]:
     """One notice per resource with something to tell, in the order resources first appear in the run.
 
@@ -306,11 +307,13 @@ def build(
     ids not to tell again (a person denied them). `policies`: for titles and reasons, besides the findings' own."""
     now = now or datetime.now(UTC)
     known = {p.id: p for p in policies} | {f.policy.id: f.policy for f in report.findings}
-    bodies = {str(f.resource.get("id", "")).lower(): f.resource for f in report.findings}
+    bodies = {str(k).lower(): v for k, v in report.bodies.items()}
+    bodies |= {str(f.resource.get("id", "")).lower(): f.resource for f in report.findings}
     told = [(r.change.resource_id, result_line(r, known, now, approval, silenced, run_id)) for r in report.results]
     told += [(skip.resource_id, skip_line(skip, known, quiet)) for skip in report.plan.skipped]
     for resource_id, reason in (escalations or {}).items():
         told.append((resource_id, Line(ESCALATED, "escalated", (), "A person must look at this resource", "", reason)))
+    told += [(resource_id, line) for resource_id, found in (extra or {}).items() for line in found]  # announcements
     out = []
     for resource_id, found in _by_resource(told).items():
         owners, source = owners_of(bodies.get(resource_id.lower()), owner_tag, caller)

@@ -201,6 +201,10 @@ _TABLE[VAULT_PEC] = _props(
 #              adeHistory: true when the ledger remembers Azure Disk Encryption on this disk or VM
 #   vaults     diagnosticSettings: [the vault's diagnostic setting GET bodies]
 #              encryptionSets: [{id, set, keyScope, principals, keyRoles}: the DES using the vault (keyaccess.py)]
+#              accessReview: [{assignment, principalType, role, scope, problem, recommended, say}: who may do what
+#              on the vault against the seed's permissions (vaultaccess.py, read by engine/vaultextras.py)]
+#              items: [{id, name, kind, enabled, expires}: its secrets, certificates and keys, metadata only
+#              (expiry.py, read by engine/vaultextras.py)]
 #   DES        keyVault: the GET body of the vault holding the active key
 #              keyVaultRoleAssignments: [role assignments for the DES's principals at its key's scope and above]
 #              keyAccess: {model, keyScope, principals, missing}: whether its identities can use its key, decided
@@ -235,6 +239,15 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         "cryptward.encryptionSets",
         "cryptward.encryptionSets[*]",
         "cryptward.encryptionSets[*].id",
+        "cryptward.accessReview",
+        "cryptward.accessReview[*]",
+        "cryptward.accessReview[*].problem",
+        "cryptward.accessReview[*].principalType",
+        "cryptward.items",
+        "cryptward.items[*]",
+        "cryptward.items[*].kind",
+        "cryptward.items[*].enabled",
+        "cryptward.items[*].expires",
     ),
     DES: (
         _CW_KV,

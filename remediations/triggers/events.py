@@ -55,6 +55,16 @@ KEY_EVENTS = (
     "Microsoft.KeyVault.KeyNewVersionCreated",
     "Microsoft.KeyVault.KeyExpired",
 )
+# A secret's or certificate's expiry (Microsoft Learn, "Azure Key Vault as Event Grid source": SecretNearExpiry /
+# CertificateNearExpiry "triggered when the current version ... is about to expire (30 days before)", and the
+# *Expired events; data schema azure-rest-api-specs eventgrid Microsoft.KeyVault: id, vaultName, objectType,
+# objectName, version, nbf, exp). A hint to re-read the vault: its items are read from ARM, never from the event.
+ITEM_EVENTS = {
+    "Microsoft.KeyVault.SecretNearExpiry": "secret",
+    "Microsoft.KeyVault.SecretExpired": "secret",
+    "Microsoft.KeyVault.CertificateNearExpiry": "certificate",
+    "Microsoft.KeyVault.CertificateExpired": "certificate",
+}
 ALERT_SCHEMA = "azureMonitorCommonAlertSchema"
 ADMINISTRATIVE = "Activity Log - Administrative"
 DEALLOCATE = "microsoft.compute/virtualmachines/deallocate/action"
@@ -164,6 +174,8 @@ def parse_event(event: Any, where: str = "event") -> WorkItem | ValidationAnswer
         )
     if event_type in KEY_EVENTS:
         return _key_event(event, base, where)
+    if event_type in ITEM_EVENTS:
+        return _item_event(event, base, where)
     if event_type not in (WRITE_SUCCESS, ACTION_SUCCESS):
         return _replace(base, reason=f"event type {_short(event_type)} is not watched")
     data = get_object(event, "data", where)
@@ -323,6 +335,26 @@ def _key_event(event: dict[str, Any], base: WorkItem, where: str) -> WorkItem:
         key_version=get_str(data, "version", at, required=False, label="Version") or None,
         key_expires=from_epoch(data.get("exp"), f"{at}.EXP"),
     )
+
+
+def _item_event(event: dict[str, Any], base: WorkItem, where: str) -> WorkItem:
+    """A secret's or certificate's near-expiry or expiry: the vault is re-read (the topic names it)."""
+    try:
+        vault_id, rtype = owner_of(get_str(event, "topic", where))
+    except ValueError as e:
+        raise EventRejected(f"{where}.topic", f"expected the key vault's resource id ({e})") from None
+    if rtype != VAULT:
+        raise EventRejected(f"{where}.topic", "expected a key vault's resource id (Microsoft.KeyVault/vaults)")
+    raw = get_object(event, "data", where)
+    data = {str(k).strip().lower(): v.strip() if isinstance(v, str) else v for k, v in raw.items()}
+    at, kind = f"{where}.data", ITEM_EVENTS[base.event_type]
+    object_type = get_str(data, "objecttype", at, required=False, label="ObjectType")
+    if object_type is not None and object_type.lower() != kind:
+        raise EventRejected(f"{at}.ObjectType", f"expected {kind.title()!r} for a {kind} event")
+    name = get_str(data, "objectname", at, label="ObjectName")
+    if not name or "/" in name:
+        raise EventRejected(f"{at}.ObjectName", f"expected a {kind} name")
+    return _replace(base, resource_id=vault_id, resource_type=VAULT, operation=base.event_type.rsplit(".", 1)[-1])
 
 
 def _actor(claims: Any, where: str) -> Caller:

@@ -390,8 +390,10 @@ def _notify(
         return
     try:
         from remediations.notices import compose as notices
-        from remediations.notices import outbox
+        from remediations.notices import expiring, outbox
+        from remediations.store import announcements
 
+        ahead = expiring.lines(report.bodies, datetime.now(UTC), lambda key: announcements.first_time(rt.ledger, key))
         built = notices.build(
             report,
             run_id=item.event_id or uuid.uuid4().hex,
@@ -401,6 +403,7 @@ def _notify(
             escalations=escalations,
             approval=notices.ApprovalLinks.from_settings(settings),
             silenced=silenced,
+            extra=ahead,
         )
         if built:
             outbox.notify(built, settings.notices.routes, rt.sender, rt.notices)

@@ -18,9 +18,11 @@ MODULES = [
     "tags",
     "authorization",
     "management_groups",
+    "authorization_pim",
     "insights",
     "keyvault",
     "keyvault_data",
+    "keyvault_secrets",
     "compute",
     "compute_disks",
     "compute_snapshots",
@@ -31,6 +33,7 @@ MODULES = [
     "features",
     "monitor",
     "eventgrid",
+    "keyvault_secret_events",
 ]
 
 

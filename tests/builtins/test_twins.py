@@ -31,6 +31,10 @@ DIFFERENCES = {
     "sets use (it rotates those); the built-in judges every key of the vault",
     "key-rsa-size/noncompliant/ec-key-for-disks": f"{STRICTER}: a disk encryption set takes RSA keys only; the "
     "built-in judges the size of RSA keys and leaves EC keys to another definition",
+    "kv-item-expiry/noncompliant/secret-without-expiry": "different scope: Cryptward judges a vault by all its "
+    "secrets, certificates and keys (metadata read from ARM); the built-in judges each key as the data plane "
+    "presents it, so a vault body is not one it evaluates",
+    "kv-item-expiry/noncompliant/expired-certificate": "different scope: as above",
     "kv-network-access/noncompliant/private-endpoint-pending": f"{STRICTER}: it wants public access off; the "
     "built-in accepts a firewall that denies by default",
     "kv-network-access/noncompliant/public-with-firewall": f"{STRICTER}: as above",

@@ -161,7 +161,8 @@ def kv_required_tags(vault: Mapping[str, Any], _: Estate) -> Verdict:
 
 
 def not_recorded(_: Mapping[str, Any], __: Estate) -> Verdict:
-    """kv-delete-lock reads the vault's locks, kv-diagnostic-setting its diagnostic settings: none was recorded."""
+    """kv-delete-lock reads the vault's locks, kv-diagnostic-setting its diagnostic settings, kv-access-review its role
+    assignments and PIM instances, kv-item-expiry its secrets and keys: none was recorded."""
     return UNREADABLE
 
 
@@ -300,6 +301,8 @@ RULES: dict[str, Rule] = {
     "kv-required-tags": kv_required_tags,
     "kv-delete-lock": not_recorded,
     "kv-diagnostic-setting": not_recorded,
+    "kv-access-review": not_recorded,  # role assignments at the vault and PIM instances: not recorded
+    "kv-item-expiry": not_recorded,  # the vault's secrets and keys lists: not recorded
     "des-auto-rotation": des_auto_rotation,
     "des-encryption-type": des_encryption_type,
     "des-vault-location": des_vault_location,

@@ -68,7 +68,9 @@ def test_every_policy_and_resource_is_reported_and_the_counts_agree_with_a_scan(
 
     assert [p.policy.id for p in report.policies] == [p.id for p in POLICIES]
     totals = report.totals()
-    assert totals["findings"] == len(plain.findings) == 37  # with des-weu-central (its vault in the keys subscription)
+    # with des-weu-central (its vault in the keys subscription); kv-access-review: the administrator is a user holding
+    # Owner over the three vaults; kv-item-expiry: kv-weu-disks's keys have no expiry
+    assert totals["findings"] == len(plain.findings) == 41
     assert totals["changes"] == len(plain.plan.changes)
     assert report.checks == plain.evaluations  # nothing unreadable: every applicable pair was evaluated
     assert report.passed == report.checks - len(plain.findings)
@@ -90,6 +92,8 @@ def test_every_policy_and_resource_is_reported_and_the_counts_agree_with_a_scan(
     assert purge.status == "pending-approval" and purge.irreversible
     assert dict(purge.after) == {"properties.enablePurgeProtection": True}
     assert items[("kv-delete-lock", "kv-weu-app")].status == "planned"
+    assert {v for p, v in items if p == "kv-access-review"} == {"kv-weu-app", "kv-neu-legacy", "kv-weu-disks"}
+    assert {v for p, v in items if p == "kv-item-expiry"} == {"kv-weu-disks"}
     assert items[("disk-cmk", "disk-weu-data")].reason == "not-configured"
     assert items[("vm-encryption-at-host", "vm-neu-legacy")].reason == "unsupported"
     assert items[("vm-encryption-at-host", "vm-weu-app")].also_needs_deallocation
@@ -186,7 +190,7 @@ def test_a_ledger_that_cannot_be_read_is_reported_and_the_report_goes_on(estate)
            "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"}  # fmt: skip
     report = generate(Scope((sandbox.subscription_id,)), POLICIES, azure=azure, env=env)
     assert report.history.problem and report.history.problem.startswith("The ledger could not be read")
-    assert report.totals()["findings"] == 37
+    assert report.totals()["findings"] == 41
 
 
 def test_compose_is_pure_and_reports_what_an_applied_run_did(estate):

@@ -530,3 +530,28 @@ def test_injected_delivery_fault_is_retried(sandbox, eg, receiver):
     make_vault(sandbox, "kv-events-12")
     rcv.wait(1)
     assert [r["headers"]["aeg-delivery-count"] for r in rcv.notifications] == ["1"]  # attempt 0 never arrived
+
+
+def test_secret_and_certificate_expiry_events_follow_the_sandbox_clock(sandbox, eg, receiver):
+    vault = make_vault(sandbox, "kv-events-13")
+    rcv = receiver()
+    subscribe(sandbox, eg, rcv.url, name="secret-expiry", scope=vault.id)
+    exp = int(datetime.now(UTC).timestamp()) + 40 * 86400
+    kv = sandbox.client(KeyVaultManagementClient)
+    kv.secrets.create_or_update(RG, vault.name, "db", {"properties": {"value": "v", "attributes": {"exp": exp}}})
+    cert = {"value": "v", "contentType": "application/x-pkcs12", "attributes": {"exp": exp}}
+    kv.secrets.create_or_update(RG, vault.name, "web", {"properties": cert})
+    sandbox.advance(9 * 86400)
+    delivered(sandbox)
+    assert rcv.events() == []  # 31 days left: not yet
+    sandbox.advance(2 * 86400)
+    sandbox.advance(86400)  # once per expiry
+    got = rcv.wait(2)
+    assert sorted((e["eventType"], e["data"]["ObjectType"], e["data"]["ObjectName"]) for e in got) == [
+        ("Microsoft.KeyVault.CertificateNearExpiry", "Certificate", "web"),
+        ("Microsoft.KeyVault.SecretNearExpiry", "Secret", "db"),
+    ]
+    assert got[0]["topic"] == vault.id and got[0]["data"]["EXP"] == str(exp)
+    sandbox.advance(30 * 86400)
+    got = rcv.wait(4)
+    assert sorted(e["eventType"].rsplit(".", 1)[1] for e in got[2:]) == ["CertificateExpired", "SecretExpired"]

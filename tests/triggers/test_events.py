@@ -520,3 +520,25 @@ def test_a_good_event_survives_any_garbage_around_it(data):
     assert next(i for i in batch.items if i.event_id == "the-good-one").resource_id == VAULT
     validations = 1 if batch.validation else 0
     assert len(batch.items) + len(batch.ignored) + len(batch.rejected) + validations == len(batch_list)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "object_type"),
+    [
+        ("Microsoft.KeyVault.SecretNearExpiry", "Secret"),
+        ("Microsoft.KeyVault.SecretExpired", "Secret"),
+        ("Microsoft.KeyVault.CertificateNearExpiry", "Certificate"),
+        ("Microsoft.KeyVault.CertificateExpired", "Certificate"),
+    ],
+)
+def test_secret_and_certificate_expiry_events_re_read_their_vault(event_type, object_type):
+    event = key_event(event_type)  # Microsoft's SecretNewVersionCreated example, retyped (same data schema)
+    event["data"]["ObjectType"] = object_type
+    item = parse_event(event)
+    assert isinstance(item, WorkItem) and item.reason is None
+    assert item.resource_id == VAULT and item.resource_type == "microsoft.keyvault/vaults"
+    assert item.operation == event_type.rsplit(".", 1)[1]
+    event["data"]["ObjectType"] = "Key"
+    with pytest.raises(EventRejected) as err:
+        parse_event(event)
+    assert err.value.field == "event.data.ObjectType"

@@ -208,3 +208,51 @@ def test_a_change_waiting_for_a_fresh_role_is_queued_again_not_failed_until_the_
 
 def env_results(rt, resource_id):
     return [r.result for r in rt.ledger.audit_for(resource_id)]
+
+
+def test_expiring_items_are_announced_to_the_owners_once_and_expired_ones_escalated(
+    sandbox, azurite, grant_custom_role, bot_runtime
+):
+    import json
+    from datetime import UTC, datetime
+
+    from remediations.notices.delivery import setting_prefix
+
+    grant_custom_role("bot")
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update(RG, {"location": "westeurope"})
+    name = "expiry"
+    sandbox.admin("PUT", f"/_sandbox/receivers/webhook/{name}", {"status": 200})
+    bot_runtime(
+        bot_env(
+            sandbox,
+            azurite,
+            debounce=0,
+            CRYPTWARD_ROUTES=json.dumps({"*": [f"webhook:{name}"]}),
+            **{
+                f"{setting_prefix(name)}_URL": f"{sandbox.base_url}/_receivers/webhook/{name}",
+                f"{setting_prefix(name)}_SECRET": "whsec-expiry",
+            },
+        )
+    )
+    vault_id = vault(sandbox, "kv-worker-expiry")
+    kv = sandbox.client(KeyVaultManagementClient)
+    now = datetime.now(UTC)
+    for secret, days in (("soon", 5), ("gone", -2), ("later", 200)):
+        exp = int((now + timedelta(days=days)).timestamp())
+        kv.secrets.create_or_update(
+            RG, "kv-worker-expiry", secret, {"properties": {"value": "v", "attributes": {"exp": exp}}}
+        )
+
+    def lines():
+        got = sandbox.admin("GET", f"/_sandbox/received?receiver=webhook/{name}")["value"]
+        return [
+            (line["status"], line["summary"])
+            for item in got
+            for line in json.loads(item["body"])["lines"]
+            if "kv-item-expiry" in line["policyIds"] and line["status"] in ("expiring", "expired")
+        ]
+
+    worker.handle_message(message(vault_id, event_id="first"))
+    assert sorted(lines()) == [("expired", "secret gone expired"), ("expiring", "secret soon expires within 7 day(s)")]
+    worker.handle_message(message(vault_id, event_id="second"))
+    assert len(lines()) == 2  # each announcement once

@@ -1,0 +1,118 @@
+"""What a vault's access review and its expiring items need, read after the reader (one small hook in the run):
+
+    read_vault_extras(azure, reading, needs)    # fills `cryptward.accessReview` and `cryptward.items` of the vaults
+
+Only when a policy reads the block (`Needs.blocks`), and only for the vaults the policies evaluate:
+
+- `accessReview` (remediations/vaultaccess.py): one list of the role assignments over the vault (2022-04-01) and
+  one list each of PIM's eligibility and assignment schedule instances over it: at the subscription, once, when
+  several of its vaults are read (a list there answers what is at, above and below it), else at the vault with
+  `$filter=atScope()` (`roleEligibilityScheduleInstances` / `roleAssignmentScheduleInstances`, 2020-10-01,
+  azure-rest-api-specs authorization stable/2020-10-01). The role has both types' `/read` ("Gets the role
+  eligibility schedule instances at given scope", Microsoft Learn "Azure permissions for Identity");
+  Azure/azure-powershell's Get-AzRoleEligibilityScheduleInstance example says `roleAssignments/read` is enough,
+  which the role has too.
+- `items` (remediations/expiry.py): one management-plane list of the vault's secrets and one of its keys: metadata
+  only. The ARM secret list never carries a value (azure-rest-api-specs keyvault SecretProperties) and needs
+  `Microsoft.KeyVault/vaults/secrets/read`, "View the properties of a secret, but not its value"; no data-plane
+  role, so it reads RBAC and access-policy vaults alike.
+
+A list that fails leaves its block unfilled with the reason (`Reading.missing`): the vault's finding for that policy
+is `could not read`, never compliant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from remediations import expiry, vaultaccess
+from remediations.azure import Azure
+from remediations.engine.reader import Needs, Reading
+from remediations.errors import AzureAccessError
+from remediations.policy import aliases
+from remediations.resources import ROLE_ASSIGNMENTS_API, VAULT_API
+
+PIM_API = "2020-10-01"
+ACCESS_REVIEW, ITEMS = "accessReview", "items"
+Progress = Callable[[str], None]
+
+
+KINDS = ("roleAssignments", "roleEligibilityScheduleInstances", "roleAssignmentScheduleInstances")
+APIS = {"roleAssignments": ROLE_ASSIGNMENTS_API}
+
+
+def _list(azure: Azure, scope: str, kind: str, at_scope: bool) -> list[dict[str, Any]]:
+    path = f"{scope}/providers/Microsoft.Authorization/{kind}"
+    return list(azure.list(path, APIS.get(kind, PIM_API), {"$filter": "atScope()"} if at_scope else None))
+
+
+class _Grants:
+    """The role assignments and PIM instances over the vaults, listed once per subscription when a sweep reads
+    several vaults of it (a list at a subscription answers what is at, above and below it), else per vault
+    (`atScope()`: at and above). A subscription list that fails falls back to the per-vault lists."""
+
+    def __init__(self, azure: Azure, vault_ids: list[str]) -> None:
+        self.azure = azure
+        counts: dict[str, int] = {}
+        for rid in vault_ids:
+            counts[_subscription(rid)] = counts.get(_subscription(rid), 0) + 1
+        self.wide = {sub for sub, n in counts.items() if n > 1}
+        self.listed: dict[str, tuple[list[dict[str, Any]], ...] | None] = {}
+
+    def over(self, vault_id: str) -> tuple[list[dict[str, Any]], ...]:
+        sub = _subscription(vault_id)
+        if sub in self.wide and sub not in self.listed:
+            try:
+                self.listed[sub] = tuple(_list(self.azure, sub, kind, False) for kind in KINDS)
+            except AzureAccessError:
+                self.listed[sub] = None
+        found = self.listed.get(sub)
+        if found is not None:
+            return found
+        return tuple(_list(self.azure, vault_id, kind, True) for kind in KINDS)
+
+
+def _subscription(resource_id: str) -> str:
+    return "/".join(resource_id.split("/")[:3]).lower()
+
+
+def access_review(grants: _Grants, vault: dict[str, Any]) -> list[dict[str, Any]]:
+    assignments, eligible, active = grants.over(str(vault["id"]))
+    return vaultaccess.review(vault, assignments, eligible, active)
+
+
+def items(grants: _Grants, vault: dict[str, Any]) -> list[dict[str, Any]]:
+    vault_id, azure = str(vault["id"]), grants.azure
+    bodies = [*azure.list(f"{vault_id}/secrets", VAULT_API), *azure.list(f"{vault_id}/keys", VAULT_API)]
+    return [expiry.item(b) for b in bodies]
+
+
+READS: dict[str, Callable[[_Grants, dict[str, Any]], list[dict[str, Any]]]] = {
+    ACCESS_REVIEW: access_review,
+    ITEMS: items,
+}
+
+
+def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress: Progress | None = None) -> None:
+    wanted = [block for block in READS if block.lower() in needs.blocks]
+    if not wanted:
+        return
+    vault_type = aliases.VAULT.lower()
+    vaults = {
+        rid: body
+        for rid, body in reading.resources.items()
+        if str(body.get("type", "")).lower() == vault_type and not reading.reasons(rid).get("")
+    }
+    grants = _Grants(azure, list(vaults))
+    for rid, body in vaults.items():
+        for block in wanted:
+            if progress:
+                progress(f"{block} of {body.get('name')}")
+            try:
+                body.setdefault(aliases.CRYPTWARD, {})[block] = READS[block](grants, body)
+            except AzureAccessError as e:
+                reading.missing(rid, block, e)
+
+
+__all__ = ["read_vault_extras"]
