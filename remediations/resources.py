@@ -19,6 +19,16 @@ SUBSCRIPTIONS_API = "2022-12-01"
 ROLE_ASSIGNMENTS_API = "2022-04-01"
 # azure-mgmt-monitor 7 has no diagnostic settings client; the applier PUTs at the version of the copied spec.
 DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
+# Microsoft.Security pricings: azure-rest-api-specs specification/security/.../stable/2024-01-01/pricings.json
+PRICINGS_API = "2024-01-01"
+DEFENDER_BLOCK = "defenderForKeyVault"  # a vault's `cryptward` block: its subscription's Key Vault plan
+
+
+def defender_plan_id(subscription: str) -> str:
+    """The subscription's Microsoft Defender for Key Vault plan (Microsoft.Security/pricings/KeyVaults)."""
+    return f"/subscriptions/{subscription}/providers/Microsoft.Security/pricings/KeyVaults"
+
+
 KEYVAULT_DATA_API = "2025-07-01"
 
 CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"

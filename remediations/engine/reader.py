@@ -32,7 +32,7 @@ from typing import Any
 
 from remediations import fixes, keyaccess
 from remediations.azure import Azure, as_body, translated
-from remediations.engine import machines
+from remediations.engine import adevaults, machines, subscription
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
@@ -267,7 +267,14 @@ def _vaults(
     keep: Callable[[dict[str, Any]], None],
 ) -> None:
     """Each vault's diagnostic settings (one GET per vault in scope), when the policies read them."""
+    plans = subscription.Plans()
     for vault in list(found.vaults.values()):
+        if subscription.BLOCK.lower() in needs.blocks and in_scope(vault["id"]):
+            plan = plans.of(azure, str(vault["id"]))
+            if isinstance(plan, str):
+                reading.missing(vault["id"], subscription.BLOCK, plan)
+            else:
+                _cw(vault)[subscription.BLOCK] = plan
         if "diagnosticsettings" in needs.blocks and in_scope(vault["id"]):
             step(f"diagnostic settings of {vault['name']}")
             path = f"{vault['id']}/providers/Microsoft.Insights/diagnosticSettings"
@@ -303,6 +310,10 @@ def _machines(
                 reading.missing(str(vm["id"]), RELATED, feature)
             else:
                 _cw(vm)["encryptionAtHostFeature"] = feature
+            if adevaults.BLOCK.lower() in needs.blocks:
+                why = adevaults.fill(azure, vm, found.vaults)
+                if why:
+                    reading.missing(str(vm["id"]), adevaults.BLOCK, why)
             keep(vm)
 
 

@@ -199,7 +199,8 @@ _TABLE[VAULT_PEC] = _props(
 #
 #   all types  locks: [lock GET bodies at the resource, its group and subscription]
 #              adeHistory: true when the ledger remembers Azure Disk Encryption on this disk or VM
-#   vaults     diagnosticSettings: [the vault's diagnostic setting GET bodies]
+#   vaults     diagnosticSettings: [the vault's diagnostic setting GET bodies]; defenderForKeyVault: the GET body of
+#              its subscription's Microsoft.Security/pricings/KeyVaults plan (remediations/engine/subscription.py)
 #              encryptionSets: [{id, set, keyScope, principals, keyRoles}: the DES using the vault (keyaccess.py)]
 #   DES        keyVault: the GET body of the vault holding the active key
 #              keyVaultRoleAssignments: [role assignments for the DES's principals at its key's scope and above]
@@ -211,7 +212,9 @@ _TABLE[VAULT_PEC] = _props(
 #              disks: [GET bodies of the VM's managed disks]; skuCapabilities: {name: value} of its size (Resource
 #              SKUs API: EncryptionAtHostSupported, MemoryGB, MaxResourceVolumeMB), read by the advisor, or
 #              skuUnreadable: why the SKU list could not be read; encryptionAtHostFeature: {id, state} of the
-#              subscription's Microsoft.Compute/EncryptionAtHost feature
+#              subscription's Microsoft.Compute/EncryptionAtHost feature; adeKeyVault: {id, name, location,
+#              properties: {enabledForDiskEncryption}, url} of the vault its Azure Disk Encryption extension's
+#              settings name (KeyVaultResourceId, else KeyVaultURL), read by remediations/engine/adevaults.py
 #
 # and a policy reads it with a field named like its path: `cryptward.locks[*].properties.level`. A block the reader
 # did not fill is absent, so a policy that needs it guards with `exists: true` (not read is not non-compliant).
@@ -235,6 +238,8 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         "cryptward.encryptionSets",
         "cryptward.encryptionSets[*]",
         "cryptward.encryptionSets[*].id",
+        "cryptward.defenderForKeyVault",
+        "cryptward.defenderForKeyVault.properties.pricingTier",
     ),
     DES: (
         _CW_KV,
@@ -265,6 +270,10 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         "cryptward.disks[*]",
         "cryptward.disks[*].properties.encryptionSettingsCollection.enabled",
         "cryptward.disks[*].properties.encryption.type",
+        "cryptward.adeKeyVault",
+        "cryptward.adeKeyVault.id",
+        "cryptward.adeKeyVault.location",
+        "cryptward.adeKeyVault.properties.enabledForDiskEncryption",
     ),
 }
 # A body property with no Azure alias, given a Cryptward name (Azure has no alias for a DES's principal id).

@@ -28,6 +28,7 @@ MODULES = [
     "compute_extensions",
     "compute_skus",
     "features",
+    "security",
     "monitor",
     "eventgrid",
 ]
