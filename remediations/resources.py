@@ -21,6 +21,8 @@ ROLE_ASSIGNMENTS_API = "2022-04-01"
 DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
 # Microsoft.Security pricings: azure-rest-api-specs specification/security/.../stable/2024-01-01/pricings.json
 PRICINGS_API = "2024-01-01"
+ALERTS_API = "2020-10-01"  # activity-log alerts, as infra/app/alerts.bicep and azure-mgmt-monitor use
+ALERTS_BLOCK = "activityLogAlerts"  # a vault's `cryptward` block: its subscription's activity-log alerts
 DEFENDER_BLOCK = "defenderForKeyVault"  # a vault's `cryptward` block: its subscription's Key Vault plan
 
 

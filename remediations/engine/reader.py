@@ -267,14 +267,11 @@ def _vaults(
     keep: Callable[[dict[str, Any]], None],
 ) -> None:
     """Each vault's diagnostic settings (one GET per vault in scope), when the policies read them."""
-    plans = subscription.Plans()
+    reads = subscription.Subscriptions()
     for vault in list(found.vaults.values()):
-        if subscription.BLOCK.lower() in needs.blocks and in_scope(vault["id"]):
-            plan = plans.of(azure, str(vault["id"]))
-            if isinstance(plan, str):
-                reading.missing(vault["id"], subscription.BLOCK, plan)
-            else:
-                _cw(vault)[subscription.BLOCK] = plan
+        if in_scope(vault["id"]):
+            for block, why in subscription.fill(azure, vault, set(needs.blocks), reads).items():
+                reading.missing(vault["id"], block, why)
         if "diagnosticsettings" in needs.blocks and in_scope(vault["id"]):
             step(f"diagnostic settings of {vault['name']}")
             path = f"{vault['id']}/providers/Microsoft.Insights/diagnosticSettings"

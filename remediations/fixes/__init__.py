@@ -30,6 +30,7 @@ FIX_MODULES: tuple[str, ...] = (
     "vm_encryption_at_host",
     "vm_ade_key_vault",
     "kv_defender",
+    "kv_admin_alerts",
     "modify",  # registers nothing: the planner runs an Azure Policy Modify effect's operations through it
 )
 

@@ -200,7 +200,8 @@ _TABLE[VAULT_PEC] = _props(
 #   all types  locks: [lock GET bodies at the resource, its group and subscription]
 #              adeHistory: true when the ledger remembers Azure Disk Encryption on this disk or VM
 #   vaults     diagnosticSettings: [the vault's diagnostic setting GET bodies]; defenderForKeyVault: the GET body of
-#              its subscription's Microsoft.Security/pricings/KeyVaults plan (remediations/engine/subscription.py)
+#              its subscription's Microsoft.Security/pricings/KeyVaults plan; activityLogAlerts: [its subscription's
+#              activity-log alert rules] (both remediations/engine/subscription.py)
 #              encryptionSets: [{id, set, keyScope, principals, keyRoles}: the DES using the vault (keyaccess.py)]
 #   DES        keyVault: the GET body of the vault holding the active key
 #              keyVaultRoleAssignments: [role assignments for the DES's principals at its key's scope and above]
@@ -240,6 +241,13 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         "cryptward.encryptionSets[*].id",
         "cryptward.defenderForKeyVault",
         "cryptward.defenderForKeyVault.properties.pricingTier",
+        "cryptward.activityLogAlerts",
+        "cryptward.activityLogAlerts[*]",
+        "cryptward.activityLogAlerts[*].properties.enabled",
+        "cryptward.activityLogAlerts[*].properties.scopes[*]",
+        "cryptward.activityLogAlerts[*].properties.condition.allOf[*]",
+        "cryptward.activityLogAlerts[*].properties.condition.allOf[*].field",
+        "cryptward.activityLogAlerts[*].properties.condition.allOf[*].equals",
     ),
     DES: (
         _CW_KV,

@@ -32,6 +32,7 @@ def test_a_sweep_fills_every_block_the_policies_read(sandbox, azure_as):
     vault = found["kv-weu-app"]["cryptward"]
     plan = vault.pop("defenderForKeyVault")  # the subscription's plan: off (Free) until someone turns it on
     assert (plan["name"], plan["properties"]["pricingTier"]) == ("KeyVaults", "Free")
+    assert vault.pop("activityLogAlerts") == []  # the estate has no alert rules
     assert vault == {"locks": [], "diagnosticSettings": [], "encryptionSets": []}
     des = found["des-weu"]["cryptward"]
     assert des["keyVault"]["name"] == "kv-weu-disks" and "cryptward" not in des["keyVault"]
@@ -87,11 +88,15 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
     extensions = [p for p in paths if "/extensions/" in p]
     assert extensions == [p for p in paths if p.endswith("/vm-weu-ade/extensions/azurediskencryptionforlinux")]
     assert len(extensions) == 1  # a list names the ADE extension by id only: its settings name the vault
-    plans = [p for p in paths if "/providers/microsoft.security/pricings/" in p]
-    assert plans == [f"{sub}/providers/microsoft.security/pricings/keyvaults"]  # once for the subscription's 3 vaults
+    # once for the subscription's 3 vaults: its Defender plan and its activity-log alert rules
+    subscription_reads = [p for p in paths if "microsoft.security/" in p or "microsoft.insights/activitylogalerts" in p]
+    assert sorted(subscription_reads) == [
+        f"{sub}/providers/microsoft.insights/activitylogalerts",
+        f"{sub}/providers/microsoft.security/pricings/keyvaults",
+    ]
     # lists (VMs twice: the models, then statusOnly), diagnostic settings, keys, the other subscription, its key's
-    # role assignments, SKUs, the feature, the ADE extension (its vault was listed), the Defender plan
-    assert len(paths) == len(lists) + 1 + 3 + 2 + 2 + 1 + 2 + 1 + 1 + 1 == azure.calls["GET"]
+    # role assignments, SKUs, the feature, the ADE extension (its vault was listed), the plan and the alert rules
+    assert len(paths) == len(lists) + 1 + 3 + 2 + 2 + 1 + 2 + 1 + 1 + 2 == azure.calls["GET"]
 
 
 def test_a_sets_vault_in_another_subscription_is_found_from_its_key_url(sandbox, azure_as, grant_custom_role):
@@ -237,9 +242,10 @@ def test_one_vault_reads_the_vault_its_locks_and_its_diagnostic_settings(sandbox
     assert list(reading.resources) == [vault]
     block = reading.resources[vault]["cryptward"]
     assert block.pop("defenderForKeyVault")["properties"]["pricingTier"] == "Free"  # its subscription's plan
+    assert block.pop("activityLogAlerts") == []
     assert block == {"locks": [], "diagnosticSettings": [], "encryptionSets": []}
-    # and the list of the subscription's disk encryption sets (which use the vault), and the subscription's plan
-    assert azure.calls["GET"] == 5
+    # and the list of the subscription's disk encryption sets (which use the vault), its plan and its alert rules
+    assert azure.calls["GET"] == 6
 
 
 def test_one_key_learns_which_sets_use_it(sandbox, azure_as):
