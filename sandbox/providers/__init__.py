@@ -29,6 +29,7 @@ MODULES = [
     "compute_skus",
     "features",
     "security",
+    "policy",
     "monitor",
     "eventgrid",
 ]
