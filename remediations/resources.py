@@ -24,6 +24,12 @@ PRICINGS_API = "2024-01-01"
 ALERTS_API = "2020-10-01"  # activity-log alerts, as infra/app/alerts.bicep and azure-mgmt-monitor use
 ALERTS_BLOCK = "activityLogAlerts"  # a vault's `cryptward` block: its subscription's activity-log alerts
 DEFENDER_BLOCK = "defenderForKeyVault"  # a vault's `cryptward` block: its subscription's Key Vault plan
+# Azure Policy exemptions and assignments (azure-rest-api-specs Microsoft.Authorization/policy 2022-07-01-preview,
+# 2023-04-01); a resource's `cryptward.azureExemptions` block holds those at or above it (engine/azexemptions.py).
+EXEMPTIONS_API = "2022-07-01-preview"
+ASSIGNMENTS_API = "2023-04-01"
+EXEMPTIONS_BLOCK = "azureExemptions"
+EXEMPTIONS_UNREADABLE = "azureExemptionsUnreadable"  # why the exemptions could not be read
 
 
 def defender_plan_id(subscription: str) -> str:
