@@ -91,7 +91,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
         }
         changes.append(
             Change(
-                resource_id=rule_id,
+                resource_id=vault_id,
                 summary=(
                     f"Add activity-log alert rule {name} over subscription {parts[2]}: when {op} succeeds "
                     f"(for key vault {name_of(vault_id)} and every other), action group {name_of(group)} is notified."

@@ -2,8 +2,8 @@
 
 The write is `PUT /subscriptions/{s}/providers/Microsoft.Security/pricings/KeyVaults` with
 `{"properties": {"pricingTier": "Standard"}}` (azure-rest-api-specs, Microsoft.Security stable/2024-01-01,
-Pricings_Update and PutPricingByName_example.json). One write per subscription however many vaults report it (the
-planner merges identical writes). It costs money: Defender for Cloud's recommendation "Microsoft Defender for Key
+Pricings_Update and PutPricingByName_example.json). Each vault's finding plans the write (the change is the vault's, as
+the report counts it); once one is applied, the others find the plan on and write nothing. It costs money: Defender for Cloud's recommendation "Microsoft Defender for Key
 Vault should be enabled" says that once on, the subscription's vaults, present and future, are billed, and points to
 the pricing page (Learn, recommendations-reference-data, read 2026-12-03). The price itself could not be read here,
 so the notice names the page rather than a figure (unverified: no figure). A person approves each change.
@@ -31,7 +31,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     target = defender_plan_id(sub)
     return [
         Change(
-            resource_id=target,
+            resource_id=str(resource["id"]),
             summary=(
                 f"Turn on Microsoft Defender for Key Vault for subscription {sub} (plan KeyVaults, tier Standard): "
                 "it raises alerts on unusual access to every key vault of the subscription. It is billed per key "

@@ -47,7 +47,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
         return []
     return [
         Change(
-            resource_id=vault_id,
+            resource_id=vm_id,
             summary=(
                 f"Allow Azure Disk Encryption to use key vault {name_of(vault_id)} (enabledForDiskEncryption), "
                 f"which VM {vm} encrypts its volumes with; this lets the platform retrieve the vault's secrets and "
