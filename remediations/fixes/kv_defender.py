@@ -2,11 +2,12 @@
 
 The write is `PUT /subscriptions/{s}/providers/Microsoft.Security/pricings/KeyVaults` with
 `{"properties": {"pricingTier": "Standard"}}` (azure-rest-api-specs, Microsoft.Security stable/2024-01-01,
-Pricings_Update and PutPricingByName_example.json). Each vault's finding plans the write (the change is the vault's, as
-the report counts it); once one is applied, the others find the plan on and write nothing. It costs money: Defender for Cloud's recommendation "Microsoft Defender for Key
-Vault should be enabled" says that once on, the subscription's vaults, present and future, are billed, and points to
-the pricing page (Learn, recommendations-reference-data, read 2026-12-03). The price itself could not be read here,
-so the notice names the page rather than a figure (unverified: no figure). A person approves each change.
+Pricings_Update and PutPricingByName_example.json). Each vault's finding plans the write (the
+change is the vault's, as the report counts it); once one is applied, the others find the plan on and write nothing.
+It costs money: Defender for Cloud's recommendation "Microsoft Defender for Key Vault should be enabled" says that
+once on, the subscription's vaults, present and future, are billed, and points to the pricing page (Learn,
+recommendations-reference-data, read 2026-12-03). The price itself could not be read here, so the notice names the
+page rather than a figure (unverified: no figure). A person approves each change.
 """
 
 from __future__ import annotations
