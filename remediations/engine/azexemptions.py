@@ -11,7 +11,8 @@ definition (the definition's GUID name), policySet (true when the assignment is 
 referenceIds}`. The planner exempts a Cryptward policy whose Azure Policy twin (`references.azurePolicy`) is that
 definition. An exemption of an initiative's assignment is listed but exempts nothing here: which definitions its
 reference ids name needs the initiative, which Cryptward does not read. When the list cannot be read, each resource
-gets `cryptward.azureExemptionsUnreadable` (why) and the planner acts on none of its Azure-twinned policies.
+gets `cryptward.azureExemptionsUnreadable` (why) and the planner acts on none of its Azure-twinned policies; so too
+for an exemption over it whose assignment cannot be read (its record says `unreadable`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _within(resource_id: str, scope: str) -> bool:
 
 
 def record(exemption: Mapping[str, Any], assignment: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What the planner needs of one exemption and its assignment (None: the assignment could not be read)."""
+    """What the planner needs of one exemption and its assignment (None: not read)."""
     eid = str(exemption.get("id", ""))
     definition = str(get(assignment or {}, "properties.policyDefinitionId") or "")
     return {
@@ -60,7 +61,7 @@ def attach(azure: Azure, bodies: Mapping[str, dict[str, Any]], progress: Progres
     """Give each body the exemptions over it; the number of HTTP reads made."""
     subs = sorted({rid.split("/")[2].lower() for rid in bodies if rid.lower().startswith("/subscriptions/")})
     found: dict[str, list[dict[str, Any]] | str] = {}
-    assignments: dict[str, Mapping[str, Any] | None] = {}
+    assignments: dict[str, Mapping[str, Any] | str] = {}
     calls = 0
     for sub in subs:
         if progress:
@@ -83,20 +84,24 @@ def attach(azure: Azure, bodies: Mapping[str, dict[str, Any]], progress: Progres
                 try:
                     calls += 1
                     assignments[aid.lower()] = dict(azure.get(aid, ASSIGNMENTS_API))
-                except AzureAccessError:
-                    assignments[aid.lower()] = None  # an exemption whose assignment is unknown exempts nothing
-            records.append(record(ex, assignments.get(aid.lower())))
+                except AzureAccessError as e:
+                    assignments[aid.lower()] = f"{e.code}: {e.message}".rstrip(": ")
+            got = assignments.get(aid.lower())
+            if isinstance(got, str):  # which policy it exempts is unknown: the planner acts on no twinned policy
+                records.append({**record(ex, None), "unreadable": f"its assignment could not be read: {got}"})
+            else:
+                records.append(record(ex, got))
         found[sub] = records
     for rid, body in bodies.items():
         sub = rid.split("/")[2].lower() if rid.lower().startswith("/subscriptions/") else ""
-        got = found.get(sub)
-        if got is None:
+        listed_here = found.get(sub)
+        if listed_here is None:
             continue
         block = body.setdefault("cryptward", {})
-        if isinstance(got, str):
-            block[UNREADABLE] = got
+        if isinstance(listed_here, str):
+            block[UNREADABLE] = listed_here
         else:
-            block[EXEMPTIONS_BLOCK] = [r for r in got if r["scope"] and _within(rid, r["scope"])]
+            block[EXEMPTIONS_BLOCK] = [r for r in listed_here if r["scope"] and _within(rid, r["scope"])]
     return calls
 
 

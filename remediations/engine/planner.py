@@ -84,6 +84,11 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
         if block.get(EXEMPTIONS_UNREADABLE):
             why_not = block[EXEMPTIONS_UNREADABLE]
             return skip(SkipReason.CANNOT_READ, f"the Azure Policy exemptions could not be read: {why_not}")
+        unread = next((r for r in block.get(EXEMPTIONS_BLOCK) or [] if r.get("unreadable")), None)
+        if unread:
+            return skip(
+                SkipReason.CANNOT_READ, f"Azure Policy exemption {unread.get('name')!r}: {unread['unreadable']}"
+            )
         why, az_problems = exemptions.azure_exemption(
             policy.references.azure_policy, block.get(EXEMPTIONS_BLOCK) or [], ctx.now
         )

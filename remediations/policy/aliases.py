@@ -155,7 +155,10 @@ _TABLE[KEY_DATA] = {f"{KEY_DATA}/{suffix}": path for suffix, path in dataplane.A
 DIAGNOSTIC_SETTINGS = "Microsoft.Insights/diagnosticSettings"
 VM_EXTENSION = "Microsoft.Compute/virtualMachines/extensions"
 VAULT_PEC = "Microsoft.KeyVault/vaults/privateEndpointConnections"
-RELATED_TYPES: tuple[str, ...] = (DIAGNOSTIC_SETTINGS, VM_EXTENSION, VAULT_PEC)
+# Microsoft.Security/pricings: the Defender plans of a subscription (Azure Policy 0e6763cc reads pricingTier; the
+# alias points at properties.pricingTier as in azure-rest-api-specs Microsoft.Security pricings.json).
+SECURITY_PRICINGS = "Microsoft.Security/pricings"
+RELATED_TYPES: tuple[str, ...] = (DIAGNOSTIC_SETTINGS, VM_EXTENSION, VAULT_PEC, SECURITY_PRICINGS)
 _LOG, _MET = "logs[*]", "metrics[*]"
 _TABLE[DIAGNOSTIC_SETTINGS] = {
     **_props(DIAGNOSTIC_SETTINGS, "storageAccountId", "workspaceId", "eventHubAuthorizationRuleId", "eventHubName"),
@@ -181,6 +184,7 @@ _TABLE[VM_EXTENSION] = _props(
     "forceUpdateTag",
     "suppressFailures",
 )
+_TABLE[SECURITY_PRICINGS] = _props(SECURITY_PRICINGS, "pricingTier", "subPlan")
 _TABLE[VAULT_PEC] = _props(
     VAULT_PEC,
     "privateEndpoint",

@@ -94,3 +94,13 @@ def test_an_initiatives_exemption_is_reported_not_honoured():
     record = {"name": "x", "policySet": True, "definition": "set", "scope": "/subscriptions/s"}
     why, problems = azure_exemption(TWIN, [record], datetime(2026, 1, 1, tzinfo=UTC))
     assert why is None and "initiative" in problems[0]
+
+
+def test_an_exemption_whose_assignment_cannot_be_read_leaves_its_scope_unfixed(sandbox, grant_custom_role, monkeypatch):
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=["Microsoft.Authorization/policyAssignments/read"])
+    exempt(sandbox, f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-app-weu", "waiver")
+    report = sweep(sandbox, monkeypatch)
+    purge = skips(report, "kv-purge-protection")
+    assert purge["kv-weu-app"].reason == "cannot-read" and "'waiver'" in purge["kv-weu-app"].detail
+    assert "kv-weu-disks" not in purge  # outside the exemption's scope: planned as usual
