@@ -202,6 +202,7 @@ class PlanSettings:
     id (or, for one subscription, a region then a type: remediations/desmap.py)."""
 
     workspace_id: str | None = None  # Log Analytics workspace for key vault diagnostic settings
+    alert_action_group: str | None = None  # action group the key vault activity-log alerts Cryptward adds notify
     disk_encryption_sets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     lock_name: str = "cryptward-cannot-delete"
     diagnostic_setting_name: str = "cryptward"
@@ -286,6 +287,7 @@ class PlanContext:
             caller=Caller(caller.get("upn"), caller.get("name"), caller.get("appid")) if caller else None,
             settings=PlanSettings(
                 workspace_id=settings.get("workspaceId"),
+                alert_action_group=settings.get("alertActionGroup"),
                 disk_encryption_sets=settings.get("diskEncryptionSets") or {},
                 key_access_allow={k: tuple(v) for k, v in (settings.get("keyAccessAllow") or {}).items()},
                 **{k: settings[c] for k, c in _NAMES.items() if c in settings},

@@ -19,6 +19,24 @@ SUBSCRIPTIONS_API = "2022-12-01"
 ROLE_ASSIGNMENTS_API = "2022-04-01"
 # azure-mgmt-monitor 7 has no diagnostic settings client; the applier PUTs at the version of the copied spec.
 DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
+# Microsoft.Security pricings: azure-rest-api-specs specification/security/.../stable/2024-01-01/pricings.json
+PRICINGS_API = "2024-01-01"
+ALERTS_API = "2020-10-01"  # activity-log alerts, as infra/app/alerts.bicep and azure-mgmt-monitor use
+ALERTS_BLOCK = "activityLogAlerts"  # a vault's `cryptward` block: its subscription's activity-log alerts
+DEFENDER_BLOCK = "defenderForKeyVault"  # a vault's `cryptward` block: its subscription's Key Vault plan
+# Azure Policy exemptions and assignments (azure-rest-api-specs Microsoft.Authorization/policy 2022-07-01-preview,
+# 2023-04-01); a resource's `cryptward.azureExemptions` block holds those at or above it (engine/azexemptions.py).
+EXEMPTIONS_API = "2022-07-01-preview"
+ASSIGNMENTS_API = "2023-04-01"
+EXEMPTIONS_BLOCK = "azureExemptions"
+EXEMPTIONS_UNREADABLE = "azureExemptionsUnreadable"  # why the exemptions could not be read
+
+
+def defender_plan_id(subscription: str) -> str:
+    """The subscription's Microsoft Defender for Key Vault plan (Microsoft.Security/pricings/KeyVaults)."""
+    return f"/subscriptions/{subscription}/providers/Microsoft.Security/pricings/KeyVaults"
+
+
 KEYVAULT_DATA_API = "2025-07-01"
 
 CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"

@@ -15,6 +15,7 @@ infra/) and host.json's queue settings, into one frozen `Settings` with a sectio
 | `CRYPTWARD_OWNER_TAG` | the tag naming a key vault's owner (kv-owner-tag's `tagName`) | `owner` |
 | `CRYPTWARD_EXEMPTION_TAG` | the tag declaring exemptions (see exemptions.py) | `cryptward-exempt` |
 | `CRYPTWARD_WORKSPACE_ID` | Log Analytics workspace id for key vault diagnostic settings | none: not fixed |
+| `CRYPTWARD_ALERT_ACTION_GROUP` | action group the key vault alert rules Cryptward adds notify | none: not fixed |
 | `CRYPTWARD_DES_MAP` | JSON `{"<sub>": {"<region>": {"<encryption type>": "<DES id>"}}}` (desmap.py) | `{}` |
 | `CRYPTWARD_LOCK_NAME` | name of the CanNotDelete lock Cryptward adds | `cryptward-cannot-delete` |
 | `CRYPTWARD_DIAGNOSTIC_SETTING_NAME` | name of the diagnostic setting Cryptward adds | `cryptward` |
@@ -402,6 +403,7 @@ class Settings:
                 )
         plan = PlanSettings(
             workspace_id=value("CRYPTWARD_WORKSPACE_ID"),
+            alert_action_group=value("CRYPTWARD_ALERT_ACTION_GROUP"),
             disk_encryption_sets=des_map,
             lock_name=value("CRYPTWARD_LOCK_NAME") or PlanSettings.lock_name,
             diagnostic_setting_name=value("CRYPTWARD_DIAGNOSTIC_SETTING_NAME") or PlanSettings.diagnostic_setting_name,

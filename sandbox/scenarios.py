@@ -310,6 +310,7 @@ def _disks(groups: dict[str, str]) -> list[Step]:
         _disk(weu, "disk-weu-app-data", "westeurope"),
         _disk(weu, "disk-weu-batch-os", "westeurope", 32, osType="Linux"),
         replace(_disk(weu, "disk-weu-ade", "westeurope", **ade), facts={"everHadADE": True}),
+        _disk(weu, "disk-weu-adevm-os", "westeurope", 32, osType="Linux"),
         _disk(neu, "disk-neu-data", "northeurope"),
     ]
 
@@ -344,7 +345,32 @@ def _vms(groups: dict[str, str]) -> list[Step]:
         batch,
         Step("POST", f"{batch.path}/deallocate", VM_API),
         _vm(neu, "vm-neu-legacy", "northeurope", "Standard_D2_v3", None, [], storageProfile={"osDisk": legacy_os}),
+        *_ade_vm(weu, groups["rg-app-weu"]),
     ]
+
+
+def _ade_vm(group: str, app_group: str) -> list[Step]:
+    """A VM encrypted with Azure Disk Encryption whose extension names key vault kv-weu-app, which is not enabled
+    for disk encryption (vm-ade-key-vault). The settings are those `az vm encryption enable` sends (a recorded answer:
+    tests/conformance/recordings/extensions/cli-vm-extension-get-ade-2024-11-01.json)."""
+    vm = _vm(group, "vm-weu-ade", "westeurope", "Standard_D4s_v5", _disk_id(group, "disk-weu-adevm-os"), [])
+    vault = _vault_id(app_group, "kv-weu-app")
+    settings = {
+        "KeyVaultURL": "https://kv-weu-app.vault.azure.net/",
+        "VolumeType": "Data",
+        "EncryptionOperation": "EnableEncryption",
+        "KeyEncryptionKeyURL": None,
+        "KeyEncryptionAlgorithm": "RSA-OAEP",
+        "KeyVaultResourceId": vault,
+        "KekVaultResourceId": "",
+    }
+    props = {
+        "publisher": "Microsoft.Azure.Security",
+        "type": "AzureDiskEncryptionForLinux",
+        "typeHandlerVersion": "1.1",
+    }
+    ext = {"location": "westeurope", "properties": props | {"autoUpgradeMinorVersion": True, "settings": settings}}
+    return [vm, Step("PUT", f"{vm.path}/extensions/AzureDiskEncryptionForLinux", VM_API, ext)]
 
 
 def _vm(group: str, name: str, location: str, size: str, os_disk: str | None, data: list[str], **extra: Any) -> Step:

@@ -232,6 +232,8 @@ SCENARIOS = {
     ("Microsoft.KeyVault/vaults/keys/rotate/action", True): "rotation",
     # a subscription without the EncryptionAtHost feature: vm-encryption-at-host registers it first
     ("Microsoft.Features/providers/features/register/action", False): "no-eah-feature",
+    # an Azure Policy exemption over the estate: the bot reads the assignment it names
+    ("Microsoft.Authorization/policyAssignments/read", False): "azure-exemption",
 }
 
 
@@ -259,6 +261,28 @@ def _role_without(action: str, data: bool) -> dict[str, Any]:
     doc = json.loads(json.dumps(ROLE))
     doc["dataActions" if data else "actions"].remove(action)
     return doc
+
+
+def _azure_exemption(sandbox: Any) -> None:
+    """An assignment of Microsoft's 0b60c0b2 at the subscription and an exemption of it at rg-app-weu, by the admin."""
+    import httpx
+
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    token = sandbox.credential("admin").get_token("https://management.azure.com/.default").token
+    assignment = f"{sub}/providers/Microsoft.Authorization/policyAssignments/kv-deletion"
+    definition = "/providers/Microsoft.Authorization/policyDefinitions/0b60c0b2-2dc2-4e1c-b5c9-abbed971de53"
+    exemption = f"{sub}/resourceGroups/rg-app-weu/providers/Microsoft.Authorization/policyExemptions/waiver"
+    with httpx.Client(verify=sandbox.ssl, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        for path, api, body in (
+            (assignment, "2023-04-01", {"properties": {"policyDefinitionId": definition}}),
+            (
+                exemption,
+                "2022-07-01-preview",
+                {"properties": {"policyAssignmentId": assignment, "exemptionCategory": "Waiver"}},
+            ),
+        ):
+            r = client.put(f"{sandbox.base_url}{path}", params={"api-version": api}, json=body)
+            assert r.status_code in (200, 201), r.text
 
 
 def _legacy_des(sandbox: Any) -> None:
@@ -318,6 +342,8 @@ def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
         history = [ids(sandbox)["ade"]]
         dry = scan(scope, POLICIES, settings=settings, azure=azure, ade_history=history)
         unreadable = [f"{f.policy.id}: {why}" for f in dry.findings if (why := f.unreadable or f.fix_unreadable)]
+        # what only the planner could not read (Azure Policy exemptions): the finding stands, nothing is fixed
+        unreadable += [f"{s.policy_id}: {s.detail}" for s in dry.plan.skipped if s.reason == "cannot-read"]
         # a VM size's capabilities unread: the seed's table decides, and the advice says so
         unreadable += [
             f"{rid}: {b['cryptward']['skuUnreadable']}"
@@ -378,6 +404,8 @@ def test_removing_any_permission_of_the_role_makes_an_operation_of_the_bot_fail(
         _legacy_des(sandbox)
     if scenario == "no-eah-feature":
         _unregister_eah_feature(sandbox)
+    if scenario == "azure-exemption":
+        _azure_exemption(sandbox)
     grant_custom_role("bot", role=_role_without(action, data))
     since = len(sandbox.calls())
 

@@ -102,6 +102,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CRYPTWARD_OWNER_TAG: settings.CRYPTWARD_OWNER_TAG
     CRYPTWARD_EXEMPTION_TAG: 'cryptward-exempt'
     CRYPTWARD_WORKSPACE_ID: settings.CRYPTWARD_WORKSPACE_ID
+    // the action group app/alerts.bicep creates beside the app: kv-admin-alerts' alerts notify it (its webhook is the bot)
+    CRYPTWARD_ALERT_ACTION_GROUP: resourceId('Microsoft.Insights/actionGroups', 'ag-cryptward')
     CRYPTWARD_DES_MAP: settings.CRYPTWARD_DES_MAP
     CRYPTWARD_LOCK_NAME: 'cryptward-cannot-delete'
     CRYPTWARD_DIAGNOSTIC_SETTING_NAME: 'cryptward'

@@ -36,7 +36,7 @@ from remediations.errors import FixDeclined, PlanError
 from remediations.fixes import modify
 from remediations.policy import exemptions
 from remediations.policy.loader import Policy
-from remediations.resources import name_of
+from remediations.resources import EXEMPTIONS_BLOCK, EXEMPTIONS_UNREADABLE, name_of
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,22 @@ def _plan_finding(
         notes.extend(f"{name_of(rid)}: {p}" for p in problems)
     if policy.id in decision.exempt:
         return skip(SkipReason.EXEMPT, decision.exempt[policy.id])
+    if policy.references.azure_policy:  # Azure Policy exemptions of its twin (engine/azexemptions.py)
+        block = resource.get("cryptward") or {}
+        if block.get(EXEMPTIONS_UNREADABLE):
+            why_not = block[EXEMPTIONS_UNREADABLE]
+            return skip(SkipReason.CANNOT_READ, f"the Azure Policy exemptions could not be read: {why_not}")
+        unread = next((r for r in block.get(EXEMPTIONS_BLOCK) or [] if r.get("unreadable")), None)
+        if unread:
+            return skip(
+                SkipReason.CANNOT_READ, f"Azure Policy exemption {unread.get('name')!r}: {unread['unreadable']}"
+            )
+        why, az_problems = exemptions.azure_exemption(
+            policy.references.azure_policy, block.get(EXEMPTIONS_BLOCK) or [], ctx.now
+        )
+        notes.extend(f"{name_of(rid)}: {p}" for p in az_problems)
+        if why:
+            return skip(SkipReason.EXEMPT, why)
     if policy.immutable:
         return skip(
             SkipReason.IMMUTABLE, f"{policy.title}: this cannot be changed once the resource exists, only reported."

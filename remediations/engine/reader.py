@@ -34,7 +34,7 @@ from typing import Any
 
 from remediations import fixes, keyaccess
 from remediations.azure import Azure, as_body, translated
-from remediations.engine import machines
+from remediations.engine import adevaults, machines, subscription
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
@@ -344,9 +344,14 @@ def _vaults(
     step: Progress,
     keep: Callable[[dict[str, Any]], None],
 ) -> None:
-    """Each vault's diagnostic settings (one GET per vault in scope, `azure.workers` at once), when the policies
-    read them."""
+    """Each vault's subscription-level blocks (its Defender plan, activity-log alert rules: once per subscription)
+    and diagnostic settings (one GET per vault in scope, `azure.workers` at once), when the policies read them."""
     vaults = list(found.vaults.values())
+    reads = subscription.Subscriptions()
+    for vault in vaults:
+        if in_scope(vault["id"]):
+            for block, why in subscription.fill(azure, vault, set(needs.blocks), reads).items():
+                reading.missing(vault["id"], block, why)
     if "diagnosticsettings" in needs.blocks:
         wanted = [v for v in vaults if in_scope(v["id"])]
 
@@ -390,6 +395,10 @@ def _machines(
                 reading.missing(str(vm["id"]), RELATED, feature)
             else:
                 _cw(vm)["encryptionAtHostFeature"] = feature
+            if adevaults.BLOCK.lower() in needs.blocks:
+                why = adevaults.fill(azure, vm, found.vaults)
+                if why:
+                    reading.missing(str(vm["id"]), adevaults.BLOCK, why)
             keep(vm)
 
 

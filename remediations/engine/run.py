@@ -25,7 +25,7 @@ from typing import Any
 from remediations import fixes
 from remediations.azure import Azure
 from remediations.changes import Caller, Plan, PlanContext
-from remediations.engine import applier, planner
+from remediations.engine import applier, azexemptions, planner
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
 from remediations.engine.related import Related, read_related
@@ -250,6 +250,8 @@ def scan(
     else:
         reading = read_scope(azure, scope, needs, ade_history=ade_history, progress=progress)
     read_vault_extras(azure, reading, needs, progress=progress)
+    if azexemptions.wanted(policies):  # Azure Policy exemptions of the policies' twins, beside the tag
+        azexemptions.attach(azure, reading.resources, progress)
     around = read_related(azure, reading.resources, policies, now=now, progress=progress)
     keys = read_vault_keys(azure, reading, policies, scope.contains, progress=progress) if resource_id is None else None
     found, evaluations = evaluate(

@@ -28,6 +28,9 @@ FIX_MODULES: tuple[str, ...] = (
     "des_key_access",
     "disk_cmk",
     "vm_encryption_at_host",
+    "vm_ade_key_vault",
+    "kv_defender",
+    "kv_admin_alerts",
     "modify",  # registers nothing: the planner runs an Azure Policy Modify effect's operations through it
 )
 

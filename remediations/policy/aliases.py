@@ -155,7 +155,10 @@ _TABLE[KEY_DATA] = {f"{KEY_DATA}/{suffix}": path for suffix, path in dataplane.A
 DIAGNOSTIC_SETTINGS = "Microsoft.Insights/diagnosticSettings"
 VM_EXTENSION = "Microsoft.Compute/virtualMachines/extensions"
 VAULT_PEC = "Microsoft.KeyVault/vaults/privateEndpointConnections"
-RELATED_TYPES: tuple[str, ...] = (DIAGNOSTIC_SETTINGS, VM_EXTENSION, VAULT_PEC)
+# Microsoft.Security/pricings: the Defender plans of a subscription (Azure Policy 0e6763cc reads pricingTier; the
+# alias points at properties.pricingTier as in azure-rest-api-specs Microsoft.Security pricings.json).
+SECURITY_PRICINGS = "Microsoft.Security/pricings"
+RELATED_TYPES: tuple[str, ...] = (DIAGNOSTIC_SETTINGS, VM_EXTENSION, VAULT_PEC, SECURITY_PRICINGS)
 _LOG, _MET = "logs[*]", "metrics[*]"
 _TABLE[DIAGNOSTIC_SETTINGS] = {
     **_props(DIAGNOSTIC_SETTINGS, "storageAccountId", "workspaceId", "eventHubAuthorizationRuleId", "eventHubName"),
@@ -181,6 +184,7 @@ _TABLE[VM_EXTENSION] = _props(
     "forceUpdateTag",
     "suppressFailures",
 )
+_TABLE[SECURITY_PRICINGS] = _props(SECURITY_PRICINGS, "pricingTier", "subPlan")
 _TABLE[VAULT_PEC] = _props(
     VAULT_PEC,
     "privateEndpoint",
@@ -199,7 +203,9 @@ _TABLE[VAULT_PEC] = _props(
 #
 #   all types  locks: [lock GET bodies at the resource, its group and subscription]
 #              adeHistory: true when the ledger remembers Azure Disk Encryption on this disk or VM
-#   vaults     diagnosticSettings: [the vault's diagnostic setting GET bodies]
+#   vaults     diagnosticSettings: [the vault's diagnostic setting GET bodies]; defenderForKeyVault: the GET body of
+#              its subscription's Microsoft.Security/pricings/KeyVaults plan; activityLogAlerts: [its subscription's
+#              activity-log alert rules] (both remediations/engine/subscription.py)
 #              encryptionSets: [{id, set, keyScope, principals, keyRoles}: the DES using the vault (keyaccess.py)]
 #              accessReview: [{assignment, principalType, role, scope, problem, recommended, say}: who may do what
 #              on the vault against the seed's permissions (vaultaccess.py, read by engine/vaultextras.py)]
@@ -215,7 +221,9 @@ _TABLE[VAULT_PEC] = _props(
 #              disks: [GET bodies of the VM's managed disks]; skuCapabilities: {name: value} of its size (Resource
 #              SKUs API: EncryptionAtHostSupported, MemoryGB, MaxResourceVolumeMB), read by the advisor, or
 #              skuUnreadable: why the SKU list could not be read; encryptionAtHostFeature: {id, state} of the
-#              subscription's Microsoft.Compute/EncryptionAtHost feature
+#              subscription's Microsoft.Compute/EncryptionAtHost feature; adeKeyVault: {id, name, location,
+#              properties: {enabledForDiskEncryption}, url} of the vault its Azure Disk Encryption extension's
+#              settings name (KeyVaultResourceId, else KeyVaultURL), read by remediations/engine/adevaults.py
 #
 # and a policy reads it with a field named like its path: `cryptward.locks[*].properties.level`. A block the reader
 # did not fill is absent, so a policy that needs it guards with `exists: true` (not read is not non-compliant).
@@ -248,6 +256,15 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         "cryptward.items[*].kind",
         "cryptward.items[*].enabled",
         "cryptward.items[*].expires",
+        "cryptward.defenderForKeyVault",
+        "cryptward.defenderForKeyVault.properties.pricingTier",
+        "cryptward.activityLogAlerts",
+        "cryptward.activityLogAlerts[*]",
+        "cryptward.activityLogAlerts[*].properties.enabled",
+        "cryptward.activityLogAlerts[*].properties.scopes[*]",
+        "cryptward.activityLogAlerts[*].properties.condition.allOf[*]",
+        "cryptward.activityLogAlerts[*].properties.condition.allOf[*].field",
+        "cryptward.activityLogAlerts[*].properties.condition.allOf[*].equals",
     ),
     DES: (
         _CW_KV,
@@ -278,6 +295,10 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
         "cryptward.disks[*]",
         "cryptward.disks[*].properties.encryptionSettingsCollection.enabled",
         "cryptward.disks[*].properties.encryption.type",
+        "cryptward.adeKeyVault",
+        "cryptward.adeKeyVault.id",
+        "cryptward.adeKeyVault.location",
+        "cryptward.adeKeyVault.properties.enabledForDiskEncryption",
     ),
 }
 # A body property with no Azure alias, given a Cryptward name (Azure has no alias for a DES's principal id).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 DEFAULT_TAG = "cryptward-exempt"
@@ -123,3 +123,36 @@ def decide(
             until = f" until {match.until.isoformat()}" if match.until else ""
             exempt[policy_id] = f"exempted by tag {tag_name!r} ({match.policy_id}{until})"
     return Decision(exempt, tuple(problems))
+
+
+def azure_exemption(
+    twin: str | None, records: Iterable[Mapping[str, Any]], now: datetime
+) -> tuple[str | None, tuple[str, ...]]:
+    """Whether an Azure Policy exemption over the resource (records by engine/azexemptions.py) exempts the policy
+    whose Azure Policy twin is `twin` (a definition's GUID name) at `now`: the reason, and what was not honoured
+    (expired, or of an initiative whose members Cryptward does not read). Pure."""
+    if not twin:
+        return None, ()
+    problems: list[str] = []
+    for r in records:
+        if r.get("policySet"):
+            problems.append(
+                f"Azure Policy exemption {r.get('name')!r} is of an initiative's assignment: Cryptward does not read "
+                "which definitions its reference ids name, so it exempts nothing here"
+            )
+            continue
+        if str(r.get("definition") or "").lower() != twin.lower():
+            continue
+        expires = r.get("expiresOn")
+        until = datetime.fromisoformat(str(expires).replace("Z", "+00:00")) if expires else None
+        if until is not None and until <= now:
+            problems.append(f"Azure Policy exemption {r.get('name')!r} expired on {expires}")
+            continue
+        assignment = str(r.get("assignmentId") or "").rsplit("/", 1)[-1]
+        end = f", until {expires}" if expires else ""
+        return (
+            f"exempted by Azure Policy exemption {r.get('name')!r} ({r.get('category')}{end}) of assignment "
+            f"{assignment!r} at {r.get('scope')}",
+            tuple(problems),
+        )
+    return None, tuple(problems)

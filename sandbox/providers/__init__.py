@@ -31,6 +31,8 @@ MODULES = [
     "compute_extensions",
     "compute_skus",
     "features",
+    "security",
+    "policy",
     "monitor",
     "eventgrid",
     "keyvault_secret_events",

@@ -27,7 +27,7 @@ DEFINITIONS = HERE / "definitions"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())
 
 # How many of the definitions load. Recorded: it must not go down (raise it when more load).
-LOADS = 40
+LOADS = 41
 
 # Each definition that does not load, with what it needs that Cryptward does not have yet.
 EXPECTED_REFUSALS: dict[str, str] = {}

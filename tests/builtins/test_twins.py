@@ -16,6 +16,9 @@ POLICIES = ROOT / "policies"
 
 STRICTER = "Cryptward is stricter"
 DIFFERENCES = {
+    "kv-defender/noncompliant/plan-free": "the built-in evaluates the subscription (Microsoft.Resources/subscriptions) "
+    "with an existence check on its pricings/KeyVaults; Cryptward reports the same plan on each vault it covers, so "
+    "on a vault body the built-in's `if` does not hold",
     "disk-cmk/noncompliant/double-encrypted": f"{STRICTER}: it wants the disk on its CMK-only encryption set; the "
     "built-in accepts any disk encryption set, double encryption included",
     "kv-diagnostic-setting/compliant/settings-not-read": "neither judges settings it could not read: the built-in's "

@@ -291,6 +291,26 @@ def vm_ade_eah_exclusive(vm: Mapping[str, Any], _: Estate) -> Verdict:
     return Undecided("a VM with encryption at host: whether it ever had ADE needs its history")
 
 
+def vm_ade_key_vault(vm: Mapping[str, Any], known: Estate) -> Verdict:
+    # Learn, "Create and configure a key vault for Azure Disk Encryption" (disk-encryption-key-vault): the vault ADE
+    # uses must be enabled for disk encryption (VaultProperties.enabledForDiskEncryption) and in the VM's region and
+    # subscription. Without ADE there is nothing to check; with it, the vault its extension's settings name
+    # (KeyVaultResourceId), when recorded.
+    names = {"azurediskencryption", "azurediskencryptionforlinux"}
+    for ext in vm.get("resources") or []:
+        kind = str((ext.get("properties") or {}).get("type") or str(ext.get("id", "")).rsplit("/", 1)[-1])
+        if kind.lower() not in names:
+            continue
+        vault_id = ((ext.get("properties") or {}).get("settings") or {}).get("KeyVaultResourceId")
+        vault = known.get(vault_id)
+        if vault is None:
+            return UNREADABLE
+        same_sub = str(vault["id"]).split("/")[2].lower() == str(vm["id"]).split("/")[2].lower()
+        same_region = str(vault.get("location", "")).lower() == str(vm.get("location", "")).lower()
+        return not (_is(prop(vault, "enabledForDiskEncryption"), "true") and same_sub and same_region)
+    return False
+
+
 RULES: dict[str, Rule] = {
     "kv-rbac-authorization": kv_rbac_authorization,
     "kv-purge-protection": kv_purge_protection,
@@ -311,4 +331,8 @@ RULES: dict[str, Rule] = {
     "vm-encryption-at-host": vm_encryption_at_host,
     "vm-managed-disks": vm_managed_disks,
     "vm-ade-eah-exclusive": vm_ade_eah_exclusive,
+    "vm-ade-key-vault": vm_ade_key_vault,
+    # the subscription's Defender plan and activity-log alert rules: none was recorded
+    "kv-defender": not_recorded,
+    "kv-admin-alerts": not_recorded,
 }

@@ -30,6 +30,9 @@ def test_a_sweep_fills_every_block_the_policies_read(sandbox, azure_as):
     found = by_name(reading)
     assert reading.unreadable == {}
     vault = found["kv-weu-app"]["cryptward"]
+    plan = vault.pop("defenderForKeyVault")  # the subscription's plan: off (Free) until someone turns it on
+    assert (plan["name"], plan["properties"]["pricingTier"]) == ("KeyVaults", "Free")
+    assert vault.pop("activityLogAlerts") == []  # the estate has no alert rules
     assert vault == {"locks": [], "diagnosticSettings": [], "encryptionSets": []}
     des = found["des-weu"]["cryptward"]
     assert des["keyVault"]["name"] == "kv-weu-disks" and "cryptward" not in des["keyVault"]
@@ -85,9 +88,19 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
     assert len(skus) == 2  # the VM sizes' capabilities: one list per region (westeurope, northeurope)
     features = [p for p in paths if p.endswith("/features/encryptionathost")]
     assert len(features) == 1  # the subscription's EncryptionAtHost feature, once
+    extensions = [p for p in paths if "/extensions/" in p]
+    assert extensions == [p for p in paths if p.endswith("/vm-weu-ade/extensions/azurediskencryptionforlinux")]
+    assert len(extensions) == 1  # a list names the ADE extension by id only: its settings name the vault
+    # once for the subscription's 3 vaults: its Defender plan and its activity-log alert rules
+    subscription_reads = [p for p in paths if "microsoft.security/" in p or "microsoft.insights/activitylogalerts" in p]
+    assert sorted(subscription_reads) == [
+        f"{sub}/providers/microsoft.insights/activitylogalerts",
+        f"{sub}/providers/microsoft.security/pricings/keyvaults",
+    ]
     # lists (VMs twice: the models, then statusOnly), diagnostic settings, keys (and their rotation policies), the
-    # other subscription, its key's role assignments, SKUs, the feature
-    assert len(paths) == len(lists) + 1 + 3 + 3 + 2 + 1 + 2 + 1 == azure.calls["GET"]
+    # other subscription, its key's role assignments, SKUs, the feature, the ADE extension (its vault was listed), the
+    # plan and the alert rules
+    assert len(paths) == len(lists) + 1 + 3 + 3 + 2 + 1 + 2 + 1 + 1 + 2 == azure.calls["GET"]
 
 
 def test_a_sets_vault_in_another_subscription_is_found_from_its_key_url(sandbox, azure_as, grant_custom_role):
@@ -231,8 +244,12 @@ def test_one_vault_reads_the_vault_its_locks_and_its_diagnostic_settings(sandbox
     vault = rid(sandbox, RG["app"], "Microsoft.KeyVault/vaults", "kv-weu-app")
     reading = read_resource(azure, vault, ALL)
     assert list(reading.resources) == [vault]
-    assert reading.resources[vault]["cryptward"] == {"locks": [], "diagnosticSettings": [], "encryptionSets": []}
-    assert azure.calls["GET"] == 4  # and the list of the subscription's disk encryption sets: which use the vault
+    block = reading.resources[vault]["cryptward"]
+    assert block.pop("defenderForKeyVault")["properties"]["pricingTier"] == "Free"  # its subscription's plan
+    assert block.pop("activityLogAlerts") == []
+    assert block == {"locks": [], "diagnosticSettings": [], "encryptionSets": []}
+    # and the list of the subscription's disk encryption sets (which use the vault), its plan and its alert rules
+    assert azure.calls["GET"] == 6
 
 
 def test_one_key_learns_which_sets_use_it(sandbox, azure_as):
@@ -409,3 +426,28 @@ def test_two_subscriptions_are_read_together_each_with_its_own_lists(sandbox, az
     assert [lock["name"] for lock in found["kv-two"]["cryptward"]["locks"]] == ["keep-two"]
     assert found["kv-weu-app"]["cryptward"]["locks"] == []
     assert "diagnosticSettings" in found["kv-two"]["cryptward"]
+
+
+def test_a_vms_ade_vault_is_read_from_its_extensions_settings(sandbox, azure_as, grant_custom_role):
+    """vm-weu-ade's ADE extension names kv-weu-app (KeyVaultResourceId): the VM's block says what the vault says."""
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)
+    found = by_name(reading)
+    block = found["vm-weu-ade"]["cryptward"]["adeKeyVault"]
+    assert (block["name"], block["location"], block["properties"]) == (
+        "kv-weu-app",
+        "westeurope",
+        {"enabledForDiskEncryption": None},
+    )
+    assert "adeKeyVault" not in found["vm-weu-app"]["cryptward"]  # no ADE: no block, nothing to say
+
+
+def test_an_unreadable_ade_extension_decides_nothing(sandbox, azure_as, grant_custom_role):
+    """Without extensions/read the VM's vault is unknown: recorded as unreadable, never guessed."""
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=["Microsoft.Compute/virtualMachines/extensions/read"])
+    reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)
+    vm = next(rid for rid in reading.resources if rid.endswith("/vm-weu-ade"))
+    assert "adeKeyVault" not in reading.resources[vm]["cryptward"]
+    assert "authorization" in reading.reasons(vm)["adekeyvault"].lower()

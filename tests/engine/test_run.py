@@ -30,6 +30,7 @@ def ids(sandbox):
         "workspace": f"{sub}/resourceGroups/rg-ops/providers/Microsoft.OperationalInsights/workspaces/law-cryptward",
         "des": f"{sub}/resourceGroups/rg-keys-weu/providers/Microsoft.Compute/diskEncryptionSets/des-weu",
         "ade": f"{sub}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/disks/disk-weu-ade",
+        "actionGroup": f"{sub}/resourceGroups/rg-ops/providers/microsoft.insights/actionGroups/ag-cryptward",
     }
 
 
@@ -37,6 +38,7 @@ def settings_for(sandbox, **modes: str) -> Settings:
     known = ids(sandbox)
     plan = PlanSettings(
         workspace_id=known["workspace"],
+        alert_action_group=known["actionGroup"],
         disk_encryption_sets={"westeurope": {"EncryptionAtRestWithCustomerKey": known["des"]}},
     )
     return Settings(plan=plan, modes=modes)
@@ -143,6 +145,8 @@ def test_with_purge_protection_in_remediate_mode_auto_rotation_follows(sandbox, 
     assert des.rotation_to_latest_key_version_enabled is True
     vaults = sandbox.client(KeyVaultManagementClient).vaults.list_by_subscription()
     assert all(v.properties.enable_purge_protection for v in vaults)
+    # vm-weu-ade's vault flag (approve mode) is the VM's change, apart from the vault's own purge protection
+    assert "vm-ade-key-vault:vm-weu-ade" in got["pending-approval"]
 
 
 def test_a_missing_permission_fails_only_its_own_fix(sandbox, grant_custom_role, as_bot):
@@ -219,6 +223,7 @@ def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sa
     every_fix = {
         "kv-purge-protection", "kv-delete-lock", "kv-owner-tag", "kv-diagnostic-setting", "kv-rbac-authorization",
         "key-rotation-policy", "des-auto-rotation", "des-key-access", "disk-cmk", "vm-encryption-at-host",
+        "vm-ade-key-vault", "kv-defender", "kv-admin-alerts",
     }  # fmt: skip
     assert not every_fix - fixes_planned
     approved = [c.id for c in dry.plan.changes]

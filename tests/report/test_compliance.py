@@ -69,8 +69,10 @@ def test_every_policy_and_resource_is_reported_and_the_counts_agree_with_a_scan(
     assert [p.policy.id for p in report.policies] == [p.id for p in POLICIES]
     totals = report.totals()
     # with des-weu-central (its vault in the keys subscription); kv-access-review: the administrator is a user holding
-    # Owner over the three vaults; kv-item-expiry: kv-weu-disks's keys have no expiry
-    assert totals["findings"] == len(plain.findings) == 41
+    # Owner over the three vaults; kv-item-expiry: kv-weu-disks's keys have no expiry; kv-defender and kv-admin-alerts
+    # for each of the 3 vaults, vm-ade-key-vault, and vm-weu-ade's encryption at host and its OS disk's customer-managed
+    # key
+    assert totals["findings"] == len(plain.findings) == 50
     assert totals["changes"] == len(plain.plan.changes)
     assert report.checks == plain.evaluations  # nothing unreadable: every applicable pair was evaluated
     assert report.passed == report.checks - len(plain.findings)
@@ -104,7 +106,7 @@ def test_every_vm_gets_eah_or_ade_advice_with_reasons(estate):
     sandbox, azure = estate
     report = generate(Scope((sandbox.subscription_id,)), POLICIES, azure=azure, settings=Settings(), env={})
     vms = {vm.name: vm for vm in report.vms}
-    assert set(vms) == {"vm-weu-app", "vm-weu-batch", "vm-neu-legacy"}
+    assert set(vms) == {"vm-weu-app", "vm-weu-batch", "vm-neu-legacy", "vm-weu-ade"}
     assert vms["vm-weu-app"].advice.recommended == EAH
     assert vms["vm-weu-batch"].advice.recommended == EAH
     legacy = vms["vm-neu-legacy"].advice
@@ -190,7 +192,7 @@ def test_a_ledger_that_cannot_be_read_is_reported_and_the_report_goes_on(estate)
            "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"}  # fmt: skip
     report = generate(Scope((sandbox.subscription_id,)), POLICIES, azure=azure, env=env)
     assert report.history.problem and report.history.problem.startswith("The ledger could not be read")
-    assert report.totals()["findings"] == 41
+    assert report.totals()["findings"] == 50  # as in the first test
 
 
 def test_compose_is_pure_and_reports_what_an_applied_run_did(estate):
