@@ -198,15 +198,15 @@ def start_bot(
 
     from remediations.cli.serve import make_host, start_in_thread
 
-    with socket.socket() as s:  # serve's port is known before its runtime is built: approval links point at it
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    sock = socket.socket()  # serve's port is known before its runtime is built (approval links point at it); the
+    sock.bind(("127.0.0.1", 0))  # socket stays bound until serve listens on it, so no other process can take it
+    port = int(sock.getsockname()[1])
     extra.setdefault("CRYPTWARD_PUBLIC_URL", f"http://127.0.0.1:{port}")
     env = bot_env(sandbox, azurite, debounce=debounce, **extra)
     for k, v in env.items():
         setenv(k, v)
     host = make_host(key=KEY, workers=workers, retry_delay=retry_delay, poll_max=0.1)  # reads the settings once
-    running = start_in_thread(host, port)
+    running = start_in_thread(host, sock=sock)
     app = BotApp(sandbox, running, env["CRYPTWARD_WORK_QUEUE"], azurite, 0)
     if subscribe:
         app.subscribe()

@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -503,21 +504,24 @@ class Running:
         self.host.stop()
 
 
-def start_in_thread(host: Host, port: int = 0, *, background: bool = True) -> Running:
+def start_in_thread(
+    host: Host, port: int = 0, *, background: bool = True, sock: socket.socket | None = None
+) -> Running:
     """Serve `host` on 127.0.0.1 from a thread; returns once it listens. `background=False`: HTTP only (no queue
-    pollers, no timers)."""
-    import socket
-
+    pollers, no timers). `sock`: an already bound socket to serve on (its port is known before the host is built,
+    and no other process can take it in between); without one and without a port, one is bound here."""
     uvicorn = _require("uvicorn")
-    if not port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+    if sock is None and not port:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+    if sock is not None:
+        port = int(sock.getsockname()[1])
     config = uvicorn.Config(
         host.app(), host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="cryptward-serve", daemon=True)
+    sockets = {"sockets": [sock]} if sock is not None else {}
+    thread = threading.Thread(target=server.run, kwargs=sockets, name="cryptward-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

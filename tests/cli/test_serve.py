@@ -212,40 +212,35 @@ def test_the_cryptward_serve_command_starts_and_answers(azurite, tmp_path):
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     root = Path(__file__).resolve().parents[2]
     exe = shutil.which("cryptward", path=str(Path(sys.executable).parent))
     assert exe, "the cryptward console script is not installed in this venv"
-    proc = subprocess.Popen(
-        [
-            exe,
-            "serve",
-            "--port",
-            str(port),
-            "--storage",
-            azurite,
-            "--key",
-            "k3y",
-            "--settings",
-            str(root / "local.settings.json"),
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+
+    def launch() -> tuple[subprocess.Popen[str], int]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        args = [exe, "serve", "--port", str(port), "--storage", azurite, "--key", "k3y"]
+        args += ["--settings", str(root / "local.settings.json")]
+        return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), port
 
     def health():
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        if proc.poll() is not None:
+            return "exited"
         try:
             return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=limit(WAIT))
         except httpx.TransportError:  # not listening yet
             return None
 
+    # A free port can be taken by another process on a shared machine before serve binds it: then try another.
+    for _ in range(5):
+        proc, port = launch()
+        r = wait_until(health, "cryptward serve answers /api/health or exits", within=START, every=0.2)
+        output = proc.stdout.read() if r == "exited" and proc.stdout else ""
+        if r != "exited" or "address already in use" not in output:
+            break
+    assert r != "exited", output
     try:
-        r = wait_until(health, "cryptward serve answers /api/health", within=START, every=0.2)
         assert r.status_code == 200 and r.json()["service"] == "cryptward"
         timeout = limit(WAIT)
         assert httpx.post(f"http://127.0.0.1:{port}/api/alerts", json={}, timeout=timeout).status_code in (401, 403)
