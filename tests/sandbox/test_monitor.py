@@ -334,6 +334,7 @@ def test_alert_fires_the_common_alert_schema_at_a_webhook(sandbox, mon):
     assert ctx["authorization"] == {"action": "Microsoft.KeyVault/vaults/write", "scope": vault.id}
     assert payload["data"]["customProperties"] == {"team": "crypto"}
     assert items[0]["headers"]["content-type"] == "application/json"
+
     def delivered() -> list[dict] | None:  # the receiver has the body before the sandbox records the answer
         fired = sandbox.admin("GET", "/_sandbox/alerts")["value"]
         hooks = [d for f in fired for d in f["deliveries"] if d["kind"] == "webhookReceivers"]
