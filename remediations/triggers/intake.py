@@ -62,7 +62,7 @@ def accept(item: WorkItem, rt: Runtime | None = None) -> str:
     if item.reason is not None:
         log.debug("ignored %s: %s", item.event_type or item.source, item.reason)
         return IGNORED
-    if settings.scope_of(item.resource_id) is None:
+    if rt.scopes.scope_of(item.resource_id) is None:
         log.debug("out of scope: %s", item.resource_id)
         return OUT_OF_SCOPE
     if is_own_identity(item, settings.bot_ids) and not item.deallocated:
@@ -186,15 +186,18 @@ def stream_enqueue(
 
 def sweep(azure: Any = None, rt: Runtime | None = None, *, pack: int | None = None) -> int:
     """The sweep timer: one work item per resource in scope, so a lost event is caught, `pack` to a message
-    (workqueue.PACK_ITEMS unless given). Returns how many items."""
+    (workqueue.PACK_ITEMS unless given). Management groups are expanded again first, so a subscription that joined
+    or left one is swept or dropped without a redeploy. Returns how many items."""
     rt = rt or current()
     azure = azure or rt.azure
     started = time.perf_counter()
+    expanded = rt.scopes.refresh()
 
     def items() -> Iterator[WorkItem]:
-        for scope in rt.settings.intake.scopes:
+        for scope in expanded:
             for body in resources(azure, scope):
-                yield WorkItem("sweep", str(body["id"]), resource_type=str(body.get("type", "")).lower())
+                if scope.contains(str(body["id"])):  # the not-scopes
+                    yield WorkItem("sweep", str(body["id"]), resource_type=str(body.get("type", "")).lower())
 
     count = stream_enqueue(rt, items(), pack=pack)
     log.info("sweep queued %d resource(s) in %.1f s", count, time.perf_counter() - started)
@@ -205,11 +208,13 @@ def rotation_sweep(azure: Any = None, rt: Runtime | None = None) -> int:
     """The rotation timer: one rotation work item per key vault in scope."""
     rt = rt or current()
     azure = azure or rt.azure
+    expanded = rt.scopes.refresh()
 
     def items() -> Iterator[WorkItem]:
-        for scope in rt.settings.intake.scopes:
+        for scope in expanded:
             for body in resources(azure, scope, ("Microsoft.KeyVault/vaults",)):
-                yield WorkItem("rotation", str(body["id"]), resource_type="microsoft.keyvault/vaults")
+                if scope.contains(str(body["id"])):
+                    yield WorkItem("rotation", str(body["id"]), resource_type="microsoft.keyvault/vaults")
 
     count = stream_enqueue(rt, items())
     log.info("rotation queued %d vault(s)", count)

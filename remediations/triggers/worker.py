@@ -166,7 +166,7 @@ def fix(
 ) -> Outcome:
     """Read, evaluate, plan and apply for one resource under its work lock. The changes a person approved (the
     ledger's, and `approved`) are applied too; with `only`, nothing but the changes with those ids is applied."""
-    scope = rt.settings.intake.scope_of(resource_id)
+    scope = rt.scopes.scope_of(resource_id)
     if scope is None:
         return Outcome(resource_id, OutcomeStatus.SKIPPED)
     ledger = rt.ledger
@@ -439,7 +439,7 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
     except ImportError:  # rotation not shipped in this build
         log.info("rotation is not available: %s for %s acknowledged", event_type, key_id)
         return
-    scope = rt.settings.intake.scope_of(key_id) if key_id.startswith("/") else None
+    scope = rt.scopes.scope_of(key_id) if key_id.startswith("/") else None
     if scope is None and key_id.startswith("/"):
         log.info("key %s is outside CRYPTWARD_SCOPES: %s not acted on", key_id, event_type)
         return
