@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
@@ -192,16 +193,24 @@ def sweep(azure: Any = None, rt: Runtime | None = None, *, pack: int | None = No
     azure = azure or rt.azure
     started = time.perf_counter()
     expanded = rt.scopes.refresh()
+    run = sweep_run_id()
 
     def items() -> Iterator[WorkItem]:
         for scope in expanded:
             for body in resources(azure, scope):
                 if scope.contains(str(body["id"])):  # the not-scopes
-                    yield WorkItem("sweep", str(body["id"]), resource_type=str(body.get("type", "")).lower())
+                    kind = str(body.get("type", "")).lower()
+                    yield WorkItem("sweep", str(body["id"]), resource_type=kind, correlation_id=run)
 
     count = stream_enqueue(rt, items(), pack=pack)
     log.info("sweep queued %d resource(s) in %.1f s", count, time.perf_counter() - started)
     return count
+
+
+def sweep_run_id(now: datetime | None = None) -> str:
+    """The id a sweep's work items carry (their correlation id): the owners' notices of one sweep are gathered by
+    it into one digest per owner (notices/outbox.py flush_held)."""
+    return f"sweep-{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def rotation_sweep(azure: Any = None, rt: Runtime | None = None) -> int:
@@ -236,4 +245,5 @@ __all__ = [
     "rotation_sweep",
     "stream_enqueue",
     "sweep",
+    "sweep_run_id",
 ]

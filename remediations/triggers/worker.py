@@ -402,18 +402,25 @@ def _notify(
             approval=notices.ApprovalLinks.from_settings(settings),
             silenced=silenced,
         )
-        if built:
+        if built and item.source == "sweep" and (item.correlation_id or "").startswith("sweep-"):
+            for notice in built:  # told once per owner when the sweep is done: notices/outbox.py flush_held
+                rt.notices.hold(item.correlation_id or "", notice)
+        elif built:
             outbox.notify(built, settings.notices.routes, rt.sender, rt.notices)
     except Exception:
         log.exception("notices for %s could not be sent", item.resource_id)
 
 
 def retry_notices(now: datetime | None = None, rt: Runtime | None = None) -> int:
-    """The notices timer: send again the kept notices whose time has come; returns how many were delivered."""
+    """The notices timer: one digest per owner for each finished sweep, then the kept notices whose time has come
+    again; returns how many were delivered."""
     from remediations.notices import outbox
 
     rt = rt or current()
-    return sum(1 for d in outbox.retry_due(rt.notices, rt.sender, now) if d.ok)
+    digests = (
+        outbox.flush_held(rt.notices, rt.settings.notices.routes, rt.sender, now) if rt.settings.notices.enabled else []
+    )
+    return sum(1 for d in [*digests, *outbox.retry_due(rt.notices, rt.sender, now)] if d.ok)
 
 
 def _rotation(rt: Runtime, item: WorkItem) -> Outcome:
