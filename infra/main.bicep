@@ -19,6 +19,9 @@ param principalId string = ''
 @description('Resource groups Cryptward may watch and fix, comma-separated (e.g. "rg-app,rg-keys"). Empty: the whole subscription.')
 param scopeResourceGroups string = ''
 
+@description('Management-group mode (infra/mg/main.bicep sets it): the group whose subscriptions the bot watches. Its role and every subscription\'s events are deployed at the group, so none is deployed here.')
+param managementGroupId string = ''
+
 @description('CRYPTWARD_POLICY_MODES: JSON {"<policy id>": "audit|approve|remediate"}. Empty: each policy\'s own mode.')
 param policyModes string = ''
 
@@ -81,7 +84,10 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = { 'azd-env-name': environmentName, '${ownerTag}': empty(principalId) ? 'cryptward' : principalId }
 var groupsInScope = empty(scopeResourceGroups) ? [] : split(replace(scopeResourceGroups, ' ', ''), ',')
 var groupIds = [for g in groupsInScope: '${subscription().id}/resourceGroups/${g}']
-var scopes = empty(groupsInScope) ? subscription().id : join(groupIds, ',')
+var scopes = !empty(managementGroupId)
+  ? '/providers/Microsoft.Management/managementGroups/${managementGroupId}'
+  : empty(groupsInScope) ? subscription().id : join(groupIds, ',')
+var atGroup = !empty(managementGroupId)
 var functionAppName = 'func-cryptward-${resourceToken}'
 var deploymentContainer = 'app-package-${take(resourceToken, 7)}'
 var deadLetterContainer = 'eventgrid-deadletter'
@@ -261,7 +267,8 @@ module function 'app/function.bicep' = {
   }
 }
 
-module events 'app/events.bicep' = {
+// One system topic per source subscription: at a management group, enrolment.bicep makes this subscription's too.
+module events 'app/events.bicep' = if (!atGroup) {
   name: 'events'
   scope: rg
   params: {
@@ -270,6 +277,18 @@ module events 'app/events.bicep' = {
     storageAccountName: storage.outputs.name
     deadLetterContainer: deadLetterContainer
     tags: tags
+  }
+}
+
+module eventsIdentity 'app/events-identity.bicep' = if (atGroup) {
+  name: 'events-identity'
+  scope: rg
+  params: {
+    name: 'id-cryptward-events-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    deadLetterContainer: deadLetterContainer
   }
 }
 
@@ -289,7 +308,7 @@ module role 'app/role.bicep' = {
   name: 'role'
   params: {
     principalId: identity.outputs.principalId
-    assignAtSubscription: empty(groupsInScope)
+    assignAtSubscription: empty(groupsInScope) && !atGroup
   }
 }
 
@@ -309,3 +328,8 @@ output AZURE_FUNCTION_NAME string = function.outputs.name
 output CRYPTWARD_CLIENT_ID string = identity.outputs.clientId
 output CRYPTWARD_VAULT_NAME string = vault.outputs.name
 output CRYPTWARD_ROLE_DEFINITION_ID string = role.outputs.roleDefinitionId
+output CRYPTWARD_PRINCIPAL_ID string = identity.outputs.principalId
+output CRYPTWARD_EVENT_FUNCTION_ID string = '${function.outputs.id}/functions/${eventFunctionName}'
+output CRYPTWARD_EVENTS_IDENTITY_ID string = atGroup ? eventsIdentity.outputs.resourceId : ''
+output CRYPTWARD_STORAGE_ID string = storage.outputs.resourceId
+output CRYPTWARD_DEAD_LETTER_CONTAINER string = deadLetterContainer

@@ -2,7 +2,7 @@
 hand it to the package.
 
     rt = current()                          # the process's runtime: built on first use from the environment
-    rt.azure, rt.ledger, rt.queue, rt.notices, rt.sender, rt.policies, rt.signin   # built on first use, then kept
+    rt.azure, rt.ledger, rt.queue, rt.notices, rt.sender, rt.policies, rt.signin, rt.scopes  # built on first use
     with use(Runtime(Settings.from_env(env))) as rt: ...   # tests and benches: install another runtime, then restore
 
 Nothing is built at import (cold start): the settings are read on the first `current()`, the SDK clients when first
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from remediations.azure import Azure
     from remediations.notices.delivery import Sender
     from remediations.policy.loader import Policy
+    from remediations.scopes import Scopes
     from remediations.store.ledger import Ledger
     from remediations.store.outbox import TableNoticeStore
     from remediations.store.workqueue import WorkQueue
@@ -57,6 +58,7 @@ class Runtime:
         self._policies = tuple(policies) if policies is not None else None
         self.refused_policies: tuple[str, ...] = ()  # the definitions that did not load, once policies are loaded
         self._signin: SignIn | None = None
+        self._scopes: Scopes | None = None
         self._given = [d for d in (azure, ledger, queue, notices, sender) if d is not None]  # their owners close them
         self.recent: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -130,6 +132,17 @@ class Runtime:
 
                 self._sender = Sender(Destinations(dict(self.settings.notices.destinations)))
             return self._sender
+
+    @property
+    def scopes(self) -> Scopes:
+        """The scopes watched: the configured ones with management groups expanded (re-expanded by each sweep)."""
+        with self._build:
+            if self._scopes is None:
+                from remediations.scopes import Scopes
+
+                intake = self.settings.intake
+                self._scopes = Scopes(intake.scopes, intake.not_scopes, lambda: self.azure)
+            return self._scopes
 
     @property
     def signin(self) -> SignIn:

@@ -107,13 +107,14 @@ class IntakeSettings:
     fight_window_seconds: float = 3600.0
     work_lock_seconds: float = 300.0
     bot_ids: frozenset[str] = frozenset()
-    scopes: tuple[Scope, ...] = ()
+    scopes: tuple[Scope, ...] = ()  # as configured: a management group's is expanded by remediations.scopes
+    not_scopes: tuple[Scope, ...] = ()  # CRYPTWARD_NOT_SCOPES: nothing under these is in scope
     max_dequeue_count: int = 5
     retry_seconds: float = 0.0  # host.json's visibilityTimeout: how long a failed item waits before its next try
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: HostSettings | None = None) -> IntakeSettings:
-        from remediations.engine.reader import Scope
+        from remediations import scopes
 
         def number(name: str, default: float, *, minimum: float = 0) -> float:
             raw = (env.get(name) or "").strip()
@@ -136,13 +137,15 @@ class IntakeSettings:
             fight_window_seconds=number("CRYPTWARD_FIGHT_WINDOW_SECONDS", 3600.0),
             work_lock_seconds=number("CRYPTWARD_WORK_LOCK_SECONDS", 300.0, minimum=1),
             bot_ids=frozenset(b.strip().lower() for b in bot if b and b.strip()),
-            scopes=tuple(_scope(s, Scope) for s in raw_scopes.replace(";", ",").split(",") if s.strip()),
+            scopes=scopes.parse_all(raw_scopes, "CRYPTWARD_SCOPES"),
+            not_scopes=scopes.parse_all(env.get("CRYPTWARD_NOT_SCOPES"), "CRYPTWARD_NOT_SCOPES"),
             max_dequeue_count=host.max_dequeue_count,
             retry_seconds=host.retry_seconds,
         )
 
     def scope_of(self, resource_id: str) -> Scope | None:
-        """The configured scope holding `resource_id`, or None."""
+        """The configured scope holding `resource_id`, or None: subscriptions and resource groups only (a management
+        group's subscriptions and the not-scopes are known after expansion: use the runtime's `scopes.scope_of`)."""
         return next((s for s in self.scopes if s.contains(resource_id)), None)
 
 
@@ -156,21 +159,6 @@ def _seconds(raw: str | None, default: float, name: str = "CRYPTWARD_ROLE_PROPAG
     if not math.isfinite(value) or value < 0:
         raise SettingsError(f"{name} must be a number of seconds of at least 0, not {text!r}")
     return value
-
-
-def _scope(text: str, make: Callable[..., Scope]) -> Scope:
-    """`<subscription id>`, `/subscriptions/<id>` or `/subscriptions/<id>/resourceGroups/<name>`."""
-    parts = [p for p in text.strip().split("/") if p]
-    if len(parts) == 1:
-        return make((parts[0],))
-    if len(parts) == 2 and parts[0].lower() == "subscriptions":
-        return make((parts[1],))
-    if len(parts) == 4 and parts[0].lower() == "subscriptions" and parts[2].lower() == "resourcegroups":
-        return make((parts[1],), parts[3])
-    raise SettingsError(
-        f"CRYPTWARD_SCOPES: {text.strip()!r} is not a scope; expected subscription ids or "
-        "/subscriptions/<id>[/resourceGroups/<name>], separated by commas"
-    )
 
 
 @dataclass(frozen=True)

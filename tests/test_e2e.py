@@ -407,3 +407,68 @@ def test_the_sweep_timer_catches_what_no_event_reported_in_packs_and_poisons_onl
     assert [w.resource_id for w in decode_all(poisoned)] == [doomed]
     last = ledger_of(azurite).audit_for(doomed)[-1]
     assert last.result == "poisoned" and "ScopeLocked" in last.after["error"], last.after
+
+
+def test_a_management_group_sweep_tells_each_owner_once_across_subscriptions(sandbox, bot, azurite, monkeypatch):
+    """CRYPTWARD_SCOPES is a management group of two subscriptions; the sweep finds a vault of alice's in each, and
+    alice hears once, when the sweep is done: one digest holding both subscriptions' changes."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.functions.timer import TimerRequest
+
+    from remediations.cli.functions import functions
+    from remediations.notices.delivery import setting_prefix
+    from remediations.triggers.worker import retry_notices
+    from sandbox import scenarios
+    from sandbox.providers import management_groups as mg
+    from sandbox.rbac import ROLES
+    from sandbox.state import SECOND_SUBSCRIPTION
+
+    sb, main = sandbox.running.sandbox, sandbox.subscription_id
+    scenarios.add_subscription(sb, SECOND_SUBSCRIPTION, "Contoso Dev")
+    mg.add_group(sb.state, "corp", "Corp")
+    for sub in (main, SECOND_SUBSCRIPTION):
+        mg.place(sb.state, sub, "corp")
+    d = sb.directory
+    scenarios.assign(sb, "/", d.named("admin"), ROLES["Owner"])
+    scenarios.assign(sb, mg.group_id("corp"), d.named("bot"), ROLES["Reader"])  # the hierarchy
+    scenarios.assign(sb, f"/subscriptions/{SECOND_SUBSCRIPTION}", d.named("bot"), ROLES["Owner"])
+    owner = {"owner": "alice@contoso.com"}
+    steps = []
+    for sub, name in ((main, "kv-e2e-corp-a"), (SECOND_SUBSCRIPTION, "kv-e2e-corp-b")):
+        rg = f"/subscriptions/{sub}/resourceGroups/rg-corp"
+        vault = scenarios._vault(rg, name, "westeurope", sb.state.tenant_id)
+        steps += [
+            scenarios._group(rg, "westeurope"),
+            scenarios.Step(**{**vault.__dict__, "body": {**vault.body, "tags": owner}}),
+        ]
+    scenarios.play(sb, steps)
+    name = f"own{uuid.uuid4().hex[:6]}"
+    sandbox.admin("PUT", f"/_sandbox/receivers/webhook/{name}", {"status": 200})
+    app = bot(
+        subscribe=False,
+        debounce=0,
+        CRYPTWARD_SCOPES=mg.group_id("corp"),
+        CRYPTWARD_ROUTES=json.dumps({"*": [f"webhook:{name}"]}),
+        **{
+            f"{setting_prefix(name)}_URL": f"{sandbox.base_url}/_receivers/webhook/{name}",
+            f"{setting_prefix(name)}_SECRET": "whsec-e2e",
+        },
+    )
+    (sweep,) = [f for f in functions() if f.get_function_name() == "sweep"]
+    sweep.get_user_function()(TimerRequest(past_due=False))
+    app.settle()
+
+    def received():
+        return [
+            json.loads(i["body"]) for i in sandbox.admin("GET", f"/_sandbox/received?receiver=webhook/{name}")["value"]
+        ]
+
+    assert received() == []  # held until the sweep is done
+    assert retry_notices(datetime.now(UTC) + timedelta(minutes=11)) >= 1
+    bodies = received()
+    alice = [b for b in bodies if b.get("owner") == "alice@contoso.com"]
+    assert len(alice) == 1 and alice[0]["kind"] == "digest", bodies
+    assert set(alice[0]["subscriptions"]) == {main, SECOND_SUBSCRIPTION}
+    assert {n["resourceId"].rsplit("/", 1)[-1] for n in alice[0]["notices"]} == {"kv-e2e-corp-a", "kv-e2e-corp-b"}
+    assert all(b.get("kind") == "digest" for b in bodies)  # nothing of the sweep was sent one resource at a time

@@ -135,6 +135,100 @@ def test_the_event_subscription_filters_the_operations_the_bot_handles():
     assert "endpointType: 'AzureFunction'" in grid and "deadLetterWithResourceIdentity" in grid
 
 
+def _module_params(text: str, module: str) -> set[str]:
+    """The parameter names a module statement passes (its `params: { ... }` block)."""
+    block = re.search(rf"^module {module} [^\n]*\n(.*?)^}}", text, flags=re.M | re.S)
+    assert block, module
+    params = re.search(r"^  params: \{\n(.*?)^  \}", block.group(1), flags=re.M | re.S)
+    return set(re.findall(r"^    (\w+): ", params.group(1), flags=re.M)) if params else set()
+
+
+def _outputs(text: str) -> set[str]:
+    return set(re.findall(r"^output (\w+) ", text, flags=re.M))
+
+
+def test_the_management_group_deployment_holds_together():
+    """infra/mg/main.bicep: the bot in its subscription with the group as its scope, its role once at the group with
+    the ABAC condition, and the DeployIfNotExists enrolment; every parameter passed is declared and every output
+    read exists (what the compiler would check)."""
+    mg, main = bicep("mg/main.bicep"), bicep("main.bicep")
+    assert re.search(r"^targetScope = 'managementGroup'$", mg, flags=re.M)
+    assert "module bot '../main.bicep' = {" in mg and "scope: subscription(botSubscriptionId)" in mg
+    assert _module_params(mg, "bot") <= _declared_params(main)
+    assert "managementGroupId: managementGroup().name" in mg
+    assert set(re.findall(r"bot\.outputs\.(\w+)", mg)) <= _outputs(main)
+    for name, file in (("role", "mg/role.bicep"), ("enrolment", "mg/enrolment.bicep")):
+        child = bicep(file)
+        assert re.search(r"^targetScope = 'managementGroup'$", child, flags=re.M), file
+        assert _module_params(mg, name) <= _declared_params(child), file
+        assert set(re.findall(rf"{name}\.outputs\.(\w+)", mg)) <= _outputs(child), file
+    # in group mode main.bicep neither makes this subscription's topic (enrolment does: one per source) nor assigns
+    # the role at the subscription; CRYPTWARD_SCOPES is the group
+    assert "module events 'app/events.bicep' = if (!atGroup) {" in main
+    assert "assignAtSubscription: empty(groupsInScope) && !atGroup" in main
+    assert "'/providers/Microsoft.Management/managementGroups/${managementGroupId}'" in main
+    role = bicep("mg/role.bicep")
+    assert "var role = loadJsonContent('../cryptward-role.json')" in role
+    assert "assignableScopes: [managementGroup().id]" in role
+    assert role.count("Microsoft.Authorization/roleAssignments@") == 1
+    assert re.search(r"^    condition: role\.assignmentCondition$", role, flags=re.M)
+    assert re.search(r"^    conditionVersion: '2\.0'$", role, flags=re.M)
+    assert "'Microsoft.Management/managementGroups/descendants/read'" in role  # remediations/scopes.py reads it
+
+
+def _enrolment_policy(tmp_path: Path) -> Any:
+    """infra/mg/enrol-events.json through Cryptward's own loader, with the parameter values the Bicep assignment
+    gives (as `az policy assignment show` would print them)."""
+    from remediations.policy.loader import load_policies
+
+    folder = tmp_path / "enrol-events"
+    folder.mkdir()
+    shutil.copy(INFRA / "mg" / "enrol-events.json", folder / "definition.json")
+    enrolment = bicep("mg/enrolment.bicep")
+    given = re.search(r"^    parameters: \{\n(.*?)^    \}", enrolment, flags=re.M | re.S)
+    assert given
+    names = re.findall(r"^      (\w+): \{ value: ", given.group(1), flags=re.M)
+    values = {n: {"value": f"/subscriptions/x/resourceGroups/rg/providers/X/y/{n}"} for n in names}
+    (folder / "assignment.json").write_text(json.dumps({"properties": {"parameters": values}}))
+    return load_policies(tmp_path)
+
+
+def test_the_enrolment_is_a_deploy_if_not_exists_definition_cryptwards_loader_accepts(tmp_path):
+    loaded = _enrolment_policy(tmp_path)
+    assert not loaded.refused
+    (policy,) = loaded
+    assert policy.effect == "DeployIfNotExists" and policy.resource_type == "Microsoft.Resources/subscriptions"
+    assert policy.existence is not None and policy.existence.scope == "Subscription"
+    assert policy.existence.related_type == "Microsoft.EventGrid/systemTopics"
+    # a subscription without a topic is not enrolled: the deployment runs (Azure Policy evaluates the topic's
+    # `topicType` alias; Cryptward reads no Event Grid type, so it loads the check without evaluating that alias)
+    assert policy.noncompliant({"id": "/subscriptions/x", "type": "Microsoft.Resources/subscriptions"}, related=[])
+    # the template's event subscription: the same filters, retry and dead-letter as app/events.bicep's
+    doc = json.loads((INFRA / "mg" / "enrol-events.json").read_text())["properties"]
+    inner = doc["policyRule"]["then"]["details"]["deployment"]["properties"]["template"]["resources"][1]
+    topic, subscription = inner["properties"]["template"]["resources"]
+    assert topic["properties"]["topicType"] == "Microsoft.Resources.Subscriptions"
+    events = bicep("app/events.bicep")
+    operations = re.findall(r"^            '([\w./]+)'$", events, flags=re.M)
+    assert operations and doc["parameters"]["operations"]["defaultValue"] == operations
+    props = subscription["properties"]
+    wanted = re.findall(r"^        '(Microsoft\.Resources\.\w+)'$", events, flags=re.M)
+    assert props["filter"]["includedEventTypes"] == wanted
+    assert props["destination"]["endpointType"] == "AzureFunction" and "deadLetterWithResourceIdentity" in props
+    for name in ("maxDeliveryAttempts", "eventTimeToLiveInMinutes"):
+        default = re.search(rf"^param {name} int = (\d+)$", events, flags=re.M)
+        assert default and doc["parameters"][name]["defaultValue"] == int(default.group(1)), name
+    main = bicep("main.bicep")
+    assert f"var deadLetterContainer = '{doc['parameters']['deadLetterContainer']['defaultValue']}'" in main
+    # the assignment's identity gets the enrolment role, and a remediation task enrols the subscriptions already there
+    enrolment = bicep("mg/enrolment.bicep")
+    assert "loadJsonContent('enrol-events.json')" in enrolment and "identity: { type: 'SystemAssigned' }" in enrolment
+    assert (
+        "roleDefinitionIds: [enrolRole.id]" in enrolment and "principalId: assignment.identity.principalId" in enrolment
+    )
+    assert "Microsoft.PolicyInsights/remediations@" in enrolment
+
+
 def test_checkov_passes():
     """checkov (pinned in requirements-checkov.txt, installed by scripts/install-checkov.sh) finds nothing in infra/
     that is not suppressed with a reason."""

@@ -47,6 +47,7 @@ Examples:
 \b
   cryptward scan                                   # AZURE_SUBSCRIPTION_ID, every policy, dry run
   cryptward scan -s 0b1f6471-... -g rg-app-prod    # one resource group
+  cryptward scan -m corp                           # every subscription below management group corp
   cryptward scan --policy kv-purge-protection --policy kv-delete-lock --format json
   cryptward scan --apply                           # fix what the policies allow
   eval "$(python -m sandbox env)" && cryptward scan   # against the local sandbox
@@ -62,6 +63,9 @@ def scan(
         [], "--subscription", "-s", help="Subscription id (repeatable). Default: AZURE_SUBSCRIPTION_ID."
     ),
     resource_group: str | None = typer.Option(None, "--resource-group", "-g", help="Only this resource group."),
+    management_group: list[str] = typer.Option(
+        [], "--management-group", "-m", help="A management group id (repeatable): its descendant subscriptions."
+    ),
     policy: list[str] = typer.Option([], "--policy", "-p", help="Only this policy id (repeatable). Default: all."),
     apply: bool = typer.Option(False, "--apply", help="Write the changes the policies allow (default: dry run)."),
     output: str = typer.Option("table", "--format", "-f", help="table, json or markdown."),
@@ -71,7 +75,12 @@ def scan(
 ) -> None:
     from remediations.cli.scan import run
 
-    raise typer.Exit(run(subscription, resource_group, policy, apply=apply, output=output, policies_dir=policies_dir))
+    raise typer.Exit(
+        run(
+            subscription, resource_group, policy, apply=apply, output=output, policies_dir=policies_dir,
+            management_groups=management_group,
+        )
+    )  # fmt: skip
 
 
 SERVE_HELP = """Host the function app locally: the same function objects as in Azure (function_app.py), without
@@ -149,6 +158,7 @@ Examples:
 \b
   cryptward report                                        # AZURE_SUBSCRIPTION_ID, a table on the terminal
   cryptward report -g rg-app-prod --format markdown > compliance.md
+  cryptward report -m corp -f html -o corp.html          # rolled up per management group and subscription
   cryptward report --format html --output compliance.html
   eval "$(python -m sandbox env)" && cryptward report -f html -o report.html   # against the local sandbox
 """
@@ -160,6 +170,9 @@ def report(
         [], "--subscription", "-s", help="Subscription id (repeatable). Default: AZURE_SUBSCRIPTION_ID."
     ),
     resource_group: str | None = typer.Option(None, "--resource-group", "-g", help="Only this resource group."),
+    management_group: list[str] = typer.Option(
+        [], "--management-group", "-m", help="A management group id (repeatable): its descendant subscriptions."
+    ),
     policy: list[str] = typer.Option([], "--policy", "-p", help="Only this policy id (repeatable). Default: all."),
     output: str = typer.Option("table", "--format", "-f", help="table, markdown or html."),
     file: str | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
@@ -169,7 +182,12 @@ def report(
 ) -> None:
     from remediations.cli.report import run
 
-    raise typer.Exit(run(subscription, resource_group, policy, output=output, file=file, policies_dir=policies_dir))
+    raise typer.Exit(
+        run(
+            subscription, resource_group, policy, output=output, file=file, policies_dir=policies_dir,
+            management_groups=management_group,
+        )
+    )  # fmt: skip
 
 
 DEMO_HELP = """Run the whole bot on this machine against a local Azure, live, and leave nothing running.

@@ -26,11 +26,14 @@ def run(
     output: str = "table",
     file: str | None = None,
     policies_dir: str | None = None,
+    management_groups: Sequence[str] = (),
 ) -> int:
-    def produce(scope: Any, policies: Any, settings: Any, azure: Any, step: Callable[[str], None]) -> Any:
+    def produce(
+        scope: Any, policies: Any, settings: Any, azure: Any, step: Callable[[str], None], groups: Any = None
+    ) -> Any:
         from remediations.report.compliance import generate
 
-        return generate(scope, policies, settings=settings, azure=azure, progress=step)
+        return generate(scope, policies, settings=settings, azure=azure, progress=step, groups=groups)
 
     def write(report: ComplianceReport) -> None:
         _write(report, output, file)
@@ -41,7 +44,7 @@ def run(
 
     return command(
         subscriptions, resource_group, policy_ids, output=output, formats=FORMATS, policies_dir=policies_dir,
-        produce=produce, write=write,
+        produce=produce, write=write, management_groups=management_groups,
     )  # fmt: skip
 
 

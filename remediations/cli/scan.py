@@ -32,10 +32,11 @@ def run(
     apply: bool = False,
     output: str = "table",
     policies_dir: str | None = None,
+    management_groups: Sequence[str] = (),
 ) -> int:
     from remediations.cli import output as out
 
-    def produce(scope: Any, policies: Any, settings: Any, azure: Any, step: Callable[[str], None]) -> Any:
+    def produce(scope: Any, policies: Any, settings: Any, azure: Any, step: Callable[[str], None], **_: Any) -> Any:
         from remediations.engine.run import scan
 
         return scan(scope, policies, apply=apply, settings=settings, azure=azure, progress=step)
@@ -52,7 +53,7 @@ def run(
 
     return command(
         subscriptions, resource_group, policy_ids, output=output, formats=out.FORMATS, policies_dir=policies_dir,
-        produce=produce, write=write,
+        produce=produce, write=write, management_groups=management_groups,
     )  # fmt: skip
 
 
@@ -66,10 +67,12 @@ def command(
     policies_dir: str | None,
     produce: Callable[..., Any],
     write: Callable[[Any], None],
+    management_groups: Sequence[str] = (),
 ) -> int:
-    """The shape `scan` and `report` share: check the inputs, load settings and policies, run `produce(scope,
-    policies, settings, azure, step)` under a progress bar, turn every expected failure into one clear message, then
-    `write` the result. Returns the exit code."""
+    """The shape `scan` and `report` share: check the inputs, load settings and policies, expand the management
+    groups (less CRYPTWARD_NOT_SCOPES), run `produce(scope, policies, settings, azure, step, groups=...)` under a
+    progress bar (`groups`: subscription -> its management group, as given), turn every expected failure into one
+    clear message, then `write` the result. Returns the exit code."""
     from rich.console import Console
 
     err = Console(stderr=True)
@@ -80,10 +83,13 @@ def command(
 
     if output not in formats:
         return fail(f"unknown format {output!r}{options_text(formats)}")
-    subs = tuple(subscriptions) or tuple(s for s in [os.environ.get("AZURE_SUBSCRIPTION_ID", "").strip()] if s)
-    if not subs:
-        return fail("no subscription: pass --subscription ID or set AZURE_SUBSCRIPTION_ID")
+    subs = tuple(subscriptions)
+    if not subs and not management_groups:
+        subs = tuple(s for s in [os.environ.get("AZURE_SUBSCRIPTION_ID", "").strip()] if s)
+    if not subs and not management_groups:
+        return fail("no subscription: pass --subscription ID or --management-group ID, or set AZURE_SUBSCRIPTION_ID")
     try:
+        from remediations import scopes
         from remediations.azure import Azure
         from remediations.engine.reader import Scope
         from remediations.engine.run import select
@@ -96,10 +102,17 @@ def command(
         for refused in loaded.refused:
             err.print(f"[bold yellow]warning:[/] not loaded (the others run): {refused}", highlight=False)
         policies = select(loaded, policy_ids)
+        groups = [scopes.parse(scopes.GROUP_PREFIX + g, "--management-group") for g in management_groups]
         azure = Azure.from_env()
         try:
+            expanded = scopes.expand(azure, [Scope(subs), *groups], settings.intake.not_scopes)
+            of_group = {s.lower(): e.management_group for e in expanded if e.management_group for s in e.subscriptions}
+            every = tuple(dict.fromkeys(s for e in expanded for s in e.subscriptions))
+            if not every:
+                return fail("no subscription in scope: the management groups hold none outside CRYPTWARD_NOT_SCOPES")
+            scope = Scope(every, resource_group, excluded=expanded[0].excluded)
             with _progress(err) as step:
-                result = produce(Scope(subs, resource_group), policies, settings, azure, step)
+                result = produce(scope, policies, settings, azure, step, groups=of_group)
         finally:
             azure.close()
     except PolicyLoadError as e:

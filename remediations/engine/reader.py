@@ -63,10 +63,14 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Scope:
-    """Subscriptions, optionally narrowed to one resource group (by name, in each subscription)."""
+    """Subscriptions, optionally narrowed to one resource group (by name, in each subscription). A management group's
+    scope names the group and holds the subscriptions it was last expanded to (`remediations.scopes.expand`; none
+    before); `excluded` are the lower-cased id prefixes of its not-scopes, which it does not contain."""
 
     subscriptions: tuple[str, ...]
     resource_group: str | None = None
+    management_group: str | None = None
+    excluded: tuple[str, ...] = ()
 
     def prefixes(self) -> tuple[str, ...]:
         group = f"/resourcegroups/{self.resource_group.lower()}" if self.resource_group else ""
@@ -74,6 +78,8 @@ class Scope:
 
     def contains(self, resource_id: str) -> bool:
         rid = resource_id.lower().rstrip("/")
+        if any(rid == p or rid.startswith(p + "/") for p in self.excluded):
+            return False
         return any(rid == p or rid.startswith(p + "/") for p in self.prefixes())
 
 

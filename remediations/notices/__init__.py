@@ -4,6 +4,7 @@
 |---|---|
 | `compose` | change notices from a run: owners, lines, routes (pure) |
 | `cards` | a notice as a Teams Adaptive Card (pure) |
+| `digest` | a sweep's notices grouped per owner across subscriptions: one card per owner per sweep (pure) |
 | `delivery` | sending to a Teams Workflows webhook, a signed webhook, an Event Grid topic |
 | `outbox` | delivering a run's notices, keeping the failed ones for a later try |
 | `signing` | HMAC signing for webhooks and approval links (pure) |

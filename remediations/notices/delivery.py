@@ -23,15 +23,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from remediations import azure
 from remediations.errors import AzureAccessError, SettingsError
-from remediations.notices import cards, signing
-from remediations.notices.compose import DESTINATION_KINDS, EVENT_TYPES
-
-if TYPE_CHECKING:
-    from remediations.notices.compose import Notice
+from remediations.notices import cards, digest, signing
+from remediations.notices.compose import DESTINATION_KINDS, EVENT_TYPES, Notice
+from remediations.notices.digest import Digest
 
 log = logging.getLogger("cryptward.notices")
 
@@ -130,10 +128,12 @@ class RateLimiter:
                 waited += pause
 
 
-def cloudevents(notice: Notice) -> list[dict[str, Any]]:
+def cloudevents(notice: Notice | Digest) -> list[dict[str, Any]]:
     """One CloudEvent per line: type `Cryptward.Change.<Kind>`, source `/cryptward/<subscription>`, subject the
     resource id, id stable per notice and line (subscribers can drop duplicates). No approval links: a topic is
-    broadcast to whoever subscribes."""
+    broadcast to whoever subscribes. A digest's are its notices' events."""
+    if isinstance(notice, Digest):
+        return [event for one in notice.notices for event in cloudevents(one)]
     base = notice.to_dict(links=False)
     del base["lines"], base["counts"]
     return [
@@ -172,14 +172,18 @@ class Sender:
         self.limiters: dict[str, RateLimiter] = {}
         self.clients: dict[str, Any] = {}
 
-    def send(self, notice: Notice, ref: str) -> Delivery:
-        """Deliver `notice` to the destination `ref`. Never raises: a failure is a Delivery with `ok=False`."""
+    def send(self, notice: Notice | Digest, ref: str) -> Delivery:
+        """Deliver `notice` (or an owner's digest) to the destination `ref`. Never raises: a failure is a Delivery
+        with `ok=False`."""
         try:
             dest = self.destinations.of(ref)
             if dest.kind == "eventgrid":
                 return self._eventgrid(notice, dest)
             if dest.kind == "teams":
-                body = cards.fit(notice, self.max_card_bytes)
+                if isinstance(notice, Digest):
+                    body = digest.fit(notice, self.max_card_bytes)
+                else:
+                    body = cards.fit(notice, self.max_card_bytes)
                 self.limiters.setdefault(dest.ref, self.make_limiter()).wait()
                 return self._post(notice, dest, body, {})
             # no approval links: a webhook is read by machines (an audit store, a SIEM), never by the approvers
@@ -207,7 +211,7 @@ class Sender:
                 self.clients[key] = azure.webhook_client(self.retries, self.verify)
         return self.clients[key]
 
-    def _post(self, notice: Notice, dest: Destination, body: bytes, headers: Mapping[str, str]) -> Delivery:
+    def _post(self, notice: Notice | Digest, dest: Destination, body: bytes, headers: Mapping[str, str]) -> Delivery:
         status, reason = azure.post(self._client(dest.kind, dest), dest.url, body, headers)
         ok = 200 <= status < 300
         delivery = Delivery(notice.id, dest.ref, ok, status, "" if ok else reason, len(body))
@@ -217,7 +221,7 @@ class Sender:
             log.warning("cryptward notice %s to %s failed: %s %s", notice.id, dest.ref, status, reason)
         return delivery
 
-    def _eventgrid(self, notice: Notice, dest: Destination) -> Delivery:
+    def _eventgrid(self, notice: Notice | Digest, dest: Destination) -> Delivery:
         events = cloudevents(notice)
         azure.publish_cloudevents(self._client("eventgrid", dest), events)
         log.info("cryptward notice %s to %s: %d event(s)", notice.id, dest.ref, len(events))

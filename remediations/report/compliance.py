@@ -164,6 +164,22 @@ class VmAdvice:
 
 
 @dataclass(frozen=True)
+class Rollup:
+    """One row of the roll-up: a management group's totals (`subscription` empty) or one subscription's."""
+
+    group: str
+    subscription: str
+    resources: int
+    checks: int
+    passed: int
+    findings: int
+
+    @property
+    def percent(self) -> float | None:
+        return 100.0 * self.passed / self.checks if self.checks else None
+
+
+@dataclass(frozen=True)
 class ComplianceReport:
     scan: Report
     generated: datetime
@@ -172,10 +188,32 @@ class ComplianceReport:
     vms: tuple[VmAdvice, ...]
     history: History
     notes: tuple[str, ...] = ()
+    groups: Mapping[str, str] = field(default_factory=dict)  # subscription (lower-cased) -> its management group
 
     @property
     def compliant(self) -> bool:
         return self.scan.compliant
+
+    def rollup(self) -> tuple[Rollup, ...]:
+        """Compliance per management group (the groups the scope named; "" for subscriptions named alone) and per
+        subscription, groups first then their subscriptions, each sorted."""
+        subs: dict[str, list[int]] = {}
+        for r in self.resources:
+            sub = r.resource_id.split("/")[2].lower() if r.resource_id.lower().startswith("/subscriptions/") else ""
+            row = subs.setdefault(sub, [0, 0, 0, 0])
+            failing = {i.policy_id for i in r.items}
+            row[0] += 1
+            row[1] += len(r.checked)
+            row[2] += len(r.checked) - len(failing)
+            row[3] += len(r.items)
+        out: list[Rollup] = []
+        for group in sorted({self.groups.get(s, "") for s in subs}):
+            members = sorted(s for s in subs if self.groups.get(s, "") == group)
+            if group:
+                totals = [sum(subs[s][i] for s in members) for i in range(4)]
+                out.append(Rollup(group, "", *totals))
+            out += [Rollup(group, s, *subs[s]) for s in members]
+        return tuple(out)
 
     @property
     def checks(self) -> int:
@@ -193,7 +231,9 @@ class ComplianceReport:
     def scope_text(self) -> str:
         scope = self.scan.scope
         group = f" / resource group {scope.resource_group}" if scope.resource_group else ""
-        return "subscription " + ", ".join(scope.subscriptions) + group
+        named = sorted(set(self.groups.values()))
+        groups = f"management group {', '.join(named)}: " if named else ""
+        return groups + "subscription " + ", ".join(scope.subscriptions) + group
 
     def totals(self) -> dict[str, int]:
         """Counts for the summary: findings, changes by status (each change once), left alone, applied earlier."""
@@ -334,10 +374,12 @@ def compose(
     policies: Sequence[Policy],
     settings: Settings | None = None,
     now: datetime | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> ComplianceReport:
     """The report for `scan` (a dry run, or a run that applied its plan) and the ledger's `history`. Pure.
 
-    `policies`: the policies the scan evaluated (only those in `scan.policy_ids` are reported)."""
+    `policies`: the policies the scan evaluated (only those in `scan.policy_ids` are reported); `groups`: each
+    subscription's management group (lower-cased ids), for the roll-up."""
     history = history or History(problem="The ledger was not consulted.")
     modes = dict(settings.modes) if settings else {}
     wanted = {p.lower() for p in scan.policy_ids}
@@ -383,6 +425,7 @@ def compose(
         vms=tuple(_vm_advice(bodies)),
         history=history,
         notes=tuple(scan.plan.notes),
+        groups={k.lower(): v for k, v in (groups or {}).items()},
     )
 
 
@@ -396,9 +439,11 @@ def generate(
     env: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
     now: datetime | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> ComplianceReport:
     """The compliance report of `scope`: a fresh read-only scan (or `scan_report`, one already made, such as the
-    demo's last run) and, when AzureWebJobsStorage is set, the ledger's history of the resources read."""
+    demo's last run) and, when AzureWebJobsStorage is set, the ledger's history of the resources read; `groups`: each
+    subscription's management group, for the roll-up."""
     from remediations.engine.run import scan
     from remediations.settings import Settings
 
@@ -407,7 +452,7 @@ def generate(
         scan_report = scan(scope, policies, apply=False, settings=settings, azure=azure, progress=progress, now=now)
 
     history = read_history(scan_report.bodies, env)
-    return compose(scan_report, history, policies=policies, settings=settings, now=now)
+    return compose(scan_report, history, policies=policies, settings=settings, now=now, groups=groups)
 
 
 __all__ = [
@@ -419,6 +464,7 @@ __all__ = [
     "Item",
     "PolicyStatus",
     "ResourceStatus",
+    "Rollup",
     "VmAdvice",
     "azure_policy_url",
     "change_statuses",

@@ -27,7 +27,7 @@ from remediations.report.compliance import (
     VmAdvice,
     azure_policy_url,
 )
-from remediations.report.text import headline, kind_of, percent_text, policy_counts, transitions
+from remediations.report.text import headline, kind_of, percent_text, policy_counts, rollup_rows, transitions
 
 CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--accent:#0b5cad;
@@ -211,6 +211,17 @@ def _by_policy(report: ComplianceReport) -> str:
     )
 
 
+def _rollup(report: ComplianceReport) -> str:
+    rows = ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rollup_rows(report)]
+    if not rows:
+        return ""
+    headers = ["management group", "subscription", "resources", "compliant", "%", "findings"]
+    return (
+        '<section id="by-scope"><h2>Compliance by management group and subscription</h2>'
+        f"{_table(headers, rows, nums=(2, 3, 4, 5))}</section>"
+    )
+
+
 def _history_rows(done: Sequence[Done]) -> list[str]:
     return [
         f"<tr><td>{d.time:%Y-%m-%d %H:%M}</td><td>{_resource(d.resource_id)}</td>"
@@ -333,6 +344,7 @@ def render(report: ComplianceReport) -> str:
         _summary(report),
         ledger,
         _by_policy(report),
+        _rollup(report),
         '<section id="policies"><h2>Policies</h2>' + "".join(_policy(s) for s in report.policies) + "</section>",
         _resources(report),
         _vms(report),

@@ -183,6 +183,20 @@ def _md_policy(status: PolicyStatus) -> list[str]:
     return lines
 
 
+def rollup_rows(report: ComplianceReport) -> list[list[str]]:
+    """The roll-up per management group and subscription, when the scope holds more than one subscription or
+    named a group (one subscription alone needs none)."""
+    rows = report.rollup()
+    if len([r for r in rows if r.subscription]) < 2 and not report.groups:
+        return []
+    out = []
+    for r in rows:
+        compliant = f"{r.passed}/{r.checks}"
+        out.append([r.group or "—", r.subscription or "(all)", str(r.resources), compliant, percent_text(r.percent)])
+        out[-1].append(str(r.findings))
+    return out
+
+
 def to_markdown(report: ComplianceReport) -> str:
     t = report.totals()
     lines = [
@@ -210,6 +224,9 @@ def to_markdown(report: ComplianceReport) -> str:
         f"Overall: {report.passed}/{report.checks} checks compliant ({percent_text(report.percent)}){earlier}.",
         "",
     ]
+    if rollup := rollup_rows(report):
+        lines += ["## Compliance by management group and subscription", ""]
+        lines += _table(["management group", "subscription", "resources", "compliant", "%", "findings"], rollup)
     lines += ["## Policies", ""]
     for status in report.policies:
         lines += _md_policy(status)
@@ -280,6 +297,8 @@ def print_table(report: ComplianceReport, console: Any) -> None:
         for s in report.policies
     ]
     table("Compliance by policy", ["policy", "severity", "mode", "compliant", "%", *_COUNTS], rows)
+    headers = ["management group", "subscription", "resources", "compliant", "%", "findings"]
+    table("Compliance by management group and subscription", headers, rollup_rows(report))
     rows = [
         [s.policy.id, i.resource_id.rsplit("/", 1)[-1], status_text(i), i.detail, change_text(i.before, i.after)]
         for s in report.policies
@@ -310,4 +329,13 @@ def print_table(report: ComplianceReport, console: Any) -> None:
 _COUNTS = ("to fix", "waiting", "left alone", "failed")
 
 
-__all__ = ["change_text", "headline", "kind_of", "policy_table", "print_table", "status_text", "to_markdown"]
+__all__ = [
+    "change_text",
+    "headline",
+    "kind_of",
+    "policy_table",
+    "print_table",
+    "rollup_rows",
+    "status_text",
+    "to_markdown",
+]

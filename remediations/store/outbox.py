@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from remediations.notices.compose import Notice
+from remediations.notices.digest import from_dict
 from remediations.notices.outbox import Failed
 from remediations.store.ledger import PREFIX_SETTING, Tables
 from remediations.store.storage import StorageTarget, as_target, storage_errors, target
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
 PARTITION = "failed"
+HELD = "held"  # a sweep's notices, waiting for its digests (notices/outbox.py flush_held)
 CHUNK = 60 * 1024
 MAX_CHUNKS = 15  # 900 KiB of compressed notice: under the 1 MiB entity limit with the other properties
 MAX_ERROR = 4000
@@ -59,10 +61,7 @@ class TableNoticeStore:
     def save_failed(self, failed: Failed) -> None:
         from azure.data.tables import UpdateMode
 
-        packed = zlib.compress(json.dumps(failed.notice.to_dict(), separators=(",", ":")).encode(), 9)
-        chunks = [packed[i : i + CHUNK] for i in range(0, len(packed), CHUNK)]
-        if len(chunks) > MAX_CHUNKS:
-            raise ValueError(f"notice {failed.notice.id} is too big to keep ({len(packed)} bytes compressed)")
+        chunks = _pack(failed.notice)
         entity: dict[str, Any] = {
             "PartitionKey": PARTITION,
             "RowKey": _row(failed.id),
@@ -87,6 +86,37 @@ class TableNoticeStore:
         with storage_errors("forgetting a failed notice"):
             self._table().delete_entity(PARTITION, _row(failed_id))
 
+    def hold(self, run_id: str, notice: Notice, now: datetime | None = None) -> None:
+        from azure.data.tables import UpdateMode
+
+        chunks = _pack(notice)
+        entity: dict[str, Any] = {
+            "PartitionKey": HELD,
+            "RowKey": _row(f"{run_id}\n{notice.id}"),
+            "RunId": run_id,
+            "HeldAt": now or datetime.now(UTC),
+            "Chunks": len(chunks),
+            **{f"Notice{i}": chunk for i, chunk in enumerate(chunks)},
+        }
+        with storage_errors("holding a sweep's notice"):
+            self._table().upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def held(self) -> list[tuple[str, datetime, Notice]]:
+        with storage_errors("reading held notices"):
+            rows = list(self._table().query_entities("PartitionKey eq @pk", parameters={"pk": HELD}))
+        out = []
+        for row in rows:
+            notice = _unpack(row)
+            at = row["HeldAt"]
+            if isinstance(notice, Notice):
+                out.append((str(row["RunId"]), at if at.tzinfo else at.replace(tzinfo=UTC), notice))
+        return out
+
+    def release(self, run_id: str, notice_ids: Any) -> None:
+        with storage_errors("forgetting held notices"):
+            for notice_id in notice_ids:
+                self._table().delete_entity(HELD, _row(f"{run_id}\n{notice_id}"))
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -97,9 +127,21 @@ def _row(failed_id: str) -> str:
     return hashlib.sha256(failed_id.encode()).hexdigest()
 
 
-def _failed(row: Mapping[str, Any]) -> Failed:
+def _pack(notice: Any) -> list[bytes]:
+    packed = zlib.compress(json.dumps(notice.to_dict(), separators=(",", ":")).encode(), 9)
+    chunks = [packed[i : i + CHUNK] for i in range(0, len(packed), CHUNK)]
+    if len(chunks) > MAX_CHUNKS:
+        raise ValueError(f"notice {notice.id} is too big to keep ({len(packed)} bytes compressed)")
+    return chunks
+
+
+def _unpack(row: Mapping[str, Any]) -> Any:
     packed = b"".join(bytes(row[f"Notice{i}"]) for i in range(int(row["Chunks"])))
-    notice = Notice.from_dict(json.loads(zlib.decompress(packed)))
+    return from_dict(json.loads(zlib.decompress(packed)))
+
+
+def _failed(row: Mapping[str, Any]) -> Failed:
+    notice = _unpack(row)
     next_at = row["NextAt"]
     next_at = next_at if next_at.tzinfo else next_at.replace(tzinfo=UTC)
     return Failed(notice, str(row["Destination"]), str(row["Error"]), int(row["Attempts"]), next_at)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
@@ -62,7 +63,7 @@ def accept(item: WorkItem, rt: Runtime | None = None) -> str:
     if item.reason is not None:
         log.debug("ignored %s: %s", item.event_type or item.source, item.reason)
         return IGNORED
-    if settings.scope_of(item.resource_id) is None:
+    if rt.scopes.scope_of(item.resource_id) is None:
         log.debug("out of scope: %s", item.resource_id)
         return OUT_OF_SCOPE
     if is_own_identity(item, settings.bot_ids) and not item.deallocated:
@@ -186,30 +187,43 @@ def stream_enqueue(
 
 def sweep(azure: Any = None, rt: Runtime | None = None, *, pack: int | None = None) -> int:
     """The sweep timer: one work item per resource in scope, so a lost event is caught, `pack` to a message
-    (workqueue.PACK_ITEMS unless given). Returns how many items."""
+    (workqueue.PACK_ITEMS unless given). Management groups are expanded again first, so a subscription that joined
+    or left one is swept or dropped without a redeploy. Returns how many items."""
     rt = rt or current()
     azure = azure or rt.azure
     started = time.perf_counter()
+    expanded = rt.scopes.refresh()
+    run = sweep_run_id()
 
     def items() -> Iterator[WorkItem]:
-        for scope in rt.settings.intake.scopes:
+        for scope in expanded:
             for body in resources(azure, scope):
-                yield WorkItem("sweep", str(body["id"]), resource_type=str(body.get("type", "")).lower())
+                if scope.contains(str(body["id"])):  # the not-scopes
+                    kind = str(body.get("type", "")).lower()
+                    yield WorkItem("sweep", str(body["id"]), resource_type=kind, correlation_id=run)
 
     count = stream_enqueue(rt, items(), pack=pack)
     log.info("sweep queued %d resource(s) in %.1f s", count, time.perf_counter() - started)
     return count
 
 
+def sweep_run_id(now: datetime | None = None) -> str:
+    """The id a sweep's work items carry (their correlation id): the owners' notices of one sweep are gathered by
+    it into one digest per owner (notices/outbox.py flush_held)."""
+    return f"sweep-{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
 def rotation_sweep(azure: Any = None, rt: Runtime | None = None) -> int:
     """The rotation timer: one rotation work item per key vault in scope."""
     rt = rt or current()
     azure = azure or rt.azure
+    expanded = rt.scopes.refresh()
 
     def items() -> Iterator[WorkItem]:
-        for scope in rt.settings.intake.scopes:
+        for scope in expanded:
             for body in resources(azure, scope, ("Microsoft.KeyVault/vaults",)):
-                yield WorkItem("rotation", str(body["id"]), resource_type="microsoft.keyvault/vaults")
+                if scope.contains(str(body["id"])):
+                    yield WorkItem("rotation", str(body["id"]), resource_type="microsoft.keyvault/vaults")
 
     count = stream_enqueue(rt, items())
     log.info("rotation queued %d vault(s)", count)
@@ -231,4 +245,5 @@ __all__ = [
     "rotation_sweep",
     "stream_enqueue",
     "sweep",
+    "sweep_run_id",
 ]

@@ -166,7 +166,7 @@ def fix(
 ) -> Outcome:
     """Read, evaluate, plan and apply for one resource under its work lock. The changes a person approved (the
     ledger's, and `approved`) are applied too; with `only`, nothing but the changes with those ids is applied."""
-    scope = rt.settings.intake.scope_of(resource_id)
+    scope = rt.scopes.scope_of(resource_id)
     if scope is None:
         return Outcome(resource_id, OutcomeStatus.SKIPPED)
     ledger = rt.ledger
@@ -405,18 +405,25 @@ def _notify(
             silenced=silenced,
             extra=ahead,
         )
-        if built:
+        if built and item.source == "sweep" and (item.correlation_id or "").startswith("sweep-"):
+            for notice in built:  # told once per owner when the sweep is done: notices/outbox.py flush_held
+                rt.notices.hold(item.correlation_id or "", notice)
+        elif built:
             outbox.notify(built, settings.notices.routes, rt.sender, rt.notices)
     except Exception:
         log.exception("notices for %s could not be sent", item.resource_id)
 
 
 def retry_notices(now: datetime | None = None, rt: Runtime | None = None) -> int:
-    """The notices timer: send again the kept notices whose time has come; returns how many were delivered."""
+    """The notices timer: one digest per owner for each finished sweep, then the kept notices whose time has come
+    again; returns how many were delivered."""
     from remediations.notices import outbox
 
     rt = rt or current()
-    return sum(1 for d in outbox.retry_due(rt.notices, rt.sender, now) if d.ok)
+    digests = (
+        outbox.flush_held(rt.notices, rt.settings.notices.routes, rt.sender, now) if rt.settings.notices.enabled else []
+    )
+    return sum(1 for d in [*digests, *outbox.retry_due(rt.notices, rt.sender, now)] if d.ok)
 
 
 def _rotation(rt: Runtime, item: WorkItem) -> Outcome:
@@ -442,7 +449,7 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
     except ImportError:  # rotation not shipped in this build
         log.info("rotation is not available: %s for %s acknowledged", event_type, key_id)
         return
-    scope = rt.settings.intake.scope_of(key_id) if key_id.startswith("/") else None
+    scope = rt.scopes.scope_of(key_id) if key_id.startswith("/") else None
     if scope is None and key_id.startswith("/"):
         log.info("key %s is outside CRYPTWARD_SCOPES: %s not acted on", key_id, event_type)
         return

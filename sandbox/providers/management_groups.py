@@ -16,8 +16,15 @@ subscriptions typed `/subscriptions`) and ListManagementGroups.json (a list item
 `id`, `type`, `name`, `properties.{tenantId, displayName}`). A descendant is DescendantInfo:
 `id`, `type`, `name`, `properties.{displayName, parent.id}`.
 
-Groups are made by scenarios (`add_group`, `place`), not by the API: creating and moving groups are long-running
-operations this sandbox does not serve yet (PUT answers 405).
+Groups are made by scenarios (`add_group`, `place`), not by the API: creating a group is a long-running operation this
+sandbox does not serve yet (PUT answers 405). A subscription is moved through the API as in Azure:
+`PUT /providers/Microsoft.Management/managementGroups/{groupId}/subscriptions/{subscriptionId}` answers 200 with a
+SubscriptionUnderManagementGroup (examples AddManagementGroupSubscription.json, GetAllSubscriptionsFromManagementGroup
+.json: `id` the path, `type` `Microsoft.Management/managementGroups/subscriptions`, `properties.{displayName, parent.id,
+state, tenant}`), and `DELETE` the same path answers 200 (RemoveManagementGroupSubscription.json: 200 or 204), moving
+the subscription back under the root group ("Manage your Azure subscriptions at scale with management groups",
+https://learn.microsoft.com/azure/governance/management-groups/manage#move-subscriptions: a removed subscription
+goes to the root management group).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from sandbox.arm import ArmError, Call, ResourceType, register
+from sandbox.arm import Answer, ArmError, Call, ResourceType, register
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -223,6 +230,74 @@ class Descendants(ResourceType):
                 if child["type"] == GROUP_TYPE:
                     queue.append(child["id"])
         return out
+
+
+def _membership(state: State, gid: str, subscription_id: str) -> dict[str, Any]:
+    sub = state.subscriptions[subscription_id.lower()]
+    return {
+        "id": f"{gid}/subscriptions/{sub['subscriptionId']}",
+        "type": f"{GROUP_TYPE}/subscriptions",
+        "name": sub["subscriptionId"],
+        "properties": {
+            "displayName": sub["displayName"],
+            "parent": {"id": gid},
+            "state": "Active" if sub.get("state", "Enabled") == "Enabled" else str(sub.get("state")),  # unverified
+            "tenant": state.tenant_id,
+        },
+    }
+
+
+@register
+class GroupSubscriptions(ResourceType):
+    """A subscription under a group (ManagementGroupSubscriptions_Create / _Delete / _GetSubscription /
+    _GetSubscriptionsUnderManagementGroup): PUT moves it here, DELETE moves it back to the root group."""
+
+    type = f"{GROUP_TYPE}/subscriptions"
+    api_versions = API_VERSIONS
+
+    def parent_exists(self, call: Call) -> bool:
+        return _exists(call.state, call.path.parent)
+
+    def _sub(self, call: Call) -> str:
+        name = (call.path.name or "").lower()
+        if name not in call.state.subscriptions:
+            # unverified: the code and wording Azure answers for an unknown subscription here
+            raise ArmError(404, "SubscriptionNotFound", f"The subscription '{call.path.name}' could not be found.")
+        return name
+
+    def current(self, call: Call) -> dict[str, Any] | None:
+        name = (call.path.name or "").lower()
+        if name not in call.state.subscriptions:
+            return None
+        here = (_parent_of(call.state, f"/subscriptions/{name}") or "").lower() == call.path.parent.lower()
+        return _membership(call.state, call.path.parent, name) if here else None
+
+    def read(self, call: Call) -> dict[str, Any]:
+        body = self.current(call)
+        if body is None:
+            self._sub(call)
+            raise ArmError(404, "NotFound", f"'{call.path.name}' not found")  # unverified wording
+        return body
+
+    def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
+        name = self._sub(call)
+        group = call.state.get(call.path.parent) or _root(call.state)
+        call.state.table(_PARENTS)[f"/subscriptions/{name}"] = group["id"]
+        return Answer(200, _membership(call.state, call.path.parent, name))
+
+    def delete(self, call: Call, existing: dict[str, Any] | None) -> Answer:
+        name = self._sub(call)
+        if existing is not None:
+            call.state.table(_PARENTS).pop(f"/subscriptions/{name}", None)  # back under the root group
+        return Answer(200)
+
+    def list(self, call: Call) -> list[dict[str, Any]]:
+        state, gid = call.state, call.path.parent
+        return [
+            _membership(state, gid, key)
+            for key, sub in state.subscriptions.items()
+            if (_parent_of(state, sub["id"]) or "").lower() == gid.lower()
+        ]
 
 
 def install(sb: Sandbox) -> None:

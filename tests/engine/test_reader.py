@@ -451,3 +451,33 @@ def test_an_unreadable_ade_extension_decides_nothing(sandbox, azure_as, grant_cu
     vm = next(rid for rid in reading.resources if rid.endswith("/vm-weu-ade"))
     assert "adeKeyVault" not in reading.resources[vm]["cryptward"]
     assert "authorization" in reading.reasons(vm)["adekeyvault"].lower()
+
+
+def test_one_subscriptions_spent_budget_does_not_slow_another(sandbox, azure_as):
+    """ARM's read buckets are per subscription and principal: with a small bucket (12 reads, slow refill), the
+    first subscription's reads spend its bucket, and the second's go on at once (no wait, no 429)."""
+    from sandbox.rbac import ROLES
+    from sandbox.scenarios import add_subscription, assign
+    from sandbox.state import SECOND_SUBSCRIPTION
+
+    sandbox.reset("estate")
+    sb, first = sandbox.running.sandbox, sandbox.subscription_id
+    add_subscription(sb, SECOND_SUBSCRIPTION, "Contoso Test")
+    assign(sb, f"/subscriptions/{SECOND_SUBSCRIPTION}", sb.directory.named("reader"), ROLES["Reader"])
+    azure = azure_as("reader")
+    sandbox.admin("PATCH", "/_sandbox/settings", {"read_budget": 12, "read_refill": 0.1})
+    try:
+        since = len(sandbox.calls())
+        for _ in range(12):  # the first subscription's bucket, spent
+            azure.get(f"/subscriptions/{first}/resourcegroups", "2025-04-01")
+        spent = azure.budget._buckets[f"subscription:{first}"]
+        assert spent.tokens < 1  # this side's copy knows: a next read here would wait
+        waited = azure.budget.waited
+        for _ in range(10):
+            azure.get(f"/subscriptions/{SECOND_SUBSCRIPTION}/resourcegroups", "2025-04-01")
+        assert azure.budget.waited == waited  # the second subscription's reads did not wait
+        calls = [c for c in sandbox.calls(since) if c["plane"] == "arm"]
+    finally:
+        sandbox.admin("PATCH", "/_sandbox/settings", {"read_budget": 250, "read_refill": 25.0})
+    assert [c for c in calls if c["status"] == 429] == []
+    assert len([c for c in calls if SECOND_SUBSCRIPTION in c["path"]]) == 10

@@ -341,3 +341,36 @@ def test_every_applier_status_has_a_place_and_a_label_in_the_report():
     assert set(applier.Status) <= set(compliance.STATUSES)
     assert set(compliance.STATUSES) == set(compliance.LABELS)
     assert len(set(compliance.LABELS.values())) == len(compliance.LABELS)
+
+
+def test_a_management_group_report_rolls_up_per_group_and_per_subscription(estate):
+    from sandbox import scenarios
+    from sandbox.providers import management_groups as mg
+    from sandbox.rbac import ROLES
+
+    sandbox, _ = estate
+    sb, other = sandbox.running.sandbox, str(uuid.UUID(int=0xB1))
+    scenarios.add_subscription(sb, other, "Contoso Dev")
+    mg.add_group(sb.state, "corp", "Corp")
+    for sub in (sandbox.subscription_id, other):
+        mg.place(sb.state, sub, "corp")
+    scenarios.assign(sb, "/", sb.directory.named("admin"), ROLES["Owner"])
+    scenarios.assign(sb, mg.group_id("corp"), sb.directory.named("bot"), ROLES["Reader"])
+    rg = f"/subscriptions/{other}/resourceGroups/rg-dev"
+    scenarios.play(
+        sb, [scenarios._group(rg, "westeurope"), scenarios._vault(rg, "kv-dev", "westeurope", sb.state.tenant_id)]
+    )
+    result = runner.invoke(app, ["report", "-m", "corp", "-f", "markdown", "-p", "kv-purge-protection"])
+    assert result.exit_code == 1, result.output
+    text = result.stdout
+    section = text.split("## Compliance by management group and subscription", 1)[1].split("## ", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
+    by_sub = {r[1]: r for r in rows[1:]}
+    assert set(by_sub) == {"(all)", sandbox.subscription_id, other}
+    assert all(r[0] == "corp" for r in by_sub.values())
+    assert by_sub[other][2] == "1" and by_sub[other][5] == "1"  # kv-dev: no purge protection
+    total = by_sub["(all)"]
+    assert int(total[2]) == int(by_sub[other][2]) + int(by_sub[sandbox.subscription_id][2])
+    assert "management group corp" in text
+    alone = runner.invoke(app, ["report", "-f", "markdown", "-p", "kv-purge-protection"])
+    assert "by management group" not in alone.stdout  # one subscription alone: no roll-up

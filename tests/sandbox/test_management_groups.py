@@ -72,6 +72,36 @@ def test_groups_get_with_children_list_and_descendants_as_the_spec_examples(sand
     assert _get(sandbox, "/providers/Microsoft.Management/managementGroups/nope").status_code == 404
 
 
+def _send(sandbox, method, path, who="admin"):
+    token = sandbox.credential(who).get_token("https://management.azure.com/.default").token
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{sandbox.base_url}{path}"
+    return httpx.request(method, url, params={"api-version": API}, headers=headers, verify=sandbox.ssl)
+
+
+def test_a_subscription_moves_into_a_group_and_back_to_the_root_through_the_api(sandbox, tree):
+    sub, tenant = sandbox.subscription_id, sandbox.tenant_id
+    path = f"/providers/Microsoft.Management/managementGroups/lab/subscriptions/{sub}"
+    assert _send(sandbox, "PUT", path, who="bot").status_code == 403  # moving needs a role at the group
+    scenarios.assign(tree, "/", tree.directory.named("admin"), ROLES["Owner"])
+    r = _send(sandbox, "PUT", path)
+    assert r.status_code == 200, r.text  # AddManagementGroupSubscription.json
+    body = r.json()
+    assert (body["id"], body["name"]) == (path, sub)
+    assert body["type"] == "Microsoft.Management/managementGroups/subscriptions"
+    assert body["properties"]["parent"]["id"] == mg.group_id("lab") and body["properties"]["tenant"] == tenant
+    assert _get(sandbox, path).json()["name"] == sub
+    listed = _get(sandbox, "/providers/Microsoft.Management/managementGroups/lab/subscriptions").json()["value"]
+    assert [s["name"] for s in listed] == [sub]  # GetAllSubscriptionsFromManagementGroup.json
+    landing = _get(sandbox, "/providers/Microsoft.Management/managementGroups/landing/descendants").json()["value"]
+    assert landing == []
+    assert _send(sandbox, "DELETE", path).status_code == 200  # RemoveManagementGroupSubscription.json
+    assert mg.ancestors(tree.state, f"/subscriptions/{sub}") == [mg.group_id(tenant).lower()]
+    assert _get(sandbox, path).status_code == 404
+    unknown = "/providers/Microsoft.Management/managementGroups/lab/subscriptions/" + str(uuid.uuid4())
+    assert _send(sandbox, "PUT", unknown).status_code == 404
+
+
 def _list(sandbox, scope, flt=None):
     params = {"api-version": "2022-04-01"} | ({"$filter": flt} if flt else {})
     r = _get(sandbox, f"{scope}/providers/Microsoft.Authorization/roleAssignments", **params)
