@@ -7,6 +7,8 @@
     sb.hooks.admin(admin_table)                  # more /_sandbox/... routes (a function of the sandbox)
     sb.hooks.ancestors(fn)                       # fn(scope) -> scopes above it that its id does not spell
                                                  # (management groups), which RBAC and role assignment lists use
+    sb.hooks.post("/providers/X/y", handle)      # a tenant-level POST a provider serves itself (Resource Graph):
+                                                 # authenticated by the core, then throttled and answered by it
 
 Providers also use the sandbox's own hooks: `sb.state.on_reset`, `sb.state.on_operation`, `sb.startup_hooks`.
 """
@@ -43,12 +45,17 @@ class Hooks:
     data_planes: dict[str, DataPlane] = field(default_factory=dict)  # first path segment, lower case -> plane
     admin_tables: list[AdminTable] = field(default_factory=list)
     ancestor_finders: list[Callable[[str], list[str]]] = field(default_factory=list)
+    posts: dict[str, Handler] = field(default_factory=dict)  # lower-cased path -> handler
 
     def data_plane(self, prefix: str, handle: Handler, cost: Cost | None = None) -> None:
         """Serve requests whose path starts with /{prefix}/ with `handle` (ARM paths never start with it)."""
         if prefix.lower() in self.data_planes:
             raise ValueError(f"the data plane {prefix!r} is registered twice")
         self.data_planes[prefix.lower()] = DataPlane(handle, cost)
+
+    def post(self, path: str, handle: Handler) -> None:
+        """Serve `POST {path}` (after authentication) with `handle`, which also does its own throttling."""
+        self.posts[path.lower().rstrip("/")] = handle
 
     def admin(self, table: AdminTable) -> None:
         """Add the routes `table(sb)` gives to the admin API (sandbox/admin.py), after its own."""

@@ -31,6 +31,7 @@ MODULES = [
     "features",
     "monitor",
     "eventgrid",
+    "resourcegraph",
 ]
 
 
