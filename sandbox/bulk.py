@@ -113,7 +113,7 @@ def estate(sb: Sandbox, subscriptions: int, per_subscription: int) -> dict[str, 
         },
     )
     made = 0
-    for sub in subs:
+    for n, sub in enumerate(subs):
         for g in range(GROUPS):
             _clone(sb, texts["group"], [(tmpl_sub, sub), ("rg-bulk-0", f"rg-bulk-{g}")])
         counts = {kind: per_subscription * tenths // 10 for kind, tenths in MIX}
@@ -124,11 +124,25 @@ def estate(sb: Sandbox, subscriptions: int, per_subscription: int) -> dict[str, 
                 pairs = [(tmpl_sub, sub), ("rg-bulk-0", f"rg-bulk-{i % GROUPS}"), (names[kind], name)]
                 if kind == "vm":  # each VM on the disk of its number
                     pairs.append(("diskbulktmpl", f"diskbulk{i:05}"))
+                if kind == "des":  # each set on the key of the vault of its number
+                    pairs.append(("kvbulktmpl", f"kvbulk{i:05}"))
                 body = _clone(sb, texts[kind], pairs)
-                if kind == "vault" and i % 4 == 0:
-                    body["properties"]["enablePurgeProtection"] = True
+                props = body["properties"]
+                if kind == "vault":
+                    props["vaultUri"] = f"https://{name}s{n:03}.vault.azure.net/"  # no data plane; unique as in Azure
+                    props.pop("enablePurgeProtection", None)
+                    if i % 4 == 0:
+                        props["enablePurgeProtection"] = True
+                if kind == "des":
+                    version = props["activeKey"]["keyUrl"].rsplit("/", 1)[1]
+                    props["activeKey"]["keyUrl"] = f"https://kvbulk{i:05}s{n:03}.vault.azure.net/keys/deskey/{version}"
+                if kind == "disk":
+                    body.pop("managedBy", None)
+                    if i < counts["vm"]:
+                        body["managedBy"] = f"/subscriptions/{sub}/resourceGroups/rg-bulk-{i % GROUPS}/providers/"
+                        body["managedBy"] += f"Microsoft.Compute/virtualMachines/vmbulk{i:05}"
                 if kind == "disk" and i % 2 == 0:
-                    body["properties"]["encryption"] = {
+                    props["encryption"] = {
                         "type": "EncryptionAtRestWithCustomerKey",
                         "diskEncryptionSetId": f"/subscriptions/{sub}/resourceGroups/rg-bulk-0/providers/"
                         "Microsoft.Compute/diskEncryptionSets/desbulk00000",

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox import kql
+from sandbox import arm, kql
 from sandbox.arm import ArmError
 
 if TYPE_CHECKING:
@@ -112,10 +112,15 @@ class _Graph:
         return out
 
     def row(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What Resource Graph holds of a resource: ARM's GET answer (the provider's view of the stored body)."""
         key = str(body["id"]).lower()
         cached = self.rows.get(key)
         if cached is not None and cached[0] == id(body):
             return cached[1]
+        rt = arm.REGISTRY.get(str(body.get("type", "")).lower())
+        derived = rt is not None and type(rt).view is not arm.ResourceType.view
+        if derived and rt is not None:  # a view computed from other state (a disk's owner VM): never cached
+            body = rt.view(self._call, body)
         rid = str(body["id"])
         parts = rid.split("/")
         sub = parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else ""
@@ -138,8 +143,17 @@ class _Graph:
             "zones": body.get("zones"),
             "extendedLocation": body.get("extendedLocation"),
         }
-        self.rows[key] = (id(body), row)
+        if not derived:
+            self.rows[key] = (id(body), row)
         return row
+
+    @property
+    def _call(self) -> arm.Call:
+        """A GET at the newest api-version (the body ARM answers today), without the running sandbox: views that
+        would allocate runtime services (a vault's data-plane port) answer what is stored."""
+        state = self.sb.state
+        path = arm.ArmPath("Microsoft.ResourceGraph/resources", "collection", "")
+        return arm.Call(state, path, "GET", self.sb.base_url, "", "9999-12-31", {}, None, {}, "")
 
     def tables(self, principal: Any, subscriptions: list[str] | None) -> dict[str, list[dict[str, Any]]]:
         wanted = {s.lower() for s in subscriptions} if subscriptions else None
