@@ -289,9 +289,10 @@ class Azure:
         options = QueryRequestOptions(top=top, skip_token=skip_token, result_format="objectArray")
         request = QueryRequest(subscriptions=list(subscriptions), query=query, options=options)
 
-        def raw(pipeline_response: Any, _deserialized: Any, _headers: Any) -> tuple[dict[str, Any], dict[str, str]]:
-            response = pipeline_response.http_response
-            return _json(response) or {}, {k.lower(): v for k, v in response.headers.items()}
+        def raw(pipeline_response: Any, answer: Any, _headers: Any) -> tuple[dict[str, Any], dict[str, str]]:
+            # `data` is an untyped object in the SDK's model: the parsed JSON itself, not parsed twice
+            page = {"data": answer.data, "$skipToken": answer.skip_token, "totalRecords": answer.total_records}
+            return page, {k.lower(): v for k, v in pipeline_response.http_response.headers.items()}
 
         with translated():
             result: tuple[dict[str, Any], dict[str, str]] = self.resource_graph().resources(request, cls=raw)

@@ -18,7 +18,9 @@ send at most 15 queries within every 5-second window"; every answer carries `x-m
 `x-ms-user-quota-resets-after` (hh:mm:ss); groups of fewer than 300 subscriptions a query are recommended. Over
 quota: 429 (the body and Retry-After below are # unverified). Paging: `$skipToken` in the answer while more rows
 remain (the same Learn page, "The effect of pagination"); page size `options.$top`, at most 1000 (resourcegraph.json
-QueryRequestOptions `$top` maximum 1000), default 100 # unverified.
+QueryRequestOptions `$top` maximum 1000), default 1000 (Learn, "Working with large Azure resource data sets": "By
+default, Resource Graph limits any query to returning only 1,000 records"). Every page takes one query of the quota
+here: whether a `$skipToken` page counts against it is # unverified (the Learn pages do not say).
 
 Errors: a query outside the subset answers 400 BadRequest with `details` as Resource Graph does (a real answer quoted
 in Azure/azure-powershell#13762: code BadRequest, message "Please provide below info when asking for support:
@@ -37,7 +39,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import itertools
 import json
 import math
@@ -62,7 +63,7 @@ CONTAINER_TYPES = ("microsoft.resources/subscriptions", "microsoft.resources/sub
 AUTHORIZATION_TYPES = ("microsoft.authorization/roleassignments", "microsoft.authorization/roledefinitions")
 _TYPES = {"microsoft.resources/resourcegroups": "microsoft.resources/subscriptions/resourcegroups"}
 NOT_HELD = ("microsoft.insights/diagnosticsettings",)  # what Resource Graph does not index (the bot reads it per vault)
-MAX_TOP, DEFAULT_TOP = 1000, 100
+MAX_TOP, DEFAULT_TOP = 1000, 1000
 KEPT = 32  # result snapshots kept for paging
 _numbers = itertools.count(1)
 
@@ -259,7 +260,7 @@ class _Graph:
             "count": len(chunk),
             "resultTruncated": "false",
             "facets": [],
-            "data": copy.deepcopy(chunk),
+            "data": chunk,  # serialized at once, never changed: no copy
         }
         if skip + len(chunk) < len(rows):
             self.snapshots[number] = (fingerprint, rows)
