@@ -516,6 +516,18 @@ def _has(text: str, term: str) -> bool:
 
 def _in(op: str, left: Expr, values: list[Expr]) -> Expr:
     fold, negate = op.endswith("~"), op.startswith("!")
+    constants = [v({}) for v in values]
+    if all(isinstance(c, str) for c in constants):  # the usual `type in~ ('a', 'b')`: a set lookup per row
+        wanted = {c.lower() if fold else c for c in constants}
+
+        def member_of(r: Mapping[str, Any]) -> bool:
+            a = left(r)
+            if a is None:
+                return False
+            text = _text(a)
+            return ((text.lower() if fold else text) in wanted) != negate
+
+        return member_of
 
     def member(r: Mapping[str, Any]) -> bool:
         a = left(r)

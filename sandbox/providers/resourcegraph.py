@@ -77,7 +77,7 @@ class _Graph:
         self.pending: dict[str, float] = {}  # lower id -> sandbox time its last write replicates
         self.quota: dict[str, tuple[float, int]] = {}  # object id -> (window start, queries used)
         self.snapshots: OrderedDict[int, tuple[str, list[dict[str, Any]]]] = OrderedDict()
-        self.rows: dict[str, tuple[int, dict[str, Any]]] = {}  # lower id -> (id(body), row)
+        self.rows: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}  # lower id -> (stamp, row)
 
     def reset(self) -> None:
         self.seen.clear()
@@ -115,12 +115,15 @@ class _Graph:
     def row(self, body: dict[str, Any]) -> dict[str, Any]:
         """What Resource Graph holds of a resource: ARM's GET answer (the provider's view of the stored body)."""
         key = str(body["id"]).lower()
-        cached = self.rows.get(key)
-        if cached is not None and cached[0] == id(body):
-            return cached[1]
         rt = arm.REGISTRY.get(str(body.get("type", "")).lower())
         derived = rt is not None and type(rt).view is not arm.ResourceType.view
-        if derived and rt is not None:  # a view computed from other state (a disk's owner VM): never cached
+        # Resource Graph is an index built ahead of the query: a row is kept while its body is the same object and,
+        # for a view computed from other state (a disk's owner VM), while no write happened anywhere since.
+        stamp = (id(body), len(self.sb.state.operations) if derived else 0)
+        cached = self.rows.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        if derived and rt is not None:
             body = rt.view(self._call, body)
         rid = str(body["id"])
         parts = rid.split("/")
@@ -144,8 +147,7 @@ class _Graph:
             "zones": body.get("zones"),
             "extendedLocation": body.get("extendedLocation"),
         }
-        if not derived:
-            self.rows[key] = (id(body), row)
+        self.rows[key] = (stamp, row)
         return row
 
     @property
