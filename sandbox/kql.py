@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.kqlvalues import FUNCTIONS, binary, column, key, member, membership, ordered, truthy, unquote
+
 __all__ = ["KqlError", "Query", "parse", "run"]
 
 Row = dict[str, Any]
@@ -129,7 +131,7 @@ class _Parser:
         op = self.name().lower()
         if op == "where":
             cond = self.expr()
-            return lambda rows, _: [r for r in rows if _truthy(cond(r))]
+            return lambda rows, _: [r for r in rows if truthy(cond(r))]
         if op in ("project", "extend"):
             items = self.assignments()
             if op == "project":
@@ -147,7 +149,7 @@ class _Parser:
             while self.peek(","):
                 self.next()
                 keys.append(self.sort_key())
-            return lambda rows, _: _sorted(rows, keys)
+            return lambda rows, _: ordered(rows, keys)
         if op in ("take", "limit"):
             if self.tok.kind != "num":
                 raise self.fail("expected a number")
@@ -234,10 +236,10 @@ class _Parser:
             other = right.rows(tables)
             index: dict[tuple[Any, ...], list[Row]] = {}
             for r in other:
-                index.setdefault(tuple(_key(r.get(b)) for _, b in pairs), []).append(r)
+                index.setdefault(tuple(key(r.get(b)) for _, b in pairs), []).append(r)
             out = []
             for r in rows:
-                hits = index.get(tuple(_key(r.get(a)) for a, _ in pairs), [])
+                hits = index.get(tuple(key(r.get(a)) for a, _ in pairs), [])
                 for h in hits:
                     out.append({**r, **{(k if k not in r else f"{k}1"): v for k, v in h.items()}})
                 if not hits and kind == "leftouter":
@@ -264,7 +266,7 @@ class _Parser:
         while self.peek("or"):
             self.next()
             right, first = self.conj(), left
-            left = lambda r, a=first, b=right: _truthy(a(r)) or _truthy(b(r))  # noqa: E731
+            left = lambda r, a=first, b=right: truthy(a(r)) or truthy(b(r))  # noqa: E731
         return left
 
     def conj(self) -> Expr:
@@ -272,7 +274,7 @@ class _Parser:
         while self.peek("and"):
             self.next()
             right, first = self.comparison(), left
-            left = lambda r, a=first, b=right: _truthy(a(r)) and _truthy(b(r))  # noqa: E731
+            left = lambda r, a=first, b=right: truthy(a(r)) and truthy(b(r))  # noqa: E731
         return left
 
     def comparison(self) -> Expr:
@@ -286,15 +288,15 @@ class _Parser:
                     self.next()
                     values.append(self.primary())
                 self.expect(")")
-                return _in(op, left, values)
-            return _binary(op, left, self.primary())
+                return membership(op, left, values)
+            return binary(op, left, self.primary())
         return left
 
     def primary(self) -> Expr:
         tok = self.tok
         if tok.kind == "str":
             self.next()
-            value = _unquote(tok.text)
+            value = unquote(tok.text)
             expr: Expr = lambda r: value  # noqa: E731
         elif tok.kind == "num":
             self.next()
@@ -310,7 +312,7 @@ class _Parser:
             if word.lower() in ("true", "false", "null"):
                 constant = {"true": True, "false": False, "null": None}[word.lower()]
                 return lambda r: constant
-            expr = self.call(word, tok) if self.peek("(") else (lambda r, n=word: _column(r, n))
+            expr = self.call(word, tok) if self.peek("(") else (lambda r, n=word: column(r, n))
         else:
             raise self.fail("expected an expression")
         while self.peek(".", "["):
@@ -319,18 +321,18 @@ class _Parser:
             else:
                 index = self.tok
                 if index.kind == "str":
-                    key = _unquote(index.text)
+                    key = unquote(index.text)
                 elif index.kind == "num":
                     key = int(index.text)
                 else:
                     raise self.fail("expected a string or a number")
                 self.next()
                 self.expect("]")
-            expr = lambda r, base=expr, k=key: _member(base(r), k)  # noqa: E731
+            expr = lambda r, base=expr, k=key: member(base(r), k)  # noqa: E731
         return expr
 
     def call(self, name: str, tok: Tok) -> Expr:
-        fn = _FUNCTIONS.get(name.lower())
+        fn = FUNCTIONS.get(name.lower())
         if fn is None:
             raise self.fail(f"the function '{name}' is not supported", tok)
         self.expect("(")
@@ -367,189 +369,3 @@ def parse(text: str) -> Query:
 
 def run(text: str, tables: Mapping[str, list[Row]]) -> list[Row]:
     return parse(text).rows(tables)
-
-
-# -- values ----------------------------------------------------------------------------------------------------------
-
-
-def _unquote(text: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text[1:-1])
-
-
-def _column(row: Mapping[str, Any], name: str) -> Any:
-    if name in row:
-        return row[name]
-    for k, v in row.items():  # Resource Graph's columns answer in any case (`Type`, `type`)
-        if k.lower() == name.lower():
-            return v
-    return None
-
-
-def _member(value: Any, key: Any) -> Any:
-    if isinstance(value, dict):
-        if key in value:
-            return value[key]
-        if isinstance(key, str):  # property names in `dynamic` are looked up case-insensitively by ARG # unverified
-            return next((v for k, v in value.items() if k.lower() == key.lower()), None)
-        return None
-    if isinstance(value, list) and isinstance(key, int) and -len(value) <= key < len(value):
-        return value[key]
-    return None
-
-
-def _truthy(value: Any) -> bool:
-    return value is True
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def _key(value: Any) -> Any:
-    return value if isinstance(value, str | int | float | bool) or value is None else _text(value)
-
-
-def _tobool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if isinstance(value, int | float):
-        return value != 0
-    return None
-
-
-def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
-def _toint(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and not isinstance(value, dict | list) else None
-    except (TypeError, ValueError):
-        return None
-
-
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "tostring": _text,
-    "tobool": _tobool,
-    "toboolean": _tobool,
-    "tolower": lambda v: _text(v).lower(),
-    "toupper": lambda v: _text(v).upper(),
-    "toint": _toint,
-    "tolong": _toint,
-    "isnotempty": lambda v: not _empty(v),
-    "isempty": _empty,
-    "isnull": lambda v: v is None,
-    "isnotnull": lambda v: v is not None,
-    "not": lambda v: not _truthy(v),
-    "strlen": lambda v: len(_text(v)),
-}
-
-
-def _same(a: Any, b: Any, fold: bool) -> bool:
-    if a is None or b is None:
-        return False
-    if isinstance(a, bool) or isinstance(b, bool):
-        return _tobool(a) is not None and _tobool(a) == _tobool(b)
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    x, y = _text(a), _text(b)
-    return x.lower() == y.lower() if fold else x == y
-
-
-def _order(a: Any, b: Any) -> int | None:
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return (a > b) - (a < b)
-    if isinstance(a, str) and isinstance(b, str):
-        return (a > b) - (a < b)
-    return None
-
-
-def _binary(op: str, left: Expr, right: Expr) -> Expr:
-    def compare(r: Mapping[str, Any]) -> Any:
-        a, b = left(r), right(r)
-        if op == "==":
-            return _same(a, b, False)
-        if op == "=~":
-            return _same(a, b, True)
-        if op == "!=":
-            return a is not None and b is not None and not _same(a, b, False)
-        if op == "!~":
-            return a is not None and b is not None and not _same(a, b, True)
-        if op in ("<", "<=", ">", ">="):
-            c = _order(a, b)
-            return c is not None and {"<": c < 0, "<=": c <= 0, ">": c > 0, ">=": c >= 0}[op]
-        negate = op.startswith("!")
-        word = op.lstrip("!")
-        x, y = _text(a), _text(b)
-        if not word.endswith("_cs"):
-            x, y = x.lower(), y.lower()
-        if word.startswith("has"):
-            found = _has(x, y)
-        elif word.startswith("contains"):
-            found = y in x
-        elif word == "startswith":
-            found = x.startswith(y)
-        else:
-            found = x.endswith(y)
-        return found != negate
-
-    return compare
-
-
-def _has(text: str, term: str) -> bool:
-    """Kusto's `has`: the term is a whole run of alphanumerics in the text (or appears as written, when it is itself
-    made of several terms)."""
-    if not term:
-        return True
-    if not term.isalnum():
-        return term in text
-    return any(t == term for t in re.split(r"[^0-9a-z]+", text))
-
-
-def _in(op: str, left: Expr, values: list[Expr]) -> Expr:
-    fold, negate = op.endswith("~"), op.startswith("!")
-    constants = [v({}) for v in values]
-    if all(isinstance(c, str) for c in constants):  # the usual `type in~ ('a', 'b')`: a set lookup per row
-        wanted = {c.lower() if fold else c for c in constants}
-
-        def member_of(r: Mapping[str, Any]) -> bool:
-            a = left(r)
-            if a is None:
-                return False
-            text = _text(a)
-            return ((text.lower() if fold else text) in wanted) != negate
-
-        return member_of
-
-    def member(r: Mapping[str, Any]) -> bool:
-        a = left(r)
-        found = any(_same(a, v(r), fold) for v in values)
-        return (not found and a is not None) if negate else found
-
-    return member
-
-
-def _sorted(rows: list[Row], keys: list[tuple[Expr, bool]]) -> list[Row]:
-    out = list(rows)
-    for expr, desc in reversed(keys):  # stable sorts, last key first; nulls last as Kusto sorts them
-        present = [r for r in out if expr(r) is not None]
-        absent = [r for r in out if expr(r) is None]
-        present.sort(key=lambda r, e=expr: _sort_value(e(r)), reverse=desc)
-        out = present + absent
-    return out
-
-
-def _sort_value(value: Any) -> tuple[int, Any]:
-    if isinstance(value, bool):
-        return (0, int(value))
-    if isinstance(value, int | float):
-        return (0, value)
-    return (1, _text(value))
