@@ -44,6 +44,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PUBLIC_POLLING_INTERVAL = 30.0
 USER_AGENT = f"cryptward/{__version__}"
 _COUNT_LOCK = threading.Lock()
+INVENTORY_MODES = ("auto", "resourcegraph", "arm")
+GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,10 @@ class Azure:
     _arm: Any = None
     budget: pacing.ReadBudget = field(default_factory=pacing.ReadBudget)  # ARM reads, paced (remediations/pacing.py)
     workers: int = pacing.DEFAULT_WORKERS  # independent reads in flight at once (CRYPTWARD_READ_CONCURRENCY)
+    # How sweeps list resources (CRYPTWARD_INVENTORY): "resourcegraph", "arm", or "auto" (Resource Graph when the
+    # scope has more than CRYPTWARD_INVENTORY_THRESHOLD subscriptions); see remediations/engine/inventory.py.
+    inventory: str = "auto"
+    inventory_threshold: int = 10
     _pacer: Any = None
 
     @classmethod
@@ -148,8 +154,18 @@ class Azure:
         if raw and not (raw.isdigit() and int(raw) >= 1):
             raise SettingsError(f"CRYPTWARD_READ_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
         workers = int(raw) if raw else pacing.DEFAULT_WORKERS
+        inventory = (env.get("CRYPTWARD_INVENTORY") or "auto").strip().lower()
+        if inventory not in INVENTORY_MODES:
+            raise SettingsError(f"CRYPTWARD_INVENTORY must be one of {', '.join(INVENTORY_MODES)}, not {inventory!r}")
+        raw = (env.get("CRYPTWARD_INVENTORY_THRESHOLD") or "").strip()
+        if raw and not raw.isdigit():
+            raise SettingsError(f"CRYPTWARD_INVENTORY_THRESHOLD must be a whole number, not {raw!r}")
         return cls(
-            CloudProfile.from_env(env), credential_factory=lambda: default_credential(client_id), workers=workers
+            CloudProfile.from_env(env),
+            credential_factory=lambda: default_credential(client_id),
+            workers=workers,
+            inventory=inventory,
+            inventory_threshold=int(raw) if raw else 10,
         )
 
     @property
@@ -246,6 +262,52 @@ class Azure:
         from azure.mgmt.authorization import AuthorizationManagementClient
 
         return self._mgmt("authorization", subscription_id, AuthorizationManagementClient)
+
+    def resource_graph(self) -> Any:
+        """The Resource Graph client (tenant-level: one for every subscription). It does not retry by itself: the
+        inventory paces its queries by the quota headers and falls back to ARM (remediations/engine/inventory.py)."""
+        key = ("resourcegraph", "")
+        if key not in self._clients:
+            from azure.mgmt.resourcegraph import ResourceGraphClient
+
+            kwargs = self._common()
+            kwargs.pop("polling_interval")
+            self._clients[key] = ResourceGraphClient(
+                self.credential,
+                base_url=self.profile.arm_endpoint.rstrip("/"),
+                credential_scopes=list(self.profile.credential_scopes),
+                retry_total=0,
+                **kwargs,
+            )
+        return self._clients[key]
+
+    def graph_query(
+        self, subscriptions: Sequence[str], query: str, top: int, skip_token: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """One page of a Resource Graph query over `subscriptions`: the answer's JSON (`data`, `$skipToken`,
+        `totalRecords`...) as sent, without SDK models, and its headers (the quota: `x-ms-user-quota-remaining`,
+        `x-ms-user-quota-resets-after`)."""
+        from azure.core.rest import HttpRequest
+
+        body = {
+            "subscriptions": list(subscriptions),
+            "query": query,
+            "options": {
+                "$top": top,
+                "resultFormat": "objectArray",
+                **({"$skipToken": skip_token} if skip_token else {}),
+            },
+        }
+        client = self.resource_graph()
+        # The client's own pipeline (credential, retries, hooks) and api-version, but the JSON as sent: building the
+        # SDK's models of 1,000 rows a page doubles the bot's time and memory for nothing (QueryResponse.data is an
+        # untyped object either way).
+        request = HttpRequest("POST", f"{GRAPH_PATH}?api-version={client._config.api_version}", json=body)
+        with translated():
+            response = client._send_request(request)
+        if response.status_code >= 400:
+            raise error_of(response)
+        return _json(response) or {}, {k.lower(): v for k, v in response.headers.items()}
 
     def key_client(self, vault_url: str) -> Any:
         """A KeyClient for one vault (its data plane is its own origin)."""

@@ -140,6 +140,14 @@ def save(sb: Sandbox, request: Request, body: Any) -> dict[str, Any]:
     return {"saved": bool(sb.state_dir)}
 
 
+def estate(sb: Sandbox, request: Request, body: Any) -> dict[str, Any]:
+    """Many subscriptions of many resources at once (sandbox/bulk.py)."""
+    from sandbox import bulk
+
+    body = body or {}
+    return bulk.estate(sb, int(body.get("subscriptions", 100)), int(body.get("perSubscription", 1000)))
+
+
 TABLE: list[tuple[str, Handler, list[str]]] = [
     ("/_sandbox/health", health, ["GET"]),
     ("/_sandbox/reset", reset, ["POST"]),
@@ -154,6 +162,7 @@ TABLE: list[tuple[str, Handler, list[str]]] = [
     ("/_sandbox/resources", resources, ["GET"]),
     ("/_sandbox/meta", meta, ["POST"]),
     ("/_sandbox/save", save, ["POST"]),
+    ("/_sandbox/estate", estate, ["POST"]),
 ]
 
 

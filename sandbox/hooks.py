@@ -8,6 +8,8 @@
     sb.hooks.ancestors(fn)                       # fn(scope) -> scopes above it that its id does not spell
                                                  # (management groups), which RBAC and role assignment lists use
     sb.hooks.after_seed(add_to_scenario)         # add_to_scenario(sb, name) after a scenario is seeded
+    sb.hooks.post("/providers/X/y", handle)      # a tenant-level POST a provider serves itself (Resource Graph):
+                                                 # authenticated by the core, then throttled and answered by it
 
 Providers also use the sandbox's own hooks: `sb.state.on_reset`, `sb.state.on_operation`, `sb.startup_hooks`.
 """
@@ -45,6 +47,7 @@ class Hooks:
     admin_tables: list[AdminTable] = field(default_factory=list)
     ancestor_finders: list[Callable[[str], list[str]]] = field(default_factory=list)
     seeded: list[Callable[[Sandbox, str], None]] = field(default_factory=list)
+    posts: dict[str, Handler] = field(default_factory=dict)  # lower-cased path -> handler
 
     def data_plane(self, prefix: str, handle: Handler, cost: Cost | None = None) -> None:
         """Serve requests whose path starts with /{prefix}/ with `handle` (ARM paths never start with it)."""
@@ -55,6 +58,10 @@ class Hooks:
     def after_seed(self, fn: Callable[[Sandbox, str], None]) -> None:
         """Call `fn(sb, scenario name)` after each scenario is seeded (what only a provider can write)."""
         self.seeded.append(fn)
+
+    def post(self, path: str, handle: Handler) -> None:
+        """Serve `POST {path}` (after authentication) with `handle`, which also does its own throttling."""
+        self.posts[path.lower().rstrip("/")] = handle
 
     def admin(self, table: AdminTable) -> None:
         """Add the routes `table(sb)` gives to the admin API (sandbox/admin.py), after its own."""

@@ -300,6 +300,9 @@ class Sandbox:
         principal = self.authenticate(request, ARM_AUDIENCES)
         request.state.principal = principal
         method = request.method
+        own = self.hooks.posts.get(request.url.path.lower().rstrip("/")) if method == "POST" else None
+        if own is not None:
+            return await own(self, request)
         path = arm.parse_path(request.url.path, method)
         query = dict(request.query_params)
         try:

@@ -84,6 +84,11 @@ class Settings:
     # Seconds (sandbox clock) before data planes honour a new role assignment; ARM lists it at once. Microsoft: "up
     # to 10 minutes (600 seconds)" (Learn, Key Vault rbac-guide, "Known limits and performance"; see rbac.PROPAGATING).
     role_propagation_seconds: float = 600.0
+    # Resource Graph (sandbox/providers/resourcegraph.py): queries per user per window (Learn, "Guidance for
+    # throttled requests in Azure Resource Graph": 15 per 5 s), and how long a write takes to show there.
+    resource_graph_quota: int = 15
+    resource_graph_window_seconds: float = 5.0
+    resource_graph_lag_seconds: float = 0.0
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any
 
 from remediations import fixes, keyaccess
 from remediations.azure import Azure, as_body, translated
-from remediations.engine import adevaults, machines, subscription
+from remediations.engine import adevaults, inventory, machines, subscription
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
@@ -122,6 +122,7 @@ class Reading:
     related: dict[str, dict[str, Any]] = field(default_factory=dict)  # everything read, by lower-cased id
     unreadable: dict[str, dict[str, str]] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)  # asked for by id, and Azure answered 404: it does not exist (now)
+    notes: list[str] = field(default_factory=list)  # how the scope was read, when it matters (a fallback)
 
     def missing(self, resource_id: str, block: str, error: AzureAccessError | str) -> None:
         why = error if isinstance(error, str) else f"{error.code}: {error.message}".rstrip(": ")
@@ -147,8 +148,13 @@ def read_scope(
     subscriptions are listed in parallel (each has its own read budget), and so are the lists of one subscription."""
     found = _Found()
     step = progress or (lambda _: None)
+    notes: list[str] = []
+    listed = _through_graph(azure, scope, needs, step, notes)
     parts = azure.each(
-        lambda sub: _list_subscription(azure, sub, scope.resource_group, needs, step), scope.subscriptions
+        lambda sub: _list_subscription(
+            azure, sub, scope.resource_group, needs, step, listed.get(sub) if listed else None
+        ),
+        scope.subscriptions,
     )
     for part in parts:
         if isinstance(part, AzureAccessError):
@@ -160,7 +166,33 @@ def read_scope(
         ):
             found.absorb(part if isinstance(part, _Found) else _Found(assignment_error=part))
     reading = _assemble(azure, found, needs, scope.contains, ade_history, step)
+    reading.notes.extend(notes)
     return reading
+
+
+def _through_graph(
+    azure: Azure, scope: Scope, needs: Needs, step: Progress, notes: list[str]
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]] | None:
+    """The policy types of every subscription through Resource Graph when the settings choose it (engine/
+    inventory.py); None: list through ARM per subscription (the settings say so, or Resource Graph is unavailable,
+    which the progress and the report's notes then say)."""
+    mode = getattr(azure, "inventory", "arm")
+    if not inventory.uses_graph(mode, getattr(azure, "inventory_threshold", 10), scope.subscriptions):
+        return None
+    types = {what: provider for what, provider, _, _ in _wanted(needs) if what in GRAPH_LISTS}
+    if not types:
+        return None
+    try:
+        return inventory.through_graph(azure, scope.subscriptions, types, step, group=scope.resource_group)
+    except inventory.GraphUnavailable as e:
+        note = f"Resource Graph unavailable ({e}): listed through ARM per subscription"
+        step(note)
+        notes.append(note)
+        return None
+
+
+# What Resource Graph can list for the sweep (the rest, locks and power states, comes from ARM either way).
+GRAPH_LISTS = frozenset({"vaults", "sets", "disks", "vms", "snapshots"})
 
 
 @dataclass
@@ -230,24 +262,24 @@ def _list(azure: Azure, path: str, api_version: str, params: Mapping[str, str] |
     return {str(b["id"]).lower(): b for b in azure.list(path, api_version, params)}
 
 
-def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, step: Progress) -> _Found:
+def _list_subscription(
+    azure: Azure,
+    sub: str,
+    group: str | None,
+    needs: Needs,
+    step: Progress,
+    listed: Mapping[str, dict[str, dict[str, Any]]] | None = None,
+) -> _Found:
     """The lists of one subscription (or one group in it), made in parallel. A list of a policy type that fails
-    raises; a failed lock list is recorded."""
+    raises; a failed lock list is recorded. What `listed` holds (Resource Graph's answer) is not listed again."""
     found = _Found()
     scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "")
-    wanted: list[tuple[str, str, str, Mapping[str, str] | None]] = []  # (what, provider path, api-version, query)
-    if needs.wants(VAULT, DES, KEY):
-        wanted.append(("vaults", "Microsoft.KeyVault/vaults", VAULT_API, None))
-    if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
-        wanted.append(("sets", "Microsoft.Compute/diskEncryptionSets", aliases.API_VERSIONS[DES], None))
-    if needs.wants(DISK, VM):
-        wanted.append(("disks", "Microsoft.Compute/disks", aliases.API_VERSIONS[DISK], None))
-        wanted.append(("vms", "Microsoft.Compute/virtualMachines", VM_API, None))
-    if "locks" in needs.blocks:
-        wanted.append(("locks", "Microsoft.Authorization/locks", LOCKS_API, None))
-
-    if needs.wants(DISK, VM):  # a disk's incremental snapshots bind its encryption (disk-cmk): recorded if it fails
-        wanted.append(("snapshots", "Microsoft.Compute/snapshots", aliases.API_VERSIONS[DISK], None))
+    wanted = [item for item in _wanted(needs) if listed is None or item[0] not in listed]
+    for what, bodies in (listed or {}).items():
+        if what == "snapshots":
+            found.snapshots = dict(bodies)
+        else:
+            getattr(found, what).update(bodies)
 
     def fetch(item: tuple[str, str, str, Mapping[str, str] | None]) -> dict[str, Any]:
         what, provider, api, query = item
@@ -271,6 +303,24 @@ def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, 
         found.power.update(machines.power_states(azure, sub, group, [str(b["id"]) for b in found.vms.values()]))
     found.listed.append(scope.lower())
     return found
+
+
+def _wanted(needs: Needs) -> list[tuple[str, str, str, Mapping[str, str] | None]]:
+    """The lists a sweep needs: (what, provider path, api-version, query)."""
+    wanted: list[tuple[str, str, str, Mapping[str, str] | None]] = []
+    if needs.wants(VAULT, DES, KEY):
+        wanted.append(("vaults", "Microsoft.KeyVault/vaults", VAULT_API, None))
+    if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
+        wanted.append(("sets", "Microsoft.Compute/diskEncryptionSets", aliases.API_VERSIONS[DES], None))
+    if needs.wants(DISK, VM):
+        wanted.append(("disks", "Microsoft.Compute/disks", aliases.API_VERSIONS[DISK], None))
+        wanted.append(("vms", "Microsoft.Compute/virtualMachines", VM_API, None))
+    if "locks" in needs.blocks:
+        wanted.append(("locks", "Microsoft.Authorization/locks", LOCKS_API, None))
+
+    if needs.wants(DISK, VM):  # a disk's incremental snapshots bind its encryption (disk-cmk): recorded if it fails
+        wanted.append(("snapshots", "Microsoft.Compute/snapshots", aliases.API_VERSIONS[DISK], None))
+    return wanted
 
 
 def _list_assignments(azure: Azure, sub: str, group: str | None, step: Progress) -> _Found:

@@ -266,6 +266,8 @@ def scan(
         callers={} if caller else callers(reading),
     )
     plan = planner.plan(found, ctx)
+    if reading.notes:  # how the scope was read (Resource Graph unavailable: ARM instead) reaches the report
+        plan = replace(plan, notes=tuple(dict.fromkeys((*reading.notes, *plan.notes))))
     results: tuple[applier.Result, ...] = ()
     writes = plan if only is None else replace(plan, changes=tuple(c for c in plan.changes if c.id in set(only)))
     if apply and writes.changes:

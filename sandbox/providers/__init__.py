@@ -36,6 +36,7 @@ MODULES = [
     "monitor",
     "eventgrid",
     "keyvault_secret_events",
+    "resourcegraph",
 ]
 
 
