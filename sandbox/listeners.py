@@ -133,7 +133,10 @@ class Listeners:
 
     async def _connected(self, conn: socket.socket) -> None:
         assert self._loop is not None
-        await self._loop.connect_accepted_socket(self._protocol, sock=conn, ssl=self._server.config.ssl)
+        try:
+            await self._loop.connect_accepted_socket(self._protocol, sock=conn, ssl=self._server.config.ssl)
+        except OSError:  # a failed handshake (ssl.SSLError is one), as a listener of its own drops it
+            conn.close()
 
     def close(self) -> None:
         """Stop the helpers (each exits when its end of the socket pair closes). uvicorn calls it at shutdown."""
