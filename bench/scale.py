@@ -16,8 +16,8 @@ infra/cryptward-role.json.
     .venv/bin/python bench/scale.py --sizes 200 --throttled --runs 1   # a quick look
 
 The sandbox serves each vault's data plane on its own listening port (its own origin, as `{vault}.vault.azure.net`
-is), so an estate needs a file descriptor per vault, for every sandbox the bench starts in its process: 20k vaults
-need a descriptor limit above 20,000 (`ulimit -Hn`; the bench raises the soft limit to the hard one).
+is), a file descriptor each: past half of its descriptor limit, helper processes hold them (sandbox/portrelay.py), so
+20k vaults fit under a limit of 20,000.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ by the engine, the caller that triggered the event, the operator's settings, and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -164,6 +164,13 @@ class Skip:
         }
 
 
+Rows = Callable[[Sequence[Any], Callable[[Any], dict[str, Any]]], list[dict[str, Any]]]
+
+
+def _now(items: Sequence[Any], to_dict: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    return [to_dict(i) for i in items]
+
+
 @dataclass(frozen=True)
 class Plan:
     """Changes in the order to apply them, the findings left alone, and notes (e.g. unusable exemption tags)."""
@@ -172,10 +179,13 @@ class Plan:
     skipped: tuple[Skip, ...] = ()
     notes: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, rows: Rows | None = None) -> dict[str, Any]:
+        """`rows(items, to_dict)` makes each list (default: a list made now; the CLI's JSON writer passes one that
+        makes each row as it is written, so a large plan is not held twice)."""
+        each = rows or _now
         return {
-            "changes": [c.to_dict() for c in self.changes],
-            "skipped": [s.to_dict() for s in self.skipped],
+            "changes": each(self.changes, Change.to_dict),
+            "skipped": each(self.skipped, Skip.to_dict),
             "notes": list(self.notes),
         }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from remediations import display
@@ -76,9 +77,28 @@ def to_json(report: Report) -> str:
 
 
 def write_json(report: Report, stream: TextIO) -> None:
-    """`to_json` written in chunks as it is encoded: a large report is never held as one string as well."""
-    json.dump(report.to_dict(), stream, indent=2)
+    """`to_json` written in chunks as it is encoded: a large report is never held as one string as well, nor as
+    one dict: each finding's and change's row is made as it is written (a 5k-vault scan has ~30k of them)."""
+    json.dump(report.to_dict(_Rows), stream, indent=2)
     stream.write("\n")
+
+
+class _Rows(list[dict[str, Any]]):
+    """A list as json's encoder sees it (with an indent, `json.dump` encodes in Python and only iterates a list and
+    asks whether it is empty), whose rows are made one at a time as they are written: the same text as a list."""
+
+    def __init__(self, items: Sequence[Any], to_dict: Callable[[Any], dict[str, Any]]) -> None:
+        super().__init__()
+        self._items, self._to_dict = items, to_dict
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self._to_dict(i) for i in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
 
 
 def _md_cell(text: str) -> str:

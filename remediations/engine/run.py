@@ -24,7 +24,7 @@ from typing import Any
 
 from remediations import fixes
 from remediations.azure import Azure
-from remediations.changes import Caller, Plan, PlanContext
+from remediations.changes import Caller, Plan, PlanContext, Rows
 from remediations.engine import applier, azexemptions, planner
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
@@ -67,17 +67,19 @@ class Report:
     def writes(self) -> int:
         return sum(n for method, n in self.calls.items() if method != "GET")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, rows: Rows | None = None) -> dict[str, Any]:
+        """`rows`: how each list is made (see `Plan.to_dict`)."""
+        each = rows or (lambda items, to_dict: [to_dict(i) for i in items])
         return {
             "scope": {"subscriptions": list(self.scope.subscriptions), "resourceGroup": self.scope.resource_group},
             "policies": list(self.policy_ids),
             "resources": self.resources,
             "evaluations": self.evaluations,
             "compliant": self.compliant,
-            "findings": [finding_dict(f) for f in self.findings],
-            "plan": self.plan.to_dict(),
+            "findings": each(self.findings, finding_dict),
+            "plan": self.plan.to_dict(rows),
             "applied": self.applied,
-            "results": [r.to_dict() for r in self.results],
+            "results": each(self.results, applier.Result.to_dict),
             "calls": dict(self.calls),
         }
 

@@ -131,3 +131,27 @@ def test_a_definition_that_cannot_load_is_reported_and_the_others_run(as_admin, 
     assert json.loads(result.stdout)["policies"] == ["good"]
     assert "not loaded (the others run): bad" in " ".join(result.stderr.split())
     assert "Microsoft.Network.Data" in result.stderr
+
+
+def test_the_streamed_json_is_the_same_text_as_the_report_encoded_at_once(as_admin):
+    """`write_json` makes each row as it is written (a large report is not held twice): the text must not change."""
+    import io
+
+    from remediations.azure import Azure
+    from remediations.cli.output import to_json, write_json
+    from remediations.engine.reader import Scope
+    from remediations.engine.run import scan
+    from remediations.policy.loader import load_policies
+    from remediations.settings import Settings
+
+    as_admin.reset("estate")
+    policies = load_policies(Path(__file__).resolve().parents[2] / "policies")
+    azure = Azure.from_env()
+    try:
+        report = scan(Scope((as_admin.subscription_id,)), policies, settings=Settings(), azure=azure)
+    finally:
+        azure.close()
+    assert report.findings and report.plan.changes and report.plan.skipped  # every list has rows
+    streamed = io.StringIO()
+    write_json(report, streamed)
+    assert streamed.getvalue() == to_json(report) + "\n"
