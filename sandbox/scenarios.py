@@ -230,6 +230,7 @@ def estate_steps(sub: str, tenant: str, admin_object_id: str) -> list[Step]:
         *_disks(groups),
         *_vms(groups),
         *_encryption_at_host_feature(sub),
+        *scenarios_compute.steps(groups),  # scale sets, a snapshot, an image (issue 20)
     ]
 
 
@@ -358,4 +359,5 @@ def _vm(group: str, name: str, location: str, size: str, os_disk: str | None, da
     return Step("PUT", path, VM_API, body, made="virtualMachines")
 
 
-from sandbox import scenarios_legacy  # noqa: E402, F401  (registers the "legacy" scenario)
+# scenarios_legacy registers the "legacy" scenario; scenarios_compute gives the estate its scale sets (issue 20)
+from sandbox import scenarios_compute, scenarios_legacy  # noqa: E402, F401

@@ -28,6 +28,7 @@ FIX_MODULES: tuple[str, ...] = (
     "des_key_access",
     "disk_cmk",
     "vm_encryption_at_host",
+    "vmss_model",
     "modify",  # registers nothing: the planner runs an Azure Policy Modify effect's operations through it
 )
 

@@ -1,0 +1,119 @@
+"""The estate's scale sets, snapshot and image (issue 20, items 5 and 6): one of each finding of
+vmss-encryption-at-host, vmss-cmk, vmss-ade-linux-os, snapshot-cmk and image-cmk. Steps as the administrator, like
+sandbox/scenarios.py's."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sandbox.scenarios import COMPUTE_API, VM_API, Answers, Step
+
+ROLE_API = "2022-04-01"
+CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"  # Key Vault Crypto Service Encryption User
+
+ADE = {
+    "name": "AzureDiskEncryptionForLinux",
+    "properties": {
+        "publisher": "Microsoft.Azure.Security",
+        "type": "AzureDiskEncryptionForLinux",
+        "typeHandlerVersion": "1.4",
+        "settings": {"EncryptionOperation": "EnableEncryption", "VolumeType": "All"},
+    },
+}
+
+
+def steps(groups: dict[str, str]) -> list[Step]:
+    """In rg-app-weu: a disk on the customer-managed key of des-weu, a full snapshot of it on a platform key, an
+    image of it without a disk encryption set; a Manual Linux scale set with neither encryption at host nor a disk
+    encryption set; a Rolling Linux scale set whose ADE extension asks for the OS volume."""
+    weu, keys = groups["rg-app-weu"], groups["rg-keys-weu"]
+    des = f"{keys}/providers/Microsoft.Compute/diskEncryptionSets/des-weu-golden"
+    disk = f"{weu}/providers/Microsoft.Compute/disks/disk-weu-golden"
+    cmk = {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": des}
+    disk_body = {
+        "location": "westeurope",
+        "sku": {"name": "Premium_LRS"},
+        "properties": {
+            "creationData": {"createOption": "Empty"},
+            "diskSizeGB": 32,
+            "osType": "Linux",
+            "encryption": cmk,
+        },
+    }
+    snapshot = {
+        "location": "westeurope",
+        "properties": {
+            "creationData": {"createOption": "Copy", "sourceResourceId": disk},
+            "incremental": False,
+            "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+        },
+    }
+    image = {
+        "location": "westeurope",
+        "properties": {
+            "storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized", "managedDisk": {"id": disk}}}
+        },
+    }
+    return [
+        *_granted_set(keys, des),
+        Step("PUT", disk, COMPUTE_API, disk_body),
+        Step("PUT", f"{weu}/providers/Microsoft.Compute/snapshots/snap-weu-golden", COMPUTE_API, snapshot),
+        Step("PUT", f"{weu}/providers/Microsoft.Compute/images/img-weu-golden", VM_API, image),
+        _scale_set(weu, "vmss-weu-web", "Manual"),
+        _scale_set(weu, "vmss-weu-ade", "Rolling", extensionProfile={"extensions": [ADE]}),
+    ]
+
+
+def _granted_set(keys: str, des: str) -> list[Step]:
+    """A disk encryption set on kv-weu-disks' des-key (without auto-rotation: that vault lacks purge protection), whose
+    identity holds Key
+    Vault Crypto Service Encryption User on the key (Azure checks the set's key access when a disk uses it)."""
+    sub = keys.split("/")[2]
+    key = f"{keys}/providers/Microsoft.KeyVault/vaults/kv-weu-disks/keys/des-key"
+
+    def set_body(answers: Answers) -> dict[str, Any]:
+        return {
+            "location": "westeurope",
+            "identity": {"type": "SystemAssigned"},
+            "properties": {
+                "encryptionType": "EncryptionAtRestWithCustomerKey",
+                "activeKey": {"keyUrl": answers[key]["properties"]["keyUriWithVersion"]},
+            },
+        }
+
+    def grant(answers: Answers) -> dict[str, Any]:
+        role = (
+            f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{CRYPTO_SERVICE_ENCRYPTION_USER}"
+        )
+        principal = answers[des]["identity"]["principalId"]
+        return {"properties": {"roleDefinitionId": role, "principalId": principal, "principalType": "ServicePrincipal"}}
+
+    name = uuid.uuid5(uuid.NAMESPACE_URL, f"{key}|des-weu-golden")
+    return [
+        Step("PUT", des, COMPUTE_API, set_body),
+        Step("PUT", f"{key}/providers/Microsoft.Authorization/roleAssignments/{name}", ROLE_API, grant),
+    ]
+
+
+def _scale_set(group: str, name: str, mode: str, **profile: Any) -> Step:
+    body = {
+        "location": "westeurope",
+        "sku": {"name": "Standard_D2s_v5", "tier": "Standard", "capacity": 2},
+        "properties": {
+            "upgradePolicy": {"mode": mode},
+            "virtualMachineProfile": {
+                "storageProfile": {
+                    "imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server"},
+                    "osDisk": {"createOption": "FromImage", "managedDisk": {"storageAccountType": "Premium_LRS"}},
+                },
+                "osProfile": {
+                    "computerNamePrefix": name,
+                    "adminUsername": "azureuser",
+                    "linuxConfiguration": {"disablePasswordAuthentication": True},
+                },
+                **profile,
+            },
+        },
+    }
+    return Step("PUT", f"{group}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}", VM_API, body)
