@@ -23,12 +23,12 @@ ADE = {
 }
 
 
-def steps(groups: dict[str, str]) -> list[Step]:
-    """In rg-app-weu: a disk on the customer-managed key of des-weu, a full snapshot of it on a platform key, an
-    image of it without a disk encryption set; a Manual Linux scale set with neither encryption at host nor a disk
-    encryption set; a Rolling Linux scale set whose ADE extension asks for the OS volume."""
-    weu, keys = groups["rg-app-weu"], groups["rg-keys-weu"]
-    des = f"{keys}/providers/Microsoft.Compute/diskEncryptionSets/des-weu-golden"
+def steps(sub: str, keys_sub: str) -> list[Step]:
+    """In rg-app-weu: a disk on a customer-managed key (des-weu-golden, compliant itself), a full snapshot of it on
+    a platform key, an image of it without a disk encryption set; a Manual Linux scale set with neither encryption at
+    host nor a disk encryption set; a Rolling Linux scale set whose ADE extension asks for the OS volume."""
+    weu = f"{sub}/resourceGroups/rg-app-weu"
+    des = f"{sub}/resourceGroups/rg-keys-weu/providers/Microsoft.Compute/diskEncryptionSets/des-weu-golden"
     disk = f"{weu}/providers/Microsoft.Compute/disks/disk-weu-golden"
     cmk = {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": des}
     disk_body = {
@@ -56,7 +56,7 @@ def steps(groups: dict[str, str]) -> list[Step]:
         },
     }
     return [
-        *_granted_set(keys, des),
+        *_granted_set(keys_sub, des),
         Step("PUT", disk, COMPUTE_API, disk_body),
         Step("PUT", f"{weu}/providers/Microsoft.Compute/snapshots/snap-weu-golden", COMPUTE_API, snapshot),
         Step("PUT", f"{weu}/providers/Microsoft.Compute/images/img-weu-golden", VM_API, image),
@@ -65,12 +65,14 @@ def steps(groups: dict[str, str]) -> list[Step]:
     ]
 
 
-def _granted_set(keys: str, des: str) -> list[Step]:
-    """A disk encryption set on kv-weu-disks' des-key (without auto-rotation: that vault lacks purge protection), whose
-    identity holds Key
-    Vault Crypto Service Encryption User on the key (Azure checks the set's key access when a disk uses it)."""
-    sub = keys.split("/")[2]
-    key = f"{keys}/providers/Microsoft.KeyVault/vaults/kv-weu-disks/keys/des-key"
+def _granted_set(keys_sub: str, des: str) -> list[Step]:
+    """A disk encryption set on the central vault's key (purge protection on, so it rotates to the latest key version)
+    whose identity holds Key Vault Crypto Service Encryption User on the key: Azure checks a set's key access when a
+    disk uses it. It complies with the set policies, so the estate's other findings stay as they were."""
+    key = (
+        f"/subscriptions/{keys_sub}/resourceGroups/rg-keys-central/providers/Microsoft.KeyVault/vaults/kv-central-keys"
+    )
+    key += "/keys/central-key"
 
     def set_body(answers: Answers) -> dict[str, Any]:
         return {
@@ -79,15 +81,20 @@ def _granted_set(keys: str, des: str) -> list[Step]:
             "properties": {
                 "encryptionType": "EncryptionAtRestWithCustomerKey",
                 "activeKey": {"keyUrl": answers[key]["properties"]["keyUriWithVersion"]},
+                "rotationToLatestKeyVersionEnabled": True,
             },
         }
 
     def grant(answers: Answers) -> dict[str, Any]:
-        role = (
-            f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{CRYPTO_SERVICE_ENCRYPTION_USER}"
-        )
+        role = f"/subscriptions/{keys_sub}/providers/Microsoft.Authorization/roleDefinitions/"
         principal = answers[des]["identity"]["principalId"]
-        return {"properties": {"roleDefinitionId": role, "principalId": principal, "principalType": "ServicePrincipal"}}
+        return {
+            "properties": {
+                "roleDefinitionId": role + CRYPTO_SERVICE_ENCRYPTION_USER,
+                "principalId": principal,
+                "principalType": "ServicePrincipal",
+            }
+        }
 
     name = uuid.uuid5(uuid.NAMESPACE_URL, f"{key}|des-weu-golden")
     return [
