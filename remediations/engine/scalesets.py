@@ -58,6 +58,8 @@ def read_scope(
             if kind == SNAPSHOT and isinstance(found.snapshots, dict):
                 bodies.update({k: v for k, v in found.snapshots.items() if k.split("/")[2] == sub.lower()})
                 continue
+            if kind == SNAPSHOT and isinstance(found.snapshots, AzureAccessError):
+                continue  # the reader could not list them: recorded on the disks they bind (`related`)
             step(f"{_PATHS[kind]} in {sub}")
             bodies.update(_list(azure, sub, group, kind))
     _fill(azure, bodies.values(), found, reading, keep)
