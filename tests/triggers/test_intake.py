@@ -134,10 +134,10 @@ class FakeAzure:
 def test_sweep_streams_one_item_per_resource(intake_env, bot_runtime):
     rt = bot_runtime({**intake_env, "CRYPTWARD_DEBOUNCE_SECONDS": "0"})
     fake = FakeAzure(3)
-    assert intake.sweep(fake, rt) == 12
+    assert intake.sweep(fake, rt) == 3 * len(intake.SWEEP_TYPES) == 21
     assert [p.rsplit("/providers/", 1)[1] for p in fake.paths] == list(intake.SWEEP_TYPES)
     got = queued(rt)
-    assert len(got) == 12 and {w.source for w in got} == {"sweep"}
+    assert len(got) == 21 and {w.source for w in got} == {"sweep"}
     assert sorted(w.resource_id for w in got) == sorted(f"{p}/r{i}" for p in fake.paths for i in range(3))
     assert intake.rotation_sweep(FakeAzure(2), rt) == 2
 
