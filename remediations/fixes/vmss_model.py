@@ -124,6 +124,9 @@ def plan_cmk(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanCo
     des = {"diskEncryptionSet": {"id": des_id}}
     profile: dict[str, Any] = {} if get(resource, OS_DES) else {"osDisk": {"managedDisk": des}}
     data = storage.get("dataDisks") or []
+    luns = [str(d.get("lun")) for d in data if not get(d, "managedDisk.diskEncryptionSet.id")]
+    parts = ["its OS disk" if "osDisk" in profile else "", f"its data disk(s) at LUN {', '.join(luns)}" if luns else ""]
+    what = " and ".join(p for p in parts if p)
     if any(not get(d, "managedDisk.diskEncryptionSet.id") for d in data):
         # a set already named is the owner's choice and stays; an array is replaced whole by a PATCH, so each data
         # disk is sent with all it had
@@ -137,7 +140,7 @@ def plan_cmk(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanCo
         Change(
             resource_id=rid,
             summary=(
-                f"Name disk encryption set {name_of(des_id)} ({wanted}) for the OS and data disks in the model of "
+                f"Name disk encryption set {name_of(des_id)} ({wanted}) for {what} in the model of "
                 f"scale set {name} (upgrade policy Manual): disks made from the model from now on are encrypted "
                 f"with its customer-managed key. {_waiting(resource)}"
             ),
