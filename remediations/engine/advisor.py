@@ -198,10 +198,10 @@ LINUX_OS_ADE = (
 
 
 def scale_set_ade(vmss: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The Azure Disk Encryption extension in a scale set's model, as (name, VolumeType); None when there is none."""
+    """The Azure Disk Encryption extension in a scale set's model, as (type, VolumeType); None when there is none."""
     for ext in get(vmss, "properties.virtualMachineProfile.extensionProfile.extensions") or []:
         if str(get(ext, "properties.type") or "").lower() in ADE_EXTENSIONS:
-            return str(ext.get("name") or ""), str(get(ext, "properties.settings.VolumeType") or "")
+            return str(get(ext, "properties.type")), str(get(ext, "properties.settings.VolumeType") or "")
     return None
 
 
@@ -222,7 +222,7 @@ def as_vm(vmss: Mapping[str, Any]) -> dict[str, Any]:
     block = dict(vmss.get("cryptward") or {})
     ade = scale_set_ade(vmss)
     if ade:
-        block["extensions"] = [{"name": ade[0], "properties": {"type": "AzureDiskEncryption"}}]
+        block["extensions"] = [{"name": ade[0], "properties": {"type": ade[0]}}]
     return {
         "id": vmss.get("id"),
         "location": vmss.get("location"),
