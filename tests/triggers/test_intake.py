@@ -147,15 +147,16 @@ def test_the_sweep_packs_items_and_every_resource_is_in_exactly_one_message(inta
 
     rt = bot_runtime({**intake_env, "CRYPTWARD_DEBOUNCE_SECONDS": "0"})
     per_type = PACK_ITEMS * 2 + 5  # the last pack of each type's stream is not full
-    assert intake.sweep(FakeAzure(per_type), rt) == 4 * per_type
+    types = len(intake.SWEEP_TYPES)
+    assert intake.sweep(FakeAzure(per_type), rt) == types * per_type
     client = rt.queue._client(rt.queue.name)
     sizes, ids = [], []
     for message in client.receive_messages(max_messages=32):
         items = decode_all(message.content)
         sizes.append(len(items))
         ids += [w.resource_id for w in items]
-    assert len(ids) == len(set(ids)) == 4 * per_type  # none lost, none twice
-    assert max(sizes) == PACK_ITEMS and len(sizes) == -(-4 * per_type // PACK_ITEMS)
+    assert len(ids) == len(set(ids)) == types * per_type  # none lost, none twice
+    assert max(sizes) == PACK_ITEMS and len(sizes) == -(-types * per_type // PACK_ITEMS)
 
 
 def test_a_pack_too_big_for_one_message_is_split_not_cut(rt):
