@@ -72,6 +72,21 @@ def grant_role(admin: Azure, running, sub: str) -> None:
     admin.write("PUT", f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}", ROLE_API, body)
     sb = running.sandbox
     assign(sb, f"/subscriptions/{sub}", sb.directory.named("bot"), guid)
+    # and, as infra/app/workspace-access.bicep, its workspace role on the workspace alone
+    ws_doc = json.loads((ROOT / "infra" / "cryptward-workspace-role.json").read_text())
+    ws_guid = str(uuid.uuid4())
+    body["properties"] |= {
+        "roleName": ws_doc["roleName"],
+        "description": ws_doc["description"],
+        "permissions": [{k: ws_doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}],
+    }
+    admin.write(
+        "PUT", f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{ws_guid}", ROLE_API, body
+    )
+    workspace = (
+        f"/subscriptions/{sub}/resourceGroups/rg-ops/providers/Microsoft.OperationalInsights/workspaces/law-cryptward"
+    )
+    assign(sb, workspace, sb.directory.named("bot"), ws_guid)
 
 
 def main() -> None:

@@ -164,6 +164,17 @@ class Rig:
         path = f"/subscriptions/{self.sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
         scenarios.arm(sb, "PUT", path, body, api_version=ROLE_API)
         scenarios.assign(sb, f"/subscriptions/{self.sub}", sb.directory.named("bot"), guid)
+        # and, as infra/app/workspace-access.bicep, its workspace role on the workspace alone
+        ws_doc = json.loads((ROOT / "infra" / "cryptward-workspace-role.json").read_text())
+        ws_guid = str(uuid.uuid4())
+        body["properties"] |= {
+            "roleName": ws_doc["roleName"],
+            "description": ws_doc["description"],
+            "permissions": [{k: ws_doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}],
+        }
+        path = f"/subscriptions/{self.sub}/providers/Microsoft.Authorization/roleDefinitions/{ws_guid}"
+        scenarios.arm(sb, "PUT", path, body, api_version=ROLE_API)
+        scenarios.assign(sb, os.environ["CRYPTWARD_WORKSPACE_ID"], sb.directory.named("bot"), ws_guid)
 
     def vault(self, name: str, who: str = "admin") -> str:
         from sandbox import scenarios

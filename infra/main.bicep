@@ -113,6 +113,15 @@ module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.7.0' = {
   }
 }
 
+module workspaceAccess 'app/workspace-access.bicep' = {
+  name: 'workspace-access'
+  scope: rg
+  params: {
+    workspaceName: logAnalytics.outputs.name
+    principalId: identity.outputs.principalId
+  }
+}
+
 module appInsights 'br/public:avm/res/insights/component:0.4.1' = {
   name: 'appinsights'
   scope: rg

@@ -9,8 +9,10 @@ module imports them only inside the functions that need them (importing it loads
     azure.keyvault_request("GET", key_url, "2025-07-01")
 
 Errors come out as `AzureAccessError` (status, ARM error code, message) or `CredentialError`; the SDK's own exceptions
-never leave this module. Retries are azure-core's `RetryPolicy` (it honours Retry-After on 429 and 503); long-running
-operations are polled by azure-core's `LROPoller` with azure-mgmt-core's `ARMPolling`.
+never leave this module. Every client's retries are `WriteRetries` (azure-core's `RetryPolicy`, which also retries a
+throttled PUT, PATCH or POST, within a bounded wait); long-running operations are polled by azure-core's `LROPoller`
+with azure-mgmt-core's `ARMPolling` in its own order, and a write is done only once the resource says
+`provisioningState: Succeeded`.
 """
 
 from __future__ import annotations
@@ -18,16 +20,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from remediations import __version__
+from remediations import __version__, pacing
 from remediations.errors import AzureAccessError, CredentialError, SettingsError
 
 T = TypeVar("T")
@@ -41,6 +43,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # azure-core's own default when an LRO answer carries no Retry-After / retry-after-ms.
 PUBLIC_POLLING_INTERVAL = 30.0
 USER_AGENT = f"cryptward/{__version__}"
+_COUNT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -132,13 +135,22 @@ class Azure:
     _credential: Any = None
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _arm: Any = None
+    budget: pacing.ReadBudget = field(default_factory=pacing.ReadBudget)  # ARM reads, paced (remediations/pacing.py)
+    workers: int = pacing.DEFAULT_WORKERS  # independent reads in flight at once (CRYPTWARD_READ_CONCURRENCY)
+    _pacer: Any = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Azure:
         """The profile and the identity (AZURE_CLIENT_ID) the settings name (the process environment unless given)."""
         env = os.environ if env is None else env
         client_id = (env.get("AZURE_CLIENT_ID") or "").strip() or None
-        return cls(CloudProfile.from_env(env), credential_factory=lambda: default_credential(client_id))
+        raw = (env.get("CRYPTWARD_READ_CONCURRENCY") or "").strip()
+        if raw and not (raw.isdigit() and int(raw) >= 1):
+            raise SettingsError(f"CRYPTWARD_READ_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
+        workers = int(raw) if raw else pacing.DEFAULT_WORKERS
+        return cls(
+            CloudProfile.from_env(env), credential_factory=lambda: default_credential(client_id), workers=workers
+        )
 
     @property
     def credential(self) -> TokenCredential:
@@ -147,13 +159,15 @@ class Azure:
         return self._credential
 
     def _count(self, request: Any) -> None:
-        self.calls[str(request.http_request.method).upper()] += 1
+        with _COUNT_LOCK:  # requests run on several threads (`each`); `+=` on a Counter is not atomic
+            self.calls[str(request.http_request.method).upper()] += 1
 
     def _common(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "polling_interval": self.profile.polling_interval,
             "raw_request_hook": self._count,
             "user_agent": USER_AGENT,
+            "retry_policy": write_retries(),
         }
         if self.profile.ca_bundle:
             kwargs["connection_verify"] = self.profile.ca_bundle
@@ -167,9 +181,44 @@ class Azure:
                 subscription_id,
                 base_url=self.profile.arm_endpoint.rstrip("/"),
                 credential_scopes=list(self.profile.credential_scopes),
+                per_retry_policies=[self.pacer()],
                 **self._common(),
             )
         return self._clients[key]
+
+    def pacer(self) -> Any:
+        """A pipeline policy (one per pipeline: a policy links to the next one) that paces ARM reads by `budget`:
+        each GET takes a token before it is sent (each retry too), and each answer's remaining-reads header corrects
+        the budget. Other requests pass untouched."""
+        if self._pacer is None:
+            from azure.core.pipeline.policies import HTTPPolicy
+
+            budget, host = self.budget, urlsplit(self.profile.arm_endpoint).netloc.lower()
+
+            class ReadPacer(HTTPPolicy):
+                def send(self, request: Any) -> Any:
+                    http = request.http_request
+                    url = urlsplit(http.url)
+                    if http.method.upper() not in ("GET", "HEAD") or url.netloc.lower() != host:
+                        return self.next.send(request)
+                    scope = pacing.scope_of(url.path)
+                    budget.take(scope)
+                    remaining = None
+                    try:
+                        response = self.next.send(request)
+                        headers = response.http_response.headers
+                        remaining = next((headers[h] for h in pacing.REMAINING_READS if h in headers), None)
+                    finally:
+                        budget.done(scope, remaining)
+                    return response
+
+            self._pacer = ReadPacer
+        return self._pacer()
+
+    def each(self, fetch: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
+        """`fetch(item)` for each item, up to `workers` at once (the clients are thread-safe; ARM reads are paced
+        by `budget`), in order; an AzureAccessError raised by one is its result."""
+        return pacing.gather(fetch, items, self.workers)
 
     # --- SDK clients, cached per (client type, subscription) ------------------------------------------------------
 
@@ -228,7 +277,8 @@ class Azure:
                     policies.UserAgentPolicy(sdk_moniker=USER_AGENT),
                     policies.ContentDecodePolicy(),
                     policies.RedirectPolicy(),
-                    policies.RetryPolicy(),
+                    kwargs["retry_policy"],
+                    self.pacer(),
                     ARMChallengeAuthenticationPolicy(self.credential, *self.profile.credential_scopes),
                     policies.CustomHookPolicy(raw_request_hook=self._count),
                     policies.SensitiveHeaderCleanupPolicy(),
@@ -277,26 +327,37 @@ class Azure:
         if not polled and not (http.status_code == 201 and "location" in {k.lower() for k in http.headers}):
             return _json(http)
         from azure.core.polling import LROPoller
-        from azure.core.polling.base_polling import LocationPolling, StatusCheckPolling
-        from azure.mgmt.core.polling.arm_polling import ARMPolling, AzureAsyncOperationPolling, BodyContentPolling
+        from azure.mgmt.core.polling.arm_polling import ARMPolling
 
-        # Location first: its URL answers 202 while the operation runs and the final result when it is done, so a
-        # short operation costs one poll; Azure-AsyncOperation costs a poll and then a GET of the resource. A Location
-        # answer without a body (204) leaves the caller to read the resource.
-        algorithms: list[Any] = [
-            LocationPolling(),
-            AzureAsyncOperationPolling(),
-            BodyContentPolling(),
-            StatusCheckPolling(),
-        ]
+        # ARMPolling's own order (Azure-AsyncOperation, then Location, then the body), as the SDK clients poll. Where
+        # Location names the resource itself (DiskRP), its first 200 would end the poll while the resource still
+        # says `provisioningState: Updating`: the status URL decides, and the state is checked after.
         poller = LROPoller(
             self._pipeline(),
             response,
             lambda final: _json(final.http_response),
-            ARMPolling(self.profile.polling_interval, lro_algorithms=algorithms),
+            ARMPolling(self.profile.polling_interval),
         )
         with translated():
-            return poller.result()
+            body = poller.result()
+        return self._settled(path, api_version, body) if method.upper() != "POST" else body
+
+    def _settled(self, path: str, api_version: str, body: Any, polls: int = 60, within: float = 120.0) -> Any:
+        """The resource once its `provisioningState` is terminal: re-read at the polling interval (`polls` times and
+        `within` seconds at most: a function runs 5 minutes) while it says Updating, Creating ...; AzureAccessError
+        when it ends Failed or Canceled, or does not end in time (the queue tries the work item again later)."""
+        deadline = time.monotonic() + within
+        for _ in range(polls + 1):
+            state = str(((body or {}).get("properties") or {}).get("provisioningState") or "Succeeded")
+            if state.lower() == "succeeded":
+                return body
+            if state.lower() in ("failed", "canceled", "cancelled"):
+                raise AzureAccessError(200, f"Provisioning{state}", f"the resource ended provisioningState {state}")
+            if time.monotonic() + self.profile.polling_interval > deadline:
+                break
+            time.sleep(self.profile.polling_interval)
+            body = self.get(path, api_version)
+        raise AzureAccessError(0, "ProvisioningTimeout", f"the resource still says provisioningState {state}")
 
     def keyvault_request(self, method: str, url: str, api_version: str, body: Any = None) -> Any:
         """A Key Vault data-plane request (the URL names the vault); the JSON body."""
@@ -364,32 +425,45 @@ def translated() -> Iterator[None]:
         raise AzureAccessError(0, "ServiceRequestError", _first_line(str(e))) from None
 
 
-def with_backoff(
-    call: Callable[[], T],
-    *,
-    attempts: int = 8,
-    base: float = 0.5,
-    cap: float = 20.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run `call`, waiting and trying again while Azure answers 429. azure-core retries 429 only for idempotent
-    methods, and Key Vault's 429 (a POST such as rotate, with no Retry-After) means the request was not processed,
-    so it is safe to send again: Retry-After when given, else exponential backoff with jitter, then the 429 itself."""
-    from azure.core.exceptions import HttpResponseError
+# Throttled writes: a bounded budget of retries and seconds waited for one request (a function runs 5 minutes at most).
+WRITE_RETRIES, WRITE_RETRY_WAIT = 6, 60.0
 
-    for attempt in range(attempts):
-        try:
-            return call()
-        except HttpResponseError as e:
-            if e.status_code != 429 or attempt == attempts - 1:
-                raise
-            header = getattr(e.response, "headers", {}).get("Retry-After") if e.response is not None else None
-            try:
-                wait = float(header) if header else min(cap, base * 2**attempt) * (0.5 + random.random() / 2)
-            except ValueError:
-                wait = min(cap, base * 2**attempt)
-            sleep(wait)
-    raise AssertionError("unreachable")
+
+def write_retries(total: int = WRITE_RETRIES, max_wait: float = WRITE_RETRY_WAIT) -> Any:
+    """azure-core's RetryPolicy, and a throttled PUT, PATCH or POST retried too.
+
+    azure-core 1.41 (`RetryPolicyBase.is_retry`) retries any method whose error answer carries `Retry-After`, but
+    without one it retries POST and PATCH only on 500, 503 and 504 (and neither after a connection reset), so a 429
+    without `Retry-After` (a resource
+    provider's own throttling, Key Vault's data plane) failed at once. A 429 means the request was not processed
+    ("Understand how Azure Resource Manager throttles requests", learn.microsoft.com/azure/azure-resource-manager/
+    management/request-limits-and-throttling; Key Vault "throttling guidance"), and the bot's writes are desired-state
+    writes, so one is sent again: after `Retry-After` (or `retry-after-ms` / `x-ms-retry-after-ms`, azure-core's
+    `get_retry_after`), else exponential backoff. Within a budget: `total` retries and `max_wait` seconds of waiting
+    for one request; a 429 asking for longer than what remains is given back at once (the queue retries the work
+    item later). ARM's `x-ms-ratelimit-remaining-*` headers count what is left and carry no wait: they are not read.
+    """
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class WriteRetries(RetryPolicy):
+        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+            throttled = response.http_response.status_code == 429 and settings["total"] > 0
+            if not (super().is_retry(settings, response) or throttled):
+                return False
+            wait = self.get_retry_after(response)
+            if wait is None:
+                wait = min(self.backoff_max, self.backoff_factor * 2 ** len(settings["history"]))
+            if settings.setdefault("waited", 0.0) + wait > max_wait:
+                return False
+            settings["waited"] += wait
+            return True
+
+    # PATCH joins azure-core's idempotent methods (HEAD, GET, PUT, DELETE, ...): the bot's PATCHes are desired-state
+    # merges, safe to send again after a connection reset too; POST (rotate) is not, and keeps azure-core's rules.
+    methods = frozenset({"HEAD", "GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+    policy = WriteRetries(retry_total=total, retry_backoff_max=int(max_wait))
+    policy._method_whitelist = methods  # what `retry_on_methods` defaults to per request (RetryPolicyBase)
+    return policy
 
 
 def _first_line(text: str) -> str:
@@ -513,4 +587,5 @@ __all__ = [
     "storage_credential",
     "translated",
     "webhook_client",
+    "write_retries",
 ]

@@ -210,8 +210,16 @@ class PlanSettings:
     # vault, its resource group or subscription) -> scopes of the sets that may use its keys. A set and a vault in
     # the same resource group need no entry.
     key_access_allow: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # How long a new Key Vault role assignment may take to apply; a change relying on one waits that long.
-    role_propagation: timedelta = ROLE_PROPAGATION
+    # How long Azure may take to honour a new role assignment (CRYPTWARD_ROLE_PROPAGATION_SECONDS): "up to 10
+    # minutes (600 seconds)" for Key Vault (Microsoft Learn, Key Vault rbac-guide, "Known limits and performance").
+    # A change needing a role this young waits (applier's waiting-for-role) instead of failing; the one window every
+    # fix and the worker use.
+    role_propagation_seconds: float = ROLE_PROPAGATION.total_seconds()
+
+    @property
+    def role_propagation(self) -> timedelta:
+        """`role_propagation_seconds` as a duration."""
+        return timedelta(seconds=self.role_propagation_seconds)
 
     def key_access_allowed(self, des_id: str, vault_id: str) -> bool:
         """Whether the operator lets the set `des_id` be granted use of keys in `vault_id`."""
@@ -249,6 +257,9 @@ class PlanContext:
         """Who changed this resource: the event's caller, else the one the engine found for it, else None."""
         if self.caller is not None:
             return self.caller
+        found = self.callers.get(resource_id)
+        if found is not None:
+            return found
         wanted = resource_id.lower()
         return next((c for k, c in self.callers.items() if k.lower() == wanted), None)
 
@@ -257,6 +268,8 @@ class PlanContext:
         if not resource_id:
             return None
         found = self.resources.get(resource_id)
+        if found is None:
+            found = self.resources.get(resource_id.lower())  # the reader keys them by lower-cased id
         if found is None:
             wanted = resource_id.lower()
             found = next((r for k, r in self.resources.items() if k.lower() == wanted), None)

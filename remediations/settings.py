@@ -145,6 +145,18 @@ class IntakeSettings:
         return next((s for s in self.scopes if s.contains(resource_id)), None)
 
 
+def _seconds(raw: str | None, default: float, name: str = "CRYPTWARD_ROLE_PROPAGATION_SECONDS") -> float:
+    """A number of seconds (at least 0) from a setting; SettingsError naming it when it is not one."""
+    text = (raw or "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise SettingsError(f"{name} must be a number of seconds of at least 0, not {text!r}")
+    return value
+
+
 def _scope(text: str, make: Callable[..., Scope]) -> Scope:
     """`<subscription id>`, `/subscriptions/<id>` or `/subscriptions/<id>/resourceGroups/<name>`."""
     parts = [p for p in text.strip().split("/") if p]
@@ -395,6 +407,7 @@ class Settings:
             diagnostic_setting_name=value("CRYPTWARD_DIAGNOSTIC_SETTING_NAME") or PlanSettings.diagnostic_setting_name,
             exemption_tag=value("CRYPTWARD_EXEMPTION_TAG") or PlanSettings.exemption_tag,
             key_access_allow={k: tuple(v) for k, v in allow.items()},
+            role_propagation_seconds=_seconds(value("CRYPTWARD_ROLE_PROPAGATION_SECONDS"), 600.0),
         )
         rotate_vaults = tuple((value("CRYPTWARD_ROTATE_VAULTS") or "").replace(",", " ").split())
         for scope in rotate_vaults:

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from sandbox.state import Operation, State, new_id
 
@@ -183,6 +183,16 @@ class ResourceType:
     lro: frozenset[str] = frozenset()  # verbs answered as LROs: "PUT", "PATCH", "DELETE", or an action name
     extension: bool = False  # lives at any scope (locks, tags, role assignments, diagnostic settings)
     singleton: bool = False  # a fixed sub-object at {resource}/{word} (a VM's instanceView): GET answers read()
+    # Where a PUT/PATCH LRO's `Location` header points: ARM's operationResults URL, or the resource itself, as
+    # DiskRP answers (azure-rest-api-specs, specification/compute/resource-manager/Microsoft.Compute/DiskRP/stable/
+    # 2025-01-02/examples/diskExamples/Disk_Update_ChangeTier.json and diskEncryptionSetExamples/
+    # DiskEncryptionSet_Update.json: 202 with `Location: .../disks/myDisk?api-version=...`, body
+    # `provisioningState: Updating`; the 200 of the GET that follows says `Succeeded`).
+    location_is_resource: bool = False
+    # Whether an LRO answer carries Azure-AsyncOperation besides Location. Tags at a scope answer 202 with `location`
+    # (.../operationresults/...) alone (azure-rest-api-specs, Microsoft.Resources/resources/stable/2025-04-01/examples/
+    # PutTagsResource.json, PatchTagsResource.json).
+    async_operation_header: bool = True
 
     def current(self, call: Call) -> dict[str, Any] | None:
         """The stored body a write acts on (None: a create). Virtual types (tags at a scope) override it."""
@@ -326,28 +336,6 @@ def check_api_version(rt: ResourceType, path: ArmPath, api_version: str | None) 
     return api_version
 
 
-def page(call: Call, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """ARM paging: `value` plus `nextLink` carrying a $skiptoken while more remain."""
-    size = call.state.settings.page_size
-    try:
-        start = int(call.query.get("$skiptoken", "0"))
-    except ValueError as exc:
-        raise ArmError(400, "InvalidSkipToken", "The $skiptoken is not valid.") from exc
-    top = call.query.get("$top")
-    if top is not None:
-        try:
-            size = min(size, int(top))
-        except ValueError as exc:
-            raise ArmError(400, "InvalidQueryParameterValue", "The value of '$top' is not valid.") from exc
-    chunk = items[start : start + size]
-    out: dict[str, Any] = {"value": chunk}
-    if start + size < len(items):  # with $top too: it sets the page size, the nextLink carries on
-        query = {k: v for k, v in call.query.items() if k != "$skiptoken"}
-        query["$skiptoken"] = str(start + size)
-        out["nextLink"] = f"{call.url.split('?')[0]}?{urlencode(query, quote_via=quote)}"
-    return out
-
-
 # -- locks, enforced here for every type ---------------------------------------------------------------------
 
 
@@ -368,6 +356,8 @@ def _ancestors(resource_id: str) -> list[str]:
 
 def locks_over(state: State, resource_id: str, *, include_below: bool = False) -> list[dict[str, Any]]:
     scopes = set(_ancestors(resource_id))
+    if not include_below:  # the locks at each scope above: an index lookup each, not a scan of every lock
+        return [lock for scope in _ancestors(resource_id) for lock in state.at_scope(LOCK_TYPE, scope)]
     found = []
     for lock in state.of_type("Microsoft.Authorization/locks"):
         scope = lock["id"].lower().rsplit("/providers/microsoft.authorization/locks/", 1)[0]
@@ -399,6 +389,7 @@ def enforce_locks(state: State, method: str, resource_id: str, rtype: str) -> No
 def lro_answer(call: Call, resource_id: str, result: Answer, location: str = "global") -> Answer:
     """Turn a completed change into ARM's asynchronous answer: 202 + Azure-AsyncOperation + Location."""
     op_id = new_id()
+    polls = call.state.settings.lro_in_progress_polls
     call.state.lros[op_id] = {
         "status": "Succeeded",
         "resourceId": resource_id,
@@ -406,14 +397,39 @@ def lro_answer(call: Call, resource_id: str, result: Answer, location: str = "gl
         "result": result.body,
         "resultStatus": result.status,
         "startTime": call.state.clock.iso(),
-        "pollsLeft": call.state.settings.lro_in_progress_polls,
+        "pollsLeft": polls,
     }
+    rt = REGISTRY.get(call.path.type.lower(), ResourceType)
+    on_resource = call.method in ("PUT", "PATCH") and rt.location_is_resource
+    if polls > 0 and call.method in ("PUT", "PATCH"):
+        call.state.lro_busy[resource_id.lower()] = op_id  # the resource reads provisioningState Updating meanwhile
     headers = {
-        "Azure-AsyncOperation": call.op_url(resource_id, "operations", op_id, location),
-        "Location": call.op_url(resource_id, "operationResults", op_id, location),
+        "Location": (
+            f"{call.base_url}{resource_id}?{urlencode({'api-version': call.api_version})}"
+            if on_resource
+            else call.op_url(resource_id, "operationResults", op_id, location)
+        ),
         "retry-after-ms": str(call.state.settings.lro_delay_ms),
     }
+    if rt.async_operation_header:
+        headers["Azure-AsyncOperation"] = call.op_url(resource_id, "operations", op_id, location)
     return Answer(202, None, headers)
+
+
+def updating(state: State, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A resource read while a PUT/PATCH LRO on it runs says `provisioningState: Updating` (DiskRP's examples, see
+    `ResourceType.location_is_resource`); each such read is a poll too, as the SDK's Location polling reads it."""
+    op_id = state.lro_busy.get(resource_id.lower())
+    op = state.lros.get(op_id) if op_id else None
+    if op is None or op["pollsLeft"] <= 0:
+        state.lro_busy.pop(resource_id.lower(), None)
+        return body
+    op["pollsLeft"] -= 1
+    if op["pollsLeft"] <= 0:
+        state.lro_busy.pop(resource_id.lower(), None)
+    if isinstance(body.get("properties"), dict) and "provisioningState" in body["properties"]:
+        body["properties"]["provisioningState"] = "Updating"
+    return body
 
 
 def operation_status(state: State, op_id: str, results: bool) -> Answer:
@@ -423,6 +439,8 @@ def operation_status(state: State, op_id: str, results: bool) -> Answer:
     headers = {"retry-after-ms": str(state.settings.lro_delay_ms)}
     if op["pollsLeft"] > 0:
         op["pollsLeft"] -= 1
+        if op["pollsLeft"] <= 0:
+            state.lro_busy.pop(str(op["resourceId"]).lower(), None)
         if results:
             return Answer(202, None, headers)
         return Answer(200, {"name": op_id, "status": "InProgress", "startTime": op["startTime"]}, headers)

@@ -5,6 +5,8 @@
 
     sb.hooks.data_plane("keys", handle, cost)   # requests on /keys/... go to `handle`, throttled by `cost`
     sb.hooks.admin(admin_table)                  # more /_sandbox/... routes (a function of the sandbox)
+    sb.hooks.ancestors(fn)                       # fn(scope) -> scopes above it that its id does not spell
+                                                 # (management groups), which RBAC and role assignment lists use
 
 Providers also use the sandbox's own hooks: `sb.state.on_reset`, `sb.state.on_operation`, `sb.startup_hooks`.
 """
@@ -40,6 +42,7 @@ class DataPlane:
 class Hooks:
     data_planes: dict[str, DataPlane] = field(default_factory=dict)  # first path segment, lower case -> plane
     admin_tables: list[AdminTable] = field(default_factory=list)
+    ancestor_finders: list[Callable[[str], list[str]]] = field(default_factory=list)
 
     def data_plane(self, prefix: str, handle: Handler, cost: Cost | None = None) -> None:
         """Serve requests whose path starts with /{prefix}/ with `handle` (ARM paths never start with it)."""
@@ -50,3 +53,12 @@ class Hooks:
     def admin(self, table: AdminTable) -> None:
         """Add the routes `table(sb)` gives to the admin API (sandbox/admin.py), after its own."""
         self.admin_tables.append(table)
+
+    def ancestors(self, finder: Callable[[str], list[str]]) -> None:
+        """Add `finder(scope)`: scopes above `scope` that are not a prefix of its id (the management groups above a
+        subscription), lower-cased."""
+        self.ancestor_finders.append(finder)
+
+    def scopes_above(self, scope: str) -> list[str]:
+        """Every finder's scopes above `scope` (empty when no provider registered one)."""
+        return [s for finder in self.ancestor_finders for s in finder(scope)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ __all__ = [
     "DATA_ACTIONS",
     "KEY_PERMISSIONS",
     "NOT_GRANTED",
+    "PROPAGATING",
     "ROLES",
     "AssignmentIndex",
     "CustomRoleError",
@@ -43,6 +44,15 @@ __all__ = [
 ]
 
 _ROLE_DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions/"
+
+PROPAGATING = "roleAssignmentsPropagating"
+"""The state table of role assignments made lately: lower-cased id -> the sandbox-clock time (epoch seconds) from
+which data planes honour it. ARM lists an assignment at once; Key Vault (and DiskRP's key access check, which asks
+Key Vault) applies it only after the propagation delay: "Role assignments latency: at current expected performance,
+it will take up to 10 minutes (600 seconds) after role assignments is changed for role to be applied" (Microsoft
+Learn, "Provide access to Key Vault keys, certificates, and secrets with Azure role-based access control",
+https://learn.microsoft.com/azure/key-vault/general/rbac-guide, "Known limits and performance"; MicrosoftDocs/
+azure-docs articles/key-vault/general/rbac-guide.md). The delay is `Settings.role_propagation_seconds`."""
 
 
 def _load_builtin_roles() -> dict[str, dict[str, Any]]:
@@ -120,9 +130,15 @@ def _norm_scope(scope: str) -> str:
     return scope or "/"
 
 
-def _covers(assignment_scope: str, target: str) -> bool:
-    """Both normalised: the target is the assignment scope or below it on a segment boundary."""
-    return assignment_scope == "/" or target == assignment_scope or target.startswith(assignment_scope + "/")
+def _covers(assignment_scope: str, target: str, above: Collection[str] = ()) -> bool:
+    """Both normalised: the target is the assignment scope or below it on a segment boundary, or the assignment is
+    at one of `above` (the management groups over the target, which its id does not spell)."""
+    return (
+        assignment_scope == "/"
+        or target == assignment_scope
+        or target.startswith(assignment_scope + "/")
+        or assignment_scope in above
+    )
 
 
 def _guid_of(role_definition_id: str) -> str:
@@ -206,10 +222,12 @@ class AssignmentIndex:
         *,
         data_action: bool,
         attributes: conditions.Attributes | None = None,
+        above: Collection[str] = (),
     ) -> bool:
-        return (
-            self.decide(principal_object_id, action, scope, data_action=data_action, attributes=attributes) == ALLOWED
+        decision = self.decide(
+            principal_object_id, action, scope, data_action=data_action, attributes=attributes, above=above
         )
+        return decision == ALLOWED
 
     def decide(
         self,
@@ -219,10 +237,11 @@ class AssignmentIndex:
         *,
         data_action: bool,
         attributes: conditions.Attributes | None = None,
+        above: Collection[str] = (),
     ) -> str:
         target, verdict, action = _norm_scope(scope), _Verdict(action, attributes), action.lower()
         for assignment_scope, guid, _, condition in self._by_principal.get(principal_object_id.lower(), ()):
-            if _covers(assignment_scope, target):
+            if _covers(assignment_scope, target, above):
                 blocks = self._roles.get(guid)
                 if blocks and _grants(blocks, action, data_action) and verdict.grants(condition):
                     return ALLOWED
@@ -267,6 +286,7 @@ def is_allowed(
     assignments: Iterable[Mapping[str, Any]] | AssignmentIndex,
     role_definitions: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]] | None = None,
     attributes: conditions.Attributes | None = None,
+    above: Collection[str] = (),
 ) -> bool:
     """Whether any of the principal's role assignments grants `action` at `scope`.
 
@@ -282,6 +302,7 @@ def is_allowed(
         assignments=assignments,
         role_definitions=role_definitions,
         attributes=attributes,
+        above=above,
     )
     return decision == ALLOWED
 
@@ -295,15 +316,19 @@ def decide(
     assignments: Iterable[Mapping[str, Any]] | AssignmentIndex,
     role_definitions: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]] | None = None,
     attributes: conditions.Attributes | None = None,
+    above: Collection[str] = (),
 ) -> str:
     """`is_allowed`, saying why not: ALLOWED, NOT_GRANTED, or CONDITION_NOT_MET (only conditioned assignments grant
-    the action, and none of their conditions holds)."""
+    the action, and none of their conditions holds). `above`: the management groups over `scope` (lower-cased), whose
+    assignments it inherits though its id does not spell them."""
     if isinstance(assignments, AssignmentIndex):
-        return assignments.decide(principal_object_id, action, scope, data_action=data_action, attributes=attributes)
+        return assignments.decide(
+            principal_object_id, action, scope, data_action=data_action, attributes=attributes, above=above
+        )
     target, verdict, action = _norm_scope(scope), _Verdict(action, attributes), action.lower()
     definitions = role_definitions if isinstance(role_definitions, Mapping) else _definitions(role_definitions)
     for assignment_scope, guid, condition in _by_principal(assignments).get(principal_object_id.lower(), ()):
-        if _covers(assignment_scope, target):
+        if _covers(assignment_scope, target, above):
             blocks = _role_blocks(guid, definitions)
             if blocks and _grants(blocks, action, data_action) and verdict.grants(condition):
                 return ALLOWED
@@ -318,6 +343,7 @@ def explain(
     data_action: bool,
     assignments: Iterable[Mapping[str, Any]],
     role_definitions: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]] | None = None,
+    above: Collection[str] = (),
 ) -> Mapping[str, Any] | None:
     """The role assignment that grants `action` at `scope` (the first that does), or None: what ARM names as the
     `authorization.evidence` of an operation. Off the hot path: only events and logs ask."""
@@ -325,7 +351,7 @@ def explain(
     definitions = role_definitions if isinstance(role_definitions, Mapping) else _definitions(role_definitions)
     for assignment in assignments:
         props = assignment.get("properties", assignment)
-        if str(props.get("principalId", "")).lower() != oid or not _covers(_norm_scope(props["scope"]), target):
+        if str(props.get("principalId", "")).lower() != oid or not _covers(_norm_scope(props["scope"]), target, above):
             continue
         blocks = _role_blocks(_guid_of(props["roleDefinitionId"]), definitions)
         if blocks and _grants(blocks, action, data_action):

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import arm, conditions, faults, rbac, throttling
+from sandbox import arm, conditions, faults, paging, rbac, throttling
 from sandbox.hooks import Hooks
 from sandbox.identity import Directory, TokenError
 from sandbox.listeners import Listeners
@@ -145,15 +145,21 @@ class Sandbox:
         data_action: bool = False,
         attributes: conditions.Attributes | None = None,
     ) -> str:
-        """rbac.decide over the stored assignments and roles; the check goes into the call log."""
+        """rbac.decide over the stored assignments and roles; the check goes into the call log. Assignments above
+        the scope count, management groups included (`hooks.scopes_above`); a data action ignores the assignments
+        still propagating (rbac.PROPAGATING), which ARM lists and honours at once."""
+        assignments = list(self.state.of_type("Microsoft.Authorization/roleAssignments"))
+        if data_action:
+            assignments = self._propagated(assignments)
         decision = rbac.decide(
             object_id,
             action,
             scope,
             data_action=data_action,
-            assignments=list(self.state.of_type("Microsoft.Authorization/roleAssignments")),
+            assignments=assignments,
             role_definitions=self.role_definitions(),
             attributes=attributes,
+            above=self.hooks.scopes_above(scope),
         )
         checks = _CHECKS.get()
         if checks is not None:
@@ -162,6 +168,16 @@ class Sandbox:
                 {"principal": object_id, "action": action, "dataAction": data_action, "scope": scope, "allowed": ok}
             )
         return decision
+
+    def _propagated(self, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pending = self.state.table(rbac.PROPAGATING)
+        if not pending:
+            return assignments
+        now = self.state.clock.timestamp()
+        for key, due in list(pending.items()):
+            if due <= now:
+                del pending[key]
+        return [a for a in assignments if a["id"].lower() not in pending] if pending else assignments
 
     def role_definitions(self) -> dict[str, dict[str, Any]]:
         """Built-in and custom role definitions by lower-cased GUID."""
@@ -326,7 +342,7 @@ class Sandbox:
         )
         fail = fault if fault is not None and fault.kind == "lroFailed" else None
         answer = self.handle(call, rt, fail)
-        if fail is not None and answer.headers.get("Azure-AsyncOperation"):
+        if fail is not None and (answer.headers.get("Azure-AsyncOperation") or answer.status == 202):
             request.state.lro_failed = True
             self.faults.applied(fail, method, request.url.path)
         return _respond(answer, headers)
@@ -349,12 +365,14 @@ class Sandbox:
         action = rbac.action_for(method if path.kind != "action" else "POST", path.type, path.action)
         scope = path.id if path.kind in ("item", "action") else (path.parent or "/")
         if path.type.lower() == "microsoft.resources/subscriptions" and path.kind == "collection":
-            return arm.Answer(200, arm.page(call, self._visible_subscriptions(call.principal)))
+            return arm.Answer(200, paging.page(call, lambda: self._visible_subscriptions(call.principal)))
         self.authorize(call.principal, action, scope, attributes=rt.attributes(call))
         if method in ("GET", "HEAD"):
             if path.kind == "collection" and not rt.singleton:
-                return arm.Answer(200, arm.page(call, rt.list(call)))
-            return arm.Answer(200, rt.read(call))
+                return arm.Answer(200, paging.page(call, lambda: rt.list(call)))
+            return arm.Answer(
+                200, arm.updating(state, path.id, rt.read(call)) if path.kind == "item" else rt.read(call)
+            )
         existing = rt.current(call)
         verb = path.action if path.kind == "action" else method
         if fail is not None and verb not in rt.lro:

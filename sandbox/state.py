@@ -81,6 +81,9 @@ class Settings:
     delivery_seed: int = 0
     # Microsoft.Features: how long a feature stays Registering (Microsoft Learn: registration "may take a few minutes")
     feature_registration_seconds: float = 300.0
+    # Seconds (sandbox clock) before data planes honour a new role assignment; ARM lists it at once. Microsoft: "up
+    # to 10 minutes (600 seconds)" (Learn, Key Vault rbac-guide, "Known limits and performance"; see rbac.PROPAGATING).
+    role_propagation_seconds: float = 600.0
 
 
 @dataclass
@@ -110,10 +113,14 @@ class State:
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.resources: dict[str, dict[str, Any]] = {}
         self._by_type: dict[str, dict[str, dict[str, Any]]] = {}  # lower type -> lower id -> body
+        # (lower type, lower scope: the id before its last /providers/) -> lower id -> body; and (type, name)
+        self._by_scope: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._by_name: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.meta: dict[str, dict[str, Any]] = {}  # sandbox-only facts about a resource (never served)
         self.tables: dict[str, dict[str, Any]] = {}  # provider-owned tables: name -> {key: value}
         self.operations: list[Operation] = []  # the operations log, consumed by events and the activity log
         self.lros: dict[str, dict[str, Any]] = {}
+        self.lro_busy: dict[str, str] = {}  # lower-cased resource id -> the PUT/PATCH operation still running on it
         self.calls: list[dict[str, Any]] = []
         self._listeners: list[Callable[[Operation], None]] = []
         self._on_reset: list[Callable[[], None]] = []
@@ -125,10 +132,13 @@ class State:
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         key = body["id"].lower()
         old = self.resources.get(key)
-        if old is not None and old.get("type", "").lower() != body.get("type", "").lower():
-            self._by_type.get(old.get("type", "").lower(), {}).pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
         self.resources[key] = body
-        self._by_type.setdefault(body.get("type", "").lower(), {})[key] = body
+        kind = body.get("type", "").lower()
+        self._by_type.setdefault(kind, {})[key] = body
+        self._by_scope.setdefault((kind, _scope(key)), {})[key] = body
+        self._by_name.setdefault((kind, str(body.get("name", "")).lower()), {})[key] = body
         return body
 
     def remove(self, resource_id: str) -> dict[str, Any] | None:
@@ -136,8 +146,23 @@ class State:
         self.meta.pop(key, None)
         body = self.resources.pop(key, None)
         if body is not None:
-            self._by_type.get(body.get("type", "").lower(), {}).pop(key, None)
+            self._unindex(key, body)
         return body
+
+    def _unindex(self, key: str, body: dict[str, Any]) -> None:
+        kind = body.get("type", "").lower()
+        self._by_type.get(kind, {}).pop(key, None)
+        self._by_scope.get((kind, _scope(key)), {}).pop(key, None)
+        self._by_name.get((kind, str(body.get("name", "")).lower()), {}).pop(key, None)
+
+    def at_scope(self, resource_type: str, scope: str) -> list[dict[str, Any]]:
+        """Resources of one type whose id is `{scope}/providers/...` (extension resources such as locks at a scope,
+        or the tracked resources of a group), in the order they were stored. O(1) to find."""
+        return list(self._by_scope.get((resource_type.lower(), scope.lower().rstrip("/")), {}).values())
+
+    def named(self, resource_type: str, name: str) -> list[dict[str, Any]]:
+        """Resources of one type with this name (any scope)."""
+        return list(self._by_name.get((resource_type.lower(), name.lower()), {}).values())
 
     def meta_of(self, resource_id: str) -> dict[str, Any]:
         return self.meta.setdefault(resource_id.lower(), {})
@@ -176,10 +201,13 @@ class State:
         self.subscriptions.clear()
         self.resources.clear()
         self._by_type.clear()
+        self._by_scope.clear()
+        self._by_name.clear()
         self.meta.clear()
         self.tables.clear()
         self.operations.clear()
         self.lros.clear()
+        self.lro_busy.clear()
         self.calls.clear()
         for fn in self._on_reset:
             fn()
@@ -207,10 +235,16 @@ class State:
         self.subscriptions = data["subscriptions"]
         self.resources = {}
         self._by_type = {}
+        self._by_scope = {}
+        self._by_name = {}
         for body in data["resources"].values():
             self.put(body)
         self.meta = data["meta"]
         self.tables = data["tables"]
+
+
+def _scope(resource_id: str) -> str:
+    return resource_id.rsplit("/providers/", 1)[0] if "/providers/" in resource_id else ""
 
 
 def new_id() -> str:

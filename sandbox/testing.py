@@ -4,6 +4,7 @@ test that asks for it once it answers no request an earlier test left running. E
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import time
@@ -64,6 +65,17 @@ class SandboxHandle:
 
     def advance(self, seconds: float) -> Any:
         return self.admin("POST", "/_sandbox/clock", {"advanceSeconds": seconds})
+
+    @contextlib.contextmanager
+    def roles_at_once(self) -> Iterator[None]:
+        """Role assignments made inside take effect at once (set-up made long before the test: a deployment), not
+        after the sandbox's role propagation delay."""
+        delay = self.admin("GET", "/_sandbox/settings")["role_propagation_seconds"]
+        self.admin("PATCH", "/_sandbox/settings", {"role_propagation_seconds": 0})
+        try:
+            yield
+        finally:
+            self.admin("PATCH", "/_sandbox/settings", {"role_propagation_seconds": delay})
 
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
         return list(self.admin("GET", f"/_sandbox/calls?since={since}")["value"])

@@ -1,9 +1,11 @@
 """Request throttling: ARM's token buckets and the Key Vault data plane's per-vault limits.
 
-ARM (learn.microsoft.com, "Understand how Azure Resource Manager throttles requests", the model every subscription
-has been migrated to since 2024): a token bucket per subscription, per principal and per operation type (reads
-250 tokens refilled 25/s, writes 200 refilled 10/s, deletes 200 refilled 10/s), plus a *global* bucket per
-subscription and operation type shared by all principals, 15 times the principal's. Requests without a subscription
+ARM (Microsoft Learn, "Understand how Azure Resource Manager throttles requests",
+https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling, "Regional
+throttling and token bucket algorithm": the model every subscription has been migrated to since 2024): a token
+bucket per subscription, per principal and per operation type (reads 250 tokens refilled 25/s, writes 200 refilled
+10/s, deletes 200 refilled 10/s), plus a *global* bucket per subscription and operation type shared by all
+principals, 15 times the principal's. Requests without a subscription
 (`GET /subscriptions`, `/providers/...`) use the tenant's per-principal buckets of the same sizes. Over budget ARM
 answers 429 `SubscriptionRequestsThrottled` with `Retry-After` (seconds); every answer carries what remains in the
 headers `x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}` and `...-subscription-global-{...}` (real

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.role_coverage import grant_workspace_role
 from tests.waits import limit
 
 WORKSPACE = "/resourceGroups/rg-ops/providers/Microsoft.OperationalInsights/workspaces/law-cryptward"
@@ -41,6 +42,7 @@ def make_workspace(sandbox: Any) -> str:
     ws = f"/subscriptions/{sandbox.subscription_id}{WORKSPACE}"
     body = {"location": "westeurope", "properties": {"sku": {"name": "PerGB2018"}, "retentionInDays": 30}}
     rm.resources.begin_create_or_update_by_id(ws, body, api_version=WORKSPACE_API).result()
+    grant_workspace_role(sandbox, ws)  # as the deployment does for its workspace (infra/app/workspace-access.bicep)
     return ws
 
 

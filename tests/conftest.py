@@ -88,11 +88,13 @@ def azure_as(sandbox: Any) -> Iterator[Callable[[str], Any]]:
 def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Callable[..., str]:
     """Create a custom role (as the admin, through AuthorizationManagementClient) and assign it to a principal at the
     subscription, with the role document's `assignmentCondition` as the assignment's ABAC condition, as the Bicep
-    deploys it (infra/app/role.bicep). Defaults: infra/cryptward-role.json, minus `without` actions, to the bot. A role
-    within infra/cryptward-role.json counts towards the session's role coverage (tests/role_coverage.py)."""
+    deploys it (infra/app/role.bicep). Defaults: infra/cryptward-role.json, minus `without` actions, to the bot, and
+    infra/cryptward-workspace-role.json on each Log Analytics workspace there is (the deployment's, see
+    infra/app/workspace-access.bicep). A role within infra/cryptward-role.json counts towards the session's role
+    coverage (tests/role_coverage.py)."""
     from azure.mgmt.authorization import AuthorizationManagementClient
 
-    from tests.role_coverage import role_permissions
+    from tests.role_coverage import grant_workspace_role, role_permissions, workspaces
 
     def grant(principal: str = "bot", *, without: Sequence[str] = (), role: dict[str, Any] | None = None) -> str:
         full = json.loads(ROLE_FILE.read_text())
@@ -126,7 +128,12 @@ def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Cal
         properties = {"roleDefinitionId": definition.id, "principalId": p.object_id, "principalType": p.kind}
         if doc.get("assignmentCondition"):
             properties |= {"condition": doc["assignmentCondition"], "conditionVersion": "2.0"}
-        client.role_assignments.create(sub, str(uuid.uuid4()), {"properties": properties})
+        with sandbox.roles_at_once():  # deployed long before the bot runs
+            client.role_assignments.create(sub, str(uuid.uuid4()), {"properties": properties})
+            if role_permissions(doc) <= role_permissions(full):  # the deployment's role, or a part of it: it also
+                # gives the bot its workspace role (infra/app/workspace-access.bicep)
+                for workspace in workspaces(sandbox):
+                    grant_workspace_role(sandbox, workspace, principal, without)
         return str(definition.id)
 
     return grant

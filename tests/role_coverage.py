@@ -24,6 +24,10 @@ from typing import Any
 import pytest
 
 ROLE_FILE = Path(__file__).resolve().parent.parent / "infra" / "cryptward-role.json"
+# The bot's role on the one Log Analytics workspace it is deployed with (infra/app/workspace-access.bicep): the
+# linked-scope action ARM checks when a diagnostic setting names the workspace. Counted with the main role.
+WORKSPACE_ROLE_FILE = ROLE_FILE.with_name("cryptward-workspace-role.json")
+WORKSPACE_TYPE = "Microsoft.OperationalInsights/workspaces"
 
 Permission = tuple[str, bool]  # (action, is a data action)
 
@@ -31,6 +35,51 @@ Permission = tuple[str, bool]  # (action, is a data action)
 def role_permissions(doc: Mapping[str, Any]) -> set[Permission]:
     """Every (action, is data action) of a role document, lower-cased as Azure compares them."""
     return {(a.lower(), False) for a in doc["actions"]} | {(a.lower(), True) for a in doc["dataActions"]}
+
+
+def deployed_permissions() -> set[Permission]:
+    """Every permission the deployment gives the bot: the custom role's and the workspace role's."""
+    return role_permissions(json.loads(ROLE_FILE.read_text())) | role_permissions(
+        json.loads(WORKSPACE_ROLE_FILE.read_text())
+    )
+
+
+def grant_workspace_role(sandbox: Any, workspace_id: str, principal: str = "bot", without: Iterable[str] = ()) -> None:
+    """infra/cryptward-workspace-role.json as a custom role, assigned to `principal` on the workspace alone, as
+    infra/app/workspace-access.bicep deploys it (as the admin, through AuthorizationManagementClient)."""
+    import uuid
+
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    doc = json.loads(WORKSPACE_ROLE_FILE.read_text())
+    client = sandbox.client(AuthorizationManagementClient, "admin")
+    guid = str(uuid.uuid4())
+    sub = f"/subscriptions/{sandbox.subscription_id}"
+    permissions = {k: [a for a in doc[k] if a not in without] for k in ("actions", "dataActions")}
+    definition = client.role_definitions.create_or_update(
+        sub,
+        guid,
+        {
+            "properties": {
+                "roleName": f"{doc['roleName']} {guid[:8]}",
+                "description": doc["description"],
+                "type": "CustomRole",
+                "permissions": [{**permissions, "notActions": [], "notDataActions": []}],
+                "assignableScopes": [sub],
+            }
+        },
+    )
+    p = sandbox.principal(principal)
+    properties = {"roleDefinitionId": definition.id, "principalId": p.object_id, "principalType": p.kind}
+    client.role_assignments.create(workspace_id, str(uuid.uuid4()), {"properties": properties})
+
+
+def workspaces(sandbox: Any) -> list[str]:
+    """The ids of the Log Analytics workspaces in the sandbox's subscription."""
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    rm = sandbox.client(ResourceManagementClient, "admin")
+    return [str(r.id) for r in rm.resources.list(filter=f"resourceType eq '{WORKSPACE_TYPE}'")]
 
 
 def label(permission: Permission) -> str:
@@ -68,14 +117,14 @@ class Coverage:
 
     def report(self) -> list[str]:
         lines = [
-            f"{len(self.role & self.used)} of the {len(self.role)} permissions of {ROLE_FILE.name} exercised by the "
-            f"bot in {self.tests} tests"
+            f"{len(self.role & self.used)} of the {len(self.role)} permissions of {ROLE_FILE.name} and "
+            f"{WORKSPACE_ROLE_FILE.name} exercised by the bot in {self.tests} tests"
         ]
         unused = self.never_exercised
         lines.append(f"never exercised ({len(unused)}):" if unused else "never exercised: none")
         lines += [f"  {label(p)}" for p in unused]
         if self.missing:
-            lines.append(f"MISSING from the role: refused to the bot, not in {ROLE_FILE.name} ({len(self.missing)}):")
+            lines.append(f"MISSING from the roles: refused to the bot, not deployed to it ({len(self.missing)}):")
             lines += [f"  {label(p)}  (first in {test})" for p, test in sorted(self.missing.items())]
         else:
             lines.append("missing from the role: none (no refusal of an action outside the role)")
@@ -87,7 +136,7 @@ COVERAGE = pytest.StashKey[Coverage]()
 
 def _coverage(config: pytest.Config) -> Coverage:
     if COVERAGE not in config.stash:
-        config.stash[COVERAGE] = Coverage(role_permissions(json.loads(ROLE_FILE.read_text())))
+        config.stash[COVERAGE] = Coverage(deployed_permissions())
     return config.stash[COVERAGE]
 
 

@@ -123,18 +123,19 @@ def test_key_vault_data_plane_through_the_vaults_own_origin(sandbox, azure_as):
         "kv-weu-disks"
     )
     bot = sandbox.principal("bot")
-    admin.role_assignments.create(
-        vault,
-        "3f3a4c9e-0d6b-4b1e-9a51-5c2f0b7d8e11",
-        {
-            "properties": {
-                "roleDefinitionId": f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/"
-                f"roleDefinitions/{OFFICER}",
-                "principalId": bot.object_id,
-                "principalType": "ServicePrincipal",
-            }
-        },
-    )
+    with sandbox.roles_at_once():  # set-up: the role is in effect before the bot uses it
+        admin.role_assignments.create(
+            vault,
+            "3f3a4c9e-0d6b-4b1e-9a51-5c2f0b7d8e11",
+            {
+                "properties": {
+                    "roleDefinitionId": f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/"
+                    f"roleDefinitions/{OFFICER}",
+                    "principalId": bot.object_id,
+                    "principalType": "ServicePrincipal",
+                }
+            },
+        )
     azure = azure_as("bot")
     uri = azure_as("admin").get(vault, KV_API)["properties"]["vaultUri"]
     policy = {
@@ -147,3 +148,94 @@ def test_key_vault_data_plane_through_the_vaults_own_origin(sandbox, azure_as):
     with pytest.raises(AzureAccessError) as e:
         azure_as("reader").keyvault_request("GET", f"{uri}keys/des-key/rotationpolicy", "2025-07-01")
     assert e.value.status == 403
+
+
+def _disk(sandbox):
+    return (
+        f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/disks/"
+        "disk-weu-data"
+    )
+
+
+def test_a_write_is_done_when_the_status_says_so_and_the_resource_says_succeeded(sandbox, azure_as):
+    # DiskRP answers 202 with Location = the disk itself (Disk_Update_ChangeTier.json); polling that first, a 200
+    # reading `provisioningState: Updating` ended the poll. ARMPolling's order polls Azure-AsyncOperation first.
+    sandbox.reset("estate")
+    sandbox.admin("PATCH", "/_sandbox/settings", {"lro_in_progress_polls": 2})
+    azure = azure_as("admin")
+    since = len(sandbox.calls())
+    body = azure.write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": "storage"}})
+    assert body["properties"]["provisioningState"] == "Succeeded" and body["tags"] == {"team": "storage"}
+    polls = [c["path"] for c in sandbox.calls(since) if c["plane"] == "arm"][1:]
+    assert "/operations/" in polls[0]  # the status URL first, as azure-mgmt-core's ARMPolling does
+    assert polls[-1].lower() == _disk(sandbox).lower()  # then the resource
+
+
+def test_a_patch_throttled_once_is_sent_again_after_retry_after(sandbox, azure_as):
+    sandbox.reset("estate")
+    rule = {"kind": "429", "method": "PATCH", "count": 1, "retryAfter": 0}
+    sandbox.admin("POST", "/_sandbox/faults", {"seed": 0, "rules": [rule]})
+    since = len(sandbox.calls())
+    body = azure_as("admin").write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": "storage"}})
+    assert body["tags"] == {"team": "storage"}
+    assert [(c["method"], c["status"]) for c in sandbox.calls(since) if c["method"] == "PATCH"] == [
+        ("PATCH", 429),
+        ("PATCH", 202),
+    ]
+
+
+def test_a_throttled_write_waits_within_a_budget(sandbox, azure_as):
+    # A Retry-After longer than the budget (60 s for one request) is not slept: the 429 comes back at once, and the
+    # queue tries the work item again later. azure-core alone would sleep it, ten times over.
+    sandbox.reset("estate")
+    rule = {"kind": "429", "method": "PATCH", "count": 1, "retryAfter": 3600}
+    sandbox.admin("POST", "/_sandbox/faults", {"seed": 0, "rules": [rule]})
+    with pytest.raises(AzureAccessError) as e:
+        azure_as("admin").write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": "storage"}})
+    assert (e.value.status, e.value.code) == (429, "SubscriptionRequestsThrottled")
+
+
+def test_a_throttled_post_without_retry_after_is_sent_again():
+    # azure-core 1.41 retries POST and PATCH without Retry-After only on 500, 503 and 504 (RetryPolicyBase.
+    # _is_method_retryable); a 429 means "not processed", so the bot's policy sends it again after a backoff.
+    from azure.core.pipeline import PipelineRequest, PipelineResponse
+    from azure.core.pipeline.transport import HttpRequest
+
+    from remediations.azure import write_retries
+
+    class Answer:
+        def __init__(self, status):
+            self.status_code, self.headers = status, {}
+
+    policy = write_retries()
+    settings = policy.configure_retries({})
+    request = PipelineRequest(HttpRequest("POST", "https://vault/keys/k/rotate"), None)
+    throttled = PipelineResponse(request.http_request, Answer(429), None)
+    assert policy.is_retry(settings, throttled)
+    assert not write_retries(total=0).is_retry(settings | {"total": 0}, throttled)
+    assert not policy.is_retry(settings, PipelineResponse(request.http_request, Answer(400), None))
+
+
+def test_a_write_over_the_subscriptions_write_bucket_waits_for_a_token(sandbox, azure_as):
+    # ARM's write bucket (sandbox/throttling.py; Learn, "Understand how Azure Resource Manager throttles requests"):
+    # one token, the next one 5 s later (however slow the machine, the second PATCH comes sooner): it gets 429 with
+    # Retry-After (the wait for that token) and goes through after it.
+    sandbox.reset("estate")
+    sandbox.admin("PATCH", "/_sandbox/settings", {"write_budget": 1, "write_refill": 0.2})
+    azure, since = azure_as("admin"), len(sandbox.calls())
+    for team in ("a", "b"):
+        assert azure.write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": team}})["tags"] == {"team": team}
+    patches = [(c["status"], c["throttled"]) for c in sandbox.calls(since) if c["method"] == "PATCH"]
+    assert (429, True) in patches and patches[-1] == (202, False)
+
+
+def test_a_patch_whose_connection_was_reset_is_sent_again(sandbox, azure_as):
+    # azure-core alone does not retry a PATCH after a connection error (not in its idempotent methods); the bot's
+    # PATCHes are desired-state merges, safe to send again.
+    sandbox.reset("estate")
+    sandbox.admin("POST", "/_sandbox/faults", {"seed": 0, "rules": [{"kind": "reset", "method": "PATCH", "count": 1}]})
+    since = len(sandbox.calls())
+    body = azure_as("admin").write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": "storage"}})
+    assert body["tags"] == {"team": "storage"}
+    patches = [(c["status"], c["fault"]) for c in sandbox.calls(since) if c["method"] == "PATCH"]
+    assert patches == [(None, "reset"), (202, None)]

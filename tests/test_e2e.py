@@ -199,11 +199,12 @@ def disk_estate(sandbox):
     role = (
         f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{ENCRYPTION_USER}"
     )
-    sandbox.client(AuthorizationManagementClient).role_assignments.create(
-        vault.id,
-        str(uuid.uuid4()),
-        {"properties": {"roleDefinitionId": role, "principalId": principal, "principalType": "ServicePrincipal"}},
-    )
+    with sandbox.roles_at_once():  # made long before the bot listens: in effect
+        sandbox.client(AuthorizationManagementClient).role_assignments.create(
+            vault.id,
+            str(uuid.uuid4()),
+            {"properties": {"roleDefinitionId": role, "principalId": principal, "principalType": "ServicePrincipal"}},
+        )
     disk = f"{sub}/Microsoft.Compute/disks/disk-e2e-data"
     body = {"creationData": {"createOption": "Empty"}, "diskSizeGB": 64}
     put(sandbox, disk, {"location": "westeurope", "sku": {"name": "Premium_LRS"}, "properties": body}, "2026-03-02")

@@ -327,6 +327,8 @@ def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
             for rid, b in dry.bodies.items()
             if get(b, "cryptward.skuUnreadable")
         ]
+        # a fix that declined for what it could not read (a key's rotation policy on the data plane)
+        unreadable += [f"{s.policy_id}: {s.detail}" for s in dry.plan.skipped if s.reason == "cannot-read"]
         approved = [c.id for c in dry.plan.changes]
         if scenario == "later":
             results = applier.apply(dry.plan, azure, scope=scope, approved=approved, fresh=False)
@@ -361,7 +363,11 @@ def test_with_the_whole_role_every_scenario_goes_through(sandbox, grant_custom_r
         _unregister_eah_feature(sandbox)
     grant_custom_role("bot")
     since = len(sandbox.calls())
-    assert _outcome(sandbox, as_bot(), scenario) == []
+    outcome = _outcome(sandbox, as_bot(), scenario)
+    # The role gives no data-plane right on an access-policy vault (README, Deploying): the legacy key's rotation
+    # policy cannot be read there, and key-rotation-policy says so instead of writing over it.
+    expected = [r for r in outcome if r.startswith("key-rotation-policy: key des-key:") and scenario == "legacy-des"]
+    assert outcome == expected and len(expected) <= 1
     assert _refused(sandbox, since) == set()
 
 
@@ -383,6 +389,30 @@ def test_removing_any_permission_of_the_role_makes_an_operation_of_the_bot_fail(
     refused = _refused(sandbox, since)
     assert (action, data) in refused, f"without {action} the {scenario} scenario was not refused anything: {refused}"
     assert reported, f"the bot was refused {action} but reported no failure nor unreadable resource"
+
+
+WORKSPACE_ROLE = json.loads((INFRA / "cryptward-workspace-role.json").read_text())
+
+
+def test_the_bicep_gives_the_bot_its_workspace_role_on_the_workspace_alone():
+    access = bicep("app/workspace-access.bicep")
+    assert "loadJsonContent('../cryptward-workspace-role.json')" in access
+    assert re.search(r"^  scope: workspace$", access, flags=re.M)  # assigned on the workspace, not above it
+    assert "module workspaceAccess 'app/workspace-access.bicep'" in bicep("main.bicep")
+    assert "workspaceName: logAnalytics.outputs.name" in bicep("main.bicep")
+    assert WORKSPACE_ROLE["actions"] == ["Microsoft.OperationalInsights/workspaces/sharedKeys/action"]
+    assert WORKSPACE_ROLE["dataActions"] == [] and WORKSPACE_ROLE["notActions"] == []
+
+
+def test_without_its_workspace_role_the_bot_cannot_name_the_workspace(sandbox, grant_custom_role, as_bot):
+    # ARM's linked-scope check on a diagnostic setting's workspaceId (sandbox/providers/insights.py)
+    action = WORKSPACE_ROLE["actions"][0]
+    sandbox.reset("estate")
+    grant_custom_role("bot", without=(action,))
+    since = len(sandbox.calls())
+    reported = _outcome(sandbox, as_bot(), "sweep")
+    assert (action, False) in _refused(sandbox, since)
+    assert any(r.startswith("kv-diagnostic-setting: LinkedAuthorizationFailed") for r in reported), reported
 
 
 def test_role_coverage_counts_the_principal_own_checks_and_flags_refusals_outside_the_role():

@@ -92,6 +92,32 @@ def grant_bot_role(world: World, admin: Any) -> str:
     return str(doc["roleName"])
 
 
+def grant_bot_workspace(world: World, admin: Any) -> str:
+    """The deployment's Log Analytics workspace (the estate's law-cryptward, made first, as infra/ makes it before
+    the bot runs) and infra/cryptward-workspace-role.json assigned to the bot on it alone, as
+    infra/app/workspace-access.bicep does: a diagnostic setting naming a workspace needs its sharedKeys action."""
+    doc = json.loads(ROLE_FILE.with_name("cryptward-workspace-role.json").read_text())
+    sub = f"/subscriptions/{world.sub}"
+    admin.resources(world.sub).resource_groups.create_or_update("rg-ops", {"location": "westeurope"})
+    workspace = f"{sub}/resourceGroups/rg-ops/providers/Microsoft.OperationalInsights/workspaces/law-cryptward"
+    law = {"location": "westeurope", "properties": {"sku": {"name": "PerGB2018"}, "retentionInDays": 30}}
+    admin.write("PUT", workspace, "2023-09-01", law)
+    client = admin.authorization(world.sub)
+    permissions = {k: doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}
+    props = {
+        "roleName": doc["roleName"],
+        "description": doc["description"],
+        "type": "CustomRole",
+        "permissions": [permissions],
+        "assignableScopes": [sub],
+    }
+    definition = client.role_definitions.create_or_update(sub, str(uuid.uuid4()), {"properties": props})
+    bot = world.principal("bot")["object_id"]
+    body = {"roleDefinitionId": definition.id, "principalId": bot, "principalType": "ServicePrincipal"}
+    client.role_assignments.create(workspace, str(uuid.uuid4()), {"properties": body})
+    return str(doc["roleName"])
+
+
 def subscribe(world: World) -> None:
     """The subscription's system topic -> serve's Event Grid webhook; done once the handshake succeeded."""
     made = world.admin(
@@ -368,8 +394,10 @@ def _story(world: World, console: Any, started: float, report_path: Path, keep_r
 
     admin = _admin_azure(world)
     role = grant_bot_role(world, admin)
+    sink = grant_bot_workspace(world, admin)
     console.print(
-        f"the bot (managed identity `bot`) holds exactly the custom role {role!r} (infra/cryptward-role.json)"
+        f"the bot (managed identity `bot`) holds exactly the custom role {role!r} (infra/cryptward-role.json), and "
+        f"{sink!r} on the workspace law-cryptward (infra/cryptward-workspace-role.json)"
     )
     subscribe(world)
     console.print("Event Grid: the subscription's system topic -> serve's webhook (validation handshake passed)")

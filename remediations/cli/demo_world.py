@@ -31,6 +31,9 @@ RETRY_SECONDS = 2  # host.json's visibilityTimeout is 10 s: in the demo a failed
 NEVER = "0 0 0 1 1 *"  # timers fire when the demo says so, not on a schedule
 START_TIMEOUT = 60.0  # a program starting to listen: seconds on a laptop, more on a busy machine
 STALL_SECONDS = 60.0  # a step of the demo fails when the bot has made no progress for this long
+# Azure's "up to 10 minutes" before a new role applies, compressed as the demo compresses Azure's other waits: the
+# sandbox's propagation delay and the bot's window (CRYPTWARD_ROLE_PROPAGATION_SECONDS) alike.
+ROLE_PROPAGATION_SECONDS = 8.0
 VM_API = "2026-04-01"
 TEAMS, WEBHOOK = "teams/secops", "webhook/audit"
 
@@ -167,6 +170,7 @@ class World:
         wait_for(ready, START_TIMEOUT, "the sandbox listening", 0.05)
         self.info = json.loads((state / "server.json").read_text())
         self._http = httpx.Client(verify=self.info["ca"], timeout=30)
+        self.admin("PATCH", "/_sandbox/settings", {"role_propagation_seconds": ROLE_PROPAGATION_SECONDS})
 
     def bot_env(self) -> dict[str, str]:
         self.serve_url = self.serve_url or f"http://127.0.0.1:{_free_port()}"  # approval links point at it
@@ -201,6 +205,7 @@ class World:
             # disks move to the DES once their VM is deallocated; purge protection and encryption at host wait for
             # a person, as by default
             "CRYPTWARD_POLICY_MODES": json.dumps({"disk-cmk": "remediate"}),
+            "CRYPTWARD_ROLE_PROPAGATION_SECONDS": f"{ROLE_PROPAGATION_SECONDS:g}",
             "CRYPTWARD_ROUTES": json.dumps({"*": ["teams:secops", "webhook:audit"]}),
             "CRYPTWARD_DEST_SECOPS_URL": receivers + TEAMS,
             "CRYPTWARD_DEST_AUDIT_URL": receivers + WEBHOOK,
@@ -329,6 +334,7 @@ def _progress_table(t: Tally, title: str, elapsed: float) -> Any:
         ("changes applied", r[Status.APPLIED]),
         ("waiting for approval", r[Status.PENDING_APPROVAL]),
         ("waiting for a deallocated VM", r[Status.PENDING_DEALLOCATION]),
+        ("waiting for a new role to take effect", r[Status.WAITING]),
         ("blocked / refused / failed", r[Status.BLOCKED] + r[Status.REFUSED] + r[Status.FAILED]),
         ("rotation results", sum(t.rotation.values())),
     ]

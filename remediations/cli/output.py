@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from remediations import display
 from remediations.changes import APPROVAL, DEALLOCATED, Change
@@ -73,6 +73,12 @@ def summary(report: Report) -> str:
 
 def to_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2)
+
+
+def write_json(report: Report, stream: TextIO) -> None:
+    """`to_json` written in chunks as it is encoded: a large report is never held as one string as well."""
+    json.dump(report.to_dict(), stream, indent=2)
+    stream.write("\n")
 
 
 def _md_cell(text: str) -> str:

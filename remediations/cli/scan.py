@@ -44,7 +44,7 @@ def run(
         from rich.console import Console
 
         if output == "json":
-            sys.stdout.write(out.to_json(report) + "\n")
+            out.write_json(report, sys.stdout)
         elif output == "markdown":
             sys.stdout.write(out.to_markdown(report))
         else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -29,7 +30,7 @@ from remediations.changes import APPROVAL, DEALLOCATED, MODIFY_FIX, Change, Plan
 from remediations.engine.reader import Scope
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
-from remediations.resources import get, name_of, power_state
+from remediations.resources import ROLE_ASSIGNMENTS_API, get, name_of, power_state
 
 log = logging.getLogger("cryptward.apply")
 
@@ -44,6 +45,7 @@ class Status(StrEnum):
     BLOCKED = "blocked"
     REFUSED = "refused"
     FAILED = "failed"
+    WAITING = "waiting-for-role"  # refused for want of a role granted too lately to be in effect yet: try again
 
 
 APPLIED = Status.APPLIED
@@ -53,8 +55,13 @@ PENDING_DEALLOCATION = Status.PENDING_DEALLOCATION
 BLOCKED = Status.BLOCKED
 REFUSED = Status.REFUSED
 FAILED = Status.FAILED
+WAITING = Status.WAITING
 STATUSES = tuple(Status)
 WRITES = ("PUT", "PATCH", "POST")
+# What DiskRP answers when a disk encryption set's identity cannot use its key (compute's KeyVaultAccessForbidden):
+# what a role granted within the propagation window still causes (Key Vault's rbac-guide: "up to 10 minutes").
+KEY_ACCESS_CODES = ("KeyVaultAccessForbidden",)
+_ROLE_ASSIGNMENTS = "/providers/microsoft.authorization/roleassignments/"
 DONE = (APPLIED, ALREADY)  # a change that holds: what depends on it may go on
 
 
@@ -66,6 +73,7 @@ class Result:
     status: Status
     detail: str = ""
     code: str | None = None
+    retry_after: float | None = None  # WAITING: seconds left of the role's propagation window
 
     def to_dict(self) -> dict[str, Any]:
         return {"changeId": self.change.id, "status": self.status, "detail": self.detail, "code": self.code}
@@ -79,12 +87,18 @@ def apply(
     approved: Collection[str] = (),
     fresh: bool = False,
     known: Mapping[str, Mapping[str, Any]] | None = None,
+    role_propagation_seconds: float = 0.0,
 ) -> tuple[Result, ...]:
     """Apply `plan` in order. `approved`: ids of changes a person approved. `known`: bodies read in this run, by
-    id (lower-cased), consulted for a VM's power state when `fresh`."""
+    id (lower-cased), consulted for a VM's power state when `fresh`. `role_propagation_seconds`: how long Azure may
+    take to honour a new role; a write refused for want of key access while its disk encryption set's role is
+    younger than that is `waiting-for-role`, not `failed`."""
     results: dict[str, Result] = {}
     for change in plan.changes:
-        results[change.id] = _one(change, results, azure, scope, set(approved), fresh, known or {})
+        result = _one(change, results, azure, scope, set(approved), fresh, known or {})
+        if result.code in KEY_ACCESS_CODES and result.status == FAILED:
+            result = waiting_for_role(result, results, azure, role_propagation_seconds) or result
+        results[change.id] = result
     return tuple(results.values())
 
 
@@ -105,6 +119,62 @@ def gate(change: Change, done: Mapping[str, Result], scope: Scope, approved: Col
     if outside:
         return Result(change, REFUSED, f"{outside[0]} is outside the scope {', '.join(scope.prefixes())}")
     return None
+
+
+def waiting_for_role(
+    failed: Result, done: Mapping[str, Result], azure: Azure, window: float, now: datetime | None = None
+) -> Result | None:
+    """`failed` (refused for want of key access) as `waiting-for-role` when the disk encryption set it relies on got
+    its role less than `window` seconds ago: in this run (a dependency that granted one), or as Azure's role
+    assignment list says (`createdOn` of the set identity's newest assignment at or above its key). None otherwise,
+    or when that cannot be read: then it failed."""
+    if window <= 0:
+        return None
+    change = failed.change
+    granted = [done[d] for d in change.depends_on if d in done and done[d].status == APPLIED]
+    age: float | None = 0.0
+    if not any(_ROLE_ASSIGNMENTS in r.change.operation.path.lower() for r in granted):
+        try:
+            age = _youngest_role_age(change, azure, now or datetime.now(UTC))
+        except (AzureAccessError, KeyError, TypeError, ValueError):
+            return None
+    if age is None or age >= window:
+        return None
+    left = window - age
+    detail = (
+        f"{failed.code}: {failed.detail.rstrip('.')}. The disk encryption set's role was granted {age:.0f} s ago and "
+        f"Azure takes up to {window / 60:g} minutes to apply it: tried again within {left:.0f} s."
+    )
+    return Result(change, WAITING, detail, failed.code, retry_after=left)
+
+
+def _youngest_role_age(change: Change, azure: Azure, now: datetime) -> float | None:
+    """Seconds since the newest role assignment of the key user's identity at or above its key; None: none."""
+    des_id = _key_user(change)
+    if not des_id:
+        return None
+    des = azure.get(des_id, aliases.API_VERSIONS[aliases.DES])
+    principal = str(get(des, "identity.principalId") or "").lower()
+    vault_id = str(get(des, "properties.activeKey.sourceVault.id") or "")
+    key_url = str(get(des, "properties.activeKey.keyUrl") or "")
+    if not principal or not vault_id or "/keys/" not in key_url:
+        return None
+    key_scope = f"{vault_id}/keys/{key_url.split('/keys/', 1)[1].split('/')[0]}"
+    path = f"{key_scope}/providers/Microsoft.Authorization/roleAssignments"
+    created = [
+        datetime.fromisoformat(str(get(ra, "properties.createdOn")).replace("Z", "+00:00"))
+        for ra in azure.list(path, ROLE_ASSIGNMENTS_API, {"$filter": "atScope()"})
+        if str(get(ra, "properties.principalId") or "").lower() == principal and get(ra, "properties.createdOn")
+    ]
+    return (now - max(created)).total_seconds() if created else None
+
+
+def _key_user(change: Change) -> str | None:
+    """The disk encryption set whose key access a write relies on: the set itself, or the one a disk is given."""
+    if "/microsoft.compute/diskencryptionsets/" in change.resource_id.lower():
+        return change.resource_id
+    des_id = get(change.operation.body, "properties.encryption.diskEncryptionSetId")
+    return str(des_id) if des_id else None
 
 
 def verified(change: Change, body: Any) -> Result:
@@ -258,4 +328,4 @@ def _assert_not_weakening(change: Change) -> None:
             raise AssertionError(f"change {change.id} ({change.fixes}) would weaken {path}: {before!r} -> {after!r}")
 
 
-__all__ = ["DONE", "STATUSES", "Result", "Status", "apply", "gate", "holds", "unmet", "verified"]
+__all__ = ["DONE", "STATUSES", "Result", "Status", "apply", "gate", "holds", "unmet", "verified", "waiting_for_role"]

@@ -13,6 +13,8 @@ first (otherwise keeping the findings' order), and a change waiting for an appro
 
 from __future__ import annotations
 
+import gc
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -52,18 +54,34 @@ class Finding:
 
 def plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     """The changes that fix `findings`, in the order to apply them, and the findings left alone with the reason."""
+    gc.freeze()  # what was read lives on: keep the collections planning triggers from walking every body again
+    try:
+        return _plan(findings, ctx)
+    finally:
+        gc.unfreeze()
+
+
+def _plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     changes: list[Change] = []
     skipped: list[Skip] = []
     notes: list[str] = []
+    decisions: dict[str, exemptions.Decision] = {}  # by resource id: one reading of its exemption tag
     for finding in findings:
-        _plan_finding(finding, ctx, changes, skipped, notes)
+        _plan_finding(finding, ctx, changes, skipped, notes, decisions)
     merged = _conflicts(_merge(changes), skipped)
     resolved, blocked = _resolve(merged, skipped)
-    ordered = _propagate(_order(resolved))
+    ordered = _role_waits(_propagate(_order(resolved)), ctx.settings.role_propagation_seconds)
     return Plan(tuple(ordered), tuple([*skipped, *blocked]), tuple(dict.fromkeys(notes)))
 
 
-def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list[Skip], notes: list[str]) -> None:
+def _plan_finding(
+    f: Finding,
+    ctx: PlanContext,
+    out: list[Change],
+    skipped: list[Skip],
+    notes: list[str],
+    decisions: dict[str, exemptions.Decision] | None = None,
+) -> None:
     policy, resource = f.policy, f.resource
     rid = str(resource.get("id", ""))
     fix_name = policy.fix.name if policy.fix else None
@@ -74,9 +92,13 @@ def _plan_finding(f: Finding, ctx: PlanContext, out: list[Change], skipped: list
     if f.unreadable:
         return skip(SkipReason.CANNOT_READ, f.unreadable)
     known = ctx.policy_ids or (policy.id,)
-    decision = exemptions.decide(resource.get("tags"), known, ctx.now.date(), tag_name=ctx.settings.exemption_tag)
-    problems = decision.problems if ctx.policy_ids else [p for p in decision.problems if "known policy id" not in p]
-    notes.extend(f"{name_of(rid)}: {p}" for p in problems)
+    decision = (decisions or {}).get(rid)
+    if decision is None:
+        decision = exemptions.decide(resource.get("tags"), known, ctx.now.date(), tag_name=ctx.settings.exemption_tag)
+        if decisions is not None and ctx.policy_ids:  # `known` is then the same for every finding
+            decisions[rid] = decision
+        problems = decision.problems if ctx.policy_ids else [p for p in decision.problems if "known policy id" not in p]
+        notes.extend(f"{name_of(rid)}: {p}" for p in problems)
     if policy.id in decision.exempt:
         return skip(SkipReason.EXEMPT, decision.exempt[policy.id])
     if policy.immutable:
@@ -181,15 +203,27 @@ def _combine(a: Change, b: Change) -> Change | None:
     )
 
 
+def _target(change: Change) -> tuple[str, str, str, str]:
+    """What a change writes: only changes with the same target can combine (`_combine` checks the rest)."""
+    op = change.operation
+    return (op.plane, op.method, op.path.lower(), op.api_version)
+
+
 def _merge(changes: list[Change]) -> list[Change]:
+    """Each change joins the first earlier change of the same target it combines with, else starts its own: one
+    pass over the changes, comparing each only with the few writing its target (changes of different targets never
+    combine)."""
     out: list[Change] = []
+    by_target: dict[tuple[str, str, str, str], list[int]] = {}
     for change in changes:
-        for i, earlier in enumerate(out):
-            combined = _combine(earlier, change)
+        slots = by_target.setdefault(_target(change), [])
+        for i in slots:
+            combined = _combine(out[i], change)
             if combined is not None:
                 out[i] = combined
                 break
         else:
+            slots.append(len(out))
             out.append(change)
     return out
 
@@ -224,57 +258,90 @@ def _conflicts(changes: list[Change], skipped: list[Skip]) -> list[Change]:
 
 def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], list[Skip]]:
     """Turn `needs` into `depends_on`; a change whose required dependency is not planned is blocked (and so are
-    the changes needing it, in turn)."""
+    the changes needing it, in turn). One index of the changes by (resource, fix): linear in the plan."""
     live = list(changes)
     blocked: list[Skip] = []
+    skips: dict[tuple[str, str | None], Skip] = {}
+    for s in skipped:
+        skips.setdefault((s.resource_id.lower(), s.fix), s)
 
-    def made(ref: Ref, of: Change, among: list[Change]) -> list[Change]:
+    def index(among: list[Change]) -> dict[tuple[str, str], list[Change]]:
+        out: dict[tuple[str, str], list[Change]] = {}
+        for c in among:
+            for fix in c.fixes:
+                out.setdefault((c.resource_id.lower(), fix), []).append(c)
+        return out
+
+    def made(ref: Ref, of: Change, by_fix: Mapping[tuple[str, str], list[Change]]) -> list[Change]:
         """The changes `ref` names: fix `ref.fix` on `ref.resource_id`, other than `of` itself (a fix may make two
         changes on one resource, the second needing the first)."""
-        wanted = ref.resource_id.lower()
-        return [c for c in among if c is not of and c.resource_id.lower() == wanted and ref.fix in c.fixes]
+        return [c for c in by_fix.get((ref.resource_id.lower(), ref.fix), ()) if c is not of]
 
     while True:
-        stuck = [(c, ref) for c in live for ref in c.needs if ref.required and not made(ref, c, live)]
+        by_fix = index(live)
+        stuck = [(c, ref) for c in live for ref in c.needs if ref.required and not made(ref, c, by_fix)]
         if not stuck:
             break
+        gone: set[int] = set()
         for change, ref in stuck:
-            if change not in live:
+            if id(change) in gone:
                 continue
-            live.remove(change)
-            why = _why_missing(ref, [*skipped, *blocked])
+            gone.add(id(change))
+            why = _why_missing(ref, skips)
             detail = (
                 f"{change.summary} It needs {ref.fix} on {name_of(ref.resource_id)} first, not in this plan ({why})."
             )
-            blocked.extend(
+            more = [
                 Skip(change.resource_id, p, SkipReason.BLOCKED, detail, f)
                 for p, f in zip(change.policy_ids, change.fixes, strict=False)
-            )
+            ]
+            blocked.extend(more)
+            for s in more:
+                skips.setdefault((s.resource_id.lower(), s.fix), s)
+        live = [c for c in live if id(c) not in gone]
+    by_fix = index(live)
     resolved = []
     for c in live:
-        deps = [d.id for r in c.needs for d in made(r, c, live)]
+        deps = [d.id for r in c.needs for d in made(r, c, by_fix)]
         resolved.append(replace(c, depends_on=_union(c.depends_on, [d for d in deps if d != c.id]), needs=()))
     return resolved, blocked
 
 
-def _why_missing(ref: Ref, skips: list[Skip]) -> str:
-    wanted = ref.resource_id.lower()
-    found = next((s for s in skips if s.resource_id.lower() == wanted and s.fix == ref.fix), None)
+def _why_missing(ref: Ref, skips: Mapping[tuple[str, str | None], Skip]) -> str:
+    found = skips.get((ref.resource_id.lower(), ref.fix))
     return f"{found.reason}: {found.detail.rstrip('.')}" if found else "it was not evaluated in this run"
 
 
 def _order(changes: list[Change]) -> list[Change]:
-    """Dependencies first; otherwise the original order (a stable topological sort)."""
-    remaining = list(changes)
+    """Dependencies first; otherwise the original order (a stable topological sort: each step takes the first
+    change, in the original order, whose dependencies are all done)."""
+    waiting: dict[str, list[int]] = {}
+    unmet: list[int] = []
+    ready: list[int] = []
+    for i, c in enumerate(changes):
+        deps = set(c.depends_on)
+        unmet.append(len(deps))
+        for d in deps:
+            waiting.setdefault(d, []).append(i)
+        if not deps:
+            ready.append(i)
+    heapq.heapify(ready)
     done: set[str] = set()
     ordered: list[Change] = []
-    while remaining:
-        ready = next((c for c in remaining if all(d in done for d in c.depends_on)), None)
-        if ready is None:
-            raise PlanError(f"changes depend on each other in a cycle: {', '.join(c.id for c in remaining)}")
-        remaining.remove(ready)
-        done.add(ready.id)
-        ordered.append(ready)
+    while ready:
+        change = changes[heapq.heappop(ready)]
+        ordered.append(change)
+        if change.id in done:
+            continue
+        done.add(change.id)
+        for j in waiting.pop(change.id, ()):
+            unmet[j] -= 1
+            if unmet[j] == 0:
+                heapq.heappush(ready, j)
+    if len(ordered) < len(changes):
+        emitted = {id(c) for c in ordered}
+        remaining = [c for c in changes if id(c) not in emitted]
+        raise PlanError(f"changes depend on each other in a cycle: {', '.join(c.id for c in remaining)}")
     return ordered
 
 
@@ -288,3 +355,15 @@ def _propagate(ordered: list[Change]) -> list[Change]:
         by_id[change.id] = change
         out.append(change)
     return out
+
+
+def _role_waits(ordered: list[Change], window: float) -> list[Change]:
+    """A change that depends on a new role assignment says how long it may wait for the role to take effect (Azure
+    takes up to `window` seconds; the applier's `waiting-for-role`)."""
+    grants = {
+        c.id for c in ordered if "/providers/microsoft.authorization/roleassignments/" in c.operation.path.lower()
+    }
+    if window <= 0 or not grants:
+        return ordered
+    note = f" It waits up to {window / 60:g} minutes for the role to take effect."
+    return [replace(c, summary=c.summary + note) if grants & set(c.depends_on) else c for c in ordered]

@@ -10,7 +10,9 @@ instance view, locks, role assignments), then the calls no list can replace:
   diagnosticSettings` per vault;
 - keys: only the keys a disk encryption set uses, one management-plane GET each (its body carries `attributes`
   with created/exp and `rotationPolicy`, and it needs only the control-plane `vaults/keys/read`, where the data
-  plane would need a Key Vault data role on every RBAC vault);
+  plane would need a Key Vault data role on every RBAC vault); a body without `rotationPolicy` (the management
+  plane may leave it out: Microsoft's getKey/listKeys examples carry none) gets it from the data plane
+  (`keyrotationpolicies/read`), when a policy reads it;
 - a disk encryption set's vault, or a VM's disk, outside the swept scope: one GET each. A set names its vault by its
   key URL's host; `sourceVault` is only there when the vault is in the set's own subscription (DiskRP: it "cannot be
   used if the KeyVault subscription is not the same"), so a vault of another subscription is found by listing the
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from remediations import fixes, keyaccess
@@ -38,8 +40,12 @@ from remediations.policy import aliases
 from remediations.policy.loader import Policy
 from remediations.resources import (
     DIAGNOSTIC_SETTINGS_API,
+    KEYVAULT_DATA_API,
+    LOCKS_API,
+    ROLE_ASSIGNMENTS_API,
     SUBSCRIPTIONS_API,
     VAULT_API,
+    VM_API,
     get,
     key_origin,
     name_of,
@@ -77,18 +83,21 @@ class Needs:
 
     types: frozenset[str]
     blocks: frozenset[str]
+    rotation_policy: bool = False  # a policy reads a key's rotationPolicy
 
     @classmethod
     def of(cls, policies: Iterable[Policy]) -> Needs:
         types: set[str] = set()
         blocks: set[str] = set()
+        rotation = False
         for policy in policies:
             kind = policy.resource_type and aliases.READ_AS.get(policy.resource_type.lower(), policy.resource_type)
             types.update([kind] if kind else aliases.RESOURCE_TYPES)
             blocks.update(block_of(f) for f in policy.condition.fields if aliases.is_cryptward(f))
             if policy.fix:
                 blocks.update(block_of(f) for f in fixes.reads(policy.fix.name))
-        return cls(frozenset(types), frozenset(blocks))
+            rotation = rotation or any("rotationpolicy" in f.lower() for f in policy.condition.fields)
+        return cls(frozenset(types), frozenset(blocks), rotation)
 
     def wants(self, *types: str) -> bool:
         return any(t in self.types for t in types)
@@ -128,11 +137,22 @@ def read_scope(
     progress: Progress | None = None,
 ) -> Reading:
     """Everything in `scope` the policies need. A primary list that fails raises `AzureAccessError` (nothing can be
-    said about a scope that cannot be listed); a related read that fails is recorded in `unreadable`."""
+    said about a scope that cannot be listed); a related read that fails is recorded in `unreadable`. The
+    subscriptions are listed in parallel (each has its own read budget), and so are the lists of one subscription."""
     found = _Found()
     step = progress or (lambda _: None)
-    for sub in scope.subscriptions:
-        _list_subscription(azure, sub, scope.resource_group, needs, found, step)
+    parts = azure.each(
+        lambda sub: _list_subscription(azure, sub, scope.resource_group, needs, step), scope.subscriptions
+    )
+    for part in parts:
+        if isinstance(part, AzureAccessError):
+            raise part
+        found.absorb(part)
+    if ASSIGNMENT_BLOCKS & needs.blocks and found.sets:
+        for part in azure.each(
+            lambda sub: _list_assignments(azure, sub, scope.resource_group, step), scope.subscriptions
+        ):
+            found.absorb(part if isinstance(part, _Found) else _Found(assignment_error=part))
     reading = _assemble(azure, found, needs, scope.contains, ade_history, step)
     if needs.wants(*scalesets.KINDS):  # scale sets, snapshots, images: remediations/engine/scalesets.py
         scalesets.read_scope(
@@ -165,53 +185,111 @@ class _Found:
     power: dict[str, str] = field(default_factory=dict)  # VM id (lower-cased) -> power state code
     skus: dict[tuple[str, str], Any] = field(default_factory=dict)  # (subscription, region) -> sizes' capabilities
     features: dict[str, Any] = field(default_factory=dict)  # subscription -> its EncryptionAtHost feature
+    # Per listed scope, the scopes above it its id does not spell (management groups, the root as ""), from the
+    # assignments its list inherits: ARM answers them in a subscription's list, and they hold below it.
+    inherited: dict[str, set[str]] = field(default_factory=dict)
+    _index: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = field(default_factory=dict)
+
+    def absorb(self, other: _Found) -> None:
+        """Add what another subscription's lists found: dicts merge, lists add up, the first error stays."""
+        for f in fields(self):
+            if f.name == "_index":
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "snapshots":  # a failed list anywhere: the snapshots are not known
+                if not isinstance(mine, AzureAccessError) and theirs is not None:
+                    failed = isinstance(theirs, AzureAccessError)
+                    self.snapshots = theirs if failed else {**(mine or {}), **theirs}
+                continue
+            if isinstance(mine, dict):
+                mine.update(theirs)
+            elif isinstance(theirs, list):
+                setattr(self, f.name, [*(mine or []), *theirs])
+            elif mine is None:
+                setattr(self, f.name, theirs)
+        self._index.clear()
+
+    def over(self, kind: str, resource_id: str, extra: Collection[str] = ()) -> list[dict[str, Any]]:
+        """The listed locks or role assignments (`kind`) at `resource_id`'s scope and above (and at the `extra`
+        scopes its id does not spell: management groups, the root), in list order: from an index by scope, built
+        once, so each resource costs the depth of its id rather than the length of the list."""
+        items = self.locks if kind == "locks" else self.assignments
+        if kind not in self._index:
+            index: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+            for i, item in enumerate(items or []):
+                index.setdefault(_scope_of(str(item["id"]), kind), []).append((i, item))
+            self._index[kind] = index
+        index = self._index[kind]
+        hits = [hit for scope in _ancestors(resource_id) | set(extra) for hit in index.get(scope, ())]
+        return [item for _, item in sorted(hits, key=lambda hit: hit[0])]
 
 
 def _bodies(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
     with translated():
-        return {str(b["id"]).lower(): b for b in (as_body(i) for i in items)}
+        return {str(b["id"]).lower(): b for b in (i if isinstance(i, dict) else as_body(i) for i in items)}
 
 
-def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, found: _Found, step: Progress) -> None:
-    kv, compute = azure.keyvault(sub), azure.compute(sub)
-    if needs.wants(VAULT, DES, KEY):
-        step(f"key vaults in {sub}")
-        vaults = kv.vaults.list_by_resource_group(group) if group else kv.vaults.list_by_subscription()
-        found.vaults.update(_bodies(vaults))
-    if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
-        step(f"disk encryption sets in {sub}")
-        ops = compute.disk_encryption_sets
-        found.sets.update(_bodies(ops.list_by_resource_group(group) if group else ops.list()))
-    if needs.wants(DISK, VM):
-        step(f"disks in {sub}")
-        found.disks.update(_bodies(compute.disks.list_by_resource_group(group) if group else compute.disks.list()))
-        step(f"snapshots in {sub}")  # a disk's incremental snapshots bind its encryption (disk-cmk)
-        _list_snapshots(
-            found, lambda: compute.snapshots.list_by_resource_group(group) if group else compute.snapshots.list()
-        )
-        step(f"virtual machines in {sub}")
-        vms = compute.virtual_machines
-        listed = _bodies(vms.list(group) if group else vms.list_all())
-        found.vms.update(listed)
-        found.power.update(machines.power_states(azure, sub, group, [str(b["id"]) for b in listed.values()]))
+def _list(azure: Azure, path: str, api_version: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One ARM collection as JSON bodies by lower-cased id: the generic pipeline (same credential, retries, pacing
+    and cloud profile as the SDK clients), following nextLink, without building SDK models."""
+    return {str(b["id"]).lower(): b for b in azure.list(path, api_version, params)}
+
+
+def _list_subscription(azure: Azure, sub: str, group: str | None, needs: Needs, step: Progress) -> _Found:
+    """The lists of one subscription (or one group in it), made in parallel. A list of a policy type that fails
+    raises; a failed lock list is recorded."""
+    found = _Found()
     scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "")
-    found.listed.append(scope.lower())
+    wanted: list[tuple[str, str, str, Mapping[str, str] | None]] = []  # (what, provider path, api-version, query)
+    if needs.wants(VAULT, DES, KEY):
+        wanted.append(("vaults", "Microsoft.KeyVault/vaults", VAULT_API, None))
+    if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
+        wanted.append(("sets", "Microsoft.Compute/diskEncryptionSets", aliases.API_VERSIONS[DES], None))
+    if needs.wants(DISK, VM):
+        wanted.append(("disks", "Microsoft.Compute/disks", aliases.API_VERSIONS[DISK], None))
+        wanted.append(("vms", "Microsoft.Compute/virtualMachines", VM_API, None))
     if "locks" in needs.blocks:
-        step(f"locks in {scope}")
-        ops = azure.locks(sub).management_locks
-        try:
-            locks = ops.list_at_resource_group_level(group) if group else ops.list_at_subscription_level()
-            found.locks = [*(found.locks or []), *_bodies(locks).values()]
-        except AzureAccessError as e:
-            found.lock_error = e
-    if ASSIGNMENT_BLOCKS & needs.blocks and found.sets:
-        step(f"role assignments in {scope}")
-        ras = azure.authorization(sub).role_assignments
-        try:
-            listed_ras = ras.list_for_resource_group(group) if group else ras.list_for_subscription()
-            found.assignments = [*(found.assignments or []), *_bodies(listed_ras).values()]
-        except AzureAccessError as e:
-            found.assignment_error = e
+        wanted.append(("locks", "Microsoft.Authorization/locks", LOCKS_API, None))
+
+    if needs.wants(DISK, VM):  # a disk's incremental snapshots bind its encryption (disk-cmk): recorded if it fails
+        wanted.append(("snapshots", "Microsoft.Compute/snapshots", aliases.API_VERSIONS[DISK], None))
+
+    def fetch(item: tuple[str, str, str, Mapping[str, str] | None]) -> dict[str, Any]:
+        what, provider, api, query = item
+        step(f"{what} in {scope}")
+        return _list(azure, f"{scope}/providers/{provider}", api, query)
+
+    for (what, *_), result in zip(wanted, azure.each(fetch, wanted), strict=True):
+        if what == "locks":
+            if isinstance(result, AzureAccessError):
+                found.lock_error = result
+            else:
+                found.locks = list(result.values())
+        elif what == "snapshots":
+            found.snapshots = result
+        elif isinstance(result, AzureAccessError):
+            raise result
+        else:
+            getattr(found, what).update(result)
+    if found.vms:  # a VM list may not expand instanceView (ComputeRP spec): power states from statusOnly=true
+        step(f"power states in {scope}")
+        found.power.update(machines.power_states(azure, sub, group, [str(b["id"]) for b in found.vms.values()]))
+    found.listed.append(scope.lower())
+    return found
+
+
+def _list_assignments(azure: Azure, sub: str, group: str | None, step: Progress) -> _Found:
+    scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "")
+    step(f"role assignments in {scope}")
+    try:
+        listed = _list(azure, f"{scope}/providers/Microsoft.Authorization/roleAssignments", ROLE_ASSIGNMENTS_API)
+    except AzureAccessError as e:
+        return _Found(assignment_error=e)
+    # The scopes above it its id does not spell (management groups, the root as ""), from the assignments the list
+    # inherits: ARM answers them in a subscription's list, and they hold below it.
+    above = {s for s in (_scope_of(str(ra["id"]), "roleassignments") for ra in listed.values())}
+    inherited = {scope.lower(): {s for s in above if not s.startswith("/subscriptions/")}}
+    return _Found(assignments=list(listed.values()), inherited=inherited)
 
 
 def _assemble(
@@ -231,7 +309,7 @@ def _assemble(
 
     _vaults(azure, found, needs, in_scope, reading, step, keep)
     if needs.wants(DES, KEY) or "encryptionsets" in needs.blocks:
-        keys = _sets(azure, found, needs, reading, step)
+        keys = _sets(azure, found, needs, reading, step, in_scope)
         if "encryptionsets" in needs.blocks:
             _vault_sets(found, reading)
         for des in found.sets.values():
@@ -261,7 +339,7 @@ def _keep(body: dict[str, Any], reading: Reading, found: _Found, needs: Needs, i
     if in_scope(rid):
         reading.resources[rid] = body
     if "locks" in needs.blocks:
-        block = lock_block(found.locks, found.lock_error, rid)
+        block = found.over("locks", rid) if found.locks is not None else lock_block(None, found.lock_error, rid)
         if isinstance(block, list):
             _cw(body)["locks"] = block
         else:
@@ -277,16 +355,25 @@ def _vaults(
     step: Progress,
     keep: Callable[[dict[str, Any]], None],
 ) -> None:
-    """Each vault's diagnostic settings (one GET per vault in scope), when the policies read them."""
-    for vault in list(found.vaults.values()):
-        if "diagnosticsettings" in needs.blocks and in_scope(vault["id"]):
+    """Each vault's diagnostic settings (one GET per vault in scope, `azure.workers` at once), when the policies
+    read them."""
+    vaults = list(found.vaults.values())
+    if "diagnosticsettings" in needs.blocks:
+        wanted = [v for v in vaults if in_scope(v["id"])]
+
+        def fetch(vault: dict[str, Any]) -> list[Any]:
             step(f"diagnostic settings of {vault['name']}")
-            path = f"{vault['id']}/providers/Microsoft.Insights/diagnosticSettings"
-            try:
-                _cw(vault)["diagnosticSettings"] = list(azure.list(path, DIAGNOSTIC_SETTINGS_API))
-            except AzureAccessError as e:
-                reading.missing(vault["id"], "diagnosticSettings", e)
-        if needs.wants(VAULT):
+            return list(
+                azure.list(f"{vault['id']}/providers/Microsoft.Insights/diagnosticSettings", DIAGNOSTIC_SETTINGS_API)
+            )
+
+        for vault, result in zip(wanted, azure.each(fetch, wanted), strict=True):
+            if isinstance(result, AzureAccessError):
+                reading.missing(vault["id"], "diagnosticSettings", result)
+            else:
+                _cw(vault)["diagnosticSettings"] = result
+    if needs.wants(VAULT):
+        for vault in vaults:
             keep(vault)
 
 
@@ -374,10 +461,18 @@ def _locks_over(locks: list[dict[str, Any]], resource_id: str) -> list[dict[str,
     return [lock for lock in locks if _scope_of(str(lock["id"]), "locks") in above]
 
 
-def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Progress) -> list[dict[str, Any]]:
+def _sets(
+    azure: Azure,
+    found: _Found,
+    needs: Needs,
+    reading: Reading,
+    step: Progress,
+    in_scope: Callable[[str], bool] = lambda _: True,
+) -> list[dict[str, Any]]:
     """Fill each disk encryption set's vault and role assignments; read the keys they use (one GET per key)."""
     keys: dict[str, dict[str, Any]] = {}
     users: dict[str, list[str]] = {}
+    fetch: dict[str, str] = {}  # keys to read, by lower-cased id: one GET each, `azure.workers` at once
     for des in found.sets.values():
         des_id = str(des["id"])
         vault = _key_vault(azure, des, found, reading, step)
@@ -391,15 +486,30 @@ def _sets(azure: Azure, found: _Found, needs: Needs, reading: Reading, step: Pro
             users.setdefault(key_id.lower(), []).append(des_id)
             if key_id.lower() in found.keys:
                 keys[key_id.lower()] = found.keys[key_id.lower()]
-            elif key_id.lower() not in keys:
-                step(f"key {name_of(key_id)} of {name_of(str(vault['id']))}")
-                try:
-                    keys[key_id.lower()] = _get_key(azure, key_id)
-                except AzureAccessError as e:
-                    reading.missing(key_id, RELATED, e)
+            else:
+                fetch.setdefault(key_id.lower(), key_id)
+
+    def get_key(key_id: str) -> dict[str, Any]:
+        step(f"key {name_of(key_id)} of {name_of(parent_of(key_id))}")
+        return _get_key(azure, key_id)
+
+    for key_id, result in zip(fetch.values(), azure.each(get_key, fetch.values()), strict=True):
+        if isinstance(result, AzureAccessError):
+            reading.missing(key_id, RELATED, result)
+        else:
+            keys[key_id.lower()] = result
+    keys = {k: keys[k] for k in users if k in keys}  # in the order the sets name them
     for key_id, key in keys.items():
         _cw(key)["diskEncryptionSets"] = users[key_id]
         reading.related[key_id] = key
+        if needs.rotation_policy and in_scope(key_id):  # only what is evaluated (a key outside: read, not judged)
+            try:
+                policy = rotation_policy_of(azure, key)
+            except AzureAccessError as e:  # (a Reader, an access-policy vault): the fix must not replace it blind
+                _cw(key)["rotationPolicyUnread"] = f"{e.code}: {e.message}".split("\n")[0].rstrip(": ")
+            else:
+                if policy is not None and (policy["lifetimeActions"] or policy["attributes"].get("expiryTime")):
+                    key.setdefault("properties", {})["rotationPolicy"] = policy
     return list(keys.values())
 
 
@@ -500,21 +610,36 @@ def _vault_sets(found: _Found, reading: Reading) -> None:
         _cw(found.vaults[vault_id])["encryptionSets"] = sets
 
 
+def rotation_policy_of(azure: Azure, key: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The key's rotation policy from the Key Vault data plane (`GET {keyUri}/rotationpolicy`), in the management
+    plane's shape, when its management-plane body has none; None when it has one (or names no key URI)."""
+    if get(key, "properties.rotationPolicy"):
+        return None
+    uri = str(get(key, "properties.keyUri") or "").rstrip("/")
+    if "/keys/" not in uri:
+        return None
+    policy = azure.keyvault_request("GET", f"{uri}/rotationpolicy", KEYVAULT_DATA_API) or {}
+    return {"lifetimeActions": policy.get("lifetimeActions") or [], "attributes": policy.get("attributes") or {}}
+
+
 def _assignments_for(
     azure: Azure, found: _Found, scope: str, step: Progress
 ) -> list[dict[str, Any]] | AzureAccessError:
     """Role assignments at `scope` (a key, or its vault) and above: from the listed scope's assignments when `scope`
     is inside it, else one `atScope()` list at `scope`."""
-    above = _ancestors(scope)
     inside = any(scope.lower().startswith(s + "/") for s in found.listed)
+    extra: set[str] = set()
+    for listed, groups in found.inherited.items():  # what the list at the swept scope inherits holds here too
+        if scope.lower().startswith(listed + "/"):
+            extra |= groups
     if inside and found.assignments is not None:
-        return [ra for ra in found.assignments if _scope_of(str(ra["id"]), "roleassignments") in above]
+        return found.over("roleassignments", scope, extra)
     if inside and found.assignment_error is not None:
         return found.assignment_error
     step(f"role assignments at {name_of(scope)}")
     try:
-        ops = azure.authorization(scope.split("/")[2]).role_assignments
-        return list(_bodies(ops.list_for_scope(scope, filter="atScope()")).values())
+        path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
+        return list(_list(azure, path, ROLE_ASSIGNMENTS_API, {"$filter": "atScope()"}).values())
     except AzureAccessError as e:
         return e
 
@@ -524,9 +649,8 @@ def _get_vault(azure: Azure, vault_id: str) -> dict[str, Any]:
 
 
 def _get_key(azure: Azure, key_id: str) -> dict[str, Any]:
-    parts = key_id.split("/")
-    with translated():
-        return as_body(azure.keyvault(parts[2]).keys.get(parts[4], parts[8], parts[10]))
+    """A key's management-plane body (attributes, rotationPolicy): needs only `vaults/keys/read`."""
+    return dict(azure.get(key_id, aliases.API_VERSIONS[KEY]))
 
 
 def vm_block(vm: Mapping[str, Any], ade: Collection[str]) -> dict[str, Any]:
@@ -608,7 +732,7 @@ def read_resource(
         return _read_compute_extra(azure, resource_id, kind, needs, step)
     parts = resource_id.strip("/").split("/")
     sub = parts[1]
-    narrow = Needs(frozenset({kind}), needs.blocks)
+    narrow = Needs(frozenset({kind}), needs.blocks, needs.rotation_policy)
     found = _Found(listed=[])
     try:
         step(f"{name_of(resource_id)}")
@@ -618,7 +742,8 @@ def read_resource(
             vault_id = parent_of(resource_id)
             found.vaults[vault_id.lower()] = _get_vault(azure, vault_id)
             # Which sets use the key: only a list of the subscription's sets can say.
-            found.sets.update(_bodies(azure.compute(sub).disk_encryption_sets.list()))
+            sets = f"/subscriptions/{sub}/providers/Microsoft.Compute/diskEncryptionSets"
+            found.sets.update(_list(azure, sets, aliases.API_VERSIONS[DES]))
         else:
             query = {"$expand": "instanceView"} if kind == VM else None
             body = dict(azure.get(resource_id, aliases.API_VERSIONS[kind], query))
@@ -646,9 +771,8 @@ def read_resource(
         return reading
     if "locks" in needs.blocks:
         try:
-            with translated():
-                locks = azure.locks(sub).management_locks.list_by_scope(resource_id)
-                found.locks = list(_bodies(locks).values())
+            locks = _list(azure, f"{resource_id}/providers/Microsoft.Authorization/locks", LOCKS_API)
+            found.locks = list(locks.values())
         except AzureAccessError as e:
             found.lock_error = e
     reading = _assemble(azure, found, narrow, lambda rid: rid.lower() == resource_id.lower(), ade_history, step)
@@ -695,6 +819,7 @@ __all__ = [
     "lock_block",
     "read_resource",
     "read_scope",
+    "rotation_policy_of",
     "type_of",
     "vm_block",
 ]

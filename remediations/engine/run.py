@@ -267,7 +267,15 @@ def scan(
     if apply and writes.changes:
         if progress:
             progress(f"applying {len(writes.changes)} change(s)")
-        results = applier.apply(writes, azure, scope=scope, approved=approved, fresh=True, known=reading.related)
+        results = applier.apply(
+            writes,
+            azure,
+            scope=scope,
+            approved=approved,
+            fresh=True,
+            known=reading.related,
+            role_propagation_seconds=settings.plan.role_propagation_seconds,
+        )
     calls = {m: n - before.get(m, 0) for m, n in azure.calls.items() if n - before.get(m, 0)}
     return Report(
         scope=scope,

@@ -1,4 +1,11 @@
-"""Give a key a rotation policy: a new version every `maximumAge`, each version expiring after `expiryTime`."""
+"""Give a key a rotation policy: a new version every `maximumAge`, each version expiring after `expiryTime`.
+
+Key Vault refuses a policy whose rotation is less than 7 days after creation or less than 7 days before expiry, or
+whose expiry is under 28 days (Microsoft Learn, "Configure cryptographic key auto-rotation in Azure Key Vault":
+"Rotation Time ... the minimum value is 7 days from creation and 7 days from expiration time"; the SDKs' ExpiresIn:
+"It should be at least 28 days"). The owner's rotation time and expiry are kept; a value the bot chooses (the
+policy's `maximumAge`, the notice before expiry) is shortened to fit them; a policy the owner's values cannot make
+valid is left alone, with the reason."""
 
 from __future__ import annotations
 
@@ -12,7 +19,19 @@ from remediations.fixes import register
 from remediations.resources import KEYVAULT_DATA_API, get, name_of, parent_of
 
 NOTIFY_BEFORE_EXPIRY = "P30D"
+MIN_SPAN = 7  # days: after creation, and before expiry
+MIN_EXPIRY = 28  # days
 _UNITS = {"Y": "year", "M": "month", "W": "week", "D": "day"}
+_DAYS = {"Y": 365, "M": 30, "W": 7, "D": 1}  # as Key Vault counts them
+
+
+def days(duration: str) -> float | None:
+    """An ISO 8601 duration in days (P1Y6M, P90D, PT36H); None when it is not one."""
+    m = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", duration)
+    if not m or not any(m.groups()) or duration.endswith("T"):
+        return None
+    y, mo, w, d, h, mi, sec = (int(g) if g else 0 for g in m.groups())
+    return y * 365 + mo * 30 + w * 7 + d + h / 24 + mi / 1440 + sec / 86400
 
 
 def human(duration: str) -> str:
@@ -47,13 +66,20 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             SkipReason.CANNOT_READ, f"the vault URI of key {name} is unknown (neither the vault nor keyUri read)"
         )
     current = get(resource, "properties.rotationPolicy") or {}
-    rotate = _action(current, "rotate")
-    rotate_after = get(rotate, "trigger.timeAfterCreate") or str(params["maximumAge"])
+    unread = get(resource, "cryptward.rotationPolicyUnread")
+    if not current and unread:
+        raise FixDeclined(
+            SkipReason.CANNOT_READ,
+            f"key {name}: the management plane shows no rotation policy and the data plane's could not be read "
+            f"({unread}); Cryptward does not replace a policy it cannot see",
+        )
+    owner_rotate = get(_action(current, "rotate"), "trigger.timeAfterCreate")
     current_expiry = get(current, "attributes.expiryTime")
-    expiry = current_expiry or str(params["expiryTime"])
+    expiry = str(current_expiry or params["expiryTime"])
+    rotate_after, notify = _fitted(name, str(owner_rotate or params["maximumAge"]), bool(owner_rotate), expiry)
     actions = [
         {"trigger": {"timeAfterCreate": rotate_after}, "action": {"type": "Rotate"}},
-        {"trigger": {"timeBeforeExpiry": NOTIFY_BEFORE_EXPIRY}, "action": {"type": "Notify"}},
+        {"trigger": {"timeBeforeExpiry": notify}, "action": {"type": "Notify"}},
     ]
     body = {"lifetimeActions": actions, "attributes": {"expiryTime": expiry}}
     return [
@@ -62,10 +88,47 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             summary=(
                 f"Give key {name} a rotation policy: Key Vault creates a new version {human(rotate_after)} after "
                 f"each version is created, each version expires {human(expiry)} after it is created, and a notice "
-                f"goes out {human(NOTIFY_BEFORE_EXPIRY)} before expiry."
+                f"goes out {human(notify)} before expiry."
             ),
             operation=Operation("PUT", f"{vault_uri}keys/{name}/rotationpolicy", KEYVAULT_DATA_API, body, "keyvault"),
             before={"lifetimeActions": get(current, "lifetimeActions"), "attributes.expiryTime": current_expiry},
             after={"lifetimeActions": actions, "attributes.expiryTime": expiry},
         )
     ]
+
+
+def _fitted(name: str, rotate_after: str, owners: bool, expiry: str) -> tuple[str, str]:
+    """The rotation time and the notice before expiry, valid for Key Vault with `expiry`: the rotation at least 7
+    days after creation and 7 before expiry, the notice at least 7 days and at most `expiry` - 7 days. The owner's
+    rotation (`owners`) is kept or the fix declines; the policy's own is shortened to fit."""
+    span, rotate = days(expiry), days(rotate_after)
+    if span is None or rotate is None:
+        bad = expiry if span is None else rotate_after
+        raise FixDeclined(SkipReason.UNSUPPORTED, f"key {name}: {bad!r} is not an ISO 8601 duration")
+    if span < MIN_EXPIRY:
+        raise FixDeclined(
+            SkipReason.UNSUPPORTED,
+            f"key {name}: its expiry after {human(expiry)} is under Key Vault's minimum of {MIN_EXPIRY} days, and "
+            "Cryptward keeps the owner's expiry; set one of at least 28 days",
+        )
+    latest = int(span) - MIN_SPAN  # whole days, at least 21
+    if rotate > latest:
+        if owners:
+            raise FixDeclined(
+                SkipReason.UNSUPPORTED,
+                f"key {name}: its rotation {human(rotate_after)} after creation is not at least {MIN_SPAN} days "
+                f"before the expiry {human(expiry)} (Key Vault refuses such a policy), and Cryptward changes neither "
+                "the owner's rotation nor a chosen expiry to fit it; shorten the rotation or set a longer expiry",
+            )
+        rotate_after = f"P{latest}D"
+    elif rotate < MIN_SPAN:
+        if owners:
+            raise FixDeclined(
+                SkipReason.UNSUPPORTED,
+                f"key {name}: its rotation {human(rotate_after)} after creation is under Key Vault's minimum of "
+                f"{MIN_SPAN} days",
+            )
+        rotate_after = f"P{MIN_SPAN}D"
+    notify_days = days(NOTIFY_BEFORE_EXPIRY) or 0
+    notify = NOTIFY_BEFORE_EXPIRY if notify_days <= latest else f"P{latest}D"
+    return rotate_after, notify

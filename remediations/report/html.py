@@ -70,7 +70,7 @@ td.zero{color:#aab3bd}
 .pct{display:inline-block;width:40px;text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:1px 7px;border-radius:10px;font-size:11.5px;font-weight:600;white-space:nowrap}
 .s-failed,.s-refused,.s-cannot-read,.sev-high{background:var(--bad-bg);color:var(--bad)}
-.s-pending-approval,.s-pending-deallocation,.sev-medium{background:var(--warn-bg);color:var(--warn)}
+.s-pending-approval,.s-pending-deallocation,.s-waiting-for-role,.sev-medium{background:var(--warn-bg);color:var(--warn)}
 .s-planned{background:var(--info-bg);color:var(--info)}
 .s-applied,.s-already-compliant,.s-compliant{background:var(--good-bg);color:var(--good)}
 .s-blocked{background:var(--odd-bg);color:var(--odd)}

@@ -17,6 +17,10 @@
   workers from applying the same change; a worker that finds the lock taken queues the work again a little later.
 - Fights: a resource fixed CRYPTWARD_FIGHT_THRESHOLD times within CRYPTWARD_FIGHT_WINDOW_SECONDS is no longer fixed:
   the plan is recorded as `escalated` and a person is told (through the notices when routes are configured).
+- Waiting for a role: a change Azure refused for want of key access while the role it needs is younger than
+  CRYPTWARD_ROLE_PROPAGATION_SECONDS (applier's `waiting-for-role`) is no failure: no notice, no queue retry spent;
+  the item is queued again (`role_retry_delay`: a quarter of the window at a time, the last just after it ends).
+  After the window, a change still refused fails as any other.
 - Failures: a change that failed (throttled after azure-core's own retries, a 5xx, a reset) or a resource that
   could not be read raises `WorkFailed` after the ledger has the reason, so the queue retries after its visibility
   timeout (never a tight loop); after host.json's maxDequeueCount the host moves the message to `<queue>-poison`,
@@ -49,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cryptward.worker")
 
 BUSY_RETRY_SECONDS = 2
+ROLE_RETRY_STEPS = 4  # tries within a role's propagation window (CRYPTWARD_ROLE_PROPAGATION_SECONDS)
+ROLE_RETRY_MARGIN_SECONDS = 5.0  # the last try comes this long after the window ends
 PACK_BUDGET_SECONDS = 120.0  # host.json's functionTimeout is 5 minutes; a pack's remainder is queued again after this
 WORKER_POLICY = "cryptward-worker"  # the ledger's policy name for records about the work itself
 DONE_STATUSES = applier.DONE
@@ -78,6 +84,7 @@ class Outcome:
     pending: int = 0
     failed: list[str] = field(default_factory=list)
     results: dict[str, tuple[str, str]] = field(default_factory=dict)  # change id -> (status, detail)
+    waiting: float | None = None  # seconds left of the shortest role propagation window a change waits for
 
 
 def handle_message(
@@ -239,6 +246,10 @@ def _fix_locked(
     unreadable = sorted({why for f in report.findings if (why := f.unreadable or f.fix_unreadable)})
     if outcome.failed or unreadable:
         raise WorkFailed("; ".join([*outcome.failed, *unreadable])[:2000])
+    if outcome.waiting is not None:  # not a failure: a fresh message after a delay, no queue retry spent
+        delay = role_retry_delay(outcome.waiting, settings.plan.role_propagation_seconds)
+        log.info("work for %s waits for a new role to take effect: again in %.0f s", resource_id, delay)
+        rt.enqueue(_again(item, resource_id), delay)
     return outcome
 
 
@@ -295,7 +306,17 @@ def record(
             ledger.add_pending(kind, change.resource_id, change.policy_id, detail)
         elif result.status == applier.FAILED:
             outcome.failed.append(f"{change.policy_id}: {result.code} {result.detail}"[:500])
+        elif result.status == applier.WAITING:
+            left = result.retry_after or 0.0
+            outcome.waiting = left if outcome.waiting is None else min(outcome.waiting, left)
     return outcome
+
+
+def role_retry_delay(left: float, window: float) -> float:
+    """When to try a change waiting for a role again: every quarter of the propagation window (a role often takes
+    effect sooner), and last just after the window ends, when the applier no longer calls it waiting."""
+    step = max(window / ROLE_RETRY_STEPS, 1.0)
+    return min(max(left, 0.0) + ROLE_RETRY_MARGIN_SECONDS, step)
 
 
 def _resolve_done(rt: Runtime, report: Report) -> None:
@@ -448,4 +469,14 @@ def _on_key(rt: Runtime, event_type: str, key_id: str, outcome: Outcome) -> None
         raise WorkFailed("; ".join(outcome.failed)[:2000])
 
 
-__all__ = ["Outcome", "OutcomeStatus", "WorkFailed", "fix", "handle", "handle_message", "record", "retry_notices"]
+__all__ = [
+    "Outcome",
+    "OutcomeStatus",
+    "WorkFailed",
+    "fix",
+    "handle",
+    "handle_message",
+    "record",
+    "retry_notices",
+    "role_retry_delay",
+]

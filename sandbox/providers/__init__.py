@@ -17,6 +17,7 @@ MODULES = [
     "locks",
     "tags",
     "authorization",
+    "management_groups",
     "insights",
     "keyvault",
     "keyvault_data",

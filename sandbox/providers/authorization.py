@@ -6,7 +6,12 @@ never changed in place: `rbac.is_allowed` caches per-principal views keyed by th
 
 List semantics (ARM, 2022-04-01): a list at a scope answers the assignments at, above and below it;
 `$filter=atScope()` keeps those at or above it; `principalId eq '{id}'` / `assignedTo('{id}')` keep one
-principal's. Role definitions list the built-in roles plus the custom roles assignable at the scope;
+principal's ("Use $filter=atScope() to return all role assignments at or above the scope. Use $filter=principalId eq
+{id} to return all role assignments at, above or below the scope for the specified principal": Microsoft Learn,
+"Role Assignments - List For Scope", https://learn.microsoft.com/rest/api/authorization/role-assignments/
+list-for-scope). Above includes the management groups over the scope's subscription and the root `/`
+(providers/management_groups.py), as in the recorded subscription list under tests/conformance/recordings/
+authorization/. Role definitions list the built-in roles plus the custom roles assignable at the scope;
 `$filter=roleName eq '...'` and `type eq 'BuiltInRole'|'CustomRole'` narrow it.
 
 Role assignments carry `condition` and `conditionVersion` (RoleAssignmentProperties in Azure/azure-rest-api-specs
@@ -101,6 +106,21 @@ def _checked_condition(props: dict[str, Any]) -> tuple[str | None, str | None]:
             raise ArmError(400, "InvalidRoleAssignmentCondition", f"{_INVALID_CONDITION} (sandbox: {exc})") from exc
         raise ArmError(400, "InvalidRoleAssignmentCondition", _INVALID_CONDITION) from exc
     return condition, version
+
+
+def _relation(sb: Sandbox | None, scope: str, target: str, over_target: set[str]) -> str | None:
+    """`relation`, with management groups: a group over the target's subscription is above it (a subscription-scope
+    list answers assignments inherited from its groups and the root, as the recorded list
+    tests/conformance/recordings/authorization/c7n-role-assignments-list-2018-09-01-preview.json does), and what
+    is under a group's subscriptions is below that group."""
+    found = relation(scope, target)
+    if found is not None:
+        return found
+    if scope.lower().rstrip("/") in over_target:
+        return "above"
+    if sb is not None and target.lower().rstrip("/") in sb.hooks.scopes_above(scope):
+        return "below"
+    return None
 
 
 def _bad_filter(flt: str) -> ArmError:
@@ -244,12 +264,16 @@ class RoleAssignments(ResourceType):
             },
         }
         call.state.put(stored)  # a new dict every time: never mutate a stored assignment
+        if existing is None:  # data planes honour it once propagated (rbac.PROPAGATING)
+            delay = call.state.settings.role_propagation_seconds
+            call.state.table(rbac.PROPAGATING)[stored["id"].lower()] = call.state.clock.timestamp() + delay
         return Answer(200 if existing else 201, self.view(call, stored))
 
     def delete(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         if existing is None:
             return Answer(204)
         call.state.remove(existing["id"])
+        call.state.table(rbac.PROPAGATING).pop(existing["id"].lower(), None)
         return Answer(200, self.view(call, existing))
 
     def list(self, call: Call) -> list[dict[str, Any]]:
@@ -266,12 +290,14 @@ class RoleAssignments(ResourceType):
             if not m:
                 raise _bad_filter(flt)
             principal = m.group(1).lower()
+        sb = _SANDBOXES.get(call.state)
+        over_target = set(sb.hooks.scopes_above(target)) if sb else set()
         out = []
         for body in call.state.of_type(self.type):
             props = body["properties"]
             if principal is not None and props["principalId"].lower() != principal:
                 continue
-            if relation(props["scope"], target) in wanted:
+            if _relation(sb, props["scope"], target, over_target) in wanted:
                 out.append(self.view(call, body))
         return out
 

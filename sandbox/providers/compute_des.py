@@ -143,6 +143,7 @@ class DiskEncryptionSets(ResourceType):
     type = c.DES_TYPE
     api_versions = c.DISK_API
     lro = frozenset({"PUT", "PATCH", "DELETE"})
+    location_is_resource = True
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         req = call.body or {}

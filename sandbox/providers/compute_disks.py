@@ -348,6 +348,7 @@ class Disks(ResourceType):
     type = c.DISK_TYPE
     api_versions = c.DISK_API
     lro = frozenset({"PUT", "PATCH", "DELETE"})
+    location_is_resource = True
 
     def view(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
         return disk_view(call.state, body)

@@ -23,17 +23,33 @@ _DESTINATIONS = ("workspaceId", "storageAccountId", "eventHubAuthorizationRuleId
 
 
 class Categories:
-    def __init__(self, logs: tuple[str, ...], groups: tuple[str, ...], metrics: tuple[str, ...]) -> None:
-        self.logs, self.groups, self.metrics = logs, groups, metrics
+    """A resource type's log categories, category groups and metric categories. `audit` lists the categories of the
+    `audit` group; `allLogs` is every log category (Learn, "Diagnostic settings in Azure Monitor", category groups)."""
+
+    def __init__(
+        self, logs: tuple[str, ...], groups: tuple[str, ...], metrics: tuple[str, ...], audit: tuple[str, ...] = ()
+    ) -> None:
+        self.logs, self.groups, self.metrics, self.audit = logs, groups, metrics, audit
+
+    def expand(self, name: str) -> set[str]:
+        """A category, or the categories a category group stands for, lower-cased."""
+        group = name.lower()
+        if group == "alllogs" and any(g.lower() == "alllogs" for g in self.groups):
+            return {c.lower() for c in self.logs}
+        if group == "audit" and any(g.lower() == "audit" for g in self.groups):
+            return {c.lower() for c in self.audit}
+        return {group}
 
 
 # What each resource type exports, by lower-cased type (Azure Monitor's "supported categories" tables).
 CATEGORIES: dict[str, Categories] = {
+    # AuditEvent is in the audit group (Learn, "Supported logs for Microsoft.KeyVault/vaults"; the issue's reading);
+    # AzurePolicyEvaluationDetails only in allLogs  # unverified
     "microsoft.keyvault/vaults": Categories(
-        ("AuditEvent", "AzurePolicyEvaluationDetails"), ("audit", "allLogs"), ("AllMetrics",)
+        ("AuditEvent", "AzurePolicyEvaluationDetails"), ("audit", "allLogs"), ("AllMetrics",), ("AuditEvent",)
     ),
     "microsoft.operationalinsights/workspaces": Categories(
-        ("Audit", "SummaryLogs"), ("audit", "allLogs"), ("AllMetrics",)
+        ("Audit", "SummaryLogs"), ("audit", "allLogs"), ("AllMetrics",), ("Audit",)
     ),
     "microsoft.compute/virtualmachines": Categories((), (), ("AllMetrics",)),
     "microsoft.eventgrid/systemtopics": Categories(("DeliveryFailures",), ("allLogs",), ("AllMetrics",)),
@@ -57,6 +73,41 @@ SUBSCRIPTION_CATEGORIES = Categories(
     (),
     (),
 )
+
+
+# ARM's linked-scope checks: a sink named in a diagnostic setting needs the caller's right to read its keys, refused
+# with 403 LinkedAuthorizationFailed. Workspace: recorded ARM answers for a key vault's diagnostic setting quote
+# 'Microsoft.OperationalInsights/workspaces/sharedKeys/action' (Microsoft's own az-mpf test data, and
+# JimGBritt/AzurePolicy#17, MicrosoftDocs/azure-docs#80159); event hub: 'Microsoft.EventHub/namespaces/
+# authorizationrules/listkeys/action' (CDCgov/prime-reportstream#7678, a recorded activity-log error); storage:
+# listKeys on the account (MicrosoftDocs/azure-docs#80159)  # unverified: the exact action string for storage
+LINKED_ACTIONS = {
+    "workspaceId": "Microsoft.OperationalInsights/workspaces/sharedKeys/action",
+    "eventHubAuthorizationRuleId": "Microsoft.EventHub/namespaces/authorizationrules/listkeys/action",
+    "storageAccountId": "Microsoft.Storage/storageAccounts/listKeys/action",
+}
+
+
+def _linked_checks(call: Call, props: dict[str, Any]) -> None:
+    """Each sink's linked action, on the sink, for the caller; worded as ARM words it (the recorded answers)."""
+    sb = call.sandbox
+    if sb is None:
+        return
+    p = call.principal
+    for field, action in LINKED_ACTIONS.items():
+        sink = str(props.get(field) or "")
+        parts = sink.split("/")
+        if len(parts) > 2 and parts[1].lower() == "subscriptions" and parts[2].lower() not in call.state.subscriptions:
+            continue  # a subscription the sandbox does not hold: the caller's rights there are unknown (not checked)
+        if sink and not sb.allowed(p.object_id, action, sink):
+            raise ArmError(
+                403,
+                "LinkedAuthorizationFailed",
+                f"The client '{p.upn or p.object_id}' with object id '{p.object_id}' has permission to perform action "
+                f"'Microsoft.Insights/diagnosticSettings/write' on scope '{call.path.id}'; however, it does not have "
+                f"permission to perform action(s) '{action}' on the linked scope(s) '{sink}' (respectively) or the "
+                "linked scope(s) are invalid.",
+            )
 
 
 def _bad_request(message: str) -> ArmError:
@@ -115,6 +166,7 @@ class DiagnosticSettings(ResourceType):
         for field in _DESTINATIONS:
             if props.get(field):
                 _check_linked_id(str(props[field]), field)
+        _linked_checks(call, props)
         if props.get("workspaceId"):
             ws = parse_path(str(props["workspaceId"]), "GET")
             if ws.type.lower() != WORKSPACE_TYPE.lower() or ws.kind != "item":
@@ -129,11 +181,13 @@ class DiagnosticSettings(ResourceType):
             if b["id"].lower().rsplit("/providers/", 1)[0] == call.path.parent.lower().rstrip("/")
             and b["id"].lower() != call.path.id.lower()
         ]
+        # "Each resource can have up to five diagnostic settings" (Learn, "Diagnostic settings in Azure Monitor");
+        # the code and wording of the refusal  # unverified
         if existing is None and len(siblings) >= MAX_SETTINGS:
             raise _bad_request(
                 f"Diagnostic settings count exceeds the limit of {MAX_SETTINGS} for the resource '{call.path.parent}'."
             )
-        self._check_sink_reuse(props, logs, metrics, siblings)
+        self._check_sink_reuse(props, logs, metrics, siblings, cats)
         stored_props: dict[str, Any] = {}
         for field in ("storageAccountId", "serviceBusRuleId", "eventHubAuthorizationRuleId", "eventHubName"):
             if field in props:
@@ -196,24 +250,44 @@ class DiagnosticSettings(ResourceType):
 
     @staticmethod
     def _check_sink_reuse(
-        props: dict[str, Any], logs: list[dict[str, Any]], metrics: list[dict[str, Any]], siblings: list[Any]
+        props: dict[str, Any],
+        logs: list[dict[str, Any]],
+        metrics: list[dict[str, Any]],
+        siblings: list[Any],
+        cats: Categories | None,
     ) -> None:
-        def enabled(entries: list[dict[str, Any]]) -> set[str]:
-            return {str(e.get("category") or e.get("categoryGroup")).lower() for e in entries if e["enabled"]}
+        """Two settings of one resource may not send one category to one sink: 409 Conflict, "Data sink '{id}' is
+        already used in diagnostic setting '{name}' for category '{category}'. Data sinks can't be reused in different
+        settings on the same category for the same resource." (the wording of answers recorded in public notes, e.g.
+        the Azure Policy known issue "Data sink <resource id of your workspace> is already used in diagnostic
+        settings ..."; code "Conflict"). Category groups count as the categories they stand for: a setting sending
+        `audit` and another sending `AuditEvent` to one workspace conflict."""
+
+        def enabled(entries: list[dict[str, Any]]) -> dict[str, str]:
+            out: dict[str, str] = {}
+            for e in entries:
+                if e["enabled"]:
+                    name = str(e.get("category") or e.get("categoryGroup"))
+                    for category in cats.expand(name) if cats else {name.lower()}:
+                        out.setdefault(category, category)
+            return out
 
         mine = enabled(logs) | enabled(metrics)
+        names = {c.lower(): c for c in (cats.logs + cats.metrics if cats else ())}
         for other in siblings:
             op = other["properties"]
             theirs = enabled(op.get("logs") or []) | enabled(op.get("metrics") or [])
             for field in _DESTINATIONS:
                 sink = props.get(field)
                 if sink and str(op.get(field) or "").lower() == str(sink).lower():
-                    shared = sorted(mine & theirs)
+                    shared = sorted(set(mine) & set(theirs))
                     if shared:
-                        raise _bad_request(
+                        raise ArmError(
+                            409,
+                            "Conflict",
                             f"Data sink '{sink}' is already used in diagnostic setting '{other['name']}' for category "
-                            f"'{shared[0]}'. Data sinks can't be reused in different settings on the same category "
-                            "for the same resource."
+                            f"'{names.get(shared[0], shared[0])}'. Data sinks can't be reused in different settings on "
+                            "the same category for the same resource.",
                         )
 
 

@@ -378,8 +378,7 @@ class AccessPolicies(ResourceType):
 
 def vault_by_name(state: State, name: str) -> dict[str, Any] | None:
     """The (active) vault with this globally unique name, any subscription."""
-    wanted = name.lower()
-    return next((v for v in state.of_type(VAULT_TYPE) if v["name"].lower() == wanted), None)
+    return next(iter(state.named(VAULT_TYPE, name)), None)
 
 
 _KEY_PATH = re.compile(r"^/keys/(?P<key>[^/]+)(?:/(?P<version>[^/]*))?/?$", re.IGNORECASE)

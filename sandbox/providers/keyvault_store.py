@@ -185,7 +185,13 @@ DEFAULT_POLICY_ACTIONS = [{"trigger": {"timeBeforeExpiry": "P30D"}, "action": {"
 
 
 def validate_policy(body: Any) -> dict[str, Any]:
-    """A rotation policy PUT body checked and normalised: {"lifetimeActions": [...], "attributes": {...}}."""
+    """A rotation policy PUT body checked and normalised: {"lifetimeActions": [...], "attributes": {...}}.
+
+    Key Vault's rules (Microsoft Learn, https://learn.microsoft.com/azure/key-vault/keys/how-to-configure-key-rotation:
+    "Rotation Time - key rotation interval, the minimum value is 7 days from creation and 7 days from expiration
+    time"; expiryTime "should be at least 28 days", the SDKs' KeyRotationPolicy.ExpiresIn): a trigger at least 7
+    days, and at most expiryTime - 7 days. The status and code (400 BadParameter) are Key Vault's for a bad
+    parameter; the wording of each message  # unverified (no recorded refusal found)."""
     if not isinstance(body, dict):
         raise KeyStoreError(400, "BadParameter", "The rotation policy is missing or not valid JSON.")
     attrs = body.get("attributes") or {}

@@ -87,6 +87,7 @@ class TagsAtScope(ResourceType):
     api_versions = TAGS_API
     extension = True
     lro = frozenset({"PUT", "PATCH", "DELETE"})
+    async_operation_header = False  # 202 + Location alone, as Microsoft's examples (sandbox/arm.py)
 
     # -- the body underneath ----------------------------------------------------------------------------------
     @staticmethod

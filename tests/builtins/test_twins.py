@@ -22,6 +22,11 @@ DIFFERENCES = {
     "existence check cannot be evaluated, the Cryptward policy's `exists: true` guard does not hold",
     "kv-diagnostic-setting/noncompliant/storage-account-only": f"{STRICTER}: it wants the audit logs in Log "
     "Analytics; the built-in accepts enabled logs sent anywhere (here a storage account without retention)",
+    "kv-diagnostic-setting/noncompliant/five-settings-elsewhere": f"{STRICTER}: it wants the audit logs in Log "
+    "Analytics; the built-in accepts enabled logs sent anywhere (here five settings to storage accounts)",
+    "kv-diagnostic-setting/noncompliant/other-category-to-workspace": f"{STRICTER}: it wants the audit events "
+    "(AuditEvent, or a group holding it); the built-in accepts any enabled log category (here "
+    "AzurePolicyEvaluationDetails alone)",
     "key-rotation-policy/compliant/not-used-by-disks": "different scope: Cryptward judges the keys disk encryption "
     "sets use (it rotates those); the built-in judges every key of the vault",
     "key-rsa-size/noncompliant/ec-key-for-disks": f"{STRICTER}: a disk encryption set takes RSA keys only; the "

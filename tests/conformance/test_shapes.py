@@ -307,6 +307,15 @@ class Replayer:
             },
             api="2022-04-01",
         )
+        # and, as in the recording, assignments inherited from a management group above the subscription and the root
+        from sandbox import scenarios
+        from sandbox.providers import management_groups as mg
+
+        sb = self.sandbox.running.sandbox
+        mg.add_group(sb.state, "conformance-group")
+        mg.place(sb.state, self.sub, "conformance-group")
+        scenarios.assign(sb, mg.group_id("conformance-group"), p, rbac.ROLES["Reader"])
+        scenarios.assign(sb, "/", p, rbac.ROLES["Reader"])
 
     def role_assignment_scope(self) -> None:
         """A recorded role-assignment PUT at a vault's scope: the vault (bare) is made first, and the recorded

@@ -208,3 +208,46 @@ def test_a_role_definition_id_is_verified_by_its_guid_in_whatever_form_arm_answe
     assert holds(answered, {"properties.roleDefinitionId": sent})
     other = {"properties": {"roleDefinitionId": answered["properties"]["roleDefinitionId"].replace("E147", "F147")}}
     assert unmet(other, {"properties.roleDefinitionId": sent})
+
+
+# --- a change needing a role too young to be in effect (issue 15, item 4) -------------------------------------------
+
+
+def test_a_key_access_refusal_waits_while_azure_says_the_role_is_younger_than_the_window(sandbox, azure_as):
+    import uuid
+    from datetime import timedelta
+
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    from remediations.engine.applier import FAILED, WAITING, waiting_for_role
+    from tests import keyworld
+
+    world = keyworld.make(sandbox)
+    auth = sandbox.client(AuthorizationManagementClient)
+    role = f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/"
+    body = {"roleDefinitionId": role + keyworld.ENCRYPTION_USER, "principalId": world.des_principal}
+    body["principalType"] = "ServicePrincipal"
+    made = auth.role_assignments.create(world.key_scope, str(uuid.uuid4()), {"properties": body})
+    encrypt = Change(
+        resource_id=world.disk_id,
+        summary="Encrypt it.",
+        operation=Operation(
+            "PATCH",
+            world.disk_id,
+            DISK_API,
+            {"properties": {"encryption": {"type": keyworld.CMK, "diskEncryptionSetId": world.des_id}}},
+        ),
+        before={"properties.encryption.type": None},
+        after={"properties.encryption.type": keyworld.CMK},
+    )
+    admin = azure_as("admin")
+    (failed,) = apply(Plan((encrypt,)), admin, scope=Scope((sandbox.subscription_id,)))  # no window: fails
+    assert (failed.status, failed.code) == (FAILED, "KeyVaultAccessForbidden")
+    created = made.created_on
+    young = waiting_for_role(failed, {}, admin, 600, now=created + timedelta(seconds=100))
+    assert young is not None and (young.status, young.code, round(young.retry_after)) == (WAITING, failed.code, 500)
+    assert "takes up to 10 minutes" in young.detail
+    assert waiting_for_role(failed, {}, admin, 600, now=created + timedelta(seconds=600)) is None  # window over
+    assert waiting_for_role(failed, {}, admin, 0, now=created) is None  # no window, no waiting
+    (again,) = apply(Plan((encrypt,)), admin, scope=Scope((sandbox.subscription_id,)), role_propagation_seconds=600)
+    assert again.status == WAITING  # just granted, by Azure's own createdOn

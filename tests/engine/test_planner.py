@@ -233,6 +233,34 @@ def test_a_disk_goes_after_its_sets_key_access_when_both_are_planned():
     assert len(alone.changes) == 1 and alone.changes[0].depends_on == ()
 
 
+def test_a_change_after_a_role_grant_says_how_long_it_may_wait_for_the_role():
+    disk = sample("disk-cmk", "noncompliant", "unattached-platform-key")
+    des = sample("des-key-access", "noncompliant", "rbac-role-missing")
+    access, encrypt = plan([finding("disk-cmk", disk), finding("des-key-access", des)], CTX).changes
+    assert CTX.settings.role_propagation_seconds == 600  # Microsoft: up to 10 minutes
+    assert encrypt.summary.endswith(" It waits up to 10 minutes for the role to take effect.")
+    assert "waits up to" not in access.summary
+    quick = replace(CTX, settings=replace(CTX.settings, role_propagation_seconds=90))
+    assert (
+        plan([finding("disk-cmk", disk), finding("des-key-access", des)], quick)
+        .changes[1]
+        .summary.endswith(" It waits up to 1.5 minutes for the role to take effect.")
+    )
+    (alone,) = plan([finding("disk-cmk", disk)], CTX).changes  # no grant in the plan: nothing to wait for
+    assert "waits up to" not in alone.summary
+
+
+def test_the_role_propagation_window_is_one_setting():
+    from remediations.errors import SettingsError
+    from remediations.settings import Settings
+
+    assert Settings.from_env({}).plan.role_propagation_seconds == 600
+    assert Settings.from_env({"CRYPTWARD_ROLE_PROPAGATION_SECONDS": "120"}).plan.role_propagation_seconds == 120
+    for bad in ("soon", "-1", "inf"):
+        with pytest.raises(SettingsError, match="CRYPTWARD_ROLE_PROPAGATION_SECONDS"):
+            Settings.from_env({"CRYPTWARD_ROLE_PROPAGATION_SECONDS": bad})
+
+
 def test_order_is_stable_otherwise():
     vaults = [sample("kv-owner-tag", "noncompliant", n) for n in ("no-tags", "environment-tag-only")]
     result = plan([finding("kv-owner-tag", v) for v in vaults], CTX)

@@ -73,7 +73,10 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
     diagnostics = [p for p in paths if p.endswith("/providers/microsoft.insights/diagnosticsettings")]
     keys = [p for p in paths if "/keys/" in p and "/providers/microsoft.authorization/" not in p]
     assert len(diagnostics) == 3  # one per vault: ARM has no cross-resource list of diagnostic settings
-    assert sorted(p.rsplit("/", 1)[-1] for p in keys) == ["central-key", "des-key"]
+    # the keys' management-plane GETs show no rotation policy (they have none): the data plane is asked for the one
+    # in scope (central-key's vault is outside it: read, not evaluated)
+    named = sorted(p.rsplit("/", 2)[-2] if p.endswith("/rotationpolicy") else p.rsplit("/", 1)[-1] for p in keys)
+    assert named == ["central-key", "des-key", "des-key"]
     # des-weu-central's vault is in another subscription: the subscriptions and that one's vaults are listed once,
     # and the role assignments at its key (outside the listed scope) once
     other = f"/subscriptions/{KEYS_SUB}/providers/microsoft.keyvault/vaults"
@@ -88,10 +91,10 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
     assert [paths.count(p) for p in extra] == [1, 1]
     instances = [p for p in paths if p.endswith("/virtualmachines") and "/virtualmachinescalesets/" in p]
     assert len(instances) == 2
-    # lists (VMs twice: the models, then statusOnly), diagnostic settings, keys, the other subscription, its key's
-    # role assignments (once per set using it: des-weu-central, des-weu-golden), SKUs, the feature, then scale sets,
-    # images and the scale sets' instances
-    assert len(paths) == len(lists) + 1 + 3 + 2 + 2 + 2 + 2 + 1 + 2 + 2 == azure.calls["GET"]
+    # lists (VMs twice: the models, then statusOnly), diagnostic settings, keys (and their rotation policies), the
+    # other subscription, its key's role assignments (once per set using it: des-weu-central, des-weu-golden), SKUs,
+    # the feature, then scale sets, images and the scale sets' instances
+    assert len(paths) == len(lists) + 1 + 3 + 3 + 2 + 2 + 2 + 1 + 2 + 2 == azure.calls["GET"]
 
 
 def test_a_sets_vault_in_another_subscription_is_found_from_its_key_url(sandbox, azure_as, grant_custom_role):
@@ -354,3 +357,66 @@ def test_sizes_whose_capabilities_cannot_be_read_say_why(sandbox, azure_as, gran
     reading = read_scope(azure_as("bot"), Scope((sandbox.subscription_id,)), ALL)
     vm = by_name(reading)["vm-weu-app"]["cryptward"]
     assert "skuCapabilities" not in vm and vm["skuUnreadable"].startswith("AuthorizationFailed")
+
+
+# --- pace and parallel reads -----------------------------------------------------------------------------------------
+
+
+def test_a_sweep_paces_its_reads_to_the_read_budget_and_meets_no_429(sandbox, azure_as):
+    """With a small bucket (10 reads, refilled 30 a second: ARM's refill is 25), 40 vaults' diagnostic settings
+    read 8 at a time would run into 429s; paced by the remaining-reads header they never do, and all are read."""
+    sandbox.reset("estate")
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+
+    kv = sandbox.client(KeyVaultManagementClient)
+    sku = {"family": "A", "name": "standard"}
+    body = {"location": "westeurope", "properties": {"tenantId": sandbox.tenant_id, "sku": sku}}
+    for i in range(40):
+        kv.vaults.begin_create_or_update(RG["app"], f"kv-paced-{i:02}", body).result()
+    sandbox.admin("PATCH", "/_sandbox/settings", {"read_budget": 10, "read_refill": 30.0})
+    try:
+        azure = azure_as("reader")
+        since = len(sandbox.calls())
+        reading = read_scope(azure, Scope((sandbox.subscription_id,)), ALL)
+        reads = [c for c in sandbox.calls(since) if c["plane"] == "arm" and c["method"] == "GET"]
+    finally:
+        sandbox.admin("PATCH", "/_sandbox/settings", {"read_budget": 250, "read_refill": 25.0})
+    assert [c for c in reads if c["status"] == 429] == []
+    vaults = [b for b in reading.resources.values() if b["type"] == "Microsoft.KeyVault/vaults"]
+    assert len(vaults) == 43 and all("diagnosticSettings" in v["cryptward"] for v in vaults)
+    assert azure.budget.waited > 0  # it did wait for the refill
+
+
+def test_two_subscriptions_are_read_together_each_with_its_own_lists(sandbox, azure_as):
+    """The subscriptions of a scope are listed in parallel: every vault of both, each with its own locks."""
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    from sandbox.rbac import ROLES
+    from sandbox.scenarios import add_subscription, assign
+    from sandbox.state import SECOND_SUBSCRIPTION
+
+    sandbox.reset("estate")
+    sb = sandbox.running.sandbox
+    add_subscription(sb, SECOND_SUBSCRIPTION, "Contoso Test")
+    for who, role in (("admin", "Owner"), ("reader", "Reader")):
+        assign(sb, f"/subscriptions/{SECOND_SUBSCRIPTION}", sb.directory.named(who), ROLES[role])
+
+    def client(cls):
+        return cls(sandbox.credential(), SECOND_SUBSCRIPTION, base_url=sandbox.base_url, connection_verify=sandbox.ca)
+
+    client(ResourceManagementClient).resource_groups.create_or_update("rg-two", {"location": "westeurope"})
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}}
+    client(KeyVaultManagementClient).vaults.begin_create_or_update(
+        "rg-two", "kv-two", {"location": "westeurope", "properties": props}
+    ).result()
+    client(ManagementLockClient).management_locks.create_or_update_at_resource_group_level(
+        "rg-two", "keep-two", {"level": "CanNotDelete"}
+    )
+    reading = read_scope(azure_as("reader"), Scope((sandbox.subscription_id, SECOND_SUBSCRIPTION)), ALL)
+    found = by_name(reading)
+    assert {"kv-weu-app", "kv-weu-disks", "kv-neu-legacy", "kv-two"} <= set(found)
+    assert [lock["name"] for lock in found["kv-two"]["cryptward"]["locks"]] == ["keep-two"]
+    assert found["kv-weu-app"]["cryptward"]["locks"] == []
+    assert "diagnosticSettings" in found["kv-two"]["cryptward"]

@@ -229,6 +229,16 @@ def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sa
     )  # fmt: skip
     got = statuses(report)
     assert "failed" not in got, got
+    # The disks given des-weu wait for its new key role to take effect (Azure: up to 10 minutes), then apply.
+    assert sorted(got["waiting-for-role"]) == ["disk-cmk:disk-weu-batch-os", "disk-cmk:disk-weu-data"]
+    sandbox.advance(601)
+    report = scan(
+        Scope((sandbox.subscription_id,)), POLICIES, apply=True, settings=settings_for(sandbox, **EVERYTHING),
+        azure=as_bot(), ade_history=[ids(sandbox)["ade"]], approved=approved,
+    )  # fmt: skip
+    got = statuses(report)
+    assert "failed" not in got and "waiting-for-role" not in got, got
+    assert {"disk-cmk:disk-weu-batch-os", "disk-cmk:disk-weu-data"} <= set(got["applied"])
     waiting = sorted(got.get("pending-deallocation", []))
     assert waiting == sorted(
         ["disk-cmk:disk-weu-app-data", "disk-cmk:disk-weu-app-os", "vm-encryption-at-host:vm-weu-app"]
@@ -270,3 +280,74 @@ def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sa
     since = len(sandbox.calls())
     sweep(sandbox, as_bot(), **EVERYTHING)
     assert writes_by(sandbox, "bot", since) == []
+
+
+# --- role assignments inherited from management groups and the root; roles that take effect late (issue 15, 3-4) ---
+
+
+def _des_key_access(report, des_id):
+    findings = [f for f in report.findings if f.policy.id == "des-key-access" and f.resource["id"] == des_id]
+    return findings, [r for r in report.results if r.change.policy_id == "des-key-access"]
+
+
+@pytest.mark.parametrize("where", ["group", "root"])
+def test_a_key_role_inherited_from_above_the_subscription_is_compliant_in_the_sweep_and_on_the_event(
+    sandbox, grant_custom_role, as_bot, where
+):
+    from sandbox.providers import management_groups as mg
+    from tests import keyworld
+
+    grant_custom_role("bot")
+    world = keyworld.make(sandbox)
+    state = sandbox.running.sandbox.state
+    mg.add_group(state, "corp")
+    mg.add_group(state, "landing", parent="corp")
+    mg.place(state, sandbox.subscription_id, "landing")
+    world.assign_key_role(mg.group_id("corp") if where == "group" else "/")
+    policies = select(POLICIES, ["des-key-access"])
+    scope, settings = Scope((sandbox.subscription_id,)), world.settings()
+    since = len(sandbox.calls())
+    swept = scan(scope, policies, apply=True, settings=settings, azure=as_bot())
+    event = scan(scope, policies, apply=True, settings=settings, azure=as_bot(), resource_id=world.des_id)
+    assert _des_key_access(swept, world.des_id) == ([], [])  # the sweep used to drop the inherited role and grant
+    assert _des_key_access(event, world.des_id) == ([], [])
+    assert writes_by(sandbox, "bot", since) == []  # no redundant grant
+
+
+def test_a_change_needing_a_fresh_role_waits_for_it_then_applies(sandbox, grant_custom_role, as_bot):
+    from tests import keyworld
+
+    grant_custom_role("bot")
+    world = keyworld.make(sandbox)
+    policies = select(POLICIES, ["des-key-access", "disk-cmk"])
+    scope = Scope((sandbox.subscription_id,))
+    settings = world.settings(**{"disk-cmk": "remediate"})
+    first = scan(scope, policies, apply=True, settings=settings, azure=as_bot())
+    got = {r.change.policy_id: r for r in first.results}
+    assert got["des-key-access"].status == "applied"
+    waiting = got["disk-cmk"]
+    assert (waiting.status, waiting.code) == ("waiting-for-role", "KeyVaultAccessForbidden")
+    assert 0 < waiting.retry_after <= 600
+    assert "It waits up to 10 minutes for the role to take effect." in waiting.change.summary
+    # the next run, the role is listed but still not in effect: the disk waits (Azure says when it was granted)
+    again = scan(scope, policies, apply=True, settings=settings, azure=as_bot())
+    assert [(r.change.policy_id, r.status) for r in again.results] == [("disk-cmk", "waiting-for-role")]
+    sandbox.advance(601)  # the sandbox's propagation delay (Microsoft: up to 10 minutes) has passed
+    last = scan(scope, policies, apply=True, settings=settings, azure=as_bot())
+    assert [(r.change.policy_id, r.status) for r in last.results] == [("disk-cmk", "applied")]
+
+
+def test_after_the_window_a_change_still_refused_fails_as_before(sandbox, grant_custom_role, as_bot):
+    from tests import keyworld
+
+    grant_custom_role("bot")
+    world = keyworld.make(sandbox)
+    policies = select(POLICIES, ["des-key-access", "disk-cmk"])
+    scope = Scope((sandbox.subscription_id,))
+    scan(scope, policies, apply=True, settings=world.settings(), azure=as_bot())  # grants the role
+    # The bot's window is shorter than the sandbox's propagation: past it, the refusal is a failure again.
+    report = scan(scope, policies, apply=True, settings=world.settings(window=0.001, **{"disk-cmk": "remediate"}),
+                  azure=as_bot())  # fmt: skip
+    (result,) = report.results
+    assert (result.change.policy_id, result.status, result.code) == ("disk-cmk", "failed", "KeyVaultAccessForbidden")
+    assert "waits up to" not in result.change.summary

@@ -55,6 +55,7 @@ def test_the_switch_waits_for_every_set_to_hold_a_settled_role_on_its_key(legacy
     early = scan(scope, POLICIES, apply=True, settings=settings, azure=azure, now=settled - timedelta(minutes=1))
     assert early.plan.changes == () and "less than 10 minutes old" in early.plan.skipped[0].detail
 
+    sandbox.advance(ROLE_PROPAGATION.total_seconds() + 1)  # Azure honours the roles once they propagated
     later = scan(scope, POLICIES, apply=True, settings=settings, azure=azure, now=settled + timedelta(seconds=1))
     assert [(r.change.resource_id.rsplit("/", 1)[-1], r.status) for r in later.results] == [("kv-legacy", "applied")]
     assert kv.vaults.get(GROUP, "kv-legacy").properties.enable_rbac_authorization is True

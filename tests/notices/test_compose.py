@@ -105,6 +105,7 @@ def test_escalations_and_quiet_reasons():
         (applier.BLOCKED, "escalated"),
         (applier.REFUSED, "escalated"),
         (applier.ALREADY, None),
+        (applier.WAITING, None),  # waiting for a new role to take effect: no failure notice inside the window
     ],
 )
 def test_which_results_are_told_and_as_what(status, kind):

@@ -7,7 +7,6 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -88,7 +87,8 @@ def estate(sandbox, azure_as, grant_custom_role):
     admin = azure_as("admin")
     n = names(sandbox)
     des = admin.get(n["des"], DES_API)
-    assign(admin, n["vault"], des["identity"]["principalId"], ENCRYPTION_USER)
+    with sandbox.roles_at_once():  # granted long before (the sandbox's role propagation delay is past)
+        assign(admin, n["vault"], des["identity"]["principalId"], ENCRYPTION_USER)
 
     def make(*, auto: bool = False, purge_protection: bool | None = None):
         if auto or purge_protection:
@@ -235,7 +235,8 @@ def test_duplicate_key_events_rotate_once_and_move_a_set_once(sandbox, estate, a
     assert len(versions(admin, n["key"])) == len(old) + 1
 
     # Someone else rotates the key: KeyNewVersionCreated (delivered twice) moves the fixed-version set once.
-    assign(admin, n["vault"], sandbox.principal("admin").object_id, CRYPTO_OFFICER)
+    with sandbox.roles_at_once():  # the admin's own role, in effect before they rotate
+        assign(admin, n["vault"], sandbox.principal("admin").object_id, CRYPTO_OFFICER)
     vault_url = admin.get(n["vault"], KV_API)["properties"]["vaultUri"]
     newest = admin.key_client(vault_url).rotate_key("des-key").properties.version
     since = len(sandbox.calls())
@@ -334,7 +335,8 @@ def test_a_missing_permission_is_named_and_nothing_is_half_done(
     grant_custom_role("bot", without=[missing])
     admin, n = azure_as("admin"), names(sandbox)
     des = admin.get(n["des"], DES_API)
-    assign(admin, n["vault"], des["identity"]["principalId"], ENCRYPTION_USER)
+    with sandbox.roles_at_once():  # granted long before (the sandbox's role propagation delay is past)
+        assign(admin, n["vault"], des["identity"]["principalId"], ENCRYPTION_USER)
     old_versions, old_des = versions(admin, n["key"]), des_version(admin, n["des"])
 
     report = run(sandbox, azure_as("bot"), **{"des-auto-rotation": "audit"})
@@ -367,8 +369,9 @@ def test_results_carry_what_the_ledger_and_notices_need(sandbox, estate, azure_a
 
 
 def test_key_vault_throttling_makes_a_rotation_wait_not_fail(sandbox, estate, azure_as):
-    """Key Vault answers a rotate over its budget with 429 and no Retry-After; azure-core does not retry a POST on
-    429, so the rotation backs off itself (a throttled request was not processed: sending it again is safe)."""
+    """Key Vault answers a rotate over its budget with 429 and no Retry-After; azure-core alone does not retry a POST
+    on 429, the bot's WriteRetries policy does, backing off (a throttled request was not processed: sending it again
+    is safe)."""
     # One rotate costs 200 units: with a 200-unit budget (set before the vault's bucket exists), the reads before it
     # leave too little for the first try.
     sandbox.admin("PATCH", "/_sandbox/settings", {"throttle": True, "kv_budget": 200, "kv_window_seconds": 20})
@@ -380,38 +383,6 @@ def test_key_vault_throttling_makes_a_rotation_wait_not_fail(sandbox, estate, az
     assert report.failures == []
     (rotated,) = report.rotated
     assert versions(admin, n["key"]) == [*old, rotated.after_version]
-
-
-def test_with_backoff_gives_up_after_its_attempts_and_honours_retry_after():
-    from azure.core.exceptions import HttpResponseError
-
-    from remediations.azure import with_backoff
-
-    class Answer:
-        status_code = 429
-        headers: ClassVar[dict[str, str]] = {"Retry-After": "3"}
-        reason = "Too Many Requests"
-
-        def text(self):
-            return ""
-
-    waits: list[float] = []
-
-    def throttled():
-        raise HttpResponseError(response=Answer())
-
-    with pytest.raises(HttpResponseError):
-        with_backoff(throttled, attempts=3, sleep=waits.append)
-    assert waits == [3.0, 3.0]
-    calls = iter([HttpResponseError(response=Answer()), "done"])
-
-    def once_then_ok():
-        item = next(calls)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    assert with_backoff(once_then_ok, sleep=waits.append) == "done"
 
 
 # --- the verdicts (pure) ---------------------------------------------------------------------------------------------

@@ -134,9 +134,28 @@ def test_lro_headers_on_the_wire(env, sandbox):
         verify=sandbox.ssl,
     )
     assert r.status_code == 202
-    assert "/operations/" in r.headers["Azure-AsyncOperation"] and "/operationResults/" in r.headers["Location"]
+    # DiskRP's examples (Disk_Update_ChangeTier.json): Location is the disk itself; the status is the operation's
+    disk_url = f"{sandbox.base_url}{env.rg_id}/providers/Microsoft.Compute/disks/raw?api-version=2025-01-02"
+    assert "/operations/" in r.headers["Azure-AsyncOperation"] and r.headers["Location"] == disk_url
     r = httpx.get(r.headers["Azure-AsyncOperation"], headers={"Authorization": f"Bearer {token}"}, verify=sandbox.ssl)
     assert r.json()["status"] == "Succeeded"
+
+
+def test_a_disk_says_updating_while_its_operation_runs(env, sandbox):
+    env.disk("slow", size=8)
+    sandbox.admin("PATCH", "/_sandbox/settings", {"lro_in_progress_polls": 2})
+    token = sandbox.credential().get_token("https://management.azure.com/.default").token
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"{sandbox.base_url}{env.rg_id}/providers/Microsoft.Compute/disks/slow?api-version=2025-01-02"
+    r = httpx.patch(url, json={"tags": {"t": "1"}}, headers=auth, verify=sandbox.ssl)
+    assert r.status_code == 202 and r.headers["Location"] == url
+    status = r.headers["Azure-AsyncOperation"]
+    # the first read of the Location (the disk) answers 200 while the operation still runs: the state says so
+    first = httpx.get(url, headers=auth, verify=sandbox.ssl)
+    assert first.status_code == 200 and first.json()["properties"]["provisioningState"] == "Updating"
+    assert httpx.get(status, headers=auth, verify=sandbox.ssl).json()["status"] == "InProgress"
+    assert httpx.get(status, headers=auth, verify=sandbox.ssl).json()["status"] == "Succeeded"
+    assert httpx.get(url, headers=auth, verify=sandbox.ssl).json()["properties"]["provisioningState"] == "Succeeded"
 
 
 def test_des_identity_key_validation_and_delete(env, sandbox):

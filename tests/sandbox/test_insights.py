@@ -98,7 +98,8 @@ def test_diagnostic_setting_put_get_list_delete(sandbox, env):
     assert made.properties["logAnalyticsDestinationType"] == "Dedicated"
     got = rm.resources.get_by_id(f"{vault_id}{DIAG}/to-law", api_version=DIAG_API)
     assert got.properties == made.properties
-    _put(rm, vault_id, "audit-events", _setting(ws_id, logs=[{"category": "AuditEvent", "enabled": True}], metrics=[]))
+    policy_logs = [{"category": "AzurePolicyEvaluationDetails", "enabled": True}]  # not in `audit`: no conflict
+    _put(rm, vault_id, "audit-events", _setting(ws_id, logs=policy_logs, metrics=[]))
     r = _http(sandbox, "GET", f"{vault_id}{DIAG}", params={"api-version": DIAG_API})
     assert r.status_code == 200
     assert sorted(s["name"] for s in r.json()["value"]) == ["audit-events", "to-law"]
@@ -145,8 +146,11 @@ def test_at_most_five_and_no_sink_reuse_for_a_category(sandbox, env):
     _put(rm, vault_id, "s0", _setting(ws_id, logs=[{"category": "AuditEvent", "enabled": True}], metrics=[]))
     with pytest.raises(HttpResponseError) as err:
         _put(rm, vault_id, "dup", _setting(ws_id, logs=[{"category": "AuditEvent", "enabled": True}], metrics=[]))
-    assert err.value.error.code == "BadRequest"
-    assert "Data sinks can't be reused" in err.value.error.message
+    assert (err.value.status_code, err.value.error.code) == (409, "Conflict")
+    assert err.value.error.message == (
+        f"Data sink '{ws_id}' is already used in diagnostic setting 's0' for category 'AuditEvent'. Data sinks can't "
+        "be reused in different settings on the same category for the same resource."
+    )
     _put(
         rm, vault_id, "s0", _setting(ws_id, logs=[{"categoryGroup": "allLogs", "enabled": True}], metrics=[])
     )  # update
@@ -198,7 +202,7 @@ def test_missing_resource_locks_and_permissions(sandbox, env):
     assert "Microsoft.Insights/diagnosticSettings/write" in err.value.error.message
     bot = sandbox.principal("bot")
     sandbox.client(AuthorizationManagementClient).role_assignments.create(
-        vault_id,
+        vault_id.split("/providers/")[0],  # the group: the vault, and the workspace for the linked check
         "5e1b4b8e-54a5-4a43-9a3c-8b2f3c1d0e11",
         RoleAssignmentCreateParameters(
             role_definition_id=f"/providers/Microsoft.Authorization/roleDefinitions/{ROLES['Monitoring Contributor']}",
@@ -235,3 +239,70 @@ def test_generic_resource_lists(sandbox, env):
     assert err.value.error.code == "ResourceGroupNotFound"
     legacy = sandbox.client(KeyVaultManagementClient).vaults.list()  # GET /resources?$filter=resourceType eq ...
     assert [v.id for v in legacy] == [vault_id]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"categoryGroup": "audit"}, {"category": "AuditEvent"}),  # a group stands for its categories
+        ({"category": "AuditEvent"}, {"categoryGroup": "allLogs"}),
+        ({"categoryGroup": "allLogs"}, {"categoryGroup": "audit"}),
+    ],
+)
+def test_a_category_group_conflicts_with_the_categories_it_holds(sandbox, env, first, second):
+    rm, vault_id, ws_id = env
+    _put(rm, vault_id, "one", _setting(ws_id, logs=[{**first, "enabled": True}], metrics=[]))
+    with pytest.raises(HttpResponseError) as err:
+        _put(rm, vault_id, "two", _setting(ws_id, logs=[{**second, "enabled": True}], metrics=[]))
+    assert (err.value.status_code, err.value.error.code) == (409, "Conflict")
+    assert "for category 'AuditEvent'" in err.value.error.message
+
+
+def test_other_categories_and_other_sinks_do_not_conflict(sandbox, env):
+    rm, vault_id, ws_id = env
+    _put(rm, vault_id, "one", _setting(ws_id, logs=[{"category": "AzurePolicyEvaluationDetails", "enabled": True}]))
+    _put(rm, vault_id, "two", _setting(ws_id, logs=[{"categoryGroup": "audit", "enabled": True}], metrics=[]))
+    rg = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-mon/providers"
+    other = {
+        "storageAccountId": f"{rg}/Microsoft.Storage/storageAccounts/sa1",
+        "logs": [{"categoryGroup": "allLogs", "enabled": True}],
+    }
+    _put(rm, vault_id, "three", {"properties": other})
+
+
+def test_a_workspace_sink_needs_its_shared_keys_action_on_the_workspace(sandbox, env):
+    # ARM's linked-scope check: diagnosticSettings/write on the vault is not enough to name a workspace.
+    _, vault_id, ws_id = env
+    auth = sandbox.client(AuthorizationManagementClient)
+    bot = sandbox.principal("bot")
+    monitoring_contributor = ROLES["Monitoring Contributor"]
+    role = f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/"
+    auth.role_assignments.create(
+        vault_id,
+        "0f0e0d0c-0b0a-4909-8807-060504030201",
+        RoleAssignmentCreateParameters(
+            role_definition_id=role + monitoring_contributor,
+            principal_id=bot.object_id,
+            principal_type="ServicePrincipal",
+        ),
+    )
+    path = f"{vault_id}{DIAG}/by-bot"
+    r = _http(sandbox, "PUT", path, "bot", params={"api-version": DIAG_API}, json=_setting(ws_id))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "LinkedAuthorizationFailed"
+    assert r.json()["error"]["message"] == (
+        f"The client '{bot.object_id}' with object id '{bot.object_id}' has permission to perform action "
+        f"'Microsoft.Insights/diagnosticSettings/write' on scope '{path}'; however, it does not have permission to "
+        f"perform action(s) 'Microsoft.OperationalInsights/workspaces/sharedKeys/action' on the linked scope(s) "
+        f"'{ws_id}' (respectively) or the linked scope(s) are invalid."
+    )
+    auth.role_assignments.create(
+        ws_id,
+        "0f0e0d0c-0b0a-4909-8807-060504030202",
+        RoleAssignmentCreateParameters(
+            role_definition_id=role + monitoring_contributor,
+            principal_id=bot.object_id,
+            principal_type="ServicePrincipal",
+        ),
+    )
+    r = _http(sandbox, "PUT", path, "bot", params={"api-version": DIAG_API}, json=_setting(ws_id))
+    assert r.status_code == 200, r.text

@@ -150,11 +150,23 @@ def test_rotate_and_rotation_policy(sandbox, kv):
         {"expires_in": "P10D"},  # expiryTime below 28 days
         {"lifetime_actions": [KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P1D")]},
         {"lifetime_actions": [KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="90 days")]},
+        # rotation less than 7 days before expiry (Learn, how-to-configure-key-rotation: "Rotation Time ... 7 days
+        # from creation and 7 days from expiration time"), and a notice likewise
+        {
+            "expires_in": "P30D",
+            "lifetime_actions": [KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P24D")],
+        },
+        {
+            "expires_in": "P28D",
+            "lifetime_actions": [KeyRotationLifetimeAction(KeyRotationPolicyAction.notify, time_before_expiry="P30D")],
+        },
     ):
         status, code, _, _ = refused(
             lambda bad=bad: client.update_key_rotation_policy("rot", KeyRotationPolicy(), **bad)
         )
         assert (status, code) == (400, "BadParameter"), bad
+    edge = KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P23D")  # exactly 7 days
+    assert client.update_key_rotation_policy("rot", KeyRotationPolicy(), expires_in="P30D", lifetime_actions=[edge])
     assert refused(lambda: client.rotate_key("missing"))[:2] == (404, "KeyNotFound")
 
 

@@ -30,7 +30,8 @@ def test_the_deployed_condition_refuses_the_bot_any_other_role_assignment_and_ke
     sub = f"/subscriptions/{sandbox.subscription_id}"
     admin = sandbox.client(AuthorizationManagementClient)
     bot = sandbox.principal("bot")
-    (mine,) = admin.role_assignments.list_for_scope(sub, filter=f"principalId eq '{bot.object_id}'")
+    listed = admin.role_assignments.list_for_scope(sub, filter=f"principalId eq '{bot.object_id}'")
+    (mine,) = [a for a in listed if a.role_definition_id.lower() == role_id.lower()]  # (and its workspace role)
     assert (mine.condition, mine.condition_version) == (ROLE["assignmentCondition"], "2.0")
 
     as_bot_client = sandbox.client(AuthorizationManagementClient, "bot")

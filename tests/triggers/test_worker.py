@@ -164,3 +164,47 @@ def test_a_single_item_message_is_handled_as_before(sandbox, env):
     assert (out.resource_id, out.applied) == (vid, 2)
     with pytest.raises(EventRejected, match=r"message.items\[0\]"):
         worker.handle_message(b'{"items": [{"source": "sweep"}]}')
+
+
+def test_a_change_waiting_for_a_fresh_role_is_queued_again_not_failed_until_the_window_ends(
+    sandbox, azurite, grant_custom_role, bot_runtime, monkeypatch
+):
+    import json
+
+    from remediations import runtime
+    from remediations.settings import Settings
+    from tests import keyworld
+
+    grant_custom_role("bot")
+    world = keyworld.make(sandbox)
+    des_map = json.dumps({keyworld.LOC: {keyworld.CMK: world.des_id}})
+    modes = json.dumps({"disk-cmk": "remediate"})
+    env = bot_env(sandbox, azurite, debounce=0, CRYPTWARD_DES_MAP=des_map, CRYPTWARD_POLICY_MODES=modes)
+    rt = bot_runtime(env)
+    assert rt.settings.plan.role_propagation_seconds == 600  # the default: Microsoft's "up to 10 minutes"
+    sender = rt.queue._client(rt.queue.name, encoded=True)
+    sent = []
+    real_send = sender.send_message
+    monkeypatch.setattr(sender, "send_message", lambda *a, **kw: sent.append(real_send(*a, **kw)) or sent[-1])
+
+    granted = worker.handle(message(world.des_id, event_id="e-des"))
+    assert granted.results and {s for s, _ in granted.results.values()} == {"applied"}
+    out = worker.handle(message(world.disk_id, event_id="e-disk"), dequeue_count=1)  # no WorkFailed: it waits
+    assert (out.status, out.failed, 0 < (out.waiting or 0) <= 600) == ("done", [], True)
+    assert env_results(rt, world.disk_id) == ["waiting-for-role"]
+    (again,) = sent  # a fresh message, visible a quarter of the window later (not the queue's retry)
+    assert again.next_visible_on - again.inserted_on == timedelta(seconds=150)
+    assert worker.role_retry_delay(10, 600) == 15 and worker.role_retry_delay(400, 600) == 150
+
+    # Past the window (here: a bot whose window is shorter than the sandbox's delay) the refusal is a failure again.
+    short = runtime.Runtime(Settings.from_env({**env, "CRYPTWARD_ROLE_PROPAGATION_SECONDS": "0.001"}))
+    try:
+        with pytest.raises(worker.WorkFailed, match="KeyVaultAccessForbidden"):
+            worker.handle(message(world.disk_id, event_id="e-disk"), dequeue_count=1, rt=short)
+    finally:
+        short.close()
+    assert env_results(rt, world.disk_id)[-2:] == ["failed", "retrying"]
+
+
+def env_results(rt, resource_id):
+    return [r.result for r in rt.ledger.audit_for(resource_id)]

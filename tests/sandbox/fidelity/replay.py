@@ -392,18 +392,19 @@ class Ctx:
 
         from sandbox import rbac
 
-        self.authz.role_assignments.create(
-            scope,
-            str(uuid.uuid4()),
-            {
-                "properties": {
-                    "roleDefinitionId": f"/subscriptions/{self.sandbox.subscription_id}/providers/"
-                    f"Microsoft.Authorization/roleDefinitions/{rbac.ROLES[role]}",
-                    "principalId": principal_id,
-                    "principalType": principal_type,
-                }
-            },
-        )
+        with self.sandbox.roles_at_once():  # set-up, not the example: in effect before it is replayed
+            self.authz.role_assignments.create(
+                scope,
+                str(uuid.uuid4()),
+                {
+                    "properties": {
+                        "roleDefinitionId": f"/subscriptions/{self.sandbox.subscription_id}/providers/"
+                        f"Microsoft.Authorization/roleDefinitions/{rbac.ROLES[role]}",
+                        "principalId": principal_id,
+                        "principalType": principal_type,
+                    }
+                },
+            )
 
     def mgmt_key(self, group: str, vault: str, key: str) -> str:
         """A key made through the management plane; returns its versioned URL."""

@@ -1,0 +1,56 @@
+"""key-rotation-policy against the sandbox, as the bot with its deployed roles: the fix keeps an owner's expiry and
+fits its own rotation time to it (Key Vault refuses a rotation less than 7 days before expiry), and a key whose
+management-plane body lacks `rotationPolicy` has it read on the data plane before deciding."""
+
+from remediations.engine.reader import Scope
+from remediations.engine.run import scan
+from remediations.fixes.key_rotation_policy import days
+from tests.engine.test_run import POLICIES, settings_for
+from tests.engine.test_run import as_bot as as_bot  # a fixture
+from tests.rotation.test_run import CRYPTO_OFFICER, assign, names
+
+KV_API, DATA_API = "2026-05-15", "2025-07-01"
+ONLY = [p for p in POLICIES if p.id == "key-rotation-policy"]
+
+
+def test_an_owners_short_expiry_is_kept_and_the_rotation_fits_it(sandbox, grant_custom_role, as_bot, azure_as):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    admin, n = azure_as("admin"), names(sandbox)
+    with sandbox.roles_at_once():  # set-up long before the bot runs
+        assign(admin, n["vault"], sandbox.principal("admin").object_id, CRYPTO_OFFICER)
+    url = admin.get(n["vault"], KV_API)["properties"]["vaultUri"] + "keys/des-key/rotationpolicy"
+    owners = {"lifetimeActions": [], "attributes": {"expiryTime": "P60D"}}
+    admin.keyvault_request("PUT", url, DATA_API, owners)
+
+    report = scan(Scope((sandbox.subscription_id,)), ONLY, apply=True, settings=settings_for(sandbox), azure=as_bot())
+
+    assert [(r.change.policy_id, r.status) for r in report.results] == [("key-rotation-policy", "applied")]
+    policy = admin.keyvault_request("GET", url, DATA_API)
+    assert policy["attributes"]["expiryTime"] == "P60D"  # the owner's, kept
+    rotate = next(a for a in policy["lifetimeActions"] if a["action"]["type"].lower() == "rotate")
+    assert days(rotate["trigger"]["timeAfterCreate"]) <= 60 - 7
+
+
+def test_a_key_body_without_rotation_policy_gets_it_from_the_data_plane(sandbox, grant_custom_role, as_bot, azure_as):
+    # The management plane may leave rotationPolicy out (Microsoft's listKeys/getKey examples carry none); deciding
+    # without it would replace the owner's policy. The reader asks the data plane then.
+    from remediations.engine.reader import rotation_policy_of
+
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    admin, n = azure_as("admin"), names(sandbox)
+    with sandbox.roles_at_once():  # set-up long before the bot runs
+        assign(admin, n["vault"], sandbox.principal("admin").object_id, CRYPTO_OFFICER)
+    url = admin.get(n["vault"], KV_API)["properties"]["vaultUri"] + "keys/des-key/rotationpolicy"
+    owners = {
+        "lifetimeActions": [{"trigger": {"timeAfterCreate": "P30D"}, "action": {"type": "Rotate"}}],
+        "attributes": {"expiryTime": "P90D"},
+    }
+    admin.keyvault_request("PUT", url, DATA_API, owners)
+    body = admin.get(n["key"], KV_API)
+    body["properties"].pop("rotationPolicy")
+    got = rotation_policy_of(as_bot(), body)
+    assert got["attributes"]["expiryTime"] == "P90D"
+    assert [a["trigger"].get("timeAfterCreate") for a in got["lifetimeActions"]] == ["P30D"]
+    assert rotation_policy_of(as_bot(), admin.get(n["key"], KV_API)) is None  # present: nothing to read

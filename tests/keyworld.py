@@ -1,0 +1,57 @@
+"""A small world for the key access tests: an Azure RBAC vault with a key, a disk encryption set on it (no role yet),
+and a platform-key disk the operator wants encrypted with that set; the subscription may sit under management
+groups. Made as the admin through the real SDK clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.keyvault import KeyVaultManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from remediations.changes import PlanSettings
+from remediations.settings import Settings
+
+RG, LOC = "rg-keyworld", "westeurope"
+CMK = "EncryptionAtRestWithCustomerKey"
+ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"  # Key Vault Crypto Service Encryption User
+
+
+@dataclass
+class KeyWorld:
+    sandbox: Any
+    vault_id: str
+    key_scope: str
+    des_id: str
+    des_principal: str
+    disk_id: str
+
+    def settings(self, *, window: float = 600.0, **modes: str) -> Settings:
+        plan = PlanSettings(disk_encryption_sets={LOC: {CMK: self.des_id}}, role_propagation_seconds=window)
+        return Settings(plan=plan, modes=modes)
+
+    def assign_key_role(self, scope: str) -> None:
+        """The set's identity gets its key role at `scope` (written into the sandbox as a scenario does: in effect
+        at once)."""
+        from sandbox import scenarios
+
+        sb = self.sandbox.running.sandbox
+        scenarios.assign(sb, scope, sb.directory.by_object_id(self.des_principal), ENCRYPTION_USER)
+
+
+def make(sandbox: Any) -> KeyWorld:
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update(RG, {"location": LOC})
+    kvm, compute = sandbox.client(KeyVaultManagementClient), sandbox.client(ComputeManagementClient)
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}, "enableRbacAuthorization": True}
+    props["enablePurgeProtection"] = True
+    vault = kvm.vaults.begin_create_or_update(RG, "kv-keyworld", {"location": LOC, "properties": props}).result()
+    key = kvm.keys.create_if_not_exist(RG, "kv-keyworld", "k", {"properties": {"kty": "RSA", "keySize": 3072}})
+    active = {"sourceVault": {"id": vault.id}, "keyUrl": key.properties.key_uri_with_version}
+    body = {"location": LOC, "identity": {"type": "SystemAssigned"}, "properties": {"activeKey": active}}
+    des = compute.disk_encryption_sets.begin_create_or_update(RG, "des-keyworld", body).result()
+    disk = {"location": LOC, "sku": {"name": "Premium_LRS"}}
+    disk["properties"] = {"creationData": {"createOption": "Empty"}, "diskSizeGB": 32}
+    made = compute.disks.begin_create_or_update(RG, "disk-keyworld", disk).result()
+    return KeyWorld(sandbox, vault.id, f"{vault.id}/keys/k", des.id, des.identity.principal_id, made.id)
