@@ -165,6 +165,7 @@ def estate(sb: Sandbox) -> dict[str, Any]:
     sub = f"/subscriptions/{DEFAULT_SUBSCRIPTION}"
     admin = sb.directory.named("admin").object_id
     made = play(sb, [*estate_steps(sub, sb.state.tenant_id, admin), *central_key_steps(sub, sb.state.tenant_id)])
+    scenarios_compute.play_estate(sb, sub, KEYS_SUBSCRIPTION)  # scale sets, a snapshot, an image (issue 20)
     # Keys past their rotation age: the sandbox clock cannot run backwards, so the key versions are backdated.
     for entry in sb.state.table("keyvault.keys").values():
         for version in entry["versions"]:
@@ -387,4 +388,5 @@ def _vm(group: str, name: str, location: str, size: str, os_disk: str | None, da
     return Step("PUT", path, VM_API, body, made="virtualMachines")
 
 
-from sandbox import scenarios_legacy  # noqa: E402, F401  (registers the "legacy" scenario)
+# scenarios_legacy registers the "legacy" scenario; scenarios_compute gives the estate its scale sets (issue 20)
+from sandbox import scenarios_compute, scenarios_legacy  # noqa: E402, F401

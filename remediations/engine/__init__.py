@@ -6,7 +6,8 @@
 | `reader` | reads what the policies need with the fewest ARM calls; `Scope` |
 | `planner` | findings in, an ordered and merged plan out (pure) |
 | `applier` | writes each change through `remediations.azure`, re-reads and verifies it |
-| `advisor` | which end-to-end encryption suits a VM (pure) |
+| `scalesets` | what the reader reads for scale sets (their instances), snapshots and images (their source's key) |
+| `advisor` | which end-to-end encryption suits a VM or a scale set's model (pure) |
 """
 
 from remediations.engine.reader import Scope

@@ -185,3 +185,60 @@ def advise(
         recommended, lead = None, "Neither encryption at host nor Azure Disk Encryption can protect this VM as it is."
     reasons = [*(r for r in eah.reasons if not eah.available), *(r for r in ade.reasons if not ade.available)]
     return Advice(eah, ade, recommended, " ".join([lead, *reasons]))
+
+
+# --- scale sets ------------------------------------------------------------------------------------------------------
+
+ADE_EXTENSIONS = ("azurediskencryption", "azurediskencryptionforlinux")
+LINUX_OS_ADE = (
+    "ADE cannot encrypt the OS disk of a Linux scale set (the seed's comparison table, VM scale sets: \"Encryption "
+    'of OS drive in Linux scale set not supported"; Learn, azure-disk-encryption-vmss: Linux scale sets support '
+    "data disk encryption only)."
+)
+
+
+def scale_set_ade(vmss: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The Azure Disk Encryption extension in a scale set's model, as (type, VolumeType); None when there is none."""
+    for ext in get(vmss, "properties.virtualMachineProfile.extensionProfile.extensions") or []:
+        if str(get(ext, "properties.type") or "").lower() in ADE_EXTENSIONS:
+            return str(get(ext, "properties.type")), str(get(ext, "properties.settings.VolumeType") or "")
+    return None
+
+
+def scale_set_linux(vmss: Mapping[str, Any]) -> bool:
+    vmp = get(vmss, "properties.virtualMachineProfile") or {}
+    os_type = str(get(vmp, "storageProfile.osDisk.osType") or "").lower()
+    return os_type == "linux" or (not os_type and get(vmp, "osProfile.linuxConfiguration") is not None)
+
+
+def as_vm(vmss: Mapping[str, Any]) -> dict[str, Any]:
+    """A scale set's model in a VM's shape, for the VM rules: size from `sku.name`, storage and security profiles,
+    the Azure Disk Encryption extension as a VM extension (`cryptward.extensions`)."""
+    vmp = get(vmss, "properties.virtualMachineProfile") or {}
+    storage = dict(vmp.get("storageProfile") or {})
+    os_disk = dict(storage.get("osDisk") or {})
+    os_disk.setdefault("osType", "Linux" if scale_set_linux(vmss) else "Windows")
+    storage["osDisk"] = os_disk
+    block = dict(vmss.get("cryptward") or {})
+    ade = scale_set_ade(vmss)
+    if ade:
+        block["extensions"] = [{"name": ade[0], "properties": {"type": ade[0]}}]
+    return {
+        "id": vmss.get("id"),
+        "location": vmss.get("location"),
+        "properties": {
+            "hardwareProfile": {"vmSize": get(vmss, "sku.name")},
+            "storageProfile": storage,
+            "securityProfile": vmp.get("securityProfile") or {},
+        },
+        "cryptward": block,
+    }
+
+
+def advise_scale_set(vmss: Mapping[str, Any], *, needs: Needs = Needs()) -> Advice:
+    """`advise` for a scale set's model; ADE on a Linux scale set covers its data disks only (the seed)."""
+    advice = advise(as_vm(vmss), needs=needs, capabilities=cryptward(vmss, "skuCapabilities"))
+    if not scale_set_linux(vmss):
+        return advice
+    ade = Option(ADE, advice.ade.available, (*advice.ade.reasons, LINUX_OS_ADE))
+    return Advice(advice.eah, ade, advice.recommended, f"{advice.summary} {LINUX_OS_ADE}")

@@ -34,7 +34,7 @@ from typing import Any
 
 from remediations import fixes, keyaccess
 from remediations.azure import Azure, as_body, translated
-from remediations.engine import adevaults, inventory, machines, subscription
+from remediations.engine import adevaults, inventory, machines, scalesets, subscription
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
@@ -167,6 +167,17 @@ def read_scope(
             found.absorb(part if isinstance(part, _Found) else _Found(assignment_error=part))
     reading = _assemble(azure, found, needs, scope.contains, ade_history, step)
     reading.notes.extend(notes)
+    if needs.wants(*scalesets.KINDS):  # scale sets, snapshots, images: remediations/engine/scalesets.py
+        scalesets.read_scope(
+            azure,
+            scope.subscriptions,
+            scope.resource_group,
+            needs.types,
+            found,
+            reading,
+            lambda body: _keep(body, reading, found, needs, scope.contains),
+            step,
+        )
     return reading
 
 
@@ -782,6 +793,8 @@ def read_resource(
     step = progress or (lambda _: None)
     if kind is None:
         return Reading()
+    if kind in scalesets.KINDS:
+        return _read_compute_extra(azure, resource_id, kind, needs, step)
     parts = resource_id.strip("/").split("/")
     sub = parts[1]
     narrow = Needs(frozenset({kind}), needs.blocks, needs.rotation_policy)
@@ -835,6 +848,30 @@ def read_resource(
         if key is None:  # no set uses the key: its policies see an empty list
             _cw(body)["diskEncryptionSets"] = []
             reading.resources[str(body["id"])] = body
+    return reading
+
+
+def _read_compute_extra(azure: Azure, resource_id: str, kind: str, needs: Needs, step: Progress) -> Reading:
+    """One scale set, snapshot or image (remediations/engine/scalesets.py), with its locks when policies read them."""
+    found, reading = _Found(listed=[]), Reading()
+    step(name_of(resource_id))
+    if "locks" in needs.blocks:
+        try:
+            with translated():
+                sub = resource_id.split("/")[2]
+                found.locks = list(_bodies(azure.locks(sub).management_locks.list_by_scope(resource_id)).values())
+        except AzureAccessError as e:
+            found.lock_error = e
+    try:
+        scalesets.read_one(
+            azure, resource_id, kind, found, reading,
+            lambda body: _keep(body, reading, found, needs, lambda rid: rid.lower() == resource_id.lower()),
+        )  # fmt: skip
+    except AzureAccessError as e:
+        reading = Reading(resources={resource_id: {"id": resource_id, "type": kind}})
+        reading.missing(resource_id, "", e)
+        if e.absent:
+            reading.gone.add(resource_id.lower())
     return reading
 
 

@@ -31,6 +31,7 @@ FIX_MODULES: tuple[str, ...] = (
     "vm_ade_key_vault",
     "kv_defender",
     "kv_admin_alerts",
+    "vmss_model",
     "modify",  # registers nothing: the planner runs an Azure Policy Modify effect's operations through it
 )
 

@@ -39,7 +39,7 @@ def feature_id(vm_id: str) -> str:
     return f"/subscriptions/{sub}/providers/Microsoft.Features/providers/Microsoft.Compute/features/EncryptionAtHost"
 
 
-def _registration(vm_id: str, feature: Mapping[str, Any]) -> Change | None:
+def registration(vm_id: str, feature: Mapping[str, Any]) -> Change | None:
     """The subscription's feature registration the VM's change waits for; None when it is Registered. Raises
     FixDeclined when it is registering, or was not read."""
     sub = vm_id.split("/")[2]
@@ -81,7 +81,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
     advice = advise(resource, cryptward(resource, "disks") or [], capabilities=cryptward(resource, "skuCapabilities"))
     if not advice.eah.available:
         raise FixDeclined(SkipReason.UNSUPPORTED, " ".join(advice.eah.reasons))
-    registration = _registration(vm_id, cryptward(resource, "encryptionAtHostFeature") or {})
+    first = registration(vm_id, cryptward(resource, "encryptionAtHostFeature") or {})
     body = {"properties": {"securityProfile": {"encryptionAtHost": True}}}
     change = Change(
         resource_id=vm_id,
@@ -95,6 +95,6 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
         disruptive=True,
         requires=(APPROVAL, DEALLOCATED),
         # the registration is this fix's other change on the same VM
-        needs=(Ref(vm_id, "vm-encryption-at-host"),) if registration else (),
+        needs=(Ref(vm_id, "vm-encryption-at-host"),) if first else (),
     )
-    return [change] if registration is None else [registration, change]
+    return [change] if first is None else [first, change]

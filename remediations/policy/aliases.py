@@ -18,15 +18,19 @@ KEY = "Microsoft.KeyVault/vaults/keys"
 DISK = "Microsoft.Compute/disks"
 DES = "Microsoft.Compute/diskEncryptionSets"
 VM = "Microsoft.Compute/virtualMachines"
+VMSS = "Microsoft.Compute/virtualMachineScaleSets"
+SNAPSHOT = "Microsoft.Compute/snapshots"
+IMAGE = "Microsoft.Compute/images"
 
-RESOURCE_TYPES: tuple[str, ...] = (VAULT, KEY, DISK, DES, VM)
+RESOURCE_TYPES: tuple[str, ...] = (VAULT, KEY, DISK, DES, VM, VMSS, SNAPSHOT, IMAGE)
 
 # Azure Policy's `Indexed` mode evaluates only the types that support tags and location ("Azure Policy definition
 # structure basics", https://learn.microsoft.com/azure/governance/policy/concepts/definition-structure-basics#mode).
 # Of the types Cryptward reads, key-vault keys support no tags ("Tag support for Azure resources",
 # MicrosoftDocs/azure-docs articles/azure-resource-manager/management/tag-support.md: Microsoft.KeyVault
-# `vaults / keys`: Supports tags No); vaults, disks, disk encryption sets and VMs support both.
-INDEXED_TYPES: frozenset[str] = frozenset(t.lower() for t in (VAULT, DISK, DES, VM))
+# `vaults / keys`: Supports tags No); vaults, disks, disk encryption sets, VMs, scale sets, snapshots and images
+# support both (same page, Microsoft.Compute).
+INDEXED_TYPES: frozenset[str] = frozenset(t.lower() for t in (VAULT, DISK, DES, VM, VMSS, SNAPSHOT, IMAGE))
 
 # Resource Provider modes (same page, "Resource Provider modes"): definitions over a service's data plane. Cryptward
 # recognises them and evaluates none yet; a mode listed in DATA_PLANE_MODES is one whose types Cryptward reads.
@@ -52,6 +56,9 @@ API_VERSIONS: dict[str, str] = {
     DISK: "2026-03-02",
     DES: "2026-03-02",
     VM: "2026-04-01",
+    VMSS: "2026-04-01",  # ComputeRP, as VMs
+    SNAPSHOT: "2026-03-02",  # DiskRP, as disks
+    IMAGE: "2026-04-01",  # ComputeRP
 }
 
 
@@ -68,6 +75,10 @@ _KEY_RP = "rotationPolicy"
 _VM_OS = "storageProfile.osDisk"
 _VM_DATA = "storageProfile.dataDisks[*]"
 _IMAGE = "properties.storageProfile.imageReference"
+_VMP = "virtualMachineProfile"
+_VMSS_OS = f"{_VMP}.storageProfile.osDisk"
+_VMSS_DATA = f"{_VMP}.storageProfile.dataDisks[*]"
+_VMSS_EXT = f"{_VMP}.extensionProfile.extensions[*]"
 
 _TABLE: dict[str, dict[str, str]] = {
     VAULT: {
@@ -147,6 +158,36 @@ _TABLE: dict[str, dict[str, str]] = {
 
 _TABLE[KEY_DATA] = {f"{KEY_DATA}/{suffix}": path for suffix, path in dataplane.ALIASES.items()}
 
+# Scale sets, snapshots and images: alias names as Azure Policy's built-ins use them (Azure/azure-policy,
+# HostBasedEncryptionRequired_Deny.json, OSAndDataDiskCMKRequired_Deny.json, ManagedDiskEncryptionSetsAllowed_Deny.json,
+# MANAExistingVMNVASupport_Modify.json, VMRequireManagedDisk_Audit.json); paths as the ComputeRP / DiskRP bodies have
+# them. The extension aliases skip each member's own `properties` level, as Azure's do for VM extensions.
+_TABLE[VMSS] = {
+    **_props(VMSS, "upgradePolicy.mode", f"{_VMP}.securityProfile.encryptionAtHost", f"{_VMP}.securityProfile"),
+    **_props(VMSS, f"{_VMSS_OS}.managedDisk.diskEncryptionSet.id", f"{_VMSS_OS}.osType", f"{_VMSS_OS}.vhdContainers"),
+    **_props(VMSS, f"{_VMSS_OS}.image.uri", f"{_VMP}.storageProfile.dataDisks", _VMSS_DATA),
+    **_props(VMSS, f"{_VMSS_DATA}.managedDisk.diskEncryptionSet.id", f"{_VMP}.osProfile.linuxConfiguration"),
+    **_props(VMSS, f"{_VMP}.storageProfile.imageReference.publisher", f"{_VMP}.storageProfile.imageReference.offer"),
+    **_props(VMSS, f"{_VMP}.osProfile.windowsConfiguration", _VMSS_EXT),
+    f"{VMSS}/{_VMSS_EXT}.type": f"properties.{_VMSS_EXT}.properties.type",
+    f"{VMSS}/{_VMSS_EXT}.publisher": f"properties.{_VMSS_EXT}.properties.publisher",
+    f"{VMSS}/{_VMSS_EXT}.settings.VolumeType": f"properties.{_VMSS_EXT}.properties.settings.VolumeType",
+    # Azure's older short names for the same properties.
+    f"{VMSS}/osDisk.vhdContainers": f"properties.{_VMSS_OS}.vhdContainers",
+    f"{VMSS}/osdisk.imageUrl": f"properties.{_VMSS_OS}.image.uri",
+    f"{VMSS}/sku.name": "sku.name",
+}
+_TABLE[SNAPSHOT] = {
+    **_props(SNAPSHOT, "encryption", "encryption.type", "encryption.diskEncryptionSetId", "incremental", "osType"),
+    **_props(SNAPSHOT, "creationData.sourceResourceId", "creationData.createOption", "diskState"),
+}
+_TABLE[IMAGE] = {
+    **_props(IMAGE, "storageProfile.osDisk.diskEncryptionSet.id", "storageProfile.osDisk.osType"),
+    **_props(IMAGE, "storageProfile.osDisk.managedDisk.id", "storageProfile.osDisk.snapshot.id"),
+    **_props(IMAGE, "storageProfile.dataDisks[*]", "storageProfile.dataDisks[*].diskEncryptionSet.id"),
+}
+
+
 # Types an AuditIfNotExists / DeployIfNotExists existence check reads (`then.details.type`), with their aliases as
 # `Get-AzPolicyAlias` lists them (its output per type in maciejporebski/azure-policy-aliases, aliases/<namespace>/
 # <type>.md: microsoft.insights/diagnosticSettings.md, Microsoft.Compute/virtualMachines-extensions.md,
@@ -224,6 +265,9 @@ _TABLE[VAULT_PEC] = _props(
 #              subscription's Microsoft.Compute/EncryptionAtHost feature; adeKeyVault: {id, name, location,
 #              properties: {enabledForDiskEncryption}, url} of the vault its Azure Disk Encryption extension's
 #              settings name (KeyVaultResourceId, else KeyVaultURL), read by remediations/engine/adevaults.py
+#   scale sets instances: [{instanceId, name, latestModelApplied}] from the scale set's VM list; skuCapabilities,
+#              skuUnreadable and encryptionAtHostFeature as for VMs (remediations/engine/scalesets.py)
+#   snapshots, images  sourceEncryption: the `properties.encryption` of the disk (or snapshot) they were made from
 #
 # and a policy reads it with a field named like its path: `cryptward.locks[*].properties.level`. A block the reader
 # did not fill is absent, so a policy that needs it guards with `exists: true` (not read is not non-compliant).
@@ -286,6 +330,13 @@ _CRYPTWARD_PATHS: dict[str, tuple[str, ...]] = {
     ),
     KEY: ("cryptward.diskEncryptionSets", "cryptward.diskEncryptionSets[*]"),
     DISK: ("cryptward.adeHistory",),
+    VMSS: (
+        "cryptward.instances[*]",
+        "cryptward.instances[*].latestModelApplied",
+        "cryptward.encryptionAtHostFeature.state",
+    ),
+    SNAPSHOT: ("cryptward.sourceEncryption", "cryptward.sourceEncryption.type"),
+    IMAGE: ("cryptward.sourceEncryption", "cryptward.sourceEncryption.type"),
     VM: (
         "cryptward.adeHistory",
         "cryptward.powerState",

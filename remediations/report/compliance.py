@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from remediations.changes import APPROVAL, DEALLOCATED, Change, SkipReason
 from remediations.engine import applier
-from remediations.engine.advisor import Advice, advise
+from remediations.engine.advisor import Advice, advise, advise_scale_set, scale_set_ade, scale_set_linux
 from remediations.engine.run import Report
 from remediations.policy.loader import Policy
 from remediations.report.history import Done, History, read_history
@@ -157,6 +157,7 @@ class VmAdvice:
     current: str  # "encryption at host", "Azure Disk Encryption (...)" or "none"
     disks: tuple[str, ...]  # "name: encryption type" per managed disk
     advice: Advice
+    kind: str = "VM"  # or "scale set": its model's advice (remediations/engine/advisor.py advise_scale_set)
 
     @property
     def name(self) -> str:
@@ -335,9 +336,40 @@ def _items(scan: Report, history: History) -> list[Item]:
     return items
 
 
+def _scale_set_advice(rid: str, vmss: Mapping[str, Any]) -> VmAdvice:
+    vmp = get(vmss, "properties.virtualMachineProfile") or {}
+    ade = scale_set_ade(vmss)
+    if get(vmp, "securityProfile.encryptionAtHost") is True:
+        current = "encryption at host (in the model)"
+    elif ade:
+        current = f"Azure Disk Encryption ({ade[0]}, VolumeType {ade[1] or 'unset'})"
+    else:
+        current = "neither encryption at host nor Azure Disk Encryption"
+    des = get(vmp, "storageProfile.osDisk.managedDisk.diskEncryptionSet.id")
+    instances = cryptward(vmss, "instances") or []
+    behind = [str(i.get("name")) for i in instances if i.get("latestModelApplied") is False]
+    described = (
+        f"model OS disk: {'disk encryption set ' + name_of(str(des)) if des else 'platform-managed key'}",
+        f"{len(instances)} instance(s)"
+        + (f", {len(behind)} on an older model ({', '.join(behind)})" if behind else ""),
+    )
+    return VmAdvice(
+        vm_id=rid,
+        size=str(get(vmss, "sku.name") or "unknown"),
+        os_type="Linux" if scale_set_linux(vmss) else "Windows",
+        current=current,
+        disks=described,
+        advice=advise_scale_set(vmss),
+        kind="scale set",
+    )
+
+
 def _vm_advice(bodies: Mapping[str, Mapping[str, Any]]) -> list[VmAdvice]:
     out = []
     for rid, vm in bodies.items():
+        if str(vm.get("type", "")).lower() == "microsoft.compute/virtualmachinescalesets":
+            out.append(_scale_set_advice(rid, vm))
+            continue
         if str(vm.get("type", "")).lower() != "microsoft.compute/virtualmachines":
             continue
         disks = [d for d in (cryptward(vm, "disks") or []) if isinstance(d, Mapping)]

@@ -288,8 +288,9 @@ def _vm(vm: VmAdvice) -> str:
         reasons = "".join(f"<li>{_e(r)}</li>" for r in option.reasons)
         options.append(f"<div>{label}: {verdict}<ul>{reasons}</ul></div>")
     disks = f'<div class="sub">Disks: {_e("; ".join(vm.disks))}</div>' if vm.disks else ""
+    kind = "" if vm.kind == "VM" else f", {_e(vm.kind)}"
     return (
-        f'<div class="vm"><h3>{_resource(vm.vm_id)} <span class="sub">{_e(vm.size)}, {_e(vm.os_type)}</span></h3>'
+        f'<div class="vm"><h3>{_resource(vm.vm_id)} <span class="sub">{_e(vm.size)}, {_e(vm.os_type)}{kind}</span></h3>'
         f'<div>Now: {_e(vm.current)}</div>{disks}<div class="rec">Recommended: {_e(recommended)}</div>'
         f"<p>{_e(a.summary)}</p>{''.join(options)}</div>"
     )
@@ -304,7 +305,7 @@ def _vms(report: ComplianceReport) -> str:
     )
     cards = "".join(_vm(vm) for vm in report.vms) or '<p class="sub">No VM was read in this scope.</p>'
     return (
-        '<section id="vms"><h2>Encryption at host or Azure Disk Encryption, per VM</h2>'
+        '<section id="vms"><h2>Encryption at host or Azure Disk Encryption, per VM and scale set</h2>'
         f'<p class="sub">{_e(intro)}</p><div class="vms">{cards}</div></section>'
     )
 

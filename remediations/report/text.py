@@ -244,12 +244,13 @@ def to_markdown(report: ComplianceReport) -> str:
         for r in report.resources
     ]
     lines += _table(["resource", "kind", "group", "location", "compliant", "findings", "fixed earlier"], rows)
-    lines += ["## Encryption at host or Azure Disk Encryption, per VM", ""]
+    lines += ["## Encryption at host or Azure Disk Encryption, per VM and scale set", ""]
     if not report.vms:
         lines += ["No VM was read in this scope.", ""]
     for vm in report.vms:
         a, md = vm.advice, display.markdown
-        lines += [f"### {md(vm.name)} ({md(vm.size)}, {md(vm.os_type)})", "", f"- Now: {md(vm.current)}."]
+        kind = "" if vm.kind == "VM" else f", {vm.kind}"
+        lines += [f"### {md(vm.name)} ({md(vm.size)}, {md(vm.os_type)}{kind})", "", f"- Now: {md(vm.current)}."]
         lines += [f"- Disks: {md('; '.join(vm.disks))}."] if vm.disks else []
         lines += [f"- **Recommended: {a.recommended or 'neither, as it is'}.** {md(a.summary)}"]
         for option, label in ((a.eah, "Encryption at host"), (a.ade, "Azure Disk Encryption")):
@@ -318,7 +319,7 @@ def print_table(report: ComplianceReport, console: Any) -> None:
     ]
     table("Done earlier (ledger)", ["when (UTC)", "resource", "policy", "result", "before → after"], rows)
     rows = [[vm.name, vm.size, vm.current, vm.advice.recommended or "neither", vm.advice.summary] for vm in report.vms]
-    table("Encryption at host or ADE, per VM", ["VM", "size", "now", "recommended", "why"], rows)
+    table("Encryption at host or ADE, per VM and scale set", ["VM", "size", "now", "recommended", "why"], rows)
     rows = [[p.id, cis or "-", guid or "-", seed or "-"] for p, cis, guid, seed in mapping_rows(report)]
     table("Mapping", ["policy", "CIS Azure", "Azure Policy built-in", "seed section"], rows)
     for note in report.notes:

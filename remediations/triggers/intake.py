@@ -52,6 +52,9 @@ SWEEP_TYPES = (
     "Microsoft.Compute/diskEncryptionSets",
     "Microsoft.Compute/disks",
     "Microsoft.Compute/virtualMachines",
+    "Microsoft.Compute/virtualMachineScaleSets",
+    "Microsoft.Compute/snapshots",
+    "Microsoft.Compute/images",
 )
 # --- the doors' entry points -----------------------------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ MODULES = [
     "compute",
     "compute_disks",
     "compute_snapshots",
+    "compute_scalesets",
+    "compute_images",
     "compute_des",
     "compute_vms",
     "compute_extensions",

@@ -11,9 +11,9 @@ same recorded body answers at any version):
 
 - a resource id -> the recorded body with that id;
 - a recorded list's path -> that list, as recorded;
-- a collection of vaults, disks, disk encryption sets or VMs (under a subscription or resource group) with no
-  recorded list -> `{"value": [...]}` of the recorded bodies of that type under that scope: the estate replayed is
-  exactly the recorded resources;
+- a collection of vaults, disks, disk encryption sets, VMs, snapshots, scale sets or images (under a subscription or
+  resource group) with no recorded list -> `{"value": [...]}` of the recorded bodies of that type under that scope:
+  the estate replayed is exactly the recorded resources;
 - role assignments under or above a scope -> the recorded assignments (`atScope()`: at the scope and above);
 - anything else (locks, diagnostic settings, keys, ... that nobody recorded) -> 404 `NotRecorded`, so the bot meets
   "cannot read", never an invented answer.
@@ -41,6 +41,8 @@ COLLECTIONS = {
     "microsoft.compute/diskencryptionsets",
     "microsoft.compute/virtualmachines",
     "microsoft.compute/snapshots",
+    "microsoft.compute/virtualmachinescalesets",
+    "microsoft.compute/images",
 }
 _COLLECTION = re.compile(r"^(/subscriptions/[^/]+(?:/resourcegroups/[^/]+)?)/providers/([^/]+/[^/]+)$")
 _ROLE_LIST = "/providers/microsoft.authorization/roleassignments"

@@ -98,9 +98,17 @@ def test_a_sweep_lists_each_type_once_and_reads_only_what_no_list_gives(sandbox,
         f"{sub}/providers/microsoft.security/pricings/keyvaults",
     ]
     # lists (VMs twice: the models, then statusOnly), diagnostic settings, keys (and their rotation policies), the
-    # other subscription, its key's role assignments, SKUs, the feature, the ADE extension (its vault was listed), the
-    # plan and the alert rules
-    assert len(paths) == len(lists) + 1 + 3 + 3 + 2 + 1 + 2 + 1 + 1 + 2 == azure.calls["GET"]
+    # scale sets and images: one list each, then each scale set's instances (engine/scalesets.py); snapshots come
+    # from the disks' list
+    extra = [f"{sub}/providers/microsoft.compute/{kind}" for kind in ("virtualmachinescalesets", "images")]
+    assert [paths.count(p) for p in extra] == [1, 1]
+    instances = [p for p in paths if p.endswith("/virtualmachines") and "/virtualmachinescalesets/" in p]
+    assert len(instances) == 2
+    # lists (VMs twice: the models, then statusOnly), diagnostic settings, keys (and their rotation policies), the
+    # other subscription, its key's role assignments (once per set using it: des-weu-central, des-weu-golden), SKUs,
+    # the feature, the ADE extension (its vault was listed), the plan and the alert rules, then scale sets, images
+    # and the scale sets' instances
+    assert len(paths) == len(lists) + 1 + 3 + 3 + 2 + 2 + 2 + 1 + 1 + 2 + 2 + 2 == azure.calls["GET"]
 
 
 def test_a_sets_vault_in_another_subscription_is_found_from_its_key_url(sandbox, azure_as, grant_custom_role):
@@ -115,7 +123,11 @@ def test_a_sets_vault_in_another_subscription_is_found_from_its_key_url(sandbox,
     assert central["cryptward"]["keyVault"]["id"].split("/")[2] == KEYS_SUB
     assert "kv-central-keys" not in found  # read, not evaluated: it is outside the scope
     key = reading.related[f"{central['cryptward']['keyVault']['id']}/keys/central-key".lower()]
-    assert [s.rsplit("/", 1)[-1] for s in key["cryptward"]["diskEncryptionSets"]] == ["des-weu-central"]
+    # des-weu-golden (sandbox/scenarios_compute.py) uses the central key too
+    assert sorted(s.rsplit("/", 1)[-1] for s in key["cryptward"]["diskEncryptionSets"]) == [
+        "des-weu-central",
+        "des-weu-golden",
+    ]
     one = read_resource(azure_as("bot"), central["id"], ALL)
     assert one.resources[central["id"]]["cryptward"]["keyVault"]["name"] == "kv-central-keys"
 

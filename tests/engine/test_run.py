@@ -224,6 +224,7 @@ def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sa
         "kv-purge-protection", "kv-delete-lock", "kv-owner-tag", "kv-diagnostic-setting", "kv-rbac-authorization",
         "key-rotation-policy", "des-auto-rotation", "des-key-access", "disk-cmk", "vm-encryption-at-host",
         "vm-ade-key-vault", "kv-defender", "kv-admin-alerts",
+        "vmss-encryption-at-host", "vmss-cmk",
     }  # fmt: skip
     assert not every_fix - fixes_planned
     approved = [c.id for c in dry.plan.changes]
@@ -262,6 +263,15 @@ def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sa
     assert disks["disk-neu-data"].encryption.type == "EncryptionAtRestWithPlatformKey"  # no DES in that region
     batch = compute.virtual_machines.get("rg-app-weu", "vm-weu-batch")
     assert batch.security_profile.encryption_at_host is True
+    # A Manual scale set: its model changes, its instances do not (they wait for their owner's upgrade).
+    web = compute.virtual_machine_scale_sets.get("rg-app-weu", "vmss-weu-web").virtual_machine_profile
+    assert web.security_profile.encryption_at_host is True
+    assert web.storage_profile.os_disk.managed_disk.disk_encryption_set.id.lower() == ids(sandbox)["des"].lower()
+    instances = compute.virtual_machine_scale_set_vms.list("rg-app-weu", "vmss-weu-web")
+    assert [i.latest_model_applied for i in instances] == [False, False]
+    assert not [c for c in sandbox.calls() if c["method"] == "POST" and "virtualmachinescalesets" in c["path"].lower()]
+    skipped = {(s.policy_id, s.resource_id.rsplit("/", 1)[-1]): s.reason for s in dry.plan.skipped}
+    assert skipped[("vmss-encryption-at-host", "vmss-weu-ade")] == "ade-history"
 
     # The owner deallocates the running VM: what waited for it is applied on the next run, and only that.
     compute.virtual_machines.begin_deallocate("rg-app-weu", "vm-weu-app").result()

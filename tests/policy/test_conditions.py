@@ -476,13 +476,13 @@ def test_an_unknown_alias_offers_the_nearest_names_not_every_alias():
 
 
 def test_an_alias_of_a_type_cryptward_does_not_read_selects_nothing():
-    scale_set = "Microsoft.Compute/VirtualMachineScaleSets/virtualMachineProfile.securityProfile.encryptionAtHost"
-    condition = compile_condition({"field": scale_set, "exists": False})
+    gallery = "Microsoft.Compute/galleries/images/versions/storageProfile.osDiskImage.source.id"
+    condition = compile_condition({"field": gallery, "exists": False})
     assert condition.matches(RESOURCE)
     counted = compile_condition(
         {
             "count": {
-                "field": "Microsoft.Compute/virtualMachineScaleSets/x.y[*]",
+                "field": "Microsoft.Compute/galleries/x.y[*]",
                 "where": {"field": "name", "equals": 1},
             },
             "equals": 0,

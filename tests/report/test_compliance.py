@@ -71,8 +71,8 @@ def test_every_policy_and_resource_is_reported_and_the_counts_agree_with_a_scan(
     # with des-weu-central (its vault in the keys subscription); kv-access-review: the administrator is a user holding
     # Owner over the three vaults; kv-item-expiry: kv-weu-disks's keys have no expiry; kv-defender and kv-admin-alerts
     # for each of the 3 vaults, vm-ade-key-vault, and vm-weu-ade's encryption at host and its OS disk's customer-managed
-    # key
-    assert totals["findings"] == len(plain.findings) == 50
+    # key; and 7 of the scale sets, the snapshot and the image
+    assert totals["findings"] == len(plain.findings) == 57
     assert totals["changes"] == len(plain.plan.changes)
     assert report.checks == plain.evaluations  # nothing unreadable: every applicable pair was evaluated
     assert report.passed == report.checks - len(plain.findings)
@@ -105,7 +105,7 @@ def test_every_policy_and_resource_is_reported_and_the_counts_agree_with_a_scan(
 def test_every_vm_gets_eah_or_ade_advice_with_reasons(estate):
     sandbox, azure = estate
     report = generate(Scope((sandbox.subscription_id,)), POLICIES, azure=azure, settings=Settings(), env={})
-    vms = {vm.name: vm for vm in report.vms}
+    vms = {vm.name: vm for vm in report.vms if vm.kind == "VM"}
     assert set(vms) == {"vm-weu-app", "vm-weu-batch", "vm-neu-legacy", "vm-weu-ade"}
     assert vms["vm-weu-app"].advice.recommended == EAH
     assert vms["vm-weu-batch"].advice.recommended == EAH
@@ -121,6 +121,22 @@ def test_every_vm_gets_eah_or_ade_advice_with_reasons(estate):
         assert vm.name in page
     # Azure decides (the Resource SKUs capability), not the seed's series table
     assert "Azure reports (Resource SKUs) that size Standard_D2_v3 does not support encryption at host" in page
+
+
+def test_scale_sets_get_the_seeds_advice_too(estate):
+    sandbox, azure = estate
+    report = generate(Scope((sandbox.subscription_id,)), POLICIES, azure=azure, settings=Settings(), env={})
+    sets = {vm.name: vm for vm in report.vms if vm.kind == "scale set"}
+    assert set(sets) == {"vmss-weu-web", "vmss-weu-ade"}
+    web, ade = sets["vmss-weu-web"], sets["vmss-weu-ade"]
+    assert web.advice.recommended == EAH and web.size == "Standard_D2s_v5" and web.os_type == "Linux"
+    assert web.disks == ("model OS disk: platform-managed key", "2 instance(s)")
+    # the seed: ADE cannot encrypt a Linux scale set's OS drive; this one has ADE, so EAH is not available
+    assert ade.current == "Azure Disk Encryption (AzureDiskEncryptionForLinux, VolumeType All)"
+    assert not ade.advice.eah.available and "OS disk of a Linux scale set" in ade.advice.summary
+    markdown = report_text.to_markdown(report)
+    assert "### vmss-weu-web (Standard\\_D2s\\_v5, Linux, scale set)" in markdown
+    assert "vmss-weu-ade" in report_html.render(report)
 
 
 def test_markdown_and_html_carry_the_mapping_and_every_section(estate):
@@ -192,7 +208,7 @@ def test_a_ledger_that_cannot_be_read_is_reported_and_the_report_goes_on(estate)
            "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"}  # fmt: skip
     report = generate(Scope((sandbox.subscription_id,)), POLICIES, azure=azure, env=env)
     assert report.history.problem and report.history.problem.startswith("The ledger could not be read")
-    assert report.totals()["findings"] == 50  # as in the first test
+    assert report.totals()["findings"] == 57  # as in the first test
 
 
 def test_compose_is_pure_and_reports_what_an_applied_run_did(estate):

@@ -35,6 +35,8 @@ def test_estate_is_realistic_and_non_compliant(sandbox):
 
     compute = sandbox.client(ComputeManagementClient)
     disks = {d.name: d for d in compute.disks.list()}
+    golden = disks.pop("disk-weu-golden")  # the estate image and snapshot source (sandbox/scenarios_compute.py)
+    assert golden.encryption.type == "EncryptionAtRestWithCustomerKey"
     assert {d.encryption.type for d in disks.values()} == {"EncryptionAtRestWithPlatformKey"}
     assert disks["disk-weu-app-os"].managed_by.endswith("/vm-weu-app")
     assert disks["disk-weu-data"].managed_by is None

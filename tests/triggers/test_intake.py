@@ -134,10 +134,10 @@ class FakeAzure:
 def test_sweep_streams_one_item_per_resource(intake_env, bot_runtime):
     rt = bot_runtime({**intake_env, "CRYPTWARD_DEBOUNCE_SECONDS": "0"})
     fake = FakeAzure(3)
-    assert intake.sweep(fake, rt) == 12
+    assert intake.sweep(fake, rt) == 3 * len(intake.SWEEP_TYPES) == 21
     assert [p.rsplit("/providers/", 1)[1] for p in fake.paths] == list(intake.SWEEP_TYPES)
     got = queued(rt)
-    assert len(got) == 12 and {w.source for w in got} == {"sweep"}
+    assert len(got) == 21 and {w.source for w in got} == {"sweep"}
     assert sorted(w.resource_id for w in got) == sorted(f"{p}/r{i}" for p in fake.paths for i in range(3))
     assert intake.rotation_sweep(FakeAzure(2), rt) == 2
 
@@ -147,15 +147,16 @@ def test_the_sweep_packs_items_and_every_resource_is_in_exactly_one_message(inta
 
     rt = bot_runtime({**intake_env, "CRYPTWARD_DEBOUNCE_SECONDS": "0"})
     per_type = PACK_ITEMS * 2 + 5  # the last pack of each type's stream is not full
-    assert intake.sweep(FakeAzure(per_type), rt) == 4 * per_type
+    types = len(intake.SWEEP_TYPES)
+    assert intake.sweep(FakeAzure(per_type), rt) == types * per_type
     client = rt.queue._client(rt.queue.name)
     sizes, ids = [], []
     for message in client.receive_messages(max_messages=32):
         items = decode_all(message.content)
         sizes.append(len(items))
         ids += [w.resource_id for w in items]
-    assert len(ids) == len(set(ids)) == 4 * per_type  # none lost, none twice
-    assert max(sizes) == PACK_ITEMS and len(sizes) == -(-4 * per_type // PACK_ITEMS)
+    assert len(ids) == len(set(ids)) == types * per_type  # none lost, none twice
+    assert max(sizes) == PACK_ITEMS and len(sizes) == -(-types * per_type // PACK_ITEMS)
 
 
 def test_a_pack_too_big_for_one_message_is_split_not_cut(rt):

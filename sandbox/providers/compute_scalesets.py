@@ -1,0 +1,204 @@
+"""Microsoft.Compute/virtualMachineScaleSets (Uniform orchestration): the scale set's model, its upgrade policy, and
+its instances (`.../virtualMachineScaleSets/{name}/virtualMachines`) with `latestModelApplied`.
+
+Shapes: ComputeRP stable/2025-04-01 examples (Azure/azure-rest-api-specs, specification/compute/resource-manager/
+Microsoft.Compute/ComputeRP/stable/2025-04-01/examples/virtualMachineScaleSetExamples/
+VirtualMachineScaleSet_Create_WithEncryptionAtHost.json: `sku {tier, capacity, name}`, `properties.
+virtualMachineProfile.{storageProfile, securityProfile, osProfile, networkProfile}`, `upgradePolicy.mode`, `uniqueId`,
+`singlePlacementGroup`, `overprovision`; VirtualMachineScaleSetVM_List_MinimumSet_Gen.json: instances listed as
+`.../virtualMachineScaleSets/{vmss}/virtualMachines/{instanceId}`). `latestModelApplied` is the spec's
+VirtualMachineScaleSetVMProperties member ("Specifies whether the latest model has been applied to the virtual
+machine", virtualMachineScaleSet.json).
+
+Rules:
+- Upgrade policy (Learn, "Upgrade policies for Virtual Machine Scale Sets", https://learn.microsoft.com/azure/
+  virtual-machine-scale-sets/virtual-machine-scale-sets-upgrade-policy): Manual leaves existing instances on the old
+  model until each is upgraded (`manualUpgrade`); Automatic and Rolling bring them to the new model themselves. The
+  sandbox upgrades Automatic/Rolling instances at once (it does not model batches) and counts each such upgrade as a
+  restart of the instance (`meta.restarts`), which a test can read.
+- Encryption at host: refused without the subscription's EncryptionAtHost feature, and on a size without support,
+  as for VMs (compute_vms, same texts).
+- A scale set's instances take its model's disk encryption set when created (their disks are not modelled here).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
+from sandbox.providers import compute as c
+from sandbox.providers import features
+from sandbox.providers.compute_vms import eah_supported
+from sandbox.state import State
+
+VMSS_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
+MODES = ("Automatic", "Manual", "Rolling")
+_INSTANCES = "instances"  # meta: [{instanceId, model}] where model is the model generation it runs
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A PATCH merges objects member by member and replaces arrays (ARM's JSON merge patch)."""
+    out = copy.deepcopy(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif value is not None:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check(call: Call, body: dict[str, Any], requested: dict[str, Any]) -> None:
+    vmp = body["properties"].get("virtualMachineProfile") or {}
+    mode = (body["properties"].get("upgradePolicy") or {}).get("mode", "Manual")
+    if mode not in MODES:
+        raise c.invalid_parameter(f"The value '{mode}' of parameter 'upgradePolicy.mode' is not valid.", "mode")
+    asked = (requested.get("properties", {}).get("virtualMachineProfile") or {}).get("securityProfile") or {}
+    sub = body["id"].split("/")[2]
+    if "encryptionAtHost" in asked and not features.in_effect(call.state, sub, "Microsoft.Compute", "EncryptionAtHost"):
+        # As for VMs (compute_vms.write_vm): Azure's answer quoted in hashicorp/terraform-provider-azurerm#17185.
+        raise c.invalid_parameter(
+            "The property 'securityProfile.encryptionAtHost' is not valid because the 'Microsoft.Compute/"
+            "EncryptionAtHost' feature is not enabled for this subscription.",
+            "securityProfile.encryptionAtHost",
+        )
+    size = (body.get("sku") or {}).get("name") or ""
+    if (vmp.get("securityProfile") or {}).get("encryptionAtHost") and not eah_supported(size):
+        raise c.invalid_parameter(  # as for VMs (compute_vms._check_eah)
+            f"Encryption at host is not supported for VM size '{size}'. For the list of VM sizes that support it, "
+            "see https://aka.ms/vm-encryption-at-host.",
+            "securityProfile.encryptionAtHost",
+        )
+    des = (((vmp.get("storageProfile") or {}).get("osDisk") or {}).get("managedDisk") or {}).get("diskEncryptionSet")
+    if des and des.get("id") and call.state.get(des["id"]) is None:
+        raise ArmError(404, "NotFound", f"Disk encryption set {des['id']} could not be found.")  # unverified text
+
+
+def _model_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return old["properties"].get("virtualMachineProfile") != new["properties"].get("virtualMachineProfile") or (
+        (old.get("sku") or {}).get("name") != (new.get("sku") or {}).get("name")
+    )
+
+
+def _apply_model(state: State, body: dict[str, Any], changed: bool) -> None:
+    """Instances follow the model by the upgrade policy: Automatic and Rolling bring them to it (a restart each),
+    Manual leaves them on the model they run."""
+    meta = state.meta_of(body["id"])
+    generation = int(meta.get("model", 0)) + (1 if changed else 0)
+    meta["model"] = generation
+    instances = meta.setdefault(_INSTANCES, [])
+    capacity = int((body.get("sku") or {}).get("capacity") or 0)
+    next_id = max((int(i["instanceId"]) for i in instances), default=-1) + 1
+    while len(instances) < capacity:
+        instances.append({"instanceId": str(next_id), "model": generation})
+        next_id += 1
+    del instances[capacity:]
+    if changed and body["properties"].get("upgradePolicy", {}).get("mode") in ("Automatic", "Rolling"):
+        for inst in instances:
+            if inst["model"] != generation:
+                inst["model"] = generation
+                meta["restarts"] = int(meta.get("restarts", 0)) + 1
+
+
+def instance_view(state: State, vmss: dict[str, Any], inst: dict[str, Any]) -> dict[str, Any]:
+    """One instance as the VMSS VMs list shows it."""
+    meta = state.meta_of(vmss["id"])
+    vmp = vmss["properties"].get("virtualMachineProfile") or {}
+    return {
+        "name": f"{vmss['name']}_{inst['instanceId']}",
+        "id": f"{vmss['id']}/virtualMachines/{inst['instanceId']}",
+        "type": "Microsoft.Compute/virtualMachines",
+        "instanceId": inst["instanceId"],
+        "location": vmss["location"],
+        "sku": {"name": (vmss.get("sku") or {}).get("name"), "tier": (vmss.get("sku") or {}).get("tier", "Standard")},
+        "properties": {
+            "latestModelApplied": inst["model"] == meta.get("model", 0),
+            "provisioningState": "Succeeded",
+            "vmId": inst.setdefault("vmId", str(uuid.uuid4())),
+            "hardwareProfile": {"vmSize": (vmss.get("sku") or {}).get("name")},
+            "storageProfile": copy.deepcopy(vmp.get("storageProfile") or {}),
+        },
+    }
+
+
+@register
+class VirtualMachineScaleSets(ResourceType):
+    type = VMSS_TYPE
+    api_versions = c.VM_API
+    lro = frozenset({"DELETE", "manualupgrade"})
+
+    def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
+        req = call.body or {}
+        location = tracked_location(call, existing)
+        if not (req.get("sku") or {}).get("name"):
+            raise c.missing_parameter("sku.name")
+        props = copy.deepcopy(req.get("properties") or {})
+        props.setdefault("upgradePolicy", {"mode": "Manual"})
+        props.setdefault("singlePlacementGroup", True)
+        props.setdefault("overprovision", True)
+        props["uniqueId"] = ((existing or {}).get("properties") or {}).get("uniqueId") or str(uuid.uuid4())
+        props["provisioningState"] = "Succeeded"
+        props["timeCreated"] = ((existing or {}).get("properties") or {}).get("timeCreated") or call.state.clock.iso()
+        osp = (props.get("virtualMachineProfile") or {}).get("osProfile")
+        if isinstance(osp, dict):
+            osp.pop("adminPassword", None)  # never returned (spec example's response)
+            osp.setdefault("secrets", [])
+        body: dict[str, Any] = {
+            "id": call.path.id,
+            "name": call.path.name,
+            "type": VMSS_TYPE,
+            "location": c.norm_location(location),
+            "sku": {"tier": "Standard", "capacity": 0, **copy.deepcopy(req["sku"])},
+            "properties": props,
+        }
+        if req.get("tags") is not None:
+            body["tags"] = req["tags"]
+        _check(call, body, req)
+        call.state.put(body)
+        _apply_model(call.state, body, existing is not None and _model_changed(existing, body))
+        return Answer(200 if existing else 201, copy.deepcopy(body))
+
+    def patch(self, call: Call, existing: dict[str, Any]) -> Answer:
+        req = call.body or {}
+        body = _merge(existing, {k: v for k, v in req.items() if k in ("sku", "properties", "tags")})
+        for key in ("uniqueId", "provisioningState", "timeCreated"):
+            body["properties"][key] = existing["properties"].get(key)
+        _check(call, body, req)
+        call.state.put(body)
+        _apply_model(call.state, body, _model_changed(existing, body))
+        return Answer(200, copy.deepcopy(body))
+
+    def delete(self, call: Call, existing: dict[str, Any] | None) -> Answer:
+        if existing is None:
+            return Answer(204)
+        call.state.remove(existing["id"])
+        return Answer(200)
+
+    def action(self, call: Call, name: str, existing: dict[str, Any]) -> Answer:
+        if name.lower() != "manualupgrade":
+            return super().action(call, name, existing)
+        # VirtualMachineScaleSets_UpdateInstances: `{"instanceIds": [...]}` upgrades those instances to the model.
+        meta = call.state.meta_of(existing["id"])
+        wanted = {str(i) for i in (call.body or {}).get("instanceIds") or []}
+        for inst in meta.get(_INSTANCES, []):
+            if inst["instanceId"] in wanted and inst["model"] != meta.get("model", 0):
+                inst["model"] = meta.get("model", 0)
+                meta["restarts"] = int(meta.get("restarts", 0)) + 1
+        return Answer(200)
+
+
+@register
+class VirtualMachineScaleSetVMs(ResourceType):
+    """GET .../virtualMachineScaleSets/{name}/virtualMachines: the instances (read only here)."""
+
+    type = "Microsoft.Compute/virtualMachineScaleSets/virtualMachines"
+    api_versions = c.VM_API
+
+    def list(self, call: Call) -> list[dict[str, Any]]:
+        vmss = call.state.get(call.path.parent)
+        if vmss is None:
+            raise ArmError(
+                404, "ResourceNotFound", f"The Resource '{VMSS_TYPE}/{c.short_name(call.path.parent)}' was not found."
+            )
+        return [instance_view(call.state, vmss, i) for i in call.state.meta_of(vmss["id"]).get(_INSTANCES, [])]
