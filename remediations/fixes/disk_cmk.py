@@ -37,6 +37,21 @@ ATTACHED_RUNNING = ("attached",)
 RESTRICTIONS = "https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions"
 
 
+def configured_set(resource: Mapping[str, Any], wanted: str, ctx: PlanContext) -> str:
+    """The disk encryption set of type `wanted` the operator configured for the resource's subscription and region
+    (CRYPTWARD_DES_MAP); FixDeclined when there is none. Azure: a disk and its set must be "in the same subscription
+    and region" (RESTRICTIONS)."""
+    region, subscription = str(resource.get("location", "")), subscription_of(str(resource.get("id", "")))
+    des_id = ctx.settings.disk_encryption_set(region, wanted, subscription)
+    if not des_id:
+        raise FixDeclined(
+            SkipReason.NOT_CONFIGURED,
+            f"no disk encryption set of type {wanted} is configured for subscription {subscription} in {region} "
+            "(a disk can only use a set of its own subscription and region)",
+        )
+    return str(des_id)
+
+
 @register("disk-cmk")
 def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
     disk_id, name = str(resource["id"]), name_of(str(resource["id"]))
@@ -59,16 +74,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             "and Azure requires a disk and all of its incremental snapshots to have the same disk encryption set "
             f"({RESTRICTIONS}): its encryption cannot change while they exist",
         )
-    region, subscription = str(resource.get("location", "")), subscription_of(disk_id)
-    des_id = ctx.settings.disk_encryption_set(region, wanted, subscription)
-    if not des_id:
-        # Azure: a disk and its set must be "in the same subscription and region"
-        # (https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions)
-        raise FixDeclined(
-            SkipReason.NOT_CONFIGURED,
-            f"no disk encryption set of type {wanted} is configured for subscription {subscription} in {region} "
-            "(a disk can only use a set of its own subscription and region)",
-        )
+    des_id = configured_set(resource, wanted, ctx)
     body = {"properties": {"encryption": {"type": wanted, "diskEncryptionSetId": des_id}}}
     attached = str(get(resource, "properties.diskState") or "").lower() in ATTACHED_RUNNING
     when = f" once VM {name_of(str(resource.get('managedBy')))} is deallocated" if attached else ""

@@ -24,9 +24,10 @@ from remediations.changes import APPROVAL, Change, Operation, PlanContext, Ref, 
 from remediations.engine.advisor import advise_scale_set, scale_set_ade
 from remediations.errors import FixDeclined
 from remediations.fixes import register
+from remediations.fixes.disk_cmk import configured_set
 from remediations.fixes.vm_encryption_at_host import registration
 from remediations.policy import aliases
-from remediations.resources import cryptward, get, name_of, subscription_of
+from remediations.resources import cryptward, get, name_of
 
 API = aliases.API_VERSIONS[aliases.VMSS]
 VMP = "properties.virtualMachineProfile"
@@ -111,14 +112,7 @@ def plan_cmk(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanCo
             f"scale set {name} has the {ade[0]} extension (Azure Disk Encryption), and Azure cannot add a "
             "customer-managed key to ADE disks",
         )
-    region, subscription = str(resource.get("location", "")), subscription_of(rid)
-    des_id = ctx.settings.disk_encryption_set(region, wanted, subscription)
-    if not des_id:
-        raise FixDeclined(
-            SkipReason.NOT_CONFIGURED,
-            f"no disk encryption set of type {wanted} is configured for subscription {subscription} in {region} "
-            "(a disk can only use a set of its own subscription and region)",
-        )
+    des_id = configured_set(resource, wanted, ctx)
     _manual(resource, "name a disk encryption set")
     storage = get(resource, f"{VMP}.storageProfile") or {}
     des = {"diskEncryptionSet": {"id": des_id}}
