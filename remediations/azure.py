@@ -139,11 +139,17 @@ class Azure:
     _arm: Any = None
     budget: pacing.ReadBudget = field(default_factory=pacing.ReadBudget)  # ARM reads, paced (remediations/pacing.py)
     workers: int = pacing.DEFAULT_WORKERS  # independent reads in flight at once (CRYPTWARD_READ_CONCURRENCY)
+    # ARM writes (PUT, PATCH, POST), paced by their own bucket; independent changes written at once by the applier
+    write_budget: pacing.ReadBudget = field(
+        default_factory=lambda: pacing.ReadBudget(pacing.WRITE_BUCKET, pacing.WRITE_REFILL)
+    )
+    write_workers: int = pacing.DEFAULT_WRITE_WORKERS  # CRYPTWARD_WRITE_CONCURRENCY
     # How sweeps list resources (CRYPTWARD_INVENTORY): "resourcegraph", "arm", or "auto" (Resource Graph when the
     # scope has more than CRYPTWARD_INVENTORY_THRESHOLD subscriptions); see remediations/engine/inventory.py.
     inventory: str = "auto"
     inventory_threshold: int = 10
     _pacer: Any = None
+    _making: Any = field(default_factory=threading.RLock)  # clients are made once, whichever thread asks first
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Azure:
@@ -154,6 +160,10 @@ class Azure:
         if raw and not (raw.isdigit() and int(raw) >= 1):
             raise SettingsError(f"CRYPTWARD_READ_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
         workers = int(raw) if raw else pacing.DEFAULT_WORKERS
+        raw = (env.get("CRYPTWARD_WRITE_CONCURRENCY") or "").strip()
+        if raw and not (raw.isdigit() and int(raw) >= 1):
+            raise SettingsError(f"CRYPTWARD_WRITE_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
+        write_workers = int(raw) if raw else pacing.DEFAULT_WRITE_WORKERS
         inventory = (env.get("CRYPTWARD_INVENTORY") or "auto").strip().lower()
         if inventory not in INVENTORY_MODES:
             raise SettingsError(f"CRYPTWARD_INVENTORY must be one of {', '.join(INVENTORY_MODES)}, not {inventory!r}")
@@ -164,6 +174,7 @@ class Azure:
             CloudProfile.from_env(env),
             credential_factory=lambda: default_credential(client_id),
             workers=workers,
+            write_workers=write_workers,
             inventory=inventory,
             inventory_threshold=int(raw) if raw else 10,
         )
@@ -191,44 +202,25 @@ class Azure:
 
     def _mgmt(self, kind: str, subscription_id: str, make: Callable[..., Any]) -> Any:
         key = (kind, subscription_id.lower())
-        if key not in self._clients:
-            self._clients[key] = make(
-                self.credential,
-                subscription_id,
-                base_url=self.profile.arm_endpoint.rstrip("/"),
-                credential_scopes=list(self.profile.credential_scopes),
-                per_retry_policies=[self.pacer()],
-                **self._common(),
-            )
-        return self._clients[key]
+        with self._making:
+            if key not in self._clients:
+                self._clients[key] = make(
+                    self.credential,
+                    subscription_id,
+                    base_url=self.profile.arm_endpoint.rstrip("/"),
+                    credential_scopes=list(self.profile.credential_scopes),
+                    per_retry_policies=[self.pacer()],
+                    **self._common(),
+                )
+            return self._clients[key]
 
     def pacer(self) -> Any:
-        """A pipeline policy (one per pipeline: a policy links to the next one) that paces ARM reads by `budget`:
-        each GET takes a token before it is sent (each retry too), and each answer's remaining-reads header corrects
-        the budget. Other requests pass untouched."""
-        if self._pacer is None:
-            from azure.core.pipeline.policies import HTTPPolicy
-
-            budget, host = self.budget, urlsplit(self.profile.arm_endpoint).netloc.lower()
-
-            class ReadPacer(HTTPPolicy):
-                def send(self, request: Any) -> Any:
-                    http = request.http_request
-                    url = urlsplit(http.url)
-                    if http.method.upper() not in ("GET", "HEAD") or url.netloc.lower() != host:
-                        return self.next.send(request)
-                    scope = pacing.scope_of(url.path)
-                    budget.take(scope)
-                    remaining = None
-                    try:
-                        response = self.next.send(request)
-                        headers = response.http_response.headers
-                        remaining = next((headers[h] for h in pacing.REMAINING_READS if h in headers), None)
-                    finally:
-                        budget.done(scope, remaining)
-                    return response
-
-            self._pacer = ReadPacer
+        """A pipeline policy (one per pipeline: a policy links to the next one) that paces ARM requests: each GET
+        takes a token of `budget`, each PUT, PATCH or POST one of `write_budget`, before it is sent (each retry too),
+        and each answer's remaining-reads (-writes) header corrects that budget. Other requests pass untouched."""
+        with self._making:
+            if self._pacer is None:
+                self._pacer = _pacer_class(self.budget, self.write_budget, urlsplit(self.profile.arm_endpoint).netloc)
         return self._pacer()
 
     def each(self, fetch: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
@@ -312,43 +304,52 @@ class Azure:
     def key_client(self, vault_url: str) -> Any:
         """A KeyClient for one vault (its data plane is its own origin)."""
         key = ("keyclient", vault_url.rstrip("/").lower())
-        if key not in self._clients:
-            from azure.keyvault.keys import KeyClient
+        with self._making:
+            if key not in self._clients:
+                from azure.keyvault.keys import KeyClient
 
-            kwargs = self._common()
-            kwargs.pop("polling_interval")
-            self._clients[key] = KeyClient(
-                vault_url, self.credential, verify_challenge_resource=self.profile.verify_challenge_resource, **kwargs
-            )
-        return self._clients[key]
+                kwargs = self._common()
+                kwargs.pop("polling_interval")
+                self._clients[key] = KeyClient(
+                    vault_url,
+                    self.credential,
+                    verify_challenge_resource=self.profile.verify_challenge_resource,
+                    **kwargs,
+                )
+            return self._clients[key]
 
     # --- generic ARM requests: what no pinned SDK covers (diagnostic settings), and planner Operations ---------------
 
     def _pipeline(self) -> Any:
         if self._arm is None:
-            from azure.core.pipeline import policies
-            from azure.mgmt.core import ARMPipelineClient
-            from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
-
-            kwargs = self._common()
-            self._arm = ARMPipelineClient(
-                base_url=self.profile.arm_endpoint,
-                policies=[
-                    policies.RequestIdPolicy(),
-                    policies.HeadersPolicy(),
-                    policies.UserAgentPolicy(sdk_moniker=USER_AGENT),
-                    policies.ContentDecodePolicy(),
-                    policies.RedirectPolicy(),
-                    kwargs["retry_policy"],
-                    self.pacer(),
-                    ARMChallengeAuthenticationPolicy(self.credential, *self.profile.credential_scopes),
-                    policies.CustomHookPolicy(raw_request_hook=self._count),
-                    policies.SensitiveHeaderCleanupPolicy(),
-                    ARMHttpLoggingPolicy(),
-                ],
-                connection_verify=kwargs.get("connection_verify", True),
-            )
+            with self._making:
+                if self._arm is None:
+                    self._arm = self._new_pipeline()
         return self._arm
+
+    def _new_pipeline(self) -> Any:
+        from azure.core.pipeline import policies
+        from azure.mgmt.core import ARMPipelineClient
+        from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+
+        kwargs = self._common()
+        return ARMPipelineClient(
+            base_url=self.profile.arm_endpoint,
+            policies=[
+                policies.RequestIdPolicy(),
+                policies.HeadersPolicy(),
+                policies.UserAgentPolicy(sdk_moniker=USER_AGENT),
+                policies.ContentDecodePolicy(),
+                policies.RedirectPolicy(),
+                kwargs["retry_policy"],
+                self.pacer(),
+                ARMChallengeAuthenticationPolicy(self.credential, *self.profile.credential_scopes),
+                policies.CustomHookPolicy(raw_request_hook=self._count),
+                policies.SensitiveHeaderCleanupPolicy(),
+                ARMHttpLoggingPolicy(),
+            ],
+            connection_verify=kwargs.get("connection_verify", True),
+        )
 
     def _url(self, path: str) -> str:
         return path if path.startswith("https://") else self.profile.arm_endpoint.rstrip("/") + "/" + path.lstrip("/")
@@ -445,6 +446,35 @@ class Azure:
             self._arm = None
 
 
+def _pacer_class(reads: pacing.ReadBudget, writes: pacing.ReadBudget, host: str) -> Any:
+    from azure.core.pipeline.policies import HTTPPolicy
+
+    paced = {"GET": (reads, pacing.REMAINING_READS), "HEAD": (reads, pacing.REMAINING_READS)}
+    paced.update(dict.fromkeys(("PUT", "PATCH", "POST"), (writes, pacing.REMAINING_WRITES)))
+    host = host.lower()
+
+    class Pacer(HTTPPolicy):
+        def send(self, request: Any) -> Any:
+            http = request.http_request
+            url = urlsplit(http.url)
+            bucket = paced.get(http.method.upper())
+            if bucket is None or url.netloc.lower() != host:
+                return self.next.send(request)
+            budget, names = bucket
+            scope = pacing.scope_of(url.path)
+            budget.take(scope)
+            remaining = None
+            try:
+                response = self.next.send(request)
+                headers = response.http_response.headers
+                remaining = next((headers[h] for h in names if h in headers), None)
+            finally:
+                budget.done(scope, remaining)
+            return response
+
+    return Pacer
+
+
 def _vault_prefix(path: str) -> str:
     """The vault's own path prefix: '' on Azure (a vault is a host), '/kv/NAME' on the sandbox."""
     head, sep, _ = path.partition("/keys/")
@@ -503,7 +533,8 @@ def write_retries(total: int = WRITE_RETRIES, max_wait: float = WRITE_RETRY_WAIT
     writes, so one is sent again: after `Retry-After` (or `retry-after-ms` / `x-ms-retry-after-ms`, azure-core's
     `get_retry_after`), else exponential backoff. Within a budget: `total` retries and `max_wait` seconds of waiting
     for one request; a 429 asking for longer than what remains is given back at once (the queue retries the work
-    item later). ARM's `x-ms-ratelimit-remaining-*` headers count what is left and carry no wait: they are not read.
+    item later). ARM's `x-ms-ratelimit-remaining-*` headers count what is left and carry no wait: the pacer reads them
+    before a request is sent (`Azure.pacer`), so that a 429 stays rare.
     """
     from azure.core.pipeline.policies import RetryPolicy
 
