@@ -66,72 +66,101 @@ def dispatch(
     workers: int,
 ) -> dict[str, R]:
     """Each change's result by id (the first of two changes with one id decides it). Raises `Stopped`."""
-    order: dict[str, int] = {}
-    for change in changes:
-        order.setdefault(change.id, len(order))
-    waiting = [c for i, c in enumerate(changes) if order[c.id] == i]
-    results: dict[str, R] = {}
-    running: dict[Future[R], Change] = {}
-    busy: set[str] = set()  # targets of the running changes
-    cause: BaseException | None = None
-    pool: _Pool = _Inline() if workers <= 1 else ThreadPoolExecutor(workers, thread_name_prefix="cryptward-write")
+    run = _Run(changes, decide, write, max(1, workers))
     try:
-        while waiting or running:
-            if cause is None:
-                waiting, cause = _start(waiting, order, results, running, busy, decide, write, pool, workers)
-            if not running:
-                if cause is not None or not waiting:
-                    break
-                continue  # decided without writing: look again
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: order[running[f].id]):
-                change = running.pop(future)
-                busy.difference_update(targets(change))
+        run.loop()
+    finally:
+        run.pool.shutdown(wait=True)
+    if run.cause is not None:
+        raise Stopped(run.cause, run.results) from run.cause
+    return run.results
+
+
+class _Run(Generic[R]):
+    """One dispatch. Linear in the plan: each change's targets are computed once; a change is looked at again only
+    while it waits (`stalled`: for a dependency or a target, behind the changes before it); the rest of the plan is
+    taken in order only while a worker is free."""
+
+    def __init__(
+        self,
+        changes: Sequence[Change],
+        decide: Callable[[Change, Mapping[str, R]], R | None],
+        write: Callable[[Change, Mapping[str, R]], R],
+        workers: int,
+    ) -> None:
+        self.order: dict[str, int] = {}
+        for change in changes:
+            self.order.setdefault(change.id, len(self.order))
+        self.todo = [c for i, c in enumerate(changes) if self.order[c.id] == i]
+        self.keys = {c.id: targets(c) for c in self.todo}
+        self.next = 0  # the first change of `todo` not looked at yet
+        self.stalled: list[Change] = []  # looked at, waiting; in plan order, all before todo[next]
+        self.decide, self.write, self.workers = decide, write, workers
+        self.results: dict[str, R] = {}
+        self.running: dict[Future[R], Change] = {}
+        self.busy: set[str] = set()  # targets of the running changes
+        self.cause: BaseException | None = None
+        self.pool: _Pool = (
+            _Inline() if workers <= 1 else ThreadPoolExecutor(workers, thread_name_prefix="cryptward-write")
+        )
+
+    def loop(self) -> None:
+        while True:
+            if self.cause is None:
+                self._start()
+            if not self.running:
+                if self.cause is not None or (not self.stalled and self.next >= len(self.todo)):
+                    return
+                continue  # only decided without writing: look again
+            done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: self.order[self.running[f].id]):
+                change = self.running.pop(future)
+                self.busy.difference_update(self.keys[change.id])
                 error = future.exception()
                 if error is None:
-                    results[change.id] = future.result()
-                elif cause is None:
-                    cause = error
-    finally:
-        pool.shutdown(wait=True)
-    if cause is not None:
-        raise Stopped(cause, results) from cause
-    return results
+                    self.results[change.id] = future.result()
+                elif self.cause is None:
+                    self.cause = error
 
+    def _start(self) -> None:
+        """Start what may start, in plan order, while a worker is free; stop the run when `decide` raises."""
+        held = set(self.busy)  # targets of changes running or waiting before the one looked at
+        kept: list[Change] = []
+        stalled, n = self.stalled, 0
+        while n < len(stalled) and len(self.running) < self.workers and self.cause is None:
+            if not self._try(stalled[n], held):
+                kept.append(stalled[n])
+            n += 1
+        self.stalled = kept + stalled[n:]
+        if n < len(stalled):
+            return  # every worker busy (or stopped): the rest of the plan waits behind the stalled ones
+        while self.next < len(self.todo) and len(self.running) < self.workers and self.cause is None:
+            change = self.todo[self.next]
+            self.next += 1
+            if not self._try(change, held):
+                self.stalled.append(change)
 
-def _start(
-    waiting: list[Change],
-    order: Mapping[str, int],
-    results: dict[str, R],
-    running: dict[Future[R], Change],
-    busy: set[str],
-    decide: Callable[[Change, Mapping[str, R]], R | None],
-    write: Callable[[Change, Mapping[str, R]], R],
-    pool: _Pool,
-    workers: int,
-) -> tuple[list[Change], BaseException | None]:
-    """Start what may start, in plan order; the changes still waiting, and what stopped the run (or None)."""
-    held = set(busy)  # targets of changes running or waiting before the one looked at
-    later: list[Change] = []
-    for n, change in enumerate(waiting):
-        mine = targets(change)
-        earlier = [d for d in change.depends_on if order.get(d, len(order)) < order[change.id]]
-        if any(d not in results for d in earlier) or mine & held or len(running) >= workers:
-            later.append(change)
+    def _try(self, change: Change, held: set[str]) -> bool:
+        """Decide or start `change`: True when it got a result or a worker, False when it must wait."""
+        mine, at = self.keys[change.id], self.order[change.id]
+        earlier = [d for d in change.depends_on if self.order.get(d, len(self.order)) < at]
+        if mine & held or any(d not in self.results for d in earlier):
             held |= mine
-            continue
-        before = {d: results[d] for d in earlier}  # a dependency later in the plan is not done, as in one by one
+            return False
+        before = {d: self.results[d] for d in earlier}  # one later in the plan is not done, as in one by one
         try:
-            decided = decide(change, before)
+            decided = self.decide(change, before)
         except Exception as e:  # stops the run, reported with what ran (Stopped)
-            return later + waiting[n:], e
+            self.cause = e
+            held |= mine
+            return False
         if decided is not None:
-            results[change.id] = decided
-            continue
-        running[pool.submit(write, change, before)] = change
-        busy |= mine
+            self.results[change.id] = decided
+            return True
+        self.running[self.pool.submit(self.write, change, before)] = change
+        self.busy |= mine
         held |= mine
-    return later, None
+        return True
 
 
 __all__ = ["Stopped", "dispatch", "targets"]

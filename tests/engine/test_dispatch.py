@@ -136,3 +136,19 @@ def test_one_worker_writes_one_after_another_on_the_calling_thread():
 def test_targets_are_the_resource_the_written_path_and_the_path_read_back():
     c = change("KV-A")
     assert targets(c) == {c.resource_id.lower(), c.operation.path.lower()}
+
+
+def test_a_change_is_looked_at_again_only_while_it_waits(monkeypatch):
+    """Linear in the plan: 2,000 independent changes, 8 workers: each change's targets are computed once."""
+    import remediations.engine.dispatch as dispatch_module
+
+    changes = [change(f"kv-{i}") for i in range(2000)]
+    counted = []
+
+    def counting(c: Change) -> frozenset[str]:
+        counted.append(c.id)
+        return targets(c)
+
+    monkeypatch.setattr(dispatch_module, "targets", counting)
+    out = dispatch(changes, go, Writes(hold=False), 8)
+    assert len(out) == 2000 and len(counted) == 2000
