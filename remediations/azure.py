@@ -97,6 +97,14 @@ class CloudProfile:
         )
 
 
+def write_concurrency(env: Mapping[str, str]) -> int:
+    """CRYPTWARD_WRITE_CONCURRENCY: how many independent changes the applier writes at once (default 8)."""
+    raw = (env.get("CRYPTWARD_WRITE_CONCURRENCY") or "").strip()
+    if raw and not (raw.isdigit() and int(raw) >= 1):
+        raise SettingsError(f"CRYPTWARD_WRITE_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
+    return int(raw) if raw else pacing.DEFAULT_WRITE_WORKERS
+
+
 def default_credential(client_id: str | None = None) -> TokenCredential:
     """DefaultAzureCredential without the interactive browser: environment, workload identity, managed identity
     (`client_id`, the AZURE_CLIENT_ID setting, selects a user-assigned one), then the developer tools (`az login`)."""
@@ -160,10 +168,7 @@ class Azure:
         if raw and not (raw.isdigit() and int(raw) >= 1):
             raise SettingsError(f"CRYPTWARD_READ_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
         workers = int(raw) if raw else pacing.DEFAULT_WORKERS
-        raw = (env.get("CRYPTWARD_WRITE_CONCURRENCY") or "").strip()
-        if raw and not (raw.isdigit() and int(raw) >= 1):
-            raise SettingsError(f"CRYPTWARD_WRITE_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
-        write_workers = int(raw) if raw else pacing.DEFAULT_WRITE_WORKERS
+        write_workers = write_concurrency(env)
         inventory = (env.get("CRYPTWARD_INVENTORY") or "auto").strip().lower()
         if inventory not in INVENTORY_MODES:
             raise SettingsError(f"CRYPTWARD_INVENTORY must be one of {', '.join(INVENTORY_MODES)}, not {inventory!r}")
@@ -731,5 +736,6 @@ __all__ = [
     "storage_credential",
     "translated",
     "webhook_client",
+    "write_concurrency",
     "write_retries",
 ]

@@ -55,6 +55,21 @@ def test_bad_settings_say_what_is_expected(env, message):
         CloudProfile.from_env(env)
 
 
+def test_write_concurrency_is_read_by_the_cli_and_the_function_apps_runtime():
+    from remediations.azure import Azure
+    from remediations.runtime import Runtime
+    from remediations.settings import Settings
+
+    env = {"CRYPTWARD_WRITE_CONCURRENCY": "3", "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001"}
+    assert Azure.from_env(env).write_workers == 3
+    runtime = Runtime(Settings.from_env(env))
+    assert runtime.azure.write_workers == 3
+    runtime.close()
+    assert Azure.from_env({}).write_workers == 8
+    with pytest.raises(SettingsError, match="whole number of at least 1"):
+        Azure.from_env({"CRYPTWARD_WRITE_CONCURRENCY": "0"})
+
+
 def test_importing_the_module_loads_no_sdk():
     code = (
         "import sys, remediations.azure, remediations.engine.run, remediations.cli.main; "
