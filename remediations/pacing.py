@@ -53,7 +53,8 @@ class _Copy:
 
 @dataclass
 class ReadBudget:
-    """This side's copy of ARM's read buckets, by scope (`subscription:<id>` or `tenant`). Thread-safe.
+    """This side's copy of ARM's read buckets (or, sized `WRITE_BUCKET`/`WRITE_REFILL`, its write buckets), by scope
+    (`subscription:<id>` or `tenant`). Thread-safe.
 
     A read takes a token (`take`) and gives back what ARM said remains (`done`): the copy is lowered to that figure
     less the reads still in flight, which ARM had not counted yet when it answered (never raised by it: answers

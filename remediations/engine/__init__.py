@@ -6,6 +6,7 @@
 | `reader` | reads what the policies need with the fewest ARM calls; `Scope` |
 | `planner` | findings in, an ordered and merged plan out (pure) |
 | `applier` | writes each change through `remediations.azure`, re-reads and verifies it |
+| `dispatch` | which changes may be written at once: independent ones on a bounded pool, the rest in plan order |
 | `scalesets` | what the reader reads for scale sets (their instances), snapshots and images (their source's key) |
 | `advisor` | which end-to-end encryption suits a VM or a scale set's model (pure) |
 """
