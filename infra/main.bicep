@@ -280,7 +280,8 @@ module events 'app/events.bicep' = if (!atGroup) {
   }
 }
 
-module eventsIdentity 'app/events-identity.bicep' = if (atGroup) {
+// The identity the topics dead-letter with: every subscription's topic at a group, and every vault's topic.
+module eventsIdentity 'app/events-identity.bicep' = {
   name: 'events-identity'
   scope: rg
   params: {
@@ -289,6 +290,19 @@ module eventsIdentity 'app/events-identity.bicep' = if (atGroup) {
     tags: tags
     storageAccountName: storage.outputs.name
     deadLetterContainer: deadLetterContainer
+  }
+}
+
+// Key Vault's own expiry events, from every vault of the subscription (at a group, mg/vault-events.bicep; with
+// resource-group scopes none: the sweep announces expiring items there).
+module vaultEvents 'app/vault-events.bicep' = if (!atGroup && empty(groupsInScope)) {
+  name: 'vault-events'
+  params: {
+    functionResourceId: '${function.outputs.id}/functions/${eventFunctionName}'
+    identityResourceId: eventsIdentity.outputs.resourceId
+    deadLetterStorageId: storage.outputs.resourceId
+    deadLetterContainer: deadLetterContainer
+    location: location
   }
 }
 
@@ -330,6 +344,6 @@ output CRYPTWARD_VAULT_NAME string = vault.outputs.name
 output CRYPTWARD_ROLE_DEFINITION_ID string = role.outputs.roleDefinitionId
 output CRYPTWARD_PRINCIPAL_ID string = identity.outputs.principalId
 output CRYPTWARD_EVENT_FUNCTION_ID string = '${function.outputs.id}/functions/${eventFunctionName}'
-output CRYPTWARD_EVENTS_IDENTITY_ID string = atGroup ? eventsIdentity.outputs.resourceId : ''
+output CRYPTWARD_EVENTS_IDENTITY_ID string = eventsIdentity.outputs.resourceId
 output CRYPTWARD_STORAGE_ID string = storage.outputs.resourceId
 output CRYPTWARD_DEAD_LETTER_CONTAINER string = deadLetterContainer
