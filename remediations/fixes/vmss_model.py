@@ -56,7 +56,8 @@ def _manual(vmss: Mapping[str, Any], what: str) -> None:
 
 
 def _waiting(vmss: Mapping[str, Any]) -> str:
-    """Which instances the model change does not reach until their owner upgrades them."""
+    """Which instances the model change does not reach until their owner upgrades them. (Whether an upgrade moves an
+    instance's existing disks to the model's disk encryption set is not documented: # unverified.)"""
     instances = cryptward(vmss, "instances")
     if instances is None:
         return "Its instances could not be listed; each keeps its current model until its owner upgrades it."
