@@ -293,9 +293,9 @@ module eventsIdentity 'app/events-identity.bicep' = {
   }
 }
 
-// Key Vault's own expiry events, from every vault of the subscription (at a group, mg/vault-events.bicep; with
-// resource-group scopes none: the sweep announces expiring items there).
-module vaultEvents 'app/vault-events.bicep' = if (!atGroup && empty(groupsInScope)) {
+// Key Vault's own expiry events, from every vault of the scope: assigned at the subscription, or in each listed
+// resource group (at a management group, mg/vault-events.bicep does it).
+module vaultEvents 'app/vault-events.bicep' = if (!atGroup) {
   name: 'vault-events'
   params: {
     functionResourceId: '${function.outputs.id}/functions/${eventFunctionName}'
@@ -303,8 +303,23 @@ module vaultEvents 'app/vault-events.bicep' = if (!atGroup && empty(groupsInScop
     deadLetterStorageId: storage.outputs.resourceId
     deadLetterContainer: deadLetterContainer
     location: location
+    assignAtSubscription: empty(groupsInScope)
   }
 }
+
+module vaultEventsInGroup 'app/vault-events-group.bicep' = [for group in groupsInScope: if (!atGroup) {
+  name: 'vault-events-${group}'
+  scope: resourceGroup(group)
+  params: {
+    policyDefinitionId: vaultEvents.outputs.policyDefinitionId
+    roleDefinitionId: vaultEvents.outputs.roleDefinitionId
+    functionResourceId: '${function.outputs.id}/functions/${eventFunctionName}'
+    identityResourceId: eventsIdentity.outputs.resourceId
+    deadLetterStorageId: storage.outputs.resourceId
+    deadLetterContainer: deadLetterContainer
+    location: location
+  }
+}]
 
 module alerts 'app/alerts.bicep' = {
   name: 'alerts'

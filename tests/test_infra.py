@@ -284,7 +284,21 @@ def test_every_vault_is_subscribed_to_key_vaults_expiry_events_by_a_deploy_if_no
 
     # assigned at the subscription and at the group, each with its own role for the assignment's identity
     main, mg = bicep("main.bicep"), bicep("mg/main.bicep")
-    assert "module vaultEvents 'app/vault-events.bicep' = if (!atGroup && empty(groupsInScope)) {" in main
+    assert "module vaultEvents 'app/vault-events.bicep' = if (!atGroup) {" in main
+    assert "assignAtSubscription: empty(groupsInScope)" in main
+    # with resource-group scopes, the subscription's definition and role are assigned in each listed group
+    assert (
+        "module vaultEventsInGroup 'app/vault-events-group.bicep' = [for group in groupsInScope: if (!atGroup) {"
+        in main
+    )
+    in_group = bicep("app/vault-events-group.bicep")
+    assert re.search(r"^targetScope = 'resourceGroup'$", in_group, flags=re.M)
+    assert _module_params(main, "vaultEventsInGroup") <= _declared_params(in_group)
+    assert set(re.findall(r"vaultEvents\.outputs\.(\w+)", main)) <= _outputs(bicep("app/vault-events.bicep"))
+    assert (
+        "principalId: assignment.identity.principalId" in in_group
+        and "Microsoft.PolicyInsights/remediations@" in in_group
+    )
     assert "module vaultEvents 'vault-events.bicep' = {" in mg
     for text, file, scope in (
         (main, "app/vault-events.bicep", "subscription"),

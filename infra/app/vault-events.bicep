@@ -5,6 +5,7 @@
 // (Secret/Certificate/KeyNearExpiry, *Expired, KeyNewVersionCreated: Learn, "Azure Key Vault as Event Grid source"),
 // the retry policy and dead-letter container of events.bicep. The topics dead-letter with the events identity
 // (events-identity.bicep), so nothing is granted per vault. A remediation task subscribes the vaults already there.
+// With resource-group scopes the definition and role stay here and vault-events-group.bicep assigns them per group.
 targetScope = 'subscription'
 
 param functionResourceId string
@@ -12,6 +13,8 @@ param identityResourceId string
 param deadLetterStorageId string
 param deadLetterContainer string
 param location string
+@description('Assign at the subscription (false: the caller assigns per resource group with vault-events-group.bicep).')
+param assignAtSubscription bool = true
 
 var definition = loadJsonContent('../vault-events.json')
 // The assignment's identity needs, at its scope, the roles its definition lists (Learn, "Remediate non-compliant
@@ -62,7 +65,7 @@ resource policy 'Microsoft.Authorization/policyDefinitions@2023-04-01' = {
   }
 }
 
-resource assignment 'Microsoft.Authorization/policyAssignments@2023-04-01' = {
+resource assignment 'Microsoft.Authorization/policyAssignments@2023-04-01' = if (assignAtSubscription) {
   name: 'cryptward-vault-events'
   location: location
   identity: { type: 'SystemAssigned' }
@@ -79,7 +82,7 @@ resource assignment 'Microsoft.Authorization/policyAssignments@2023-04-01' = {
   }
 }
 
-resource vaultEventAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource vaultEventAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (assignAtSubscription) {
   name: guid(subscription().id, assignment.id, vaultEventRole.id)
   properties: {
     roleDefinitionId: vaultEventRole.id
@@ -89,7 +92,7 @@ resource vaultEventAssignment 'Microsoft.Authorization/roleAssignments@2022-04-0
 }
 
 // The vaults already there: a remediation task deploys for each non-compliant one.
-resource existing 'Microsoft.PolicyInsights/remediations@2021-10-01' = {
+resource existing 'Microsoft.PolicyInsights/remediations@2021-10-01' = if (assignAtSubscription) {
   name: 'cryptward-vault-events-existing'
   dependsOn: [vaultEventAssignment]
   properties: {
@@ -98,5 +101,6 @@ resource existing 'Microsoft.PolicyInsights/remediations@2021-10-01' = {
   }
 }
 
-output assignmentPrincipalId string = assignment.identity.principalId
+output assignmentPrincipalId string = assignAtSubscription ? assignment.identity.principalId : ''
 output policyDefinitionId string = policy.id
+output roleDefinitionId string = vaultEventRole.id
