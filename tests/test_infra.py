@@ -232,6 +232,92 @@ def test_the_enrolment_is_a_deploy_if_not_exists_definition_cryptwards_loader_ac
     assert "Microsoft.PolicyInsights/remediations@" in enrolment
 
 
+def test_every_vault_is_subscribed_to_key_vaults_expiry_events_by_a_deploy_if_not_exists_policy(tmp_path):
+    """infra/vault-events.json through Cryptward's own loader: a key vault without Cryptward's system topic is not
+    compliant and the deployment gives it one (topic type Microsoft.KeyVault.vaults, source the vault), with one event
+    subscription letting through exactly the Key Vault events the bot handles, with events.bicep's retry and
+    dead-letter; assigned at the subscription (main.bicep) and at the management group (mg/main.bicep) with the role
+    the deployment needs."""
+    from remediations.policy.loader import load_policies
+    from remediations.triggers.events import ITEM_EVENTS, KEY_EVENTS
+
+    folder = tmp_path / "vault-events"
+    folder.mkdir()
+    shutil.copy(INFRA / "vault-events.json", folder / "definition.json")
+    sub = bicep("app/vault-events.bicep")
+    given = re.search(r"^    parameters: \{\n(.*?)^    \}", sub, flags=re.M | re.S)
+    assert given
+    names = re.findall(r"^      (\w+): \{ value: ", given.group(1), flags=re.M)
+    values = {n: {"value": f"/subscriptions/x/resourceGroups/rg/providers/X/y/{n}"} for n in names}
+    (folder / "assignment.json").write_text(json.dumps({"properties": {"parameters": values}}))
+    loaded = load_policies(tmp_path)
+    assert not loaded.refused
+    (policy,) = loaded
+    assert policy.effect == "DeployIfNotExists" and policy.resource_type == "Microsoft.KeyVault/vaults"
+    assert policy.existence is not None and policy.existence.related_type == "Microsoft.EventGrid/systemTopics"
+    vault = {"id": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1", "name": "kv1"}
+    assert policy.noncompliant({**vault, "type": "Microsoft.KeyVault/vaults", "location": "westeurope"}, related=[])
+
+    doc = json.loads((INFRA / "vault-events.json").read_text())["properties"]
+    details = doc["policyRule"]["then"]["details"]
+    condition = {c["field"]: c for c in details["existenceCondition"]["allOf"]}
+    assert condition["Microsoft.EventGrid/systemTopics/topicType"]["equals"] == "Microsoft.KeyVault.vaults"
+    assert condition["Microsoft.EventGrid/systemTopics/source"]["equals"] == "[field('id')]"
+    deployment = details["deployment"]["properties"]
+    passed = {k: v["value"] for k, v in deployment["parameters"].items()}
+    assert (passed["vaultId"], passed["vaultName"], passed["location"]) == (
+        "[field('id')]",
+        "[field('name')]",
+        "[field('location')]",
+    )
+    topic, subscription = deployment["template"]["resources"]
+    assert topic["properties"] == {"source": "[parameters('vaultId')]", "topicType": "Microsoft.KeyVault.vaults"}
+    assert topic["location"] == "[parameters('location')]"  # a vault's topic is regional, not 'global'
+    props = subscription["properties"]
+    assert props["filter"] == {"includedEventTypes": "[parameters('eventTypes')]"}
+    assert set(doc["parameters"]["eventTypes"]["defaultValue"]) == set(KEY_EVENTS) | set(ITEM_EVENTS)
+    assert props["destination"]["endpointType"] == "AzureFunction" and "deadLetterWithResourceIdentity" in props
+    events = bicep("app/events.bicep")
+    for name in ("maxDeliveryAttempts", "eventTimeToLiveInMinutes"):
+        default = re.search(rf"^param {name} int = (\d+)$", events, flags=re.M)
+        assert default and doc["parameters"][name]["defaultValue"] == int(default.group(1)), name
+
+    # assigned at the subscription and at the group, each with its own role for the assignment's identity
+    main, mg = bicep("main.bicep"), bicep("mg/main.bicep")
+    assert "module vaultEvents 'app/vault-events.bicep' = if (!atGroup) {" in main
+    assert "assignAtSubscription: empty(groupsInScope)" in main
+    # with resource-group scopes, the subscription's definition and role are assigned in each listed group
+    assert (
+        "module vaultEventsInGroup 'app/vault-events-group.bicep' = [for group in groupsInScope: if (!atGroup) {"
+        in main
+    )
+    in_group = bicep("app/vault-events-group.bicep")
+    assert re.search(r"^targetScope = 'resourceGroup'$", in_group, flags=re.M)
+    assert _module_params(main, "vaultEventsInGroup") <= _declared_params(in_group)
+    assert set(re.findall(r"vaultEvents\.outputs\.(\w+)", main)) <= _outputs(bicep("app/vault-events.bicep"))
+    assert (
+        "principalId: assignment.identity.principalId" in in_group
+        and "Microsoft.PolicyInsights/remediations@" in in_group
+    )
+    assert "module vaultEvents 'vault-events.bicep' = {" in mg
+    for text, file, scope in (
+        (main, "app/vault-events.bicep", "subscription"),
+        (mg, "mg/vault-events.bicep", "managementGroup"),
+    ):
+        child = bicep(file)
+        assert re.search(rf"^targetScope = '{scope}'$", child, flags=re.M), file
+        assert _module_params(text, "vaultEvents") <= _declared_params(child), file
+        assert "loadJsonContent('../vault-events.json')" in child
+        assert "roleDefinitionIds: [vaultEventRole.id]" in child
+        assert (
+            "principalId: assignment.identity.principalId" in child
+            and "Microsoft.PolicyInsights/remediations@" in child
+        )
+        assert "'Microsoft.EventGrid/eventSubscriptions/write'" in child  # on the vault, the event source
+    assert set(re.findall(r"bot\.outputs\.(\w+)", mg)) <= _outputs(main)
+    assert "module eventsIdentity 'app/events-identity.bicep' = {" in main  # vault topics dead-letter with it too
+
+
 def test_checkov_passes():
     """checkov (pinned in requirements-checkov.txt, installed by scripts/install-checkov.sh) finds nothing in infra/
     that is not suppressed with a reason."""

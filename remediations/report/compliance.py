@@ -348,10 +348,18 @@ def _scale_set_advice(rid: str, vmss: Mapping[str, Any]) -> VmAdvice:
     des = get(vmp, "storageProfile.osDisk.managedDisk.diskEncryptionSet.id")
     instances = cryptward(vmss, "instances") or []
     behind = [str(i.get("name")) for i in instances if i.get("latestModelApplied") is False]
+    # encryption at host in the model reaches a running instance only when it is deallocated and allocated again
+    plain = [str(i.get("name")) for i in instances if i.get("encryptionAtHost") is False]
+    model_eah = get(vmp, "securityProfile.encryptionAtHost") is True
     described = (
         f"model OS disk: {'disk encryption set ' + name_of(str(des)) if des else 'platform-managed key'}",
         f"{len(instances)} instance(s)"
-        + (f", {len(behind)} on an older model ({', '.join(behind)})" if behind else ""),
+        + (f", {len(behind)} on an older model ({', '.join(behind)})" if behind else "")
+        + (
+            f", {len(plain)} not yet encrypted at host until deallocated and started again ({', '.join(plain)})"
+            if model_eah and plain
+            else ""
+        ),
     )
     return VmAdvice(
         vm_id=rid,

@@ -41,6 +41,7 @@ WRITE_API = {
     "Microsoft.Compute/virtualMachines": "2026-04-01",
     "Microsoft.Compute/snapshots": "2026-03-02",
     "Microsoft.Compute/virtualMachines/extensions": "2026-04-01",
+    "Microsoft.Compute/virtualMachineScaleSets": "2026-04-01",
     "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",
 }
 EXT, VM = "Microsoft.Compute/virtualMachines/extensions", "Microsoft.Compute/virtualMachines"
@@ -183,6 +184,14 @@ class Replayer:
             self.snapshot_source(item)
         elif lower == "microsoft.authorization/roleassignments":
             return  # see make_role_assignments
+        elif lower == "microsoft.compute/virtualmachinescalesets":
+            self.group(rid, item.get("location", "westus"))
+            if "encryptionAtHost" in (
+                (body.get("properties", {}).get("virtualMachineProfile") or {}).get("securityProfile") or {}
+            ):
+                from sandbox.providers import features
+
+                features.set_registered(self.sb.state, self.sub, "Microsoft.Compute", "EncryptionAtHost", 0.0)
         elif lower == "microsoft.compute/virtualmachines/extensions":
             self.extension_vm(rid.rsplit("/extensions/", 1)[0], item.get("location", "westus"))
         else:

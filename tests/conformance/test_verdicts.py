@@ -83,6 +83,11 @@ ESTATES: dict[str, tuple[str, ...]] = {
     # A VM encrypted with Azure Disk Encryption (its extension's full body in resources[], encryptionSettings in its
     # instance view; its OS disk was not read) and the RBAC vault holding its secrets (2025-05-01).
     "cli-vm-ade": ("vms/cli-vm-get-ade-instanceview-2025-11-01.json", "keyvault/cli-vault-get-2025-05-01-rbac.json"),
+    # Scale sets: the Azure CLI's with encryption at host in its model (2021-03-01, Manual, no disk encryption set;
+    # its instances were not read in that recording), and Cloud Custodian's list at 2019-03-01 (Manual, no
+    # securityProfile).
+    "cli-vmss-encryption-at-host": ("scalesets/cli-vmss-get-encryption-at-host-2021-03-01.json",),
+    "c7n-vmss-2019": ("scalesets/c7n-vmss-list-2019-03-01.json",),
 }
 
 # (estate, resource name, policy) -> why the bot disagrees with the documented rule today (strict xfail).
