@@ -6,11 +6,9 @@ propagation window, and switches afterwards; the sets keep their key throughout.
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.keyvault import KeyVaultManagementClient
 
-from remediations.azure import Azure
 from remediations.changes import ROLE_PROPAGATION
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
@@ -22,16 +20,6 @@ POLICIES = [
     p for p in load_policies(Path(__file__).resolve().parents[2] / "policies") if p.id == "kv-rbac-authorization"
 ]
 SETS = ["des-legacy-revoked", "des-legacy-sys", "des-legacy-uai"]
-
-
-@pytest.fixture
-def legacy(sandbox, grant_custom_role, monkeypatch):
-    sandbox.reset("legacy")
-    grant_custom_role("bot")
-    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    azure = Azure.from_env()
-    yield sandbox, azure
-    azure.close()
 
 
 def test_the_switch_waits_for_every_set_to_hold_a_settled_role_on_its_key(legacy):
