@@ -30,7 +30,7 @@ from remediations.rotation.run import rotate
 from sandbox import conditions
 from sandbox.rbac import ROLES
 from tests.engine.test_run import EVERYTHING, POLICIES, ids, settings_for
-from tests.role_coverage import Coverage, role_permissions
+from tests.role_coverage import Coverage, define_role, role_permissions
 from tests.waits import limit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,16 +417,13 @@ def _custom_key_role(sandbox: Any) -> None:
     """des-weu's identity holds, over its key, a custom role granting the key's data actions (made by the admin)."""
     from azure.mgmt.authorization import AuthorizationManagementClient
 
-    sub = f"/subscriptions/{sandbox.subscription_id}"
     des = sandbox.client(ComputeManagementClient).disk_encryption_sets.get("rg-keys-weu", "des-weu")
     key = f"{des.active_key.source_vault.id}/keys/{des.active_key.key_url.split('/keys/')[1].split('/')[0]}"
-    client = sandbox.client(AuthorizationManagementClient, "admin")
-    role = {"roleName": "Disk key user", "type": "CustomRole", "assignableScopes": [sub]}
-    role["permissions"] = [{"actions": [], "dataActions": ["Microsoft.KeyVault/vaults/keys/*"]}]
-    made = client.role_definitions.create_or_update(sub, str(uuid.uuid4()), {"properties": role})
+    role = {"roleName": "Disk key user", "description": "", "dataActions": ["Microsoft.KeyVault/vaults/keys/*"]}
+    made = define_role(sandbox, role)
     principal = sandbox.running.sandbox.directory.by_object_id(des.identity.principal_id)
     with sandbox.roles_at_once():
-        _assign(client, key, principal, str(made.id))
+        _assign(sandbox.client(AuthorizationManagementClient, "admin"), key, principal, str(made.id))
 
 
 def _unregister_eah_feature(sandbox: Any) -> None:
