@@ -28,15 +28,18 @@ class VmAdvice:
         return name_of(self.vm_id)
 
 
+def _protection(eah: bool, ade: str, where: str = "") -> str:
+    """What protects a VM or a scale set's model today, in the report's words."""
+    if eah:
+        return f"encryption at host{where}"
+    return f"Azure Disk Encryption ({ade})" if ade else "neither encryption at host nor Azure Disk Encryption"
+
+
 def scale_set_advice(rid: str, vmss: Mapping[str, Any]) -> VmAdvice:
     vmp = get(vmss, "properties.virtualMachineProfile") or {}
     ade = scale_set_ade(vmss)
-    if get(vmp, "securityProfile.encryptionAtHost") is True:
-        current = "encryption at host (in the model)"
-    elif ade:
-        current = f"Azure Disk Encryption ({ade[0]}, VolumeType {ade[1] or 'unset'})"
-    else:
-        current = "neither encryption at host nor Azure Disk Encryption"
+    eah = get(vmp, "securityProfile.encryptionAtHost") is True
+    current = _protection(eah, f"{ade[0]}, VolumeType {ade[1] or 'unset'}" if ade else "", " (in the model)")
     des = get(vmp, "storageProfile.osDisk.managedDisk.diskEncryptionSet.id")
     instances = cryptward(vmss, "instances") or []
     behind = [str(i.get("name")) for i in instances if i.get("latestModelApplied") is False]
@@ -67,12 +70,7 @@ def vm_advice(bodies: Mapping[str, Mapping[str, Any]]) -> list[VmAdvice]:
         disks = [d for d in (cryptward(vm, "disks") or []) if isinstance(d, Mapping)]
         advice = advise(vm, disks, capabilities=cryptward(vm, "skuCapabilities"))
         trace = vm_ade_trace(vm)
-        if get(vm, "properties.securityProfile.encryptionAtHost") is True:
-            current = "encryption at host"
-        elif trace:
-            current = f"Azure Disk Encryption ({trace})"
-        else:
-            current = "neither encryption at host nor Azure Disk Encryption"
+        current = _protection(get(vm, "properties.securityProfile.encryptionAtHost") is True, trace or "")
         described = tuple(
             f"{name_of(str(d.get('id', '')))}: {get(d, 'properties.encryption.type') or 'unknown'}" for d in disks
         )
