@@ -30,7 +30,7 @@ from remediations.rotation.run import rotate
 from sandbox import conditions
 from sandbox.rbac import ROLES
 from tests.engine.test_run import EVERYTHING, POLICIES, ids, settings_for
-from tests.role_coverage import Coverage, role_permissions
+from tests.role_coverage import Coverage, define_role, role_permissions
 from tests.waits import limit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,6 +417,8 @@ SCENARIOS = {
     ("Microsoft.Features/providers/features/register/action", False): "no-eah-feature",
     # an Azure Policy exemption over the estate: the bot reads the assignment it names
     ("Microsoft.Authorization/policyAssignments/read", False): "azure-exemption",
+    # a disk encryption set holding a custom role over its key: the bot reads the role's definition
+    ("Microsoft.Authorization/roleDefinitions/read", False): "custom-key-role",
 }
 
 
@@ -497,6 +499,19 @@ def _legacy_des(sandbox: Any) -> None:
     ).result()
 
 
+def _custom_key_role(sandbox: Any) -> None:
+    """des-weu's identity holds, over its key, a custom role granting the key's data actions (made by the admin)."""
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    des = sandbox.client(ComputeManagementClient).disk_encryption_sets.get("rg-keys-weu", "des-weu")
+    key = f"{des.active_key.source_vault.id}/keys/{des.active_key.key_url.split('/keys/')[1].split('/')[0]}"
+    role = {"roleName": "Disk key user", "description": "", "dataActions": ["Microsoft.KeyVault/vaults/keys/*"]}
+    made = define_role(sandbox, role)
+    principal = sandbox.running.sandbox.directory.by_object_id(des.identity.principal_id)
+    with sandbox.roles_at_once():
+        _assign(sandbox.client(AuthorizationManagementClient, "admin"), key, principal, str(made.id))
+
+
 def _unregister_eah_feature(sandbox: Any) -> None:
     """The admin unregisters the subscription's EncryptionAtHost feature (the estate registered it)."""
     import httpx
@@ -509,6 +524,15 @@ def _unregister_eah_feature(sandbox: Any) -> None:
             params={"api-version": "2021-07-01"},
             headers={"Authorization": f"Bearer {token}"},
         ).raise_for_status()
+
+
+# What each scenario adds to the estate before the bot runs.
+SETUP = {
+    "legacy-des": _legacy_des,
+    "no-eah-feature": _unregister_eah_feature,
+    "azure-exemption": _azure_exemption,
+    "custom-key-role": _custom_key_role,
+}
 
 
 def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
@@ -563,10 +587,8 @@ def _refused(sandbox: Any, since: int) -> set[tuple[str, bool]]:
 @pytest.mark.parametrize("scenario", sorted({"sweep", *SCENARIOS.values()}))
 def test_with_the_whole_role_every_scenario_goes_through(sandbox, grant_custom_role, as_bot, scenario):
     sandbox.reset("estate")
-    if scenario == "legacy-des":
-        _legacy_des(sandbox)
-    if scenario == "no-eah-feature":
-        _unregister_eah_feature(sandbox)
+    if scenario in SETUP:
+        SETUP[scenario](sandbox)
     grant_custom_role("bot")
     since = len(sandbox.calls())
     outcome = _outcome(sandbox, as_bot(), scenario)
@@ -583,12 +605,8 @@ def test_removing_any_permission_of_the_role_makes_an_operation_of_the_bot_fail(
 ):
     scenario = SCENARIOS.get((action, data), "sweep")
     sandbox.reset("estate")
-    if scenario == "legacy-des":
-        _legacy_des(sandbox)
-    if scenario == "no-eah-feature":
-        _unregister_eah_feature(sandbox)
-    if scenario == "azure-exemption":
-        _azure_exemption(sandbox)
+    if scenario in SETUP:
+        SETUP[scenario](sandbox)
     grant_custom_role("bot", role=_role_without(action, data))
     since = len(sandbox.calls())
 
