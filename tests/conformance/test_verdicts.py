@@ -91,14 +91,7 @@ ESTATES: dict[str, tuple[str, ...]] = {
 }
 
 # (estate, resource name, policy) -> why the bot disagrees with the documented rule today (strict xfail).
-_SOFT_DELETE = (
-    "issue 15 item 1 (branch vaults): an old vault without enableSoftDelete; built-in 1e66c121 v3.1.0 checks "
-    "`exists: false` too, kv-soft-delete-retention only `equals: false`"
-)
-DISAGREE: dict[tuple[str, str, str], str] = {
-    ("c7n-vaults", "cckeyvault1yghq6zt4ewg2e", "kv-soft-delete-retention"): _SOFT_DELETE,
-    ("c7n-vaults", "cckeyvault2ev2qnehi4dtyy", "kv-soft-delete-retention"): _SOFT_DELETE,
-}
+DISAGREE: dict[tuple[str, str, str], str] = {}
 
 # Verdicts no documented rule decides from the body (README: "could not be verified without Azure").
 UNDECIDED: list[tuple[str, str, str, str]] = []
