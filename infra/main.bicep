@@ -280,7 +280,8 @@ module events 'app/events.bicep' = if (!atGroup) {
   }
 }
 
-module eventsIdentity 'app/events-identity.bicep' = if (atGroup) {
+// The identity the topics dead-letter with: every subscription's topic at a group, and every vault's topic.
+module eventsIdentity 'app/events-identity.bicep' = {
   name: 'events-identity'
   scope: rg
   params: {
@@ -291,6 +292,34 @@ module eventsIdentity 'app/events-identity.bicep' = if (atGroup) {
     deadLetterContainer: deadLetterContainer
   }
 }
+
+// Key Vault's own expiry events, from every vault of the scope: assigned at the subscription, or in each listed
+// resource group (at a management group, mg/vault-events.bicep does it).
+module vaultEvents 'app/vault-events.bicep' = if (!atGroup) {
+  name: 'vault-events'
+  params: {
+    functionResourceId: '${function.outputs.id}/functions/${eventFunctionName}'
+    identityResourceId: eventsIdentity.outputs.resourceId
+    deadLetterStorageId: storage.outputs.resourceId
+    deadLetterContainer: deadLetterContainer
+    location: location
+    assignAtSubscription: empty(groupsInScope)
+  }
+}
+
+module vaultEventsInGroup 'app/vault-events-group.bicep' = [for group in groupsInScope: if (!atGroup) {
+  name: 'vault-events-${group}'
+  scope: resourceGroup(group)
+  params: {
+    policyDefinitionId: vaultEvents.outputs.policyDefinitionId
+    roleDefinitionId: vaultEvents.outputs.roleDefinitionId
+    functionResourceId: '${function.outputs.id}/functions/${eventFunctionName}'
+    identityResourceId: eventsIdentity.outputs.resourceId
+    deadLetterStorageId: storage.outputs.resourceId
+    deadLetterContainer: deadLetterContainer
+    location: location
+  }
+}]
 
 module alerts 'app/alerts.bicep' = {
   name: 'alerts'
@@ -330,6 +359,6 @@ output CRYPTWARD_VAULT_NAME string = vault.outputs.name
 output CRYPTWARD_ROLE_DEFINITION_ID string = role.outputs.roleDefinitionId
 output CRYPTWARD_PRINCIPAL_ID string = identity.outputs.principalId
 output CRYPTWARD_EVENT_FUNCTION_ID string = '${function.outputs.id}/functions/${eventFunctionName}'
-output CRYPTWARD_EVENTS_IDENTITY_ID string = atGroup ? eventsIdentity.outputs.resourceId : ''
+output CRYPTWARD_EVENTS_IDENTITY_ID string = eventsIdentity.outputs.resourceId
 output CRYPTWARD_STORAGE_ID string = storage.outputs.resourceId
 output CRYPTWARD_DEAD_LETTER_CONTAINER string = deadLetterContainer

@@ -10,10 +10,15 @@
   tests/conformance/recordings/des/cli-des-get-system-and-user-assigned-2023-04-02.json grants only the user-assigned
   principal); such a DES has no top-level `identity.principalId`. Otherwise its system-assigned principal. When a set
   has several user-assigned identities, each must have access (which one DiskRP picks is not documented).
-- RBAC vaults: a role assignment for the principal whose role grants the key data actions DiskRP needs (keys/read,
-  keys/wrap/action, keys/unwrap/action), at the key, the vault, the resource group, the subscription, a management
-  group or the root. The roles are the built-in ones in `KEY_ROLES`; a custom role is not counted (its definition is
-  not read), so a set holding only a custom role is reported, and granted the built-in one.
+- RBAC vaults: role assignments for the principal, at the key, the vault, the resource group, the subscription, a
+  management group or the root, whose roles together grant the key data actions DiskRP needs (`KEY_DATA_ACTIONS`).
+  The built-in roles of `KEY_ROLES` grant them all; any other role (custom, or another built-in one) by its
+  definition (`definitions`, read by remediations/engine/keyroles.py): an action is granted when an entry of a
+  permission block's `dataActions` matches it and no entry of that block's `notDataActions` does ("DataActions -
+  NotDataActions = Effective data plane permissions"; `*` matches any characters, without case; and a role's
+  notDataActions is "not a deny rule": another role granting the action grants it. Microsoft Learn, "Understand
+  Azure role definitions", https://learn.microsoft.com/azure/role-based-access-control/role-definitions). A role
+  whose definition was not read grants nothing here.
 - Access-policy vaults: an entry for the principal (objectId), in the vault's tenant, without an applicationId (that
   makes a compound identity, which the principal alone is not), whose key permissions include get, wrapKey and
   unwrapKey, or `all`; all compared without case.
@@ -21,7 +26,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from remediations.resources import get, name_of, versionless
@@ -36,6 +43,14 @@ KEY_ROLES: dict[str, str] = {
     "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
 }
 KEY_PERMISSIONS = ("get", "wrapKey", "unwrapKey")
+# The data actions of those permissions under RBAC (Microsoft Learn, "Provide access to Key Vault keys, certificates,
+# and secrets with Azure role-based access control", https://learn.microsoft.com/azure/key-vault/general/rbac-guide;
+# the dataActions of Key Vault Crypto Service Encryption User in the built-in roles page above).
+KEY_DATA_ACTIONS = (
+    "Microsoft.KeyVault/vaults/keys/read",
+    "Microsoft.KeyVault/vaults/keys/wrap/action",
+    "Microsoft.KeyVault/vaults/keys/unwrap/action",
+)
 RBAC, ACCESS_POLICIES = "rbac", "accessPolicies"
 _ROLE_DEFINITIONS = "/providers/microsoft.authorization/roledefinitions/"
 _ROLE_ASSIGNMENTS = "/providers/microsoft.authorization/roleassignments/"
@@ -106,15 +121,62 @@ def covers(scope: str, target: str) -> bool:
     return target == scope or target.startswith(scope + "/")
 
 
-def key_roles(assignments: Iterable[Mapping[str, Any]], principal: str, scope: str) -> list[Mapping[str, Any]]:
-    """The principal's role assignments that let it use the key at `scope` (a key id)."""
+@lru_cache(maxsize=1024)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.lower().split("*")))
+
+
+def _matches(patterns: Any, action: str) -> bool:
+    return any(isinstance(p, str) and _pattern(p).fullmatch(action.lower()) for p in patterns or ())
+
+
+def granted_data_actions(definition: Mapping[str, Any] | None) -> frozenset[str]:
+    """Which of `KEY_DATA_ACTIONS` a role definition (ARM's GET body, or its `properties`) grants: those some
+    permission block's dataActions match and the same block's notDataActions do not."""
+    props = (definition or {}).get("properties", definition) or {}
+    blocks = [b for b in props.get("permissions") or () if isinstance(b, Mapping)]
+    return frozenset(
+        action
+        for action in KEY_DATA_ACTIONS
+        if any(_matches(b.get("dataActions"), action) and not _matches(b.get("notDataActions"), action) for b in blocks)
+    )
+
+
+def _grants(assignment: Mapping[str, Any], definitions: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
+    guid = role_guid(get(assignment, "properties.roleDefinitionId"))
+    if guid in KEY_ROLES:
+        return frozenset(KEY_DATA_ACTIONS)
+    return granted_data_actions(definitions.get(guid))
+
+
+def over_key(assignments: Iterable[Mapping[str, Any]], principal: str, scope: str) -> list[Mapping[str, Any]]:
+    """The principal's role assignments at `scope` (a key id) or above it."""
     return [
         ra
         for ra in assignments
-        if str(get(ra, "properties.principalId") or "").lower() == principal.lower()
-        and role_guid(get(ra, "properties.roleDefinitionId")) in KEY_ROLES
-        and covers(_scope(ra), scope)
+        if str(get(ra, "properties.principalId") or "").lower() == principal.lower() and covers(_scope(ra), scope)
     ]
+
+
+def key_roles(
+    assignments: Iterable[Mapping[str, Any]],
+    principal: str,
+    scope: str,
+    definitions: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Mapping[str, Any]]:
+    """The principal's role assignments that let it use the key at `scope` (a key id): those granting some of
+    `KEY_DATA_ACTIONS`, when together they grant them all ([] otherwise). `definitions`: role definitions by
+    lower-cased GUID, for the roles not in `KEY_ROLES`."""
+    found = [(ra, _grants(ra, definitions or {})) for ra in over_key(assignments, principal, scope)]
+    together = frozenset().union(*(g for _, g in found))
+    return [ra for ra, g in found if g] if together >= frozenset(KEY_DATA_ACTIONS) else []
+
+
+def unknown_roles(assignments: Iterable[Mapping[str, Any]], principal: str, scope: str) -> list[str]:
+    """The role definition ids (as assigned) of the principal's assignments over the key whose roles are not in
+    `KEY_ROLES`: what must be read to decide by definitions."""
+    ids = [str(get(ra, "properties.roleDefinitionId") or "") for ra in over_key(assignments, principal, scope)]
+    return list(dict.fromkeys(i for i in ids if i and role_guid(i) not in KEY_ROLES))
 
 
 def access_policy_grants(vault: Mapping[str, Any], principal: str) -> bool:
@@ -135,19 +197,26 @@ def access_policy_grants(vault: Mapping[str, Any], principal: str) -> bool:
 
 
 def can_use(
-    vault: Mapping[str, Any], principal: str, scope: str, assignments: Iterable[Mapping[str, Any]] | None
+    vault: Mapping[str, Any],
+    principal: str,
+    scope: str,
+    assignments: Iterable[Mapping[str, Any]] | None,
+    definitions: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> bool:
     if uses_rbac(vault):
-        return bool(key_roles(assignments or (), principal, scope))
+        return bool(key_roles(assignments or (), principal, scope, definitions))
     return access_policy_grants(vault, principal)
 
 
 def block(
-    des: Mapping[str, Any], vault: Mapping[str, Any], assignments: Iterable[Mapping[str, Any]] | None
+    des: Mapping[str, Any],
+    vault: Mapping[str, Any],
+    assignments: Iterable[Mapping[str, Any]] | None,
+    definitions: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The DES's `cryptward.keyAccess` block: the vault's model, the key's id, the principals the set uses, and those
     of them that cannot use the key (`missing`). `assignments`: the role assignments at the key's scope and above
-    (needed for an RBAC vault only)."""
+    (needed for an RBAC vault only); `definitions`: the definitions read of roles not in `KEY_ROLES`."""
     scope = key_scope(des, vault)
     listed = list(assignments or ())
     who = principals(des)
@@ -155,12 +224,15 @@ def block(
         "model": model(vault),
         "keyScope": scope,
         "principals": who,
-        "missing": [p for p in who if not can_use(vault, p, scope, listed)],
+        "missing": [p for p in who if not can_use(vault, p, scope, listed, definitions)],
     }
 
 
 def vault_entry(
-    des: Mapping[str, Any], vault: Mapping[str, Any], assignments: Iterable[Mapping[str, Any]]
+    des: Mapping[str, Any],
+    vault: Mapping[str, Any],
+    assignments: Iterable[Mapping[str, Any]],
+    definitions: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One entry of a vault's `cryptward.encryptionSets`: a DES using the vault (its body without the `cryptward`
     block), its key's id, its principals, and the role assignments that let them use the key (what switching the
@@ -173,12 +245,13 @@ def vault_entry(
         "set": {k: v for k, v in des.items() if k != "cryptward"},
         "keyScope": scope,
         "principals": who,
-        "keyRoles": [ra for p in who for ra in key_roles(listed, p, scope)],
+        "keyRoles": [ra for p in who for ra in key_roles(listed, p, scope, definitions)],
     }
 
 
 __all__ = [
     "ACCESS_POLICIES",
+    "KEY_DATA_ACTIONS",
     "KEY_PERMISSIONS",
     "KEY_ROLES",
     "RBAC",
@@ -186,13 +259,16 @@ __all__ = [
     "block",
     "can_use",
     "covers",
+    "granted_data_actions",
     "is_role_definition_id",
     "key_roles",
     "key_scope",
     "model",
+    "over_key",
     "principals",
     "role_guid",
     "same_role",
+    "unknown_roles",
     "user_identities",
     "uses_rbac",
     "vault_entry",

@@ -27,18 +27,8 @@ endpoints, so that a client (MSAL for Python, a browser) goes through the real a
   transitive memberships, like Entra's). Signed RS256 with `kid` in the header. Token times are wall-clock time, as
   the sandbox's ARM tokens are (clients check them against their own clock); code expiry follows the sandbox clock.
 
-Refusals use Microsoft's error shape: redirectable authorize errors go to `redirect_uri?error=&error_description=
-&state=`; errors before the client and redirect URI are trusted are an HTML error page (400) naming the AADSTS code;
-token errors are JSON `{error, error_description, error_codes, timestamp, trace_id, correlation_id, error_uri}`. The
-AADSTS codes and texts are taken from Microsoft's documentation and from real answers quoted in public reports; each
-`_ERRORS` entry says which are not verified.
-
-Admin API (X-Sandbox-Key): `POST /_sandbox/apps` registers an app (`redirectUris`, optional `displayName`,
-`clientId`, `secret`: true to have one made, or its value; `groupMembershipClaims`: "SecurityGroup" | "All" for a
-`groups` claim), answering its `clientId`, `clientSecret` (only then), `authority`; `GET /_sandbox/apps`,
-`DELETE /_sandbox/apps/{clientId}`. `POST /_sandbox/groups` makes a security group (`displayName`, `members`:
-principal names, object ids or group ids), `GET /_sandbox/groups`. Apps and groups are state tables: a reset drops
-them, `--persist` keeps them. The signing key stays across resets, like the TLS certificates.
+Refusals: sandbox/oidc_answers.py (Microsoft's error shapes and AADSTS codes). App registrations and groups, with
+their admin API: sandbox/entra_apps.py.
 """
 
 from __future__ import annotations
@@ -52,14 +42,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
 
 import jwt
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import admin
+from sandbox.entra_apps import Registry, admin_routes
+from sandbox.oidc_answers import OidcError, basic_auth, deliver, error_page, read_form, token_error
 from sandbox.signing import SigningKey, ensure_signing_key
 
 if TYPE_CHECKING:
@@ -68,110 +58,12 @@ if TYPE_CHECKING:
 
 CODE_LIFETIME = 600  # seconds of the sandbox clock
 TOKEN_LIFETIME = 3600
-APPS, GROUPS = "entra.apps", "entra.groups"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 MULTI_TENANT = ("organizations", "common")
-
-# code -> (error, message, HTTP status on the token endpoint). {0}, {1}: filled in per use.
-_ERRORS: dict[str, tuple[str, str, int]] = {
-    # Verified: Microsoft Learn "MSAL authentication flows" quotes it for a code redeemed twice.
-    "54005": (
-        "invalid_grant",
-        "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing "
-        "refresh token.",
-        400,
-    ),
-    # Verified (text of real answers, e.g. the Azure CLI error quoted in azure-sdk-for-net's tests).
-    "70008": (
-        "invalid_grant",
-        "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive "
-        "authorization request for this user and resource.",
-        400,
-    ),
-    # Verified from real answers quoted in public reports (2022).
-    "501481": (
-        "invalid_grant",
-        "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-        400,
-    ),
-    # Code verified (public reports of redirect mismatches at redemption); text and error value unverified.
-    "500112": (
-        "invalid_grant",
-        "The reply address '{0}' does not match the reply address '{1}' provided when requesting Authorization code.",
-        400,
-    ),
-    # Verified (real answers quoted in public reports).
-    "700016": (
-        "unauthorized_client",
-        "Application with identifier '{0}' was not found in the directory '{1}'. This can happen if the application "
-        "has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may "
-        "have sent your authentication request to the wrong tenant.",
-        400,
-    ),
-    # Code and start verified; the tail (aka.ms link) from memory of the sign-in page: unverified.
-    "50011": (
-        "invalid_request",
-        "The redirect URI '{0}' specified in the request does not match the redirect URIs configured for the "
-        "application '{1}'. Make sure the redirect URI sent in the request matches one added to your application in "
-        "the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
-        400,
-    ),
-    # Start verified ("Invalid client secret provided"); the rest and the 401 status unverified.
-    "7000215": (
-        "invalid_client",
-        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not "
-        "the client secret ID, for a secret added to app '{0}'.",
-        401,
-    ),
-    # Unverified wording.
-    "7000218": (
-        "invalid_client",
-        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        401,
-    ),
-    # Unverified wording.
-    "700025": (
-        "invalid_client",
-        "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
-        401,
-    ),
-    # Code known; wording unverified.
-    "900144": ("invalid_request", "The request body must contain the following parameter: '{0}'.", 400),
-    # Unverified: the code Microsoft gives a code it cannot parse or that belongs to another app.
-    "70000": ("invalid_grant", "The provided value for the 'code' parameter is not valid.", 400),
-    # Unverified wording (the code appears in public reports).
-    "70003": ("unsupported_grant_type", "The app requested an unsupported grant type '{0}'.", 400),
-    # Unverified wording.
-    "70005": ("unsupported_response_type", "response_type '{0}' is not enabled for the application.", 400),
-    # Unverified wording.
-    "501491": ("invalid_request", "Invalid size of Code_Challenge parameter.", 400),
-    # Unverified wording.
-    "501478": ("invalid_request", "Invalid Code_Challenge_Method: '{0}'.", 400),
-    # Verified wording (Microsoft Learn, prompt=none without a signed-in user).
-    "50058": ("login_required", "A silent sign-in request was sent but no user is signed in.", 400),
-    # Wording close to Microsoft's sign-in page; unverified.
-    "90002": (
-        "invalid_tenant",
-        "Tenant '{0}' not found. Check to make sure you have the correct tenant ID and are signing into the correct "
-        "cloud.",
-        400,
-    ),
-}
 
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class OidcError(Exception):
-    def __init__(self, code: str, *args: str) -> None:
-        error, message, status = _ERRORS[code]
-        self.code, self.error, self.status = code, error, status
-        self.message = f"AADSTS{code}: {message.format(*args)}"
-        super().__init__(self.message)
-
-    def description(self, trace: str, correlation: str, timestamp: str) -> str:
-        return f"{self.message} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {timestamp}"
 
 
 @dataclass
@@ -195,6 +87,7 @@ class Provider:
         self._key: SigningKey | None = None
         self.codes: dict[str, _Code] = {}
         sb.state.on_reset(self.codes.clear)
+        self.registry = Registry(sb)
 
     # -- configuration --------------------------------------------------------------------------------------
     @property
@@ -254,74 +147,6 @@ class Provider:
             "rbac_url": "https://pas.windows.net",
         }
 
-    # -- apps and groups ------------------------------------------------------------------------------------
-    def register_app(self, body: dict[str, Any]) -> dict[str, Any]:
-        uris = body.get("redirectUris")
-        if not isinstance(uris, list) or not uris or not all(isinstance(u, str) and u for u in uris):
-            raise ValueError("redirectUris: a non-empty list of redirect URIs is required")
-        claims = body.get("groupMembershipClaims")
-        if claims not in (None, "None", "SecurityGroup", "All"):
-            raise ValueError("groupMembershipClaims: one of None, SecurityGroup, All")
-        client_id = str(uuid.UUID(str(body.get("clientId") or uuid.uuid4())))
-        secret = body.get("secret")
-        if secret is True:
-            secret = secrets.token_urlsafe(30)
-        elif secret in (None, False):
-            secret = None
-        elif not isinstance(secret, str):
-            raise ValueError("secret: true (make one), or the secret's value")
-        app = {
-            "clientId": client_id,
-            "displayName": body.get("displayName") or f"app-{client_id[:8]}",
-            "redirectUris": list(uris),
-            "secret": secret,
-            "groupMembershipClaims": None if claims == "None" else claims,
-        }
-        self.sb.state.table(APPS)[client_id] = app
-        out = self._public_app(app)
-        if secret:
-            out["clientSecret"] = secret
-        return out
-
-    def _public_app(self, app: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in app.items() if k != "secret"}
-        return out | {"hasSecret": bool(app["secret"]), "authority": self.authority(), "tenantId": self.tenant_id}
-
-    def apps(self) -> list[dict[str, Any]]:
-        return [self._public_app(a) for a in self.sb.state.table(APPS).values()]
-
-    def app(self, client_id: str) -> dict[str, Any] | None:
-        return self.sb.state.table(APPS).get(client_id.lower())
-
-    def create_group(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("displayName")
-        if not isinstance(name, str) or not name:
-            raise ValueError("displayName is required")
-        members = [self._member_id(m) for m in body.get("members") or []]
-        group = {"id": str(uuid.uuid4()), "displayName": name, "members": members}
-        self.sb.state.table(GROUPS)[group["id"]] = group
-        return group
-
-    def _member_id(self, ref: Any) -> str:
-        ref = str(ref)
-        directory = self.sb.directory
-        if ref in directory.names():
-            return directory.named(ref).object_id
-        if directory.by_object_id(ref) is not None or ref.lower() in self.sb.state.table(GROUPS):
-            return ref.lower()
-        raise KeyError(f"no principal or group {ref!r}; named principals: {sorted(directory.names())}")
-
-    def groups_of(self, object_id: str) -> list[str]:
-        """The ids of the groups the principal is a member of, directly or through other groups."""
-        groups = self.sb.state.table(GROUPS)
-        found: list[str] = []
-        frontier = {object_id.lower()}
-        while frontier:
-            new = [g["id"] for g in groups.values() if g["id"] not in found and frontier & set(g["members"])]
-            found.extend(new)
-            frontier = set(new)
-        return found
-
     # -- users ----------------------------------------------------------------------------------------------
     def users(self) -> list[Principal]:
         return [p for p in self.sb.directory.all() if p.is_user]
@@ -356,7 +181,7 @@ class Provider:
         if code.nonce is not None:
             claims["nonce"] = code.nonce
         if app.get("groupMembershipClaims") in ("SecurityGroup", "All"):
-            claims["groups"] = self.groups_of(user.object_id)
+            claims["groups"] = self.registry.groups_of(user.object_id)
         return self._sign(claims)
 
     def access_token(self, code: _Code, user: Principal, now: float) -> str:
@@ -388,34 +213,34 @@ class Provider:
         try:
             tenant = self._tenant(request)
         except OidcError as exc:
-            return _token_error(exc)
+            return token_error(exc)
         return JSONResponse(self.discovery(tenant), headers={"Cache-Control": "max-age=86400, private"})
 
     async def keys(self, request: Request) -> Response:
         try:
             self._tenant(request)
         except OidcError as exc:
-            return _token_error(exc)
+            return token_error(exc)
         issuer = self.issuer("{tenantid}")
         return JSONResponse({"keys": [self.key.jwk(issuer)]}, headers={"Cache-Control": "max-age=86400, private"})
 
     async def authorize(self, request: Request) -> Response:
         params = dict(request.query_params)
         if request.method == "POST":
-            params |= await _form(request)
+            params |= await read_form(request)
         try:
             self._tenant(request)
             client_id = params.get("client_id")
             if not client_id:
                 raise OidcError("900144", "client_id")
-            app = self.app(client_id)
+            app = self.registry.app(client_id)
             if app is None:
                 raise OidcError("700016", client_id, self.tenant_id)
             redirect_uri = params.get("redirect_uri") or app["redirectUris"][0]
             if redirect_uri not in app["redirectUris"]:
                 raise OidcError("50011", redirect_uri, client_id)
         except OidcError as exc:
-            return _error_page(exc)
+            return error_page(exc)
         mode = params.get("response_mode") or "query"
         if mode not in ("query", "fragment", "form_post"):
             mode = "query"
@@ -439,7 +264,7 @@ class Provider:
             if user is None and params.get("prompt") == "none":
                 raise OidcError("50058")
         except OidcError as exc:
-            return _deliver(redirect_uri, mode, {"error": exc.error, "error_description": exc.message, "state": state})
+            return deliver(redirect_uri, mode, {"error": exc.error, "error_description": exc.message, "state": state})
         if user is None or params.get("prompt") == "select_account":
             return self._picker(request, params, hint)
         code = secrets.token_urlsafe(48)
@@ -455,7 +280,7 @@ class Provider:
         )
         self._forget_old_codes()
         answer = {"code": code, "state": state, "session_state": str(uuid.uuid4())}
-        return _deliver(redirect_uri, mode, answer)
+        return deliver(redirect_uri, mode, answer)
 
     def _forget_old_codes(self) -> None:
         now = self.sb.state.clock.timestamp()
@@ -487,13 +312,13 @@ class Provider:
     async def token(self, request: Request) -> Response:
         try:
             self._tenant(request)
-            form = await _form(request)
+            form = await read_form(request)
             return self._redeem(request, form)
         except OidcError as exc:
-            return _token_error(exc)
+            return token_error(exc)
 
     def _redeem(self, request: Request, form: dict[str, str]) -> Response:
-        basic_id, basic_secret = _basic_auth(request.headers.get("authorization"))
+        basic_id, basic_secret = basic_auth(request.headers.get("authorization"))
         grant = form.get("grant_type")
         if not grant:
             raise OidcError("900144", "grant_type")
@@ -502,7 +327,7 @@ class Provider:
         client_id = form.get("client_id") or basic_id
         if not client_id:
             raise OidcError("900144", "client_id")
-        app = self.app(client_id)
+        app = self.registry.app(client_id)
         if app is None:
             raise OidcError("700016", client_id, self.tenant_id)
         secret = form.get("client_secret") or basic_secret
@@ -552,70 +377,6 @@ class Provider:
         return JSONResponse(answer, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """An application/x-www-form-urlencoded body (without python-multipart, which the sandbox does not need)."""
-    raw = await request.body()
-    try:
-        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:
-        return {}
-
-
-def _basic_auth(header: str | None) -> tuple[str | None, str | None]:
-    scheme, _, value = (header or "").partition(" ")
-    if scheme.lower() != "basic" or not value:
-        return None, None
-    try:
-        user, _, password = base64.b64decode(value).decode().partition(":")
-    except ValueError:
-        return None, None
-    return user, password
-
-
-def _deliver(redirect_uri: str, mode: str, answer: dict[str, str | None]) -> Response:
-    """The answer to the app, by its response mode (None values left out)."""
-    values = {k: v for k, v in answer.items() if v is not None}
-    if mode == "form_post":
-        inputs = "".join(
-            f'<input type="hidden" name="{html.escape(k, quote=True)}" value="{html.escape(v, quote=True)}">'
-            for k, v in values.items()
-        )
-        page = (
-            '<!doctype html><html><head><title>Working...</title></head><body onload="document.forms[0].submit()">'
-            f'<form method="POST" name="hiddenform" action="{html.escape(redirect_uri, quote=True)}">{inputs}'
-            '<noscript><p>Script is disabled. Click Submit to continue.</p><input type="submit" value="Submit">'
-            "</noscript></form></body></html>"
-        )
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
-    sep = "#" if mode == "fragment" else ("&" if "?" in redirect_uri else "?")
-    return RedirectResponse(f"{redirect_uri}{sep}{urlencode(values)}", status_code=302)
-
-
-def _error_page(exc: OidcError) -> Response:
-    """Microsoft shows these on its sign-in page ("Sorry, but we're having trouble signing you in.")."""
-    page = (
-        "<!doctype html><html><head><meta charset=utf-8><title>Sign in to your account</title></head><body>"
-        "<h1>Sorry, but we're having trouble signing you in.</h1>"
-        f'<p id="error">{html.escape(exc.message)}</p></body></html>'
-    )
-    return HTMLResponse(page, exc.status, headers={"x-ms-ests-error": exc.error, "Cache-Control": "no-store"})
-
-
-def _token_error(exc: OidcError) -> Response:
-    trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-    timestamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
-    body = {
-        "error": exc.error,
-        "error_description": exc.description(trace, correlation, timestamp),
-        "error_codes": [int(exc.code)],
-        "timestamp": timestamp,
-        "trace_id": trace,
-        "correlation_id": correlation,
-        "error_uri": f"https://login.microsoftonline.com/error?code={exc.code}",
-    }
-    return JSONResponse(body, exc.status, headers={"Cache-Control": "no-store, no-cache"})
-
-
 def routes(sb: Sandbox) -> list[Route]:
     """The provider's routes (they go before the ARM catch-all) and its admin API."""
     provider = getattr(sb, "oidc", None)
@@ -626,38 +387,5 @@ def routes(sb: Sandbox) -> list[Route]:
         Route("/{tenant}/discovery/v2.0/keys", provider.keys, methods=["GET"]),
         Route("/{tenant}/oauth2/v2.0/authorize", provider.authorize, methods=["GET", "POST"]),
         Route("/{tenant}/oauth2/v2.0/token", provider.token, methods=["POST"]),
-        Route("/_sandbox/apps", admin.endpoint(sb, _apps(provider)), methods=["GET", "POST"]),
-        Route("/_sandbox/apps/{client_id}", admin.endpoint(sb, _app(provider)), methods=["GET", "DELETE"]),
-        Route("/_sandbox/groups", admin.endpoint(sb, _groups(provider)), methods=["GET", "POST"]),
+        *admin_routes(sb, provider.registry),
     ]
-
-
-def _apps(provider: Provider) -> Any:
-    def handle(request: Request, body: Any) -> Any:
-        if request.method == "POST":
-            return JSONResponse(provider.register_app(body or {}), 201)
-        return {"value": provider.apps()}
-
-    return handle
-
-
-def _app(provider: Provider) -> Any:
-    def handle(request: Request, body: Any) -> Any:
-        client_id = request.path_params["client_id"].lower()
-        app = provider.app(client_id)
-        if app is None:
-            raise KeyError(f"no app {client_id}")
-        if request.method == "DELETE":
-            del provider.sb.state.table(APPS)[client_id]
-        return provider._public_app(app)
-
-    return handle
-
-
-def _groups(provider: Provider) -> Any:
-    def handle(request: Request, body: Any) -> Any:
-        if request.method == "POST":
-            return JSONResponse(provider.create_group(body or {}), 201)
-        return {"value": list(provider.sb.state.table(GROUPS).values())}
-
-    return handle

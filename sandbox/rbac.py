@@ -8,19 +8,28 @@ one granting assignment suffices ("How Azure RBAC determines if a user has acces
 MicrosoftDocs/azure-docs articles/role-based-access-control/overview.md: "If the role assignment includes conditions,
 they are evaluated... If conditions are met, access is allowed"). Deny assignments are not modelled.
 
-Built-in roles are Microsoft's real definitions (data/builtin_roles.json, sources in data/README.md).
+Built-in roles are Microsoft's real definitions (sandbox/roles.py, with custom roles' validation); the operations
+requests perform are named in sandbox/rbac_operations.py. Both are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from sandbox import conditions
+from sandbox.rbac_operations import DATA_ACTIONS, KEY_PERMISSIONS, access_policy_allows, action_for
+from sandbox.roles import (
+    BUILTIN_ROLES,
+    ROLES,
+    CustomRoleError,
+    guid_of,
+    role_definition_id,
+    role_id,
+    validate_custom_role,
+)
 
 __all__ = [
     "ALLOWED",
@@ -43,7 +52,6 @@ __all__ = [
     "validate_custom_role",
 ]
 
-_ROLE_DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions/"
 
 PROPAGATING = "roleAssignmentsPropagating"
 """The state table of role assignments made lately: lower-cased id -> the sandbox-clock time (epoch seconds) from
@@ -53,38 +61,6 @@ it will take up to 10 minutes (600 seconds) after role assignments is changed fo
 Learn, "Provide access to Key Vault keys, certificates, and secrets with Azure role-based access control",
 https://learn.microsoft.com/azure/key-vault/general/rbac-guide, "Known limits and performance"; MicrosoftDocs/
 azure-docs articles/key-vault/general/rbac-guide.md). The delay is `Settings.role_propagation_seconds`."""
-
-
-def _load_builtin_roles() -> dict[str, dict[str, Any]]:
-    data = json.loads((Path(__file__).parent / "data" / "builtin_roles.json").read_text())
-    return {role["name"]: role for role in data}
-
-
-BUILTIN_ROLES: dict[str, dict[str, Any]] = _load_builtin_roles()
-"""Built-in role definitions by GUID, each in ARM's roleDefinition GET shape."""
-
-ROLES: dict[str, str] = {role["properties"]["roleName"]: guid for guid, role in BUILTIN_ROLES.items()}
-"""Built-in role name -> GUID."""
-
-_ROLES_LOWER = {name.lower(): guid for name, guid in ROLES.items()}
-_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def role_id(name_or_guid: str) -> str:
-    """The GUID of a built-in role given its name (any case), its GUID, or a roleDefinitionId path."""
-    guid = _ROLES_LOWER.get(name_or_guid.lower())
-    if guid:
-        return guid
-    guid = name_or_guid.rstrip("/").rsplit("/", 1)[-1].lower()
-    if guid in BUILTIN_ROLES or _GUID.fullmatch(guid):
-        return guid
-    raise KeyError(f"unknown role {name_or_guid!r}; built-in roles: {sorted(ROLES)}")
-
-
-def role_definition_id(name_or_guid: str, subscription_id: str | None = None) -> str:
-    """The roleDefinitionId ARM writes in a role assignment (`/subscriptions/{sub}/providers/...` when given)."""
-    prefix = f"/subscriptions/{subscription_id}" if subscription_id else ""
-    return f"{prefix}{_ROLE_DEFINITIONS}{role_id(name_or_guid)}"
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------
@@ -139,10 +115,6 @@ def _covers(assignment_scope: str, target: str, above: Collection[str] = ()) -> 
         or target.startswith(assignment_scope + "/")
         or assignment_scope in above
     )
-
-
-def _guid_of(role_definition_id: str) -> str:
-    return role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
 
 
 # What a check decides: allowed; no assignment grants the action; or assignments grant it only under conditions that
@@ -204,7 +176,7 @@ class AssignmentIndex:
         props = assignment.get("properties", assignment)
         entry = (
             _norm_scope(props["scope"]),
-            _guid_of(props["roleDefinitionId"]),
+            guid_of(props["roleDefinitionId"]),
             str(assignment.get("id", "")),
             _condition_of(props),
         )
@@ -254,8 +226,8 @@ def _definitions(
     if role_definitions is None:
         return {}
     if isinstance(role_definitions, Mapping):
-        return {_guid_of(k): v for k, v in role_definitions.items()}
-    return {_guid_of(d.get("name") or d["id"]): d for d in role_definitions}
+        return {guid_of(k): v for k, v in role_definitions.items()}
+    return {guid_of(d.get("name") or d["id"]): d for d in role_definitions}
 
 
 # Role definitions compiled by (guid, permissions as tuples): a changed custom role compiles anew.
@@ -353,7 +325,7 @@ def explain(
         props = assignment.get("properties", assignment)
         if str(props.get("principalId", "")).lower() != oid or not _covers(_norm_scope(props["scope"]), target, above):
             continue
-        blocks = _role_blocks(_guid_of(props["roleDefinitionId"]), definitions)
+        blocks = _role_blocks(guid_of(props["roleDefinitionId"]), definitions)
         if blocks and _grants(blocks, action, data_action):
             return assignment
     return None
@@ -375,173 +347,9 @@ def _by_principal(assignments: Iterable[Mapping[str, Any]]) -> dict[str, list[tu
     index: dict[str, list[tuple[str, str, str | None]]] = {}
     for assignment in held:
         props = assignment.get("properties", assignment)
-        entry = (_norm_scope(props["scope"]), _guid_of(props["roleDefinitionId"]), _condition_of(props))
+        entry = (_norm_scope(props["scope"]), guid_of(props["roleDefinitionId"]), _condition_of(props))
         index.setdefault(props["principalId"].lower(), []).append(entry)
     if len(_RECENT) >= 16:
         _RECENT.clear()
     _RECENT[key] = (list(held), index)
     return index
-
-
-# --- operations ------------------------------------------------------------------------------------------------
-
-_VERBS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
-
-# Types whose operation names are not `{type}/{verb}`, by lower-cased type.
-_SPECIAL_TYPES = {
-    "resourcegroups": "Microsoft.Resources/subscriptions/resourceGroups",
-    "microsoft.resources/resourcegroups": "Microsoft.Resources/subscriptions/resourceGroups",
-    "microsoft.resources/subscriptions/resourcegroups": "Microsoft.Resources/subscriptions/resourceGroups",
-    "subscriptions": "Microsoft.Resources/subscriptions",
-    "microsoft.resources/subscriptions": "Microsoft.Resources/subscriptions",
-    "tags": "Microsoft.Resources/tags",
-    "microsoft.resources/tags": "Microsoft.Resources/tags",
-    "microsoft.keyvault/deletedvaults": "Microsoft.KeyVault/deletedVaults",
-    "microsoft.keyvault/locations/deletedvaults": "Microsoft.KeyVault/locations/deletedVaults",
-    # PUT .../vaults/{name}/accessPolicies/{add|replace|remove} is one write operation.
-    "microsoft.keyvault/vaults/accesspolicies": "Microsoft.KeyVault/vaults/accessPolicies",
-    "microsoft.insights/eventtypes/values": "Microsoft.Insights/eventtypes/values",
-}
-
-
-def action_for(method: str, resource_type: str, action_name: str | None = None) -> str:
-    """The ARM operation a request performs, e.g. ("POST", "Microsoft.Compute/virtualMachines", "deallocate")
-    -> "Microsoft.Compute/virtualMachines/deallocate/action"; ("GET", "resourceGroups") ->
-    "Microsoft.Resources/subscriptions/resourceGroups/read"."""
-    method = method.upper()
-    rtype = _SPECIAL_TYPES.get(resource_type.lower().strip("/"), resource_type.strip("/"))
-    if rtype == "Microsoft.KeyVault/vaults/accessPolicies":
-        return f"{rtype}/write"
-    if method == "POST":
-        if not action_name:
-            raise ValueError(f"a POST on {resource_type} needs the action's name")
-        return f"{rtype}/{action_name}/action"
-    if action_name:
-        raise ValueError(f"{method} takes no action name (got {action_name!r})")
-    try:
-        return f"{rtype}/{_VERBS[method]}"
-    except KeyError:
-        raise ValueError(f"no ARM operation for method {method!r}; methods: {[*sorted(_VERBS), 'POST']}") from None
-
-
-# Key Vault keys data plane: operation -> RBAC data action, and -> access-policy key permission.
-_KV = "Microsoft.KeyVault/vaults"
-DATA_ACTIONS: dict[str, str] = {
-    "create": f"{_KV}/keys/create/action",
-    "import": f"{_KV}/keys/import/action",
-    "get": f"{_KV}/keys/read",
-    "list": f"{_KV}/keys/read",
-    "versions": f"{_KV}/keys/read",
-    "update": f"{_KV}/keys/update/action",
-    "delete": f"{_KV}/keys/delete",
-    "rotate": f"{_KV}/keys/rotate/action",
-    "get_rotation_policy": f"{_KV}/keyrotationpolicies/read",
-    "set_rotation_policy": f"{_KV}/keyrotationpolicies/write",
-    "wrap": f"{_KV}/keys/wrap/action",
-    "unwrap": f"{_KV}/keys/unwrap/action",
-    "encrypt": f"{_KV}/keys/encrypt/action",
-    "decrypt": f"{_KV}/keys/decrypt/action",
-    "sign": f"{_KV}/keys/sign/action",
-    "verify": f"{_KV}/keys/verify/action",
-    "backup": f"{_KV}/keys/backup/action",
-    "restore": f"{_KV}/keys/restore/action",
-    "recover": f"{_KV}/keys/recover/action",
-    "purge": f"{_KV}/keys/purge/action",
-    "release": f"{_KV}/keys/release/action",
-}
-KEY_PERMISSIONS: dict[str, str] = {op: op for op in DATA_ACTIONS} | {
-    "versions": "list",
-    "get_rotation_policy": "getrotationpolicy",
-    "set_rotation_policy": "setrotationpolicy",
-    "wrap": "wrapKey",
-    "unwrap": "unwrapKey",
-}
-
-
-def access_policy_allows(
-    access_policies: Iterable[Mapping[str, Any]], object_id: str, key_permission: str, tenant_id: str | None = None
-) -> bool:
-    """Whether a vault's `properties.accessPolicies` give `object_id` a key permission (`all` gives every one),
-    case-insensitively. With `tenant_id` (the vault's), an entry counts only in that tenant: AccessPolicyEntry.tenantId
-    is "the Azure Active Directory tenant ID that should be used for authenticating requests to the key vault" and
-    "all identities in the array must use the same tenant ID as the key vault's tenant ID" (azure-specs openapi/
-    keyvault/openapi.json, 2026-05-15). An entry with an `applicationId` is a compound identity ("Application ID of the
-    client making request on behalf of a principal", same spec): it does not grant the principal acting alone
-    (unverified: the spec does not say so in words)."""
-    oid, wanted = object_id.lower(), key_permission.lower()
-    for policy in access_policies:
-        if str(policy.get("objectId", "")).lower() != oid or policy.get("applicationId"):
-            continue
-        if tenant_id is not None and str(policy.get("tenantId", "")).lower() != tenant_id.lower():
-            continue
-        granted = {str(p).lower() for p in (policy.get("permissions") or {}).get("keys") or ()}
-        if wanted in granted or "all" in granted:
-            return True
-    return False
-
-
-# --- custom roles ----------------------------------------------------------------------------------------------
-
-
-class CustomRoleError(ValueError):
-    """A custom role definition ARM would refuse: `status`, `code`, `message` make its error response."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status, self.code, self.message = status, code, message
-
-    def to_body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message}}
-
-
-def validate_custom_role(
-    guid: str, body: Mapping[str, Any], existing: Iterable[Mapping[str, Any]] = ()
-) -> dict[str, Any]:
-    """Check a `PUT .../roleDefinitions/{guid}` body and return its properties, normalised.
-
-    `existing` are the custom roles already defined (built-ins are always checked): a role name must be unique
-    in the directory, except for the role being updated.
-    """
-    if guid.lower() in BUILTIN_ROLES:
-        raise CustomRoleError(400, "InvalidRoleDefinition", "Built-in role definitions cannot be changed.")
-    props = body.get("properties") or {}
-    name = (props.get("roleName") or "").strip()
-    if not name:
-        raise CustomRoleError(400, "InvalidRoleDefinition", "The role definition must have a roleName.")
-    permissions = props.get("permissions")
-    if not isinstance(permissions, list) or not permissions:
-        raise CustomRoleError(400, "InvalidRoleDefinition", "The role definition must have permissions.")
-    scopes = props.get("assignableScopes")
-    if not isinstance(scopes, list) or not scopes:
-        raise CustomRoleError(400, "InvalidRoleDefinition", "The role definition must have assignableScopes.")
-    if any(_norm_scope(str(s)) == "/" for s in scopes):
-        raise CustomRoleError(
-            400, "InvalidRoleDefinition", "The root scope '/' cannot be an assignable scope of a custom role."
-        )
-    for block in permissions:
-        for key in ("actions", "notActions", "dataActions", "notDataActions"):
-            for action in block.get(key) or ():
-                if not isinstance(action, str) or ("/" not in action and action != "*"):
-                    raise CustomRoleError(
-                        400,
-                        "InvalidActionOrNotAction",
-                        f"'{action}' does not match any of the actions supported by the providers.",
-                    )
-    others = [r for r in existing if _guid_of(r.get("name") or r.get("id", "")) != guid.lower()]
-    taken = {r["properties"]["roleName"].lower() for r in [*others, *BUILTIN_ROLES.values()]}
-    if name.lower() in taken:
-        raise CustomRoleError(
-            409,
-            "RoleDefinitionWithSameNameExists",
-            "A custom role with the same name already exists in this directory.",
-        )
-    return {
-        "roleName": name,
-        "type": "CustomRole",
-        "description": props.get("description") or "",
-        "assignableScopes": list(scopes),
-        "permissions": [
-            {k: list(block.get(k) or ()) for k in ("actions", "notActions", "dataActions", "notDataActions")}
-            for block in permissions
-        ],
-    }

@@ -1,10 +1,9 @@
 """The sandbox's HTTP side: one Starlette app serving ARM, the Key Vault data plane, the managed-identity token
-endpoint and the admin API, over HTTPS on 127.0.0.1."""
+endpoint (sandbox/msi.py) and the admin API, over HTTPS on 127.0.0.1; who may do what is sandbox/access.py's."""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import json
 import re
@@ -21,25 +20,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import arm, conditions, faults, paging, rbac, throttling
+from sandbox import arm, faults, paging, rbac, throttling
+from sandbox.access import CHECKS, Access
 from sandbox.hooks import Hooks
-from sandbox.identity import Directory, TokenError
+from sandbox.identity import ARM_AUDIENCES, Directory
 from sandbox.listeners import Listeners
+from sandbox.msi import ManagedIdentity
 from sandbox.state import State, new_id
 
-ARM_AUDIENCES = {
-    "https://management.azure.com",
-    "https://management.azure.com/",
-    "https://management.core.windows.net",
-    "https://management.core.windows.net/",
-}
-VAULT_AUDIENCES = {"https://vault.azure.net", "https://vault.azure.net/"}
 _VERBS = ["GET", "PUT", "PATCH", "DELETE", "POST", "HEAD"]
-# The RBAC checks the current request made (each request runs in its own task): the call log lists them.
-_CHECKS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("checks", default=None)
 
 
-class Sandbox:
+class Sandbox(Access, ManagedIdentity):
     """The whole local tenant: state, directory of principals, and the ASGI app serving them."""
 
     def __init__(self, state_dir: Path | None = None, identity_header: str | None = None) -> None:
@@ -67,125 +59,6 @@ class Sandbox:
         self._verified.clear()
         self.directory.reset()
 
-    # -- authentication / authorization ------------------------------------------------------------------
-    def authenticate(self, request: Request, audiences: set[str]) -> Any:
-        header = request.headers.get("authorization")
-        challenge = {"WWW-Authenticate": f'Bearer authorization_uri="https://login.windows.net/{self.state.tenant_id}"'}
-        if not header:
-            raise arm.ArmError(
-                401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", challenge
-            )
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise arm.ArmError(
-                401,
-                "AuthenticationFailedInvalidHeader",
-                "Authentication failed. The 'Authorization' header is provided in an invalid format.",
-                challenge,
-            )
-        now = time.time()
-        cached = self._verified.get(token)
-        if (
-            cached is not None
-            and cached[1] > now
-            and cached[2] is audiences
-            and self.directory.by_object_id(cached[0].object_id) is cached[0]  # a deleted identity's token dies
-        ):
-            return cached[0]
-        try:
-            principal = self.directory.verify_token(token, now, audiences)
-        except TokenError as exc:
-            raise arm.ArmError(401, exc.code, exc.message, challenge) from exc
-        if len(self._verified) > 10_000:
-            self._verified.clear()
-        expires = float(jwt.decode(token, options={"verify_signature": False}).get("exp", now))
-        self._verified[token] = (principal, expires, audiences)
-        return principal
-
-    def authorize(
-        self,
-        principal: Any,
-        action: str,
-        scope: str,
-        *,
-        data_action: bool = False,
-        attributes: conditions.Attributes | None = None,
-    ) -> None:
-        decision = self.decide(principal.object_id, action, scope, data_action=data_action, attributes=attributes)
-        if decision != rbac.ALLOWED:
-            # When a role assignment condition did not hold, ARM says so ("Troubleshoot Azure RBAC", Microsoft Learn,
-            # MicrosoftDocs/azure-docs articles/role-based-access-control/troubleshooting.md, "Symptom - Unable to
-            # assign a role"; delegate-role-assignments-portal.md links it for a delegate refused by a condition).
-            why = " or an ABAC condition not fulfilled" if decision == rbac.CONDITION_NOT_MET else ""
-            raise arm.ArmError(
-                403,
-                "AuthorizationFailed",
-                f"The client '{principal.upn or principal.object_id}' with object id '{principal.object_id}' does not "
-                f"have authorization{why} to perform action '{action}' over scope '{scope}' or the scope is invalid. "
-                "If access was recently granted, please refresh your credentials.",
-            )
-
-    def allowed(
-        self,
-        object_id: str,
-        action: str,
-        scope: str,
-        *,
-        data_action: bool = False,
-        attributes: conditions.Attributes | None = None,
-    ) -> bool:
-        return self.decide(object_id, action, scope, data_action=data_action, attributes=attributes) == rbac.ALLOWED
-
-    def decide(
-        self,
-        object_id: str,
-        action: str,
-        scope: str,
-        *,
-        data_action: bool = False,
-        attributes: conditions.Attributes | None = None,
-    ) -> str:
-        """rbac.decide over the stored assignments and roles; the check goes into the call log. Assignments above
-        the scope count, management groups included (`hooks.scopes_above`); a data action ignores the assignments
-        still propagating (rbac.PROPAGATING), which ARM lists and honours at once."""
-        assignments = list(self.state.of_type("Microsoft.Authorization/roleAssignments"))
-        if data_action:
-            assignments = self._propagated(assignments)
-        decision = rbac.decide(
-            object_id,
-            action,
-            scope,
-            data_action=data_action,
-            assignments=assignments,
-            role_definitions=self.role_definitions(),
-            attributes=attributes,
-            above=self.hooks.scopes_above(scope),
-        )
-        checks = _CHECKS.get()
-        if checks is not None:
-            ok = decision == rbac.ALLOWED
-            checks.append(
-                {"principal": object_id, "action": action, "dataAction": data_action, "scope": scope, "allowed": ok}
-            )
-        return decision
-
-    def _propagated(self, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        pending = self.state.table(rbac.PROPAGATING)
-        if not pending:
-            return assignments
-        now = self.state.clock.timestamp()
-        for key, due in list(pending.items()):
-            if due <= now:
-                del pending[key]
-        return [a for a in assignments if a["id"].lower() not in pending] if pending else assignments
-
-    def role_definitions(self) -> dict[str, dict[str, Any]]:
-        """Built-in and custom role definitions by lower-cased GUID."""
-        defs = {k.lower(): v for k, v in rbac.BUILTIN_ROLES.items()}
-        for body in self.state.of_type("Microsoft.Authorization/roleDefinitions"):
-            defs[body["name"].lower()] = body
-        return defs
-
     def throttle(self, principal: Any, method: str, subscription: str | None) -> dict[str, str]:
         """ARM's token buckets (sandbox/throttling.py): the ratelimit headers, or ArmError 429."""
         return self.throttler.arm(principal, method, subscription)
@@ -207,7 +80,7 @@ class Sandbox:
     async def dispatch(self, request: Request) -> Response:
         start = time.perf_counter()
         request.state.checks = []
-        _CHECKS.set(request.state.checks)
+        CHECKS.set(request.state.checks)
         request.state.principal = None
         request.state.throttled = False
         plane = self.hooks.data_planes.get(request.path_params["prefix"].lower())
@@ -452,82 +325,6 @@ class Sandbox:
             if self.allowed(principal.object_id, "Microsoft.Resources/subscriptions/read", sub["id"]):
                 out.append(sub)
         return out
-
-    # -- managed identity ----------------------------------------------------------------------------------
-    async def token_endpoint(self, request: Request) -> Response:
-        """App Service managed identity (2019-08-01, X-IDENTITY-HEADER) and its legacy form (2017-09-01, secret)."""
-        start = time.perf_counter()
-        request.state.principal, request.state.throttled = None, False
-        correlation = new_id()
-        fault = None
-        if self.faults.active:  # only rules naming /msi/token reach it
-            fault = self.faults.for_request(
-                request.method, request.url.path, lambda: self._token_principal(request), token=True
-            )
-        if fault is not None and fault.kind == "reset" and await faults.reset_connection(self, request):
-            self._log_call(request, start, None, "token", correlation, fault)
-            return Response(status_code=500)  # never sent
-        if fault is not None and fault.kind in ("500", "503", "429"):
-            status = int(fault.kind)
-            # App Service's token service answers {"statusCode", "message", "correlationId"}; wording not verified.
-            message = fault.message or "An unexpected error occured while fetching the AAD Token."
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            response: Response = JSONResponse(
-                {"statusCode": status, "message": message, "correlationId": correlation}, status, headers
-            )
-        else:
-            response = self._token(request)
-        if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(fault.delay_ms / 1000)
-        self._log_call(request, start, response.status_code, "token", correlation, fault)
-        return response
-
-    def _token_principal(self, request: Request) -> Any:
-        q = request.query_params
-        selectors = {
-            "client_id": q.get("client_id") or q.get("clientid"),
-            "object_id": q.get("object_id") or q.get("principal_id"),
-            "mi_res_id": q.get("mi_res_id") or q.get("msi_res_id"),
-        }
-        try:
-            return self.directory.find(**{k: v for k, v in selectors.items() if v})
-        except LookupError:
-            return None
-
-    def _token(self, request: Request) -> Response:
-        q = request.query_params
-        api_version = q.get("api-version", "")
-        if api_version == "2017-09-01":
-            supplied = request.headers.get("secret")
-        else:
-            supplied = request.headers.get("x-identity-header")
-        if supplied != self.identity_header:
-            return JSONResponse({"statusCode": 400, "message": "Missing or invalid identity header."}, 400)
-        resource = q.get("resource")
-        if not resource:
-            return JSONResponse({"statusCode": 400, "message": "Required query parameter 'resource' is missing."}, 400)
-        selectors = {
-            "client_id": q.get("client_id") or q.get("clientid"),
-            "object_id": q.get("object_id") or q.get("principal_id"),
-            "mi_res_id": q.get("mi_res_id") or q.get("msi_res_id"),
-        }
-        try:
-            principal = self.directory.find(**{k: v for k, v in selectors.items() if v})
-        except LookupError as exc:
-            return JSONResponse({"statusCode": 400, "message": str(exc)}, 400)
-        request.state.principal = principal
-        token, expires_on = self.directory.mint_token(principal, resource, time.time())
-        body: dict[str, Any] = {
-            "access_token": token,
-            "resource": resource,
-            "token_type": "Bearer",
-            "client_id": principal.client_id,
-        }
-        if api_version == "2017-09-01":
-            body["expires_on"] = time.strftime("%m/%d/%Y %H:%M:%S +00:00", time.gmtime(expires_on))
-        else:
-            body["expires_on"] = str(int(expires_on))
-        return JSONResponse(body)
 
     # -- persistence ---------------------------------------------------------------------------------------
     def load(self) -> None:

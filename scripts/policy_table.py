@@ -1,4 +1,5 @@
-"""Print the README's "What it checks" table, generated from policies/; `--write` puts it into README.md between
+"""Print the README's "What it checks" table, generated from policies/, and under it the CIS recommendation each id
+names, or why a policy has none (policies/cis.yaml); `--write` puts both into README.md between
 `<!-- policies:start -->` and `<!-- policies:end -->`. tests/test_readme.py checks the README holds exactly this.
 
     .venv/bin/python scripts/policy_table.py            # print it
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -19,8 +23,33 @@ from remediations.report.text import policy_table  # noqa: E402
 START, END = "<!-- policies:start -->", "<!-- policies:end -->"
 
 
+CIS_FILE = ROOT / "policies" / "cis.yaml"
+
+
+def cis_data() -> dict[str, Any]:
+    return yaml.safe_load(CIS_FILE.read_text(encoding="utf-8"))
+
+
+def cis_notes(data: dict[str, Any]) -> str:
+    """The CIS ids' titles and the reasons for "—", one line per policy, with the benchmark and where it was read."""
+    src, also = data["source"], data["also_checked"]
+    lines = [
+        f"CIS ids: {data['benchmark']}, as transcribed in {src['repository']} `{src['path']}` at `{src['commit']}`"
+        f" (the numbers below are unchanged in v6.0.0, `{also['path']}` at `{also['commit']}`); kept in"
+        " `policies/cis.yaml`.",
+        "",
+    ]
+    for pid, entry in sorted(data["policies"].items()):
+        if "ids" in entry:
+            text = "; ".join(f"{n} {title}" for n, title in entry["ids"].items())
+        else:
+            text = f"— {entry['none']}"
+        lines.append(f"- `{pid}`: {text}")
+    return "\n".join(lines) + "\n"
+
+
 def table() -> str:
-    return policy_table(load_policies(ROOT / "policies"))
+    return policy_table(load_policies(ROOT / "policies")) + "\n" + cis_notes(cis_data())
 
 
 def replaced(readme: str, text: str) -> str:

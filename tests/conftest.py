@@ -94,7 +94,7 @@ def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Cal
     coverage (tests/role_coverage.py)."""
     from azure.mgmt.authorization import AuthorizationManagementClient
 
-    from tests.role_coverage import grant_workspace_role, role_permissions, workspaces
+    from tests.role_coverage import define_role, grant_workspace_role, role_permissions, workspaces
 
     def grant(principal: str = "bot", *, without: Sequence[str] = (), role: dict[str, Any] | None = None) -> str:
         full = json.loads(ROLE_FILE.read_text())
@@ -103,27 +103,7 @@ def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Cal
             role_coverage(principal)
         sub = f"/subscriptions/{sandbox.subscription_id}"
         client = sandbox.client(AuthorizationManagementClient, "admin")
-        guid = str(uuid.uuid4())
-        definition = client.role_definitions.create_or_update(
-            sub,
-            guid,
-            {
-                "properties": {
-                    "roleName": f"{doc['roleName']} {guid[:8]}",
-                    "description": doc["description"],
-                    "type": "CustomRole",
-                    "permissions": [
-                        {
-                            "actions": [a for a in doc["actions"] if a not in without],
-                            "notActions": doc["notActions"],
-                            "dataActions": [a for a in doc["dataActions"] if a not in without],
-                            "notDataActions": doc["notDataActions"],
-                        }
-                    ],
-                    "assignableScopes": [sub],
-                }
-            },
-        )
+        definition = define_role(sandbox, doc, without)
         p = sandbox.principal(principal)
         properties = {"roleDefinitionId": definition.id, "principalId": p.object_id, "principalType": p.kind}
         if doc.get("assignmentCondition"):

@@ -44,19 +44,20 @@ def deployed_permissions() -> set[Permission]:
     )
 
 
-def grant_workspace_role(sandbox: Any, workspace_id: str, principal: str = "bot", without: Iterable[str] = ()) -> None:
-    """infra/cryptward-workspace-role.json as a custom role, assigned to `principal` on the workspace alone, as
-    infra/app/workspace-access.bicep deploys it (as the admin, through AuthorizationManagementClient)."""
+def define_role(sandbox: Any, doc: Mapping[str, Any], without: Iterable[str] = ()) -> Any:
+    """A role document of infra/ (roleName, description, actions, notActions, dataActions, notDataActions) made a
+    custom role at the subscription, without the actions and data actions `without` names (as the admin, through
+    AuthorizationManagementClient); the role definition made."""
     import uuid
 
     from azure.mgmt.authorization import AuthorizationManagementClient
 
-    doc = json.loads(WORKSPACE_ROLE_FILE.read_text())
     client = sandbox.client(AuthorizationManagementClient, "admin")
     guid = str(uuid.uuid4())
     sub = f"/subscriptions/{sandbox.subscription_id}"
-    permissions = {k: [a for a in doc[k] if a not in without] for k in ("actions", "dataActions")}
-    definition = client.role_definitions.create_or_update(
+    permissions = {k: [a for a in doc.get(k) or () if a not in without] for k in ("actions", "dataActions")}
+    permissions |= {k: list(doc.get(k) or ()) for k in ("notActions", "notDataActions")}
+    return client.role_definitions.create_or_update(
         sub,
         guid,
         {
@@ -64,13 +65,24 @@ def grant_workspace_role(sandbox: Any, workspace_id: str, principal: str = "bot"
                 "roleName": f"{doc['roleName']} {guid[:8]}",
                 "description": doc["description"],
                 "type": "CustomRole",
-                "permissions": [{**permissions, "notActions": [], "notDataActions": []}],
+                "permissions": [permissions],
                 "assignableScopes": [sub],
             }
         },
     )
+
+
+def grant_workspace_role(sandbox: Any, workspace_id: str, principal: str = "bot", without: Iterable[str] = ()) -> None:
+    """infra/cryptward-workspace-role.json as a custom role, assigned to `principal` on the workspace alone, as
+    infra/app/workspace-access.bicep deploys it (as the admin, through AuthorizationManagementClient)."""
+    import uuid
+
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    definition = define_role(sandbox, json.loads(WORKSPACE_ROLE_FILE.read_text()), without)
     p = sandbox.principal(principal)
     properties = {"roleDefinitionId": definition.id, "principalId": p.object_id, "principalType": p.kind}
+    client = sandbox.client(AuthorizationManagementClient, "admin")
     client.role_assignments.create(workspace_id, str(uuid.uuid4()), {"properties": properties})
 
 

@@ -30,7 +30,7 @@ from remediations.rotation.run import rotate
 from sandbox import conditions
 from sandbox.rbac import ROLES
 from tests.engine.test_run import EVERYTHING, POLICIES, ids, settings_for
-from tests.role_coverage import Coverage, role_permissions
+from tests.role_coverage import Coverage, define_role, role_permissions
 from tests.waits import limit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,6 +232,92 @@ def test_the_enrolment_is_a_deploy_if_not_exists_definition_cryptwards_loader_ac
     assert "Microsoft.PolicyInsights/remediations@" in enrolment
 
 
+def test_every_vault_is_subscribed_to_key_vaults_expiry_events_by_a_deploy_if_not_exists_policy(tmp_path):
+    """infra/vault-events.json through Cryptward's own loader: a key vault without Cryptward's system topic is not
+    compliant and the deployment gives it one (topic type Microsoft.KeyVault.vaults, source the vault), with one event
+    subscription letting through exactly the Key Vault events the bot handles, with events.bicep's retry and
+    dead-letter; assigned at the subscription (main.bicep) and at the management group (mg/main.bicep) with the role
+    the deployment needs."""
+    from remediations.policy.loader import load_policies
+    from remediations.triggers.events import ITEM_EVENTS, KEY_EVENTS
+
+    folder = tmp_path / "vault-events"
+    folder.mkdir()
+    shutil.copy(INFRA / "vault-events.json", folder / "definition.json")
+    sub = bicep("app/vault-events.bicep")
+    given = re.search(r"^    parameters: \{\n(.*?)^    \}", sub, flags=re.M | re.S)
+    assert given
+    names = re.findall(r"^      (\w+): \{ value: ", given.group(1), flags=re.M)
+    values = {n: {"value": f"/subscriptions/x/resourceGroups/rg/providers/X/y/{n}"} for n in names}
+    (folder / "assignment.json").write_text(json.dumps({"properties": {"parameters": values}}))
+    loaded = load_policies(tmp_path)
+    assert not loaded.refused
+    (policy,) = loaded
+    assert policy.effect == "DeployIfNotExists" and policy.resource_type == "Microsoft.KeyVault/vaults"
+    assert policy.existence is not None and policy.existence.related_type == "Microsoft.EventGrid/systemTopics"
+    vault = {"id": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1", "name": "kv1"}
+    assert policy.noncompliant({**vault, "type": "Microsoft.KeyVault/vaults", "location": "westeurope"}, related=[])
+
+    doc = json.loads((INFRA / "vault-events.json").read_text())["properties"]
+    details = doc["policyRule"]["then"]["details"]
+    condition = {c["field"]: c for c in details["existenceCondition"]["allOf"]}
+    assert condition["Microsoft.EventGrid/systemTopics/topicType"]["equals"] == "Microsoft.KeyVault.vaults"
+    assert condition["Microsoft.EventGrid/systemTopics/source"]["equals"] == "[field('id')]"
+    deployment = details["deployment"]["properties"]
+    passed = {k: v["value"] for k, v in deployment["parameters"].items()}
+    assert (passed["vaultId"], passed["vaultName"], passed["location"]) == (
+        "[field('id')]",
+        "[field('name')]",
+        "[field('location')]",
+    )
+    topic, subscription = deployment["template"]["resources"]
+    assert topic["properties"] == {"source": "[parameters('vaultId')]", "topicType": "Microsoft.KeyVault.vaults"}
+    assert topic["location"] == "[parameters('location')]"  # a vault's topic is regional, not 'global'
+    props = subscription["properties"]
+    assert props["filter"] == {"includedEventTypes": "[parameters('eventTypes')]"}
+    assert set(doc["parameters"]["eventTypes"]["defaultValue"]) == set(KEY_EVENTS) | set(ITEM_EVENTS)
+    assert props["destination"]["endpointType"] == "AzureFunction" and "deadLetterWithResourceIdentity" in props
+    events = bicep("app/events.bicep")
+    for name in ("maxDeliveryAttempts", "eventTimeToLiveInMinutes"):
+        default = re.search(rf"^param {name} int = (\d+)$", events, flags=re.M)
+        assert default and doc["parameters"][name]["defaultValue"] == int(default.group(1)), name
+
+    # assigned at the subscription and at the group, each with its own role for the assignment's identity
+    main, mg = bicep("main.bicep"), bicep("mg/main.bicep")
+    assert "module vaultEvents 'app/vault-events.bicep' = if (!atGroup) {" in main
+    assert "assignAtSubscription: empty(groupsInScope)" in main
+    # with resource-group scopes, the subscription's definition and role are assigned in each listed group
+    assert (
+        "module vaultEventsInGroup 'app/vault-events-group.bicep' = [for group in groupsInScope: if (!atGroup) {"
+        in main
+    )
+    in_group = bicep("app/vault-events-group.bicep")
+    assert re.search(r"^targetScope = 'resourceGroup'$", in_group, flags=re.M)
+    assert _module_params(main, "vaultEventsInGroup") <= _declared_params(in_group)
+    assert set(re.findall(r"vaultEvents\.outputs\.(\w+)", main)) <= _outputs(bicep("app/vault-events.bicep"))
+    assert (
+        "principalId: assignment.identity.principalId" in in_group
+        and "Microsoft.PolicyInsights/remediations@" in in_group
+    )
+    assert "module vaultEvents 'vault-events.bicep' = {" in mg
+    for text, file, scope in (
+        (main, "app/vault-events.bicep", "subscription"),
+        (mg, "mg/vault-events.bicep", "managementGroup"),
+    ):
+        child = bicep(file)
+        assert re.search(rf"^targetScope = '{scope}'$", child, flags=re.M), file
+        assert _module_params(text, "vaultEvents") <= _declared_params(child), file
+        assert "loadJsonContent('../vault-events.json')" in child
+        assert "roleDefinitionIds: [vaultEventRole.id]" in child
+        assert (
+            "principalId: assignment.identity.principalId" in child
+            and "Microsoft.PolicyInsights/remediations@" in child
+        )
+        assert "'Microsoft.EventGrid/eventSubscriptions/write'" in child  # on the vault, the event source
+    assert set(re.findall(r"bot\.outputs\.(\w+)", mg)) <= _outputs(main)
+    assert "module eventsIdentity 'app/events-identity.bicep' = {" in main  # vault topics dead-letter with it too
+
+
 def test_checkov_passes():
     """checkov (pinned in requirements-checkov.txt, installed by scripts/install-checkov.sh) finds nothing in infra/
     that is not suppressed with a reason."""
@@ -331,6 +417,8 @@ SCENARIOS = {
     ("Microsoft.Features/providers/features/register/action", False): "no-eah-feature",
     # an Azure Policy exemption over the estate: the bot reads the assignment it names
     ("Microsoft.Authorization/policyAssignments/read", False): "azure-exemption",
+    # a disk encryption set holding a custom role over its key: the bot reads the role's definition
+    ("Microsoft.Authorization/roleDefinitions/read", False): "custom-key-role",
 }
 
 
@@ -411,6 +499,19 @@ def _legacy_des(sandbox: Any) -> None:
     ).result()
 
 
+def _custom_key_role(sandbox: Any) -> None:
+    """des-weu's identity holds, over its key, a custom role granting the key's data actions (made by the admin)."""
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    des = sandbox.client(ComputeManagementClient).disk_encryption_sets.get("rg-keys-weu", "des-weu")
+    key = f"{des.active_key.source_vault.id}/keys/{des.active_key.key_url.split('/keys/')[1].split('/')[0]}"
+    role = {"roleName": "Disk key user", "description": "", "dataActions": ["Microsoft.KeyVault/vaults/keys/*"]}
+    made = define_role(sandbox, role)
+    principal = sandbox.running.sandbox.directory.by_object_id(des.identity.principal_id)
+    with sandbox.roles_at_once():
+        _assign(sandbox.client(AuthorizationManagementClient, "admin"), key, principal, str(made.id))
+
+
 def _unregister_eah_feature(sandbox: Any) -> None:
     """The admin unregisters the subscription's EncryptionAtHost feature (the estate registered it)."""
     import httpx
@@ -423,6 +524,15 @@ def _unregister_eah_feature(sandbox: Any) -> None:
             params={"api-version": "2021-07-01"},
             headers={"Authorization": f"Bearer {token}"},
         ).raise_for_status()
+
+
+# What each scenario adds to the estate before the bot runs.
+SETUP = {
+    "legacy-des": _legacy_des,
+    "no-eah-feature": _unregister_eah_feature,
+    "azure-exemption": _azure_exemption,
+    "custom-key-role": _custom_key_role,
+}
 
 
 def _outcome(sandbox: Any, azure: Any, scenario: str) -> list[str]:
@@ -477,10 +587,8 @@ def _refused(sandbox: Any, since: int) -> set[tuple[str, bool]]:
 @pytest.mark.parametrize("scenario", sorted({"sweep", *SCENARIOS.values()}))
 def test_with_the_whole_role_every_scenario_goes_through(sandbox, grant_custom_role, as_bot, scenario):
     sandbox.reset("estate")
-    if scenario == "legacy-des":
-        _legacy_des(sandbox)
-    if scenario == "no-eah-feature":
-        _unregister_eah_feature(sandbox)
+    if scenario in SETUP:
+        SETUP[scenario](sandbox)
     grant_custom_role("bot")
     since = len(sandbox.calls())
     outcome = _outcome(sandbox, as_bot(), scenario)
@@ -497,12 +605,8 @@ def test_removing_any_permission_of_the_role_makes_an_operation_of_the_bot_fail(
 ):
     scenario = SCENARIOS.get((action, data), "sweep")
     sandbox.reset("estate")
-    if scenario == "legacy-des":
-        _legacy_des(sandbox)
-    if scenario == "no-eah-feature":
-        _unregister_eah_feature(sandbox)
-    if scenario == "azure-exemption":
-        _azure_exemption(sandbox)
+    if scenario in SETUP:
+        SETUP[scenario](sandbox)
     grant_custom_role("bot", role=_role_without(action, data))
     since = len(sandbox.calls())
 

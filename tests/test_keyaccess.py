@@ -84,6 +84,51 @@ def test_a_role_grants_the_key_from_the_key_or_any_scope_above(scope, role, gran
     assert bool(keyaccess.key_roles([assignment(scope, role)], SP, KEY)) is grants
 
 
+KEYS = "Microsoft.KeyVault/vaults/keys"
+CUSTOM = "3c1b4c0e-5f1a-4d3e-9a8b-0c2d4e6f8a1b"
+
+
+def role(*blocks):
+    perms = [{"actions": [], "notActions": [], "dataActions": d, "notDataActions": n} for d, n in blocks]
+    return {"name": CUSTOM, "properties": {"roleType": "CustomRole", "permissions": perms}}
+
+
+@pytest.mark.parametrize(
+    ("definition", "granted"),
+    [
+        (role(([f"{KEYS}/read", f"{KEYS}/wrap/action", f"{KEYS}/unwrap/action"], [])), 3),
+        (role(([f"{KEYS}/*"], [])), 3),
+        (role((["*"], [])), 3),
+        (role((["microsoft.keyvault/VAULTS/keys/*"], [])), 3),  # without case
+        (role(([f"{KEYS}/*/action"], [])), 2),  # wrap and unwrap; not read
+        (role(([f"{KEYS}/*"], [f"{KEYS}/unwrap/action"])), 2),
+        (role(([f"{KEYS}/*"], [f"{KEYS}/*/action"])), 1),  # the exclusion may hold a wildcard too
+        (role(([f"{KEYS}/*"], [f"{KEYS}/unwrap/action"]), ([f"{KEYS}/unwrap/action"], [])), 3),  # another block grants
+        (role((["Microsoft.KeyVault/vaults/secrets/*"], [])), 0),
+        ({"properties": {"permissions": [{"actions": ["*"]}]}}, 0),  # Owner-like: actions are not data actions
+        (None, 0),
+    ],
+)
+def test_a_role_definition_grants_the_key_data_actions_its_blocks_allow_and_do_not_exclude(definition, granted):
+    assert len(keyaccess.granted_data_actions(definition)) == granted
+
+
+def test_custom_roles_count_by_their_definitions_together_and_an_unread_one_grants_nothing():
+    other = "4d2c5d1f-6a2b-4e4f-8b9c-1d3e5f7a9b2c"
+    split = [assignment(KEY, CUSTOM), assignment(VAULT, other)]
+    definitions = {CUSTOM: role(([f"{KEYS}/read", f"{KEYS}/wrap/action"], [])),
+                   other: role(([f"{KEYS}/unwrap/action"], []))}  # fmt: skip
+    assert keyaccess.key_roles(split, SP, KEY, definitions) == split  # together they grant all three
+    assert keyaccess.key_roles(split, SP, KEY, {CUSTOM: definitions[CUSTOM]}) == []  # one unread: not enough
+    assert keyaccess.key_roles([assignment(KEY, CUSTOM)], SP, KEY) == []  # no definition: nothing granted
+    assert keyaccess.unknown_roles([*split, assignment(KEY)], SP, KEY) == [
+        f"/providers/Microsoft.Authorization/roleDefinitions/{r}" for r in (CUSTOM, other)
+    ]
+    system = des({"type": "SystemAssigned", "principalId": SP})
+    assert keyaccess.block(system, vault(True), split, definitions)["missing"] == []
+    assert keyaccess.block(system, vault(True), split)["missing"] == [SP]
+
+
 def test_the_block_lists_the_principals_that_cannot_use_the_key_under_the_vaults_model():
     system = des({"type": "SystemAssigned", "principalId": SP})
     role = [assignment(KEY, form=f"{SUB}/providers/Microsoft.Authorization/roleDefinitions/")]

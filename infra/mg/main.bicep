@@ -2,7 +2,8 @@
 // Deployed at the management group (`az deployment mg create`, README "Deploy at a management group"): the bot itself
 // (../main.bicep, in the subscription `botSubscriptionId`, with CRYPTWARD_SCOPES the group), its role assigned once at
 // the group with the ABAC condition (role.bicep), and the enrolment of every subscription's events by an Azure
-// Policy DeployIfNotExists assignment at the group (enrolment.bicep).
+// Policy DeployIfNotExists assignment at the group (enrolment.bicep), and every key vault's Key Vault events by
+// another (vault-events.bicep).
 targetScope = 'managementGroup'
 
 @minLength(1)
@@ -52,6 +53,17 @@ module role 'role.bicep' = {
 
 module enrolment 'enrolment.bicep' = {
   name: 'cryptward-enrolment'
+  params: {
+    functionResourceId: bot.outputs.CRYPTWARD_EVENT_FUNCTION_ID
+    identityResourceId: bot.outputs.CRYPTWARD_EVENTS_IDENTITY_ID
+    deadLetterStorageId: bot.outputs.CRYPTWARD_STORAGE_ID
+    deadLetterContainer: bot.outputs.CRYPTWARD_DEAD_LETTER_CONTAINER
+    location: location
+  }
+}
+
+module vaultEvents 'vault-events.bicep' = {
+  name: 'cryptward-vault-events'
   params: {
     functionResourceId: bot.outputs.CRYPTWARD_EVENT_FUNCTION_ID
     identityResourceId: bot.outputs.CRYPTWARD_EVENTS_IDENTITY_ID

@@ -24,27 +24,24 @@ serving: the Functions host never installs them.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
 import hmac
 import json
 import logging
 import os
-import re
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from remediations.errors import SettingsError
+from remediations.cli.hostsettings import MissingDependency, load_settings, next_fire, require, resolve
+from remediations.cli.pollers import Pollers
 from remediations.runtime import Runtime
 from remediations.settings import host_settings
 
@@ -60,70 +57,10 @@ STORAGE_SETTING = "AzureWebJobsStorage"
 MAX_EVENTGRID_BYTES = 1024 * 1024  # Event Grid delivers at most 1 MB in one batch (Event Grid quotas and limits)
 MAX_HTTP_BYTES = 1024 * 1024  # what the host reads of any HTTP request; each function keeps a smaller limit of its own
 VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
-_SETTING_REF = re.compile(r"%([A-Za-z0-9_]+)%")
-
-
-class MissingDependency(SettingsError):
-    """A development dependency of `cryptward serve` is not installed."""
-
-
-def _require(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependency(
-            f"`cryptward serve` needs {module} (a development tool, not installed by the Functions host): "
-            "pip install -r requirements-dev.txt"
-        ) from None
-
-
-def load_settings(path: Path, env: dict[str, str] | None = None) -> list[str]:
-    """Put local.settings.json's `Values` into the environment, except names already set; the names loaded."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
-    assert env is not None
-    try:
-        values = json.loads(path.read_text()).get("Values") or {}
-    except FileNotFoundError:
-        return []
-    except ValueError as e:
-        raise SettingsError(f"{path} is not valid JSON: {e}") from None
-    loaded = []
-    for name, value in values.items():
-        if name not in env:
-            env[name] = str(value)
-            loaded.append(name)
-    return loaded
-
-
-def resolve(text: str, env: Mapping[str, str] | None = None) -> str:
-    """`%NAME%` references replaced by app settings, as the host does for binding expressions."""
-    env = os.environ if env is None else env
-
-    def one(m: re.Match[str]) -> str:
-        if m.group(1) not in env:
-            raise SettingsError(f"the binding expression %{m.group(1)}% names an app setting that is not set")
-        return env[m.group(1)]
-
-    return _SETTING_REF.sub(one, text)
-
-
-def next_fire(schedule: str, after: datetime) -> datetime:
-    """The next time an NCRONTAB schedule (`{second} {minute} {hour} {day} {month} {day-of-week}`) fires."""
-    croniter = _require("croniter").croniter
-    fields = schedule.split()
-    if len(fields) not in (5, 6):
-        raise SettingsError(f"timer schedule {schedule!r}: expected 6 NCRONTAB fields (seconds first) or 5")
-    try:
-        it = croniter(schedule, after, second_at_beginning=len(fields) == 6)
-        return it.get_next(datetime)
-    except (ValueError, KeyError) as e:
-        raise SettingsError(f"timer schedule {schedule!r} is not valid: {e}") from None
 
 
 @dataclass
-class Host:
+class Host(Pollers):
     """The function app's functions, bound to local transports."""
 
     functions: Sequence[Any]
@@ -159,7 +96,7 @@ class Host:
     # -- HTTP ---------------------------------------------------------------------------------------------------
 
     def app(self) -> Any:
-        _require("starlette")
+        require("starlette")
         from starlette.applications import Starlette
         from starlette.routing import Route
 
@@ -256,118 +193,6 @@ class Host:
             return Response(status_code=500)
         headers = {k: v for k, v in resp.headers.items() if k.lower() not in ("content-length", "content-type")}
         return Response(resp.get_body(), resp.status_code, headers, media_type=resp.mimetype)
-
-    # -- queue --------------------------------------------------------------------------------------------------
-
-    def _queue_loop(self, fn: Any) -> None:
-        from remediations.runtime import current
-        from remediations.store.storage import StorageTarget, create_queue, target
-
-        trigger = fn.get_trigger()
-        name = resolve(trigger.queue_name)
-        storage = (
-            StorageTarget(connection=self.storage)
-            if self.storage
-            else target((self.runtime or current()).settings.storage.values)
-        )
-        client = storage.queue_client(name)
-        poison = storage.queue_client(f"{name}-poison")
-        for q in (client, poison):
-            create_queue(q)
-        user = fn.get_user_function()
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"cryptward-{fn.get_function_name()}")
-        inflight: set[Future[None]] = set()
-        idle = 0.005
-        try:
-            while not self._stop.is_set():
-                free = self.workers - len(inflight)
-                got = []
-                if free > 0:
-                    try:
-                        got = list(
-                            client.receive_messages(
-                                max_messages=min(32, free),
-                                messages_per_page=min(32, free),
-                                visibility_timeout=self.lease_seconds,
-                            )
-                        )[:free]
-                    except Exception as e:
-                        log.warning("receiving from %s failed: %s", name, type(e).__name__)
-                        self._stop.wait(1.0)
-                        continue
-                for message in got:
-                    inflight.add(pool.submit(self._one_message, user, client, poison, message))
-                done = {f for f in inflight if f.done()}
-                inflight -= done
-                if got:
-                    idle = 0.005
-                    continue
-                if inflight and len(inflight) >= self.workers:
-                    wait(inflight, timeout=self.poll_max, return_when=FIRST_COMPLETED)
-                    continue
-                self._wake.wait(idle)
-                if self._wake.is_set():
-                    self._wake.clear()
-                    idle = 0.005
-                else:
-                    idle = min(idle * 2, self.poll_max)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=False)
-            client.close()
-            poison.close()
-
-    def _one_message(self, user: Callable[..., Any], client: Any, poison: Any, message: Any) -> None:
-        from azure.functions.queue import QueueMessage
-
-        text = message.content if isinstance(message.content, str) else ""
-        try:
-            body = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            body = text.encode("utf-8", "replace")  # not base64: the function sees it as it is, and refuses it
-        msg = QueueMessage(
-            id=message.id,
-            body=body,
-            dequeue_count=message.dequeue_count,
-            pop_receipt=message.pop_receipt,
-            insertion_time=message.inserted_on,
-            expiration_time=message.expires_on,
-        )
-        try:
-            user(msg)
-        except Exception as e:
-            count = int(message.dequeue_count or 0)
-            if count >= self.max_dequeue_count:
-                log.warning("message %s failed %d times (%s): moved to %s", message.id, count, e, poison.queue_name)
-                poison.send_message(text)
-                client.delete_message(message.id, message.pop_receipt)
-            else:
-                log.info("message %s failed (attempt %d): %s; retried in %g s", message.id, count, e, self.retry_delay)
-                client.update_message(message.id, message.pop_receipt, visibility_timeout=int(self.retry_delay))
-            return
-        client.delete_message(message.id, message.pop_receipt)
-
-    # -- timers -------------------------------------------------------------------------------------------------
-
-    def _timer_loop(self, fn: Any) -> None:
-        from azure.functions.timer import TimerRequest
-
-        schedule = resolve(fn.get_trigger().schedule)
-        user = fn.get_user_function()
-        name = fn.get_function_name()
-
-        def fire(past_due: bool) -> None:
-            try:
-                user(TimerRequest(past_due=past_due))
-            except Exception:
-                log.exception("timer %s failed", name)
-
-        if self.run_timers_now:
-            fire(False)
-        while not self._stop.is_set():
-            due = next_fire(schedule, datetime.now())
-            if self._stop.wait(max(0.0, (due - datetime.now()).total_seconds())):
-                return
-            fire(datetime.now() - due > timedelta(seconds=10))
 
     # -- life -----------------------------------------------------------------------------------------------------
 
@@ -510,7 +335,7 @@ def start_in_thread(
     """Serve `host` on 127.0.0.1 from a thread; returns once it listens. `background=False`: HTTP only (no queue
     pollers, no timers). `sock`: an already bound socket to serve on (its port is known before the host is built,
     and no other process can take it in between); without one and without a port, one is bound here."""
-    uvicorn = _require("uvicorn")
+    uvicorn = require("uvicorn")
     if sock is None and not port:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -546,8 +371,8 @@ def run(
 ) -> None:
     """`cryptward serve` in the foreground until Ctrl-C."""
     loaded = load_settings(settings_file)
-    uvicorn = _require("uvicorn")
-    _require("starlette")
+    uvicorn = require("uvicorn")
+    require("starlette")
     key = key or os.environ.get(KEY_SETTING)
     generated = not key
     key = key or secrets.token_urlsafe(24)
@@ -577,4 +402,14 @@ def run(
         h.stop()
 
 
-__all__ = ["Host", "Running", "host_settings", "load_settings", "make_host", "next_fire", "resolve", "run"]
+__all__ = [
+    "Host",
+    "MissingDependency",
+    "Running",
+    "host_settings",
+    "load_settings",
+    "make_host",
+    "next_fire",
+    "resolve",
+    "run",
+]

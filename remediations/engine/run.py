@@ -26,6 +26,7 @@ from remediations import fixes
 from remediations.azure import Azure
 from remediations.changes import Caller, Plan, PlanContext, Rows
 from remediations.engine import applier, azexemptions, planner
+from remediations.engine.keyroles import read_key_roles
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
 from remediations.engine.related import Related, read_related
@@ -252,6 +253,7 @@ def scan(
     else:
         reading = read_scope(azure, scope, needs, ade_history=ade_history, progress=progress)
     read_vault_extras(azure, reading, needs, progress=progress)
+    read_key_roles(azure, reading, progress=progress)  # roles other than the built-in key roles, by definition
     if azexemptions.wanted(policies):  # Azure Policy exemptions of the policies' twins, beside the tag
         azexemptions.attach(azure, reading.resources, progress)
     around = read_related(azure, reading.resources, policies, now=now, progress=progress)

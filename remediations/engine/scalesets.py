@@ -90,6 +90,9 @@ def _scale_set(azure: Azure, vmss: dict[str, Any], found: Any, reading: Any) -> 
                 "instanceId": str(i.get("instanceId") or str(i.get("id", "")).rsplit("/", 1)[-1]),
                 "name": str(i.get("name") or ""),
                 "latestModelApplied": get(i, "properties.latestModelApplied"),
+                # what the instance was allocated with: a model change does not reach it before it is deallocated
+                # and allocated again (Learn, encryption at host restrictions; fixes/vmss_model.py)
+                "encryptionAtHost": get(i, "properties.securityProfile.encryptionAtHost"),
             }
             for i in azure.list(f"{rid}/virtualMachines", API[VMSS])
         ]

@@ -6,8 +6,9 @@ Pricings_Update and PutPricingByName_example.json). Each vault's finding plans t
 change is the vault's, as the report counts it); once one is applied, the others find the plan on and write nothing.
 It costs money: Defender for Cloud's recommendation "Microsoft Defender for Key Vault should be enabled" says that
 once on, the subscription's vaults, present and future, are billed, and points to the pricing page (Learn,
-recommendations-reference-data, read 2026-12-03). The price itself could not be read here, so the notice names the
-page rather than a figure (unverified: no figure). A person approves each change.
+recommendations-reference-data, read 2026-12-03). The price is data, the fix's `price` parameter in
+policies/kv-defender/policy.yaml (page, date read, figure per vault per month, currency): the notice quotes the
+figure with its page and date, or says the figure was not read and names the page. A person approves each change.
 """
 
 from __future__ import annotations
@@ -20,7 +21,21 @@ from remediations.fixes import register
 from remediations.resources import DEFENDER_BLOCK, PRICINGS_API, cryptward, defender_plan_id
 
 PROPERTY = "properties.pricingTier"
-PRICING_PAGE = "https://azure.microsoft.com/pricing/details/defender-for-cloud/"
+
+
+def price_text(price: Mapping[str, Any]) -> str:
+    """What the plan costs, as the policy's `price` parameter says it was read from Microsoft's pricing page."""
+    page, read = price["page"], price["read"]
+    figure = price.get("perVaultPerMonth")
+    if figure is None:
+        return (
+            f"It is billed per key vault per month, for the vaults there now and those created later; the figure was "
+            f"not read (checked {read}): see {page}."
+        )
+    return (
+        f"It costs {price['currency']} {figure} per key vault per month, for the vaults there now and those created "
+        f"later (Microsoft's pricing page {page}, read {read})."
+    )
 
 
 @register("kv-defender")
@@ -35,8 +50,8 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             resource_id=str(resource["id"]),
             summary=(
                 f"Turn on Microsoft Defender for Key Vault for subscription {sub} (plan KeyVaults, tier Standard): "
-                "it raises alerts on unusual access to every key vault of the subscription. It is billed per key "
-                f"vault per month, for the vaults there now and those created later, at the price on {PRICING_PAGE}."
+                "it raises alerts on unusual access to every key vault of the subscription. "
+                + price_text(params["price"])
             ),
             operation=Operation("PUT", target, PRICINGS_API, {"properties": {"pricingTier": "Standard"}}),
             before={PROPERTY: before},

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from remediations import keyaccess
 from remediations.changes import Change, Operation, PlanContext, SkipReason
 from remediations.errors import FixDeclined
 from remediations.fixes import register
@@ -38,6 +39,13 @@ def _settled(assignment: Mapping[str, Any], ctx: PlanContext) -> bool:
     return created is not None and ctx.now - created >= ctx.settings.role_propagation
 
 
+def _in_effect(roles: list[Mapping[str, Any]], ctx: PlanContext) -> bool:
+    """The key roles a principal holds have propagated: one built-in key role (which grants every key action alone),
+    or else all of them (other roles may grant the key actions only together, keyaccess.key_roles)."""
+    alone = [ra for ra in roles if keyaccess.role_guid(get(ra, "properties.roleDefinitionId")) in keyaccess.KEY_ROLES]
+    return any(_settled(ra, ctx) for ra in alone) or all(_settled(ra, ctx) for ra in roles)
+
+
 @register("kv-rbac-authorization", reads=("cryptward.encryptionSets",))
 def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
     vault_id, vault_name = str(resource["id"]), name_of(str(resource["id"]))
@@ -55,7 +63,7 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
             if not roles:
                 grants.append(role_grant(des, resource, principal, ctx))
                 waiting.append(f"disk encryption set {name_of(str(des['id']))} has no Azure role on key {key} yet")
-            elif not any(_settled(ra, ctx) for ra in roles):
+            elif not _in_effect(roles, ctx):
                 waiting.append(
                     f"disk encryption set {name_of(str(des['id']))}'s role on key {key} is less than {minutes} minutes "
                     "old"

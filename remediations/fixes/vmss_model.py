@@ -10,6 +10,13 @@ set only (a person approves it) and says which instances still run the old model
 their owner upgrades them when it suits (`az vmss update-instances`), which restarts each. An Automatic or Rolling
 scale set is reported with what its owner can do.
 
+Encryption at host is not brought by an upgrade: "The encryption can be enabled on existing virtual machine scale
+sets. However, only new VMs created after enabling the encryption are automatically encrypted. Existing VMs must be
+deallocated and reallocated in order to be encrypted" (Learn include "virtual-machines-disks-encryption-at-host-
+restrictions", MicrosoftDocs/azure-compute-docs 7c3a39c4, on "Use the Azure CLI to enable end-to-end encryption using
+encryption at host"). So the notice names the instances not yet encrypted at host (each instance's
+`securityProfile.encryptionAtHost`, as listed) and what their owner must do; Cryptward never deallocates one.
+
 As for VMs: never encryption at host with Azure Disk Encryption in the model nor on a size Azure says lacks it
 (the advisor decides), and the subscription's EncryptionAtHost feature first (vm_encryption_at_host.registration);
 never a customer-managed key with ADE (Azure refuses SSE with CMK on ADE disks: Learn disk-encryption#restrictions).
@@ -49,7 +56,8 @@ def _manual(vmss: Mapping[str, Any], what: str) -> None:
 
 
 def _waiting(vmss: Mapping[str, Any]) -> str:
-    """Which instances the model change does not reach until their owner upgrades them."""
+    """Which instances the model change does not reach until their owner upgrades them. (Whether an upgrade moves an
+    instance's existing disks to the model's disk encryption set is not documented: # unverified.)"""
     instances = cryptward(vmss, "instances")
     if instances is None:
         return "Its instances could not be listed; each keeps its current model until its owner upgrades it."
@@ -64,6 +72,25 @@ def _waiting(vmss: Mapping[str, Any]) -> str:
     if behind:
         text += f" Already behind the model before this change: {', '.join(behind)}."
     return text
+
+
+def _unencrypted(vmss: Mapping[str, Any]) -> str:
+    """Which instances a model change to encryption at host does not encrypt: all those running now that were not
+    allocated with it, until each is deallocated and started again."""
+    instances = cryptward(vmss, "instances")
+    if instances is None:
+        return (
+            "Its instances could not be listed; an instance running now is encrypted at host only once it is "
+            "deallocated and started again (az vmss deallocate, then az vmss start), which Cryptward never does."
+        )
+    plain = [str(i.get("name") or i.get("instanceId")) for i in instances if i.get("encryptionAtHost") is not True]
+    if not plain:
+        return "It has no instance without encryption at host now; new ones are made with it."
+    return (
+        f"New instances are made with it; the {len(plain)} running without it ({', '.join(plain)}) get it only once "
+        "deallocated and started again (az vmss deallocate, then az vmss start, with their instance ids: an "
+        "upgrade to the model is not enough), which their owner does when it suits; Cryptward never deallocates."
+    )
 
 
 @register("vmss-encryption-at-host", reads=("cryptward.instances",))
@@ -85,7 +112,7 @@ def plan_eah(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanCo
         resource_id=rid,
         summary=(
             f"Turn on encryption at host in the model of scale set {name} (upgrade policy Manual), so that its "
-            f"instances' temporary disks and caches are encrypted too. {_waiting(resource)}"
+            f"instances' temporary disks and caches are encrypted too. {_unencrypted(resource)}"
         ),
         operation=Operation(
             "PATCH",

@@ -6,7 +6,7 @@
 Destinations are app settings: `CRYPTWARD_DEST_<NAME>_URL` (webhook URL or topic endpoint), `_SECRET` (a generic
 webhook's HMAC secret), `_KEY` (an Event Grid topic's access key); `<NAME>` is the name in `teams:<name>`
 upper-cased, `-` as `_`. In Azure they are Key Vault references, which the Functions host resolves into plain
-environment values before the code runs. HTTP goes through azure-core's pipeline (remediations/azure.py): its
+environment values before the code runs. HTTP goes through azure-core's pipeline (remediations/azure/): its
 RetryPolicy retries 408, 429 and 5xx with exponential backoff and honours Retry-After. A Teams webhook takes 4
 requests a second: the sender spaces its own requests per destination, so it rarely meets a 429 at all.
 

@@ -11,8 +11,8 @@ with one status: `planned` (a remediate-mode change the bot makes at the next ev
 or, when the scan applied its plan, the applier's result. Compliance per policy is the share of the resources in
 scope it applies to that comply; a resource that could not be read counts as not compliant.
 
-The VM section is the advisor's EAH-or-ADE advice (the seed's comparison table) for every VM read; the mapping
-section links each policy to its CIS Azure benchmark id and its Azure Policy built-in definition.
+The VM section is the advisor's EAH-or-ADE advice (the seed's comparison table) for every VM read (vmadvice.py);
+the mapping section links each policy to its CIS Azure benchmark id and its Azure Policy built-in definition.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from remediations.changes import APPROVAL, DEALLOCATED, Change, SkipReason
 from remediations.engine import applier
-from remediations.engine.advisor import Advice, advise, advise_scale_set, scale_set_ade, scale_set_linux
 from remediations.engine.run import Report
 from remediations.policy.loader import Policy
 from remediations.report.history import Done, History, read_history
-from remediations.resources import cryptward, get, name_of, power_state, vm_ade_trace
+from remediations.report.vmadvice import VmAdvice, vm_advice
+from remediations.resources import name_of, power_state
 
 if TYPE_CHECKING:
     from remediations.azure import Azure
@@ -145,23 +145,6 @@ class ResourceStatus:
     @property
     def compliant(self) -> bool:
         return not self.items
-
-
-@dataclass(frozen=True)
-class VmAdvice:
-    """The advisor's answer for one VM, with what protects it today."""
-
-    vm_id: str
-    size: str
-    os_type: str
-    current: str  # "encryption at host", "Azure Disk Encryption (...)" or "none"
-    disks: tuple[str, ...]  # "name: encryption type" per managed disk
-    advice: Advice
-    kind: str = "VM"  # or "scale set": its model's advice (remediations/engine/advisor.py advise_scale_set)
-
-    @property
-    def name(self) -> str:
-        return name_of(self.vm_id)
 
 
 @dataclass(frozen=True)
@@ -336,69 +319,6 @@ def _items(scan: Report, history: History) -> list[Item]:
     return items
 
 
-def _scale_set_advice(rid: str, vmss: Mapping[str, Any]) -> VmAdvice:
-    vmp = get(vmss, "properties.virtualMachineProfile") or {}
-    ade = scale_set_ade(vmss)
-    if get(vmp, "securityProfile.encryptionAtHost") is True:
-        current = "encryption at host (in the model)"
-    elif ade:
-        current = f"Azure Disk Encryption ({ade[0]}, VolumeType {ade[1] or 'unset'})"
-    else:
-        current = "neither encryption at host nor Azure Disk Encryption"
-    des = get(vmp, "storageProfile.osDisk.managedDisk.diskEncryptionSet.id")
-    instances = cryptward(vmss, "instances") or []
-    behind = [str(i.get("name")) for i in instances if i.get("latestModelApplied") is False]
-    described = (
-        f"model OS disk: {'disk encryption set ' + name_of(str(des)) if des else 'platform-managed key'}",
-        f"{len(instances)} instance(s)"
-        + (f", {len(behind)} on an older model ({', '.join(behind)})" if behind else ""),
-    )
-    return VmAdvice(
-        vm_id=rid,
-        size=str(get(vmss, "sku.name") or "unknown"),
-        os_type="Linux" if scale_set_linux(vmss) else "Windows",
-        current=current,
-        disks=described,
-        advice=advise_scale_set(vmss),
-        kind="scale set",
-    )
-
-
-def _vm_advice(bodies: Mapping[str, Mapping[str, Any]]) -> list[VmAdvice]:
-    out = []
-    for rid, vm in bodies.items():
-        if str(vm.get("type", "")).lower() == "microsoft.compute/virtualmachinescalesets":
-            out.append(_scale_set_advice(rid, vm))
-            continue
-        if str(vm.get("type", "")).lower() != "microsoft.compute/virtualmachines":
-            continue
-        disks = [d for d in (cryptward(vm, "disks") or []) if isinstance(d, Mapping)]
-        advice = advise(vm, disks, capabilities=cryptward(vm, "skuCapabilities"))
-        trace = vm_ade_trace(vm)
-        if get(vm, "properties.securityProfile.encryptionAtHost") is True:
-            current = "encryption at host"
-        elif trace:
-            current = f"Azure Disk Encryption ({trace})"
-        else:
-            current = "neither encryption at host nor Azure Disk Encryption"
-        described = tuple(
-            f"{name_of(str(d.get('id', '')))}: {get(d, 'properties.encryption.type') or 'unknown'}" for d in disks
-        )
-        if get(vm, "properties.storageProfile.osDisk.vhd.uri"):
-            described = ("OS disk: an unmanaged VHD (no server-side encryption)", *described)
-        out.append(
-            VmAdvice(
-                vm_id=rid,
-                size=str(get(vm, "properties.hardwareProfile.vmSize") or "unknown"),
-                os_type=str(get(vm, "properties.storageProfile.osDisk.osType") or "unknown"),
-                current=current,
-                disks=described,
-                advice=advice,
-            )
-        )
-    return sorted(out, key=lambda v: v.vm_id.lower())
-
-
 def compose(
     scan: Report,
     history: History | None = None,
@@ -454,7 +374,7 @@ def compose(
         generated=now or datetime.now(UTC),
         policies=tuple(policy_rows),
         resources=tuple(resources),
-        vms=tuple(_vm_advice(bodies)),
+        vms=tuple(vm_advice(bodies)),
         history=history,
         notes=tuple(scan.plan.notes),
         groups={k.lower(): v for k, v in (groups or {}).items()},

@@ -37,7 +37,7 @@ follow-through of the next run. Results name the missing action and scope when A
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -51,20 +51,17 @@ from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy, load_policies
 from remediations.resources import DES_API, get, name_of, parent_of, subscription_of, versionless
-from remediations.rotation.followthrough import AUTO, FollowThrough, des_key
+from remediations.rotation.followthrough import FollowThrough, des_key
 from remediations.rotation.keyversions import (
     DEFAULT_MAX_AGE,
     DEFAULT_WARNING,
-    DUE,
     FAILED,
     MAX_AGE_TAG,
-    PENDING_APPROVAL,
     ROTATE,
     ROTATED,
     Action,
     KeyCheck,
     KeyVersion,
-    ResultStatus,
     RotationReport,
     RotationResult,
     due_moment,
@@ -74,13 +71,13 @@ from remediations.rotation.keyversions import (
     parse_duration,
     tag_value,
 )
+from remediations.rotation.results import ROTATION_POLICY, due_text, held_back, proofs, rotation
 from remediations.settings import Settings
 
 POLICY_GRACE = timedelta(days=1)  # a key whose rotation policy rotates it: Key Vault's turn first
 # The shortest maximum age a tag may set: whoever can write tags must not make the bot rotate keys every day.
 TAG_FLOOR = timedelta(days=30)
 CLAIM_SECONDS = 900.0
-ROTATION_POLICY = "key-rotation-policy"
 DES_AUTO_ROTATION = "des-auto-rotation"
 FIX_ACTIONS = {ROTATION_POLICY: Action.ROTATION_POLICY, DES_AUTO_ROTATION: Action.AUTO_ROTATION}
 EVENTS = ("KeyNearExpiry", "KeyNewVersionCreated", "KeyExpired")
@@ -306,50 +303,6 @@ class _Run:
             return dict(self.azure.get(str(des["id"]), DES_API))
         except AzureAccessError:
             return des
-
-
-def due_text(key: KeyVersion, check: KeyCheck) -> str:
-    return f"Key {key.name} is due for a new version: {check.why}"
-
-
-def held_back(key: KeyVersion, check: KeyCheck, mode: str) -> RotationResult | None:
-    """What a due key gets instead of a new version: `due` in audit mode, `pending-approval` in approve mode; None
-    when it is rotated (remediate mode)."""
-    if mode == "audit":
-        return rotation(key, DUE, f"{due_text(key, check)}. {ROTATION_POLICY} runs in audit mode: not rotated.")
-    if mode == "approve":
-        return rotation(key, PENDING_APPROVAL, f"{due_text(key, check)}. A person must approve the rotation first.")
-    return None
-
-
-def proofs(users: Sequence[dict[str, Any]], in_scope: Callable[[str], bool]) -> tuple[list[dict[str, Any]], str | None]:
-    """The fixed-version sets to write (idempotently) before a rotation, in order up to the first one outside the
-    scope, and that one's name: it stops the rotation, since it could not be moved to the new version."""
-    writes: list[dict[str, Any]] = []
-    for des in users:
-        if get(des, AUTO) is True:
-            continue
-        if not in_scope(str(des["id"])):
-            return writes, name_of(str(des["id"]))
-        writes.append(des)
-    return writes, None
-
-
-def rotation(
-    key: KeyVersion, status: ResultStatus, reason: str, after: str | None = None, error: AzureAccessError | None = None
-) -> RotationResult:
-    """A `rotate` result for `key`, naming the missing permission when Azure refused."""
-    return RotationResult(
-        key.key_id,
-        ROTATE,
-        status,
-        reason,
-        key.key_id,
-        key.version,
-        after,
-        code=error.code if error else None,
-        missing=missing_permission(error.message) if error else None,
-    )
 
 
 def _as_read(key: KeyVersion, sdk_key: Any, created: datetime) -> KeyVersion:

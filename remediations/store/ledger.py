@@ -20,7 +20,6 @@ comes from `now` arguments, else the injected clock.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import uuid
@@ -29,11 +28,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from remediations.changes import REQUIREMENTS, Caller
-from remediations.engine.applier import DONE
+from remediations.changes import Caller
 from remediations.errors import SettingsError
+from remediations.store.pending import APPROVED, DENIED, PendingChanges
+from remediations.store.records import AuditRecord, Pending, audit_record, json_or_text
 from remediations.store.storage import StorageTarget, as_target, storage_errors, target
-from remediations.store.tables import delete_unchanged, fit, get_entity, swap, write_entity
+from remediations.store.tables import KEY_UNSAFE, delete_unchanged, fit, get_entity, key_of, swap, write_entity
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
@@ -41,13 +41,6 @@ if TYPE_CHECKING:
 PREFIX_SETTING = "CRYPTWARD_TABLE_PREFIX"
 MAX_FIGHT_TIMES = 500
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
-APPROVED, DENIED = "approved", "denied"
-_KEY_UNSAFE = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
-
-
-def key_of(resource_id: str) -> str:
-    """The Table Storage key of a resource: SHA-256 of its lower-case id (ARM ids are case-insensitive)."""
-    return hashlib.sha256(resource_id.lower().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _utcnow() -> datetime:
@@ -75,47 +68,8 @@ class Tables:
         return tables
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """One change the bot made (or tried): `result` is what happened (applied, failed, skipped, pending, ...).
-
-    `before`/`after` are the JSON given; a value too big for a table property comes back as its truncated JSON text,
-    ending with a marker, and its name is listed in `truncated`."""
-
-    resource_id: str
-    policy: str
-    before: Any
-    after: Any
-    caller: Caller
-    correlation_id: str | None
-    result: str
-    time: datetime
-    change_id: str
-    truncated: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A change waiting for something: `kind` is `approval` (a person approves it) or `deallocated` (its VM must be
-    deallocated first). One open pending per kind, resource and policy."""
-
-    kind: str
-    pending_id: str
-    resource_id: str
-    policy: str
-    detail: Any
-    created: datetime
-    status: str = "open"  # open | resolved
-    resolution: str | None = None
-    resolved_at: datetime | None = None
-    change_id: str | None = None  # the planned change's stable id (changes.change_id), when given
-    decision: str | None = None  # approved | denied: a person decided (approval links)
-    decision_status: str | None = None  # what the decision did: applied, pending-deallocation, denied, ...
-    decided_by: dict[str, str] | None = None  # the signed-in approver (oid, tid, name, upn, via) and the notice's run
-
-
 @dataclass
-class Ledger:
+class Ledger(PendingChanges):
     """The ledger over one storage account. Call `create_tables()` once at start (`from_env` does)."""
 
     connection: str | StorageTarget = field(repr=False)  # a connection string (holds the account key) or a target
@@ -203,7 +157,7 @@ class Ledger:
         """Write one audit record (a change made, refused or failed) and return it as stored."""
         when = self._now(now)
         change_id = change_id or uuid.uuid4().hex
-        safe_id = change_id if not _KEY_UNSAFE.search(change_id) and len(change_id) <= 200 else key_of(change_id)
+        safe_id = change_id if not KEY_UNSAFE.search(change_id) and len(change_id) <= 200 else key_of(change_id)
         actor = caller or Caller()
         entity: dict[str, Any] = {
             "PartitionKey": key_of(resource_id),
@@ -230,166 +184,14 @@ class Ledger:
         table = self._table(self.tables.audit)
         with storage_errors("recording a change"):
             table.create_entity(entity)
-        return _audit_record(entity)
+        return audit_record(entity)
 
     def audit_for(self, resource_id: str) -> list[AuditRecord]:
         """Every audit record of the resource (any case of its id), oldest first."""
         table = self._table(self.tables.audit)
         with storage_errors("reading the audit records"):
             rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": key_of(resource_id)}))
-        return [_audit_record(row) for row in sorted(rows, key=lambda r: r["RowKey"])]
-
-    # -- pending --------------------------------------------------------------------------------------------------
-
-    def add_pending(
-        self, kind: str, resource_id: str, policy: str, detail: Any = None, now: datetime | None = None
-    ) -> Pending:
-        """Record a change waiting for `kind`; adding one that is already open returns the open one unchanged."""
-        if kind not in REQUIREMENTS:
-            raise ValueError(f"unknown pending kind {kind!r}; valid: {', '.join(REQUIREMENTS)}")
-        row = key_of(f"{resource_id}\n{policy}")
-        change_id = str(detail.get("changeId") or "") if isinstance(detail, Mapping) else ""
-        entity: dict[str, Any] = {
-            "PartitionKey": kind,
-            "RowKey": row,
-            "ResourceKey": key_of(resource_id),
-            "ChangeId": fit(change_id)[0],
-            "ResourceId": fit(resource_id)[0],
-            "Policy": fit(policy)[0],
-            "Detail": fit(json.dumps(detail, ensure_ascii=True, sort_keys=True, default=str))[0],
-            "Created": self._now(now),
-            "Status": "open",
-        }
-
-        def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, Pending]:
-            if current is not None:
-                same = not change_id or current.get("ChangeId") == change_id
-                if current.get("Status") == "open" and same:
-                    return None, _pending(current)
-                if current.get("Decision") == DENIED and change_id and current.get("ChangeId") == change_id:
-                    return None, _pending(current)  # a person denied this very change: it is not asked about again
-            # new, resolved before, or now another change (a new plan needs a new decision): open it (again)
-            return entity, _pending(entity)
-
-        return swap(self._table(self.tables.pending), kind, row, change, "adding a pending change")
-
-    def list_pending(
-        self, kind: str | None = None, *, open_only: bool = True, resource_id: str | None = None
-    ) -> list[Pending]:
-        """Pending changes, oldest first; by default only the open ones; only `resource_id`'s when given."""
-        clauses, params = [], {}
-        if kind is not None:
-            clauses.append("PartitionKey eq @kind")
-            params["kind"] = kind
-        if resource_id is not None:
-            clauses.append("ResourceKey eq @rk")
-            params["rk"] = key_of(resource_id)
-        if open_only:
-            clauses.append("Status eq 'open'")
-        table = self._table(self.tables.pending)
-        with storage_errors("listing pending changes"):
-            if clauses:
-                rows = list(table.query_entities(" and ".join(clauses), parameters=params))
-            else:
-                rows = list(table.list_entities())
-        return sorted((_pending(r) for r in rows), key=lambda p: (p.created, p.pending_id))
-
-    def resolve_pending(
-        self, kind: str, pending_id: str, resolution: str, now: datetime | None = None
-    ) -> Pending | None:
-        """Close an open pending change (`resolution`: approved, rejected, done, ...). Returns it as stored, or
-        None when there is no such pending change. Resolving twice keeps the first resolution."""
-        if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
-            return None
-
-        def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, Pending | None]:
-            if current is None or current.get("Status") != "open":
-                return None, _pending(current) if current is not None else None
-            entity = dict(current)
-            entity.update(Status="resolved", Resolution=fit(resolution)[0], ResolvedAt=self._now(now))
-            return entity, _pending(entity)
-
-        return swap(self._table(self.tables.pending), kind, pending_id, change, "resolving a pending change")
-
-    def find_pending(self, change_id: str, kind: str = "approval") -> Pending | None:
-        """The pending entry (open or not) of the change `change_id`, or None."""
-        table = self._table(self.tables.pending)
-        with storage_errors("finding a pending change"):
-            rows = list(
-                table.query_entities(
-                    "PartitionKey eq @kind and ChangeId eq @c", parameters={"kind": kind, "c": change_id}
-                )
-            )
-        found = sorted((_pending(r) for r in rows), key=lambda p: (p.status != "open", p.created))
-        return found[0] if found else None
-
-    def decide_pending(
-        self,
-        kind: str,
-        pending_id: str,
-        *,
-        decision: str,
-        status: str,
-        detail: str,
-        now: datetime | None = None,
-        by: Mapping[str, str] | None = None,
-    ) -> Pending | None:
-        """Record a person's decision on a pending change (ETag-safe: of two concurrent decisions the first stays),
-        or what a decision taken with `claim_decision` came to. A denial, or an approval whose change is done, closes
-        it; an approved change still waiting (for its VM's deallocation, a busy worker, a failed write) stays open,
-        and `approved_for` hands it to the next run."""
-        if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
-            return None
-
-        def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, Pending | None]:
-            claimed = current is not None and current.get("DecisionStatus") == "deciding"
-            if current is None or (current.get("Decision") and not (claimed and current["Decision"] == decision)):
-                return None, _pending(current) if current is not None else None
-            when = self._now(now)
-            entity = dict(current)
-            entity.update(Decision=decision, DecisionStatus=status, DecisionDetail=fit(detail)[0], DecidedAt=when)
-            if by:
-                entity["DecidedBy"] = fit(json.dumps(dict(by), ensure_ascii=True, sort_keys=True))[0]
-            if decision == DENIED or status in DONE:
-                entity.update(Status="resolved", Resolution=decision, ResolvedAt=when)
-            return entity, _pending(entity)
-
-        return swap(self._table(self.tables.pending), kind, pending_id, change, "recording a decision")
-
-    def claim_decision(
-        self,
-        kind: str,
-        pending_id: str,
-        *,
-        decision: str,
-        now: datetime | None = None,
-        by: Mapping[str, str] | None = None,
-    ) -> bool:
-        """Take a person's decision before anything is done about it: True when this call recorded it, False when
-        someone decided first (ETag-conditional, so of an Approve and a Deny sent together exactly one wins)."""
-        if _KEY_UNSAFE.search(pending_id) or _KEY_UNSAFE.search(kind):
-            return False
-
-        def change(current: TableEntity | None) -> tuple[dict[str, Any] | None, bool]:
-            if current is None or current.get("Decision"):
-                return None, False
-            entity = {**current, "Decision": decision, "DecisionStatus": "deciding", "DecidedAt": self._now(now)}
-            if by:
-                entity["DecidedBy"] = fit(json.dumps(dict(by), ensure_ascii=True, sort_keys=True))[0]
-            return entity, True
-
-        return swap(self._table(self.tables.pending), kind, pending_id, change, "taking a decision")
-
-    def decided_for(self, resource_id: str, decision: str, kind: str = "approval") -> list[str]:
-        """Change ids of the resource a person decided `decision` (approved: still open, so the next run applies
-        them; denied: so that nobody is asked again)."""
-        query = "PartitionKey eq @kind and ResourceKey eq @rk and Decision eq @d"
-        params = {"kind": kind, "rk": key_of(resource_id), "d": decision}
-        table = self._table(self.tables.pending)
-        with storage_errors("reading decisions"):
-            rows = [_pending(r) for r in table.query_entities(query, parameters=params)]
-        keep = (lambda p: p.status == "open") if decision == APPROVED else (lambda p: True)
-        return [p.change_id for p in rows if p.change_id and keep(p)]
+        return [audit_record(row) for row in sorted(rows, key=lambda r: r["RowKey"])]
 
     # -- sign-ins in progress --------------------------------------------------------------------------------------
 
@@ -416,7 +218,7 @@ class Ledger:
                 return None
         if self._now(now).timestamp() - float(current.get("At", 0.0)) > max_age_seconds:
             return None
-        doc = _json_or_text(str(current.get("Doc") or "{}"), False)
+        doc = json_or_text(str(current.get("Doc") or "{}"), False)
         return doc if isinstance(doc, dict) else None
 
     # -- fights ---------------------------------------------------------------------------------------------------
@@ -477,56 +279,13 @@ def _times(entity: Mapping[str, Any] | None) -> list[float]:
     return [float(v) for v in values if isinstance(v, int | float)]
 
 
-def _json_or_text(text: str, cut: bool) -> Any:
-    if cut:
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _audit_record(row: Mapping[str, Any]) -> AuditRecord:
-    truncated = tuple(n for n in str(row.get("Truncated") or "").split(",") if n)
-    caller = _json_or_text(str(row.get("Caller") or "{}"), "Caller" in truncated)
-    return AuditRecord(
-        resource_id=row["ResourceId"],
-        policy=row["Policy"],
-        before=_json_or_text(row["Before"], "Before" in truncated),
-        after=_json_or_text(row["After"], "After" in truncated),
-        caller=Caller(**{k: caller.get(k) for k in ("upn", "name", "appid", "oid")})
-        if isinstance(caller, dict)
-        else Caller(),
-        correlation_id=row.get("CorrelationId") or None,
-        result=row["Result"],
-        time=_aware(row["Time"]),
-        change_id=row["ChangeId"],
-        truncated=truncated,
-    )
-
-
-def _pending(row: Mapping[str, Any]) -> Pending:
-    return Pending(
-        kind=row["PartitionKey"],
-        pending_id=row["RowKey"],
-        resource_id=row["ResourceId"],
-        policy=row["Policy"],
-        detail=_json_or_text(row.get("Detail") or "null", False),
-        created=_aware(row["Created"]),
-        status=row.get("Status") or "open",
-        resolution=row.get("Resolution"),
-        resolved_at=_aware(row["ResolvedAt"]) if row.get("ResolvedAt") else None,
-        change_id=row.get("ChangeId") or None,
-        decision=row.get("Decision") or None,
-        decision_status=row.get("DecisionStatus") or None,
-        decided_by=_by(row.get("DecidedBy")),
-    )
-
-
-def _by(text: Any) -> dict[str, str] | None:
-    doc = _json_or_text(str(text), False) if text else None
-    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else None
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+__all__ = [
+    "APPROVED",
+    "DENIED",
+    "PREFIX_SETTING",
+    "AuditRecord",
+    "Ledger",
+    "Pending",
+    "Tables",
+    "key_of",
+]

@@ -9,7 +9,7 @@ Two ways, as the host has them: `AzureWebJobsStorage` holds a connection string 
 Azurite), or, when it is absent, the identity-based settings infra/ deploys: `AzureWebJobsStorage__accountName`
 (the public cloud's `https://<account>.queue.core.windows.net` and `.table.core.windows.net`) or explicit
 `AzureWebJobsStorage__queueServiceUri` / `__tableServiceUri`, with `__credential=managedidentity` and `__clientId`
-(remediations/azure.py's `storage_credential` builds the credential).
+(remediations/azure/'s `storage_credential` builds the credential).
 """
 
 from __future__ import annotations

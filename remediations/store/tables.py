@@ -4,10 +4,13 @@ string property.
     swap(table, pk, rk, change, "what it does")   # read; change(current) -> (entity to write or None, result); write
                                                    # if unchanged since read, else read again (RETRIES times)
     fit(text) -> (text, cut)                       # at most MAX_PROPERTY_UNITS UTF-16 code units, marked when cut
+    key_of(resource_id)                            # a resource's key: SHA-256 of its lower-case id
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +26,12 @@ MAX_PROPERTY_UNITS = 32_000
 RETRIES = 20
 
 R = TypeVar("R")
+KEY_UNSAFE = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")  # characters a key may not hold
+
+
+def key_of(resource_id: str) -> str:
+    """The Table Storage key of a resource: SHA-256 of its lower-case id (ARM ids are case-insensitive)."""
+    return hashlib.sha256(resource_id.lower().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def get_entity(table: TableClient, pk: str, rk: str) -> TableEntity | None:

@@ -4,6 +4,7 @@ encryption set, double) and ADE settings, with the rules Azure enforces on them.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
@@ -225,6 +226,51 @@ def check_ade_request(state: State, name: str, esc: dict[str, Any] | None, encry
         )
 
 
+def sku_of(name: str, tiers: Mapping[str, str]) -> dict[str, str]:
+    """A disk's or snapshot's `sku` ({name, tier}), or DiskRP's refusal of a name it does not know."""
+    if name not in tiers:
+        raise c.invalid_parameter(f"The value '{name}' of parameter 'sku.name' is not valid.", "sku.name")
+    return {"name": name, "tier": tiers[name]}
+
+
+def new_properties(
+    call: Call, props: Mapping[str, Any], read_only: Collection[str], size: int, **own: Any
+) -> dict[str, Any]:
+    """The properties of a new disk or snapshot: the settable ones as given (those the sandbox does not model, such
+    as hyperVGeneration or purchasePlan, are kept, as Azure echoes them; read-only ones are the sandbox's own), then
+    `own`, its size, and what DiskRP sets itself."""
+    p: dict[str, Any] = {k: v for k, v in props.items() if k not in read_only and v is not None}
+    p.update(own)
+    p.update(
+        {
+            "diskSizeGB": size,
+            "networkAccessPolicy": props.get("networkAccessPolicy", "AllowAll"),
+            "timeCreated": call.state.clock.iso(),
+            "provisioningState": "Succeeded",
+            "diskSizeBytes": size * 2**30,
+            "uniqueId": new_id(),
+        }
+    )
+    return p
+
+
+def storage_body(
+    resource_id: str, kind: str, location: str, sku: dict[str, str], properties: dict[str, Any], tags: Any
+) -> dict[str, Any]:
+    """A disk's or snapshot's body around its properties."""
+    body: dict[str, Any] = {
+        "id": resource_id,
+        "name": c.short_name(resource_id),
+        "type": kind,
+        "location": c.norm_location(location),
+        "sku": sku,
+        "properties": properties,
+    }
+    if tags is not None:
+        body["tags"] = tags
+    return body
+
+
 def new_disk(
     call: Call, disk_id: str, location: str, props: dict[str, Any], sku: dict[str, Any] | None, tags: Any
 ) -> dict[str, Any]:
@@ -243,43 +289,18 @@ def new_disk(
             raise c.missing_parameter("diskSizeGB")
         source = call.state.get(cd.get("sourceResourceId") or "") if cd.get("sourceResourceId") else None
         size = (source or {}).get("properties", {}).get("diskSizeGB", 30)
-    sku_name = (sku or {}).get("name") or "Standard_LRS"
-    if sku_name not in _SKU_TIER:
-        raise c.invalid_parameter(f"The value '{sku_name}' of parameter 'sku.name' is not valid.", "sku.name")
+    sku_body = sku_of((sku or {}).get("name") or "Standard_LRS", _SKU_TIER)
     esc = props.get("encryptionSettingsCollection")
     has_ade = bool(esc and esc.get("enabled"))
     encryption = resolve_encryption(call, disk_id, location, props.get("encryption"), None, has_ade)
     check_ade_request(call.state, c.short_name(disk_id), esc, encryption)
-    # settable properties this sandbox does not model (hyperVGeneration, supportsHibernation, purchasePlan...) are
-    # kept as given, as Azure echoes them; read-only ones are the sandbox's own
-    p: dict[str, Any] = {k: v for k, v in props.items() if k not in _READ_ONLY and v is not None}
-    p.update(
-        {
-            "creationData": cd,
-            "diskSizeGB": int(size),
-            "diskSizeBytes": int(size) * 2**30,
-            "uniqueId": new_id(),
-            "encryption": encryption,
-            "networkAccessPolicy": props.get("networkAccessPolicy", "AllowAll"),
-            "publicNetworkAccess": props.get("publicNetworkAccess", "Enabled"),
-            "timeCreated": call.state.clock.iso(),
-            "provisioningState": "Succeeded",
-        }
-    )
+    p = new_properties(call, props, _READ_ONLY, int(size), creationData=cd, encryption=encryption)
+    p["publicNetworkAccess"] = props.get("publicNetworkAccess", "Enabled")
     if esc is not None:
         p["encryptionSettingsCollection"] = esc
-    if _SKU_TIER[sku_name] == "Premium" and sku_name != "PremiumV2_LRS":
+    if sku_body["tier"] == "Premium" and sku_body["name"] != "PremiumV2_LRS":
         p["tier"] = props.get("tier") or premium_tier(int(size))
-    body: dict[str, Any] = {
-        "id": disk_id,
-        "name": c.short_name(disk_id),
-        "type": c.DISK_TYPE,
-        "location": c.norm_location(location),
-        "sku": {"name": sku_name, "tier": _SKU_TIER[sku_name]},
-        "properties": p,
-    }
-    if tags is not None:
-        body["tags"] = tags
+    body = storage_body(disk_id, c.DISK_TYPE, location, sku_body, p, tags)
     if has_ade:
         call.state.meta_of(disk_id)["everHadADE"] = True
     return body
@@ -326,14 +347,13 @@ def update_disk(call: Call, existing: dict[str, Any], props: dict[str, Any], sku
         if key not in _READ_ONLY and key not in managed and value is not None:
             p[key] = value
     if sku and sku.get("name") and sku["name"] != body["sku"]["name"]:
-        if sku["name"] not in _SKU_TIER:
-            raise c.invalid_parameter(f"The value '{sku['name']}' of parameter 'sku.name' is not valid.", "sku.name")
+        sku_body = sku_of(sku["name"], _SKU_TIER)
         if c.vm_allocated(state, owner):
             raise c.operation_not_allowed(
                 f"Cannot change the SKU of disk {name} while it is attached to running VM {owner}. Please stop your VM "
                 "and retry the operation."
             )
-        body["sku"] = {"name": sku["name"], "tier": _SKU_TIER[sku["name"]]}
+        body["sku"] = sku_body
     if body["sku"]["tier"] == "Premium" and body["sku"]["name"] != "PremiumV2_LRS":
         p.setdefault("tier", premium_tier(p["diskSizeGB"]))
     else:

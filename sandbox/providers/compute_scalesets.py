@@ -19,6 +19,17 @@ Rules:
 - Encryption at host: refused without the subscription's EncryptionAtHost feature, and on a size without support,
   as for VMs (compute_vms, same texts).
 - A scale set's instances take its model's disk encryption set when created (their disks are not modelled here).
+- Encryption at host on an existing scale set (Learn include "virtual-machines-disks-encryption-at-host-
+  restrictions", MicrosoftDocs/azure-compute-docs 7c3a39c4): "The encryption can be enabled on existing virtual
+  machine scale sets. However, only new VMs created after enabling the encryption are automatically encrypted.
+  Existing VMs must be deallocated and reallocated in order to be encrypted." So the model change is accepted while
+  instances run, and each instance keeps the encryption at host it was allocated with (its
+  `securityProfile.encryptionAtHost`, VirtualMachineScaleSetVMProperties) through upgrades, until it is deallocated
+  and started again (`POST .../deallocate` then `.../start` with `instanceIds`, VirtualMachineScaleSets_Deallocate /
+  _Start).
+- api-versions: the Compute ones, and 2019-03-01, at which Azure answered a scale set list (Cloud Custodian cassette
+  VMSSTest.test_find_by_name, tests/conformance/recordings/scalesets); `timeCreated` only from 2021-11-01
+  (virtualMachineScaleSet.json: "Minimum api-version: 2021-11-01", the recorded 2021-03-01 GET has none).
 """
 
 from __future__ import annotations
@@ -34,8 +45,17 @@ from sandbox.providers.compute_vms import eah_supported
 from sandbox.state import State
 
 VMSS_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
+VMSS_API = ("2019-03-01", *c.VM_API)
+TIME_CREATED_FROM = "2021-11-01"
 MODES = ("Automatic", "Manual", "Rolling")
-_INSTANCES = "instances"  # meta: [{instanceId, model}] where model is the model generation it runs
+# meta: [{instanceId, model, eah, deallocated}]: the model generation it runs, the encryption at host it was
+# allocated with, whether it is deallocated now
+_INSTANCES = "instances"
+
+
+def _model_eah(body: dict[str, Any]) -> bool:
+    vmp = body["properties"].get("virtualMachineProfile") or {}
+    return bool((vmp.get("securityProfile") or {}).get("encryptionAtHost"))
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +111,7 @@ def _apply_model(state: State, body: dict[str, Any], changed: bool) -> None:
     capacity = int((body.get("sku") or {}).get("capacity") or 0)
     next_id = max((int(i["instanceId"]) for i in instances), default=-1) + 1
     while len(instances) < capacity:
-        instances.append({"instanceId": str(next_id), "model": generation})
+        instances.append({"instanceId": str(next_id), "model": generation, "eah": _model_eah(body)})
         next_id += 1
     del instances[capacity:]
     if changed and body["properties"].get("upgradePolicy", {}).get("mode") in ("Automatic", "Rolling"):
@@ -118,6 +138,7 @@ def instance_view(state: State, vmss: dict[str, Any], inst: dict[str, Any]) -> d
             "vmId": inst.setdefault("vmId", str(uuid.uuid4())),
             "hardwareProfile": {"vmSize": (vmss.get("sku") or {}).get("name")},
             "storageProfile": copy.deepcopy(vmp.get("storageProfile") or {}),
+            "securityProfile": {"encryptionAtHost": bool(inst.get("eah"))},
         },
     }
 
@@ -125,8 +146,13 @@ def instance_view(state: State, vmss: dict[str, Any], inst: dict[str, Any]) -> d
 @register
 class VirtualMachineScaleSets(ResourceType):
     type = VMSS_TYPE
-    api_versions = c.VM_API
-    lro = frozenset({"DELETE", "manualupgrade"})
+    api_versions = VMSS_API
+    lro = frozenset({"DELETE", "manualupgrade", "deallocate", "start"})
+
+    def view(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
+        if call.api_version < TIME_CREATED_FROM:
+            body = {**body, "properties": {k: v for k, v in body["properties"].items() if k != "timeCreated"}}
+        return body
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         req = call.body or {}
@@ -176,15 +202,30 @@ class VirtualMachineScaleSets(ResourceType):
         return Answer(200)
 
     def action(self, call: Call, name: str, existing: dict[str, Any]) -> Answer:
-        if name.lower() != "manualupgrade":
+        verb = name.lower()
+        if verb not in ("manualupgrade", "deallocate", "start"):
             return super().action(call, name, existing)
-        # VirtualMachineScaleSets_UpdateInstances: `{"instanceIds": [...]}` upgrades those instances to the model.
         meta = call.state.meta_of(existing["id"])
-        wanted = {str(i) for i in (call.body or {}).get("instanceIds") or []}
+        given = (call.body or {}).get("instanceIds")
+        wanted = {str(i) for i in given or []}
+        if verb == "manualupgrade":
+            # VirtualMachineScaleSets_UpdateInstances: `{"instanceIds": [...]}` upgrades those instances to the
+            # model (a restart each); encryption at host is not reallocation: it stays as the instance was allocated.
+            for inst in meta.get(_INSTANCES, []):
+                if inst["instanceId"] in wanted and inst["model"] != meta.get("model", 0):
+                    inst["model"] = meta.get("model", 0)
+                    meta["restarts"] = int(meta.get("restarts", 0)) + 1
+            return Answer(200)
+        # VirtualMachineScaleSets_Deallocate / _Start: `instanceIds` optional (all instances when absent, as the
+        # spec's VirtualMachineScaleSetVMInstanceIDs says). Started after a deallocation, an instance is allocated
+        # again, with the model's encryption at host.
         for inst in meta.get(_INSTANCES, []):
-            if inst["instanceId"] in wanted and inst["model"] != meta.get("model", 0):
-                inst["model"] = meta.get("model", 0)
-                meta["restarts"] = int(meta.get("restarts", 0)) + 1
+            if given is not None and inst["instanceId"] not in wanted:
+                continue
+            if verb == "deallocate":
+                inst["deallocated"] = True
+            elif inst.pop("deallocated", False):
+                inst["eah"] = _model_eah(existing)
         return Answer(200)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
 from sandbox.providers import compute as c
-from sandbox.providers.compute_disks import resolve_encryption
+from sandbox.providers.compute_disks import new_properties, resolve_encryption, sku_of, storage_body
 from sandbox.state import new_id
 
 _SKUS = {"Standard_LRS": "Standard", "Standard_ZRS": "Standard", "Premium_LRS": "Premium"}
@@ -87,44 +87,19 @@ def _new(call: Call, location: str, req: dict[str, Any]) -> dict[str, Any]:
             "encryption",
         )
     encryption = resolve_encryption(call, snap_id, location, requested, None, False)
-    sku = (req.get("sku") or {}).get("name") or "Standard_LRS"
-    if sku not in _SKUS:
-        raise c.invalid_parameter(f"The value '{sku}' of parameter 'sku.name' is not valid.", "sku.name")
+    sku = sku_of((req.get("sku") or {}).get("name") or "Standard_LRS", _SKUS)
     size = int(props.get("diskSizeGB") or sp.get("diskSizeGB") or 30)
-    p: dict[str, Any] = {k: v for k, v in props.items() if k not in _READ_ONLY and v is not None}
+    own = {"creationData": cd, "encryption": encryption, "incremental": incremental, "diskState": "Unattached"}
+    p = new_properties(call, props, _READ_ONLY, size, **own)
     for key in _FROM_SOURCE:
         if key not in p and sp.get(key) is not None:
             p[key] = sp[key]
-    p.update(
-        {
-            "creationData": cd,
-            "diskSizeGB": size,
-            "encryption": encryption,
-            "incremental": incremental,
-            "networkAccessPolicy": props.get("networkAccessPolicy", "AllowAll"),
-            "timeCreated": call.state.clock.iso(),
-            "provisioningState": "Succeeded",
-            "diskState": "Unattached",
-            "diskSizeBytes": size * 2**30,
-            "uniqueId": new_id(),
-        }
-    )
     if incremental:
         family = sp.get("incrementalSnapshotFamilyId") if source["type"] == c.SNAPSHOT_TYPE else None
         p["incrementalSnapshotFamilyId"] = family or call.state.meta_of(source["id"]).setdefault(
             "snapshotFamily", new_id()
         )
-    body: dict[str, Any] = {
-        "id": snap_id,
-        "name": call.path.name,
-        "type": c.SNAPSHOT_TYPE,
-        "location": c.norm_location(location),
-        "sku": {"name": sku, "tier": _SKUS[sku]},
-        "properties": p,
-    }
-    if req.get("tags") is not None:
-        body["tags"] = req["tags"]
-    return body
+    return storage_body(snap_id, c.SNAPSHOT_TYPE, location, sku, p, req.get("tags"))
 
 
 @register

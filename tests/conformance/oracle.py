@@ -30,7 +30,8 @@ Sources (azure-policy paths at the commits the repository's find_files listed):
   built-in-policies/policyDefinitions/Compute/OSAndDataDiskCMKRequired_Deny.json
   @ 0b49a62ee2c26f734ac85f7644176fbaa9addce6
 - VM_EAH fc4d8e41-e223-45ea-9bf5-eada37891d87 "Virtual machines and virtual machine scale sets should have
-  encryption at host enabled" v1.0.0,
+  encryption at host enabled" v1.0.0 (for scale sets the alias
+  Microsoft.Compute/virtualMachineScaleSets/virtualMachineProfile.securityProfile.encryptionAtHost),
   built-in-policies/policyDefinitions/Compute/HostBasedEncryptionRequired_Deny.json
   @ 04a62e1558e865fde1e561a7df850ccc7f8f1c1f
 - VM_MANAGED 06a78e20-9358-41c9-923c-fb736d382a4d "Audit VMs that do not use managed disks" v1.0.0,
@@ -311,6 +312,33 @@ def vm_ade_key_vault(vm: Mapping[str, Any], known: Estate) -> Verdict:
     return False
 
 
+def vmss_encryption_at_host(vmss: Mapping[str, Any], _: Estate) -> Verdict:
+    # VM_EAH, its scale-set branch: virtualMachineProfile.securityProfile.encryptionAtHost `notEquals: true`.
+    return not _is(prop(vmss, "virtualMachineProfile.securityProfile.encryptionAtHost"), "true")
+
+
+def vmss_cmk(vmss: Mapping[str, Any], _: Estate) -> Verdict:
+    # DISK_CMK, its scale-set branch: the model's OS disk managedDisk.diskEncryptionSet.id `exists: false`, or any
+    # data disk's.
+    storage = prop(vmss, "virtualMachineProfile.storageProfile") or {}
+    disks = [storage.get("osDisk") or {}, *(storage.get("dataDisks") or [])]
+    return any(not ((d.get("managedDisk") or {}).get("diskEncryptionSet") or {}).get("id") for d in disks)
+
+
+def vmss_ade_linux_os(vmss: Mapping[str, Any], _: Estate) -> Verdict:
+    # Learn, "Azure Disk Encryption for Virtual Machine Scale Sets" (disk-encryption-overview): on Linux scale sets
+    # only data disks can be encrypted (VolumeType Data). Non-compliant: a Linux model whose
+    # AzureDiskEncryptionForLinux extension asks for OS or All.
+    if prop(vmss, "virtualMachineProfile.osProfile.linuxConfiguration") is None:
+        return False
+    for ext in prop(vmss, "virtualMachineProfile.extensionProfile.extensions") or []:
+        props = ext.get("properties") or {}
+        linux_ade = str(props.get("type", "")).lower() == "azurediskencryptionforlinux"
+        if linux_ade and str((props.get("settings") or {}).get("VolumeType", "")).lower() in ("os", "all"):
+            return True
+    return False
+
+
 RULES: dict[str, Rule] = {
     "kv-rbac-authorization": kv_rbac_authorization,
     "kv-purge-protection": kv_purge_protection,
@@ -335,4 +363,7 @@ RULES: dict[str, Rule] = {
     # the subscription's Defender plan and activity-log alert rules: none was recorded
     "kv-defender": not_recorded,
     "kv-admin-alerts": not_recorded,
+    "vmss-encryption-at-host": vmss_encryption_at_host,
+    "vmss-cmk": vmss_cmk,
+    "vmss-ade-linux-os": vmss_ade_linux_os,
 }

@@ -76,9 +76,13 @@ def verdicts() -> list[str]:
         by_reason.setdefault(reason, []).append(f"`{policy}` on `{name}` ({estate})")
     for reason, cases in by_reason.items():
         lines.append(f"- {reason}: " + ", ".join(cases))
+    if not by_reason:
+        lines.append("- none: every asserted verdict agrees")
     lines += ["", "Verdicts no documented rule decides from the body (not asserted; need Azure to settle):", ""]
     for estate, name, policy, why in test_verdicts.UNDECIDED:
         lines.append(f"- `{policy}` on `{name}` ({estate}): {why}")
+    if not test_verdicts.UNDECIDED:
+        lines.append("- none")
     return lines
 
 

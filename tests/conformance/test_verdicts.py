@@ -83,17 +83,15 @@ ESTATES: dict[str, tuple[str, ...]] = {
     # A VM encrypted with Azure Disk Encryption (its extension's full body in resources[], encryptionSettings in its
     # instance view; its OS disk was not read) and the RBAC vault holding its secrets (2025-05-01).
     "cli-vm-ade": ("vms/cli-vm-get-ade-instanceview-2025-11-01.json", "keyvault/cli-vault-get-2025-05-01-rbac.json"),
+    # Scale sets: the Azure CLI's with encryption at host in its model (2021-03-01, Manual, no disk encryption set;
+    # its instances were not read in that recording), and Cloud Custodian's list at 2019-03-01 (Manual, no
+    # securityProfile).
+    "cli-vmss-encryption-at-host": ("scalesets/cli-vmss-get-encryption-at-host-2021-03-01.json",),
+    "c7n-vmss-2019": ("scalesets/c7n-vmss-list-2019-03-01.json",),
 }
 
 # (estate, resource name, policy) -> why the bot disagrees with the documented rule today (strict xfail).
-_SOFT_DELETE = (
-    "issue 15 item 1 (branch vaults): an old vault without enableSoftDelete; built-in 1e66c121 v3.1.0 checks "
-    "`exists: false` too, kv-soft-delete-retention only `equals: false`"
-)
-DISAGREE: dict[tuple[str, str, str], str] = {
-    ("c7n-vaults", "cckeyvault1yghq6zt4ewg2e", "kv-soft-delete-retention"): _SOFT_DELETE,
-    ("c7n-vaults", "cckeyvault2ev2qnehi4dtyy", "kv-soft-delete-retention"): _SOFT_DELETE,
-}
+DISAGREE: dict[tuple[str, str, str], str] = {}
 
 # Verdicts no documented rule decides from the body (README: "could not be verified without Azure").
 UNDECIDED: list[tuple[str, str, str, str]] = []

@@ -267,8 +267,15 @@ def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sa
     web = compute.virtual_machine_scale_sets.get("rg-app-weu", "vmss-weu-web").virtual_machine_profile
     assert web.security_profile.encryption_at_host is True
     assert web.storage_profile.os_disk.managed_disk.disk_encryption_set.id.lower() == ids(sandbox)["des"].lower()
-    instances = compute.virtual_machine_scale_set_vms.list("rg-app-weu", "vmss-weu-web")
+    instances = list(compute.virtual_machine_scale_set_vms.list("rg-app-weu", "vmss-weu-web"))
     assert [i.latest_model_applied for i in instances] == [False, False]
+    # and the running instances are not encrypted at host until deallocated and started again (Learn), which the
+    # notice says, naming them
+    assert [i.security_profile.encryption_at_host for i in instances] == [False, False]
+    (eah,) = [
+        c for c in dry.plan.changes if c.resource_id.endswith("/vmss-weu-web") and "encryption at host" in c.summary
+    ]
+    assert "(vmss-weu-web_0, vmss-weu-web_1) get it only once deallocated and started again" in eah.summary
     assert not [c for c in sandbox.calls() if c["method"] == "POST" and "virtualmachinescalesets" in c["path"].lower()]
     skipped = {(s.policy_id, s.resource_id.rsplit("/", 1)[-1]): s.reason for s in dry.plan.skipped}
     assert skipped[("vmss-encryption-at-host", "vmss-weu-ade")] == "ade-history"

@@ -26,8 +26,8 @@ def test_a_sweep_reads_scale_sets_snapshots_and_images_with_their_blocks(sandbox
     found = {b["name"]: b for b in reading.resources.values()}
     web = found["vmss-weu-web"]["cryptward"]
     assert web["instances"] == [
-        {"instanceId": "0", "name": "vmss-weu-web_0", "latestModelApplied": True},
-        {"instanceId": "1", "name": "vmss-weu-web_1", "latestModelApplied": True},
+        {"instanceId": "0", "name": "vmss-weu-web_0", "latestModelApplied": True, "encryptionAtHost": False},
+        {"instanceId": "1", "name": "vmss-weu-web_1", "latestModelApplied": True, "encryptionAtHost": False},
     ]
     assert web["skuCapabilities"]["EncryptionAtHostSupported"] == "True"
     assert web["encryptionAtHostFeature"]["state"] == "Registered"

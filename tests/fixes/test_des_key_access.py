@@ -5,12 +5,10 @@ identity. "Fixed" means a disk can be encrypted with the set afterwards."""
 
 from pathlib import Path
 
-import pytest
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.keyvault import KeyVaultManagementClient
 
-from remediations.azure import Azure
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from remediations.policy.loader import load_policies
@@ -18,16 +16,6 @@ from remediations.settings import Settings
 
 POLICIES = [p for p in load_policies(Path(__file__).resolve().parents[2] / "policies") if p.id == "des-key-access"]
 GROUP = "rg-legacy"
-
-
-@pytest.fixture
-def legacy(sandbox, grant_custom_role, monkeypatch):
-    sandbox.reset("legacy")
-    grant_custom_role("bot")
-    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    azure = Azure.from_env()
-    yield sandbox, azure
-    azure.close()
 
 
 def cmk_disk(sandbox, name, des_name):

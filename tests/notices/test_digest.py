@@ -4,16 +4,12 @@ digest each (one Teams card, one webhook body, the notices' Event Grid events), 
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
-
-import pytest
 
 from remediations.notices import cards, digest
 from remediations.notices.compose import Routes
 from remediations.notices.delivery import cloudevents
 from remediations.notices.outbox import QUIET, Failed, MemoryNoticeStore, flush_held
-from remediations.store.outbox import TableNoticeStore
 from tests import notice_samples as s
 from tests.notices.test_outbox import FakeSender
 
@@ -70,14 +66,6 @@ def test_a_sweeps_notices_are_held_until_it_is_quiet_then_each_owner_hears_once(
     deliveries = flush_held(store, ROUTES, sender, s.NOW + QUIET)
     assert sorted(d.destination for d in deliveries) == ["teams:alice", "teams:bob", "teams:ops"]
     assert store.held() == [] and flush_held(store, ROUTES, sender, s.NOW + 2 * QUIET) == []
-
-
-@pytest.fixture
-def table_store(azurite):
-    store = TableNoticeStore(azurite, f"t{uuid.uuid4().hex[:10]}notices")
-    store.create_table()
-    yield store
-    store.close()
 
 
 def test_the_table_store_holds_a_sweeps_notices_and_keeps_a_failed_digest(table_store):

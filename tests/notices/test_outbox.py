@@ -4,8 +4,6 @@
 import uuid
 from datetime import timedelta
 
-import pytest
-
 from remediations.notices.compose import Routes
 from remediations.notices.delivery import Delivery
 from remediations.notices.outbox import Failed, MemoryNoticeStore, notify, retry_due
@@ -68,14 +66,6 @@ def test_a_broken_store_never_stops_the_run(caplog):
     deliveries = notify([s.applied()], ROUTES, FakeSender(False, False), Broken(), now=s.NOW)
     assert [d.ok for d in deliveries] == [False, False]
     assert "could not be saved" in caplog.text
-
-
-@pytest.fixture
-def table_store(azurite):
-    store = TableNoticeStore(azurite, f"t{uuid.uuid4().hex[:10]}notices")
-    store.create_table()
-    yield store
-    store.close()
 
 
 def test_table_store_keeps_due_and_forgets(table_store):

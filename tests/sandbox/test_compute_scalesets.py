@@ -83,6 +83,33 @@ def test_a_model_change_reaches_instances_by_the_upgrade_policy(env, sandbox, mo
         assert latest(env, "vmss-up") == {"0": False, "1": True}
 
 
+def eah_of(env, name):
+    return {
+        i.instance_id: i.security_profile.encryption_at_host
+        for i in env.compute.virtual_machine_scale_set_vms.list(RG, name)
+    }
+
+
+@pytest.mark.parametrize("mode", ["Manual", "Automatic", "Rolling"])
+def test_encryption_at_host_reaches_an_instance_only_when_it_is_deallocated_and_allocated_again(env, sandbox, mode):
+    """Learn: "The encryption can be enabled on existing virtual machine scale sets. However, only new VMs created
+    after enabling the encryption are automatically encrypted. Existing VMs must be deallocated and reallocated in
+    order to be encrypted." Whatever the upgrade policy, an upgrade to the model is not that."""
+    registered(sandbox)
+    vmss(env, "vmss-realloc", mode=mode)
+    ops = env.compute.virtual_machine_scale_sets
+    ops.begin_update(RG, "vmss-realloc", EAH).result()  # accepted while the instances run
+    if mode == "Manual":
+        ops.begin_update_instances(RG, "vmss-realloc", {"instanceIds": ["0", "1"]}).result()
+    assert latest(env, "vmss-realloc") == {"0": True, "1": True}
+    assert eah_of(env, "vmss-realloc") == {"0": False, "1": False}
+    ops.begin_deallocate(RG, "vmss-realloc", vm_instance_i_ds={"instanceIds": ["1"]}).result()
+    ops.begin_start(RG, "vmss-realloc", vm_instance_i_ds={"instanceIds": ["1"]}).result()
+    assert eah_of(env, "vmss-realloc") == {"0": False, "1": True}
+    ops.begin_update(RG, "vmss-realloc", {"sku": {"capacity": 3}}).result()  # a new instance is made encrypted
+    assert eah_of(env, "vmss-realloc") == {"0": False, "1": True, "2": True}
+
+
 def test_an_image_keeps_the_disk_encryption_set_it_was_made_with(env):
     vault, key = env.vault()
     des = env.des("des-img", vault, key.properties.key_uri_with_version)

@@ -34,6 +34,7 @@ from typing import Any
 
 from azure.core.exceptions import ResponseNotReadError
 
+from tests.conformance.shapes import json_type
 from tests.sandbox.fidelity.schemas import SPECS_ROOT
 
 EXAMPLES_ROOT = SPECS_ROOT / "examples"
@@ -92,16 +93,6 @@ def normalise(key: str | int, value: Any) -> Any:
     return value
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
-
-
 def _list_key(item: Any) -> str | None:
     if isinstance(item, dict):
         for k in ("id", "name"):
@@ -128,8 +119,8 @@ def compare(
         return []
     where = json_path(path)
     if matches(path, volatile):
-        if _json_type(expected) != _json_type(actual):
-            return [f"{where}: expected a {_json_type(expected)} (value not compared), got {actual!r}"]
+        if json_type(expected) != json_type(actual):
+            return [f"{where}: expected a {json_type(expected)} (value not compared), got {actual!r}"]
         return []
     if isinstance(expected, dict):
         if not isinstance(actual, dict):

@@ -1,24 +1,9 @@
-"""The one module that talks to Azure: SDK clients and generic ARM / Key Vault requests, built from a credential and
-a cloud profile. Nothing else in Cryptward imports `azure.mgmt.*`, `azure.keyvault.*` or `azure.identity`, and this
-module imports them only inside the functions that need them (importing it loads no SDK: cold start matters).
-
-    azure = Azure.from_env()                       # public Azure, or the endpoint AZURE_RESOURCE_MANAGER_ENDPOINT names
-    azure.compute(subscription_id).disks.list()    # SDK clients, cached per (client type, subscription)
-    azure.get(vault_id + "/providers/Microsoft.Insights/diagnosticSettings", "2021-05-01-preview")
-    azure.write("PUT", path, api_version, body)    # a planner Operation; 201/202 answers are polled to the end
-    azure.keyvault_request("GET", key_url, "2025-07-01")
-
-Errors come out as `AzureAccessError` (status, ARM error code, message) or `CredentialError`; the SDK's own exceptions
-never leave this module. Every client's retries are `WriteRetries` (azure-core's `RetryPolicy`, which also retries a
-throttled PUT, PATCH or POST, within a bounded wait); long-running operations are polled by azure-core's `LROPoller`
-with azure-mgmt-core's `ARMPolling` in its own order, and a write is done only once the resource says
-`provisioningState: Succeeded`.
-"""
+"""The ARM and Key Vault clients of remediations/azure/ (see its __init__): `Azure`, the SDK's errors translated into
+Cryptward's, the retries of writes, SDK models as ARM bodies."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -30,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from remediations import __version__, pacing
+from remediations.azure.pacer import holds, pacer_class, retry_after, write_concurrency
+from remediations.azure.profile import CloudProfile, default_credential
 from remediations.errors import AzureAccessError, CredentialError, SettingsError
 
 T = TypeVar("T")
@@ -37,102 +24,10 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-PUBLIC_ARM = "https://management.azure.com/"
-ARM_SCOPE = "https://management.azure.com/.default"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-# azure-core's own default when an LRO answer carries no Retry-After / retry-after-ms.
-PUBLIC_POLLING_INTERVAL = 30.0
 USER_AGENT = f"cryptward/{__version__}"
 _COUNT_LOCK = threading.Lock()
 INVENTORY_MODES = ("auto", "resourcegraph", "arm")
 GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources"
-
-
-@dataclass(frozen=True)
-class CloudProfile:
-    """Where ARM is and how to trust and authenticate to it.
-
-    Public Azure by default. `AZURE_RESOURCE_MANAGER_ENDPOINT` points everything at another ARM (a sovereign cloud,
-    or the sandbox); `REQUESTS_CA_BUNDLE` is then the CA to trust. On a loopback endpoint (the sandbox), Key Vault's
-    challenge resource cannot match `*.vault.azure.net`, so its verification is off, and LROs are polled without a
-    pause when the answer gives no Retry-After: a local stand-in has finished by the time it answers. Elsewhere the
-    pause is azure-core's 30 s default, used only when Azure gives no Retry-After. `CRYPTWARD_POLLING_INTERVAL`
-    (seconds) overrides it; `CRYPTWARD_ARM_SCOPE` overrides the token scope (sovereign clouds).
-    """
-
-    arm_endpoint: str = PUBLIC_ARM
-    credential_scopes: tuple[str, ...] = (ARM_SCOPE,)
-    ca_bundle: str | None = None
-    verify_challenge_resource: bool = True
-    polling_interval: float = PUBLIC_POLLING_INTERVAL
-
-    @property
-    def is_public(self) -> bool:
-        return self.arm_endpoint.rstrip("/") == PUBLIC_ARM.rstrip("/")
-
-    @property
-    def is_loopback(self) -> bool:
-        return (urlsplit(self.arm_endpoint).hostname or "") in LOOPBACK
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> CloudProfile:
-        env = os.environ if env is None else env
-        endpoint = (env.get("AZURE_RESOURCE_MANAGER_ENDPOINT") or "").strip() or PUBLIC_ARM
-        if urlsplit(endpoint).scheme != "https":
-            raise SettingsError(f"AZURE_RESOURCE_MANAGER_ENDPOINT must be an https URL, not {endpoint!r}")
-        endpoint = endpoint.rstrip("/") + "/"
-        public = endpoint == PUBLIC_ARM
-        loopback = (urlsplit(endpoint).hostname or "") in LOOPBACK
-        raw = (env.get("CRYPTWARD_POLLING_INTERVAL") or "").strip()
-        try:
-            interval = float(raw) if raw else (0.0 if loopback else PUBLIC_POLLING_INTERVAL)
-        except ValueError:
-            raise SettingsError(f"CRYPTWARD_POLLING_INTERVAL must be a number of seconds, not {raw!r}") from None
-        return cls(
-            arm_endpoint=endpoint,
-            credential_scopes=((env.get("CRYPTWARD_ARM_SCOPE") or ARM_SCOPE).strip(),),
-            ca_bundle=None if public else (env.get("REQUESTS_CA_BUNDLE") or None),
-            verify_challenge_resource=not loopback,
-            polling_interval=max(0.0, interval),
-        )
-
-
-def write_concurrency(env: Mapping[str, str]) -> int:
-    """CRYPTWARD_WRITE_CONCURRENCY: how many independent changes the applier writes at once (default 8)."""
-    raw = (env.get("CRYPTWARD_WRITE_CONCURRENCY") or "").strip()
-    if raw and not (raw.isdigit() and int(raw) >= 1):
-        raise SettingsError(f"CRYPTWARD_WRITE_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
-    return int(raw) if raw else pacing.DEFAULT_WRITE_WORKERS
-
-
-def default_credential(client_id: str | None = None) -> TokenCredential:
-    """DefaultAzureCredential without the interactive browser: environment, workload identity, managed identity
-    (`client_id`, the AZURE_CLIENT_ID setting, selects a user-assigned one), then the developer tools (`az login`)."""
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential(exclude_interactive_browser_credential=True, managed_identity_client_id=client_id)
-
-
-def storage_credential(env: Mapping[str, str] | None = None) -> TokenCredential:
-    """The credential for the function app's own storage account, chosen as the Functions host chooses it:
-    `AzureWebJobsStorage__credential=managedidentity` -> ManagedIdentityCredential (`__clientId` selects a
-    user-assigned identity), else DefaultAzureCredential (`__clientId`, else AZURE_CLIENT_ID)."""
-    from azure.identity import DefaultAzureCredential
-
-    env = os.environ if env is None else env
-    kind = (env.get("AzureWebJobsStorage__credential") or "").strip().lower()
-    client_id = (env.get("AzureWebJobsStorage__clientId") or "").strip() or None
-    if kind == "managedidentity":
-        return managed_identity(client_id)
-    client_id = client_id or (env.get("AZURE_CLIENT_ID") or "").strip() or None
-    return DefaultAzureCredential(exclude_interactive_browser_credential=True, managed_identity_client_id=client_id)
-
-
-def managed_identity(client_id: str | None = None) -> TokenCredential:
-    """ManagedIdentityCredential: the system-assigned identity, or the user-assigned one `client_id` names."""
-    from azure.identity import ManagedIdentityCredential
-
-    return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
 
 
 @dataclass
@@ -225,7 +120,7 @@ class Azure:
         and each answer's remaining-reads (-writes) header corrects that budget. Other requests pass untouched."""
         with self._making:
             if self._pacer is None:
-                self._pacer = _pacer_class(self.budget, self.write_budget, urlsplit(self.profile.arm_endpoint).netloc)
+                self._pacer = pacer_class(self.budget, self.write_budget, urlsplit(self.profile.arm_endpoint).netloc)
         return self._pacer()
 
     def each(self, fetch: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
@@ -427,10 +322,10 @@ class Azure:
         target = urlsplit(self._url(path)).path.rstrip("/").lower()
         if not location or urlsplit(location).path.rstrip("/").lower() != target:
             return None
-        time.sleep(_retry_after(headers, self.profile.polling_interval))
+        time.sleep(retry_after(headers, self.profile.polling_interval))
         body = self.get(path, api_version)
         state = str(((body or {}).get("properties") or {}).get("provisioningState") or "")
-        return body if state.lower() == "succeeded" and _holds(body, sent) else None
+        return body if state.lower() == "succeeded" and holds(body, sent) else None
 
     def _settled(self, path: str, api_version: str, body: Any, polls: int = 60, within: float = 120.0) -> Any:
         """The resource once its `provisioningState` is terminal: re-read at the polling interval (`polls` times and
@@ -471,64 +366,6 @@ class Azure:
         if self._arm is not None:
             self._arm.close()
             self._arm = None
-
-
-def _pacer_class(reads: pacing.ReadBudget, writes: pacing.ReadBudget, host: str) -> Any:
-    from azure.core.pipeline.policies import HTTPPolicy
-
-    paced = {"GET": (reads, pacing.REMAINING_READS), "HEAD": (reads, pacing.REMAINING_READS)}
-    paced.update(dict.fromkeys(("PUT", "PATCH", "POST"), (writes, pacing.REMAINING_WRITES)))
-    host = host.lower()
-
-    class Pacer(HTTPPolicy):
-        def send(self, request: Any) -> Any:
-            http = request.http_request
-            url = urlsplit(http.url)
-            bucket = paced.get(http.method.upper())
-            if bucket is None or url.netloc.lower() != host:
-                return self.next.send(request)
-            budget, names = bucket
-            scope = pacing.scope_of(url.path)
-            budget.take(scope)
-            remaining = None
-            try:
-                response = self.next.send(request)
-                headers = response.http_response.headers
-                remaining = next((headers[h] for h in names if h in headers), None)
-            finally:
-                budget.done(scope, remaining)
-            return response
-
-    return Pacer
-
-
-def _holds(actual: Any, sent: Any) -> bool:
-    """Whether a resource's body holds what a write sent: every key sent, recursively; each list item sent somewhere in
-    the list; strings without case (ARM ids and enum values)."""
-    if isinstance(sent, Mapping):
-        return isinstance(actual, Mapping) and all(
-            _holds(next((v for k, v in actual.items() if k.lower() == key.lower()), None), value)
-            for key, value in sent.items()
-        )
-    if isinstance(sent, list):
-        return isinstance(actual, list) and all(any(_holds(a, s) for a in actual) for s in sent)
-    if isinstance(sent, str) and isinstance(actual, str):
-        return actual.lower() == sent.lower()
-    return bool(actual == sent)
-
-
-def _retry_after(headers: Mapping[str, str], default: float) -> float:
-    """Seconds an LRO answer asks to wait before polling (`retry-after-ms`, `x-ms-retry-after-ms`, `Retry-After` in
-    seconds, as azure-core's `get_retry_after` reads them); `default` when none says more than 0 (azure-core's
-    LROBasePolling likewise treats 0 as absent)."""
-    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        try:
-            value = float(headers.get(name) or 0) / scale
-        except ValueError:
-            continue
-        if value > 0:
-            return value
-    return default
 
 
 def _vault_prefix(path: str) -> str:
@@ -626,116 +463,13 @@ def as_body(model: Any) -> dict[str, Any]:
     return dict(model.as_dict())  # typespec-style models (compute, keyvault) keep the wire JSON
 
 
-# --- notice delivery: plain HTTPS out of Azure's control plane, with azure-core's retries -------------------------
-
-
-@dataclass(frozen=True)
-class Retries:
-    """azure-core RetryPolicy settings for notice delivery: `total` retries after the first try, exponential backoff
-    (`backoff` * 2^n, the first retry immediate) capped at `backoff_max`; a Retry-After header wins. `timeout`
-    bounds the whole delivery, waits included."""
-
-    total: int = 3
-    backoff: float = 0.8
-    backoff_max: float = 30.0
-    timeout: float = 120.0
-
-    def policy(self) -> Any:
-        from azure.core.pipeline.policies import RetryPolicy
-
-        return RetryPolicy(
-            retry_total=self.total,
-            retry_backoff_factor=self.backoff,
-            retry_backoff_max=self.backoff_max,
-            timeout=self.timeout,
-        )
-
-
-class _QueryRedaction(logging.Filter):
-    """Cuts query strings out of urllib3's DEBUG request lines: a Teams Workflows URL carries its `sig` there."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                a.split("?", 1)[0] + "?<redacted>" if isinstance(a, str) and "?" in a else a for a in record.args
-            )
-        return True
-
-
-def webhook_client(retries: Retries, verify: bool | str = True) -> Any:
-    """An azure-core PipelineClient for webhook POSTs. No HTTP logging policy: the URL of a Teams Workflows webhook
-    carries its signature in the query string, and a webhook's headers carry our HMAC."""
-    from azure.core import PipelineClient
-    from azure.core.pipeline.policies import HeadersPolicy, UserAgentPolicy
-
-    urllib3_log = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _QueryRedaction) for f in urllib3_log.filters):
-        urllib3_log.addFilter(_QueryRedaction())
-
-    return PipelineClient(
-        base_url="",
-        policies=[HeadersPolicy(), UserAgentPolicy(sdk_moniker=USER_AGENT), retries.policy()],
-        connection_verify=verify,
-    )
-
-
-def post(client: Any, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
-    """POST `body` through a `webhook_client`; the final status and a short reason (retries already spent).
-    Raises AzureAccessError (status 0) when the endpoint cannot be reached; the message never quotes the URL."""
-    from azure.core.exceptions import AzureError
-    from azure.core.rest import HttpRequest
-
-    request = HttpRequest("POST", url, content=body, headers={"Content-Type": "application/json", **headers})
-    try:
-        response = client.send_request(request)
-    except AzureError as e:
-        raise AzureAccessError(0, type(e).__name__, "the endpoint could not be reached") from None
-    reason = ""
-    if response.status_code >= 400:
-        reason = f"{response.reason or ''} {response.text()[:200]}".strip()
-    response.close()
-    return response.status_code, reason
-
-
-def eventgrid_publisher(endpoint: str, key: str, retries: Retries, verify: bool | str = True) -> Any:
-    """azure-eventgrid's EventGridPublisherClient for a custom topic, authenticated with its access key."""
-    from azure.core.credentials import AzureKeyCredential
-    from azure.eventgrid import EventGridPublisherClient
-
-    return EventGridPublisherClient(
-        endpoint, AzureKeyCredential(key), retry_policy=retries.policy(), connection_verify=verify
-    )
-
-
-def publish_cloudevents(client: Any, events: Sequence[Mapping[str, Any]]) -> None:
-    """Send CloudEvents 1.0 (`{id, source, type, subject, time, data}` mappings) in one batch.
-    Raises AzureAccessError with Event Grid's status and code."""
-    from azure.core.messaging import CloudEvent
-
-    batch = [
-        CloudEvent(
-            source=e["source"], type=e["type"], subject=e.get("subject"), id=e["id"], time=e.get("time"), data=e["data"]
-        )
-        for e in events
-    ]
-    with translated():
-        client.send(batch)
-
-
 __all__ = [
+    "USER_AGENT",
+    "WRITE_RETRIES",
+    "WRITE_RETRY_WAIT",
     "Azure",
-    "CloudProfile",
-    "Retries",
     "as_body",
-    "default_credential",
     "error_of",
-    "eventgrid_publisher",
-    "managed_identity",
-    "post",
-    "publish_cloudevents",
-    "storage_credential",
     "translated",
-    "webhook_client",
-    "write_concurrency",
     "write_retries",
 ]
