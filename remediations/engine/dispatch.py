@@ -9,7 +9,8 @@ it in the plan: two changes on one target never run at once, and they run in pla
 runs on the calling thread, in plan order: the result a change gets without a write (blocked, pending approval,
 refused), or None to hand it to `write(change, done)` on one of `workers` threads. When `decide` or `write` raises
 (the applier's weakening guard, a bug), nothing more starts; what is running finishes, and `Stopped` carries the
-results so far with the cause. With `workers` 1 every write runs on the calling thread, one after another.
+results so far with the cause. With `workers` 1 (or a single change) every write runs on the calling thread, one
+after another.
 """
 
 from __future__ import annotations
@@ -100,9 +101,8 @@ class _Run(Generic[R]):
         self.running: dict[Future[R], Change] = {}
         self.busy: set[str] = set()  # targets of the running changes
         self.cause: BaseException | None = None
-        self.pool: _Pool = (
-            _Inline() if workers <= 1 else ThreadPoolExecutor(workers, thread_name_prefix="cryptward-write")
-        )
+        several = workers > 1 and len(self.todo) > 1  # one change (an event's fix, an approval) needs no thread
+        self.pool: _Pool = ThreadPoolExecutor(workers, thread_name_prefix="cryptward-write") if several else _Inline()
 
     def loop(self) -> None:
         while True:
