@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,7 +40,7 @@ from remediations.policy.loader import Policy
 from remediations.resources import EXEMPTIONS_BLOCK, EXEMPTIONS_UNREADABLE, name_of
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A resource a policy found non-compliant. `mode` overrides the policy's own; `unreadable` says why the
     verdict could not be decided (what the condition reads could not be read); `fix_unreadable` says why the fix
@@ -87,7 +88,8 @@ def _plan_finding(
     fix_name = policy.fix.name if policy.fix else None
 
     def skip(reason: str, detail: str) -> None:
-        skipped.append(Skip(rid, policy.id, reason, detail, fix_name))
+        # The same sentence for every resource a policy only reports: one string shared, not one per finding.
+        skipped.append(Skip(rid, policy.id, reason, sys.intern(detail), fix_name))
 
     if f.unreadable:
         return skip(SkipReason.CANNOT_READ, f.unreadable)
