@@ -67,8 +67,10 @@ def main() -> None:
         )
         stats = held.compare_to(base, "traceback" if args.frames > 1 else "lineno")
         total = sum(s.size_diff for s in stats)
-        print(f"traced peak {peak / 2**20:.0f} MB; held by the report {total / 2**20:.0f} MB "
-              f"({total / resources / 1024:.1f} KB a resource)")
+        print(
+            f"traced peak {peak / 2**20:.0f} MB; held by the report {total / 2**20:.0f} MB "
+            f"({total / resources / 1024:.1f} KB a resource)"
+        )
         for s in stats[: args.top]:
             where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in s.traceback)
             print(f"  {s.size_diff / 2**20:7.1f} MB {s.count_diff:>9,} blocks  {where}")
