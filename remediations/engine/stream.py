@@ -58,27 +58,40 @@ def evaluate_pages(
     gives them) against `policies`, one page at a time."""
     tally = Tally()
     for page in pages:
-        w0, c0 = time.perf_counter(), time.process_time()
-        reading = Reading()
-        for _, what, rid, body in page:
-            if prepare is not None:
-                prepare(what, body)
-            reading.resources[rid] = body
-        found, evaluations = evaluate(reading, policies, modes=dict(modes or {}), now=now)
-        tally.pages += 1
-        tally.resources += len(reading.resources)
-        tally.evaluations += evaluations
-        for f in found:
-            tally.by_policy[f.policy.id] += 1
-            if sink is not None:
-                sink(f)
-            else:
-                rid = str(f.resource.get("id", ""))
-                tally.findings.append(Row(rid, f.policy.id, sys.intern(f.unreadable) if f.unreadable else None))
-        del reading, found, page
-        tally.cpu += time.process_time() - c0
-        tally.seconds += time.perf_counter() - w0
+        _page(page, policies, tally, prepare, sink, dict(modes or {}), now)
+        del page  # not held while the next page is read
     return tally
+
+
+def _page(
+    page: Sequence[tuple[str, str, str, dict[str, Any]]],
+    policies: Sequence[Policy],
+    tally: Tally,
+    prepare: Callable[[str, dict[str, Any]], None] | None,
+    sink: Callable[[Finding], None] | None,
+    modes: dict[str, str],
+    now: datetime | None,
+) -> None:
+    """One page: its bodies live in this call's locals only (a loop's variables would hold the last of them)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    reading = Reading()
+    for _, what, rid, body in page:
+        if prepare is not None:
+            prepare(what, body)
+        reading.resources[rid] = body
+    found, evaluations = evaluate(reading, policies, modes=modes, now=now)
+    tally.pages += 1
+    tally.resources += len(reading.resources)
+    tally.evaluations += evaluations
+    for f in found:
+        tally.by_policy[f.policy.id] += 1
+        if sink is not None:
+            sink(f)
+        else:
+            rid = str(f.resource.get("id", ""))
+            tally.findings.append(Row(rid, f.policy.id, sys.intern(f.unreadable) if f.unreadable else None))
+    tally.cpu += time.process_time() - c0
+    tally.seconds += time.perf_counter() - w0
 
 
 __all__ = ["Row", "Tally", "evaluate_pages"]
