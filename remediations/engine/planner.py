@@ -339,6 +339,9 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
     by_fix = index(live)
     resolved = []
     for c in live:
+        if not c.needs:  # nothing to resolve: the same change (a copy of each would only be garbage to collect)
+            resolved.append(c)
+            continue
         deps = [d.id for r in c.needs for d in made(r, c, by_fix)]
         resolved.append(replace(c, depends_on=_union(c.depends_on, [d for d in deps if d != c.id]), needs=()))
     return resolved, blocked
