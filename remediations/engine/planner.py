@@ -240,10 +240,13 @@ def _combine(a: Change, b: Change) -> Change | None:
     )
 
 
-def _target(change: Change) -> tuple[str, str, str, str]:
-    """What a change writes: only changes with the same target can combine (`_combine` checks the rest)."""
+def _target(change: Change) -> tuple[str, str, str, str, str]:
+    """The resource a change is about and what it writes: only changes with the same key can combine (`_combine`
+    checks the rest). The resource is part of it: many resources' changes may write one target (every VM's
+    registration of its subscription's EncryptionAtHost feature), and comparing each with all the others made
+    planning quadratic in them."""
     op = change.operation
-    return (op.plane, op.method, op.path.lower(), op.api_version)
+    return (change.resource_id.lower(), op.plane, op.method, op.path.lower(), op.api_version)
 
 
 def _merge(changes: list[Change]) -> list[Change]:
@@ -251,7 +254,7 @@ def _merge(changes: list[Change]) -> list[Change]:
     pass over the changes, comparing each only with the few writing its target (changes of different targets never
     combine)."""
     out: list[Change] = []
-    by_target: dict[tuple[str, str, str, str], list[int]] = {}
+    by_target: dict[tuple[str, str, str, str, str], list[int]] = {}
     for change in changes:
         slots = by_target.setdefault(_target(change), [])
         for i in slots:
