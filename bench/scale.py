@@ -339,6 +339,12 @@ def main() -> None:
             f"calls {fit(sizes, [float(r['calls']) for r in rows]):.2f}, "
             f"peak RSS {fit(sizes, [r['rss_mb'] for r in rows]):.2f}"
         )
+        first, last = rows[0], rows[-1]
+        grown = (last["rss_mb"] - first["rss_mb"]) * 2**20 / max(last["resources"] - first["resources"], 1)
+        print(
+            "peak RSS " + ", ".join(f"{r['rss_mb']:.0f} MB at {r['size']:,}" for r in rows) + " vaults: "
+            f"{grown / 1024:.1f} KB a resource more from {first['resources']:,} to {last['resources']:,} resources"
+        )
     for size in args.throttled or []:
         r = measure(size, 1, throttled=True)
         print(

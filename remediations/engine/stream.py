@@ -3,6 +3,10 @@
     tally = evaluate_pages(inventory.pages(azure, subs, types, step), policies, prepare=fill_blocks)
     tally.resources, tally.evaluations, tally.findings   # findings as compact rows, or given to `sink`
 
+    with Spill() as spill:                              # every finding listed, none held: a temporary file
+        evaluate_pages(pages, policies, sink=spill.write)
+        for row in spill.rows(): ...
+
 Each page's bodies are evaluated (`run.evaluate`, the same verdicts as a scan's) and dropped before the next page
 is asked for: what is held is the page, then one compact row per finding (resource id, policy id, why it could not
 be decided), not the bodies. With `sink`, not even the rows: each finding is handed over as it is made (to write it
@@ -12,13 +16,15 @@ blocks) before it is evaluated; what a page's bodies need from other pages is no
 
 from __future__ import annotations
 
+import json
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from remediations.engine.found import Reading
 from remediations.engine.planner import Finding
@@ -94,4 +100,36 @@ def _page(
     tally.seconds += time.perf_counter() - w0
 
 
-__all__ = ["Row", "Tally", "evaluate_pages"]
+class Spill:
+    """Findings written to a temporary file as they come (one JSON line each: `Row`) and read back in order, for a
+    report that must list every finding of an estate it cannot hold. The file is deleted on exit."""
+
+    def __init__(self) -> None:
+        self._file: IO[str] | None = None
+        self.count = 0
+
+    def __enter__(self) -> Spill:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def write(self, finding: Finding) -> None:
+        assert self._file is not None, "use Spill in a with block"
+        row = Row(str(finding.resource.get("id", "")), finding.policy.id, finding.unreadable)
+        self._file.write(json.dumps(row) + "\n")
+        self.count += 1
+
+    def rows(self) -> Iterator[Row]:
+        assert self._file is not None, "use Spill in a with block"
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            yield Row(*json.loads(line))
+        self._file.seek(0, 2)  # writing may go on after
+
+
+__all__ = ["Row", "Spill", "Tally", "evaluate_pages"]

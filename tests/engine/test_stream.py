@@ -91,3 +91,18 @@ def test_a_page_is_dropped_before_the_next_is_read(
 
 class _Body(dict):  # type: ignore[type-arg]
     """A body that can be watched (a plain dict takes no weak reference)."""
+
+
+def test_findings_spilled_to_a_file_come_back_in_order(
+    azure_as: Any, subs: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_pages(monkeypatch)
+    azure = azure_as("admin")
+    held = stream.evaluate_pages(inventory.pages(azure, subs, TYPES, lambda _: None), POLICIES, prepare=prepare)
+    with stream.Spill() as spill:
+        spilled = stream.evaluate_pages(
+            inventory.pages(azure, subs, TYPES, lambda _: None), POLICIES, prepare=prepare, sink=spill.write
+        )
+        rows = list(spill.rows())
+    assert spilled.findings == [] and spill.count == len(rows) == len(held.findings) > 0
+    assert rows == held.findings
