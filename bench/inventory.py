@@ -4,9 +4,10 @@ An estate of 100 subscriptions is seeded with sandbox/bulk.py (templates made th
 the state: 100,000 resources in seconds). For each size (10k, 50k, 100k resources) a fresh process of the bot (so
 its peak RSS is its own, not the sandbox's) lists vaults, disk encryption sets, disks and VMs of every subscription
 through Resource Graph (remediations/engine/inventory.py: one query per 200 subscriptions, 1,000 rows a page,
-the quota honoured; the sandbox's index is built before, as Azure keeps its own), then evaluates every policy over
-the bodies (empty `cryptward` blocks: the per-resource ARM
-reads a sweep adds are not part of the inventory). At the largest size the same lists are made through ARM, one
+the quota honoured; the sandbox's index is built before, as Azure keeps its own) and evaluates every policy over
+each page as it comes, dropping its bodies before the next (remediations/engine/stream.py; empty `cryptward` blocks:
+the per-resource ARM reads a sweep adds are not part of the inventory), the findings spilled to a temporary file and
+read back. Peak RSS is the bot process's own (VmHWM). At the largest size the same lists are made through ARM, one
 paged list per type and subscription in parallel (what the reader does without Resource Graph). Prints: seconds,
 queries / calls, resources per query, resources evaluated per second, peak RSS (MB).
 
@@ -75,14 +76,16 @@ def child(mode: str, subs: list[str]) -> dict[str, Any]:
 
         policies = configure(load_policies(ROOT / "policies"), Settings.from_env())
         pages = inventory.pages(azure, subs, TYPES, lambda _: None)
-        tally = stream.evaluate_pages(pages, policies, prepare=prepare)
-        out["seconds"] = time.perf_counter() - t0 - tally.seconds  # listing alone: the wall time less evaluation
+        with stream.Spill() as spill:  # every finding written out as it comes, as a report listing them would
+            tally = stream.evaluate_pages(pages, policies, prepare=prepare, sink=spill.write)
+            out["seconds"] = time.perf_counter() - t0 - tally.seconds  # listing alone: the wall time less evaluation
+            listed = sum(1 for _ in spill.rows())  # and read back
         out["calls"] = azure.calls["POST"]
         out["resources"] = tally.resources
         out.update(
             evaluate_cpu=tally.cpu,
             evaluations=tally.evaluations,
-            findings=len(tally.findings),
+            findings=listed,
             per_second=tally.resources / max(tally.cpu, 1e-9),
         )
     out["rss_mb"] = peak_mb()
