@@ -23,12 +23,12 @@ When Resource Graph refuses (403), throttles beyond the budget (429), fails (5xx
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from remediations.errors import AzureAccessError
 
-__all__ = ["BATCH", "GraphUnavailable", "through_graph", "uses_graph"]
+__all__ = ["BATCH", "GraphUnavailable", "Row", "pages", "through_graph", "uses_graph"]
 
 BATCH = 200  # subscriptions a query: below Microsoft's 300
 PAGE = 1000  # rows a page: Resource Graph's largest $top
@@ -66,9 +66,29 @@ def through_graph(
 ) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
     """{subscription (as given): {what: {lower-cased id: body}}} for every `what -> ARM type` in `types`. Raises
     GraphUnavailable (nothing is returned half-listed)."""
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {s: {what: {} for what in types} for s in subscriptions}
+    for page in pages(azure, subscriptions, types, progress, group=group, sleep=sleep):
+        for sub, what, rid, body in page:
+            out[sub][what][rid] = body
+    return out
+
+
+Row = tuple[str, str, str, dict[str, Any]]  # (subscription as given, what, lower-cased id, body)
+
+
+def pages(
+    azure: Any,
+    subscriptions: Sequence[str],
+    types: Mapping[str, str],
+    progress: Callable[[str], None],
+    *,
+    group: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[list[Row]]:
+    """Each page of the inventory as it comes, its rows as `Row`s: what a streamed evaluation reads and then drops
+    (engine/stream.py), so memory holds one page, not the estate. Raises GraphUnavailable, possibly after pages."""
     canonical = {t.lower(): (what, t) for what, t in types.items()}
     by_sub = {s.lower(): s for s in subscriptions}
-    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {s: {what: {} for what in types} for s in subscriptions}
     text = query_text(types, group)
     pace = _Pace(sleep)
     for start in range(0, len(subscriptions), BATCH):
@@ -77,6 +97,7 @@ def through_graph(
         token: str | None = None
         while True:
             page = pace.query(azure, batch, text, token)
+            rows: list[Row] = []
             for row in page.get("data") or []:
                 kind = str(row.get("type", "")).lower()
                 if kind not in canonical:
@@ -85,11 +106,13 @@ def through_graph(
                 sub = by_sub.get(str(row["id"]).split("/")[2].lower())
                 if sub is None:
                     continue
-                out[sub][what][str(row["id"]).lower()] = _body(row, arm_type)
+                rows.append((sub, what, str(row["id"]).lower(), _body(row, arm_type)))
             token = page.get("$skipToken")
+            del page
+            yield rows
+            del rows  # the consumer is done with it: not held while the next page is read
             if not token:
                 break
-    return out
 
 
 def _body(row: Mapping[str, Any], arm_type: str) -> dict[str, Any]:
