@@ -282,11 +282,20 @@ class Azure:
         return self._clients[key]
 
     def graph_query(
-        self, subscriptions: Sequence[str], query: str, top: int, skip_token: str | None = None
+        self,
+        subscriptions: Sequence[str],
+        query: str,
+        top: int,
+        skip_token: str | None = None,
+        *,
+        skip: int = 0,
+        api_version: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """One page of a Resource Graph query over `subscriptions`: the answer's JSON (`data`, `$skipToken`,
-        `totalRecords`...) as sent, without SDK models, and its headers (the quota: `x-ms-user-quota-remaining`,
-        `x-ms-user-quota-resets-after`)."""
+        """One page of a Resource Graph query over `subscriptions` (after `skip` rows, or at `skip_token`): the
+        answer's JSON (`data`, `$skipToken`, `totalRecords`...) as sent, without SDK models, and its headers (the
+        quota: `x-ms-user-quota-remaining`, `x-ms-user-quota-resets-after`). `api_version` and `options` (e.g.
+        `authorizationScopeFilter`, 2022-10-01) for what the SDK's api-version lacks."""
         from azure.core.rest import HttpRequest
 
         body = {
@@ -295,14 +304,17 @@ class Azure:
             "options": {
                 "$top": top,
                 "resultFormat": "objectArray",
+                **({"$skip": skip} if skip else {}),
                 **({"$skipToken": skip_token} if skip_token else {}),
+                **(options or {}),
             },
         }
         client = self.resource_graph()
         # The client's own pipeline (credential, retries, hooks) and api-version, but the JSON as sent: building the
         # SDK's models of 1,000 rows a page doubles the bot's time and memory for nothing (QueryResponse.data is an
         # untyped object either way).
-        request = HttpRequest("POST", f"{GRAPH_PATH}?api-version={client._config.api_version}", json=body)
+        version = api_version or client._config.api_version
+        request = HttpRequest("POST", f"{GRAPH_PATH}?api-version={version}", json=body)
         with translated():
             response = client._send_request(request)
         if response.status_code >= 400:
