@@ -34,7 +34,7 @@ from typing import Any
 
 from remediations import fixes, keyaccess
 from remediations.azure import Azure, as_body, translated
-from remediations.engine import adevaults, inventory, machines, scalesets, subscription
+from remediations.engine import adevaults, inventory, machines, rgroles, scalesets, subscription
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.policy.loader import Policy
@@ -161,7 +161,8 @@ def read_scope(
             raise part
         found.absorb(part)
     if ASSIGNMENT_BLOCKS & needs.blocks and found.sets:
-        for part in azure.each(
+        graph = _graph_assignments(azure, scope, step, notes) if listed else None
+        for part in graph or azure.each(
             lambda sub: _list_assignments(azure, sub, scope.resource_group, step), scope.subscriptions
         ):
             found.absorb(part if isinstance(part, _Found) else _Found(assignment_error=part))
@@ -202,6 +203,28 @@ def _through_graph(
         return None
 
 
+def _graph_assignments(azure: Azure, scope: Scope, step: Progress, notes: list[str]) -> list[_Found] | None:
+    """Every subscription's role assignments through Resource Graph (engine/rgroles.py), when the inventory came from
+    there; None: list them through ARM per subscription (Resource Graph unavailable: said in the notes)."""
+    try:
+        per_sub = rgroles.through_graph(azure, scope.subscriptions, scope.resource_group, step)
+    except inventory.GraphUnavailable as e:
+        note = f"Resource Graph unavailable for role assignments ({e}): listed through ARM per subscription"
+        step(note)
+        notes.append(note)
+        return None
+    group = f"/resourceGroups/{scope.resource_group}" if scope.resource_group else ""
+    return [
+        _Found(
+            assignments=found,
+            inherited={f"/subscriptions/{sub}{group}".lower(): above},
+            listed=[f"/subscriptions/{sub}{group}".lower()],
+            assignments_from_graph=True,
+        )
+        for sub, (found, above) in per_sub.items()
+    ]
+
+
 # What Resource Graph can list for the sweep (the rest, locks and power states, comes from ARM either way).
 GRAPH_LISTS = frozenset({"vaults", "sets", "disks", "vms", "snapshots"})
 
@@ -226,6 +249,8 @@ class _Found:
     # Per listed scope, the scopes above it its id does not spell (management groups, the root as ""), from the
     # assignments its list inherits: ARM answers them in a subscription's list, and they hold below it.
     inherited: dict[str, set[str]] = field(default_factory=dict)
+    assignments_from_graph: bool = False  # Resource Graph's: read again through ARM before a decision to write
+    exact: dict[str, Any] = field(default_factory=dict)  # subscription -> ARM's list of it (or the count of keys read)
     _index: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = field(default_factory=dict)
 
     def absorb(self, other: _Found) -> None:
@@ -239,7 +264,9 @@ class _Found:
                     failed = isinstance(theirs, AzureAccessError)
                     self.snapshots = theirs if failed else {**(mine or {}), **theirs}
                 continue
-            if isinstance(mine, dict):
+            if isinstance(mine, bool):
+                setattr(self, f.name, mine or theirs)
+            elif isinstance(mine, dict):
                 mine.update(theirs)
             elif isinstance(theirs, list):
                 setattr(self, f.name, [*(mine or []), *theirs])
@@ -544,7 +571,7 @@ def _sets(
         if vault is not None:
             _cw(des)["keyVault"] = {k: v for k, v in vault.items() if k != aliases.CRYPTWARD}
             if ASSIGNMENT_BLOCKS & needs.blocks:
-                _key_access(azure, found, des, vault, reading, step)
+                _key_access(azure, found, des, vault, reading, step, "encryptionsets" in needs.blocks)
         key_url = str(get(des, "properties.activeKey.keyUrl") or "")
         if needs.wants(KEY) and vault is not None and "/keys/" in key_url:
             key_id = f"{vault['id']}/keys/{name_of(versionless(key_url))}"
@@ -637,12 +664,28 @@ def _list_other_vaults(azure: Azure, found: _Found, reading: Reading, step: Prog
 
 
 def _key_access(
-    azure: Azure, found: _Found, des: dict[str, Any], vault: dict[str, Any], reading: Reading, step: Progress
+    azure: Azure,
+    found: _Found,
+    des: dict[str, Any],
+    vault: dict[str, Any],
+    reading: Reading,
+    step: Progress,
+    switch: bool = False,
 ) -> None:
     """Fill a DES's `keyVaultRoleAssignments` (its principals' assignments over its key) and `keyAccess` (see
-    remediations/keyaccess.py). An access-policy vault is decided without the assignments."""
+    remediations/keyaccess.py). An access-policy vault is decided without the assignments. Assignments Resource
+    Graph gave are read again through ARM at the key before they can make the bot write: when a principal seems to
+    lack its key role (des-key-access would grant it), or, `switch`, when the vault still uses access policies (its
+    switch to RBAC rests on the roles)."""
     des_id = str(des["id"])
-    assignments = _assignments_for(azure, found, keyaccess.key_scope(des, vault), step)
+    key = keyaccess.key_scope(des, vault)
+    assignments = _assignments_for(azure, found, key, step)
+    if (
+        found.assignments_from_graph
+        and not isinstance(assignments, AzureAccessError)
+        and (keyaccess.block(des, vault, assignments)["missing"] or (switch and not keyaccess.uses_rbac(vault)))
+    ):
+        assignments = _exact_assignments(azure, found, key, step)
     if isinstance(assignments, AzureAccessError):
         reading.missing(des_id, "keyVaultRoleAssignments", assignments)
         if keyaccess.uses_rbac(vault):
@@ -655,6 +698,23 @@ def _key_access(
             ra for ra in assignments if str(get(ra, "properties.principalId") or "").lower() in mine
         ]
     _cw(des)["keyAccess"] = keyaccess.block(des, vault, assignments)
+
+
+def _exact_assignments(
+    azure: Azure, found: _Found, key: str, step: Progress
+) -> list[dict[str, Any]] | AzureAccessError:
+    """The assignments at `key` and above, through ARM: one `atScope()` list at the key, or, from the second key of
+    the same subscription on, ARM's list of the whole subscription (at, above and below it: the key's included)."""
+    sub = key.split("/")[2]
+    known = found.exact.get(sub.lower())
+    if isinstance(known, int):
+        listed = _list_assignments(azure, sub, None, step)
+        listed.listed.append(f"/subscriptions/{sub}".lower())
+        found.exact[sub.lower()] = known = listed
+    if isinstance(known, _Found):
+        return known.assignment_error or _assignments_for(azure, known, key, step)
+    found.exact[sub.lower()] = 1
+    return _assignments_for(azure, found, key, step, exact=True)
 
 
 def _vault_sets(found: _Found, reading: Reading) -> None:
@@ -688,11 +748,11 @@ def rotation_policy_of(azure: Azure, key: Mapping[str, Any]) -> dict[str, Any] |
 
 
 def _assignments_for(
-    azure: Azure, found: _Found, scope: str, step: Progress
+    azure: Azure, found: _Found, scope: str, step: Progress, exact: bool = False
 ) -> list[dict[str, Any]] | AzureAccessError:
     """Role assignments at `scope` (a key, or its vault) and above: from the listed scope's assignments when `scope`
-    is inside it, else one `atScope()` list at `scope`."""
-    inside = any(scope.lower().startswith(s + "/") for s in found.listed)
+    is inside it (and not `exact`), else one ARM `atScope()` list at `scope`."""
+    inside = not exact and any(scope.lower().startswith(s + "/") for s in found.listed)
     extra: set[str] = set()
     for listed, groups in found.inherited.items():  # what the list at the swept scope inherits holds here too
         if scope.lower().startswith(listed + "/"):
@@ -706,6 +766,8 @@ def _assignments_for(
         path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
         return list(_list(azure, path, ROLE_ASSIGNMENTS_API, {"$filter": "atScope()"}).values())
     except AzureAccessError as e:
+        if e.absent and "/keys/" in scope.lower():  # no such key: only its vault's and those above can hold
+            return _assignments_for(azure, found, parent_of(scope), step, exact)
         return e
 
 

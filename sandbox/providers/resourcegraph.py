@@ -85,7 +85,7 @@ NOT_HELD = ("microsoft.insights/diagnosticsettings",)  # what Resource Graph doe
 MAX_TOP, DEFAULT_TOP = 1000, 1000
 SCOPE_FILTERS = ("AtScopeAndBelow", "AtScopeAndAbove", "AtScopeExact", "AtScopeAboveAndBelow")
 KEPT = 32  # result snapshots kept for paging
-RESULTS_TTL = 10.0  # seconds a query's rows are reused while nothing is written (a management group move is not)
+RESULTS_TTL = 60.0  # seconds a query's rows are reused while nothing is written (a management group move is not)
 _numbers = itertools.count(1)
 
 
