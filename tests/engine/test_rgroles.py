@@ -128,3 +128,43 @@ def test_resource_graph_lag_cannot_cause_a_redundant_grant(sandbox: Any, azure_a
     des_id = str(template(reading)["id"]).lower()
     assert not [r for r in report.results if r.change.resource_id.lower() == des_id]
     assert not [c for c in puts if c["path"].lower().startswith(str(before["keyScope"]).lower() + "/")]
+
+
+def test_a_role_removed_while_resource_graph_lags_never_lets_a_vault_switch(
+    sandbox: Any, azure_as: Any, subs: tuple[str, ...]
+) -> None:
+    """An access-policy vault switches to RBAC only once its sets hold key roles (kv-rbac-authorization): a role
+    removed through ARM, still in Resource Graph, must not count."""
+    sb = sandbox.running.sandbox
+    scope = Scope(subs[:1])
+    policies = [p for p in load_policies(Path(__file__).resolve().parents[2] / "policies")
+                if p.id in ("des-key-access", "kv-rbac-authorization")]  # fmt: skip
+    needs = Needs.of(policies)
+    des = template(read_scope(bot(azure_as, "arm"), scope, needs))
+    principal, key = des["cryptward"]["keyAccess"]["principals"][0], des["cryptward"]["keyAccess"]["keyScope"]
+    vault_id = str(key).split("/keys/")[0]
+    vault = sb.state.get(vault_id)
+    entry = {
+        "tenantId": sb.state.tenant_id,
+        "objectId": principal,
+        "permissions": {"keys": ["get", "wrapKey", "unwrapKey"]},
+    }
+    props = {**vault["properties"], "enableRbacAuthorization": False, "accessPolicies": [entry]}
+    sb.state.put({**vault, "properties": props})  # an access-policy vault its set can use
+    grant(sandbox, vault_id, principal)
+    auth = sandbox.client(AuthorizationManagementClient)
+    (granted,) = [a for a in auth.role_assignments.list_for_scope(vault_id, filter="atScope()")
+                  if a.principal_id == principal]  # fmt: skip
+    azure = bot(azure_as, "resourcegraph")
+    entry_of = lambda reading: next(  # noqa: E731
+        e for e in reading.resources[vault["id"]]["cryptward"]["encryptionSets"] if e["set"]["id"] == des["id"]
+    )
+    assert entry_of(read_scope(azure, scope, needs))["keyRoles"]  # Resource Graph and ARM both have it
+    sandbox.admin("PATCH", "/_sandbox/settings", {"resource_graph_lag_seconds": 3600})
+    auth.role_assignments.delete_by_id(granted.id)
+    page, _ = azure.graph_query(
+        list(subs[:1]), rgroles.ASSIGNMENTS, 1000, api_version=rgroles.API_VERSION,
+        options={"authorizationScopeFilter": "AtScopeAboveAndBelow"},
+    )  # fmt: skip
+    assert granted.id.lower() in {str(r["id"]).lower() for r in page["data"]}  # still there for an hour
+    assert entry_of(read_scope(azure, scope, needs))["keyRoles"] == []  # ARM, read again at the key: gone
