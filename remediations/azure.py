@@ -144,6 +144,7 @@ class Azure:
     inventory: str = "auto"
     inventory_threshold: int = 10
     _pacer: Any = None
+    _transport: Any = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Azure:
@@ -184,10 +185,32 @@ class Azure:
             "raw_request_hook": self._count,
             "user_agent": USER_AGENT,
             "retry_policy": write_retries(),
+            "transport": self.transport(),
         }
         if self.profile.ca_bundle:
             kwargs["connection_verify"] = self.profile.ca_bundle
         return kwargs
+
+    def transport(self) -> Any:
+        """One HTTP transport, one pool of connections, for every client made here: the first call of a client made
+        for another subscription (a management group's event, a sweep's next subscription) reuses a connection the
+        others opened rather than paying a TLS handshake of its own (azure-core: a transport given a session it does
+        not own leaves it open when a client closes; `close` closes it)."""
+        if self._transport is None:
+            import requests
+            from azure.core.pipeline.transport import RequestsTransport
+            from urllib3.util.retry import Retry
+
+            session = requests.Session()
+            # as azure-core's own sessions: no retries below the pipeline's retry policy
+            adapter = requests.adapters.HTTPAdapter(
+                max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=64
+            )
+            for scheme in ("https://", "http://"):
+                session.mount(scheme, adapter)
+            verify = {"connection_verify": self.profile.ca_bundle} if self.profile.ca_bundle else {}
+            self._transport = RequestsTransport(session=session, session_owner=False, **verify)
+        return self._transport
 
     def _mgmt(self, kind: str, subscription_id: str, make: Callable[..., Any]) -> Any:
         key = (kind, subscription_id.lower())
@@ -359,6 +382,7 @@ class Azure:
                     ARMHttpLoggingPolicy(),
                 ],
                 connection_verify=kwargs.get("connection_verify", True),
+                transport=kwargs["transport"],
             )
         return self._arm
 
@@ -455,6 +479,9 @@ class Azure:
         if self._arm is not None:
             self._arm.close()
             self._arm = None
+        if self._transport is not None:
+            self._transport.session.close()
+            self._transport = None
 
 
 def _vault_prefix(path: str) -> str:
