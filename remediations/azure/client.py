@@ -46,6 +46,7 @@ class Azure:
     inventory: str = "auto"
     inventory_threshold: int = 10
     _pacer: Any = None
+    _transport: Any = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Azure:
@@ -86,10 +87,32 @@ class Azure:
             "raw_request_hook": self._count,
             "user_agent": USER_AGENT,
             "retry_policy": write_retries(),
+            "transport": self.transport(),
         }
         if self.profile.ca_bundle:
             kwargs["connection_verify"] = self.profile.ca_bundle
         return kwargs
+
+    def transport(self) -> Any:
+        """One HTTP transport, one pool of connections, for every client made here: the first call of a client made
+        for another subscription (a management group's event, a sweep's next subscription) reuses a connection the
+        others opened rather than paying a TLS handshake of its own (azure-core: a transport given a session it does
+        not own leaves it open when a client closes; `close` closes it)."""
+        if self._transport is None:
+            import requests
+            from azure.core.pipeline.transport import RequestsTransport
+            from urllib3.util.retry import Retry
+
+            session = requests.Session()
+            # as azure-core's own sessions: no retries below the pipeline's retry policy
+            adapter = requests.adapters.HTTPAdapter(
+                max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=64
+            )
+            for scheme in ("https://", "http://"):
+                session.mount(scheme, adapter)
+            verify = {"connection_verify": self.profile.ca_bundle} if self.profile.ca_bundle else {}
+            self._transport = RequestsTransport(session=session, session_owner=False, **verify)
+        return self._transport
 
     def _mgmt(self, kind: str, subscription_id: str, make: Callable[..., Any]) -> Any:
         key = (kind, subscription_id.lower())
@@ -184,11 +207,20 @@ class Azure:
         return self._clients[key]
 
     def graph_query(
-        self, subscriptions: Sequence[str], query: str, top: int, skip_token: str | None = None
+        self,
+        subscriptions: Sequence[str],
+        query: str,
+        top: int,
+        skip_token: str | None = None,
+        *,
+        skip: int = 0,
+        api_version: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """One page of a Resource Graph query over `subscriptions`: the answer's JSON (`data`, `$skipToken`,
-        `totalRecords`...) as sent, without SDK models, and its headers (the quota: `x-ms-user-quota-remaining`,
-        `x-ms-user-quota-resets-after`)."""
+        """One page of a Resource Graph query over `subscriptions` (after `skip` rows, or at `skip_token`): the
+        answer's JSON (`data`, `$skipToken`, `totalRecords`...) as sent, without SDK models, and its headers (the
+        quota: `x-ms-user-quota-remaining`, `x-ms-user-quota-resets-after`). `api_version` and `options` (e.g.
+        `authorizationScopeFilter`, 2022-10-01) for what the SDK's api-version lacks."""
         from azure.core.rest import HttpRequest
 
         body = {
@@ -197,14 +229,17 @@ class Azure:
             "options": {
                 "$top": top,
                 "resultFormat": "objectArray",
+                **({"$skip": skip} if skip else {}),
                 **({"$skipToken": skip_token} if skip_token else {}),
+                **(options or {}),
             },
         }
         client = self.resource_graph()
         # The client's own pipeline (credential, retries, hooks) and api-version, but the JSON as sent: building the
         # SDK's models of 1,000 rows a page doubles the bot's time and memory for nothing (QueryResponse.data is an
         # untyped object either way).
-        request = HttpRequest("POST", f"{GRAPH_PATH}?api-version={client._config.api_version}", json=body)
+        version = api_version or client._config.api_version
+        request = HttpRequest("POST", f"{GRAPH_PATH}?api-version={version}", json=body)
         with translated():
             response = client._send_request(request)
         if response.status_code >= 400:
@@ -249,6 +284,7 @@ class Azure:
                     ARMHttpLoggingPolicy(),
                 ],
                 connection_verify=kwargs.get("connection_verify", True),
+                transport=kwargs["transport"],
             )
         return self._arm
 
@@ -345,6 +381,9 @@ class Azure:
         if self._arm is not None:
             self._arm.close()
             self._arm = None
+        if self._transport is not None:
+            self._transport.session.close()
+            self._transport = None
 
 
 def _vault_prefix(path: str) -> str:

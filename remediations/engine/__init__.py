@@ -12,6 +12,8 @@
 | `applier` | writes each change through `remediations.azure`, re-reads and verifies it |
 | `stream` | evaluation per page of the Resource Graph inventory, each page's bodies dropped before the next |
 | `scalesets` | what the reader reads for scale sets (their instances), snapshots and images (their source's key) |
+| `inventory` | the policy types of many subscriptions through Resource Graph, in few paged queries within its quota |
+| `rgroles` | their role assignments through Resource Graph (`authorizationresources`), to find, never to act on |
 | `advisor` | which end-to-end encryption suits a VM or a scale set's model (pure) |
 """
 

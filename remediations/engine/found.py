@@ -122,6 +122,8 @@ class Found:
     # Per listed scope, the scopes above it its id does not spell (management groups, the root as ""), from the
     # assignments its list inherits: ARM answers them in a subscription's list, and they hold below it.
     inherited: dict[str, set[str]] = field(default_factory=dict)
+    assignments_from_graph: bool = False  # Resource Graph's: read again through ARM before a decision to write
+    exact: dict[str, Any] = field(default_factory=dict)  # subscription -> ARM's list of it (or the count of keys read)
     _index: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = field(default_factory=dict)
 
     def absorb(self, other: Found) -> None:
@@ -135,7 +137,9 @@ class Found:
                     failed = isinstance(theirs, AzureAccessError)
                     self.snapshots = theirs if failed else {**(mine or {}), **theirs}
                 continue
-            if isinstance(mine, dict):
+            if isinstance(mine, bool):
+                setattr(self, f.name, mine or theirs)
+            elif isinstance(mine, dict):
                 mine.update(theirs)
             elif isinstance(theirs, list):
                 setattr(self, f.name, [*(mine or []), *theirs])

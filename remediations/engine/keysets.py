@@ -21,6 +21,7 @@ from remediations.engine.found import (
     cw,
     list_json,
 )
+from remediations.engine.listing import list_assignments
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.resources import (
@@ -54,7 +55,7 @@ def fill_sets(
         if vault is not None:
             cw(des)["keyVault"] = {k: v for k, v in vault.items() if k != aliases.CRYPTWARD}
             if ASSIGNMENT_BLOCKS & needs.blocks:
-                key_access(azure, found, des, vault, reading, step)
+                key_access(azure, found, des, vault, reading, step, "encryptionsets" in needs.blocks)
         key_url = str(get(des, "properties.activeKey.keyUrl") or "")
         if needs.wants(KEY) and vault is not None and "/keys/" in key_url:
             key_id = f"{vault['id']}/keys/{name_of(versionless(key_url))}"
@@ -147,12 +148,28 @@ def list_other_vaults(azure: Azure, found: Found, reading: Reading, step: Progre
 
 
 def key_access(
-    azure: Azure, found: Found, des: dict[str, Any], vault: dict[str, Any], reading: Reading, step: Progress
+    azure: Azure,
+    found: Found,
+    des: dict[str, Any],
+    vault: dict[str, Any],
+    reading: Reading,
+    step: Progress,
+    switch: bool = False,
 ) -> None:
     """Fill a DES's `keyVaultRoleAssignments` (its principals' assignments over its key) and `keyAccess` (see
-    remediations/keyaccess.py). An access-policy vault is decided without the assignments."""
+    remediations/keyaccess.py). An access-policy vault is decided without the assignments. Assignments Resource
+    Graph gave are read again through ARM at the key before they can make the bot write: when a principal seems to
+    lack its key role (des-key-access would grant it), or, `switch`, when the vault still uses access policies (its
+    switch to RBAC rests on the roles)."""
     des_id = str(des["id"])
-    assignments = assignments_for(azure, found, keyaccess.key_scope(des, vault), step)
+    key = keyaccess.key_scope(des, vault)
+    assignments = assignments_for(azure, found, key, step)
+    if (
+        found.assignments_from_graph
+        and not isinstance(assignments, AzureAccessError)
+        and (keyaccess.block(des, vault, assignments)["missing"] or (switch and not keyaccess.uses_rbac(vault)))
+    ):
+        assignments = exact_assignments(azure, found, key, step)
     if isinstance(assignments, AzureAccessError):
         reading.missing(des_id, "keyVaultRoleAssignments", assignments)
         if keyaccess.uses_rbac(vault):
@@ -165,6 +182,21 @@ def key_access(
             ra for ra in assignments if str(get(ra, "properties.principalId") or "").lower() in mine
         ]
     cw(des)["keyAccess"] = keyaccess.block(des, vault, assignments)
+
+
+def exact_assignments(azure: Azure, found: Found, key: str, step: Progress) -> list[dict[str, Any]] | AzureAccessError:
+    """The assignments at `key` and above, through ARM: one `atScope()` list at the key, or, from the second key of
+    the same subscription on, ARM's list of the whole subscription (at, above and below it: the key's included)."""
+    sub = key.split("/")[2]
+    known = found.exact.get(sub.lower())
+    if isinstance(known, int):
+        listed = list_assignments(azure, sub, None, step)
+        listed.listed.append(f"/subscriptions/{sub}".lower())
+        found.exact[sub.lower()] = known = listed
+    if isinstance(known, Found):
+        return known.assignment_error or assignments_for(azure, known, key, step)
+    found.exact[sub.lower()] = 1
+    return assignments_for(azure, found, key, step, exact=True)
 
 
 def vault_sets(found: Found, reading: Reading) -> None:
@@ -197,10 +229,12 @@ def rotation_policy_of(azure: Azure, key: Mapping[str, Any]) -> dict[str, Any] |
     return {"lifetimeActions": policy.get("lifetimeActions") or [], "attributes": policy.get("attributes") or {}}
 
 
-def assignments_for(azure: Azure, found: Found, scope: str, step: Progress) -> list[dict[str, Any]] | AzureAccessError:
+def assignments_for(
+    azure: Azure, found: Found, scope: str, step: Progress, exact: bool = False
+) -> list[dict[str, Any]] | AzureAccessError:
     """Role assignments at `scope` (a key, or its vault) and above: from the listed scope's assignments when `scope`
-    is inside it, else one `atScope()` list at `scope`."""
-    inside = any(scope.lower().startswith(s + "/") for s in found.listed)
+    is inside it (and not `exact`), else one ARM `atScope()` list at `scope`."""
+    inside = not exact and any(scope.lower().startswith(s + "/") for s in found.listed)
     extra: set[str] = set()
     for listed, groups in found.inherited.items():  # what the list at the swept scope inherits holds here too
         if scope.lower().startswith(listed + "/"):
@@ -214,6 +248,8 @@ def assignments_for(azure: Azure, found: Found, scope: str, step: Progress) -> l
         path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
         return list(list_json(azure, path, ROLE_ASSIGNMENTS_API, {"$filter": "atScope()"}).values())
     except AzureAccessError as e:
+        if e.absent and "/keys/" in scope.lower():  # no such key: only its vault's and those above can hold
+            return assignments_for(azure, found, parent_of(scope), step, exact)
         return e
 
 

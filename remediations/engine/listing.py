@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from remediations.azure import Azure
-from remediations.engine import inventory, machines
+from remediations.engine import inventory, machines, rgroles
 from remediations.engine.found import (
     DES,
     DISK,
@@ -51,6 +51,28 @@ def graph_lists(
         step(note)
         notes.append(note)
         return None
+
+
+def graph_assignments(azure: Azure, scope: Scope, step: Progress, notes: list[str]) -> list[Found] | None:
+    """Every subscription's role assignments through Resource Graph (engine/rgroles.py), when the inventory came from
+    there; None: list them through ARM per subscription (Resource Graph unavailable: said in the notes)."""
+    try:
+        per_sub = rgroles.through_graph(azure, scope.subscriptions, scope.resource_group, step)
+    except inventory.GraphUnavailable as e:
+        note = f"Resource Graph unavailable for role assignments ({e}): listed through ARM per subscription"
+        step(note)
+        notes.append(note)
+        return None
+    group = f"/resourceGroups/{scope.resource_group}" if scope.resource_group else ""
+    return [
+        Found(
+            assignments=found,
+            inherited={f"/subscriptions/{sub}{group}".lower(): above},
+            listed=[f"/subscriptions/{sub}{group}".lower()],
+            assignments_from_graph=True,
+        )
+        for sub, (found, above) in per_sub.items()
+    ]
 
 
 GRAPH_LISTS = frozenset({"vaults", "sets", "disks", "vms", "snapshots"})

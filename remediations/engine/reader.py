@@ -53,7 +53,7 @@ from remediations.engine.found import (
     lock_block,
 )
 from remediations.engine.keysets import get_key, get_vault, rotation_policy_of, serves
-from remediations.engine.listing import graph_lists, list_assignments, list_subscription
+from remediations.engine.listing import graph_assignments, graph_lists, list_assignments, list_subscription
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.resources import (
@@ -91,7 +91,8 @@ def read_scope(
             raise part
         found.absorb(part)
     if ASSIGNMENT_BLOCKS & needs.blocks and found.sets:
-        for part in azure.each(
+        graph = graph_assignments(azure, scope, step, notes) if listed else None
+        for part in graph or azure.each(
             lambda sub: list_assignments(azure, sub, scope.resource_group, step), scope.subscriptions
         ):
             found.absorb(part if isinstance(part, Found) else Found(assignment_error=part))
