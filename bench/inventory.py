@@ -4,26 +4,30 @@ An estate of 100 subscriptions is seeded with sandbox/bulk.py (templates made th
 the state: 100,000 resources in seconds). For each size (10k, 50k, 100k resources) a fresh process of the bot (so
 its peak RSS is its own, not the sandbox's) lists vaults, disk encryption sets, disks and VMs of every subscription
 through Resource Graph (remediations/engine/inventory.py: one query per 200 subscriptions, 1,000 rows a page,
-the quota honoured; the sandbox's index is built before, as Azure keeps its own), then evaluates every policy over
-the bodies (empty `cryptward` blocks: the per-resource ARM
-reads a sweep adds are not part of the inventory). At the largest size the same lists are made through ARM, one
+the quota honoured; the sandbox's index is built before, as Azure keeps its own) and evaluates every policy over
+each page as it comes, dropping its bodies before the next (remediations/engine/stream.py; empty `cryptward` blocks:
+the per-resource ARM reads a sweep adds are not part of the inventory), the findings spilled to a temporary file and
+read back. Peak RSS is the bot process's own (VmHWM). At the largest size the same lists are made through ARM, one
 paged list per type and subscription in parallel (what the reader does without Resource Graph). Prints: seconds,
 queries / calls, resources per query, resources evaluated per second, peak RSS (MB).
 
     .venv/bin/python bench/inventory.py                          # 100 subscriptions; 10k, 50k, 100k resources
     .venv/bin/python bench/inventory.py --subs 10 --sizes 2000   # a quick look
 
-The sandbox's Resource Graph quota is Microsoft's (15 queries per 5 s per user); every page takes one query there
-(whether Azure counts a $skipToken page is not documented), so 100 pages cannot take less than ~28 s with it on.
-The bench also runs once with the quota lifted, to show the cost of the queries alone.
+The sandbox's Resource Graph quota is Microsoft's (15 queries per 5 s per user), and every page takes one query of
+it ("each paginated query you send takes one query quota": Learn, "Guidance for throttled requests in Azure Resource
+Graph", section Pagination), so 100 pages cannot take less than 30 s with it on: 15 in each of seven windows, the
+seventh starting 30 s after the first (the bench prints that floor beside the figure). The inventory asks the first
+page of every batch, then the rest by `$skip`, 4 at once within the quota. The bench also runs once with the quota
+lifted, to show the cost of the queries alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,9 +50,8 @@ API = {"vaults": "2026-05-15", "sets": "2026-03-02", "disks": "2026-03-02", "vms
 def child(mode: str, subs: list[str]) -> dict[str, Any]:
     """In the bot's own process: list (and with Resource Graph, evaluate); figures as JSON."""
     from remediations.azure import Azure
-    from remediations.engine import inventory
-    from remediations.engine.reader import Reading
-    from remediations.engine.run import configure, evaluate
+    from remediations.engine import inventory, stream
+    from remediations.engine.run import configure
     from remediations.policy.loader import load_policies
     from remediations.settings import Settings
 
@@ -68,26 +71,35 @@ def child(mode: str, subs: list[str]) -> dict[str, Any]:
             raise SystemExit(f"ARM lists failed: {errors[0]}")
         out.update(seconds=time.perf_counter() - t0, resources=sum(counts), calls=azure.calls["GET"])
     else:
-        listed = inventory.through_graph(azure, subs, TYPES, lambda _: None)
-        out["seconds"] = time.perf_counter() - t0
-        out["calls"] = azure.calls["POST"]
-        reading = Reading()
-        for per_sub in listed.values():
-            for what, bodies in per_sub.items():
-                for rid, body in bodies.items():
-                    body["cryptward"] = {"locks": []}
-                    if what == "vaults":
-                        body["cryptward"].update(diagnosticSettings=[], encryptionSets=[])
-                    reading.resources[rid] = body
-        reading.related.update(reading.resources)
-        out["resources"] = len(reading.resources)
+        # Streamed: each page is evaluated and dropped before the next is asked for (engine/stream.py).
+        def prepare(what: str, body: dict[str, Any]) -> None:
+            body["cryptward"] = {"locks": []}
+            if what == "vaults":
+                body["cryptward"].update(diagnosticSettings=[], encryptionSets=[])
+
         policies = configure(load_policies(ROOT / "policies"), Settings.from_env())
-        c0 = time.process_time()
-        _, evaluations = evaluate(reading, policies)
-        cpu = time.process_time() - c0
-        out.update(evaluate_cpu=cpu, evaluations=evaluations, per_second=len(reading.resources) / max(cpu, 1e-9))
-    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        pages = inventory.pages(azure, subs, TYPES, lambda _: None)
+        with stream.Spill() as spill:  # every finding written out as it comes, as a report listing them would
+            tally = stream.evaluate_pages(pages, policies, prepare=prepare, sink=spill.write)
+            out["seconds"] = time.perf_counter() - t0 - tally.seconds  # listing alone: the wall time less evaluation
+            listed = sum(1 for _ in spill.rows())  # and read back
+        out["calls"] = azure.calls["POST"]
+        out["resources"] = tally.resources
+        out.update(
+            evaluate_cpu=tally.cpu,
+            evaluations=tally.evaluations,
+            findings=listed,
+            per_second=tally.resources / max(tally.cpu, 1e-9),
+        )
+    out["rss_mb"] = peak_mb()
     return out
+
+
+def peak_mb() -> float:
+    """This process's peak RSS: its `VmHWM`, not `ru_maxrss`, which on Linux keeps the RSS of the process that
+    spawned it (the bench, holding the sandbox's estate) from before execve (see bench/scale.py, cli_scan)."""
+    with open("/proc/self/status") as f:
+        return next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM")), 0.0)
 
 
 def run_child(env: dict[str, str], mode: str, subs: list[str]) -> dict[str, Any]:
@@ -120,7 +132,11 @@ def main() -> None:
     from sandbox import bulk
     from sandbox.runner import start_in_thread
 
-    print(f"inventory bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores")
+    print(
+        f"inventory bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    peaks: list[tuple[int, float]] = []
     for size in args.sizes:
         running = start_in_thread(Path(tempfile.mkdtemp(prefix="cryptward-inventory-")))
         try:
@@ -139,14 +155,19 @@ def main() -> None:
             print(f"  the sandbox's Resource Graph index built in {time.perf_counter() - t0:.1f} s")
             graph = run_child(env, "graph", subs)
             per_query = graph["resources"] / max(graph["calls"], 1)
+            quota, window = sb.state.settings.resource_graph_quota, sb.state.settings.resource_graph_window_seconds
+            floor = (math.ceil(graph["calls"] / quota) - 1) * window
             print(
                 f"  Resource Graph: {graph['seconds']:.1f} s, {graph['calls']} queries "
-                f"({per_query:,.0f} resources a query), {graph['resources']:,} listed"
+                f"({per_query:,.0f} resources a query), {graph['resources']:,} listed; the quota ({quota} per "
+                f"{window:g} s) alone needs {floor:.0f} s for {graph['calls']} queries"
             )
             print(
-                f"  evaluation: {graph['evaluations']:,} evaluations in {graph['evaluate_cpu']:.2f} s CPU = "
-                f"{graph['per_second']:,.0f} resources/s; peak RSS {graph['rss_mb']:.0f} MB"
+                f"  evaluation (streamed per page): {graph['evaluations']:,} evaluations, {graph['findings']:,} "
+                f"findings in {graph['evaluate_cpu']:.2f} s CPU = {graph['per_second']:,.0f} resources/s; "
+                f"peak RSS {graph['rss_mb']:.0f} MB"
             )
+            peaks.append((graph["resources"], graph["rss_mb"]))
             if size == max(args.sizes):
                 sb.state.settings.resource_graph_quota = 10**9
                 sb.resource_graph.quota.clear()  # type: ignore[attr-defined]
@@ -162,6 +183,21 @@ def main() -> None:
                 )
         finally:
             running.stop()
+    if len(peaks) > 1:
+        (n0, r0), (n1, r1) = peaks[0], peaks[-1]
+        print(
+            f"\npeak RSS {', '.join(f'{r:.0f} MB at {n:,}' for n, r in peaks)}: "
+            f"{(r1 - r0) * 2**20 / max(n1 - n0, 1):,.0f} bytes a resource more from {n0:,} to {n1:,}, "
+            f"exponent {fit([float(n) for n, _ in peaks], [r for _, r in peaks]):.2f}"
+        )
+
+
+def fit(xs: list[float], ys: list[float]) -> float:
+    """The exponent b of y = a x^b, least squares over log-log."""
+    lx, ly = [math.log(x) for x in xs], [math.log(max(y, 1e-9)) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    den = sum((x - mx) ** 2 for x in lx)
+    return sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=True)) / den if den else float("nan")
 
 
 if __name__ == "__main__":

@@ -156,19 +156,39 @@ def grant_bot(running: Running, sub: str) -> None:
 def cli_scan(
     env: dict[str, str], sub: str, policies: tuple[str, ...] = (), apply: bool = False
 ) -> tuple[float, float, float]:
-    """A cold `cryptward scan` in a subprocess: (wall seconds, peak RSS in MB, CPU seconds it used)."""
-    args = [sys.executable, "-m", "remediations.cli", "scan", "-s", sub, "--format", "json"]
-    args += [a for p in policies for a in ("-p", p)] + (["--apply"] if apply else [])
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):
-        raise SystemExit(
-            f"scan failed ({proc.returncode}): {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
-        )
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    """A cold `cryptward scan` in a subprocess: (wall seconds, peak RSS in MB, CPU seconds it used).
+
+    The peak is the scan's own `VmHWM` (the high-water mark of its memory, written as it exits), not `ru_maxrss`
+    from wait4: Linux keeps in ru_maxrss the largest RSS of the memory the process had before execve, which for a
+    child spawned by this process (vfork) is this process's own, the sandbox with the whole estate (fs/exec.c,
+    exec_mmap: setmax_mm_hiwater_rss(&tsk->signal->maxrss, old_mm)). Measured: 112 MB ru_maxrss for 63 MB VmHWM."""
+    with tempfile.NamedTemporaryFile("r", suffix=".hwm") as hwm:
+        args = [sys.executable, "-c", HWM_WRAPPER, hwm.name, "scan", "-s", sub, "--format", "json"]
+        args += [a for p in policies for a in ("-p", p)] + (["--apply"] if apply else [])
+        t0 = time.perf_counter()
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode not in (0, 1):
+                err.seek(0)
+                raise SystemExit(f"scan failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+        peak_kb = int(hwm.read().strip() or 0)
+    return wall, peak_kb / 1024, usage.ru_utime + usage.ru_stime
+
+
+# Runs `cryptward ARGS...` and writes its VmHWM (kB) to the file named first, as it exits (even by SystemExit).
+HWM_WRAPPER = """
+import atexit, sys
+def hwm(path=sys.argv[1]):
+    with open("/proc/self/status") as f, open(path, "w") as out:
+        out.write(next((l.split()[1] for l in f if l.startswith("VmHWM")), "0"))
+atexit.register(hwm)
+sys.argv = ["cryptward", *sys.argv[2:]]
+from remediations.cli.main import main
+main()
+"""
 
 
 def bot_gets(running: Running, since: int, bot: str) -> list[dict[str, Any]]:
@@ -318,6 +338,12 @@ def main() -> None:
             f"planning {fit(sizes, [r['plan_s'] for r in rows]):.2f}, "
             f"calls {fit(sizes, [float(r['calls']) for r in rows]):.2f}, "
             f"peak RSS {fit(sizes, [r['rss_mb'] for r in rows]):.2f}"
+        )
+        first, last = rows[0], rows[-1]
+        grown = (last["rss_mb"] - first["rss_mb"]) * 2**20 / max(last["resources"] - first["resources"], 1)
+        print(
+            "peak RSS " + ", ".join(f"{r['rss_mb']:.0f} MB at {r['size']:,}" for r in rows) + " vaults: "
+            f"{grown / 1024:.1f} KB a resource more from {first['resources']:,} to {last['resources']:,} resources"
         )
     for size in args.throttled or []:
         r = measure(size, 1, throttled=True)

@@ -55,7 +55,7 @@ class SkipReason(StrEnum):
 SKIP_REASONS = tuple(SkipReason)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Operation:
     """One write. `path` is relative to ARM (`/subscriptions/...`) or, for `plane="keyvault"`, a data-plane URL."""
 
@@ -77,7 +77,7 @@ class Operation:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ref:
     """'The change fix `fix` makes on `resource_id`': a dependency the planner resolves to a change id.
 
@@ -95,7 +95,7 @@ def change_id(resource_id: str, policy_ids: tuple[str, ...], operation: Operatio
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One planned write, with what it changes and what must hold afterwards."""
 
@@ -116,8 +116,8 @@ class Change:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", change_id(self.resource_id, self.policy_ids, self.operation))
-        if not self.verify:
-            object.__setattr__(self, "verify", dict(self.after))
+        if not self.verify:  # the same as `after`: shared, not copied (neither is ever written to)
+            object.__setattr__(self, "verify", self.after)
 
     @property
     def policy_id(self) -> str:
@@ -145,7 +145,7 @@ class Change:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skip:
     """A finding that produced no change, and why (`reason` is a SkipReason)."""
 
@@ -252,6 +252,21 @@ class PlanSettings:
         return desmap.lookup(self.disk_encryption_sets, subscription, region, encryption_type)
 
 
+def _lowered(ctx: Any, name: str) -> Mapping[str, Any]:
+    """`ctx.<name>` keyed by lower-cased id (the first of ids differing only in case), made once per context and
+    again if the mapping grew: a miss costs one dict lookup, not a scan of every resource read (which made
+    planning grow faster than the estate)."""
+    source: Mapping[str, Any] = getattr(ctx, name)
+    cache: dict[str, tuple[int, dict[str, Any]]] = ctx.__dict__.setdefault("_lowered", {})
+    size, index = cache.get(name, (-1, {}))
+    if size != len(source):
+        index = {}
+        for k, v in source.items():
+            index.setdefault(k.lower(), v)
+        cache[name] = (len(source), index)
+    return index
+
+
 @dataclass(frozen=True)
 class PlanContext:
     """What was read besides the finding's resource, and when. `resources` holds ARM GET bodies by id."""
@@ -271,8 +286,7 @@ class PlanContext:
         found = self.callers.get(resource_id)
         if found is not None:
             return found
-        wanted = resource_id.lower()
-        return next((c for k, c in self.callers.items() if k.lower() == wanted), None)
+        return _lowered(self, "callers").get(resource_id.lower())
 
     def related(self, resource_id: str | None) -> Mapping[str, Any] | None:
         """The related resource with this id (ids compare case-insensitively, as in ARM)."""
@@ -282,8 +296,7 @@ class PlanContext:
         if found is None:
             found = self.resources.get(resource_id.lower())  # the reader keys them by lower-cased id
         if found is None:
-            wanted = resource_id.lower()
-            found = next((r for k, r in self.resources.items() if k.lower() == wanted), None)
+            found = _lowered(self, "resources").get(resource_id.lower())
         return found
 
     @classmethod

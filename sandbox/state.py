@@ -117,6 +117,7 @@ class State:
         self.tenant_id = DEFAULT_TENANT
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.resources: dict[str, dict[str, Any]] = {}
+        self.writes = 0  # puts and removes so far: what caches of derived views compare
         self._by_type: dict[str, dict[str, dict[str, Any]]] = {}  # lower type -> lower id -> body
         # (lower type, lower scope: the id before its last /providers/) -> lower id -> body; and (type, name)
         self._by_scope: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
@@ -136,6 +137,7 @@ class State:
 
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         key = body["id"].lower()
+        self.writes += 1
         old = self.resources.get(key)
         if old is not None:
             self._unindex(key, old)
@@ -148,6 +150,7 @@ class State:
 
     def remove(self, resource_id: str) -> dict[str, Any] | None:
         key = resource_id.lower()
+        self.writes += 1
         self.meta.pop(key, None)
         body = self.resources.pop(key, None)
         if body is not None:

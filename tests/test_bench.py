@@ -42,3 +42,15 @@ def test_the_function_app_bench_runs_and_its_correctness_lines_hold():
         assert verdicts.get(name) == "ok", done.stdout
     assert "sweep of 75 resources" in verdicts and "sweep of 40 resources" in verdicts, done.stdout
     assert verdicts["  baseline: one message per resource".strip()] == "ok", done.stdout
+
+
+def test_the_management_group_event_bench_runs_and_fixes_alike_in_both() -> None:
+    """bench/mg_events.py at a tiny size: both rigs fix every vault with the same three writes, the group is expanded
+    once (not per event). Its latencies are the bench's business."""
+    args = [sys.executable, "bench/mg_events.py", "--samples", "4", "--subs", "3"]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=limit(240))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [t for t in done.stdout.splitlines() if "ARM calls per fix" in t]
+    assert len(rows) == 2 and all("(3 writes)" in r for r in rows), done.stdout
+    assert rows[0].endswith("management-group calls 0"), done.stdout
+    assert int(rows[1].rsplit(None, 1)[-1]) <= 2, done.stdout  # expanded on the first events, not on each of 4

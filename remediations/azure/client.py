@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from remediations import __version__, pacing
-from remediations.azure.pacer import holds, pacer_class, retry_after, write_concurrency
+from remediations.azure.pacer import (
+    WRITE_RETRIES,
+    WRITE_RETRY_WAIT,
+    holds,
+    pacer_class,
+    retry_after,
+    write_concurrency,
+    write_retries,
+)
 from remediations.azure.profile import CloudProfile, default_credential
 from remediations.errors import AzureAccessError, CredentialError, SettingsError
 
@@ -53,6 +61,7 @@ class Azure:
     inventory_threshold: int = 10
     _pacer: Any = None
     _making: Any = field(default_factory=threading.RLock)  # clients are made once, whichever thread asks first
+    _transport: Any = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Azure:
@@ -95,10 +104,35 @@ class Azure:
             "raw_request_hook": self._count,
             "user_agent": USER_AGENT,
             "retry_policy": write_retries(),
+            "transport": self.transport(),
         }
         if self.profile.ca_bundle:
             kwargs["connection_verify"] = self.profile.ca_bundle
         return kwargs
+
+    def transport(self) -> Any:
+        """One HTTP transport, one pool of connections, for every client made here: the first call of a client made
+        for another subscription (a management group's event, a sweep's next subscription) reuses a connection the
+        others opened rather than paying a TLS handshake of its own (azure-core: a transport given a session it does
+        not own leaves it open when a client closes; `close` closes it)."""
+        with self._making:
+            return self._transport or self._new_transport()
+
+    def _new_transport(self) -> Any:
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+        from urllib3.util.retry import Retry
+
+        session = requests.Session()
+        # as azure-core's own sessions: no retries below the pipeline's retry policy
+        adapter = requests.adapters.HTTPAdapter(
+            max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=64
+        )
+        for scheme in ("https://", "http://"):
+            session.mount(scheme, adapter)
+        verify = {"connection_verify": self.profile.ca_bundle} if self.profile.ca_bundle else {}
+        self._transport = RequestsTransport(session=session, session_owner=False, **verify)
+        return self._transport
 
     def _mgmt(self, kind: str, subscription_id: str, make: Callable[..., Any]) -> Any:
         key = (kind, subscription_id.lower())
@@ -174,11 +208,20 @@ class Azure:
         return self._clients[key]
 
     def graph_query(
-        self, subscriptions: Sequence[str], query: str, top: int, skip_token: str | None = None
+        self,
+        subscriptions: Sequence[str],
+        query: str,
+        top: int,
+        skip_token: str | None = None,
+        *,
+        skip: int = 0,
+        api_version: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """One page of a Resource Graph query over `subscriptions`: the answer's JSON (`data`, `$skipToken`,
-        `totalRecords`...) as sent, without SDK models, and its headers (the quota: `x-ms-user-quota-remaining`,
-        `x-ms-user-quota-resets-after`)."""
+        """One page of a Resource Graph query over `subscriptions` (after `skip` rows, or at `skip_token`): the
+        answer's JSON (`data`, `$skipToken`, `totalRecords`...) as sent, without SDK models, and its headers (the
+        quota: `x-ms-user-quota-remaining`, `x-ms-user-quota-resets-after`). `api_version` and `options` (e.g.
+        `authorizationScopeFilter`, 2022-10-01) for what the SDK's api-version lacks."""
         from azure.core.rest import HttpRequest
 
         body = {
@@ -187,14 +230,17 @@ class Azure:
             "options": {
                 "$top": top,
                 "resultFormat": "objectArray",
+                **({"$skip": skip} if skip else {}),
                 **({"$skipToken": skip_token} if skip_token else {}),
+                **(options or {}),
             },
         }
         client = self.resource_graph()
         # The client's own pipeline (credential, retries, hooks) and api-version, but the JSON as sent: building the
         # SDK's models of 1,000 rows a page doubles the bot's time and memory for nothing (QueryResponse.data is an
         # untyped object either way).
-        request = HttpRequest("POST", f"{GRAPH_PATH}?api-version={client._config.api_version}", json=body)
+        version = api_version or client._config.api_version
+        request = HttpRequest("POST", f"{GRAPH_PATH}?api-version={version}", json=body)
         with translated():
             response = client._send_request(request)
         if response.status_code >= 400:
@@ -249,6 +295,7 @@ class Azure:
                 ARMHttpLoggingPolicy(),
             ],
             connection_verify=kwargs.get("connection_verify", True),
+            transport=kwargs["transport"],
         )
 
     def _url(self, path: str) -> str:
@@ -366,6 +413,9 @@ class Azure:
         if self._arm is not None:
             self._arm.close()
             self._arm = None
+        if self._transport is not None:
+            self._transport.session.close()
+            self._transport = None
 
 
 def _vault_prefix(path: str) -> str:
@@ -408,48 +458,6 @@ def translated() -> Iterator[None]:
         raise AzureAccessError(int(e.status_code or 0), str(code), _first_line(str(e))) from None
     except ServiceRequestError as e:
         raise AzureAccessError(0, "ServiceRequestError", _first_line(str(e))) from None
-
-
-# Throttled writes: a bounded budget of retries and seconds waited for one request (a function runs 5 minutes at most).
-WRITE_RETRIES, WRITE_RETRY_WAIT = 6, 60.0
-
-
-def write_retries(total: int = WRITE_RETRIES, max_wait: float = WRITE_RETRY_WAIT) -> Any:
-    """azure-core's RetryPolicy, and a throttled PUT, PATCH or POST retried too.
-
-    azure-core 1.41 (`RetryPolicyBase.is_retry`) retries any method whose error answer carries `Retry-After`, but
-    without one it retries POST and PATCH only on 500, 503 and 504 (and neither after a connection reset), so a 429
-    without `Retry-After` (a resource
-    provider's own throttling, Key Vault's data plane) failed at once. A 429 means the request was not processed
-    ("Understand how Azure Resource Manager throttles requests", learn.microsoft.com/azure/azure-resource-manager/
-    management/request-limits-and-throttling; Key Vault "throttling guidance"), and the bot's writes are desired-state
-    writes, so one is sent again: after `Retry-After` (or `retry-after-ms` / `x-ms-retry-after-ms`, azure-core's
-    `get_retry_after`), else exponential backoff. Within a budget: `total` retries and `max_wait` seconds of waiting
-    for one request; a 429 asking for longer than what remains is given back at once (the queue retries the work
-    item later). ARM's `x-ms-ratelimit-remaining-*` headers count what is left and carry no wait: the pacer reads them
-    before a request is sent (`Azure.pacer`), so that a 429 stays rare.
-    """
-    from azure.core.pipeline.policies import RetryPolicy
-
-    class WriteRetries(RetryPolicy):
-        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
-            throttled = response.http_response.status_code == 429 and settings["total"] > 0
-            if not (super().is_retry(settings, response) or throttled):
-                return False
-            wait = self.get_retry_after(response)
-            if wait is None:
-                wait = min(self.backoff_max, self.backoff_factor * 2 ** len(settings["history"]))
-            if settings.setdefault("waited", 0.0) + wait > max_wait:
-                return False
-            settings["waited"] += wait
-            return True
-
-    # PATCH joins azure-core's idempotent methods (HEAD, GET, PUT, DELETE, ...): the bot's PATCHes are desired-state
-    # merges, safe to send again after a connection reset too; POST (rotate) is not, and keeps azure-core's rules.
-    methods = frozenset({"HEAD", "GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
-    policy = WriteRetries(retry_total=total, retry_backoff_max=int(max_wait))
-    policy._method_whitelist = methods  # what `retry_on_methods` defaults to per request (RetryPolicyBase)
-    return policy
 
 
 def _first_line(text: str) -> str:

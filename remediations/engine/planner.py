@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,7 +40,7 @@ from remediations.policy.loader import Policy
 from remediations.resources import EXEMPTIONS_BLOCK, EXEMPTIONS_UNREADABLE, name_of
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A resource a policy found non-compliant. `mode` overrides the policy's own; `unreadable` says why the
     verdict could not be decided (what the condition reads could not be read); `fix_unreadable` says why the fix
@@ -87,7 +88,8 @@ def _plan_finding(
     fix_name = policy.fix.name if policy.fix else None
 
     def skip(reason: str, detail: str) -> None:
-        skipped.append(Skip(rid, policy.id, reason, detail, fix_name))
+        # The same sentence for every resource a policy only reports: one string shared, not one per finding.
+        skipped.append(Skip(rid, policy.id, reason, sys.intern(detail), fix_name))
 
     if f.unreadable:
         return skip(SkipReason.CANNOT_READ, f.unreadable)
@@ -238,10 +240,13 @@ def _combine(a: Change, b: Change) -> Change | None:
     )
 
 
-def _target(change: Change) -> tuple[str, str, str, str]:
-    """What a change writes: only changes with the same target can combine (`_combine` checks the rest)."""
+def _target(change: Change) -> tuple[str, str, str, str, str]:
+    """The resource a change is about and what it writes: only changes with the same key can combine (`_combine`
+    checks the rest). The resource is part of it: many resources' changes may write one target (every VM's
+    registration of its subscription's EncryptionAtHost feature), and comparing each with all the others made
+    planning quadratic in them."""
     op = change.operation
-    return (op.plane, op.method, op.path.lower(), op.api_version)
+    return (change.resource_id.lower(), op.plane, op.method, op.path.lower(), op.api_version)
 
 
 def _merge(changes: list[Change]) -> list[Change]:
@@ -249,7 +254,7 @@ def _merge(changes: list[Change]) -> list[Change]:
     pass over the changes, comparing each only with the few writing its target (changes of different targets never
     combine)."""
     out: list[Change] = []
-    by_target: dict[tuple[str, str, str, str], list[int]] = {}
+    by_target: dict[tuple[str, str, str, str, str], list[int]] = {}
     for change in changes:
         slots = by_target.setdefault(_target(change), [])
         for i in slots:
@@ -337,6 +342,9 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
     by_fix = index(live)
     resolved = []
     for c in live:
+        if not c.needs:  # nothing to resolve: the same change (a copy of each would only be garbage to collect)
+            resolved.append(c)
+            continue
         deps = [d.id for r in c.needs for d in made(r, c, by_fix)]
         resolved.append(replace(c, depends_on=_union(c.depends_on, [d for d in deps if d != c.id]), needs=()))
     return resolved, blocked

@@ -16,6 +16,7 @@ having last changed the resource (`systemData.lastModifiedBy`); an event passes 
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -137,8 +138,12 @@ def evaluate(
     only `Microsoft.KeyVault.Data` definitions evaluate, by `read_vault_keys`."""
     findings: list[Finding] = []
     judge = _Judge(findings, modes or {}, now, related)
-    for rid, body in reading.resources.items():
-        judge(body, policies, reading.reasons(rid))
+    gc.freeze()  # what was read lives on: the collections evaluation triggers need not walk every body (as planning)
+    try:
+        for rid, body in reading.resources.items():
+            judge(body, policies, reading.reasons(rid))
+    finally:
+        gc.unfreeze()
     if vault_keys is not None:
         data_plane = wanted(policies)
         for body in vault_keys.bodies.values():

@@ -342,6 +342,11 @@ def compose(
         findings.setdefault(f.policy.id, set()).add(str(f.resource.get("id", "")).lower())
     order = {s: i for i, s in enumerate(STATUSES)}
     items.sort(key=lambda i: (order[i.status], i.resource_id.lower()))
+    by_resource: dict[str, list[Item]] = {}  # each resource's and policy's items, in the items' order: one pass
+    by_policy: dict[str, list[Item]] = {}
+    for item in items:
+        by_resource.setdefault(item.resource_id.lower(), []).append(item)
+        by_policy.setdefault(item.policy_id, []).append(item)
     bodies = scan.bodies
     all_history = [d for rid in bodies for d in history.for_resource(rid)]
     policy_rows = []
@@ -353,7 +358,7 @@ def compose(
                 mode=modes.get(policy.id, policy.mode),
                 checked=len(applies),
                 noncompliant=len(findings.get(policy.id, ())),
-                items=tuple(i for i in items if i.policy_id == policy.id),
+                items=tuple(by_policy.get(policy.id, ())),
                 history=tuple(d for d in all_history if policy.id in d.policy_ids),
             )
         )
@@ -365,7 +370,7 @@ def compose(
                 type=str(body.get("type", "")),
                 location=str(body.get("location", "")),
                 checked=tuple(p.id for p in chosen if p.applies_to(body)),
-                items=tuple(i for i in items if i.resource_id.lower() == rid.lower()),
+                items=tuple(by_resource.get(rid.lower(), ())),
                 history=history.for_resource(rid),
             )
         )

@@ -17,10 +17,12 @@ https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-fo
 send at most 15 queries within every 5-second window"; every answer carries `x-ms-user-quota-remaining` (int) and
 `x-ms-user-quota-resets-after` (hh:mm:ss); groups of fewer than 300 subscriptions a query are recommended. Over
 quota: 429 (the body and Retry-After below are # unverified). Paging: `$skipToken` in the answer while more rows
-remain (the same Learn page, "The effect of pagination"); page size `options.$top`, at most 1000 (resourcegraph.json
-QueryRequestOptions `$top` maximum 1000), default 1000 (Learn, "Working with large Azure resource data sets": "By
-default, Resource Graph limits any query to returning only 1,000 records"). Every page takes one query of the quota
-here: whether a `$skipToken` page counts against it is # unverified (the Learn pages do not say).
+remain; page size `options.$top`, at most 1000 (resourcegraph.json QueryRequestOptions `$top` maximum 1000), default
+1000 (Learn, "Working with large Azure resource data sets": "By default, Resource Graph limits any query to returning
+only 1,000 records"). Every page takes one query of the quota: "When using ResourceGraph SDK, you need to handle
+pagination by passing the skip token ... In this case, each paginated query you send takes one query quota" (the
+throttling page above, section "Pagination"; MicrosoftDocs/azure-docs articles/governance/resource-graph/concepts/
+guidance-for-throttled-requests.md).
 
 Errors: a query outside the subset answers 400 BadRequest with `details` as Resource Graph does (a real answer quoted
 in Azure/azure-powershell#13762: code BadRequest, message "Please provide below info when asking for support:
@@ -28,6 +30,22 @@ timestamp = ..., correlationId = ...", details [{InvalidQuery, "Query is invalid
 for the Azure Resource Graph service and fix the error before retrying."}, {code, message, line,
 characterPositionInLine, token}]; the second detail's code ParserFailure as quoted in
 scautomation/AzureResourceGraph-Examples#2).
+
+Role assignments (`authorizationresources`, type `microsoft.authorization/roleassignments`): rows as ARM lists them
+(`properties.roleDefinitionId`, `principalId`, `principalType`, `scope` — the columns Microsoft's sample "Get role
+assignments with key properties" reads, MicrosoftDocs/azure-docs articles/governance/resource-graph/includes/
+samples-by-category/query/authorization-resources-role-assignments-key-properties.md; the rest as ARM answers, #
+unverified), only those the caller may read ("The queries used in this article only return role assignments or
+custom roles that you have permissions to read": Learn, "Troubleshoot Azure RBAC limits"). Which scopes relative to
+the query's subscriptions: `options.authorizationScopeFilter` (resourcegraph.json 2022-10-01 and later:
+AtScopeAndBelow by default, AtScopeAndAbove, AtScopeExact, AtScopeAboveAndBelow; "Set authorization scope ... to At,
+above and below" to see assignments above, the same Learn page); above a subscription are its management groups
+and the root `/`, whose rows have no subscriptionId (that page's queries keep `id startswith "/subscriptions"` to
+leave them out). Earlier api-versions have no such option: it is ignored there, AtScopeAndBelow (# unverified).
+Subscription rows of `resourcecontainers` carry `properties.managementGroupAncestorsChain`, `{name, displayName}`
+nearest group first (Microsoft's samples "Count of subscriptions per management group" (`mgParent[0].name`) and
+"List all management group ancestors for a specified subscription", includes/samples-by-category/
+management-groups.md).
 
 Replication lag: Resource Graph is updated from ARM's change notifications, not at once ("Resource Graph ... data
 is updated ... within seconds" — Learn, "Overview of Azure Resource Graph"; the bot must not verify a fix through
@@ -42,6 +60,7 @@ import binascii
 import itertools
 import json
 import math
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +83,9 @@ AUTHORIZATION_TYPES = ("microsoft.authorization/roleassignments", "microsoft.aut
 _TYPES = {"microsoft.resources/resourcegroups": "microsoft.resources/subscriptions/resourcegroups"}
 NOT_HELD = ("microsoft.insights/diagnosticsettings",)  # what Resource Graph does not index (the bot reads it per vault)
 MAX_TOP, DEFAULT_TOP = 1000, 1000
+SCOPE_FILTERS = ("AtScopeAndBelow", "AtScopeAndAbove", "AtScopeExact", "AtScopeAboveAndBelow")
 KEPT = 32  # result snapshots kept for paging
+RESULTS_TTL = 60.0  # seconds a query's rows are reused while nothing is written (a management group move is not)
 _numbers = itertools.count(1)
 
 
@@ -78,6 +99,9 @@ class _Graph:
         self.quota: dict[str, tuple[float, int]] = {}  # object id -> (window start, queries used)
         self.snapshots: OrderedDict[int, tuple[str, list[dict[str, Any]]]] = OrderedDict()
         self.rows: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}  # lower id -> (stamp, row)
+        # A query's rows while nothing was written, for the pages asked by `$skip` (each a query of its own): Azure
+        # answers those from its index; recomputing 100,000 rows a page here would measure the sandbox, not the bot.
+        self.results: OrderedDict[str, tuple[tuple[int, int, int], float, list[dict[str, Any]]]] = OrderedDict()
 
     def reset(self) -> None:
         self.seen.clear()
@@ -85,6 +109,7 @@ class _Graph:
         self.quota.clear()
         self.snapshots.clear()
         self.rows.clear()
+        self.results.clear()
 
     def on_operation(self, op: Operation) -> None:
         lag = self.sb.state.settings.resource_graph_lag_seconds
@@ -158,7 +183,9 @@ class _Graph:
         path = arm.ArmPath("Microsoft.ResourceGraph/resources", "collection", "")
         return arm.Call(state, path, "GET", self.sb.base_url, "", "9999-12-31", {}, None, {}, "")
 
-    def tables(self, principal: Any, subscriptions: list[str] | None) -> dict[str, list[dict[str, Any]]]:
+    def tables(
+        self, principal: Any, subscriptions: list[str] | None, scope_filter: str = "AtScopeAndBelow"
+    ) -> dict[str, list[dict[str, Any]]]:
         wanted = {s.lower() for s in subscriptions} if subscriptions else None
         visible = _Visibility(self.sb, principal)
         tables: dict[str, list[dict[str, Any]]] = {
@@ -166,14 +193,23 @@ class _Graph:
             "resourcecontainers": [],
             "authorizationresources": [],
         }
+        above = self._above(wanted) if "Above" in scope_filter else set()
+        below = scope_filter.endswith("Below")
         for body in self.bodies():
             row = self.row(body)
             sub = row["subscriptionId"].lower()
             kind = row["type"]
-            if not sub or (wanted is not None and sub not in wanted) or kind in NOT_HELD:
-                continue
             if kind in AUTHORIZATION_TYPES:
+                scope = str((row.get("properties") or {}).get("scope") or "").lower().rstrip("/") or "/"
+                if not sub:  # a management group's or the root's: above subscriptions only
+                    if (wanted is None or scope in above) and visible.at(row, scope):
+                        tables["authorizationresources"].append(row)
+                    continue
+                if (wanted is not None and sub not in wanted) or (not below and scope != f"/subscriptions/{sub}"):
+                    continue
                 table = "authorizationresources"
+            elif not sub or (wanted is not None and sub not in wanted) or kind in NOT_HELD:
+                continue
             elif kind in CONTAINER_TYPES:
                 table = "resourcecontainers"
             else:
@@ -192,12 +228,32 @@ class _Graph:
                 "subscriptionId": sid,
                 "resourceGroup": "",
                 "location": "",
-                "properties": {"state": sub_body.get("state", "Enabled")},
+                "properties": {
+                    "state": sub_body.get("state", "Enabled"),
+                    "managementGroupAncestorsChain": self._chain(sid),
+                },
                 "tags": sub_body.get("tags") or {},
             }
             if visible(row):
                 tables["resourcecontainers"].append(row)
         return tables
+
+    def _above(self, wanted: set[str] | None) -> set[str]:
+        """The scopes above the query's subscriptions: their management groups (lower-cased ids) and the root."""
+        out = {"/"}
+        for sub in wanted or ():
+            out.update(self.sb.hooks.scopes_above(f"/subscriptions/{sub}"))
+        return out
+
+    def _chain(self, subscription_id: str) -> list[dict[str, str]]:
+        """A subscription's management groups, nearest first, as `{name, displayName}`."""
+        chain = []
+        for gid in self.sb.hooks.scopes_above(f"/subscriptions/{subscription_id}"):
+            group = self.sb.state.get(gid) or {}
+            name = gid.rsplit("/", 1)[-1]
+            display = (group.get("properties") or {}).get("displayName") or name
+            chain.append({"name": str(group.get("name") or name), "displayName": str(display)})
+        return chain
 
     # -- quota -----------------------------------------------------------------------------------------------------
     def take_quota(self, principal: Any) -> dict[str, str]:
@@ -234,14 +290,23 @@ class _Graph:
         return {"x-ms-user-quota-remaining": str(remaining), "x-ms-user-quota-resets-after": clock}
 
     # -- one query -------------------------------------------------------------------------------------------------
-    def answer(self, principal: Any, body: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, principal: Any, body: dict[str, Any], version: str = "2021-03-01") -> dict[str, Any]:
         options = body.get("options") or {}
+        scope_filter = "AtScopeAndBelow"
+        if version >= "2022-10-01" and options.get("authorizationScopeFilter") is not None:
+            scope_filter = str(options["authorizationScopeFilter"])
+            if scope_filter not in SCOPE_FILTERS:
+                raise _bad_request(  # unverified: the wording of Azure's refusal of another value
+                    self.sb,
+                    "InvalidParameter",
+                    f"The value of 'authorizationScopeFilter' must be one of {', '.join(SCOPE_FILTERS)}.",
+                )
         top = options.get("$top", DEFAULT_TOP)
         skip = int(options.get("$skip") or 0)
         if not isinstance(top, int) or not 1 <= top <= MAX_TOP:
             raise _bad_request(self.sb, "InvalidParameter", f"The value of '$top' must be between 1 and {MAX_TOP}.")
         text = str(body.get("query") or "")
-        fingerprint = json.dumps([principal.object_id, text, body.get("subscriptions")], sort_keys=True)
+        fingerprint = json.dumps([principal.object_id, text, body.get("subscriptions"), scope_filter], sort_keys=True)
         token = options.get("$skipToken")
         rows: list[dict[str, Any]] | None = None
         if token:
@@ -251,11 +316,21 @@ class _Graph:
                 rows = snap[1]
         else:
             number = next(_numbers)
+        state = self.sb.state
+        stamp = (state.writes, len(state.operations), len(state.subscriptions))
+        if rows is None and not self.pending:
+            hit = self.results.get(fingerprint)
+            if hit is not None and hit[0] == stamp and time.monotonic() - hit[1] < RESULTS_TTL:
+                rows = hit[2]
         if rows is None:
             try:
-                rows = kql.run(text, self.tables(principal, body.get("subscriptions")))
+                rows = kql.run(text, self.tables(principal, body.get("subscriptions"), scope_filter))
             except kql.KqlError as e:
                 raise _parser_failure(self.sb, e) from e
+            if not self.pending:
+                self.results[fingerprint] = (stamp, time.monotonic(), rows)
+                while len(self.results) > KEPT:
+                    self.results.popitem(last=False)
         chunk = rows[skip : skip + top]
         out: dict[str, Any] = {
             "totalRecords": len(rows),
@@ -295,6 +370,14 @@ class _Visibility:
             if hit:
                 return True
         return str(row["id"]).lower().count("/") > 4 and self.sb.allowed(self.oid, action, str(row["id"]))
+
+    def at(self, row: dict[str, Any], scope: str) -> bool:
+        """Whether the caller may read a row held at a scope above subscriptions (a management group, the root)."""
+        action = f"{row['type']}/read"
+        hit = self.cache.get((scope, action))
+        if hit is None:
+            hit = self.cache[(scope, action)] = self.sb.allowed(self.oid, action, scope)
+        return hit
 
 
 def _support_message(sb: Sandbox) -> str:
@@ -365,7 +448,7 @@ def install(sb: Sandbox) -> None:
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             raise _bad_request(sb, "InvalidParameter", "The request must have a query.")  # unverified
         try:
-            out = graph.answer(principal, body)
+            out = graph.answer(principal, body, str(version))
         except ArmError as e:
             e.headers = {**headers, **e.headers}
             raise

@@ -59,7 +59,8 @@ def test_resource_graph_lists_what_arm_lists_in_fewer_calls(sandbox: Any, azure_
         assert _sorted(graph.resources[rid]["cryptward"]) == _sorted(body["cryptward"]), rid
         assert graph.resources[rid]["properties"] == body["properties"], rid
         assert graph.resources[rid]["type"] == body["type"]
-    assert through_graph.count(GRAPH) == 1  # one query for every type of the three subscriptions
+    # one query for every type of the three subscriptions, two for their role assignments (engine/rgroles.py)
+    assert through_graph.count(GRAPH) == 3
     listed = [p for p in through_graph if p.lower().endswith(("/vaults", "/disks", "/diskencryptionsets"))]
     assert listed == []  # what Resource Graph gave is not listed again through ARM (VMs are, for power states only)
     assert len(through_graph) < len(through_arm)
@@ -121,15 +122,16 @@ def test_a_fix_is_verified_through_arm_while_resource_graph_lags(
 
 
 class _Graph:
-    """An Azure whose Resource Graph answers from a script: (page, headers) or an AzureAccessError."""
+    """An Azure whose Resource Graph answers from a script: (page, headers) or an AzureAccessError, in the order
+    asked (`answers`), or by (first subscription, $skip) (`by_page`)."""
 
-    def __init__(self, answers: list[Any]) -> None:
-        self.answers = answers
-        self.asked: list[tuple[list[str], str | None]] = []
+    def __init__(self, answers: list[Any], by_page: dict[tuple[str, int], Any] | None = None) -> None:
+        self.answers, self.by_page = answers, by_page or {}
+        self.asked: list[tuple[list[str], int]] = []
 
-    def graph_query(self, subs: list[str], text: str, top: int, token: str | None) -> Any:
-        self.asked.append((subs, token))
-        answer = self.answers.pop(0)
+    def graph_query(self, subs: list[str], text: str, top: int, *, skip: int = 0, **_: Any) -> Any:
+        self.asked.append((subs, skip))
+        answer = self.by_page[(subs[0], skip)] if self.by_page else self.answers.pop(0)
         if isinstance(answer, AzureAccessError):
             raise answer
         return answer
@@ -140,26 +142,32 @@ def row(sub: str, name: str) -> dict[str, Any]:
     return {"id": rid, "name": name, "type": "microsoft.keyvault/vaults", "properties": {}, "tags": None}
 
 
-def test_batches_below_300_pages_and_waits_on_the_quota() -> None:
+def test_batches_below_300_first_pages_then_skip_pages_and_waits_on_the_quota() -> None:
     subs = [f"s{i:03}" for i in range(450)]
     empty = {"x-ms-user-quota-remaining": "0", "x-ms-user-quota-resets-after": "00:00:03"}
+    full = {"x-ms-user-quota-remaining": "14", "x-ms-user-quota-resets-after": "00:00:05"}
+    rows = [row("s000", f"v{i}") for i in range(2500)]
     azure = _Graph(
-        [
-            ({"data": [row("s000", "a")], "$skipToken": "t1"}, empty),
-            ({"data": [row("s001", "b")]}, {"x-ms-user-quota-remaining": "14"}),
-            ({"data": [row("s201", "d")]}, {"x-ms-user-quota-remaining": "14"}),
-            ({"data": [row("s449", "c")]}, {"x-ms-user-quota-remaining": "13"}),
-        ]
+        [],
+        {
+            ("s000", 0): ({"data": rows[:1000], "$skipToken": "t1", "totalRecords": 2500}, empty),
+            ("s000", 1000): ({"data": rows[1000:2000], "$skipToken": "t2", "totalRecords": 2500}, full),
+            ("s000", 2000): ({"data": rows[2000:], "totalRecords": 2500}, full),
+            ("s200", 0): ({"data": [row("s201", "d")], "totalRecords": 1}, full),
+            ("s400", 0): ({"data": [row("s449", "c")], "totalRecords": 1}, full),
+        },
     )
     slept: list[float] = []
     out = inventory.through_graph(
         azure, subs, {"vaults": "Microsoft.KeyVault/vaults"}, lambda _: None, sleep=slept.append
     )
-    assert [len(s) for s, _ in azure.asked] == [200, 200, 200, 50]
-    assert [t for _, t in azure.asked] == [None, "t1", None, None]
-    assert slept == [3.0]  # the quota was spent: the next query waited for it to reset
+    assert sorted(len(s) for s, _ in azure.asked) == [50, 200, 200, 200, 200]
+    assert sorted((s[0], skip) for s, skip in azure.asked) == sorted(azure.by_page)  # each page once
+    assert [skip for _, skip in azure.asked[:3]] == [0, 0, 0]  # every batch's first page before the rest
+    assert slept == [3.0]  # the quota was spent once: the next query waited for it to reset
+    assert len(out["s000"]["vaults"]) == 2500
     assert out["s449"]["vaults"][row("s449", "c")["id"].lower()]["type"] == "Microsoft.KeyVault/vaults"
-    assert "tags" not in out["s000"]["vaults"][row("s000", "a")["id"].lower()]
+    assert "tags" not in out["s000"]["vaults"][row("s000", "v0")["id"].lower()]
 
 
 def test_throttled_beyond_the_budget_or_refused_is_unavailable() -> None:
@@ -180,3 +188,17 @@ def test_throttled_beyond_the_budget_or_refused_is_unavailable() -> None:
 )
 def test_uses_graph(mode: str, count: int, expected: bool) -> None:
     assert inventory.uses_graph(mode, 10, [str(i) for i in range(count)]) is expected
+
+
+def test_pages_beyond_the_first_are_asked_by_skip_each_once(sandbox: Any, azure_as: Any) -> None:
+    sandbox.reset()
+    subs = sandbox.admin("POST", "/_sandbox/estate", {"subscriptions": 3, "perSubscription": 700})["subscriptions"]
+    azure = bot(azure_as, "resourcegraph")
+    since = len(sandbox.calls())
+    listed = inventory.through_graph(
+        azure, subs, {"disks": "Microsoft.Compute/disks", "vaults": "Microsoft.KeyVault/vaults"}, print
+    )
+    queries = [c for c in sandbox.calls(since) if c["path"] == GRAPH]
+    assert len(queries) == 2  # 3 x (280 disks + 210 vaults) = 1,470 rows: two pages of 1,000
+    assert sum(len(b["disks"]) + len(b["vaults"]) for b in listed.values()) == 1470
+    assert all(len(listed[s]["disks"]) == 280 for s in subs)

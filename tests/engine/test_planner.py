@@ -187,6 +187,28 @@ def test_writes_to_different_targets_are_not_merged():
     assert [c.operation.method for c in changes] == ["PATCH", "PUT"]
 
 
+def test_changes_of_many_resources_writing_one_target_are_not_compared_with_each_other(monkeypatch):
+    """Every VM of a subscription may register its EncryptionAtHost feature: one target, many resources. Changes of
+    different resources never combine, so merging compares none of them (it compared each with every earlier one:
+    quadratic in the VMs, planning's growth exponent 1.19 over 1k, 5k and 20k vaults)."""
+    from remediations.engine import planner
+
+    sub = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590"
+    register = Operation("POST", f"{sub}/providers/Microsoft.Features/providers/Microsoft.Compute/features/"
+                         "EncryptionAtHost/register", "2021-07-01", {})  # fmt: skip
+    changes = [
+        Change(f"{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-{i}", "s", register, {}, {})
+        for i in range(200)
+    ]
+    compared = []
+    combine = planner._combine
+    monkeypatch.setattr(planner, "_combine", lambda a, b: compared.append(1) or combine(a, b))
+    assert planner._merge(changes) == changes
+    assert compared == []
+    twice = planner._merge([changes[0], changes[0]])  # the same resource and target still combine
+    assert len(twice) == 1 and len(compared) == 1
+
+
 def test_the_same_finding_twice_plans_one_change():
     vault = sample("kv-delete-lock", "noncompliant", "no-lock")
     assert len(plan([finding("kv-delete-lock", vault)] * 2, CTX).changes) == 1
