@@ -2,7 +2,9 @@
 estate of the same sandbox, for the two checks both tools have: vault purge protection and vault delete lock; then
 fixing the missing locks. Interleaved (Cryptward, c7n, Cryptward, ...), median of --runs, each a cold process, as
 the same principal (the bot, with the custom role of infra/cryptward-role.json); prints wall time, ARM calls and
-the ratios. Throttling off (ARM without limits), so that the work is compared, not the waiting.
+the ratios. Throttling off (ARM without limits), so that the work is compared, not the waiting. With --throttled, one
+more Cryptward fix per size runs with ARM's buckets on (reads 250 refilled 25/s, writes 200 refilled 10/s): its
+writes should take about the floor max(N / CRYPTWARD_WRITE_CONCURRENCY x latency, (N - 200) / 10 s), with no 429.
 
 c7n-azure is installed by scripts/install-c7n.sh into its own venv outside the repository (about 4 minutes and
 700 MB the first time; never by `make test`). c7n knows only Azure's public cloud, so a three-line runner points
@@ -10,6 +12,7 @@ its resource manager endpoint at the sandbox before handing over to `custodian r
 
     .venv/bin/python bench/c7n.py                      # 1000 and 5000 vaults, median of 3
     .venv/bin/python bench/c7n.py --sizes 1000 --runs 5
+    .venv/bin/python bench/c7n.py --sizes 1000 --runs 1 --throttled
 """
 
 from __future__ import annotations
@@ -104,7 +107,38 @@ def unlock(running: Running, keep: set[str]) -> int:
     return len(added)
 
 
-def compare(python: Path, size: int, runs: int) -> dict[str, Any]:
+def throttled_fix(running: Running, env: dict[str, str], sub: str, bot: str, keep: set[str]) -> dict[str, Any]:
+    """Cryptward's fix with ARM's default buckets on (sandbox/throttling.py): wall time, the span of its writes (first
+    PUT sent to last answered), 429s, and the floor the write bucket sets."""
+    from sandbox.state import Settings
+
+    s, default = running.sandbox.state.settings, Settings()
+    s.throttle = True
+    s.read_budget, s.read_refill = default.read_budget, default.read_refill
+    s.write_budget, s.write_refill = default.write_budget, default.write_refill
+    running.sandbox.throttler.clear()  # full buckets, as after a quiet while
+    since = len(running.sandbox.state.calls)
+    wall = cli_scan(env, sub, ("kv-delete-lock",), apply=True)[0]
+    calls = [c for c in running.sandbox.state.calls[since:] if c.get("principal") == bot]
+    puts = [c for c in calls if c["method"] == "PUT" and c["status"] != 429]
+    fixed = unlock(running, keep)
+    s.throttle = False
+    s.read_budget, s.read_refill, s.write_budget, s.write_refill = UNLIMITED, UNLIMITED, UNLIMITED, UNLIMITED
+    from datetime import datetime, timedelta
+
+    def at(c: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(c["time"].replace("Z", "+00:00"))
+
+    span = 0.0
+    if puts:
+        first = at(puts[0]) - timedelta(milliseconds=puts[0]["latencyMs"])
+        span = (at(puts[-1]) - first).total_seconds()
+    floor = max(0.0, (len(puts) - default.write_budget) / default.write_refill)
+    throttled = len([c for c in calls if c["status"] == 429])
+    return {"wall": wall, "writes": len(puts), "span": span, "floor": floor, "throttled": throttled, "fixed": fixed}
+
+
+def compare(python: Path, size: int, runs: int, throttled: bool = False) -> dict[str, Any]:
     running = start_in_thread(Path(tempfile.mkdtemp(prefix="cryptward-c7n-")), scenario="empty")
     try:
         info, sb = running.info(), running.sandbox
@@ -137,7 +171,15 @@ def compare(python: Path, size: int, runs: int) -> dict[str, Any]:
             times["c7n_fix"].append(c7n_run(python, c7n_env, running.base_url, FIX, work))
             calls["c7n_fix"] = len([c for c in sb.state.calls[since:] if c.get("principal") == bot["object_id"]])
             fixed_c7n = unlock(running, keep)
-        return {"size": size, "times": times, "calls": calls, "found": found, "fixed": (fixed_cw, fixed_c7n)}
+        slow = throttled_fix(running, env, sub, bot["object_id"], keep) if throttled else None
+        return {
+            "size": size,
+            "times": times,
+            "calls": calls,
+            "found": found,
+            "fixed": (fixed_cw, fixed_c7n),
+            "throttled": slow,
+        }
     finally:
         running.stop()
 
@@ -146,6 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--throttled", action="store_true", help="also fix with ARM's buckets on (Cryptward only)")
     args = parser.parse_args()
     try:
         python = install()
@@ -155,7 +198,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
     )
     for size in args.sizes:
-        r = compare(python, size, args.runs)
+        r = compare(python, size, args.runs, args.throttled)
         t, c = {k: median(v) for k, v in r["times"].items()}, r["calls"]
         print(
             f"{size:>6} vaults, median of {args.runs}: c7n found {r['found'][0]} without purge protection and "
@@ -167,6 +210,15 @@ def main() -> None:
             f"{c['cw_fix'] / max(1, c['c7n_fix']):.2f}x calls",
             flush=True,
         )
+        if r["throttled"]:
+            w = r["throttled"]
+            ratio = w["span"] / max(w["floor"], 1e-9)
+            print(
+                f"  fix with ARM's buckets on: {w['wall']:.1f} s, {w['writes']} writes in {w['span']:.1f} s "
+                f"against the floor of ({w['writes']} - 200) / 10 = {w['floor']:.1f} s ({ratio:.2f}x), "
+                f"{w['throttled']} answered 429, {w['fixed']} locks added",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -147,7 +147,9 @@ def main() -> None:
     print(f"read -> plan: {reads} ARM reads for {report.resources} resources ({per:.2f} per resource)")
     print(f"evaluations per second (full read -> plan pipeline): median {sorted(rates)[len(rates) // 2]:,.0f}")
 
-    # 2. apply.
+    # 2. apply, one change after another: the calls are attributed to the write they follow in the call log, which
+    # concurrent writes (CRYPTWARD_WRITE_CONCURRENCY) would interleave. The calls are the same either way.
+    azure.write_workers = 1
     since = len(calls)
     report = scan(scope, policies, apply=True, settings=settings, azure=azure)
     applied = [r for r in report.results if r.status == "applied"]

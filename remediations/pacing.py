@@ -1,4 +1,4 @@
-"""Reads paced to ARM's budget, and the bounded thread pool that issues independent reads together.
+"""Reads and writes paced to ARM's budget, and the bounded thread pool that issues independent reads together.
 
 ARM gives every subscription (and the tenant) a token bucket per principal and operation type: reads 250 tokens,
 refilled 25 a second (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling,
@@ -7,7 +7,9 @@ refilled 25 a second (https://learn.microsoft.com/azure/azure-resource-manager/m
 that bucket per scope on this side: a read takes a token before it is sent, waiting for the refill when there is
 none, and each answer's header lowers the copy to what ARM says remains, less the reads still on their way (they
 have taken a token here but not yet there). So a sweep spends the burst, then runs at the refill rate instead of into a
-storm of 429s; the subscriptions of one sweep have separate buckets.
+storm of 429s; the subscriptions of one sweep have separate buckets. Writes (PUT, PATCH, POST) have their own bucket,
+200 tokens refilled 10 a second, and header `x-ms-ratelimit-remaining-subscription-writes` (same page): a second
+`ReadBudget(WRITE_BUCKET, WRITE_REFILL)` paces them the same way (the applier writes several changes at once).
 
     budget = ReadBudget()
     budget.take("subscription:<id>")            # blocks until a token is there
@@ -33,7 +35,12 @@ U = TypeVar("U")
 READ_BUCKET = 250
 READ_REFILL = 25.0
 REMAINING_READS = ("x-ms-ratelimit-remaining-subscription-reads", "x-ms-ratelimit-remaining-tenant-reads")
+# The same page: subscription and tenant writes (PUT, PATCH and POST; deletes have a bucket of their own, never used).
+WRITE_BUCKET = 200
+WRITE_REFILL = 10.0
+REMAINING_WRITES = ("x-ms-ratelimit-remaining-subscription-writes", "x-ms-ratelimit-remaining-tenant-writes")
 DEFAULT_WORKERS = 8
+DEFAULT_WRITE_WORKERS = 8
 
 
 @dataclass
@@ -46,7 +53,8 @@ class _Copy:
 
 @dataclass
 class ReadBudget:
-    """This side's copy of ARM's read buckets, by scope (`subscription:<id>` or `tenant`). Thread-safe.
+    """This side's copy of ARM's read buckets (or, sized `WRITE_BUCKET`/`WRITE_REFILL`, its write buckets), by scope
+    (`subscription:<id>` or `tenant`). Thread-safe.
 
     A read takes a token (`take`) and gives back what ARM said remains (`done`): the copy is lowered to that figure
     less the reads still in flight, which ARM had not counted yet when it answered (never raised by it: answers
@@ -124,4 +132,16 @@ def gather(fetch: Callable[[T], U], items: Iterable[T], workers: int = DEFAULT_W
         return list(pool.map(one, todo))
 
 
-__all__ = ["DEFAULT_WORKERS", "READ_BUCKET", "READ_REFILL", "ReadBudget", "gather", "scope_of"]
+__all__ = [
+    "DEFAULT_WORKERS",
+    "DEFAULT_WRITE_WORKERS",
+    "READ_BUCKET",
+    "READ_REFILL",
+    "REMAINING_READS",
+    "REMAINING_WRITES",
+    "WRITE_BUCKET",
+    "WRITE_REFILL",
+    "ReadBudget",
+    "gather",
+    "scope_of",
+]

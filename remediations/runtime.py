@@ -80,7 +80,9 @@ class Runtime:
 
                 a = self.settings.azure
                 factory = partial(default_credential, a.client_id)
-                self._azure = Azure(a.profile or CloudProfile(), credential_factory=factory)
+                self._azure = Azure(
+                    a.profile or CloudProfile(), credential_factory=factory, write_workers=a.write_workers
+                )
             return self._azure
 
     @property

@@ -170,14 +170,15 @@ class AzureSettings:
     client_id: str | None = None
     tenant_id: str = ""
     subscription_id: str | None = None
+    write_workers: int = 8  # CRYPTWARD_WRITE_CONCURRENCY: changes the applier writes at once
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AzureSettings:
-        from remediations.azure import CloudProfile
+        from remediations.azure import CloudProfile, write_concurrency
 
         value = _value(env)
         return cls(CloudProfile.from_env(env), value("AZURE_CLIENT_ID"), env.get("AZURE_TENANT_ID", ""),
-                   value("AZURE_SUBSCRIPTION_ID"))  # fmt: skip
+                   value("AZURE_SUBSCRIPTION_ID"), write_concurrency(env))  # fmt: skip
 
 
 @dataclass(frozen=True)

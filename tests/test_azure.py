@@ -55,6 +55,21 @@ def test_bad_settings_say_what_is_expected(env, message):
         CloudProfile.from_env(env)
 
 
+def test_write_concurrency_is_read_by_the_cli_and_the_function_apps_runtime():
+    from remediations.azure import Azure
+    from remediations.runtime import Runtime
+    from remediations.settings import Settings
+
+    env = {"CRYPTWARD_WRITE_CONCURRENCY": "3", "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001"}
+    assert Azure.from_env(env).write_workers == 3
+    runtime = Runtime(Settings.from_env(env))
+    assert runtime.azure.write_workers == 3
+    runtime.close()
+    assert Azure.from_env({}).write_workers == 8
+    with pytest.raises(SettingsError, match="whole number of at least 1"):
+        Azure.from_env({"CRYPTWARD_WRITE_CONCURRENCY": "0"})
+
+
 def test_importing_the_module_loads_no_sdk():
     code = (
         "import sys, remediations.azure, remediations.engine.run, remediations.cli.main; "
@@ -158,8 +173,9 @@ def _disk(sandbox):
 
 
 def test_a_write_is_done_when_the_status_says_so_and_the_resource_says_succeeded(sandbox, azure_as):
-    # DiskRP answers 202 with Location = the disk itself (Disk_Update_ChangeTier.json); polling that first, a 200
-    # reading `provisioningState: Updating` ended the poll. ARMPolling's order polls Azure-AsyncOperation first.
+    # DiskRP answers 202 with Location = the disk itself (Disk_Update_ChangeTier.json); a 200 of that reading
+    # `provisioningState: Updating` does not end the write: the status URL decides (ARMPolling's order), then the
+    # resource is read again.
     sandbox.reset("estate")
     sandbox.admin("PATCH", "/_sandbox/settings", {"lro_in_progress_polls": 2})
     azure = azure_as("admin")
@@ -167,8 +183,32 @@ def test_a_write_is_done_when_the_status_says_so_and_the_resource_says_succeeded
     body = azure.write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": "storage"}})
     assert body["properties"]["provisioningState"] == "Succeeded" and body["tags"] == {"team": "storage"}
     polls = [c["path"] for c in sandbox.calls(since) if c["plane"] == "arm"][1:]
-    assert "/operations/" in polls[0]  # the status URL first, as azure-mgmt-core's ARMPolling does
+    assert polls[0].lower() == _disk(sandbox).lower()  # the resource, still Updating
+    assert "/operations/" in polls[1]  # then the status URL, as azure-mgmt-core's ARMPolling does
     assert polls[-1].lower() == _disk(sandbox).lower()  # then the resource
+
+
+def test_a_write_whose_resource_already_says_succeeded_costs_one_get(sandbox, azure_as):
+    # Issue 21: DiskRP's Location names the resource (DiskEncryptionSet_Update.json): one GET of it that says
+    # Succeeded ends the write, without the status poll and the final GET ARMPolling makes after it.
+    sandbox.reset("estate")
+    sandbox.admin("PATCH", "/_sandbox/settings", {"lro_in_progress_polls": 0})
+    since = len(sandbox.calls())
+    body = azure_as("admin").write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": "storage"}})
+    assert body["properties"]["provisioningState"] == "Succeeded" and body["tags"] == {"team": "storage"}
+    calls = [(c["method"], c["path"].lower()) for c in sandbox.calls(since) if c["plane"] == "arm"]
+    assert calls == [("PATCH", _disk(sandbox).lower()), ("GET", _disk(sandbox).lower())]
+
+
+def test_a_failed_operation_whose_resource_was_left_as_it_was_raises_its_code(sandbox, azure_as):
+    # The sandbox's lroFailed: the operation ends Failed and the change is undone, so the resource reads Succeeded
+    # without what was sent; the write does not end there: the status URL gives the failure, with its code.
+    sandbox.reset("estate")
+    rule = {"kind": "lroFailed", "method": "PATCH", "path": "/disks/", "code": "DiskUpdateFailed", "count": 1}
+    sandbox.admin("POST", "/_sandbox/faults", {"seed": 0, "rules": [rule]})
+    with pytest.raises(AzureAccessError) as e:
+        azure_as("admin").write("PATCH", _disk(sandbox), DISK_API, {"tags": {"team": "storage"}})
+    assert e.value.code == "DiskUpdateFailed"
 
 
 def test_a_patch_throttled_once_is_sent_again_after_retry_after(sandbox, azure_as):

@@ -1,8 +1,9 @@
 """The one package that talks to Azure: SDK clients and generic ARM / Key Vault requests, built from a credential and
 a cloud profile. Nothing else in Cryptward imports `azure.mgmt.*`, `azure.keyvault.*` or `azure.identity`, and this
 package imports them only inside the functions that need them (importing it loads no SDK: cold start matters).
-Its modules: profile.py (where ARM is, credentials), client.py (`Azure`, errors, retries), outbound.py (notice
-delivery: webhooks, Event Grid).
+Its modules: profile.py (where ARM is, credentials), client.py (`Azure`, errors, retries), pacer.py (reads and
+writes paced to ARM's buckets, CRYPTWARD_WRITE_CONCURRENCY, LRO answers), outbound.py (notice delivery: webhooks,
+Event Grid).
 
     azure = Azure.from_env()                       # public Azure, or the endpoint AZURE_RESOURCE_MANAGER_ENDPOINT names
     azure.compute(subscription_id).disks.list()    # SDK clients, cached per (client type, subscription)
@@ -13,8 +14,9 @@ delivery: webhooks, Event Grid).
 Errors come out as `AzureAccessError` (status, ARM error code, message) or `CredentialError`; the SDK's own exceptions
 never leave this package. Every client's retries are `WriteRetries` (azure-core's `RetryPolicy`, which also retries a
 throttled PUT, PATCH or POST, within a bounded wait); long-running operations are polled by azure-core's `LROPoller`
-with azure-mgmt-core's `ARMPolling` in its own order, and a write is done only once the resource says
-`provisioningState: Succeeded`.
+with azure-mgmt-core's `ARMPolling` in its own order (unless one GET of a resource that DiskRP's `Location` names
+already says it is done), and a write is done only once the resource says `provisioningState: Succeeded`. Reads and
+writes are paced to ARM's buckets (pacer.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from remediations.azure.client import (
     write_retries,
 )
 from remediations.azure.outbound import Retries, eventgrid_publisher, post, publish_cloudevents, webhook_client
+from remediations.azure.pacer import write_concurrency
 from remediations.azure.profile import (
     ARM_SCOPE,
     LOOPBACK,
@@ -62,5 +65,6 @@ __all__ = [
     "storage_credential",
     "translated",
     "webhook_client",
+    "write_concurrency",
     "write_retries",
 ]

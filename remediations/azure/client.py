@@ -15,6 +15,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from remediations import __version__, pacing
+from remediations.azure.pacer import (
+    WRITE_RETRIES,
+    WRITE_RETRY_WAIT,
+    holds,
+    pacer_class,
+    retry_after,
+    write_concurrency,
+    write_retries,
+)
 from remediations.azure.profile import CloudProfile, default_credential
 from remediations.errors import AzureAccessError, CredentialError, SettingsError
 
@@ -41,11 +50,17 @@ class Azure:
     _arm: Any = None
     budget: pacing.ReadBudget = field(default_factory=pacing.ReadBudget)  # ARM reads, paced (remediations/pacing.py)
     workers: int = pacing.DEFAULT_WORKERS  # independent reads in flight at once (CRYPTWARD_READ_CONCURRENCY)
+    # ARM writes (PUT, PATCH, POST), paced by their own bucket; independent changes written at once by the applier
+    write_budget: pacing.ReadBudget = field(
+        default_factory=lambda: pacing.ReadBudget(pacing.WRITE_BUCKET, pacing.WRITE_REFILL)
+    )
+    write_workers: int = pacing.DEFAULT_WRITE_WORKERS  # CRYPTWARD_WRITE_CONCURRENCY
     # How sweeps list resources (CRYPTWARD_INVENTORY): "resourcegraph", "arm", or "auto" (Resource Graph when the
     # scope has more than CRYPTWARD_INVENTORY_THRESHOLD subscriptions); see remediations/engine/inventory.py.
     inventory: str = "auto"
     inventory_threshold: int = 10
     _pacer: Any = None
+    _making: Any = field(default_factory=threading.RLock)  # clients are made once, whichever thread asks first
     _transport: Any = None
 
     @classmethod
@@ -57,6 +72,7 @@ class Azure:
         if raw and not (raw.isdigit() and int(raw) >= 1):
             raise SettingsError(f"CRYPTWARD_READ_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
         workers = int(raw) if raw else pacing.DEFAULT_WORKERS
+        write_workers = write_concurrency(env)
         inventory = (env.get("CRYPTWARD_INVENTORY") or "auto").strip().lower()
         if inventory not in INVENTORY_MODES:
             raise SettingsError(f"CRYPTWARD_INVENTORY must be one of {', '.join(INVENTORY_MODES)}, not {inventory!r}")
@@ -67,6 +83,7 @@ class Azure:
             CloudProfile.from_env(env),
             credential_factory=lambda: default_credential(client_id),
             workers=workers,
+            write_workers=write_workers,
             inventory=inventory,
             inventory_threshold=int(raw) if raw else 10,
         )
@@ -98,62 +115,46 @@ class Azure:
         for another subscription (a management group's event, a sweep's next subscription) reuses a connection the
         others opened rather than paying a TLS handshake of its own (azure-core: a transport given a session it does
         not own leaves it open when a client closes; `close` closes it)."""
-        if self._transport is None:
-            import requests
-            from azure.core.pipeline.transport import RequestsTransport
-            from urllib3.util.retry import Retry
+        with self._making:
+            return self._transport or self._new_transport()
 
-            session = requests.Session()
-            # as azure-core's own sessions: no retries below the pipeline's retry policy
-            adapter = requests.adapters.HTTPAdapter(
-                max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=64
-            )
-            for scheme in ("https://", "http://"):
-                session.mount(scheme, adapter)
-            verify = {"connection_verify": self.profile.ca_bundle} if self.profile.ca_bundle else {}
-            self._transport = RequestsTransport(session=session, session_owner=False, **verify)
+    def _new_transport(self) -> Any:
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+        from urllib3.util.retry import Retry
+
+        session = requests.Session()
+        # as azure-core's own sessions: no retries below the pipeline's retry policy
+        adapter = requests.adapters.HTTPAdapter(
+            max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=64
+        )
+        for scheme in ("https://", "http://"):
+            session.mount(scheme, adapter)
+        verify = {"connection_verify": self.profile.ca_bundle} if self.profile.ca_bundle else {}
+        self._transport = RequestsTransport(session=session, session_owner=False, **verify)
         return self._transport
 
     def _mgmt(self, kind: str, subscription_id: str, make: Callable[..., Any]) -> Any:
         key = (kind, subscription_id.lower())
-        if key not in self._clients:
-            self._clients[key] = make(
-                self.credential,
-                subscription_id,
-                base_url=self.profile.arm_endpoint.rstrip("/"),
-                credential_scopes=list(self.profile.credential_scopes),
-                per_retry_policies=[self.pacer()],
-                **self._common(),
-            )
-        return self._clients[key]
+        with self._making:
+            if key not in self._clients:
+                self._clients[key] = make(
+                    self.credential,
+                    subscription_id,
+                    base_url=self.profile.arm_endpoint.rstrip("/"),
+                    credential_scopes=list(self.profile.credential_scopes),
+                    per_retry_policies=[self.pacer()],
+                    **self._common(),
+                )
+            return self._clients[key]
 
     def pacer(self) -> Any:
-        """A pipeline policy (one per pipeline: a policy links to the next one) that paces ARM reads by `budget`:
-        each GET takes a token before it is sent (each retry too), and each answer's remaining-reads header corrects
-        the budget. Other requests pass untouched."""
-        if self._pacer is None:
-            from azure.core.pipeline.policies import HTTPPolicy
-
-            budget, host = self.budget, urlsplit(self.profile.arm_endpoint).netloc.lower()
-
-            class ReadPacer(HTTPPolicy):
-                def send(self, request: Any) -> Any:
-                    http = request.http_request
-                    url = urlsplit(http.url)
-                    if http.method.upper() not in ("GET", "HEAD") or url.netloc.lower() != host:
-                        return self.next.send(request)
-                    scope = pacing.scope_of(url.path)
-                    budget.take(scope)
-                    remaining = None
-                    try:
-                        response = self.next.send(request)
-                        headers = response.http_response.headers
-                        remaining = next((headers[h] for h in pacing.REMAINING_READS if h in headers), None)
-                    finally:
-                        budget.done(scope, remaining)
-                    return response
-
-            self._pacer = ReadPacer
+        """A pipeline policy (one per pipeline: a policy links to the next one) that paces ARM requests: each GET
+        takes a token of `budget`, each PUT, PATCH or POST one of `write_budget`, before it is sent (each retry too),
+        and each answer's remaining-reads (-writes) header corrects that budget. Other requests pass untouched."""
+        with self._making:
+            if self._pacer is None:
+                self._pacer = pacer_class(self.budget, self.write_budget, urlsplit(self.profile.arm_endpoint).netloc)
         return self._pacer()
 
     def each(self, fetch: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
@@ -249,44 +250,53 @@ class Azure:
     def key_client(self, vault_url: str) -> Any:
         """A KeyClient for one vault (its data plane is its own origin)."""
         key = ("keyclient", vault_url.rstrip("/").lower())
-        if key not in self._clients:
-            from azure.keyvault.keys import KeyClient
+        with self._making:
+            if key not in self._clients:
+                from azure.keyvault.keys import KeyClient
 
-            kwargs = self._common()
-            kwargs.pop("polling_interval")
-            self._clients[key] = KeyClient(
-                vault_url, self.credential, verify_challenge_resource=self.profile.verify_challenge_resource, **kwargs
-            )
-        return self._clients[key]
+                kwargs = self._common()
+                kwargs.pop("polling_interval")
+                self._clients[key] = KeyClient(
+                    vault_url,
+                    self.credential,
+                    verify_challenge_resource=self.profile.verify_challenge_resource,
+                    **kwargs,
+                )
+            return self._clients[key]
 
     # --- generic ARM requests: what no pinned SDK covers (diagnostic settings), and planner Operations ---------------
 
     def _pipeline(self) -> Any:
         if self._arm is None:
-            from azure.core.pipeline import policies
-            from azure.mgmt.core import ARMPipelineClient
-            from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
-
-            kwargs = self._common()
-            self._arm = ARMPipelineClient(
-                base_url=self.profile.arm_endpoint,
-                policies=[
-                    policies.RequestIdPolicy(),
-                    policies.HeadersPolicy(),
-                    policies.UserAgentPolicy(sdk_moniker=USER_AGENT),
-                    policies.ContentDecodePolicy(),
-                    policies.RedirectPolicy(),
-                    kwargs["retry_policy"],
-                    self.pacer(),
-                    ARMChallengeAuthenticationPolicy(self.credential, *self.profile.credential_scopes),
-                    policies.CustomHookPolicy(raw_request_hook=self._count),
-                    policies.SensitiveHeaderCleanupPolicy(),
-                    ARMHttpLoggingPolicy(),
-                ],
-                connection_verify=kwargs.get("connection_verify", True),
-                transport=kwargs["transport"],
-            )
+            with self._making:
+                if self._arm is None:
+                    self._arm = self._new_pipeline()
         return self._arm
+
+    def _new_pipeline(self) -> Any:
+        from azure.core.pipeline import policies
+        from azure.mgmt.core import ARMPipelineClient
+        from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+
+        kwargs = self._common()
+        return ARMPipelineClient(
+            base_url=self.profile.arm_endpoint,
+            policies=[
+                policies.RequestIdPolicy(),
+                policies.HeadersPolicy(),
+                policies.UserAgentPolicy(sdk_moniker=USER_AGENT),
+                policies.ContentDecodePolicy(),
+                policies.RedirectPolicy(),
+                kwargs["retry_policy"],
+                self.pacer(),
+                ARMChallengeAuthenticationPolicy(self.credential, *self.profile.credential_scopes),
+                policies.CustomHookPolicy(raw_request_hook=self._count),
+                policies.SensitiveHeaderCleanupPolicy(),
+                ARMHttpLoggingPolicy(),
+            ],
+            connection_verify=kwargs.get("connection_verify", True),
+            transport=kwargs["transport"],
+        )
 
     def _url(self, path: str) -> str:
         return path if path.startswith("https://") else self.profile.arm_endpoint.rstrip("/") + "/" + path.lstrip("/")
@@ -326,6 +336,10 @@ class Azure:
         polled = http.status_code == 202 or "azure-asyncoperation" in {k.lower() for k in http.headers}
         if not polled and not (http.status_code == 201 and "location" in {k.lower() for k in http.headers}):
             return _json(http)
+        if method.upper() != "POST":
+            done = self._resource_at_once(path, api_version, http, body)
+            if done is not None:
+                return done
         from azure.core.polling import LROPoller
         from azure.mgmt.core.polling.arm_polling import ARMPolling
 
@@ -341,6 +355,24 @@ class Azure:
         with translated():
             body = poller.result()
         return self._settled(path, api_version, body) if method.upper() != "POST" else body
+
+    def _resource_at_once(self, path: str, api_version: str, http: Any, sent: Any) -> Any:
+        """When a PUT/PATCH's `Location` names the resource itself (DiskRP: azure-rest-api-specs DiskRP/stable/
+        2025-01-02/examples/diskEncryptionSetExamples/DiskEncryptionSet_Update.json, diskExamples/
+        Disk_Update_ChangeTier.json), one GET of it after the answer's Retry-After: its body when it already says
+        `provisioningState: Succeeded` and holds what was sent, which ends the write without the status poll and
+        the final GET that ARMPolling would make (one call instead of two). None otherwise (Updating, Failed, not
+        yet or no longer what was sent: a failed operation undone): the status URL then decides, in ARMPolling's
+        order, and a failure is raised with its code."""
+        headers = {k.lower(): v for k, v in http.headers.items()}
+        location = headers.get("location") or ""
+        target = urlsplit(self._url(path)).path.rstrip("/").lower()
+        if not location or urlsplit(location).path.rstrip("/").lower() != target:
+            return None
+        time.sleep(retry_after(headers, self.profile.polling_interval))
+        body = self.get(path, api_version)
+        state = str(((body or {}).get("properties") or {}).get("provisioningState") or "")
+        return body if state.lower() == "succeeded" and holds(body, sent) else None
 
     def _settled(self, path: str, api_version: str, body: Any, polls: int = 60, within: float = 120.0) -> Any:
         """The resource once its `provisioningState` is terminal: re-read at the polling interval (`polls` times and
@@ -426,47 +458,6 @@ def translated() -> Iterator[None]:
         raise AzureAccessError(int(e.status_code or 0), str(code), _first_line(str(e))) from None
     except ServiceRequestError as e:
         raise AzureAccessError(0, "ServiceRequestError", _first_line(str(e))) from None
-
-
-# Throttled writes: a bounded budget of retries and seconds waited for one request (a function runs 5 minutes at most).
-WRITE_RETRIES, WRITE_RETRY_WAIT = 6, 60.0
-
-
-def write_retries(total: int = WRITE_RETRIES, max_wait: float = WRITE_RETRY_WAIT) -> Any:
-    """azure-core's RetryPolicy, and a throttled PUT, PATCH or POST retried too.
-
-    azure-core 1.41 (`RetryPolicyBase.is_retry`) retries any method whose error answer carries `Retry-After`, but
-    without one it retries POST and PATCH only on 500, 503 and 504 (and neither after a connection reset), so a 429
-    without `Retry-After` (a resource
-    provider's own throttling, Key Vault's data plane) failed at once. A 429 means the request was not processed
-    ("Understand how Azure Resource Manager throttles requests", learn.microsoft.com/azure/azure-resource-manager/
-    management/request-limits-and-throttling; Key Vault "throttling guidance"), and the bot's writes are desired-state
-    writes, so one is sent again: after `Retry-After` (or `retry-after-ms` / `x-ms-retry-after-ms`, azure-core's
-    `get_retry_after`), else exponential backoff. Within a budget: `total` retries and `max_wait` seconds of waiting
-    for one request; a 429 asking for longer than what remains is given back at once (the queue retries the work
-    item later). ARM's `x-ms-ratelimit-remaining-*` headers count what is left and carry no wait: they are not read.
-    """
-    from azure.core.pipeline.policies import RetryPolicy
-
-    class WriteRetries(RetryPolicy):
-        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
-            throttled = response.http_response.status_code == 429 and settings["total"] > 0
-            if not (super().is_retry(settings, response) or throttled):
-                return False
-            wait = self.get_retry_after(response)
-            if wait is None:
-                wait = min(self.backoff_max, self.backoff_factor * 2 ** len(settings["history"]))
-            if settings.setdefault("waited", 0.0) + wait > max_wait:
-                return False
-            settings["waited"] += wait
-            return True
-
-    # PATCH joins azure-core's idempotent methods (HEAD, GET, PUT, DELETE, ...): the bot's PATCHes are desired-state
-    # merges, safe to send again after a connection reset too; POST (rotate) is not, and keeps azure-core's rules.
-    methods = frozenset({"HEAD", "GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
-    policy = WriteRetries(retry_total=total, retry_backoff_max=int(max_wait))
-    policy._method_whitelist = methods  # what `retry_on_methods` defaults to per request (RetryPolicyBase)
-    return policy
 
 
 def _first_line(text: str) -> str:

@@ -10,6 +10,7 @@
 | `assemble` | the `cryptward` blocks of what was listed; what is in scope joins the reading |
 | `planner` | findings in, an ordered and merged plan out (pure) |
 | `applier` | writes each change through `remediations.azure`, re-reads and verifies it |
+| `dispatch` | which changes may be written at once: independent ones on a bounded pool, the rest in plan order |
 | `stream` | evaluation per page of the Resource Graph inventory, each page's bodies dropped before the next |
 | `scalesets` | what the reader reads for scale sets (their instances), snapshots and images (their source's key) |
 | `inventory` | the policy types of many subscriptions through Resource Graph, in few paged queries within its quota |

@@ -1,4 +1,5 @@
-"""Apply a plan: each change in order, through the Azure access module, checked before and verified after.
+"""Apply a plan: each change through the Azure access module, checked before and verified after; independent changes
+written several at once (`engine/dispatch.py`), dependent ones and those on one target in plan order.
 
     results = apply(plan, azure, scope=scope)
 
@@ -8,7 +9,9 @@ write outside the scope, is `refused`. Otherwise its target is read again and, w
 change is `already-compliant` (so a second run writes nothing); else it is written, the result is checked against
 `verify` (from the write's final body, or a GET of `operation.read_path`) and it is `applied`, or `failed` with
 Azure's error code and message. A change whose `after` would weaken its `before` (turn a protection off, remove a
-value) is a bug in a fix, and stops the run.
+value) is a bug in a fix, and stops the run: nothing more starts, what is being written finishes (and is logged), and
+AssertionError is raised. A change starts only once the changes it depends on have finished, never while another
+change on its target runs, and up to `workers` (CRYPTWARD_WRITE_CONCURRENCY) at once; the results come in plan order.
 
 `fresh=True` says the plan was made from reads of this same run: the state it was planned from is then the "read
 again" (a key's rotation policy included: the management plane shows it), so nothing is re-read before writing.
@@ -27,6 +30,7 @@ from typing import Any
 from remediations import keyaccess
 from remediations.azure import Azure
 from remediations.changes import APPROVAL, DEALLOCATED, MODIFY_FIX, Change, Plan
+from remediations.engine.dispatch import Stopped, dispatch
 from remediations.engine.reader import Scope
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
@@ -88,18 +92,44 @@ def apply(
     fresh: bool = False,
     known: Mapping[str, Mapping[str, Any]] | None = None,
     role_propagation_seconds: float = 0.0,
+    workers: int | None = None,
 ) -> tuple[Result, ...]:
-    """Apply `plan` in order. `approved`: ids of changes a person approved. `known`: bodies read in this run, by
-    id (lower-cased), consulted for a VM's power state when `fresh`. `role_propagation_seconds`: how long Azure may
-    take to honour a new role; a write refused for want of key access while its disk encryption set's role is
-    younger than that is `waiting-for-role`, not `failed`."""
-    results: dict[str, Result] = {}
-    for change in plan.changes:
-        result = _one(change, results, azure, scope, set(approved), fresh, known or {})
+    """Apply `plan`; the results in plan order. `approved`: ids of changes a person approved. `known`: bodies read in
+    this run, by id (lower-cased), consulted for a VM's power state when `fresh`. `role_propagation_seconds`: how long
+    Azure may take to honour a new role; a write refused for want of key access while its disk encryption set's role
+    is younger than that is `waiting-for-role`, not `failed`. `workers`: changes written at once (default
+    `azure.write_workers`, CRYPTWARD_WRITE_CONCURRENCY); independent ones only (engine/dispatch.py), each ARM write
+    paced by the write budget. Raises AssertionError (a fix's bug: a weakening change) once what was running ends."""
+    allowed = set(approved)
+    related = known or {}
+
+    def decide(change: Change, done: Mapping[str, Result]) -> Result | None:
+        stopped = gate(change, done, scope, allowed)
+        if stopped is None:
+            _assert_not_weakening(change)
+        return stopped
+
+    def write(change: Change, done: Mapping[str, Result]) -> Result:
+        result = _one(change, azure, fresh, related)
         if result.code in KEY_ACCESS_CODES and result.status == FAILED:
-            result = waiting_for_role(result, results, azure, role_propagation_seconds) or result
-        results[change.id] = result
-    return tuple(results.values())
+            result = waiting_for_role(result, done, azure, role_propagation_seconds) or result
+        return result
+
+    count = workers if workers is not None else getattr(azure, "write_workers", 1)
+    try:
+        results = dispatch(plan.changes, decide, write, count)
+    except Stopped as e:
+        ran = [e.results[c.id] for c in plan.changes if c.id in e.results]
+        log.error(
+            "cryptward apply stopped: %s; %d change(s) had finished: %s",
+            e.cause,
+            len(ran),
+            ", ".join(f"{r.change.id} {r.status}" for r in ran) or "none",
+        )
+        if isinstance(e.cause, AssertionError):
+            raise AssertionError(f"{e.cause} (the run stopped; {len(ran)} change(s) had finished)") from e.cause
+        raise e.cause from None
+    return tuple(results[i] for i in dict.fromkeys(c.id for c in plan.changes))
 
 
 def gate(change: Change, done: Mapping[str, Result], scope: Scope, approved: Collection[str]) -> Result | None:
@@ -185,19 +215,8 @@ def verified(change: Change, body: Any) -> Result:
     return Result(change, APPLIED, "written and verified")
 
 
-def _one(
-    change: Change,
-    done: Mapping[str, Result],
-    azure: Azure,
-    scope: Scope,
-    approved: set[str],
-    fresh: bool,
-    known: Mapping[str, Mapping[str, Any]],
-) -> Result:
-    stopped = gate(change, done, scope, approved)
-    if stopped is not None:
-        return stopped
-    _assert_not_weakening(change)
+def _one(change: Change, azure: Azure, fresh: bool, known: Mapping[str, Mapping[str, Any]]) -> Result:
+    """A change `gate` let through: read again (unless `fresh`), written, verified."""
     op = change.operation
     try:
         if DEALLOCATED in change.requires:

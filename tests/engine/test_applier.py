@@ -251,3 +251,103 @@ def test_a_key_access_refusal_waits_while_azure_says_the_role_is_younger_than_th
     assert waiting_for_role(failed, {}, admin, 0, now=created) is None  # no window, no waiting
     (again,) = apply(Plan((encrypt,)), admin, scope=Scope((sandbox.subscription_id,)), role_propagation_seconds=600)
     assert again.status == WAITING  # just granted, by Azure's own createdOn
+
+
+# --- independent changes written together, paced by the write budget (issue 21) --------------------------------------
+
+
+def vaults(sandbox, n: int) -> list[str]:
+    """`n` new vaults in rg-app-weu of the estate."""
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+
+    sandbox.reset("estate")
+    kv = sandbox.client(KeyVaultManagementClient)
+    body = {
+        "location": "westeurope",
+        "properties": {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}},
+    }
+    return [kv.vaults.begin_create_or_update("rg-app-weu", f"kv-par-{i:02}", body).result().id for i in range(n)]
+
+
+def spans(calls, method="PUT"):
+    """(start, end, path) of each answered write, from the call log: its end time and how long it took."""
+    from datetime import datetime, timedelta
+
+    out = []
+    for c in calls:
+        if c["method"] == method and c["status"] is not None:
+            end = datetime.fromisoformat(c["time"].replace("Z", "+00:00"))
+            out.append((end - timedelta(milliseconds=c["latencyMs"]), end, c["path"].lower()))
+    return out
+
+
+def test_independent_changes_are_written_at_once(sandbox, azure_as):
+    """The sandbox holds each lock PUT 400 ms (its `slow` fault): with 4 workers the call log shows them overlap."""
+    ids = vaults(sandbox, 4)
+    sandbox.admin(
+        "POST", "/_sandbox/faults", {"rules": [{"kind": "slow", "method": "PUT", "path": "/locks/", "delayMs": 400}]}
+    )
+    since = len(sandbox.calls())
+    results = apply(Plan(tuple(change(lock_of(v)) for v in ids)), azure_as("admin"), scope=scope_of(sandbox), workers=4)
+    sandbox.admin("POST", "/_sandbox/faults", {"rules": []})
+    assert [r.status for r in results] == ["applied"] * 4
+    puts = spans(sandbox.calls(since))
+    assert len(puts) == 4
+    overlapping = [(a, b) for a in puts for b in puts if a < b and a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, puts
+
+
+def test_under_concurrency_a_change_waits_for_its_dependency_and_its_target(sandbox, azure_as):
+    """Same slow writes, 8 workers: a second lock on the same vault starts after the first ends, a change depending on
+    it too; an independent one runs beside the first; results come in plan order."""
+    a, b, c = vaults(sandbox, 3)
+    first = change(lock_of(a))
+    same_target = change(lock_of(a).replace("cryptward-cannot-delete", "second"))
+    dependent = change(lock_of(b), depends_on=(first.id,))
+    free = change(lock_of(c))
+    sandbox.admin(
+        "POST", "/_sandbox/faults", {"rules": [{"kind": "slow", "method": "PUT", "path": "/locks/", "delayMs": 400}]}
+    )
+    since = len(sandbox.calls())
+    plan = Plan((first, same_target, dependent, free))
+    results = apply(plan, azure_as("admin"), scope=scope_of(sandbox), workers=8)
+    sandbox.admin("POST", "/_sandbox/faults", {"rules": []})
+    assert [r.change.id for r in results] == [x.id for x in plan.changes]
+    assert [r.status for r in results] == ["applied"] * 4
+    put = {p: (s, e) for s, e, p in spans(sandbox.calls(since))}
+    assert put[same_target.operation.path.lower()][0] >= put[first.operation.path.lower()][1]
+    assert put[dependent.operation.path.lower()][0] >= put[first.operation.path.lower()][1]
+    assert put[free.operation.path.lower()][0] < put[first.operation.path.lower()][1]  # beside the first
+
+
+def test_a_weakening_change_stops_the_run_once_what_runs_has_finished(sandbox, azure_as, caplog):
+    ids = vaults(sandbox, 4)
+    weak = change(
+        lock_of(ids[2]),
+        before={"properties.enablePurgeProtection": True},
+        after={"properties.enablePurgeProtection": False},
+    )
+    plan = Plan((change(lock_of(ids[0])), change(lock_of(ids[1])), weak, change(lock_of(ids[3]))))
+    since = len(sandbox.calls())
+    with pytest.raises(AssertionError, match=r"weaken.*2 change\(s\) had finished"):
+        apply(plan, azure_as("admin"), scope=scope_of(sandbox), workers=2)
+    written = {c["path"].lower() for c in sandbox.calls(since) if c["method"] == "PUT"}
+    assert written == {lock_of(ids[0]).lower(), lock_of(ids[1]).lower()}  # nothing after the weakening one
+    assert "cryptward apply stopped" in caplog.text
+
+
+def test_writes_are_paced_to_the_write_budget_and_meet_no_429(sandbox, azure_as):
+    """A bucket of 10 writes refilled 10 a second (ARM's refill; Learn, "Understand how Azure Resource Manager
+    throttles requests"): 30 locks written 8 at a time would meet 429s; paced by the remaining-writes header, none."""
+    ids = vaults(sandbox, 30)
+    sandbox.admin("PATCH", "/_sandbox/settings", {"write_budget": 10, "write_refill": 10.0})
+    try:
+        azure = azure_as("admin")
+        since = len(sandbox.calls())
+        results = apply(Plan(tuple(change(lock_of(v)) for v in ids)), azure, scope=scope_of(sandbox), workers=8)
+        puts = [c for c in sandbox.calls(since) if c["method"] == "PUT"]
+    finally:
+        sandbox.admin("PATCH", "/_sandbox/settings", {"write_budget": 200, "write_refill": 10.0})
+    assert [r.status for r in results] == ["applied"] * 30
+    assert [c for c in puts if c["status"] == 429] == [] and len(puts) == 30
+    assert azure.write_budget.waited > 0  # it did wait for the refill
