@@ -80,9 +80,7 @@ class Runtime:
 
                 a = self.settings.azure
                 factory = partial(default_credential, a.client_id)
-                self._azure = Azure(
-                    a.profile or CloudProfile(), credential_factory=factory, write_workers=a.write_workers
-                )
+                self._azure = Azure(a.profile or CloudProfile(), credential_factory=factory, **a.options)
             return self._azure
 
     @property

@@ -170,15 +170,16 @@ class AzureSettings:
     client_id: str | None = None
     tenant_id: str = ""
     subscription_id: str | None = None
-    write_workers: int = 8  # CRYPTWARD_WRITE_CONCURRENCY: changes the applier writes at once
+    # CRYPTWARD_READ_CONCURRENCY, CRYPTWARD_WRITE_CONCURRENCY, CRYPTWARD_INVENTORY(_THRESHOLD): Azure's fields
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AzureSettings:
-        from remediations.azure import CloudProfile, write_concurrency
+        from remediations.azure import CloudProfile, client_options
 
         value = _value(env)
         return cls(CloudProfile.from_env(env), value("AZURE_CLIENT_ID"), env.get("AZURE_TENANT_ID", ""),
-                   value("AZURE_SUBSCRIPTION_ID"), write_concurrency(env))  # fmt: skip
+                   value("AZURE_SUBSCRIPTION_ID"), client_options(env))  # fmt: skip
 
 
 @dataclass(frozen=True)

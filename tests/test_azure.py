@@ -55,16 +55,27 @@ def test_bad_settings_say_what_is_expected(env, message):
         CloudProfile.from_env(env)
 
 
-def test_write_concurrency_is_read_by_the_cli_and_the_function_apps_runtime():
+def test_read_and_write_settings_are_read_by_the_cli_and_the_function_apps_runtime():
     from remediations.azure import Azure
     from remediations.runtime import Runtime
     from remediations.settings import Settings
 
-    env = {"CRYPTWARD_WRITE_CONCURRENCY": "3", "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001"}
-    assert Azure.from_env(env).write_workers == 3
+    env = {
+        "CRYPTWARD_WRITE_CONCURRENCY": "3",
+        "CRYPTWARD_READ_CONCURRENCY": "5",
+        "CRYPTWARD_INVENTORY": "ResourceGraph",
+        "CRYPTWARD_INVENTORY_THRESHOLD": "40",
+        "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001",
+    }
+    want = (3, 5, "resourcegraph", 40)
+    cli = Azure.from_env(env)
+    assert (cli.write_workers, cli.workers, cli.inventory, cli.inventory_threshold) == want
     runtime = Runtime(Settings.from_env(env))
-    assert runtime.azure.write_workers == 3
+    app = runtime.azure
+    assert (app.write_workers, app.workers, app.inventory, app.inventory_threshold) == want
     runtime.close()
+    with pytest.raises(SettingsError, match="CRYPTWARD_INVENTORY must be one of"):
+        Settings.from_env({**env, "CRYPTWARD_INVENTORY": "graph"})
     assert Azure.from_env({}).write_workers == 8
     with pytest.raises(SettingsError, match="whole number of at least 1"):
         Azure.from_env({"CRYPTWARD_WRITE_CONCURRENCY": "0"})

@@ -32,7 +32,7 @@ from remediations.azure.client import (
     write_retries,
 )
 from remediations.azure.outbound import Retries, eventgrid_publisher, post, publish_cloudevents, webhook_client
-from remediations.azure.pacer import write_concurrency
+from remediations.azure.pacer import client_options, write_concurrency
 from remediations.azure.profile import (
     ARM_SCOPE,
     LOOPBACK,
@@ -56,6 +56,7 @@ __all__ = [
     "CloudProfile",
     "Retries",
     "as_body",
+    "client_options",
     "default_credential",
     "error_of",
     "eventgrid_publisher",

@@ -18,14 +18,14 @@ from remediations import __version__, pacing
 from remediations.azure.pacer import (
     WRITE_RETRIES,
     WRITE_RETRY_WAIT,
+    client_options,
     holds,
     pacer_class,
     retry_after,
-    write_concurrency,
     write_retries,
 )
 from remediations.azure.profile import CloudProfile, default_credential
-from remediations.errors import AzureAccessError, CredentialError, SettingsError
+from remediations.errors import AzureAccessError, CredentialError
 
 T = TypeVar("T")
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"cryptward/{__version__}"
 _COUNT_LOCK = threading.Lock()
-INVENTORY_MODES = ("auto", "resourcegraph", "arm")
 GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources"
 
 
@@ -68,24 +67,10 @@ class Azure:
         """The profile and the identity (AZURE_CLIENT_ID) the settings name (the process environment unless given)."""
         env = os.environ if env is None else env
         client_id = (env.get("AZURE_CLIENT_ID") or "").strip() or None
-        raw = (env.get("CRYPTWARD_READ_CONCURRENCY") or "").strip()
-        if raw and not (raw.isdigit() and int(raw) >= 1):
-            raise SettingsError(f"CRYPTWARD_READ_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
-        workers = int(raw) if raw else pacing.DEFAULT_WORKERS
-        write_workers = write_concurrency(env)
-        inventory = (env.get("CRYPTWARD_INVENTORY") or "auto").strip().lower()
-        if inventory not in INVENTORY_MODES:
-            raise SettingsError(f"CRYPTWARD_INVENTORY must be one of {', '.join(INVENTORY_MODES)}, not {inventory!r}")
-        raw = (env.get("CRYPTWARD_INVENTORY_THRESHOLD") or "").strip()
-        if raw and not raw.isdigit():
-            raise SettingsError(f"CRYPTWARD_INVENTORY_THRESHOLD must be a whole number, not {raw!r}")
         return cls(
             CloudProfile.from_env(env),
             credential_factory=lambda: default_credential(client_id),
-            workers=workers,
-            write_workers=write_workers,
-            inventory=inventory,
-            inventory_threshold=int(raw) if raw else 10,
+            **client_options(env),
         )
 
     @property

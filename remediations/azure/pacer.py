@@ -21,6 +21,31 @@ def write_concurrency(env: Mapping[str, str]) -> int:
     return int(raw) if raw else pacing.DEFAULT_WRITE_WORKERS
 
 
+INVENTORY_MODES = ("auto", "resourcegraph", "arm")
+
+
+def client_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """What the settings say of how the bot reads and writes, as `Azure`'s fields: CRYPTWARD_READ_CONCURRENCY
+    (`workers`), CRYPTWARD_WRITE_CONCURRENCY (`write_workers`), CRYPTWARD_INVENTORY and
+    CRYPTWARD_INVENTORY_THRESHOLD. One reading for the CLI (`Azure.from_env`) and the function app's runtime."""
+    raw = (env.get("CRYPTWARD_READ_CONCURRENCY") or "").strip()
+    if raw and not (raw.isdigit() and int(raw) >= 1):
+        raise SettingsError(f"CRYPTWARD_READ_CONCURRENCY must be a whole number of at least 1, not {raw!r}")
+    workers = int(raw) if raw else pacing.DEFAULT_WORKERS
+    inventory = (env.get("CRYPTWARD_INVENTORY") or "auto").strip().lower()
+    if inventory not in INVENTORY_MODES:
+        raise SettingsError(f"CRYPTWARD_INVENTORY must be one of {', '.join(INVENTORY_MODES)}, not {inventory!r}")
+    threshold = (env.get("CRYPTWARD_INVENTORY_THRESHOLD") or "").strip()
+    if threshold and not threshold.isdigit():
+        raise SettingsError(f"CRYPTWARD_INVENTORY_THRESHOLD must be a whole number, not {threshold!r}")
+    return {
+        "workers": workers,
+        "write_workers": write_concurrency(env),
+        "inventory": inventory,
+        "inventory_threshold": int(threshold) if threshold else 10,
+    }
+
+
 def pacer_class(reads: pacing.ReadBudget, writes: pacing.ReadBudget, host: str) -> Any:
     from azure.core.pipeline.policies import HTTPPolicy
 
