@@ -67,8 +67,10 @@ def _plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     skipped: list[Skip] = []
     notes: list[str] = []
     decisions: dict[str, exemptions.Decision] = {}  # by resource id: one reading of its exemption tag
+    share = _Shared()
     for finding in findings:
-        _plan_finding(finding, ctx, changes, skipped, notes, decisions)
+        _plan_finding(finding, ctx, changes, skipped, notes, decisions, share)
+    del decisions  # one per resource: not held while the changes are merged and ordered
     merged = _conflicts(_merge(changes), skipped)
     resolved, blocked = _resolve(merged, skipped)
     ordered = _role_waits(_propagate(_order(resolved)), ctx.settings.role_propagation_seconds)
@@ -82,6 +84,7 @@ def _plan_finding(
     skipped: list[Skip],
     notes: list[str],
     decisions: dict[str, exemptions.Decision] | None = None,
+    share: _Shared | None = None,
 ) -> None:
     policy, resource = f.policy, f.resource
     rid = str(resource.get("id", ""))
@@ -97,6 +100,8 @@ def _plan_finding(
     decision = (decisions or {}).get(rid)
     if decision is None:
         decision = exemptions.decide(resource.get("tags"), known, ctx.now.date(), tag_name=ctx.settings.exemption_tag)
+        if not decision.exempt and not decision.problems:
+            decision = _NOTHING  # most resources: one shared decision, not one per resource
         if decisions is not None and ctx.policy_ids:  # `known` is then the same for every finding
             decisions[rid] = decision
         problems = decision.problems if ctx.policy_ids else [p for p in decision.problems if "known policy id" not in p]
@@ -148,8 +153,10 @@ def _plan_finding(
     except FixDeclined as declined:
         skip(declined.reason, declined.detail)
         made = list(declined.changes)  # what the declined change waits for is planned all the same
+    one = share or _Shared()
     for change in made:
         requires = {*change.requires, *((APPROVAL,) if mode == "approve" else ())}
+        op, after = change.operation, one(change.after)
         out.append(
             replace(
                 change,
@@ -157,6 +164,10 @@ def _plan_finding(
                 fixes=(fix_name,),
                 requires=tuple(r for r in REQUIREMENTS if r in requires),
                 irreversible=change.irreversible or policy.irreversible,
+                operation=replace(op, body=one(op.body)),
+                before=one(change.before),
+                after=after,
+                verify=after if change.verify is change.after else one(change.verify),
             )
         )
     return None
@@ -182,6 +193,44 @@ def _said(policy: Policy, resource: Mapping[str, Any]) -> list[str]:
 _NOT_RUN = {
     "DeployIfNotExists": "is a DeployIfNotExists definition (Cryptward does not deploy its template)",
 }
+
+
+_NOTHING = exemptions.Decision({}, ())
+
+
+# --- sharing --------------------------------------------------------------------------------------------------------
+
+
+class _Unshared(Exception):
+    """A value `_shape` does not compare (not JSON data): kept as it is."""
+
+
+def _shape(value: Any) -> Any:
+    """A hashable key equal for values equal in type, order and content (JSON data only): `True` and `1`, a list
+    and a tuple, `{"a": 1, "b": 2}` and `{"b": 2, "a": 1}` all differ, so a value shared in their place is written
+    exactly as each was."""
+    if isinstance(value, dict):
+        return (dict, tuple((k, _shape(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return (type(value), tuple(_shape(v) for v in value))
+    if value is None or isinstance(value, str | int | float | bool):
+        return (type(value), value)
+    raise _Unshared
+
+
+class _Shared:
+    """One object for equal `before`, `after`, `verify` and operation bodies across a plan's changes: thousands of
+    vaults' purge-protection changes write the same `{"properties": {"enablePurgeProtection": true}}`, and each fix
+    made its own. Nothing writes to them (every reader copies: `dict(change.before)`, `dict(op.body)`)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        try:
+            return self._seen.setdefault(_shape(value), value)
+        except _Unshared:
+            return value
 
 
 # --- merging --------------------------------------------------------------------------------------------------------
@@ -273,6 +322,8 @@ def _conflicts(changes: list[Change], skipped: list[Skip]) -> list[Change]:
     none runs (each could undo the other), as Azure's `conflictEffect` decides when Modify operations conflict (Learn,
     Modify effect). Conservative: two tag writes of different tags that could not merge (a Merge and a Delete) also
     stand down."""
+    if not any(MODIFY_FIX in c.fixes for c in changes):
+        return changes  # no Modify: nothing can conflict (and no index of every change's target is made)
     targets: dict[tuple[str, str], list[Change]] = {}
     for change in changes:
         targets.setdefault((change.operation.method, change.operation.path.lower()), []).append(change)
@@ -301,9 +352,7 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
     the changes needing it, in turn). One index of the changes by (resource, fix): linear in the plan."""
     live = list(changes)
     blocked: list[Skip] = []
-    skips: dict[tuple[str, str | None], Skip] = {}
-    for s in skipped:
-        skips.setdefault((s.resource_id.lower(), s.fix), s)
+    skips: dict[tuple[str, str | None], Skip] = {}  # the skips by (resource, fix): made when a change is stuck
 
     def index(among: list[Change]) -> dict[tuple[str, str], list[Change]]:
         out: dict[tuple[str, str], list[Change]] = {}
@@ -317,11 +366,16 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
         changes on one resource, the second needing the first)."""
         return [c for c in by_fix.get((ref.resource_id.lower(), ref.fix), ()) if c is not of]
 
+    by_fix = index(live)
+    indexed = False
     while True:
-        by_fix = index(live)
         stuck = [(c, ref) for c in live for ref in c.needs if ref.required and not made(ref, c, by_fix)]
         if not stuck:
             break
+        if not indexed:
+            for s in skipped:
+                skips.setdefault((s.resource_id.lower(), s.fix), s)
+            indexed = True
         gone: set[int] = set()
         for change, ref in stuck:
             if id(change) in gone:
@@ -339,7 +393,7 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
             for s in more:
                 skips.setdefault((s.resource_id.lower(), s.fix), s)
         live = [c for c in live if id(c) not in gone]
-    by_fix = index(live)
+        by_fix = index(live)
     resolved = []
     for c in live:
         if not c.needs:  # nothing to resolve: the same change (a copy of each would only be garbage to collect)

@@ -364,3 +364,34 @@ def test_each_vm_waits_for_its_own_feature_registration_and_no_change_waits_for_
         assert machine.depends_on == (registration.id,) and registration.depends_on == ()
     order = [c.id for c in result.changes]
     assert all(order.index(r.id) < order.index(m.id) for r, m in zip(registrations, machines, strict=True))
+
+
+# --- memory: equal bodies shared -------------------------------------------------------------------------------------
+
+
+def test_equal_bodies_of_many_changes_are_one_object_and_written_the_same():
+    vaults = []
+    for i in range(3):
+        vault = copy.deepcopy(sample("kv-purge-protection", "noncompliant", "purge-protection-not-set"))
+        vault["id"] = f"{vault['id']}{i}"
+        vaults.append(vault)
+    made = plan([finding("kv-purge-protection", v) for v in vaults], CTX).changes
+    assert len(made) == 3
+    assert len({id(c.operation.body) for c in made}) == 1  # failed before: each fix made its own body
+    assert len({id(c.after) for c in made}) == 1 and all(c.verify is c.after for c in made)
+    alone = [plan([finding("kv-purge-protection", v)], CTX).changes[0] for v in vaults]
+    assert [c.to_dict() for c in made] == [c.to_dict() for c in alone]
+    assert [json.dumps(c.to_dict()) for c in made] == [json.dumps(c.to_dict()) for c in alone]
+
+
+def test_values_equal_in_python_but_written_differently_are_not_shared():
+    from remediations.engine.planner import _Shared
+
+    share = _Shared()
+    first = {"a": 1, "b": [True]}
+    assert share(first) is first
+    assert share({"a": 1, "b": [True]}) is first
+    for other in ({"b": [True], "a": 1}, {"a": True, "b": [True]}, {"a": 1.0, "b": [True]}, {"a": 1, "b": (True,)}):
+        assert share(other) is other  # key order, bool, float and tuple are written differently: each kept
+    odd = {"when": NOW}
+    assert share(odd) is odd and share({"when": NOW}) is not odd  # not JSON data: never shared
