@@ -33,6 +33,7 @@ from remediations.changes import (
     Skip,
     SkipReason,
 )
+from remediations.engine.shared import Shared
 from remediations.errors import FixDeclined, PlanError
 from remediations.fixes import modify
 from remediations.policy import exemptions
@@ -67,7 +68,7 @@ def _plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     skipped: list[Skip] = []
     notes: list[str] = []
     decisions: dict[str, exemptions.Decision] = {}  # by resource id: one reading of its exemption tag
-    share = _Shared()
+    share = Shared()
     for finding in findings:
         _plan_finding(finding, ctx, changes, skipped, notes, decisions, share)
     del decisions  # one per resource: not held while the changes are merged and ordered
@@ -84,7 +85,7 @@ def _plan_finding(
     skipped: list[Skip],
     notes: list[str],
     decisions: dict[str, exemptions.Decision] | None = None,
-    share: _Shared | None = None,
+    share: Shared | None = None,
 ) -> None:
     policy, resource = f.policy, f.resource
     rid = str(resource.get("id", ""))
@@ -153,7 +154,7 @@ def _plan_finding(
     except FixDeclined as declined:
         skip(declined.reason, declined.detail)
         made = list(declined.changes)  # what the declined change waits for is planned all the same
-    one = share or _Shared()
+    one = share or Shared()
     for change in made:
         requires = {*change.requires, *((APPROVAL,) if mode == "approve" else ())}
         op, after = change.operation, one(change.after)
@@ -196,41 +197,6 @@ _NOT_RUN = {
 
 
 _NOTHING = exemptions.Decision({}, ())
-
-
-# --- sharing --------------------------------------------------------------------------------------------------------
-
-
-class _Unshared(Exception):
-    """A value `_shape` does not compare (not JSON data): kept as it is."""
-
-
-def _shape(value: Any) -> Any:
-    """A hashable key equal for values equal in type, order and content (JSON data only): `True` and `1`, a list
-    and a tuple, `{"a": 1, "b": 2}` and `{"b": 2, "a": 1}` all differ, so a value shared in their place is written
-    exactly as each was."""
-    if isinstance(value, dict):
-        return (dict, tuple((k, _shape(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return (type(value), tuple(_shape(v) for v in value))
-    if value is None or isinstance(value, str | int | float | bool):
-        return (type(value), value)
-    raise _Unshared
-
-
-class _Shared:
-    """One object for equal `before`, `after`, `verify` and operation bodies across a plan's changes: thousands of
-    vaults' purge-protection changes write the same `{"properties": {"enablePurgeProtection": true}}`, and each fix
-    made its own. Nothing writes to them (every reader copies: `dict(change.before)`, `dict(op.body)`)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[Any, Any] = {}
-
-    def __call__(self, value: Any) -> Any:
-        try:
-            return self._seen.setdefault(_shape(value), value)
-        except _Unshared:
-            return value
 
 
 # --- merging --------------------------------------------------------------------------------------------------------

@@ -382,16 +382,3 @@ def test_equal_bodies_of_many_changes_are_one_object_and_written_the_same():
     alone = [plan([finding("kv-purge-protection", v)], CTX).changes[0] for v in vaults]
     assert [c.to_dict() for c in made] == [c.to_dict() for c in alone]
     assert [json.dumps(c.to_dict()) for c in made] == [json.dumps(c.to_dict()) for c in alone]
-
-
-def test_values_equal_in_python_but_written_differently_are_not_shared():
-    from remediations.engine.planner import _Shared
-
-    share = _Shared()
-    first = {"a": 1, "b": [True]}
-    assert share(first) is first
-    assert share({"a": 1, "b": [True]}) is first
-    for other in ({"b": [True], "a": 1}, {"a": True, "b": [True]}, {"a": 1.0, "b": [True]}, {"a": 1, "b": (True,)}):
-        assert share(other) is other  # key order, bool, float and tuple are written differently: each kept
-    odd = {"when": NOW}
-    assert share(odd) is odd and share({"when": NOW}) is not odd  # not JSON data: never shared
