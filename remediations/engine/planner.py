@@ -269,9 +269,12 @@ def _merge(changes: list[Change]) -> list[Change]:
     pass over the changes, comparing each only with the few writing its target (changes of different targets never
     combine)."""
     out: list[Change] = []
-    by_target: dict[tuple[str, str, str, str, str], list[int]] = {}
+    # By the target's hash, not the target: the table lives while every change and skip of the estate does, and
+    # holding each change's lower-cased id and path in it added a fifth to planning's peak. `_combine` compares the
+    # targets themselves, so changes whose targets only share a hash never combine.
+    by_target: dict[int, list[int]] = {}
     for change in changes:
-        slots = by_target.setdefault(_target(change), [])
+        slots = by_target.setdefault(hash(_target(change)), [])
         for i in slots:
             combined = _combine(out[i], change)
             if combined is not None:
@@ -320,17 +323,23 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
     blocked: list[Skip] = []
     skips: dict[tuple[str, str | None], Skip] = {}  # the skips by (resource, fix): made when a change is stuck
 
-    def index(among: list[Change]) -> dict[tuple[str, str], list[Change]]:
-        out: dict[tuple[str, str], list[Change]] = {}
+    def index(among: list[Change]) -> dict[int, list[Change]]:
+        """By the hash of (lower-cased resource id, fix), so no lower-cased id is held per change; `made` checks."""
+        out: dict[int, list[Change]] = {}
         for c in among:
             for fix in c.fixes:
-                out.setdefault((c.resource_id.lower(), fix), []).append(c)
+                out.setdefault(hash((c.resource_id.lower(), fix)), []).append(c)
         return out
 
-    def made(ref: Ref, of: Change, by_fix: Mapping[tuple[str, str], list[Change]]) -> list[Change]:
+    def made(ref: Ref, of: Change, by_fix: Mapping[int, list[Change]]) -> list[Change]:
         """The changes `ref` names: fix `ref.fix` on `ref.resource_id`, other than `of` itself (a fix may make two
         changes on one resource, the second needing the first)."""
-        return [c for c in by_fix.get((ref.resource_id.lower(), ref.fix), ()) if c is not of]
+        rid = ref.resource_id.lower()
+        return [
+            c
+            for c in by_fix.get(hash((rid, ref.fix)), ())
+            if c is not of and ref.fix in c.fixes and c.resource_id.lower() == rid
+        ]
 
     by_fix = index(live)
     indexed = False
