@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,16 @@ sys.path.insert(0, str(ROOT))
 
 from remediations.azure import Azure, CloudProfile  # noqa: E402
 from remediations.changes import PlanContext  # noqa: E402
-from remediations.engine import planner  # noqa: E402
+from remediations.engine import azexemptions, planner  # noqa: E402
+from remediations.engine.found import ASSIGNMENT_BLOCKS, DES, DISK, KEY, VM  # noqa: E402
+from remediations.engine.listing import wanted_lists  # noqa: E402
 from remediations.engine.reader import Needs, Scope, read_scope  # noqa: E402
 from remediations.engine.run import callers, configure, evaluate  # noqa: E402
+from remediations.engine.scalesets import IMAGE, VMSS  # noqa: E402
+from remediations.engine.subscription import READS as SUBSCRIPTION_READS  # noqa: E402
+from remediations.engine.vaultextras import ACCESS_REVIEW, ITEMS  # noqa: E402
 from remediations.pacing import DEFAULT_WORKERS  # noqa: E402
-from remediations.policy.loader import load_policies  # noqa: E402
+from remediations.policy.loader import Policy, load_policies  # noqa: E402
 from remediations.settings import Settings  # noqa: E402
 from sandbox.rbac import ROLES  # noqa: E402
 from sandbox.runner import Running, start_in_thread  # noqa: E402
@@ -196,12 +201,41 @@ def bot_gets(running: Running, since: int, bot: str) -> list[dict[str, Any]]:
     return [c for c in calls if c.get("plane") == "arm" and c.get("principal") == bot and c["method"] == "GET"]
 
 
-def minimum_calls(counts: dict[str, int], page: int) -> int:
-    """What no reader can do without: one page per `page` items of each listed type (vaults, sets, disks, VMs,
-    locks, role assignments: at least one page each), one diagnostic-settings GET per vault, one GET per key."""
-    pages = sum(max(1, math.ceil(n / page)) for n in (counts["vaults"], counts["sets"], counts["disks"], counts["vms"]))
-    pages += max(1, math.ceil(counts["vaults"] / 2 / page)) + 1  # locks (half the vaults), role assignments
-    return pages + counts["vaults"] + counts["keys"]
+def minimum_calls(counts: dict[str, int], page: int, policies: Sequence[Policy]) -> int:
+    """The ARM reads no reader can do without for the policies that apply (what each policy reads: `Needs.of`), on
+    this estate: one page per `page` items of each list the policies need (vaults, sets, disks, VMs and their power
+    states, locks on half the vaults, snapshots: at least one page each); one role-assignment list when any block
+    reads assignments (the access review's and the key access's can be one list); the two PIM schedule-instance
+    lists of the access review; per vault, one diagnostic-settings GET and one list each of its keys and secrets
+    (`items`, for expiry); one GET per key a set uses; once per subscription, each subscription block (Defender plan,
+    activity-log alerts), the VM sizes of its region and its EncryptionAtHost feature, the scale-set and image lists,
+    and the Azure Policy exemptions when a policy has an Azure Policy twin."""
+    needs = Needs.of(policies)
+    blocks = needs.blocks
+
+    def pages(n: int) -> int:
+        return max(1, math.ceil(n / page))
+
+    sizes = {"vaults": counts["vaults"], "sets": counts["sets"], "disks": counts["disks"], "vms": counts["vms"]}
+    sizes.update(locks=counts["vaults"] // 2, snapshots=0)
+    calls = sum(pages(sizes[what]) for what, *_ in wanted_lists(needs))
+    if needs.wants(DISK, VM):
+        calls += pages(counts["vms"])  # power states (statusOnly=true): a VM list may not expand instanceView
+    if ASSIGNMENT_BLOCKS & blocks or ACCESS_REVIEW.lower() in blocks:
+        calls += 1
+    if ACCESS_REVIEW.lower() in blocks:
+        calls += 2  # roleEligibilityScheduleInstances, roleAssignmentScheduleInstances at the subscription
+    if "diagnosticsettings" in blocks:
+        calls += counts["vaults"]
+    if ITEMS.lower() in blocks:
+        calls += 2 * counts["vaults"]  # each vault's keys and secrets (the bench's vaults hold at most one key)
+    if needs.wants(DES, KEY):
+        calls += counts["keys"]
+    calls += sum(1 for block in SUBSCRIPTION_READS if block.lower() in blocks)
+    if needs.wants(VM) and counts["vms"]:
+        calls += 2  # resource SKUs of the region, the EncryptionAtHost feature
+    calls += sum(1 for kind in (VMSS, IMAGE) if kind in needs.types)  # snapshots: listed with the disks
+    return calls + (1 if azexemptions.wanted(policies) else 0)
 
 
 def fit(xs: list[float], ys: list[float]) -> float:
@@ -255,7 +289,8 @@ def _measure(running: Running, size: int, runs: int, throttled: bool) -> dict[st
         calls=len(gets),
         throttled_429=sum(c["status"] == 429 for c in gets),
     )
-    out["minimum"] = minimum_calls(counts, sb.state.settings.page_size)
+    policies = configure(load_policies(ROOT / "policies"), Settings.from_env(env))
+    out["minimum"] = minimum_calls(counts, sb.state.settings.page_size, policies)
     out["per_resource"] = out["calls"] / resources
     lat = [c["latencyMs"] for c in gets if c.get("latencyMs") is not None]
     out["latency_ms"] = sum(lat) / len(lat) if lat else None
@@ -275,7 +310,6 @@ def _measure(running: Running, size: int, runs: int, throttled: bool) -> dict[st
     # In-process: read once, then evaluate and plan (the CPU-bound steps), repeated.
     os.environ.update(env)
     azure = Azure(CloudProfile.from_env(env), credential_factory=Azure.from_env(env).credential_factory)
-    policies = configure(load_policies(ROOT / "policies"), Settings.from_env(env))
     t0 = time.perf_counter()
     reading = read_scope(azure, Scope((sub,)), Needs.of(policies))
     out["read_s"] = time.perf_counter() - t0

@@ -115,6 +115,16 @@ def test_paging_follows_next_links(sandbox, azure_as):
     assert len(vaults) == 3
 
 
+def test_listed_bodies_share_their_short_strings(sandbox, azure_as):
+    sandbox.reset("estate")
+    sandbox.admin("PATCH", "/_sandbox/settings", {"page_size": 1})  # each body from its own page: its own decoding
+    azure = azure_as("admin")
+    a, b, *_ = azure.list(f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.KeyVault/vaults", KV_API)
+    assert a["type"] == b["type"] and a["properties"]["tenantId"] == b["properties"]["tenantId"]
+    assert a["type"] is b["type"]  # one string, not one per body (json makes a new one for each)
+    assert a["properties"]["tenantId"] is b["properties"]["tenantId"]
+
+
 def test_azure_errors_carry_the_arm_code(sandbox, azure_as):
     sandbox.reset("estate")
     azure = azure_as("intruder")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -411,7 +412,20 @@ def _vault_prefix(path: str) -> str:
 
 def _json(response: Any) -> Any:
     text = response.text() if callable(getattr(response, "text", None)) else ""
-    return json.loads(text) if text else None
+    return json.loads(text, object_hook=_shared_strings) if text else None
+
+
+# A short string value (a type, a location, a tenant, a SKU, a state, a principal) is the same in thousands of bodies;
+# json makes a new one for each. Interned, each body points at one. Longer values (ids, URLs, sentences) are mostly
+# unique, so they are left alone rather than kept in the interned table.
+SHARED_STRING_LENGTH = 64
+
+
+def _shared_strings(obj: dict[str, Any]) -> dict[str, Any]:
+    for key, value in obj.items():
+        if type(value) is str and len(value) <= SHARED_STRING_LENGTH:
+            obj[key] = sys.intern(value)
+    return obj
 
 
 def error_of(response: Any) -> AzureAccessError:

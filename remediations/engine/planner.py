@@ -33,6 +33,7 @@ from remediations.changes import (
     Skip,
     SkipReason,
 )
+from remediations.engine.shared import Shared
 from remediations.errors import FixDeclined, PlanError
 from remediations.fixes import modify
 from remediations.policy import exemptions
@@ -67,8 +68,10 @@ def _plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
     skipped: list[Skip] = []
     notes: list[str] = []
     decisions: dict[str, exemptions.Decision] = {}  # by resource id: one reading of its exemption tag
+    share = Shared()
     for finding in findings:
-        _plan_finding(finding, ctx, changes, skipped, notes, decisions)
+        _plan_finding(finding, ctx, changes, skipped, notes, decisions, share)
+    del decisions  # one per resource: not held while the changes are merged and ordered
     merged = _conflicts(_merge(changes), skipped)
     resolved, blocked = _resolve(merged, skipped)
     ordered = _role_waits(_propagate(_order(resolved)), ctx.settings.role_propagation_seconds)
@@ -82,6 +85,7 @@ def _plan_finding(
     skipped: list[Skip],
     notes: list[str],
     decisions: dict[str, exemptions.Decision] | None = None,
+    share: Shared | None = None,
 ) -> None:
     policy, resource = f.policy, f.resource
     rid = str(resource.get("id", ""))
@@ -97,6 +101,8 @@ def _plan_finding(
     decision = (decisions or {}).get(rid)
     if decision is None:
         decision = exemptions.decide(resource.get("tags"), known, ctx.now.date(), tag_name=ctx.settings.exemption_tag)
+        if not decision.exempt and not decision.problems:
+            decision = _NOTHING  # most resources: one shared decision, not one per resource
         if decisions is not None and ctx.policy_ids:  # `known` is then the same for every finding
             decisions[rid] = decision
         problems = decision.problems if ctx.policy_ids else [p for p in decision.problems if "known policy id" not in p]
@@ -148,8 +154,10 @@ def _plan_finding(
     except FixDeclined as declined:
         skip(declined.reason, declined.detail)
         made = list(declined.changes)  # what the declined change waits for is planned all the same
+    one = share or Shared()
     for change in made:
         requires = {*change.requires, *((APPROVAL,) if mode == "approve" else ())}
+        op, after = change.operation, one(change.after)
         out.append(
             replace(
                 change,
@@ -157,6 +165,10 @@ def _plan_finding(
                 fixes=(fix_name,),
                 requires=tuple(r for r in REQUIREMENTS if r in requires),
                 irreversible=change.irreversible or policy.irreversible,
+                operation=replace(op, body=one(op.body)),
+                before=one(change.before),
+                after=after,
+                verify=after if change.verify is change.after else one(change.verify),
             )
         )
     return None
@@ -182,6 +194,9 @@ def _said(policy: Policy, resource: Mapping[str, Any]) -> list[str]:
 _NOT_RUN = {
     "DeployIfNotExists": "is a DeployIfNotExists definition (Cryptward does not deploy its template)",
 }
+
+
+_NOTHING = exemptions.Decision({}, ())
 
 
 # --- merging --------------------------------------------------------------------------------------------------------
@@ -254,9 +269,12 @@ def _merge(changes: list[Change]) -> list[Change]:
     pass over the changes, comparing each only with the few writing its target (changes of different targets never
     combine)."""
     out: list[Change] = []
-    by_target: dict[tuple[str, str, str, str, str], list[int]] = {}
+    # By the target's hash, not the target: the table lives while every change and skip of the estate does, and
+    # holding each change's lower-cased id and path in it added a fifth to planning's peak. `_combine` compares the
+    # targets themselves, so changes whose targets only share a hash never combine.
+    by_target: dict[int, list[int]] = {}
     for change in changes:
-        slots = by_target.setdefault(_target(change), [])
+        slots = by_target.setdefault(hash(_target(change)), [])
         for i in slots:
             combined = _combine(out[i], change)
             if combined is not None:
@@ -273,6 +291,8 @@ def _conflicts(changes: list[Change], skipped: list[Skip]) -> list[Change]:
     none runs (each could undo the other), as Azure's `conflictEffect` decides when Modify operations conflict (Learn,
     Modify effect). Conservative: two tag writes of different tags that could not merge (a Merge and a Delete) also
     stand down."""
+    if not any(MODIFY_FIX in c.fixes for c in changes):
+        return changes  # no Modify: nothing can conflict (and no index of every change's target is made)
     targets: dict[tuple[str, str], list[Change]] = {}
     for change in changes:
         targets.setdefault((change.operation.method, change.operation.path.lower()), []).append(change)
@@ -301,27 +321,36 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
     the changes needing it, in turn). One index of the changes by (resource, fix): linear in the plan."""
     live = list(changes)
     blocked: list[Skip] = []
-    skips: dict[tuple[str, str | None], Skip] = {}
-    for s in skipped:
-        skips.setdefault((s.resource_id.lower(), s.fix), s)
+    skips: dict[tuple[str, str | None], Skip] = {}  # the skips by (resource, fix): made when a change is stuck
 
-    def index(among: list[Change]) -> dict[tuple[str, str], list[Change]]:
-        out: dict[tuple[str, str], list[Change]] = {}
+    def index(among: list[Change]) -> dict[int, list[Change]]:
+        """By the hash of (lower-cased resource id, fix), so no lower-cased id is held per change; `made` checks."""
+        out: dict[int, list[Change]] = {}
         for c in among:
             for fix in c.fixes:
-                out.setdefault((c.resource_id.lower(), fix), []).append(c)
+                out.setdefault(hash((c.resource_id.lower(), fix)), []).append(c)
         return out
 
-    def made(ref: Ref, of: Change, by_fix: Mapping[tuple[str, str], list[Change]]) -> list[Change]:
+    def made(ref: Ref, of: Change, by_fix: Mapping[int, list[Change]]) -> list[Change]:
         """The changes `ref` names: fix `ref.fix` on `ref.resource_id`, other than `of` itself (a fix may make two
         changes on one resource, the second needing the first)."""
-        return [c for c in by_fix.get((ref.resource_id.lower(), ref.fix), ()) if c is not of]
+        rid = ref.resource_id.lower()
+        return [
+            c
+            for c in by_fix.get(hash((rid, ref.fix)), ())
+            if c is not of and ref.fix in c.fixes and c.resource_id.lower() == rid
+        ]
 
+    by_fix = index(live)
+    indexed = False
     while True:
-        by_fix = index(live)
         stuck = [(c, ref) for c in live for ref in c.needs if ref.required and not made(ref, c, by_fix)]
         if not stuck:
             break
+        if not indexed:
+            for s in skipped:
+                skips.setdefault((s.resource_id.lower(), s.fix), s)
+            indexed = True
         gone: set[int] = set()
         for change, ref in stuck:
             if id(change) in gone:
@@ -339,7 +368,7 @@ def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], 
             for s in more:
                 skips.setdefault((s.resource_id.lower(), s.fix), s)
         live = [c for c in live if id(c) not in gone]
-    by_fix = index(live)
+        by_fix = index(live)
     resolved = []
     for c in live:
         if not c.needs:  # nothing to resolve: the same change (a copy of each would only be garbage to collect)

@@ -219,11 +219,15 @@ def _matches(policy: Policy, body: Mapping[str, Any], now: datetime | None) -> b
 def callers(reading: Reading) -> dict[str, Caller]:
     """Per resource, the identity ARM records as its last modifier."""
     out: dict[str, Caller] = {}
+    made: dict[tuple[bool, str], Caller] = {}  # one Caller per identity, shared by every resource it changed last
     for rid, body in reading.resources.items():
         who = get(body, "systemData.lastModifiedBy") or get(body, "systemData.createdBy")
         kind = str(get(body, "systemData.lastModifiedByType") or get(body, "systemData.createdByType") or "")
         if who:
-            out[rid] = Caller(upn=str(who)) if kind.lower() == "user" else Caller(appid=str(who))
+            key = (kind.lower() == "user", str(who))
+            if key not in made:
+                made[key] = Caller(upn=key[1]) if key[0] else Caller(appid=key[1])
+            out[rid] = made[key]
     return out
 
 

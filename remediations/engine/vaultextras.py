@@ -29,6 +29,7 @@ from typing import Any
 from remediations import expiry, vaultaccess
 from remediations.azure import Azure
 from remediations.engine.reader import Needs, Reading
+from remediations.engine.shared import Shared
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
 from remediations.resources import ROLE_ASSIGNMENTS_API, VAULT_API
@@ -105,12 +106,16 @@ def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress:
         if str(body.get("type", "")).lower() == vault_type and not reading.reasons(rid).get("")
     }
     grants = _Grants(azure, list(vaults))
+    share = Shared()  # an assignment over many vaults gives each the same review entry: one object for them all
     for rid, body in vaults.items():
         for block in wanted:
             if progress:
                 progress(f"{block} of {body.get('name')}")
             try:
-                body.setdefault(aliases.CRYPTWARD, {})[block] = READS[block](grants, body)
+                entries = READS[block](grants, body)
+                if block == ACCESS_REVIEW:
+                    entries = [share(e) for e in entries]
+                body.setdefault(aliases.CRYPTWARD, {})[block] = entries
             except AzureAccessError as e:
                 reading.missing(rid, block, e)
 

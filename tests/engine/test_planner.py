@@ -364,3 +364,21 @@ def test_each_vm_waits_for_its_own_feature_registration_and_no_change_waits_for_
         assert machine.depends_on == (registration.id,) and registration.depends_on == ()
     order = [c.id for c in result.changes]
     assert all(order.index(r.id) < order.index(m.id) for r, m in zip(registrations, machines, strict=True))
+
+
+# --- memory: equal bodies shared -------------------------------------------------------------------------------------
+
+
+def test_equal_bodies_of_many_changes_are_one_object_and_written_the_same():
+    vaults = []
+    for i in range(3):
+        vault = copy.deepcopy(sample("kv-purge-protection", "noncompliant", "purge-protection-not-set"))
+        vault["id"] = f"{vault['id']}{i}"
+        vaults.append(vault)
+    made = plan([finding("kv-purge-protection", v) for v in vaults], CTX).changes
+    assert len(made) == 3
+    assert len({id(c.operation.body) for c in made}) == 1  # failed before: each fix made its own body
+    assert len({id(c.after) for c in made}) == 1 and all(c.verify is c.after for c in made)
+    alone = [plan([finding("kv-purge-protection", v)], CTX).changes[0] for v in vaults]
+    assert [c.to_dict() for c in made] == [c.to_dict() for c in alone]
+    assert [json.dumps(c.to_dict()) for c in made] == [json.dumps(c.to_dict()) for c in alone]

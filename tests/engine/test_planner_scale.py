@@ -3,10 +3,11 @@
 dependencies."""
 
 import random
+from dataclasses import replace
 
 import pytest
 
-from remediations.changes import Change, Operation
+from remediations.changes import Change, Operation, Ref
 from remediations.engine import planner
 from remediations.errors import PlanError
 
@@ -100,3 +101,20 @@ def test_a_cycle_still_raises():
 
 def _fields(c: Change) -> dict:
     return {k: getattr(c, k) for k in Change.__dataclass_fields__ if k != "id"}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tables_by_hash_decide_nothing_when_every_hash_collides(seed, monkeypatch):
+    """The merge and dependency tables are keyed by hashes (no lower-cased id held per change): targets that only
+    share a hash never combine and never satisfy a dependency."""
+    changes = random_changes(random.Random(seed), 300)
+    with_needs = [
+        replace(c, needs=(Ref(changes[(i * 7) % len(changes)].resource_id.upper(), f"f{i % 6}"),)) if i % 4 == 0 else c
+        for i, c in enumerate(changes)
+    ]
+    merged = planner._merge(with_needs)
+    expected = planner._resolve(merged, [])
+    monkeypatch.setattr(planner, "hash", lambda _: 0, raising=False)
+    assert planner._merge(with_needs) == reference_merge(with_needs) == merged
+    assert planner._resolve(merged, []) == expected
+    assert any(c.depends_on for c in expected[0]) and expected[1]  # some dependencies met, some blocked

@@ -363,3 +363,28 @@ def test_after_the_window_a_change_still_refused_fails_as_before(sandbox, grant_
     (result,) = report.results
     assert (result.change.policy_id, result.status, result.code) == ("disk-cmk", "failed", "KeyVaultAccessForbidden")
     assert "waits up to" not in result.change.summary
+
+
+def test_callers_share_one_caller_per_identity():
+    from remediations.changes import Caller
+    from remediations.engine.found import Reading
+    from remediations.engine.run import callers
+
+    def body(i: int, who: str, kind: str) -> dict:
+        return {"id": f"/r/{i}", "systemData": {"lastModifiedBy": who, "lastModifiedByType": kind}}
+
+    reading = Reading(
+        resources={
+            "/r/1": body(1, "dana@contoso.com", "User"),
+            "/r/2": body(2, "dana@contoso.com", "User"),
+            "/r/3": body(3, "dana@contoso.com", "Application"),
+            "/r/4": {"id": "/r/4"},
+        }
+    )
+    found = callers(reading)
+    assert found == {
+        "/r/1": Caller(upn="dana@contoso.com"),
+        "/r/2": Caller(upn="dana@contoso.com"),
+        "/r/3": Caller(appid="dana@contoso.com"),
+    }
+    assert found["/r/1"] is found["/r/2"]  # one object per identity, not per resource

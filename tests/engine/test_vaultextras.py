@@ -108,3 +108,21 @@ def test_the_demo_estate_holds_one_of_each_access_review_problem(sandbox, grant_
         "access-policy-all-or-purge",
     }
     assert {f.resource["name"] for f in report.findings if f.policy.id == "kv-item-expiry"} == {"kv-weu-disks"}
+
+
+def test_vaults_under_one_assignment_share_its_review_entry(sandbox, estate, grant_custom_role):
+    grant_custom_role("bot")
+    kv = sandbox.client(KeyVaultManagementClient)
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}}
+    kv.vaults.begin_create_or_update(RG, "kv-hygiene-2", {"location": "westeurope", "properties": props}).result()
+    user = sandbox.principal("vault-owner")
+    assign(sandbox.running.sandbox, f"/subscriptions/{sandbox.subscription_id}", user, KV_ADMINISTRATOR)
+    report = _scan(sandbox, estate.azure, ["kv-access-review"])
+    entries = [
+        [e for e in body["cryptward"]["accessReview"] if e["problem"] == "user-administrator"]
+        for body in report.bodies.values()
+        if body["name"] in ("kv-hygiene", "kv-hygiene-2")
+    ]
+    assert len(entries) == 2 and entries[0] == entries[1]
+    assert user.object_id in {e["principalId"] for e in entries[0]}
+    assert all(a is b for a, b in zip(*entries, strict=True))  # one entry object for both vaults, not a copy each
