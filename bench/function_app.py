@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -240,17 +241,7 @@ def bench_latency(samples: int = 60) -> None:
         for i in range(samples):
             mark = len(rig.calls())
             rid = rig.vault_http(f"kv-lat-{i:03d}").lower()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                mine = [c for c in rig.calls(mark) if c["principal"] == bot and c["method"] != "GET"]
-                if len(mine) >= 3:
-                    break
-                time.sleep(0.005)
-            time.sleep(0.15)  # let trailing reads land
-            calls = rig.calls(mark)
-            admin_write = next(c for c in calls if c["method"] == "PUT" and c["path"].lower() == rid)
-            bot_calls = [c for c in calls if c["principal"] == bot and "/msi/token" not in c["path"]]
-            writes = [c for c in bot_calls if c["method"] != "GET"]
+            admin_write, bot_calls, writes = fix_of(rig, bot, mark, rid)
             lat.append(_t(writes[-1]["time"]) - _t(admin_write["time"]))
             per_fix.append(len(bot_calls))
         lat.sort()
@@ -265,6 +256,25 @@ def bench_latency(samples: int = 60) -> None:
              max(per_fix) <= minimum + 1)  # fmt: skip
     finally:
         rig.stop()
+
+
+Call = dict[str, Any]  # one entry of the sandbox's call log
+
+
+def fix_of(rig: Any, bot: str, mark: int, rid: str) -> tuple[Call, list[Call], list[Call]]:
+    """Wait (10 s at most) for the bot's three writes after the administrator's write of `rid` (from call `mark` of the
+    sandbox's log); then the administrator's write, the bot's calls (no token requests) and its writes."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        mine = [c for c in rig.calls(mark) if c["principal"] == bot and c["method"] != "GET"]
+        if len(mine) >= 3:
+            break
+        time.sleep(0.005)
+    time.sleep(0.15)  # let trailing reads land
+    calls = rig.calls(mark)
+    admin_write = next(c for c in calls if c["method"] == "PUT" and c["path"].lower() == rid)
+    bot_calls = [c for c in calls if c["principal"] == bot and "/msi/token" not in c["path"]]
+    return admin_write, bot_calls, [c for c in bot_calls if c["method"] != "GET"]
 
 
 # --- storm -----------------------------------------------------------------------------------------------------------

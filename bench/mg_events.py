@@ -112,17 +112,7 @@ def measure(label: str, count: int, samples: int, seed: int) -> dict[str, Any]:
         for i in range(samples):
             mark = len(rig.calls())
             rid = _vault(rig, pick.choice(subs), f"kv-mg-{i:03d}").lower()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                mine = [c for c in rig.calls(mark) if c["principal"] == bot and c["method"] != "GET"]
-                if len(mine) >= 3:
-                    break
-                time.sleep(0.005)
-            time.sleep(0.15)  # let trailing reads land
-            calls = rig.calls(mark)
-            admin_write = next(c for c in calls if c["method"] == "PUT" and c["path"].lower() == rid)
-            bot_calls = [c for c in calls if c["principal"] == bot and "/msi/token" not in c["path"]]
-            writes = [c for c in bot_calls if c["method"] != "GET"]
+            admin_write, bot_calls, writes = rigs.fix_of(rig, bot, mark, rid)
             if not writes:
                 raise SystemExit(f"{label}: no fix of {rid} within 10 s")
             lat.append(rigs._t(writes[-1]["time"]) - rigs._t(admin_write["time"]))
