@@ -109,7 +109,9 @@ class Azure:
         from azure.core.pipeline.transport import RequestsTransport
         from urllib3.util.retry import Retry
 
-        session = requests.Session()
+        from remediations.azure.session import Session
+
+        session = Session()  # requests' session, the environment's proxies and CA bundle read once per origin
         # as azure-core's own sessions: no retries below the pipeline's retry policy
         adapter = requests.adapters.HTTPAdapter(
             max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=64

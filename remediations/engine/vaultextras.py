@@ -23,7 +23,7 @@ is `could not read`, never compliant.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from remediations import expiry, vaultaccess
@@ -107,17 +107,34 @@ def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress:
     }
     grants = _Grants(azure, list(vaults))
     share = Shared()  # an assignment over many vaults gives each the same review entry: one object for them all
-    for rid, body in vaults.items():
-        for block in wanted:
+    for block in wanted:
+
+        def read(item: tuple[str, dict[str, Any]], block: str = block) -> list[dict[str, Any]]:
             if progress:
-                progress(f"{block} of {body.get('name')}")
-            try:
-                entries = READS[block](grants, body)
-                if block == ACCESS_REVIEW:
-                    entries = [share(e) for e in entries]
-                body.setdefault(aliases.CRYPTWARD, {})[block] = entries
-            except AzureAccessError as e:
-                reading.missing(rid, block, e)
+                progress(f"{block} of {item[1].get('name')}")
+            return READS[block](grants, item[1])
+
+        # A vault's items are independent reads: `CRYPTWARD_READ_CONCURRENCY` at once, paced by the read budget. The
+        # access review stays one vault after another: its first vault of a subscription lists the subscription's
+        # grants for all the others.
+        results = azure.each(read, vaults.items()) if block == ITEMS else _one_by_one(read, vaults.items())
+        for (rid, body), entries in zip(vaults.items(), results, strict=True):
+            if isinstance(entries, AzureAccessError):
+                reading.missing(rid, block, entries)
+                continue
+            if block == ACCESS_REVIEW:
+                entries = [share(e) for e in entries]
+            body.setdefault(aliases.CRYPTWARD, {})[block] = entries
+
+
+def _one_by_one(read: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    results: list[Any] = []
+    for item in items:
+        try:
+            results.append(read(item))
+        except AzureAccessError as e:
+            results.append(e)
+    return results
 
 
 __all__ = ["read_vault_extras"]

@@ -126,3 +126,27 @@ def test_vaults_under_one_assignment_share_its_review_entry(sandbox, estate, gra
     assert len(entries) == 2 and entries[0] == entries[1]
     assert user.object_id in {e["principalId"] for e in entries[0]}
     assert all(a is b for a, b in zip(*entries, strict=True))  # one entry object for both vaults, not a copy each
+
+
+def test_the_items_of_many_vaults_read_at_once_land_on_their_own_vault(sandbox, estate, grant_custom_role):
+    grant_custom_role("bot")
+    kv = sandbox.client(KeyVaultManagementClient)
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}}
+    names = [f"kv-many-{i}" for i in range(6)]
+    for name in names:
+        kv.vaults.begin_create_or_update(RG, name, {"location": "westeurope", "properties": props}).result()
+        kv.secrets.create_or_update(RG, name, f"only-in-{name}", {"properties": {"value": "v"}})
+    report = _scan(sandbox, estate.azure, ["kv-item-expiry"])
+    items = {f.resource["name"]: {i["name"] for i in f.resource["cryptward"]["items"]} for f in report.findings}
+    assert {n: items[n] for n in names} == {n: {f"only-in-{n}"} for n in names}
+    assert items["kv-hygiene"] == {"api-token", "db-password"}
+
+
+def test_vaults_whose_items_cannot_be_listed_are_not_called_compliant(sandbox, estate, grant_custom_role):
+    grant_custom_role("bot", without=["Microsoft.KeyVault/vaults/secrets/read"])
+    kv = sandbox.client(KeyVaultManagementClient)
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}}
+    kv.vaults.begin_create_or_update(RG, "kv-other", {"location": "westeurope", "properties": props}).result()
+    report = _scan(sandbox, estate.azure, ["kv-item-expiry"])
+    assert len(report.findings) == 2
+    assert all(f.unreadable and "could not read" in f.unreadable for f in report.findings)
