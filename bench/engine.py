@@ -34,7 +34,7 @@ from remediations.engine.run import scan  # noqa: E402
 from remediations.policy.loader import load_policies  # noqa: E402
 from remediations.settings import Settings  # noqa: E402
 from sandbox.runner import start_in_thread  # noqa: E402
-from sandbox.scenarios import assign  # noqa: E402
+from sandbox.scenarios import assign, custom_role  # noqa: E402
 
 KV_API, DISK_API, ROLE_API = "2026-05-15", "2026-03-02", "2022-04-01"
 
@@ -60,15 +60,7 @@ def seed(admin: Azure, sub: str, tenant: str, vaults: int, disks: int) -> None:
 def grant_role(admin: Azure, running, sub: str) -> None:
     doc = json.loads((ROOT / "infra" / "cryptward-role.json").read_text())
     guid = str(uuid.uuid4())
-    body = {
-        "properties": {
-            "roleName": doc["roleName"],
-            "description": doc["description"],
-            "type": "CustomRole",
-            "permissions": [{k: doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}],
-            "assignableScopes": [f"/subscriptions/{sub}"],
-        }
-    }
+    body = custom_role(doc, sub)
     admin.write("PUT", f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}", ROLE_API, body)
     sb = running.sandbox
     assign(sb, f"/subscriptions/{sub}", sb.directory.named("bot"), guid)

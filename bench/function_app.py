@@ -151,16 +151,7 @@ class Rig:
 
         doc = json.loads((ROOT / "infra" / "cryptward-role.json").read_text())
         guid = str(uuid.uuid4())
-        perms = [{k: doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}]
-        body = {
-            "properties": {
-                "roleName": doc["roleName"],
-                "description": doc["description"],
-                "type": "CustomRole",
-                "permissions": perms,
-                "assignableScopes": [f"/subscriptions/{self.sub}"],
-            }
-        }
+        body = scenarios.custom_role(doc, self.sub)
         sb = self.sandbox.sandbox
         path = f"/subscriptions/{self.sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
         scenarios.arm(sb, "PUT", path, body, api_version=ROLE_API)

@@ -53,7 +53,7 @@ from remediations.policy.loader import Policy, load_policies  # noqa: E402
 from remediations.settings import Settings  # noqa: E402
 from sandbox.rbac import ROLES  # noqa: E402
 from sandbox.runner import Running, start_in_thread  # noqa: E402
-from sandbox.scenarios import Step, assign, play  # noqa: E402
+from sandbox.scenarios import Step, assign, custom_role, play  # noqa: E402
 
 KV_API, COMPUTE_API, VM_API, RES_API, LOCK_API, ROLE_API = (
     "2026-05-15",
@@ -137,15 +137,7 @@ def grant_bot(running: Running, sub: str) -> None:
 
     doc = json.loads((ROOT / "infra" / "cryptward-role.json").read_text())
     guid = str(uuid.uuid4())
-    body = {
-        "properties": {
-            "roleName": doc["roleName"],
-            "description": doc["description"],
-            "type": "CustomRole",
-            "permissions": [{k: doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}],
-            "assignableScopes": [f"/subscriptions/{sub}"],
-        }
-    }
+    body = custom_role(doc, sub)
     sb = running.sandbox
     arm(
         sb,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,20 @@ def add_subscription(sb: Sandbox, sub_id: str, name: str) -> dict[str, Any]:
     }
     sb.state.subscriptions[sub_id.lower()] = body
     return body
+
+
+def custom_role(doc: Mapping[str, Any], subscription: str) -> dict[str, Any]:
+    """The PUT body of a custom role made from a role document of infra/ (roleName, description, actions,
+    notActions, dataActions, notDataActions), assignable in `subscription`."""
+    return {
+        "properties": {
+            "roleName": doc["roleName"],
+            "description": doc["description"],
+            "type": "CustomRole",
+            "permissions": [{k: doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}],
+            "assignableScopes": [f"/subscriptions/{subscription}"],
+        }
+    }
 
 
 def assign(sb: Sandbox, scope: str, principal: Any, role_guid: str) -> dict[str, Any]:
