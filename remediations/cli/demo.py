@@ -26,7 +26,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -75,14 +75,7 @@ def grant_bot_role(world: World, admin: Any) -> str:
     sub = f"/subscriptions/{world.sub}"
     client = admin.authorization(world.sub)
     guid = str(uuid.uuid4())
-    permissions = {k: doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}
-    props = {
-        "roleName": doc["roleName"],
-        "description": doc["description"],
-        "type": "CustomRole",
-        "permissions": [permissions],
-        "assignableScopes": [sub],
-    }
+    props = _custom_role(doc, sub)
     definition = client.role_definitions.create_or_update(sub, guid, {"properties": props})
     bot = world.principal("bot")["object_id"]
     body = {"roleDefinitionId": definition.id, "principalId": bot, "principalType": "ServicePrincipal"}
@@ -90,6 +83,18 @@ def grant_bot_role(world: World, admin: Any) -> str:
         body |= {"condition": doc["assignmentCondition"], "conditionVersion": "2.0"}
     client.role_assignments.create(sub, str(uuid.uuid4()), {"properties": body})
     return str(doc["roleName"])
+
+
+def _custom_role(doc: Mapping[str, Any], scope: str) -> dict[str, Any]:
+    """A custom role's properties from a role document of infra/, assignable at `scope`."""
+    permissions = {k: doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}
+    return {
+        "roleName": doc["roleName"],
+        "description": doc["description"],
+        "type": "CustomRole",
+        "permissions": [permissions],
+        "assignableScopes": [scope],
+    }
 
 
 def grant_bot_workspace(world: World, admin: Any) -> str:
@@ -103,14 +108,7 @@ def grant_bot_workspace(world: World, admin: Any) -> str:
     law = {"location": "westeurope", "properties": {"sku": {"name": "PerGB2018"}, "retentionInDays": 30}}
     admin.write("PUT", workspace, "2023-09-01", law)
     client = admin.authorization(world.sub)
-    permissions = {k: doc[k] for k in ("actions", "notActions", "dataActions", "notDataActions")}
-    props = {
-        "roleName": doc["roleName"],
-        "description": doc["description"],
-        "type": "CustomRole",
-        "permissions": [permissions],
-        "assignableScopes": [sub],
-    }
+    props = _custom_role(doc, sub)
     definition = client.role_definitions.create_or_update(sub, str(uuid.uuid4()), {"properties": props})
     bot = world.principal("bot")["object_id"]
     body = {"roleDefinitionId": definition.id, "principalId": bot, "principalType": "ServicePrincipal"}
