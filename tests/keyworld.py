@@ -59,6 +59,14 @@ class KeyWorld:
         scenarios.assign(sb, scope or self.key_scope, sb.directory.by_object_id(self.des_principal), guid)
         return guid
 
+    def delete_key(self) -> None:
+        """The set's key deleted out of band. The sandbox's data plane has no DELETE for keys: the key leaves its
+        key store, after which its management-plane and data-plane GETs answer 404, as a deleted key's do."""
+        from sandbox.providers import keyvault_store
+
+        state = self.sandbox.running.sandbox.state
+        del keyvault_store.keys(state)[keyvault_store.key_ref(self.vault_id, "k")]
+
 
 def make(sandbox: Any) -> KeyWorld:
     sandbox.client(ResourceManagementClient).resource_groups.create_or_update(RG, {"location": LOC})

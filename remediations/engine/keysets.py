@@ -49,6 +49,7 @@ def fill_sets(
     keys: dict[str, dict[str, Any]] = {}
     users: dict[str, list[str]] = {}
     fetch: dict[str, str] = {}  # keys to read, by lower-cased id: one GET each, `azure.workers` at once
+    granting: dict[str, list[dict[str, Any]]] = {}  # keys a grant would be planned on, by lower-cased id: their sets
     for des in found.sets.values():
         des_id = str(des["id"])
         vault = key_vault(azure, des, found, reading, step)
@@ -57,13 +58,19 @@ def fill_sets(
             if ASSIGNMENT_BLOCKS & needs.blocks:
                 key_access(azure, found, des, vault, reading, step, "encryptionsets" in needs.blocks)
         key_url = str(get(des, "properties.activeKey.keyUrl") or "")
-        if needs.wants(KEY) and vault is not None and "/keys/" in key_url:
-            key_id = f"{vault['id']}/keys/{name_of(versionless(key_url))}"
+        if vault is None or "/keys/" not in key_url:
+            continue
+        key_id = f"{vault['id']}/keys/{name_of(versionless(key_url))}"
+        if (cw(des).get("keyAccess") or {}).get("missing"):  # only on a key that exists: read it first
+            granting.setdefault(key_id.lower(), []).append(des)
+        elif not needs.wants(KEY):
+            continue
+        if needs.wants(KEY):
             users.setdefault(key_id.lower(), []).append(des_id)
-            if key_id.lower() in found.keys:
-                keys[key_id.lower()] = found.keys[key_id.lower()]
-            else:
-                fetch.setdefault(key_id.lower(), key_id)
+        if key_id.lower() in found.keys:
+            keys[key_id.lower()] = found.keys[key_id.lower()]
+        else:
+            fetch.setdefault(key_id.lower(), key_id)
 
     def read_key(key_id: str) -> dict[str, Any]:
         step(f"key {name_of(key_id)} of {name_of(parent_of(key_id))}")
@@ -71,7 +78,13 @@ def fill_sets(
 
     for key_id, result in zip(fetch.values(), azure.each(read_key, fetch.values()), strict=True):
         if isinstance(result, AzureAccessError):
-            reading.missing(key_id, RELATED, result)
+            if key_id.lower() in users:
+                reading.missing(key_id, RELATED, result)
+            for des in granting.get(key_id.lower(), ()):
+                if result.absent:  # deleted, or never made: des-key-access declines (nothing granted on it)
+                    cw(des)["keyExists"] = False
+                else:
+                    reading.missing(str(des["id"]), "keyAccess", result)
         else:
             keys[key_id.lower()] = result
     keys = {k: keys[k] for k in users if k in keys}  # in the order the sets name them

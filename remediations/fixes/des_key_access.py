@@ -134,6 +134,14 @@ def plan(resource: Mapping[str, Any], params: Mapping[str, Any], ctx: PlanContex
         )
     if vault is None:
         raise FixDeclined(SkipReason.CANNOT_READ, f"the key vault of disk encryption set {name} was not read")
+    if cryptward(resource, "keyExists") is False:
+        key = keyaccess.key_scope(resource, vault)
+        raise FixDeclined(
+            SkipReason.CANNOT_READ,
+            f"key {name_of(key)} of key vault {name_of(str(vault['id']))} does not exist (deleted, or never made): "
+            f"Cryptward grants nothing on a key it cannot read. Recover the key if it is soft-deleted, or give "
+            f"disk encryption set {name} a key that exists.",
+        )
     missing = cryptward(resource, "keyAccess.missing")
     if missing is None:
         assignments = cryptward(resource, "keyVaultRoleAssignments") or []

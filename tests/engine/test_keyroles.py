@@ -97,3 +97,15 @@ def test_without_reading_the_role_definition_the_set_is_unreadable_and_nothing_i
     findings, results = sweep(world, as_bot())
     assert [f.unreadable for f in findings] and "AuthorizationFailed" in findings[0].unreadable
     assert results == [] and writes_by(world.sandbox, "bot", since) == []
+
+
+def test_a_set_whose_key_was_deleted_is_reported_and_nothing_is_granted_on_a_key_that_does_not_exist(world, bot):
+    world.delete_key()
+    since = len(world.sandbox.calls())
+    report = scan(Scope((world.sandbox.subscription_id,)), select(POLICIES, ["des-key-access"]), apply=True,
+                  settings=world.settings(), azure=bot())  # fmt: skip
+    assert [f.policy.id for f in report.findings if f.resource["id"] == world.des_id] == ["des-key-access"]
+    assert [r for r in report.results if r.change.policy_id == "des-key-access"] == []
+    assert writes_by(world.sandbox, "bot", since) == []
+    (skip,) = [s for s in report.plan.skipped if s.resource_id == world.des_id]
+    assert skip.reason == "cannot-read" and "key k of key vault kv-keyworld does not exist" in skip.detail
