@@ -39,7 +39,7 @@ PREVIEW = "2023-01-01-preview"  # Learn: case-sensitive filter values from this 
 # Microsoft Q&A 1188465 (2023-03-10): "NextPageLink ... e.g. ...&$skip=100", "If it's 100, then increment the skip":
 # a page of 100 items. Learn's current page may say more per page. # unverified for today's API
 PAGE = 100
-ANSWERS = ("normal", "huge", "notJson", "negative", "endless", "error500", "slow")
+ANSWERS = ("normal", "huge", "notJson", "negative", "endless", "elsewhere", "error500", "slow")
 
 _DEFENDER = {
     # Names: infracost/infracost internal/resources/azure/security_center_subscription_pricing.go (commit fceec8c9),
@@ -150,6 +150,7 @@ class Prices:
 
     @property
     def url(self) -> str:
+        """The API's own origin: its port is bound on first use, once the sandbox's own port is (as a vault's is)."""
         return f"https://127.0.0.1:{self.sb.listeners.port_for(HOST)}{PATH}"
 
 
@@ -235,6 +236,8 @@ async def handle(sb: Sandbox, request: Request) -> Response:
         "NextPageLink": _next(request, skip + PAGE) if more else None,
         "Count": len(page),
     }
+    if answer == "elsewhere":  # a NextPageLink on another host
+        body["NextPageLink"] = f"https://prices.example.net{PATH}?$skip={skip + PAGE}"
     if answer == "huge":
         body["Items"] = [*page, *({"padding": "x" * 1000, "n": i} for i in range(20_000))]  # ~20 MB
         return Response(json.dumps(body), 200, media_type="application/json")
@@ -273,7 +276,6 @@ def admin_table(sb: Sandbox) -> list[tuple[str, Callable[[Request, Any], Any], l
 
 def install(sb: Sandbox) -> None:
     sb.retail_prices = Prices(sb)  # type: ignore[attr-defined]
-    sb.listeners.port_for(HOST)  # the API's own origin, bound now so that its URL is known before the first call
     sb.state.on_reset(sb.retail_prices.reset)  # type: ignore[attr-defined]
     sb.hooks.data_plane("api", handle)  # requests on /api/... ; only the API's own port answers them
     sb.hooks.admin(admin_table)
