@@ -278,6 +278,9 @@ class PlanContext:
     policy_ids: tuple[str, ...] = ()  # every loaded policy, to report exemption tags naming unknown ones
     # A sweep has no triggering event: the engine names, per resource, who last changed it (ARM systemData).
     callers: Mapping[str, Caller] = field(default_factory=dict)
+    # Prices read for the notices that quote one (remediations/engine/prices.py): (fix name, lower-case region) -> the
+    # Retail Prices API's row (remediations.azure.Quote.as_dict()) or why there is none.
+    prices: Mapping[tuple[str, str], Mapping[str, Any] | str] = field(default_factory=dict)
 
     def caller_for(self, resource_id: str) -> Caller | None:
         """Who changed this resource: the event's caller, else the one the engine found for it, else None."""

@@ -109,6 +109,7 @@ def env(args: argparse.Namespace) -> int:
         "SANDBOX_ADMIN_KEY": info["adminKey"],
         # Sign-in (OpenID Connect, sandbox/oidc.py): MSAL's authority, with instance_discovery=False.
         "SANDBOX_OIDC_AUTHORITY": info.get("authority") or f"{info['baseUrl']}/{info['tenantId']}",
+        **({"CRYPTWARD_RETAIL_PRICES_URL": info["retailPrices"]} if info.get("retailPrices") else {}),
     }
     print('# Cryptward sandbox: eval "$(python -m sandbox env)"')
     for name, value in lines.items():

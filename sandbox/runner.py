@@ -50,11 +50,13 @@ class Running:
             "tenantId": sb.state.tenant_id,
             "authority": f"{self.base_url}/{sb.state.tenant_id}",  # OpenID Connect sign-in (sandbox/oidc.py)
             "subscriptionId": next(iter(sb.state.subscriptions), ""),
+            "retailPrices": getattr(getattr(sb, "retail_prices", None), "url", None),  # providers/retailprices.py
             "principals": {p.name: p.to_dict() for p in sb.directory.all() if p.name},
         }
 
     def client_env(self) -> dict[str, str]:
         """The environment a client of this sandbox needs (what `python -m sandbox env` prints, minus the principal)."""
+        prices = getattr(self.sandbox, "retail_prices", None)  # its provider's (sandbox/providers/retailprices.py)
         return {
             "AZURE_RESOURCE_MANAGER_ENDPOINT": self.base_url + "/",
             "IDENTITY_ENDPOINT": f"{self.base_url}/msi/token",
@@ -63,6 +65,7 @@ class Running:
             "SSL_CERT_FILE": str(self.ca),
             "AZURE_SUBSCRIPTION_ID": next(iter(self.sandbox.state.subscriptions), ""),
             "AZURE_TENANT_ID": self.sandbox.state.tenant_id,
+            **({"CRYPTWARD_RETAIL_PRICES_URL": prices.url} if prices is not None else {}),  # its own origin
         }
 
     def stop(self) -> None:

@@ -109,6 +109,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CRYPTWARD_DIAGNOSTIC_SETTING_NAME: 'cryptward'
     CRYPTWARD_POLICY_MODES: settings.CRYPTWARD_POLICY_MODES
     CRYPTWARD_POLLING_INTERVAL: '' // azure-core's own pacing (Retry-After) in Azure
+    CRYPTWARD_RETAIL_PRICES_URL: '' // kv-defender's notice: https://prices.azure.com/api/retail/prices (no credential sent)
     CRYPTWARD_ROUTES: settings.CRYPTWARD_ROUTES
     CRYPTWARD_DEBOUNCE_SECONDS: '30'
     CRYPTWARD_FIGHT_THRESHOLD: '3'

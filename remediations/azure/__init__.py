@@ -16,7 +16,8 @@ never leave this package. Every client's retries are `WriteRetries` (azure-core'
 throttled PUT, PATCH or POST, within a bounded wait); long-running operations are polled by azure-core's `LROPoller`
 with azure-mgmt-core's `ARMPolling` in its own order (unless one GET of a resource that DiskRP's `Location` names
 already says it is done), and a write is done only once the resource says `provisioningState: Succeeded`. Reads and
-writes are paced to ARM's buckets (pacer.py).
+writes are paced to ARM's buckets (pacer.py). prices.py reads Microsoft's retail prices (the Azure Retail Prices
+API, no credential) for the notices that quote a cost: `azure.prices.quote(meter, region, today)`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from remediations.azure.client import (
 )
 from remediations.azure.outbound import Retries, eventgrid_publisher, post, publish_cloudevents, webhook_client
 from remediations.azure.pacer import client_options, write_concurrency
+from remediations.azure.prices import PUBLIC_PRICES, Quote, RetailPrices
 from remediations.azure.profile import (
     ARM_SCOPE,
     LOOPBACK,
@@ -49,11 +51,14 @@ __all__ = [
     "LOOPBACK",
     "PUBLIC_ARM",
     "PUBLIC_POLLING_INTERVAL",
+    "PUBLIC_PRICES",
     "USER_AGENT",
     "WRITE_RETRIES",
     "WRITE_RETRY_WAIT",
     "Azure",
     "CloudProfile",
+    "Quote",
+    "RetailPrices",
     "Retries",
     "as_body",
     "client_options",

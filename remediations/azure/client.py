@@ -25,6 +25,7 @@ from remediations.azure.pacer import (
     retry_after,
     write_retries,
 )
+from remediations.azure.prices import RetailPrices
 from remediations.azure.profile import CloudProfile, default_credential
 from remediations.errors import AzureAccessError, CredentialError
 
@@ -62,6 +63,7 @@ class Azure:
     _pacer: Any = None
     _making: Any = field(default_factory=threading.RLock)  # clients are made once, whichever thread asks first
     _transport: Any = None
+    _prices: Any = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Azure:
@@ -79,6 +81,15 @@ class Azure:
         if self._credential is None:
             self._credential = self.credential_factory()
         return self._credential
+
+    @property
+    def prices(self) -> RetailPrices:
+        """The Retail Prices API of the profile (prices.py): what it answers is kept for the day, for this object."""
+        with self._making:
+            if self._prices is None:
+                url, ca = self.profile.retail_prices, self.profile.ca_bundle
+                self._prices = RetailPrices(url, ca_bundle=ca, user_agent=USER_AGENT)
+            return self._prices
 
     def _count(self, request: Any) -> None:
         with _COUNT_LOCK:  # requests run on several threads (`each`); `+=` on a Counter is not atomic

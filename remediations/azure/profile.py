@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from remediations.azure.prices import PUBLIC_PRICES
 from remediations.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ class CloudProfile:
     pause when the answer gives no Retry-After: a local stand-in has finished by the time it answers. Elsewhere the
     pause is azure-core's 30 s default, used only when Azure gives no Retry-After. `CRYPTWARD_POLLING_INTERVAL`
     (seconds) overrides it; `CRYPTWARD_ARM_SCOPE` overrides the token scope (sovereign clouds).
+
+    `retail_prices` is the Azure Retail Prices API a notice quotes prices from (remediations/azure/prices.py):
+    `CRYPTWARD_RETAIL_PRICES_URL`, `off` for none; unset, public Azure's (https://prices.azure.com/api/retail/prices)
+    on public Azure and none elsewhere: its prices are public Azure's, not a sovereign cloud's.
     """
 
     arm_endpoint: str = PUBLIC_ARM
@@ -39,6 +44,7 @@ class CloudProfile:
     ca_bundle: str | None = None
     verify_challenge_resource: bool = True
     polling_interval: float = PUBLIC_POLLING_INTERVAL
+    retail_prices: str | None = PUBLIC_PRICES
 
     @property
     def is_public(self) -> bool:
@@ -62,12 +68,16 @@ class CloudProfile:
             interval = float(raw) if raw else (0.0 if loopback else PUBLIC_POLLING_INTERVAL)
         except ValueError:
             raise SettingsError(f"CRYPTWARD_POLLING_INTERVAL must be a number of seconds, not {raw!r}") from None
+        prices = (env.get("CRYPTWARD_RETAIL_PRICES_URL") or "").strip()
+        if prices and prices.lower() != "off" and urlsplit(prices).scheme != "https":
+            raise SettingsError(f"CRYPTWARD_RETAIL_PRICES_URL must be an https URL or off, not {prices!r}")
         return cls(
             arm_endpoint=endpoint,
             credential_scopes=((env.get("CRYPTWARD_ARM_SCOPE") or ARM_SCOPE).strip(),),
             ca_bundle=None if public else (env.get("REQUESTS_CA_BUNDLE") or None),
             verify_challenge_resource=not loopback,
             polling_interval=max(0.0, interval),
+            retail_prices=None if prices.lower() == "off" else (prices or (PUBLIC_PRICES if public else None)),
         )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from remediations import fixes
 from remediations.azure import Azure
 from remediations.changes import Caller, Plan, PlanContext, Rows
-from remediations.engine import applier, azexemptions, planner
+from remediations.engine import applier, azexemptions, planner, prices
 from remediations.engine.keyroles import read_key_roles
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
@@ -272,6 +272,7 @@ def scan(
     )
     ctx = PlanContext(
         now=now,
+        prices=prices.read(azure, found, now, progress),
         resources=reading.related,
         caller=caller,
         settings=settings.plan,

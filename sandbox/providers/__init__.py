@@ -39,6 +39,7 @@ MODULES = [
     "eventgrid",
     "keyvault_secret_events",
     "resourcegraph",
+    "retailprices",
 ]
 
 

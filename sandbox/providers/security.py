@@ -95,6 +95,13 @@ class Pricings(ResourceType):
         body = existing or _default(sub, name)
         props = dict(body["properties"])
         props["pricingTier"] = known
+        sub_plan = (req.get("properties") or {}).get("subPlan")
+        if known == "Standard" and isinstance(sub_plan, str) and sub_plan:
+            # pricings.json: subPlan, a free string ("when more than one sub-plan is available"); ListPricings_example
+            # shows KeyVaults on PerKeyVault. Which names each plan refuses is # unverified: any is kept as sent.
+            props["subPlan"] = sub_plan
+        elif known == "Free":
+            props.pop("subPlan", None)  # unverified: what a plan turned off says of its sub-plan
         if known == "Standard":
             props.setdefault("enablementTime", datetime.now(UTC).isoformat().replace("+00:00", "Z"))
             props["resourcesCoverageStatus"] = "FullyCovered"
