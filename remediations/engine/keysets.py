@@ -61,7 +61,9 @@ def fill_sets(
         if vault is None or "/keys/" not in key_url:
             continue
         key_id = f"{vault['id']}/keys/{name_of(versionless(key_url))}"
-        if (cw(des).get("keyAccess") or {}).get("missing"):  # only on a key that exists: read it first
+        if (cw(des).get("keyAccess") or {}).get("missing") and keyaccess.uses_rbac(vault):
+            # a role would be granted at the key: only on a key that exists (ARM refuses a scope that does not), so
+            # read it first. An access policy is granted on the vault, which exists.
             granting.setdefault(key_id.lower(), []).append(des)
         elif not needs.wants(KEY):
             continue
