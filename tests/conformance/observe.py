@@ -161,6 +161,9 @@ class Replayer:
             body.pop("location", None)
         elif lower in ("microsoft.keyvault/vaults", "microsoft.compute/disks", "microsoft.compute/virtualmachines"):
             self.group(rid, item.get("location", "westus"))
+            des_id = ((body.get("properties") or {}).get("encryption") or {}).get("diskEncryptionSetId")
+            if lower == "microsoft.compute/disks" and des_id:  # a disk's set exists before it
+                self.des(des_id, item.get("location", "westus"))
         elif lower == "microsoft.compute/diskencryptionsets":
             self.group(rid, item.get("location", "westus"))
             self.des_key(item)
@@ -322,6 +325,8 @@ class Replayer:
             features.set_registered(self.sb.state, self.sub, "Microsoft.Compute", "EncryptionAtHost", 0.0)
         for disk in [storage.get("osDisk") or {}, *storage.get("dataDisks", [])]:
             md = disk.get("managedDisk") or {}
+            if (md.get("diskEncryptionSet") or {}).get("id"):  # the disks' sets exist before the VM
+                self.des(md["diskEncryptionSet"]["id"], location)
             if md.get("id") and disk.get("createOption") in ("FromImage", "Empty"):
                 md.pop("id")  # made with the VM, as Azure does
             if md.get("id") and disk.get("createOption") == "Attach":

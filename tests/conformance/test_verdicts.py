@@ -83,6 +83,10 @@ ESTATES: dict[str, tuple[str, ...]] = {
     # A VM encrypted with Azure Disk Encryption (its extension's full body in resources[], encryptionSettings in its
     # instance view; its OS disk was not read) and the RBAC vault holding its secrets (2025-05-01).
     "cli-vm-ade": ("vms/cli-vm-get-ade-instanceview-2025-11-01.json", "keyvault/cli-vault-get-2025-05-01-rbac.json"),
+    # The Azure CLI's disk and VM made with disk encryption sets (test_disk_encryption_set.yaml: a 2021-12-01 disk on
+    # des1; a 2022-03-01 VM with des1 on its OS disk and des2, des3 on its data disks; the sets were not read there).
+    "cli-disk-cmk": ("disks/cli-disk-get-cmk-2021-12-01.json",),
+    "cli-vm-des": ("vms/cli-vm-get-des-2022-03-01.json",),
     # Scale sets: the Azure CLI's with encryption at host in its model (2021-03-01, Manual, no disk encryption set;
     # its instances were not read in that recording), and Cloud Custodian's list at 2019-03-01 (Manual, no
     # securityProfile).
