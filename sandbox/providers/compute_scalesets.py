@@ -8,7 +8,9 @@ virtualMachineProfile.{storageProfile, securityProfile, osProfile, networkProfil
 `singlePlacementGroup`, `overprovision`; VirtualMachineScaleSetVM_List_MinimumSet_Gen.json: instances listed as
 `.../virtualMachineScaleSets/{vmss}/virtualMachines/{instanceId}`). `latestModelApplied` is the spec's
 VirtualMachineScaleSetVMProperties member ("Specifies whether the latest model has been applied to the virtual
-machine", virtualMachineScaleSet.json).
+machine", virtualMachineScaleSet.json). Recorded answers (tests/conformance/recordings/scalesets, the Azure CLI's at
+2021-11-01): a model with `managedDisk.diskEncryptionSet` on its OS and data disks, and an instance list (see
+`instance_view`).
 
 Rules:
 - Upgrade policy (Learn, "Upgrade policies for Virtual Machine Scale Sets", https://learn.microsoft.com/azure/
