@@ -8,7 +8,9 @@ virtualMachineProfile.{storageProfile, securityProfile, osProfile, networkProfil
 `singlePlacementGroup`, `overprovision`; VirtualMachineScaleSetVM_List_MinimumSet_Gen.json: instances listed as
 `.../virtualMachineScaleSets/{vmss}/virtualMachines/{instanceId}`). `latestModelApplied` is the spec's
 VirtualMachineScaleSetVMProperties member ("Specifies whether the latest model has been applied to the virtual
-machine", virtualMachineScaleSet.json).
+machine", virtualMachineScaleSet.json). Recorded answers (tests/conformance/recordings/scalesets, the Azure CLI's at
+2021-11-01): a model with `managedDisk.diskEncryptionSet` on its OS and data disks, and an instance list (see
+`instance_view`).
 
 Rules:
 - Upgrade policy (Learn, "Upgrade policies for Virtual Machine Scale Sets", https://learn.microsoft.com/azure/
@@ -35,6 +37,7 @@ Rules:
 from __future__ import annotations
 
 import copy
+import hashlib
 import uuid
 from typing import Any
 
@@ -47,15 +50,24 @@ from sandbox.state import State
 VMSS_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
 VMSS_API = ("2019-03-01", *c.VM_API)
 TIME_CREATED_FROM = "2021-11-01"
+OS_DEFAULTS_FROM, _OS_DEFAULTS = "2021-03-01", ("allowExtensionOperations", "requireGuestProvisionSignal")
 MODES = ("Automatic", "Manual", "Rolling")
 # meta: [{instanceId, model, eah, deallocated}]: the model generation it runs, the encryption at host it was
 # allocated with, whether it is deallocated now
 _INSTANCES = "instances"
 
 
-def _model_eah(body: dict[str, Any]) -> bool:
+def _model_eah(body: dict[str, Any]) -> bool | None:
+    """The model's `securityProfile.encryptionAtHost`, None when the model does not name it (its instances then list
+    no securityProfile: the recorded instance list of a model without one has none)."""
     vmp = body["properties"].get("virtualMachineProfile") or {}
-    return bool((vmp.get("securityProfile") or {}).get("encryptionAtHost"))
+    sec = vmp.get("securityProfile") or {}
+    return bool(sec["encryptionAtHost"]) if sec.get("encryptionAtHost") is not None else None
+
+
+def _model_storage(body: dict[str, Any]) -> dict[str, Any]:
+    vmp = body["properties"].get("virtualMachineProfile") or {}
+    return copy.deepcopy(vmp.get("storageProfile") or {})
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -111,35 +123,115 @@ def _apply_model(state: State, body: dict[str, Any], changed: bool) -> None:
     capacity = int((body.get("sku") or {}).get("capacity") or 0)
     next_id = max((int(i["instanceId"]) for i in instances), default=-1) + 1
     while len(instances) < capacity:
-        instances.append({"instanceId": str(next_id), "model": generation, "eah": _model_eah(body)})
+        instances.append(
+            {
+                "instanceId": str(next_id),
+                "model": generation,
+                "eah": _model_eah(body),
+                "storage": _model_storage(body),
+                "timeCreated": state.clock.iso(),
+            }
+        )
         next_id += 1
     del instances[capacity:]
     if changed and body["properties"].get("upgradePolicy", {}).get("mode") in ("Automatic", "Rolling"):
         for inst in instances:
             if inst["model"] != generation:
-                inst["model"] = generation
-                meta["restarts"] = int(meta.get("restarts", 0)) + 1
+                _upgrade(meta, inst, body)
 
 
-def instance_view(state: State, vmss: dict[str, Any], inst: dict[str, Any]) -> dict[str, Any]:
-    """One instance as the VMSS VMs list shows it."""
+def _upgrade(meta: dict[str, Any], inst: dict[str, Any], vmss: dict[str, Any]) -> None:
+    """One instance brought to the model (a restart). Its disks take the model's storage profile (which disk
+    encryption set an upgraded instance's existing disks then use is # unverified); encryption at host stays as the
+    instance was allocated (see the module's docstring)."""
+    inst["model"] = meta.get("model", 0)
+    inst["storage"] = _model_storage(vmss)
+    inst["eahNamed"] = inst.get("eahNamed") or _model_eah(vmss) is not None
+    meta["restarts"] = int(meta.get("restarts", 0)) + 1
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def _instance_disk(vmss: dict[str, Any], inst: dict[str, Any], disk: dict[str, Any], label: str) -> dict[str, Any]:
+    """A model disk as an instance lists it: named and with the managed disk Azure made for the instance
+    (recorded: `{vmss}_{vmss}_{instanceId}_OsDisk_1_{32 hex}`, `..._disk2_...` for LUN 0)."""
+    suffix = hashlib.md5(f"{inst['vmId']}/{label}".encode()).hexdigest()
+    name = f"{vmss['name']}_{vmss['name']}_{inst['instanceId']}_{label}_{suffix}"
+    group = vmss["id"].split("/providers/")[0]
+    out = dict(copy.deepcopy(disk))
+    out["name"] = name
+    out["managedDisk"] = {**(disk.get("managedDisk") or {}), "id": f"{group}/providers/Microsoft.Compute/disks/{name}"}
+    out.setdefault("createOption", "FromImage" if label.startswith("OsDisk") else "Empty")
+    return out
+
+
+def instance_view(state: State, vmss: dict[str, Any], inst: dict[str, Any], api_version: str) -> dict[str, Any]:
+    """One instance as VirtualMachineScaleSetVMs_List shows it. Shape as recorded (tests/conformance/recordings/
+    scalesets/cli-vmss-instances-list-2021-11-01.json, the Azure CLI's test_vmss_create_options.yaml): type
+    `.../virtualMachineScaleSets/virtualMachines`, `tags`, `modelDefinitionApplied`, the model's network profile as
+    `networkProfileConfiguration`, `osProfile.computerName` (prefix and the instance id in base 36, six digits), the
+    storage profile of the model it runs with each disk's name and managed disk id (and `exactVersion` of a
+    marketplace image: the sandbox's is a placeholder), `networkProfile.networkInterfaces`, `timeCreated` (from
+    2021-11-01, as for the scale set); `securityProfile` only when its model named encryption at host."""
     meta = state.meta_of(vmss["id"])
     vmp = vmss["properties"].get("virtualMachineProfile") or {}
+    inst.setdefault("vmId", str(uuid.uuid4()))
+    inst_id = f"{vmss['id']}/virtualMachines/{inst['instanceId']}"
+    storage = copy.deepcopy(inst.get("storage") or {})
+    image = storage.get("imageReference")
+    if isinstance(image, dict) and image.get("publisher"):
+        image["exactVersion"] = image["version"] if image.get("version") not in (None, "latest") else "1.0.0"
+    if storage.get("osDisk"):
+        storage["osDisk"] = _instance_disk(vmss, inst, storage["osDisk"], "OsDisk_1")
+    storage["dataDisks"] = [
+        {**_instance_disk(vmss, inst, d, f"disk{int(d.get('lun', 0)) + 2}"), "toBeDetached": False}
+        for d in storage.get("dataDisks") or []
+    ]
+    osp = {k: copy.deepcopy(v) for k, v in (vmp.get("osProfile") or {}).items() if k != "computerNamePrefix"}
+    prefix = (vmp.get("osProfile") or {}).get("computerNamePrefix") or vmss["name"]
+    props: dict[str, Any] = {
+        "latestModelApplied": inst["model"] == meta.get("model", 0),
+        "modelDefinitionApplied": "VirtualMachineScaleSet",
+    }
+    network = vmp.get("networkProfile") or {}
+    if network:
+        props["networkProfileConfiguration"] = copy.deepcopy(network)
+    props |= {
+        "vmId": inst["vmId"],
+        "hardwareProfile": {"vmSize": (vmss.get("sku") or {}).get("name")},
+        "storageProfile": storage,
+        "osProfile": {"computerName": f"{prefix}{_base36(int(inst['instanceId'])).rjust(6, '0')}", **osp},
+        "networkProfile": {
+            "networkInterfaces": [
+                {"id": f"{inst_id}/networkInterfaces/{nic.get('name')}"}
+                for nic in network.get("networkInterfaceConfigurations") or []
+            ]
+        },
+        "provisioningState": "Succeeded",
+    }
+    if inst.get("eah") is not None or inst.get("eahNamed"):
+        # what it was allocated with; an instance upgraded to a model naming encryption at host but not allocated
+        # again lists false (Learn, above: not encrypted until reallocated; that it lists the key then: # unverified)
+        props["securityProfile"] = {"encryptionAtHost": bool(inst.get("eah"))}
+    if api_version >= TIME_CREATED_FROM:
+        props["timeCreated"] = inst.get("timeCreated") or vmss["properties"].get("timeCreated")
     return {
         "name": f"{vmss['name']}_{inst['instanceId']}",
-        "id": f"{vmss['id']}/virtualMachines/{inst['instanceId']}",
-        "type": "Microsoft.Compute/virtualMachines",
-        "instanceId": inst["instanceId"],
+        "id": inst_id,
+        "type": f"{VMSS_TYPE}/virtualMachines",
         "location": vmss["location"],
+        "tags": copy.deepcopy(vmss.get("tags") or {}),  # the scale set's (both empty in the recording) # unverified
+        "instanceId": inst["instanceId"],
         "sku": {"name": (vmss.get("sku") or {}).get("name"), "tier": (vmss.get("sku") or {}).get("tier", "Standard")},
-        "properties": {
-            "latestModelApplied": inst["model"] == meta.get("model", 0),
-            "provisioningState": "Succeeded",
-            "vmId": inst.setdefault("vmId", str(uuid.uuid4())),
-            "hardwareProfile": {"vmSize": (vmss.get("sku") or {}).get("name")},
-            "storageProfile": copy.deepcopy(vmp.get("storageProfile") or {}),
-            "securityProfile": {"encryptionAtHost": bool(inst.get("eah"))},
-        },
+        "properties": props,
     }
 
 
@@ -152,6 +244,12 @@ class VirtualMachineScaleSets(ResourceType):
     def view(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
         if call.api_version < TIME_CREATED_FROM:
             body = {**body, "properties": {k: v for k, v in body["properties"].items() if k != "timeCreated"}}
+        osp = (body["properties"].get("virtualMachineProfile") or {}).get("osProfile")
+        if call.api_version < OS_DEFAULTS_FROM and isinstance(osp, dict):
+            # the 2019-03-01 list (scalesets/c7n-vmss-list-2019-03-01.json) shows neither; 2021-03-01 both
+            body = copy.deepcopy(body)
+            vmp = body["properties"]["virtualMachineProfile"]
+            vmp["osProfile"] = {k: v for k, v in osp.items() if k not in _OS_DEFAULTS}
         return body
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
@@ -170,6 +268,10 @@ class VirtualMachineScaleSets(ResourceType):
         if isinstance(osp, dict):
             osp.pop("adminPassword", None)  # never returned (spec example's response)
             osp.setdefault("secrets", [])
+            # Recorded (scalesets/cli-vmss-get-des-2021-11-01.json): a model sent without them is answered with
+            # both true (the Azure CLI's template sent only computerNamePrefix, adminUsername, adminPassword).
+            osp.setdefault("allowExtensionOperations", True)
+            osp.setdefault("requireGuestProvisionSignal", True)
         body: dict[str, Any] = {
             "id": call.path.id,
             "name": call.path.name,
@@ -213,8 +315,7 @@ class VirtualMachineScaleSets(ResourceType):
             # model (a restart each); encryption at host is not reallocation: it stays as the instance was allocated.
             for inst in meta.get(_INSTANCES, []):
                 if inst["instanceId"] in wanted and inst["model"] != meta.get("model", 0):
-                    inst["model"] = meta.get("model", 0)
-                    meta["restarts"] = int(meta.get("restarts", 0)) + 1
+                    _upgrade(meta, inst, existing)
             return Answer(200)
         # VirtualMachineScaleSets_Deallocate / _Start: `instanceIds` optional (all instances when absent, as the
         # spec's VirtualMachineScaleSetVMInstanceIDs says). Started after a deallocation, an instance is allocated
@@ -242,4 +343,5 @@ class VirtualMachineScaleSetVMs(ResourceType):
             raise ArmError(
                 404, "ResourceNotFound", f"The Resource '{VMSS_TYPE}/{c.short_name(call.path.parent)}' was not found."
             )
-        return [instance_view(call.state, vmss, i) for i in call.state.meta_of(vmss["id"]).get(_INSTANCES, [])]
+        instances = call.state.meta_of(vmss["id"]).get(_INSTANCES, [])
+        return [instance_view(call.state, vmss, i, call.api_version) for i in instances]

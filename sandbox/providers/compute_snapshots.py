@@ -8,7 +8,10 @@ spec describes them (specification/compute/resource-manager/Microsoft.Compute/Di
 The rule Azure states for snapshots and encryption (Learn, "Server-side encryption of Azure Disk Storage",
 Restrictions, https://learn.microsoft.com/azure/virtual-machines/disk-encryption#restrictions): "A disk and all of its
 associated incremental snapshots must have the same disk encryption set." Disks refuse an encryption change while
-they have incremental snapshots (compute_disks.resolve_encryption).
+they have incremental snapshots (compute_disks.resolve_encryption). A full snapshot's encryption may change: recorded,
+the Azure CLI's `az snapshot update --encryption-type EncryptionAtRestWithCustomerKey --disk-encryption-set ...` PUT
+an empty platform-key snapshot back with a disk encryption set and Azure accepted it (202; test_disk_encryption_set_
+snapshot.yaml, 2021-12-01).
 """
 
 from __future__ import annotations

@@ -74,9 +74,20 @@ def status_view(state: State, vm: dict[str, Any]) -> dict[str, Any]:
     return {**{k: vm[k] for k in keys}, "properties": {"instanceView": statuses}}
 
 
-def vm_view(state: State, vm: dict[str, Any], expand: str | None = None, listed: bool = False) -> dict[str, Any]:
+# A VM's etag: absent from the recorded answers at 2019-07-01 ... 2022-11-01 (tests/conformance/recordings/vms, the
+# Azure CLI's at 2022-03-01 too), present at 2024-11-01 (Cloud Custodian's list); the Python SDK's models first carry
+# it in azure-mgmt-compute 30.4.0 (2023-12-18, "Model VirtualMachine has a new parameter etag"), whose newest Compute
+# api-version is 2023-09-01. The exact first api-version is # unverified.
+ETAG_FROM = "2023-09-01"
+
+
+def vm_view(
+    state: State, vm: dict[str, Any], expand: str | None = None, listed: bool = False, api_version: str | None = None
+) -> dict[str, Any]:
     """The VM as GET (or, `listed`, a list) shows it; the managedDisk parameters follow the disks' current settings."""
     out = copy.deepcopy(vm)
+    if api_version is not None and api_version < ETAG_FROM:
+        out.pop("etag", None)
     resources = vm_resources(state, vm["id"], listed)
     if resources is not None:
         out["resources"] = resources
@@ -339,7 +350,7 @@ class VirtualMachines(ResourceType):
     lro = frozenset({"DELETE", "deallocate", "start", "powerOff", "restart"})
 
     def view(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
-        return vm_view(call.state, body, call.query.get("$expand"))
+        return vm_view(call.state, body, call.query.get("$expand"), api_version=call.api_version)
 
     def list(self, call: Call) -> list[dict[str, Any]]:
         query = {k.lower(): v for k, v in call.query.items()}
@@ -358,7 +369,8 @@ class VirtualMachines(ResourceType):
             # Microsoft (azure-sdk-for-go#19707): it gives powerState, provisioningState and platformFaultDomain,
             # and (azure-sdk-for-go#18565) not the model (no tags). Which keys beyond those: unverified.
             return [status_view(call.state, vm) for vm in items]
-        return [vm_view(call.state, b, call.query.get("$expand"), listed=True) for b in items]
+        expand = call.query.get("$expand")
+        return [vm_view(call.state, b, expand, listed=True, api_version=call.api_version) for b in items]
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         req = call.body or {}

@@ -161,6 +161,9 @@ class Replayer:
             body.pop("location", None)
         elif lower in ("microsoft.keyvault/vaults", "microsoft.compute/disks", "microsoft.compute/virtualmachines"):
             self.group(rid, item.get("location", "westus"))
+            des_id = ((body.get("properties") or {}).get("encryption") or {}).get("diskEncryptionSetId")
+            if lower == "microsoft.compute/disks" and des_id:  # a disk's set exists before it
+                self.des(des_id, item.get("location", "westus"))
         elif lower == "microsoft.compute/diskencryptionsets":
             self.group(rid, item.get("location", "westus"))
             self.des_key(item)
@@ -172,6 +175,11 @@ class Replayer:
             return  # see make_role_assignments
         elif lower == "microsoft.compute/virtualmachinescalesets":
             self.group(rid, item.get("location", "westus"))
+            storage = (body.get("properties", {}).get("virtualMachineProfile") or {}).get("storageProfile") or {}
+            for disk in [storage.get("osDisk") or {}, *storage.get("dataDisks", [])]:
+                des_id = ((disk.get("managedDisk") or {}).get("diskEncryptionSet") or {}).get("id")
+                if des_id:  # the model's disk encryption sets exist before it (DiskRP refuses a set it cannot find)
+                    self.des(des_id, item.get("location", "westus"))
             if "encryptionAtHost" in (
                 (body.get("properties", {}).get("virtualMachineProfile") or {}).get("securityProfile") or {}
             ):
@@ -180,6 +188,8 @@ class Replayer:
                 features.set_registered(self.sb.state, self.sub, "Microsoft.Compute", "EncryptionAtHost", 0.0)
         elif lower == "microsoft.compute/virtualmachines/extensions":
             self.extension_vm(rid.rsplit("/extensions/", 1)[0], item.get("location", "westus"))
+        elif lower == "microsoft.compute/virtualmachinescalesets/virtualmachines":
+            return  # see scale_set_of
         else:
             raise NotServed(rtype)
         api = WRITE_API.get(next((k for k in WRITE_API if k.lower() == lower), ""), "")
@@ -231,23 +241,8 @@ class Replayer:
         props, location = item["properties"], item.get("location", "westus")
         encryption = self.fix(props.get("encryption") or {})
         des_id = encryption.get("diskEncryptionSetId")
-        if des_id and self.sb.state.get(des_id) is None:
-            vault_id = des_id.split("/providers/")[0] + "/providers/Microsoft.KeyVault/vaults/kv-snapshots"
-            url = "https://recorded.vault.azure.net/keys/snapshots/0"
-            self.des_key(
-                {"location": location, "properties": {"activeKey": {"sourceVault": {"id": vault_id}, "keyUrl": url}}}
-            )
-            active = {"sourceVault": {"id": vault_id}, "keyUrl": self.key_urls[url]}
-            des = self.arm(
-                "PUT",
-                des_id,
-                {"location": location, "identity": {"type": "SystemAssigned"}, "properties": {"activeKey": active}},
-                api=WRITE_API["Microsoft.Compute/diskEncryptionSets"],
-            )
-            from sandbox import rbac, scenarios
-
-            principal = self.sb.directory.by_object_id(des["identity"]["principalId"])
-            scenarios.assign(self.sb, vault_id, principal, rbac.ROLES["Key Vault Crypto Service Encryption User"])
+        if des_id:
+            self.des(des_id, location)
         source = self.fix(props["creationData"].get("sourceResourceId") or "")
         if source and self.sb.state.get(source) is None:
             self.group(source, location)
@@ -258,6 +253,66 @@ class Replayer:
                 {"location": location, "properties": disk | ({"encryption": encryption} if encryption else {})},
                 api=WRITE_API["Microsoft.Compute/disks"],
             )
+
+    def des(self, des_id: str, location: str) -> None:
+        """A disk encryption set a recorded resource names (unless made already): its vault and key first, its
+        system identity allowed to use the key (Key Vault Crypto Service Encryption User on the vault)."""
+        des_id = self.fix(des_id)
+        if self.sb.state.get(des_id) is not None:
+            return
+        self.group(des_id, location)
+        vault_id = des_id.split("/providers/")[0] + "/providers/Microsoft.KeyVault/vaults/kv-recorded"
+        url = "https://recorded.vault.azure.net/keys/recorded/0"
+        if url not in self.key_urls or self.sb.state.get(self.fix(vault_id)) is None:
+            self.des_key(
+                {"location": location, "properties": {"activeKey": {"sourceVault": {"id": vault_id}, "keyUrl": url}}}
+            )
+        active = {"sourceVault": {"id": vault_id}, "keyUrl": self.key_urls[url]}
+        des = self.arm(
+            "PUT",
+            des_id,
+            {"location": location, "identity": {"type": "SystemAssigned"}, "properties": {"activeKey": active}},
+            api=WRITE_API["Microsoft.Compute/diskEncryptionSets"],
+        )
+        from sandbox import rbac, scenarios
+
+        principal = self.sb.directory.by_object_id(des["identity"]["principalId"])
+        scenarios.assign(self.sb, vault_id, principal, rbac.ROLES["Key Vault Crypto Service Encryption User"])
+
+    def scale_set_of(self, instances: list[dict[str, Any]]) -> None:
+        """A recorded instance list's scale set, made from its instances: as many as were listed, their size, image
+        and disks as the model (names and ids dropped: Azure makes those per instance), upgrade policy Automatic
+        (every listed instance runs the latest model)."""
+        first = instances[0]
+        vmss_id = self.fix(first["id"]).rsplit("/virtualMachines/", 1)[0]
+        location = first.get("location", "westus")
+        self.group(vmss_id, location)
+        props = first["properties"]
+
+        def model_disk(disk: dict[str, Any]) -> dict[str, Any]:
+            out = {k: v for k, v in disk.items() if k not in ("name", "toBeDetached")}
+            out["managedDisk"] = {k: v for k, v in (disk.get("managedDisk") or {}).items() if k != "id"}
+            return out
+
+        storage = props["storageProfile"]
+        image = {k: v for k, v in storage["imageReference"].items() if k != "exactVersion"}
+        model = {
+            "storageProfile": {
+                "imageReference": image,
+                "osDisk": model_disk(storage["osDisk"]),
+                "dataDisks": [model_disk(d) for d in storage.get("dataDisks", [])],
+            },
+            "osProfile": {"computerNamePrefix": "vmss"}
+            | {k: v for k, v in props["osProfile"].items() if k not in ("computerName", "requireGuestProvisionSignal")},
+            "networkProfile": props.get("networkProfileConfiguration") or {},
+        }
+        body = {
+            "location": location,
+            "tags": first.get("tags") or {},
+            "sku": {**first["sku"], "capacity": len(instances)},
+            "properties": {"upgradePolicy": {"mode": "Automatic"}, "virtualMachineProfile": model},
+        }
+        self.arm("PUT", vmss_id, self.fix(body), api=WRITE_API["Microsoft.Compute/virtualMachineScaleSets"])
 
     def vm_prerequisites(self, body: dict[str, Any]) -> None:
         """A recorded VM's managed disks are created with it (FromImage); attached ones are made first."""
@@ -270,6 +325,8 @@ class Replayer:
             features.set_registered(self.sb.state, self.sub, "Microsoft.Compute", "EncryptionAtHost", 0.0)
         for disk in [storage.get("osDisk") or {}, *storage.get("dataDisks", [])]:
             md = disk.get("managedDisk") or {}
+            if (md.get("diskEncryptionSet") or {}).get("id"):  # the disks' sets exist before the VM
+                self.des(md["diskEncryptionSet"]["id"], location)
             if md.get("id") and disk.get("createOption") in ("FromImage", "Empty"):
                 md.pop("id")  # made with the VM, as Azure does
             if md.get("id") and disk.get("createOption") == "Attach":
@@ -436,6 +493,8 @@ def observe(sandbox: Any, name: str) -> list[str]:
             r.role_assignment_scope()
         elif "/roleassignments" in rec["request"]["path"].lower():
             r.make_role_assignment()
+        if str(items[0].get("type", "")).lower() == "microsoft.compute/virtualmachinescalesets/virtualmachines":
+            r.scale_set_of(items)
         for item in items:
             r.make(item)
     except ArmError as e:

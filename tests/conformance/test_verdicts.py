@@ -83,11 +83,23 @@ ESTATES: dict[str, tuple[str, ...]] = {
     # A VM encrypted with Azure Disk Encryption (its extension's full body in resources[], encryptionSettings in its
     # instance view; its OS disk was not read) and the RBAC vault holding its secrets (2025-05-01).
     "cli-vm-ade": ("vms/cli-vm-get-ade-instanceview-2025-11-01.json", "keyvault/cli-vault-get-2025-05-01-rbac.json"),
+    # The Azure CLI's disk and VM made with disk encryption sets (test_disk_encryption_set.yaml: a 2021-12-01 disk on
+    # des1; a 2022-03-01 VM with des1 on its OS disk and des2, des3 on its data disks; the sets were not read there).
+    "cli-disk-cmk": ("disks/cli-disk-get-cmk-2021-12-01.json",),
+    "cli-vm-des": ("vms/cli-vm-get-des-2022-03-01.json",),
     # Scale sets: the Azure CLI's with encryption at host in its model (2021-03-01, Manual, no disk encryption set;
     # its instances were not read in that recording), and Cloud Custodian's list at 2019-03-01 (Manual, no
     # securityProfile).
     "cli-vmss-encryption-at-host": ("scalesets/cli-vmss-get-encryption-at-host-2021-03-01.json",),
     "c7n-vmss-2019": ("scalesets/c7n-vmss-list-2019-03-01.json",),
+    # The Azure CLI's scale set with disk encryption sets on its OS and data disks (2021-11-01, Manual; its instances
+    # were not read in that recording), and its Automatic one with its instances as listed (2021-11-01, no
+    # securityProfile on the model or the instances).
+    "cli-vmss-des": ("scalesets/cli-vmss-get-des-2021-11-01.json",),
+    "cli-vmss-automatic": (
+        "scalesets/cli-vmss-get-automatic-2021-11-01.json",
+        "scalesets/cli-vmss-instances-list-2021-11-01.json",
+    ),
 }
 
 # (estate, resource name, policy) -> why the bot disagrees with the documented rule today (strict xfail).
@@ -254,6 +266,23 @@ def test_no_encryption_at_host_for_a_vm_with_azure_disk_encryption(certs):
         rid = next(str(b["id"]) for b in resources("cli-vm-ade") if b["type"] == "Microsoft.Compute/virtualMachines")
         report = run("cli-vm-ade", "as recorded", certs, rid if path == "event" else None)
         assert not _changes(report, "vm-encryption-at-host"), path
+
+
+def test_a_real_instance_list_is_read_and_an_automatic_scale_set_is_left_to_its_owner(certs):
+    # Recorded (scalesets/cli-vmss-instances-list-2021-11-01.json): Azure lists each instance with
+    # latestModelApplied and, its model naming no encryption at host, no securityProfile: the reader keeps both
+    # instances as not known to be encrypted at host. The upgrade policy is Automatic: a model change would make
+    # Azure restart the instances itself (Learn, "Upgrade policies for Virtual Machine Scale Sets"): nothing is
+    # planned for encryption at host (here the unrecorded policy exemptions stop the plan first; the refusal for
+    # an upgrade policy that is not Manual is the policy's rolling-upgrade sample's).
+    report = run("cli-vmss-automatic", "as recorded", certs)
+    (vmss,) = [b for b in report.bodies.values() if b["type"] == "Microsoft.Compute/virtualMachineScaleSets"]
+    assert vmss["cryptward"]["instances"] == [
+        {"instanceId": "0", "name": "vrfvmss_0", "latestModelApplied": True, "encryptionAtHost": None},
+        {"instanceId": "1", "name": "vrfvmss_1", "latestModelApplied": True, "encryptionAtHost": None},
+    ]
+    assert not _changes(report, "vmss-encryption-at-host")
+    assert any(s["policyId"] == "vmss-encryption-at-host" for s in report.plan.to_dict()["skipped"])
 
 
 def test_nothing_is_planned_on_what_was_not_recorded(certs):

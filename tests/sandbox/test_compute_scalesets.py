@@ -110,6 +110,30 @@ def test_encryption_at_host_reaches_an_instance_only_when_it_is_deallocated_and_
     assert eah_of(env, "vmss-realloc") == {"0": False, "1": True, "2": True}
 
 
+def test_an_instance_lists_the_disks_of_the_model_it_runs(env):
+    """Shape as recorded (recordings/scalesets/cli-vmss-instances-list-2021-11-01.json): each instance's disks are
+    named and have their managed disk's id; under a Manual policy an instance keeps the storage profile of the model
+    it runs (a disk encryption set added to the model reaches it when its owner upgrades it)."""
+    vault, key = env.vault()
+    des = env.des("des-vmss", vault, key.properties.key_uri_with_version)
+    vmss(env, "vmss-des", capacity=1)
+    ops = env.compute.virtual_machine_scale_sets
+    update = {"osDisk": {"createOption": "FromImage", "managedDisk": {"diskEncryptionSet": {"id": des.id}}}}
+    ops.begin_update(RG, "vmss-des", {"properties": {"virtualMachineProfile": {"storageProfile": update}}}).result()
+
+    def os_disk():
+        (instance,) = env.compute.virtual_machine_scale_set_vms.list(RG, "vmss-des")
+        assert instance.type == "Microsoft.Compute/virtualMachineScaleSets/virtualMachines"
+        assert instance.storage_profile.os_disk.name.startswith("vmss-des_vmss-des_0_OsDisk_1_")
+        assert instance.storage_profile.os_disk.managed_disk.id.endswith(instance.storage_profile.os_disk.name)
+        assert instance.os_profile.computer_name == "vmss-des000000"
+        return instance.storage_profile.os_disk.managed_disk
+
+    assert os_disk().disk_encryption_set is None
+    ops.begin_update_instances(RG, "vmss-des", {"instanceIds": ["0"]}).result()
+    assert os_disk().disk_encryption_set.id.lower() == des.id.lower()
+
+
 def test_an_image_keeps_the_disk_encryption_set_it_was_made_with(env):
     vault, key = env.vault()
     des = env.des("des-img", vault, key.properties.key_uri_with_version)

@@ -60,3 +60,19 @@ def test_a_disk_and_its_incremental_snapshots_keep_one_disk_encryption_set(env):
     back = {"properties": {"encryption": {"type": PMK}}}
     _refused(lambda: env.compute.disks.begin_update(RG, "disk-full", back).result(), 409, "OperationNotAllowed")
     _refused(lambda: env.compute.snapshots.begin_update(RG, "snap-cmk-inc", back).result(), 409, "OperationNotAllowed")
+
+
+def test_a_full_snapshot_moves_to_a_customer_managed_key_with_a_full_put(env):
+    """Recorded (the Azure CLI's test_disk_encryption_set_snapshot.yaml, 2021-12-01): `az snapshot update
+    --encryption-type EncryptionAtRestWithCustomerKey --disk-encryption-set des2` on an empty platform-key snapshot
+    sends the whole body back with the new encryption (a PUT); Azure accepted it (202) and the snapshot then named
+    des2."""
+    vault, key = env.vault()
+    des = env.des("des-put", vault, key.properties.key_uri_with_version)
+    body = {"location": LOC, "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 10}}
+    made = env.compute.snapshots.begin_create_or_update(RG, "snap-put", body).result()
+    assert (made.encryption.type, made.incremental) == (PMK, False)
+    body["properties"] |= {"incremental": False, "encryption": {"type": CMK, "diskEncryptionSetId": des.id}}
+    updated = env.compute.snapshots.begin_create_or_update(RG, "snap-put", body).result()
+    assert (updated.encryption.type, updated.encryption.disk_encryption_set_id) == (CMK, des.id)
+    assert updated.unique_id == made.unique_id
