@@ -23,7 +23,7 @@ is `could not read`, never compliant.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from remediations import expiry, vaultaccess
@@ -53,8 +53,11 @@ class _Grants:
     several vaults of it (a list at a subscription answers what is at, above and below it), else per vault
     (`atScope()`: at and above). A subscription list that fails falls back to the per-vault lists."""
 
-    def __init__(self, azure: Azure, vault_ids: list[str]) -> None:
+    def __init__(
+        self, azure: Azure, vault_ids: list[str], known: Mapping[str, list[dict[str, Any]]] | None = None
+    ) -> None:
         self.azure = azure
+        self.known = known or {}  # subscription -> ARM's role-assignment list of it, when the reader made it
         counts: dict[str, int] = {}
         for rid in vault_ids:
             counts[_subscription(rid)] = counts.get(_subscription(rid), 0) + 1
@@ -65,13 +68,25 @@ class _Grants:
         sub = _subscription(vault_id)
         if sub in self.wide and sub not in self.listed:
             try:
-                self.listed[sub] = tuple(_list(self.azure, sub, kind, False) for kind in KINDS)
+                self.listed[sub] = tuple(self._whole(sub, kind) for kind in KINDS)
             except AzureAccessError:
                 self.listed[sub] = None
         found = self.listed.get(sub)
         if found is not None:
             return found
-        return tuple(_list(self.azure, vault_id, kind, True) for kind in KINDS)
+        return tuple(
+            self.known[sub]
+            if kind == "roleAssignments" and sub in self.known
+            else _list(self.azure, vault_id, kind, True)
+            for kind in KINDS
+        )
+
+    def _whole(self, sub: str, kind: str) -> list[dict[str, Any]]:
+        """The subscription's list of `kind`: the reader's own role-assignment list of it when it made one (the same
+        request: key access and the access review share it), else one list here."""
+        if kind == "roleAssignments" and sub in self.known:
+            return self.known[sub]
+        return _list(self.azure, sub, kind, False)
 
 
 def _subscription(resource_id: str) -> str:
@@ -105,7 +120,7 @@ def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress:
         for rid, body in reading.resources.items()
         if str(body.get("type", "")).lower() == vault_type and not reading.reasons(rid).get("")
     }
-    grants = _Grants(azure, list(vaults))
+    grants = _Grants(azure, list(vaults), reading.assignment_lists)
     share = Shared()  # an assignment over many vaults gives each the same review entry: one object for them all
     for block in wanted:
 
