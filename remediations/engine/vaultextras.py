@@ -23,7 +23,7 @@ is `could not read`, never compliant.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from remediations import expiry, vaultaccess
@@ -32,6 +32,7 @@ from remediations.engine.reader import Needs, Reading
 from remediations.engine.shared import Shared
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
+from remediations.policy.model import Policy
 from remediations.resources import ROLE_ASSIGNMENTS_API, VAULT_API
 
 PIM_API = "2020-10-01"
@@ -110,7 +111,16 @@ READS: dict[str, Callable[[_Grants, dict[str, Any]], list[dict[str, Any]]]] = {
 }
 
 
-def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress: Progress | None = None) -> None:
+def read_vault_extras(
+    azure: Azure,
+    reading: Reading,
+    needs: Needs,
+    *,
+    progress: Progress | None = None,
+    policies: Sequence[Policy] | None = None,
+) -> None:
+    """Fill the blocks `needs` names for the vaults read; with `policies`, a block only for the vaults one of the
+    policies that read it applies to (not those under its assignment's notScopes, nor for a disabled policy)."""
     wanted = [block for block in READS if block.lower() in needs.blocks]
     if not wanted:
         return
@@ -123,6 +133,8 @@ def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress:
     grants = _Grants(azure, list(vaults), reading.assignment_lists)
     share = Shared()  # an assignment over many vaults gives each the same review entry: one object for them all
     for block in wanted:
+        readers = None if policies is None else [p for p in policies if block.lower() in Needs.of([p]).blocks]
+        some = {rid: b for rid, b in vaults.items() if readers is None or any(p.applies_to(b) for p in readers)}
 
         def read(item: tuple[str, dict[str, Any]], block: str = block) -> list[dict[str, Any]]:
             if progress:
@@ -132,8 +144,8 @@ def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress:
         # A vault's items are independent reads: `CRYPTWARD_READ_CONCURRENCY` at once, paced by the read budget. The
         # access review stays one vault after another: its first vault of a subscription lists the subscription's
         # grants for all the others.
-        results = azure.each(read, vaults.items()) if block == ITEMS else _one_by_one(read, vaults.items())
-        for (rid, body), entries in zip(vaults.items(), results, strict=True):
+        results = azure.each(read, some.items()) if block == ITEMS else _one_by_one(read, some.items())
+        for (rid, body), entries in zip(some.items(), results, strict=True):
             if isinstance(entries, AzureAccessError):
                 reading.missing(rid, block, entries)
                 continue

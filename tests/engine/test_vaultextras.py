@@ -173,3 +173,21 @@ def test_key_access_and_the_access_review_share_one_list_of_the_subscription_s_r
     assert {"user-data-role-above-vault", "user-administrator", "standing-privileged"} <= problems
     sets = [f for f in report.findings if f.policy.id == "des-key-access"]
     assert sets and all("keyAccess" in f.resource["cryptward"] for f in sets)
+
+
+def test_a_vault_no_policy_reading_its_items_applies_to_is_not_listed(sandbox, estate, grant_custom_role):
+    import dataclasses
+
+    grant_custom_role("bot")
+    kv = sandbox.client(KeyVaultManagementClient)
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}}
+    other = kv.vaults.begin_create_or_update(
+        RG, "kv-elsewhere", {"location": "westeurope", "properties": props}
+    ).result()
+    [expiry] = select(POLICIES, ["kv-item-expiry"])
+    narrowed = dataclasses.replace(expiry, not_scopes=(other.id.lower(),))  # the assignment's notScopes
+    since = len(sandbox.calls())
+    report = scan(Scope((sandbox.subscription_id,)), [narrowed], settings=Settings(), azure=estate.azure)
+    listed = {c["path"].lower() for c in sandbox.calls(since) if c["path"].lower().endswith(("/secrets", "/keys"))}
+    assert listed == {f"{estate.vault}/secrets".lower(), f"{estate.vault}/keys".lower()}
+    assert [f.resource["name"] for f in report.findings] == ["kv-hygiene"]
