@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from sandbox import arm
-from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
+from sandbox.arm import Answer, ArmError, Call, ResourceType, copy_body, register, tracked_location
 from sandbox.providers import compute as c
 from sandbox.providers import features
 from sandbox.providers.compute_disks import new_disk
@@ -76,7 +76,7 @@ def status_view(state: State, vm: dict[str, Any]) -> dict[str, Any]:
 
 def vm_view(state: State, vm: dict[str, Any], expand: str | None = None, listed: bool = False) -> dict[str, Any]:
     """The VM as GET (or, `listed`, a list) shows it; the managedDisk parameters follow the disks' current settings."""
-    out = copy.deepcopy(vm)
+    out = copy_body(vm)
     resources = vm_resources(state, vm["id"], listed)
     if resources is not None:
         out["resources"] = resources
