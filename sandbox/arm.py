@@ -15,6 +15,23 @@ from urllib.parse import urlencode
 
 from sandbox.state import Operation, State, new_id
 
+
+def copy_body(value: Any) -> Any:
+    """A deep copy of a stored body for an answer: what `copy.deepcopy` gives for JSON (dicts, lists, strings,
+    numbers, booleans, null), at a fraction of its CPU (no memo, no dispatch by type); anything else by deepcopy.
+    Every GET and list item of the sandbox is copied, so its views can change their copy freely."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_body(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_body(v) for v in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
 LOCK_TYPE = "microsoft.authorization/locks"
 
 
@@ -205,7 +222,7 @@ class ResourceType:
         return self.view(call, body)
 
     def view(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
-        return copy.deepcopy(body)
+        return copy_body(body)
 
     def put(self, call: Call, existing: dict[str, Any] | None) -> Answer:
         raise _method_not_allowed(call)

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route, Router
 
 from sandbox import arm, faults, paging, rbac, throttling
 from sandbox.access import CHECKS, Access
@@ -75,7 +76,9 @@ class Sandbox(Access, ManagedIdentity):
             Route("/{prefix}", self.dispatch, methods=_VERBS),
             Route("/{prefix}/{rest:path}", self.dispatch, methods=_VERBS),
         ]
-        return Starlette(routes=routes, middleware=[Middleware(_CollapseSlashes)])
+        app = Starlette(routes=routes, middleware=[Middleware(_CollapseSlashes)])
+        app.router = _ArmFirst(routes, catchalls=2)  # the same routes, matched in the same order, sooner
+        return app
 
     async def dispatch(self, request: Request) -> Response:
         start = time.perf_counter()
@@ -340,6 +343,36 @@ class Sandbox(Access, ManagedIdentity):
         if self.state_dir:
             self.state.save(self.state_dir / "state.json")
             (self.state_dir / "directory.json").write_text(json.dumps(self.directory.to_dict()))
+
+
+class _ArmFirst(Router):
+    """Starlette's router, except that a request whose path none of the routes before the ARM catch-alls (the last
+    `catchalls`) can match goes to the catch-alls at once: one regular expression, the union of those routes' own,
+    says so instead of each route's in turn (thirty-odd a request, most of the sandbox's routing CPU). Any path one of
+    them matches, whatever the method, and anything the catch-alls do not fully match, takes Starlette's own way, so
+    every request meets the route it met before."""
+
+    def __init__(self, routes: list[Route], catchalls: int) -> None:
+        super().__init__(routes=routes)
+        self._first, self._last = routes[:-catchalls], routes[-catchalls:]
+        # group names made anonymous: the same name (`tenant`, `name`) may appear in several routes
+        union = "|".join(f"(?:{_ANON.sub('(?:', route.path_regex.pattern)})" for route in self._first)
+        self._specific = re.compile(union) if union else None
+
+    async def app(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not (self._specific and self._specific.match(get_route_path(scope))):
+            for route in self._last:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.setdefault("router", self)
+                    scope["route"] = route
+                    scope.update(child)
+                    await route.handle(scope, receive, send)
+                    return
+        await super().app(scope, receive, send)
+
+
+_ANON = re.compile(r"\(\?P<\w+>")
 
 
 class _CollapseSlashes:

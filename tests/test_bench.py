@@ -54,3 +54,18 @@ def test_the_management_group_event_bench_runs_and_fixes_alike_in_both() -> None
     assert len(rows) == 2 and all("(3 writes)" in r for r in rows), done.stdout
     assert rows[0].endswith("management-group calls 0"), done.stdout
     assert int(rows[1].rsplit(None, 1)[-1]) <= 2, done.stdout  # expanded on the first events, not on each of 4
+
+
+def test_the_per_call_bench_runs_both_ways() -> None:
+    """bench/percall.py at a tiny size: the microbench prints the CPU a call of each side, the profile a full scan's
+    CPU and both sides' top entries. Its figures are the bench's business."""
+    micro = [sys.executable, "bench/percall.py", "--vaults", "20", "--calls", "40"]
+    done = subprocess.run(micro, cwd=ROOT, capture_output=True, text=True, timeout=limit(240))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("CPU a call: bot") == 2, done.stdout
+    profiled = [sys.executable, "bench/percall.py", "--profile", "--vaults", "20", "--top", "3"]
+    done = subprocess.run(profiled, cwd=ROOT, capture_output=True, text=True, timeout=limit(240))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "one full scan under the profilers" in done.stdout and "ARM GETs; CPU: bot" in done.stdout, done.stdout
+    assert "the bot (cryptward scan), top 3 by tottime" in done.stdout, done.stdout
+    assert "the sandbox (its server thread), top 3 by cumulative" in done.stdout, done.stdout

@@ -93,6 +93,9 @@ class Reading:
     unreadable: dict[str, dict[str, str]] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)  # asked for by id, and Azure answered 404: it does not exist (now)
     notes: list[str] = field(default_factory=list)  # how the scope was read, when it matters (a fallback)
+    # ARM's role-assignment list of each subscription the reader listed whole (at, above and below it), by
+    # `/subscriptions/{id}` lower-cased: the access review (engine/vaultextras.py) takes it rather than list it again.
+    assignment_lists: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def missing(self, resource_id: str, block: str, error: AzureAccessError | str) -> None:
         why = error if isinstance(error, str) else f"{error.code}: {error.message}".rstrip(": ")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from typing import Any
 
 from remediations.azure import Azure, translated
 from remediations.engine import scalesets
@@ -90,13 +91,20 @@ def read_scope(
         if isinstance(part, AzureAccessError):
             raise part
         found.absorb(part)
+    whole: dict[str, list[dict[str, Any]]] = {}
     if ASSIGNMENT_BLOCKS & needs.blocks and found.sets:
         graph = graph_assignments(azure, scope, step, notes) if listed else None
-        for part in graph or azure.each(
-            lambda sub: list_assignments(azure, sub, scope.resource_group, step), scope.subscriptions
-        ):
+        if graph is None:
+            graph = azure.each(
+                lambda sub: list_assignments(azure, sub, scope.resource_group, step), scope.subscriptions
+            )
+            for sub, part in zip(scope.subscriptions, graph, strict=True):
+                if isinstance(part, Found) and part.assignments is not None and not scope.resource_group:
+                    whole[f"/subscriptions/{sub}".lower()] = part.assignments  # ARM's own list, not Resource Graph's
+        for part in graph:
             found.absorb(part if isinstance(part, Found) else Found(assignment_error=part))
     reading = assemble(azure, found, needs, scope.contains, ade_history, step)
+    reading.assignment_lists.update(whole)
     reading.notes.extend(notes)
     if needs.wants(*scalesets.KINDS):  # scale sets, snapshots, images: remediations/engine/scalesets.py
         scalesets.read_scope(

@@ -261,7 +261,7 @@ def scan(
         reading = read_resource(azure, resource_id, needs, ade_history=ade_history, progress=progress)
     else:
         reading = read_scope(azure, scope, needs, ade_history=ade_history, progress=progress)
-    read_vault_extras(azure, reading, needs, progress=progress)
+    read_vault_extras(azure, reading, needs, progress=progress, policies=policies)
     read_key_roles(azure, reading, progress=progress)  # roles other than the built-in key roles, by definition
     if azexemptions.wanted(policies):  # Azure Policy exemptions of the policies' twins, beside the tag
         azexemptions.attach(azure, reading.resources, progress)

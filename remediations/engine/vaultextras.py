@@ -23,7 +23,7 @@ is `could not read`, never compliant.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from remediations import expiry, vaultaccess
@@ -32,6 +32,7 @@ from remediations.engine.reader import Needs, Reading
 from remediations.engine.shared import Shared
 from remediations.errors import AzureAccessError
 from remediations.policy import aliases
+from remediations.policy.model import Policy
 from remediations.resources import ROLE_ASSIGNMENTS_API, VAULT_API
 
 PIM_API = "2020-10-01"
@@ -53,8 +54,11 @@ class _Grants:
     several vaults of it (a list at a subscription answers what is at, above and below it), else per vault
     (`atScope()`: at and above). A subscription list that fails falls back to the per-vault lists."""
 
-    def __init__(self, azure: Azure, vault_ids: list[str]) -> None:
+    def __init__(
+        self, azure: Azure, vault_ids: list[str], known: Mapping[str, list[dict[str, Any]]] | None = None
+    ) -> None:
         self.azure = azure
+        self.known = known or {}  # subscription -> ARM's role-assignment list of it, when the reader made it
         counts: dict[str, int] = {}
         for rid in vault_ids:
             counts[_subscription(rid)] = counts.get(_subscription(rid), 0) + 1
@@ -65,13 +69,25 @@ class _Grants:
         sub = _subscription(vault_id)
         if sub in self.wide and sub not in self.listed:
             try:
-                self.listed[sub] = tuple(_list(self.azure, sub, kind, False) for kind in KINDS)
+                self.listed[sub] = tuple(self._whole(sub, kind) for kind in KINDS)
             except AzureAccessError:
                 self.listed[sub] = None
         found = self.listed.get(sub)
         if found is not None:
             return found
-        return tuple(_list(self.azure, vault_id, kind, True) for kind in KINDS)
+        return tuple(
+            self.known[sub]
+            if kind == "roleAssignments" and sub in self.known
+            else _list(self.azure, vault_id, kind, True)
+            for kind in KINDS
+        )
+
+    def _whole(self, sub: str, kind: str) -> list[dict[str, Any]]:
+        """The subscription's list of `kind`: the reader's own role-assignment list of it when it made one (the same
+        request: key access and the access review share it), else one list here."""
+        if kind == "roleAssignments" and sub in self.known:
+            return self.known[sub]
+        return _list(self.azure, sub, kind, False)
 
 
 def _subscription(resource_id: str) -> str:
@@ -95,7 +111,16 @@ READS: dict[str, Callable[[_Grants, dict[str, Any]], list[dict[str, Any]]]] = {
 }
 
 
-def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress: Progress | None = None) -> None:
+def read_vault_extras(
+    azure: Azure,
+    reading: Reading,
+    needs: Needs,
+    *,
+    progress: Progress | None = None,
+    policies: Sequence[Policy] | None = None,
+) -> None:
+    """Fill the blocks `needs` names for the vaults read; with `policies`, a block only for the vaults one of the
+    policies that read it applies to (not those under its assignment's notScopes, nor for a disabled policy)."""
     wanted = [block for block in READS if block.lower() in needs.blocks]
     if not wanted:
         return
@@ -105,9 +130,11 @@ def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress:
         for rid, body in reading.resources.items()
         if str(body.get("type", "")).lower() == vault_type and not reading.reasons(rid).get("")
     }
-    grants = _Grants(azure, list(vaults))
+    grants = _Grants(azure, list(vaults), reading.assignment_lists)
     share = Shared()  # an assignment over many vaults gives each the same review entry: one object for them all
     for block in wanted:
+        readers = None if policies is None else [p for p in policies if block.lower() in Needs.of([p]).blocks]
+        some = {rid: b for rid, b in vaults.items() if readers is None or any(p.applies_to(b) for p in readers)}
 
         def read(item: tuple[str, dict[str, Any]], block: str = block) -> list[dict[str, Any]]:
             if progress:
@@ -117,8 +144,8 @@ def read_vault_extras(azure: Azure, reading: Reading, needs: Needs, *, progress:
         # A vault's items are independent reads: `CRYPTWARD_READ_CONCURRENCY` at once, paced by the read budget. The
         # access review stays one vault after another: its first vault of a subscription lists the subscription's
         # grants for all the others.
-        results = azure.each(read, vaults.items()) if block == ITEMS else _one_by_one(read, vaults.items())
-        for (rid, body), entries in zip(vaults.items(), results, strict=True):
+        results = azure.each(read, some.items()) if block == ITEMS else _one_by_one(read, some.items())
+        for (rid, body), entries in zip(some.items(), results, strict=True):
             if isinstance(entries, AzureAccessError):
                 reading.missing(rid, block, entries)
                 continue

@@ -7,7 +7,7 @@ import copy
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
+from sandbox.arm import Answer, ArmError, Call, ResourceType, copy_body, register, tracked_location
 from sandbox.providers import compute as c
 from sandbox.state import State, new_id
 
@@ -55,7 +55,7 @@ def premium_tier(size_gb: int) -> str:
 
 def disk_view(state: State, body: dict[str, Any]) -> dict[str, Any]:
     """The disk as GET shows it: diskState follows the owner VM (Reserved while that VM is deallocated)."""
-    out = copy.deepcopy(body)
+    out = copy_body(body)
     owner = out.get("managedBy")
     if not owner:
         out["properties"]["diskState"] = "Unattached"

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from sandbox import arm
-from sandbox.arm import Answer, ArmError, Call, ResourceType, register, tracked_location
+from sandbox.arm import Answer, ArmError, Call, ResourceType, copy_body, register, tracked_location
 from sandbox.providers import compute as c
 from sandbox.providers import features
 from sandbox.providers.compute_disks import new_disk
@@ -85,7 +85,7 @@ def vm_view(
     state: State, vm: dict[str, Any], expand: str | None = None, listed: bool = False, api_version: str | None = None
 ) -> dict[str, Any]:
     """The VM as GET (or, `listed`, a list) shows it; the managedDisk parameters follow the disks' current settings."""
-    out = copy.deepcopy(vm)
+    out = copy_body(vm)
     if api_version is not None and api_version < ETAG_FROM:
         out.pop("etag", None)
     resources = vm_resources(state, vm["id"], listed)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from sandbox import rbac
-from sandbox.arm import Answer, ArmError, Call, ResourceType, register
+from sandbox.arm import Answer, ArmError, Call, ResourceType, copy_body, register
 from sandbox.providers import keyvault_deleted, keyvault_keys  # noqa: F401  (registers their types)
 from sandbox.providers.keyvault_store import (
     find_version,
@@ -178,7 +178,7 @@ class Vaults(ResourceType):
     api_versions = API_VERSIONS
 
     def view(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(body)
+        out = copy_body(body)
         stored = str(out["properties"].get("vaultUri") or "")
         if call.sandbox is not None and (not stored or stored.startswith("https://127.0.0.1:")):
             # a vault of a bulk estate (sandbox/bulk.py) keeps its own name and has no data plane (no port)

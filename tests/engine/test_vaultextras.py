@@ -150,3 +150,44 @@ def test_vaults_whose_items_cannot_be_listed_are_not_called_compliant(sandbox, e
     report = _scan(sandbox, estate.azure, ["kv-item-expiry"])
     assert len(report.findings) == 2
     assert all(f.unreadable and "could not read" in f.unreadable for f in report.findings)
+
+
+def test_key_access_and_the_access_review_share_one_list_of_the_subscription_s_role_assignments(
+    sandbox, grant_custom_role, monkeypatch
+):
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
+    azure = Azure.from_env()
+    since = len(sandbox.calls())
+    try:
+        report = _scan(sandbox, azure, ["kv-access-review", "des-key-access"])
+    finally:
+        azure.close()
+    whole = f"/subscriptions/{sandbox.subscription_id}/providers/Microsoft.Authorization/roleAssignments".lower()
+    lists = [c for c in sandbox.calls(since) if c["method"] == "GET" and c["path"].rstrip("/").lower() == whole]
+    assert len(lists) == 1
+    reviewed = [f for f in report.findings if f.policy.id == "kv-access-review"]
+    assert len(reviewed) > 1 and all(f.unreadable is None for f in reviewed)
+    problems = {e["problem"] for f in reviewed for e in f.resource["cryptward"]["accessReview"]}
+    assert {"user-data-role-above-vault", "user-administrator", "standing-privileged"} <= problems
+    sets = [f for f in report.findings if f.policy.id == "des-key-access"]
+    assert sets and all("keyAccess" in f.resource["cryptward"] for f in sets)
+
+
+def test_a_vault_no_policy_reading_its_items_applies_to_is_not_listed(sandbox, estate, grant_custom_role):
+    import dataclasses
+
+    grant_custom_role("bot")
+    kv = sandbox.client(KeyVaultManagementClient)
+    props = {"tenantId": sandbox.tenant_id, "sku": {"family": "A", "name": "standard"}}
+    other = kv.vaults.begin_create_or_update(
+        RG, "kv-elsewhere", {"location": "westeurope", "properties": props}
+    ).result()
+    [expiry] = select(POLICIES, ["kv-item-expiry"])
+    narrowed = dataclasses.replace(expiry, not_scopes=(other.id.lower(),))  # the assignment's notScopes
+    since = len(sandbox.calls())
+    report = scan(Scope((sandbox.subscription_id,)), [narrowed], settings=Settings(), azure=estate.azure)
+    listed = {c["path"].lower() for c in sandbox.calls(since) if c["path"].lower().endswith(("/secrets", "/keys"))}
+    assert listed == {f"{estate.vault}/secrets".lower(), f"{estate.vault}/keys".lower()}
+    assert [f.resource["name"] for f in report.findings] == ["kv-hygiene"]

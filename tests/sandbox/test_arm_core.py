@@ -238,3 +238,25 @@ def test_malformed_routes_get_an_arm_error_never_a_500(sandbox, method, tail):
     )
     assert 400 <= r.status_code < 500, r.text
     assert set(r.json()["error"]) >= {"code", "message"}
+
+
+def test_an_answer_s_copy_of_a_stored_body_is_deepcopy_s_and_shares_nothing_with_it():
+    import copy
+    from datetime import UTC, datetime
+
+    from sandbox.arm import copy_body
+
+    stored = {
+        "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv",
+        "properties": {"accessPolicies": [{"permissions": {"keys": ["get"]}}], "sku": {"n": 1, "f": 0.5, "b": None}},
+        "tags": {},
+        "other": (1, [2]),
+        "when": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    copied = copy_body(stored)
+    assert copied == copy.deepcopy(stored)
+    copied["properties"]["accessPolicies"][0]["permissions"]["keys"].append("list")
+    copied["tags"]["x"] = "y"
+    copied["other"][1].append(3)
+    assert stored["properties"]["accessPolicies"][0]["permissions"]["keys"] == ["get"]
+    assert stored["tags"] == {} and stored["other"] == (1, [2])
