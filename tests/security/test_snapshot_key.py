@@ -74,6 +74,7 @@ def test_the_intruder_cannot_link_the_other_teams_set_itself(estate):
     with pytest.raises(HttpResponseError) as refused:
         compute.snapshots.begin_update("rg-intruder", SNAP, {"properties": {"encryption": encryption}}).result()
     assert refused.value.status_code == 403 and refused.value.error.code == "LinkedAuthorizationFailed"
+    assert "'Microsoft.Compute/snapshots/write'" in refused.value.error.message
 
 
 def test_the_bot_waits_for_an_approver_even_in_remediate_mode_and_never_uses_the_tagged_set(estate):
