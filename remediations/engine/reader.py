@@ -216,7 +216,20 @@ def _read_compute_extra(azure: Azure, resource_id: str, kind: str, needs: Needs,
         reading.missing(resource_id, "", e)
         if e.absent:
             reading.gone.add(resource_id.lower())
+        return reading
+    if kind == scalesets.SNAPSHOT:
+        _source_set(azure, reading, needs, step)
     return reading
+
+
+def _source_set(azure: Azure, reading: Reading, needs: Needs, step: Progress) -> None:
+    """For one snapshot whose source uses a disk encryption set: that set as the reader reads a set (its key access
+    included), into `related` only, where snapshot-cmk looks for it. Not read: the fix says so."""
+    for body in list(reading.resources.values()):
+        des_id = str((cw(body).get("sourceEncryption") or {}).get("diskEncryptionSetId") or "")
+        if des_id and des_id.lower() not in reading.related:
+            of_set = read_resource(azure, des_id, needs, progress=step)
+            reading.related.update({k.lower(): v for k, v in of_set.related.items()})
 
 
 __all__ = [

@@ -138,3 +138,19 @@ def test_a_snapshot_copy_in_another_region_is_left_alone(sandbox, grant_custom_r
 def test_the_policy_asks_a_person_by_default():
     (policy,) = [p for p in POLICIES if p.id == "snapshot-cmk"]
     assert policy.mode == "approve" and policy.fix is not None
+
+
+def test_an_event_on_the_snapshot_alone_plans_it(sandbox, grant_custom_role, as_bot):
+    """A snapshot's write event reads that snapshot only: the reader brings its source's set along
+    (remediations/engine/reader.py), so the change is planned then, not at the next sweep."""
+    sandbox.reset("estate")
+    grant_custom_role("bot")
+    snap = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/snapshots/"
+    snap += SNAP
+    report = scan(
+        Scope((sandbox.subscription_id,)), POLICIES, apply=False, azure=as_bot(), resource_id=snap,
+        settings=settings_for(sandbox), ade_history=[ids(sandbox)["ade"]],
+    )  # fmt: skip
+    assert not [s for s in report.plan.skipped if s.policy_id == "snapshot-cmk"]
+    (change,) = [c for c in report.plan.changes if c.policy_id == "snapshot-cmk"]
+    assert change.resource_id == snap and change.requires == ("approval",)
