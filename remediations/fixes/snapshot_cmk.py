@@ -42,7 +42,9 @@ from remediations.resources import DISK_API, cryptward, disk_ade_trace, get, nam
 
 CMK_TYPES = ("EncryptionAtRestWithCustomerKey", "EncryptionAtRestWithPlatformAndCustomerKeys")
 # diskState values of a snapshot with a SAS to read it out (DiskRP DiskState: "The disk currently has an Active SAS
-# Uri associated with it"): Cryptward leaves an export alone.
+# Uri associated with it"), and `completionPercent` ("Percentage complete for the background copy when a resource is
+# created via the CopyStart operation"; both from DiskRP's spec, as azure-mgmt-compute's models carry them).
+# Cryptward leaves an export or a copy alone: whether DiskRP refuses an encryption change then is # unverified.
 EXPORTED = ("activesas", "activesasfrozen")
 
 
