@@ -336,14 +336,34 @@ def holds(body: Any, verify: Mapping[str, Any]) -> bool:
     return unmet(body, verify) is None
 
 
+# A disk's or snapshot's `encryption.type`, weakest first (DiskRP's EncryptionType in the disk spec and the SDK's enum:
+# PlatformAndCustomerKeys "is encrypted at rest with 2 layers of encryption. One of the keys is Customer managed and
+# the other key is Platform managed").
+ENCRYPTION_STRENGTH = {
+    "encryptionatrestwithplatformkey": 0,
+    "encryptionatrestwithcustomerkey": 1,
+    "encryptionatrestwithplatformandcustomerkeys": 2,
+}
+
+
+def _weaker_encryption(path: str, before: Any, after: Any) -> bool:
+    """An `encryption.type` moved to a weaker one (double encryption to one key, a customer key to the platform's)."""
+    if not path.endswith("encryption.type") or not isinstance(before, str) or not isinstance(after, str):
+        return False
+    was, now = ENCRYPTION_STRENGTH.get(before.lower()), ENCRYPTION_STRENGTH.get(after.lower())
+    return was is not None and (now is None or now < was)
+
+
 def _assert_not_weakening(change: Change) -> None:
-    """A fix only adds protection: no True turned False, no value removed. Anything else is a bug in the fix. The one
-    removal allowed is a tag by a Modify policy's `remove` (Learn, Modify effect: "only tags can be removed")."""
+    """A fix only adds protection: no True turned False, no value removed, no encryption type made weaker. Anything
+    else is a bug in the fix. The one removal allowed is a tag by a Modify policy's `remove` (Learn, Modify effect:
+    "only tags can be removed")."""
     for path, before in change.before.items():
         after = change.after.get(path, before)
         if after is None and path.startswith("properties.tags.") and MODIFY_FIX in change.fixes:
             continue
-        if (before is True and after is not True) or (before is not None and after is None):
+        weaker = (before is True and after is not True) or (before is not None and after is None)
+        if weaker or _weaker_encryption(path, before, after):
             raise AssertionError(f"change {change.id} ({change.fixes}) would weaken {path}: {before!r} -> {after!r}")
 
 

@@ -32,6 +32,7 @@ FIX_MODULES: tuple[str, ...] = (
     "kv_defender",
     "kv_admin_alerts",
     "vmss_model",
+    "snapshot_cmk",
     "modify",  # registers nothing: the planner runs an Azure Policy Modify effect's operations through it
 )
 

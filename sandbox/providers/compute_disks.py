@@ -67,15 +67,19 @@ def disk_view(state: State, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _linked_read(call: Call, des_id: str, write_scope: str) -> None:
-    """ARM's linked-scope check: referencing a DES needs read on it (LinkedAuthorizationFailed, worded as ARM does)."""
+    """ARM's linked-scope check: referencing a DES needs read on it (LinkedAuthorizationFailed, worded as ARM does,
+    naming the write of the resource that references it: a disk's or a snapshot's)."""
     sb = c.sandbox_of(call.state)
     p = call.principal
+    write = (
+        "Microsoft.Compute/snapshots/write" if "/snapshots/" in write_scope.lower() else "Microsoft.Compute/disks/write"
+    )
     if not sb.allowed(p.object_id, "Microsoft.Compute/diskEncryptionSets/read", des_id):
         raise ArmError(
             403,
             "LinkedAuthorizationFailed",
             f"The client '{p.upn or p.object_id}' with object id '{p.object_id}' has permission to perform action "
-            f"'Microsoft.Compute/disks/write' on scope '{write_scope}'; however, it does not have permission to "
+            f"'{write}' on scope '{write_scope}'; however, it does not have permission to "
             f"perform action(s) 'Microsoft.Compute/diskEncryptionSets/read' on the linked scope(s) '{des_id}' "
             "(respectively) or the linked scope(s) are invalid.",
         )

@@ -69,6 +69,10 @@ def test_demo_fixes_the_estate_live_and_leaves_nothing_running(tmp_path):
     assert f"report: {report}" in out
     html = report.read_text()
     assert len(html) > 10_000 and "<table" in html and "kv-purge-protection" in html
+    # the estate's platform-key snapshot of a CMK disk: its fix is planned, waiting for a person
+    assert "Encrypt snapshot snap-weu-golden with the customer-managed key of disk encryption set des-weu-golden" in (
+        html
+    )
     assert re.search(r"elapsed: ([\d.]+) s", out)  # how long it took is bench/demo.py's business
 
     pids = dict(re.findall(r"(\w+)=(\d+)", re.search(r"demo-pids: (.*)", out).group(1)))

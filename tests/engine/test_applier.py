@@ -351,3 +351,42 @@ def test_writes_are_paced_to_the_write_budget_and_meet_no_429(sandbox, azure_as)
     assert [r.status for r in results] == ["applied"] * 30
     assert [c for c in puts if c["status"] == 429] == [] and len(puts) == 30
     assert azure.write_budget.waited > 0  # it did wait for the refill
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("EncryptionAtRestWithPlatformAndCustomerKeys", "EncryptionAtRestWithCustomerKey"),
+        ("EncryptionAtRestWithCustomerKey", "EncryptionAtRestWithPlatformKey"),
+        ("EncryptionAtRestWithPlatformAndCustomerKeys", "SomethingElse"),
+    ],
+)
+def test_a_weaker_encryption_type_is_a_weakening(sandbox, azure_as, vault, before, after):
+    snapshot = f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/"
+    snapshot += "snapshots/snap-weu-golden"
+    weak = Change(
+        resource_id=snapshot,
+        summary="Encrypt it.",
+        operation=Operation("PATCH", snapshot, DISK_API, {"properties": {"encryption": {"type": after}}}),
+        before={"properties.encryption.type": before},
+        after={"properties.encryption.type": after},
+        policy_ids=("snapshot-cmk",),
+        fixes=("snapshot-cmk",),
+    )
+    with pytest.raises(AssertionError, match=r"weaken properties\.encryption\.type"):
+        apply(Plan((weak,)), azure_as("admin"), scope=scope_of(sandbox))
+
+
+@pytest.mark.parametrize("after", ["EncryptionAtRestWithCustomerKey", "EncryptionAtRestWithPlatformAndCustomerKeys"])
+def test_a_platform_key_moved_to_a_customer_key_is_no_weakening(after):
+    from remediations.engine.applier import _assert_not_weakening
+
+    stronger = Change(
+        resource_id="/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/snapshots/x",
+        summary="Encrypt it.",
+        operation=Operation("PATCH", "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/snapshots/x",
+                            DISK_API, {}),
+        before={"properties.encryption.type": "EncryptionAtRestWithPlatformKey"},
+        after={"properties.encryption.type": after},
+    )  # fmt: skip
+    _assert_not_weakening(stronger)  # raises if it were

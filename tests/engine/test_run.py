@@ -224,7 +224,7 @@ def test_every_fix_applies_once_approved_and_deallocation_releases_what_waits(sa
         "kv-purge-protection", "kv-delete-lock", "kv-owner-tag", "kv-diagnostic-setting", "kv-rbac-authorization",
         "key-rotation-policy", "des-auto-rotation", "des-key-access", "disk-cmk", "vm-encryption-at-host",
         "vm-ade-key-vault", "kv-defender", "kv-admin-alerts",
-        "vmss-encryption-at-host", "vmss-cmk",
+        "vmss-encryption-at-host", "vmss-cmk", "snapshot-cmk",
     }  # fmt: skip
     assert not every_fix - fixes_planned
     approved = [c.id for c in dry.plan.changes]

@@ -77,3 +77,14 @@ def test_a_snapshot_whose_source_is_gone_is_not_judged(sandbox, azure_as):
     orphan = next(b for b in reading.resources.values() if b["name"] == "snap-orphan")
     assert "sourceEncryption" not in orphan.get("cryptward", {})  # snapshot-cmk then has nothing to compare with
     assert orphan["id"].lower() not in reading.unreadable
+
+
+def test_a_snapshot_event_reads_its_sources_set_with_its_key_access(sandbox, azure_as):
+    """snapshot-cmk plans from the set of the snapshot's source (remediations/fixes/snapshot_cmk.py): for one snapshot
+    the reader reads that set too, with whether it can use its key, as context (not a resource to judge)."""
+    sandbox.reset("estate")
+    one = read_resource(azure_as("reader"), rid(sandbox, "snapshots", "snap-weu-golden"), ALL)
+    des_id = one.resources[rid(sandbox, "snapshots", "snap-weu-golden")]["cryptward"]["sourceEncryption"]
+    des = one.related[des_id["diskEncryptionSetId"].lower()]
+    assert des["cryptward"]["keyAccess"]["missing"] == []
+    assert list(one.resources) == [rid(sandbox, "snapshots", "snap-weu-golden")]

@@ -76,3 +76,37 @@ def test_a_full_snapshot_moves_to_a_customer_managed_key_with_a_full_put(env):
     updated = env.compute.snapshots.begin_create_or_update(RG, "snap-put", body).result()
     assert (updated.encryption.type, updated.encryption.disk_encryption_set_id) == (CMK, des.id)
     assert updated.unique_id == made.unique_id
+
+
+def test_a_full_snapshot_moves_to_a_customer_managed_key_with_a_patch_under_disk_rules(env):
+    """DiskRP Snapshots_Update: SnapshotUpdateProperties carry `encryption` (snapshot.json; the SDK's
+    SnapshotUpdate), as snapshot-cmk sends it. The set's rules are a disk's: same region (Learn
+    disk-encryption#restrictions: "Most resources related to your customer-managed keys (disk encryption sets, VMs,
+    disks, and snapshots) must be in the same subscription and region"), and a set whose identity cannot use its key
+    is refused as for a disk."""
+    vault, key = env.vault()
+    url = key.properties.key_uri_with_version
+    disk = env.disk("disk-patch")
+    _snapshot(env, "snap-patch", disk, False, encryption={"type": PMK})
+    far_vault, far_key = env.vault("kv-far", location="northeurope")
+    far = env.des("des-far", far_vault, far_key.properties.key_uri_with_version, location="northeurope")
+    message = _refused(
+        lambda: env.compute.snapshots.begin_update(
+            RG, "snap-patch", {"properties": {"encryption": {"type": CMK, "diskEncryptionSetId": far.id}}}
+        ).result(),
+        400,
+        "InvalidParameter",
+    )
+    assert "same region" in message
+    denied = env.des("des-denied", vault, url, grant=False)
+    _refused(
+        lambda: env.compute.snapshots.begin_update(
+            RG, "snap-patch", {"properties": {"encryption": {"type": CMK, "diskEncryptionSetId": denied.id}}}
+        ).result(),
+        400,
+        "KeyVaultAccessForbidden",
+    )
+    near = env.des("des-near", vault, url)
+    update = {"properties": {"encryption": {"type": CMK, "diskEncryptionSetId": near.id}}}
+    done = env.compute.snapshots.begin_update(RG, "snap-patch", update).result()
+    assert (done.encryption.type, done.encryption.disk_encryption_set_id) == (CMK, near.id)
