@@ -25,19 +25,21 @@ from typing import Any
 
 from remediations import fixes
 from remediations.azure import Azure
-from remediations.changes import Caller, Plan, PlanContext, Rows
+from remediations.changes import Caller, Plan, PlanContext, Rows, Skip
 from remediations.engine import applier, azexemptions, planner
+from remediations.engine.found import DES, DISK, KEY, VM
 from remediations.engine.keyroles import read_key_roles
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
 from remediations.engine.related import Related, read_related
+from remediations.engine.spool import Spool
 from remediations.engine.vaultextras import read_vault_extras
 from remediations.engine.vaultkeys import VaultKeys, read_vault_keys, wanted
 from remediations.errors import ConditionError, UnknownPolicyError
 from remediations.policy import aliases
 from remediations.policy.conditions import compile_condition
 from remediations.policy.loader import Policy
-from remediations.resources import get
+from remediations.resources import get, parent_of
 from remediations.settings import Settings
 
 Progress = Callable[[str], None]
@@ -51,7 +53,7 @@ class Report:
     policy_ids: tuple[str, ...]
     resources: int  # bodies evaluated (in scope)
     evaluations: int  # (policy, resource) pairs evaluated
-    findings: tuple[Finding, ...]
+    findings: Sequence[Finding]  # a tuple, or a streamed scan's spooled list: iterate it, do not index it
     plan: Plan
     results: tuple[applier.Result, ...] = ()
     applied: bool = False  # whether apply was asked for
@@ -60,10 +62,18 @@ class Report:
     # The bodies evaluated, by id (what the compliance report counts and advises on); not part of `to_dict`.
     bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False, compare=False)
     gone: frozenset[str] = frozenset()  # lower-cased ids asked for that Azure says do not exist
+    # A streamed scan's findings and skips are in this spool's private temporary files (engine/spool.py): read them
+    # before `close`. None when they are held in memory.
+    spool: Spool | None = field(default=None, repr=False, compare=False)
 
     @property
     def compliant(self) -> bool:
         return not self.findings
+
+    def close(self) -> None:
+        """Remove a streamed scan's spooled findings and skips (nothing to do for one held in memory)."""
+        if self.spool is not None:
+            self.spool.close()
 
     @property
     def writes(self) -> int:
@@ -137,25 +147,55 @@ def evaluate(
     what the existence checks (AuditIfNotExists / DeployIfNotExists) found, by `read_related`; `vault_keys`: the keys
     only `Microsoft.KeyVault.Data` definitions evaluate, by `read_vault_keys`."""
     findings: list[Finding] = []
-    judge = _Judge(findings, modes or {}, now, related)
+    evaluations = _walk(reading, policies, findings.append, modes, now, related, vault_keys)
+    return findings, evaluations
+
+
+def _walk(
+    reading: Reading,
+    policies: Sequence[Policy],
+    take: Callable[[Finding], None],
+    modes: Mapping[str, str] | None,
+    now: datetime | None,
+    related: Related | None,
+    vault_keys: VaultKeys | None,
+    done: Callable[[str], None] | None = None,
+) -> int:
+    """`evaluate`, handing each finding to `take` as it is made, in the same order; `done(id)` after each body of
+    `reading.resources` and of `vault_keys` is evaluated and its findings taken (it may drop the body)."""
+    found: list[Finding] = []
+    judge = _Judge(found, modes or {}, now, related)
+
+    def hand() -> None:
+        for f in found:
+            take(f)
+        found.clear()
+
     gc.freeze()  # what was read lives on: the collections evaluation triggers need not walk every body (as planning)
     try:
-        for rid, body in reading.resources.items():
-            judge(body, policies, reading.reasons(rid))
+        for rid in list(reading.resources) if done else reading.resources:
+            judge(reading.resources[rid], policies, reading.reasons(rid))
+            hand()
+            if done:
+                done(rid)
+        if vault_keys is not None:
+            data_plane = wanted(policies)
+            for key_id in list(vault_keys.bodies) if done else vault_keys.bodies:
+                judge(vault_keys.bodies[key_id], data_plane, {})
+                hand()
+                if done:
+                    vault_keys.bodies.pop(key_id)
+            for rid, why in vault_keys.unreadable.items():
+                stub = {
+                    "id": rid,
+                    "name": rid.rsplit("/", 1)[-1],
+                    "type": aliases.KEY if "/keys/" in rid else aliases.VAULT,
+                }
+                for p in data_plane:
+                    take(Finding(p, stub, judge.modes.get(p.id), f"could not read: {why}"))
     finally:
         gc.unfreeze()
-    if vault_keys is not None:
-        data_plane = wanted(policies)
-        for body in vault_keys.bodies.values():
-            judge(body, data_plane, {})
-        for rid, why in vault_keys.unreadable.items():
-            stub = {
-                "id": rid,
-                "name": rid.rsplit("/", 1)[-1],
-                "type": aliases.KEY if "/keys/" in rid else aliases.VAULT,
-            }
-            findings.extend(Finding(p, stub, judge.modes.get(p.id), f"could not read: {why}") for p in data_plane)
-    return findings, judge.evaluations
+    return judge.evaluations
 
 
 @dataclass
@@ -245,10 +285,14 @@ def scan(
     approved: Collection[str] = (),
     only: Collection[str] | None = None,
     now: datetime | None = None,
+    stream: bool = False,
 ) -> Report:
     """Read `scope` (or only `resource_id`, which must be inside it), evaluate `policies`, plan, and with `apply`
     write the plan (with `only`, just the changes with those ids: a person's approval applies what was approved and
-    nothing else). Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read."""
+    nothing else). Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read.
+
+    With `stream` (a scope, not one resource), findings and skips go to a private temporary file as they are made
+    and each body is dropped once planned (`_streamed`): the report carries no `bodies`, and must be closed."""
     settings = settings or Settings.from_env()
     azure = azure or Azure.from_env()
     now = now or datetime.now(UTC)
@@ -267,9 +311,6 @@ def scan(
         azexemptions.attach(azure, reading.resources, progress)
     around = read_related(azure, reading.resources, policies, now=now, progress=progress)
     keys = read_vault_keys(azure, reading, policies, scope.contains, progress=progress) if resource_id is None else None
-    found, evaluations = evaluate(
-        reading, policies, modes=dict(settings.modes), now=now, related=around, vault_keys=keys
-    )
     ctx = PlanContext(
         now=now,
         resources=reading.related,
@@ -278,7 +319,21 @@ def scan(
         policy_ids=tuple(p.id for p in policies),
         callers={} if caller else callers(reading),
     )
-    plan = planner.plan(found, ctx)
+    resources = len(reading.resources)
+    spool: Spool | None = None
+    found: Sequence[Finding]
+    if stream and resource_id is None:
+        spool = Spool()
+        try:
+            found, plan, evaluations = _streamed(reading, policies, settings, now, around, keys, ctx, spool, apply)
+        except BaseException:
+            spool.close()
+            raise
+    else:
+        found, evaluations = evaluate(
+            reading, policies, modes=dict(settings.modes), now=now, related=around, vault_keys=keys
+        )
+        plan = planner.plan(found, ctx)
     if reading.notes:  # how the scope was read (Resource Graph unavailable: ARM instead) reaches the report
         plan = replace(plan, notes=tuple(dict.fromkeys((*reading.notes, *plan.notes))))
     results: tuple[applier.Result, ...] = ()
@@ -286,30 +341,100 @@ def scan(
     if apply and writes.changes:
         if progress:
             progress(f"applying {len(writes.changes)} change(s)")
-        results = applier.apply(
-            writes,
-            azure,
-            scope=scope,
-            approved=approved,
-            fresh=True,
-            known=reading.related,
-            role_propagation_seconds=settings.plan.role_propagation_seconds,
-        )
+        try:
+            results = applier.apply(
+                writes,
+                azure,
+                scope=scope,
+                approved=approved,
+                fresh=True,
+                known=reading.related,
+                role_propagation_seconds=settings.plan.role_propagation_seconds,
+            )
+        except BaseException:
+            if spool is not None:
+                spool.close()
+            raise
     calls = {m: n - before.get(m, 0) for m, n in azure.calls.items() if n - before.get(m, 0)}
     return Report(
         scope=scope,
         policy_ids=tuple(p.id for p in policies),
-        resources=len(reading.resources),
+        resources=resources,
         evaluations=evaluations,
-        findings=tuple(found),
+        findings=found if spool is not None else tuple(found),
         plan=plan,
         results=results,
         applied=apply,
         calls=calls,
         seconds=time.perf_counter() - started,
-        bodies=reading.resources,
+        bodies={} if spool is not None else reading.resources,
         gone=frozenset(reading.gone),
+        spool=spool,
     )
+
+
+def _streamed(
+    reading: Reading,
+    policies: Sequence[Policy],
+    settings: Settings,
+    now: datetime,
+    around: Related | None,
+    keys: VaultKeys | None,
+    ctx: PlanContext,
+    spool: Spool,
+    apply: bool,
+) -> tuple[Sequence[Finding], Plan, int]:
+    """Evaluate and plan one body at a time, each body's findings planned as they are made and then spooled (with
+    the skips) to `spool`'s private temporary file; a body is dropped once planned unless planning or applying
+    may look it up (`looked_up`). The same findings, plan and skips, in the same order, as `evaluate` then
+    `planner.plan`: what is held per resource is the changes planned, not the bodies, findings or skips."""
+    by_id = {p.id: p for p in policies}
+    findings = spool.rows(_finding_row, lambda row: Finding(by_id[row[1]], {"id": row[0]}, *row[2:]))
+    kept = looked_up(reading, keys, apply)
+    making = planner.Planner(replace(ctx, resources=kept), spool.rows(_skip_row, lambda row: Skip(*row)))
+
+    def take(f: Finding) -> None:
+        making.add(f)
+        findings.append(f)
+
+    def done(rid: str) -> None:
+        making.decisions.clear()  # the next body is another resource (the notes are deduplicated at the end)
+        if rid.lower() not in kept:
+            body = reading.resources.pop(rid)
+            if reading.related.get(rid.lower()) is body:
+                del reading.related[rid.lower()]
+
+    evaluations = _walk(reading, policies, take, dict(settings.modes), now, around, keys, done)
+    return findings, making.finish(), evaluations
+
+
+def _finding_row(f: Finding) -> tuple[str, str, str | None, str | None, str | None]:
+    return (str(f.resource.get("id", "")), f.policy.id, f.mode, f.unreadable, f.fix_unreadable)
+
+
+def _skip_row(s: Skip) -> tuple[str, str, str, str, str | None]:
+    return (s.resource_id, s.policy_id, str(s.reason), s.detail, s.fix)
+
+
+def looked_up(reading: Reading, keys: VaultKeys | None, apply: bool) -> dict[str, Mapping[str, Any]]:
+    """The bodies read that planning may look up beside a finding's own (`PlanContext.related`), by lower-cased id:
+    a disk encryption set's vault (des-auto-rotation), a disk's VM (disk-cmk), a key's vault (key-rotation-policy);
+    with `apply`, also every disk and VM (the applier's power-state check reads them from what was read).
+    tests/engine/test_run_stream.py holds the fixes to this list."""
+    wanted: set[str] = set()
+    bodies = [*reading.related.values(), *reading.resources.values(), *(keys.bodies.values() if keys else ())]
+    for body in bodies:
+        kind = str(body.get("type", "")).lower()
+        if kind == DES.lower():
+            wanted.add(str(get(body, "properties.activeKey.sourceVault.id") or "").lower())
+        elif kind == DISK.lower():
+            wanted.add(str(body.get("managedBy") or "").lower())
+        elif kind == KEY.lower():
+            wanted.add(parent_of(str(body.get("id", ""))).lower())
+        if apply and kind in (DISK.lower(), VM.lower()):
+            wanted.add(str(body.get("id", "")).lower())
+    wanted.discard("")
+    return {rid: reading.related[rid] for rid in wanted if rid in reading.related}
 
 
 __all__ = ["Report", "configure", "evaluate", "finding_dict", "scan", "select"]
