@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from remediations import fixes
 from remediations.azure import Azure
@@ -45,6 +45,20 @@ from remediations.settings import Settings
 Progress = Callable[[str], None]
 
 
+class Summary(NamedTuple):
+    """What the compliance report lists of a resource it does not hold: its type, region and the ids of the
+    policies that apply to it (one tuple shared by every resource with the same)."""
+
+    type: str
+    location: str
+    checked: tuple[str, ...]
+
+
+def summarize(body: Mapping[str, Any], policies: Sequence[Policy]) -> Summary:
+    checked = tuple(p.id for p in policies if p.applies_to(body))
+    return Summary(str(body.get("type", "")), str(body.get("location", "")), checked)
+
+
 @dataclass(frozen=True)
 class Report:
     """One scan: what was read and evaluated, what is non-compliant, the plan, and what applying it did."""
@@ -65,6 +79,8 @@ class Report:
     # A streamed scan's findings and skips are in this spool's private temporary files (engine/spool.py): read them
     # before `close`. None when they are held in memory.
     spool: Spool | None = field(default=None, repr=False, compare=False)
+    # A streamed scan asked for summaries: each body evaluated, by id (what the compliance report lists of it).
+    summaries: Mapping[str, Summary] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def compliant(self) -> bool:
@@ -286,13 +302,16 @@ def scan(
     only: Collection[str] | None = None,
     now: datetime | None = None,
     stream: bool = False,
+    summaries: bool = False,
 ) -> Report:
     """Read `scope` (or only `resource_id`, which must be inside it), evaluate `policies`, plan, and with `apply`
     write the plan (with `only`, just the changes with those ids: a person's approval applies what was approved and
     nothing else). Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read.
 
     With `stream` (a scope, not one resource), findings and skips go to a private temporary file as they are made
-    and each body is dropped once planned (`_streamed`): the report carries no `bodies`, and must be closed."""
+    and each body is dropped once planned (`_streamed`): the report carries no `bodies`, and must be closed. With
+    `summaries` too, it carries each body's `Summary`, and the bodies of the VMs, scale sets and disks (the
+    compliance report's VM advice and power states)."""
     settings = settings or Settings.from_env()
     azure = azure or Azure.from_env()
     now = now or datetime.now(UTC)
@@ -322,10 +341,15 @@ def scan(
     resources = len(reading.resources)
     spool: Spool | None = None
     found: Sequence[Finding]
+    listed: dict[str, Summary] = {}
+    kept: dict[str, dict[str, Any]] = {}
     if stream and resource_id is None:
         spool = Spool()
         try:
-            found, plan, evaluations = _streamed(reading, policies, settings, now, around, keys, ctx, spool, apply)
+            summary = _summarizer(policies, listed, kept) if summaries else None
+            found, plan, evaluations = _streamed(
+                reading, policies, settings, now, around, keys, ctx, spool, apply, summary
+            )
         except BaseException:
             spool.close()
             raise
@@ -367,10 +391,30 @@ def scan(
         applied=apply,
         calls=calls,
         seconds=time.perf_counter() - started,
-        bodies={} if spool is not None else reading.resources,
+        bodies=kept if spool is not None else reading.resources,
         gone=frozenset(reading.gone),
         spool=spool,
+        summaries=listed,
     )
+
+
+_ADVISED = frozenset(t.lower() for t in (VM, DISK, "Microsoft.Compute/virtualMachineScaleSets"))
+
+
+def _summarizer(
+    policies: Sequence[Policy], into: dict[str, Summary], bodies: dict[str, dict[str, Any]]
+) -> Callable[[str, dict[str, Any]], None]:
+    """Records each body's summary in `into` (one `checked` tuple per distinct value) and keeps the bodies the
+    compliance report reads whole (VMs, scale sets, disks) in `bodies`."""
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def record(rid: str, body: dict[str, Any]) -> None:
+        s = summarize(body, policies)
+        into[rid] = s._replace(checked=shared.setdefault(s.checked, s.checked))
+        if s.type.lower() in _ADVISED:
+            bodies[rid] = body
+
+    return record
 
 
 def _streamed(
@@ -383,6 +427,7 @@ def _streamed(
     ctx: PlanContext,
     spool: Spool,
     apply: bool,
+    summary: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> tuple[Sequence[Finding], Plan, int]:
     """Evaluate and plan one body at a time, each body's findings planned as they are made and then spooled (with
     the skips) to `spool`'s private temporary file; a body is dropped once planned unless planning or applying
@@ -399,6 +444,8 @@ def _streamed(
 
     def done(rid: str) -> None:
         making.decisions.clear()  # the next body is another resource (the notes are deduplicated at the end)
+        if summary is not None:
+            summary(rid, reading.resources[rid])
         if rid.lower() not in kept:
             body = reading.resources.pop(rid)
             if reading.related.get(rid.lower()) is body:

@@ -236,3 +236,28 @@ def test_spooled_rows_come_back_in_order_every_time_none_lost_or_twice():
         assert list(rows) == [*first, (1000, "row 1000")] == [(i, f"row {i}") for i in range(1001)]
         assert len(rows) == 1001 and rows[5] == (5, "row 5") and bool(rows)
     assert spool.closed
+
+
+def test_a_streamed_compliance_report_is_the_one_composed_from_a_scan_held_in_memory(mixed_estate, as_bot_azure):
+    """`cryptward report` streams its scan too, keeping each resource's summary and the VMs' and disks' bodies."""
+    from datetime import UTC, datetime
+
+    from remediations.report import compliance, html, text
+    from remediations.report.history import read_history
+
+    now = datetime.now(UTC)
+    scope, settings = Scope((mixed_estate.subscription_id,)), settings_for(mixed_estate)
+    _scan(mixed_estate, as_bot_azure(), stream=False)  # the first scan of a process makes one GET more (a cache)
+    held = run.scan(scope, POLICIES, settings=settings, azure=as_bot_azure(), now=now)
+    held_report = compliance.compose(held, read_history(held.bodies, {}), policies=POLICIES, settings=settings, now=now)
+    streamed = compliance.generate(scope, POLICIES, settings=settings, azure=as_bot_azure(), env={}, now=now)
+    try:
+        assert streamed.scan.spool is not None and len(streamed.scan.summaries) == held.resources
+        kinds = {str(b["type"]).lower() for b in streamed.scan.bodies.values()}
+        assert kinds == {f"microsoft.compute/{k}" for k in ("virtualmachines", "virtualmachinescalesets", "disks")}
+        assert held_report.vms and held_report.resources and held_report.history.problem
+        assert text.to_markdown(streamed) == text.to_markdown(held_report)
+        assert html.render(streamed) == html.render(held_report)
+    finally:
+        streamed.close()
+    assert streamed.scan.spool.closed
