@@ -230,11 +230,11 @@ def test_looked_up_keeps_a_sets_vault_a_disks_vm_and_a_keys_vault_and_with_apply
 def test_spooled_rows_come_back_in_order_every_time_none_lost_or_twice():
     with Spool() as spool:
         rows = spool.rows(lambda x: [x, f"row {x}"], lambda v: (v[0], v[1]))
-        rows.extend(range(1000))
+        rows.extend(range(2500))  # across lines of BATCH rows, and a batch not yet written
         first = list(rows)
-        rows.append(1000)
-        assert list(rows) == [*first, (1000, "row 1000")] == [(i, f"row {i}") for i in range(1001)]
-        assert len(rows) == 1001 and rows[5] == (5, "row 5") and bool(rows)
+        rows.append(2500)
+        assert list(rows) == [*first, (2500, "row 2500")] == [(i, f"row {i}") for i in range(2501)]
+        assert len(rows) == 2501 and rows[5] == (5, "row 5") and bool(rows)
     assert spool.closed
 
 
