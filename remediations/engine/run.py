@@ -21,42 +21,28 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from remediations import fixes
 from remediations.azure import Azure
-from remediations.changes import Caller, Plan, PlanContext, Rows, Skip
-from remediations.engine import applier, azexemptions, planner
-from remediations.engine.found import DES, DISK, KEY, VM
+from remediations.changes import Caller, Plan, PlanContext, Rows
+from remediations.engine import applier, azexemptions, planner, streamed
 from remediations.engine.keyroles import read_key_roles
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
 from remediations.engine.related import Related, read_related
 from remediations.engine.spool import Spool
+from remediations.engine.streamed import Summary
 from remediations.engine.vaultextras import read_vault_extras
 from remediations.engine.vaultkeys import VaultKeys, read_vault_keys, wanted
 from remediations.errors import ConditionError, UnknownPolicyError
 from remediations.policy import aliases
 from remediations.policy.conditions import compile_condition
 from remediations.policy.loader import Policy
-from remediations.resources import get, parent_of
+from remediations.resources import get
 from remediations.settings import Settings
 
 Progress = Callable[[str], None]
-
-
-class Summary(NamedTuple):
-    """What the compliance report lists of a resource it does not hold: its type, region and the ids of the
-    policies that apply to it (one tuple shared by every resource with the same)."""
-
-    type: str
-    location: str
-    checked: tuple[str, ...]
-
-
-def summarize(body: Mapping[str, Any], policies: Sequence[Policy]) -> Summary:
-    checked = tuple(p.id for p in policies if p.applies_to(body))
-    return Summary(str(body.get("type", "")), str(body.get("location", "")), checked)
 
 
 @dataclass(frozen=True)
@@ -309,7 +295,7 @@ def scan(
     nothing else). Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read.
 
     With `stream` (a scope, not one resource), findings and skips go to a private temporary file as they are made
-    and each body is dropped once planned (`_streamed`): the report carries no `bodies`, and must be closed. With
+    and each body is dropped once planned (engine/streamed.py): the report carries no `bodies`, and must be closed. With
     `summaries` too, it carries each body's `Summary`, and the bodies of the VMs, scale sets and disks (the
     compliance report's VM advice and power states)."""
     settings = settings or Settings.from_env()
@@ -346,10 +332,12 @@ def scan(
     if stream and resource_id is None:
         spool = Spool()
         try:
-            summary = _summarizer(policies, listed, kept) if summaries else None
-            found, plan, evaluations = _streamed(
-                reading, policies, settings, now, around, keys, ctx, spool, apply, summary
-            )
+            summary = streamed.summarizer(policies, listed, kept) if summaries else None
+
+            def walk(take: Callable[[Finding], None], done: Callable[[str], None]) -> int:
+                return _walk(reading, policies, take, dict(settings.modes), now, around, keys, done)
+
+            found, plan, evaluations = streamed.stream(reading, policies, walk, ctx, spool, apply, keys, summary)
         except BaseException:
             spool.close()
             raise
@@ -396,92 +384,6 @@ def scan(
         spool=spool,
         summaries=listed,
     )
-
-
-_ADVISED = frozenset(t.lower() for t in (VM, DISK, "Microsoft.Compute/virtualMachineScaleSets"))
-
-
-def _summarizer(
-    policies: Sequence[Policy], into: dict[str, Summary], bodies: dict[str, dict[str, Any]]
-) -> Callable[[str, dict[str, Any]], None]:
-    """Records each body's summary in `into` (one `checked` tuple per distinct value) and keeps the bodies the
-    compliance report reads whole (VMs, scale sets, disks) in `bodies`."""
-    shared: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-    def record(rid: str, body: dict[str, Any]) -> None:
-        s = summarize(body, policies)
-        into[rid] = s._replace(checked=shared.setdefault(s.checked, s.checked))
-        if s.type.lower() in _ADVISED:
-            bodies[rid] = body
-
-    return record
-
-
-def _streamed(
-    reading: Reading,
-    policies: Sequence[Policy],
-    settings: Settings,
-    now: datetime,
-    around: Related | None,
-    keys: VaultKeys | None,
-    ctx: PlanContext,
-    spool: Spool,
-    apply: bool,
-    summary: Callable[[str, dict[str, Any]], None] | None = None,
-) -> tuple[Sequence[Finding], Plan, int]:
-    """Evaluate and plan one body at a time, each body's findings planned as they are made and then spooled (with
-    the skips) to `spool`'s private temporary file; a body is dropped once planned unless planning or applying
-    may look it up (`looked_up`). The same findings, plan and skips, in the same order, as `evaluate` then
-    `planner.plan`: what is held per resource is the changes planned, not the bodies, findings or skips."""
-    by_id = {p.id: p for p in policies}
-    findings = spool.rows(_finding_row, lambda row: Finding(by_id[row[1]], {"id": row[0]}, *row[2:]))
-    kept = looked_up(reading, keys, apply)
-    making = planner.Planner(replace(ctx, resources=kept), spool.rows(_skip_row, lambda row: Skip(*row)))
-
-    def take(f: Finding) -> None:
-        making.add(f)
-        findings.append(f)
-
-    def done(rid: str) -> None:
-        making.decisions.clear()  # the next body is another resource (the notes are deduplicated at the end)
-        if summary is not None:
-            summary(rid, reading.resources[rid])
-        if rid.lower() not in kept:
-            body = reading.resources.pop(rid)
-            if reading.related.get(rid.lower()) is body:
-                del reading.related[rid.lower()]
-
-    evaluations = _walk(reading, policies, take, dict(settings.modes), now, around, keys, done)
-    return findings, making.finish(), evaluations
-
-
-def _finding_row(f: Finding) -> tuple[str, str, str | None, str | None, str | None]:
-    return (str(f.resource.get("id", "")), f.policy.id, f.mode, f.unreadable, f.fix_unreadable)
-
-
-def _skip_row(s: Skip) -> tuple[str, str, str, str, str | None]:
-    return (s.resource_id, s.policy_id, str(s.reason), s.detail, s.fix)
-
-
-def looked_up(reading: Reading, keys: VaultKeys | None, apply: bool) -> dict[str, Mapping[str, Any]]:
-    """The bodies read that planning may look up beside a finding's own (`PlanContext.related`), by lower-cased id:
-    a disk encryption set's vault (des-auto-rotation), a disk's VM (disk-cmk), a key's vault (key-rotation-policy);
-    with `apply`, also every disk and VM (the applier's power-state check reads them from what was read).
-    tests/engine/test_run_stream.py holds the fixes to this list."""
-    wanted: set[str] = set()
-    bodies = [*reading.related.values(), *reading.resources.values(), *(keys.bodies.values() if keys else ())]
-    for body in bodies:
-        kind = str(body.get("type", "")).lower()
-        if kind == DES.lower():
-            wanted.add(str(get(body, "properties.activeKey.sourceVault.id") or "").lower())
-        elif kind == DISK.lower():
-            wanted.add(str(body.get("managedBy") or "").lower())
-        elif kind == KEY.lower():
-            wanted.add(parent_of(str(body.get("id", ""))).lower())
-        if apply and kind in (DISK.lower(), VM.lower()):
-            wanted.add(str(body.get("id", "")).lower())
-    wanted.discard("")
-    return {rid: reading.related[rid] for rid in wanted if rid in reading.related}
 
 
 __all__ = ["Report", "configure", "evaluate", "finding_dict", "scan", "select"]

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from remediations.changes import APPROVAL, DEALLOCATED, Change, SkipReason
 from remediations.engine import applier
-from remediations.engine.run import Report, summarize
+from remediations.engine.run import Report
+from remediations.engine.streamed import summarize
 from remediations.policy.loader import Policy
 from remediations.report.history import Done, History, read_history
 from remediations.report.vmadvice import VmAdvice, vm_advice

@@ -15,7 +15,7 @@ import pytest
 from azure.mgmt.keyvault import KeyVaultManagementClient
 
 from remediations.cli import output
-from remediations.engine import planner, run
+from remediations.engine import planner, run, streamed
 from remediations.engine.reader import Scope
 from remediations.engine.spool import Spool
 from remediations.errors import PlanError
@@ -185,7 +185,7 @@ def test_the_cli_closes_the_report_it_wrote_and_the_one_it_could_not_write(sandb
 
 
 def test_what_planning_looks_up_beside_a_finding_is_what_looked_up_keeps():
-    """A fix that looks up another body (PlanContext.related) must be listed in run.looked_up, or a streamed scan
+    """A fix that looks up another body (PlanContext.related) must be listed in streamed.looked_up, or a streamed scan
     would have dropped that body: these are the lookups it keeps."""
     lookups = {}
     for path in sorted((ROOT / "remediations" / "fixes").glob("*.py")):
@@ -223,8 +223,8 @@ def test_looked_up_keeps_a_sets_vault_a_disks_vm_and_a_keys_vault_and_with_apply
         f"{key_vault}/keys/k": {"id": f"{key_vault}/keys/k", "type": "Microsoft.KeyVault/vaults/keys"},
     }
     reading = Reading(resources=dict(bodies), related=dict(bodies))
-    assert set(run.looked_up(reading, None, apply=False)) == {vault, vm, key_vault}
-    assert set(run.looked_up(reading, None, apply=True)) == {vault, vm, key_vault, disk}
+    assert set(streamed.looked_up(reading, None, apply=False)) == {vault, vm, key_vault}
+    assert set(streamed.looked_up(reading, None, apply=True)) == {vault, vm, key_vault, disk}
 
 
 def test_spooled_rows_come_back_in_order_every_time_none_lost_or_twice():
