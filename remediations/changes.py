@@ -176,7 +176,7 @@ class Plan:
     """Changes in the order to apply them, the findings left alone, and notes (e.g. unusable exemption tags)."""
 
     changes: tuple[Change, ...] = ()
-    skipped: tuple[Skip, ...] = ()
+    skipped: Sequence[Skip] = ()  # a tuple, or a scan's spooled list (engine/spool.py): iterate it, do not index it
     notes: tuple[str, ...] = ()
 
     def to_dict(self, rows: Rows | None = None) -> dict[str, Any]:

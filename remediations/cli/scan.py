@@ -39,7 +39,8 @@ def run(
     def produce(scope: Any, policies: Any, settings: Any, azure: Any, step: Callable[[str], None], **_: Any) -> Any:
         from remediations.engine.run import scan
 
-        return scan(scope, policies, apply=apply, settings=settings, azure=azure, progress=step)
+        # Streamed: findings and skips spooled to a private temporary file, removed when `command` closes the report.
+        return scan(scope, policies, apply=apply, settings=settings, azure=azure, progress=step, stream=True)
 
     def write(report: Any) -> None:
         from rich.console import Console
@@ -72,7 +73,7 @@ def command(
     """The shape `scan` and `report` share: check the inputs, load settings and policies, expand the management
     groups (less CRYPTWARD_NOT_SCOPES), run `produce(scope, policies, settings, azure, step, groups=...)` under a
     progress bar (`groups`: subscription -> its management group, as given), turn every expected failure into one
-    clear message, then `write` the result. Returns the exit code."""
+    clear message, then `write` the result and close it (a streamed scan's spool). Returns the exit code."""
     from rich.console import Console
 
     err = Console(stderr=True)
@@ -130,9 +131,13 @@ def command(
         return fail(f"Azure refused the scan: {e}")
     try:
         write(result)
+        return COMPLIANT if result.compliant else FINDINGS
     except OSError as e:
         return fail(f"cannot write the output: {e}")
-    return COMPLIANT if result.compliant else FINDINGS
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:  # a streamed scan's spooled findings and skips: removed, written or not
+            close()
 
 
 class _progress:

@@ -12,6 +12,8 @@
 | `applier` | writes each change through `remediations.azure`, re-reads and verifies it |
 | `dispatch` | which changes may be written at once: independent ones on a bounded pool, the rest in plan order |
 | `stream` | evaluation per page of the Resource Graph inventory, each page's bodies dropped before the next |
+| `streamed` | a scan streamed once read: each body evaluated, planned, dropped; findings and skips spooled |
+| `spool` | rows written to a private temporary file as they come and read back in order |
 | `scalesets` | what the reader reads for scale sets (their instances), snapshots and images (their source's key) |
 | `inventory` | the policy types of many subscriptions through Resource Graph, in few paged queries within its quota |
 | `rgroles` | their role assignments through Resource Graph (`authorizationresources`), to find, never to act on |

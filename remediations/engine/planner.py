@@ -16,9 +16,9 @@ from __future__ import annotations
 import gc
 import heapq
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from remediations import fixes
 from remediations.changes import (
@@ -64,25 +64,60 @@ def plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
 
 
 def _plan(findings: Iterable[Finding], ctx: PlanContext) -> Plan:
-    changes: list[Change] = []
-    skipped: list[Skip] = []
-    notes: list[str] = []
-    decisions: dict[str, exemptions.Decision] = {}  # by resource id: one reading of its exemption tag
-    share = Shared()
+    planner = Planner(ctx)
     for finding in findings:
-        _plan_finding(finding, ctx, changes, skipped, notes, decisions, share)
-    del decisions  # one per resource: not held while the changes are merged and ordered
-    merged = _conflicts(_merge(changes), skipped)
-    resolved, blocked = _resolve(merged, skipped)
-    ordered = _role_waits(_propagate(_order(resolved)), ctx.settings.role_propagation_seconds)
-    return Plan(tuple(ordered), tuple([*skipped, *blocked]), tuple(dict.fromkeys(notes)))
+        planner.add(finding)
+    return planner.finish()
+
+
+class Planner:
+    """`plan`, one finding at a time: `add` each finding as it is made (its resource's body may be dropped once it is
+    added: a change keeps only what it writes), then `finish` merges, resolves and orders the changes. `skipped`:
+    where the skips go (a list, or a spooled list, engine/spool.py, that holds none in memory); `finish` adds the
+    blocked ones after them, so the plan's skips are the same, in the same order, either way."""
+
+    def __init__(self, ctx: PlanContext, skipped: MutableSkips | None = None) -> None:
+        self.ctx = ctx
+        self.changes: list[Change] = []
+        self.skipped: MutableSkips = skipped if skipped is not None else []
+        self.notes: list[str] = []
+        self.decisions: dict[str, exemptions.Decision] = {}  # by resource id: one reading of its exemption tag
+        self.share = Shared()
+
+    def add(self, finding: Finding) -> None:
+        _plan_finding(finding, self.ctx, self.changes, self.skipped, self.notes, self.decisions, self.share)
+
+    def finish(self) -> Plan:
+        self.decisions.clear()  # one per resource: not held while the changes are merged and ordered
+        changes, self.changes = self.changes, []
+        merged = _conflicts(_merge(changes), self.skipped)
+        del changes
+        resolved, blocked = _resolve(merged, self.skipped)
+        ordered = _role_waits(_propagate(_order(resolved)), self.ctx.settings.role_propagation_seconds)
+        skipped: Sequence[Skip]
+        if isinstance(self.skipped, list):
+            skipped = tuple([*self.skipped, *blocked])
+        else:
+            self.skipped.extend(blocked)
+            assert isinstance(self.skipped, Sequence), "a spooled list is a Sequence"
+            skipped = self.skipped
+        return Plan(tuple(ordered), skipped, tuple(dict.fromkeys(self.notes)))
+
+
+class MutableSkips(Protocol):
+    """What the planner does with its skips: a list, or a spooled list (engine/spool.py)."""
+
+    def append(self, item: Skip, /) -> None: ...
+    def extend(self, items: Iterable[Skip], /) -> None: ...
+    def __iter__(self) -> Iterator[Skip]: ...
+    def __len__(self) -> int: ...
 
 
 def _plan_finding(
     f: Finding,
     ctx: PlanContext,
     out: list[Change],
-    skipped: list[Skip],
+    skipped: MutableSkips,
     notes: list[str],
     decisions: dict[str, exemptions.Decision] | None = None,
     share: Shared | None = None,
@@ -286,7 +321,7 @@ def _merge(changes: list[Change]) -> list[Change]:
     return out
 
 
-def _conflicts(changes: list[Change], skipped: list[Skip]) -> list[Change]:
+def _conflicts(changes: list[Change], skipped: MutableSkips) -> list[Change]:
     """Writes of one target by different definitions, one of them a Modify, that could not be merged into one write:
     none runs (each could undo the other), as Azure's `conflictEffect` decides when Modify operations conflict (Learn,
     Modify effect). Conservative: two tag writes of different tags that could not merge (a Merge and a Delete) also
@@ -316,7 +351,7 @@ def _conflicts(changes: list[Change], skipped: list[Skip]) -> list[Change]:
 # --- dependencies ---------------------------------------------------------------------------------------------------
 
 
-def _resolve(changes: list[Change], skipped: list[Skip]) -> tuple[list[Change], list[Skip]]:
+def _resolve(changes: list[Change], skipped: MutableSkips) -> tuple[list[Change], list[Skip]]:
     """Turn `needs` into `depends_on`; a change whose required dependency is not planned is blocked (and so are
     the changes needing it, in turn). One index of the changes by (resource, fix): linear in the plan."""
     live = list(changes)

@@ -11,6 +11,7 @@ from typing import Any
 
 from remediations.azure import Azure, Quote
 from remediations.engine.planner import Finding
+from remediations.policy.model import Policy
 
 
 def retail_meter(fix_parameters: Mapping[str, Any]) -> Mapping[str, str] | None:
@@ -35,12 +36,40 @@ def wanted(findings: Iterable[Finding]) -> dict[tuple[str, str], Mapping[str, st
     return out
 
 
+def wanted_before(
+    resources: Iterable[Mapping[str, Any]], policies: Iterable[Policy], modes: Mapping[str, str]
+) -> dict[tuple[str, str], Mapping[str, str]]:
+    """`wanted` before evaluation (a streamed scan plans each finding as it is made, so its prices are read first):
+    (fix name, region) for each region of the resources a pricing policy applies to, outside audit mode. A region
+    with no finding is read too: one quote per region and day, which `azure.prices` keeps."""
+    pricing = []
+    for policy in policies:
+        mode = modes.get(policy.id) or policy.mode
+        meter = retail_meter(policy.fix.parameters) if policy.fix is not None else None
+        if meter is not None and policy.enforced and mode != "audit":
+            pricing.append((policy, meter))
+    out: dict[tuple[str, str], Mapping[str, str]] = {}
+    if not pricing:
+        return out
+    for resource in resources:
+        region = str(resource.get("location") or "").lower().replace(" ", "")
+        for policy, meter in pricing:
+            if region and policy.fix is not None and policy.applies_to(resource):
+                out.setdefault((policy.fix.name, region), meter)
+    return out
+
+
 def read(
-    azure: Azure, findings: Iterable[Finding], now: datetime, progress: Callable[[str], None] | None = None
+    azure: Azure,
+    findings: Iterable[Finding] | dict[tuple[str, str], Mapping[str, str]],
+    now: datetime,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[tuple[str, str], Mapping[str, Any] | str]:
-    """Each wanted price: the API's row as a dict, or why there is none (said in the notice as it is)."""
+    """Each wanted price (of `findings`, or the meters `wanted_before` chose): the API's row as a dict, or why there
+    is none (said in the notice as it is)."""
     out: dict[tuple[str, str], Mapping[str, Any] | str] = {}
-    for (fix, region), meter in wanted(findings).items():
+    meters = findings if isinstance(findings, dict) else wanted(findings)
+    for (fix, region), meter in meters.items():
         if progress:
             progress(f"retail price of {meter.get('meterName')} in {region}")
         got = azure.prices.quote(meter, region, now.date())
@@ -48,4 +77,4 @@ def read(
     return out
 
 
-__all__ = ["read", "retail_meter", "wanted"]
+__all__ = ["read", "retail_meter", "wanted", "wanted_before"]

@@ -26,11 +26,13 @@ from typing import Any
 from remediations import fixes
 from remediations.azure import Azure
 from remediations.changes import Caller, Plan, PlanContext, Rows
-from remediations.engine import applier, azexemptions, planner, prices
+from remediations.engine import applier, azexemptions, planner, prices, streamed
 from remediations.engine.keyroles import read_key_roles
 from remediations.engine.planner import Finding
 from remediations.engine.reader import RELATED, Needs, Reading, Scope, block_of, read_resource, read_scope
 from remediations.engine.related import Related, read_related
+from remediations.engine.spool import Spool
+from remediations.engine.streamed import Summary
 from remediations.engine.vaultextras import read_vault_extras
 from remediations.engine.vaultkeys import VaultKeys, read_vault_keys, wanted
 from remediations.errors import ConditionError, UnknownPolicyError
@@ -51,7 +53,7 @@ class Report:
     policy_ids: tuple[str, ...]
     resources: int  # bodies evaluated (in scope)
     evaluations: int  # (policy, resource) pairs evaluated
-    findings: tuple[Finding, ...]
+    findings: Sequence[Finding]  # a tuple, or a streamed scan's spooled list: iterate it, do not index it
     plan: Plan
     results: tuple[applier.Result, ...] = ()
     applied: bool = False  # whether apply was asked for
@@ -60,10 +62,20 @@ class Report:
     # The bodies evaluated, by id (what the compliance report counts and advises on); not part of `to_dict`.
     bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False, compare=False)
     gone: frozenset[str] = frozenset()  # lower-cased ids asked for that Azure says do not exist
+    # A streamed scan's findings and skips are in this spool's private temporary files (engine/spool.py): read them
+    # before `close`. None when they are held in memory.
+    spool: Spool | None = field(default=None, repr=False, compare=False)
+    # A streamed scan asked for summaries: each body evaluated, by id (what the compliance report lists of it).
+    summaries: Mapping[str, Summary] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def compliant(self) -> bool:
         return not self.findings
+
+    def close(self) -> None:
+        """Remove a streamed scan's spooled findings and skips (nothing to do for one held in memory)."""
+        if self.spool is not None:
+            self.spool.close()
 
     @property
     def writes(self) -> int:
@@ -137,25 +149,55 @@ def evaluate(
     what the existence checks (AuditIfNotExists / DeployIfNotExists) found, by `read_related`; `vault_keys`: the keys
     only `Microsoft.KeyVault.Data` definitions evaluate, by `read_vault_keys`."""
     findings: list[Finding] = []
-    judge = _Judge(findings, modes or {}, now, related)
+    evaluations = _walk(reading, policies, findings.append, modes, now, related, vault_keys)
+    return findings, evaluations
+
+
+def _walk(
+    reading: Reading,
+    policies: Sequence[Policy],
+    take: Callable[[Finding], None],
+    modes: Mapping[str, str] | None,
+    now: datetime | None,
+    related: Related | None,
+    vault_keys: VaultKeys | None,
+    done: Callable[[str], None] | None = None,
+) -> int:
+    """`evaluate`, handing each finding to `take` as it is made, in the same order; `done(id)` after each body of
+    `reading.resources` and of `vault_keys` is evaluated and its findings taken (it may drop the body)."""
+    found: list[Finding] = []
+    judge = _Judge(found, modes or {}, now, related)
+
+    def hand() -> None:
+        for f in found:
+            take(f)
+        found.clear()
+
     gc.freeze()  # what was read lives on: the collections evaluation triggers need not walk every body (as planning)
     try:
-        for rid, body in reading.resources.items():
-            judge(body, policies, reading.reasons(rid))
+        for rid in list(reading.resources) if done else reading.resources:
+            judge(reading.resources[rid], policies, reading.reasons(rid))
+            hand()
+            if done:
+                done(rid)
+        if vault_keys is not None:
+            data_plane = wanted(policies)
+            for key_id in list(vault_keys.bodies) if done else vault_keys.bodies:
+                judge(vault_keys.bodies[key_id], data_plane, {})
+                hand()
+                if done:
+                    vault_keys.bodies.pop(key_id)
+            for rid, why in vault_keys.unreadable.items():
+                stub = {
+                    "id": rid,
+                    "name": rid.rsplit("/", 1)[-1],
+                    "type": aliases.KEY if "/keys/" in rid else aliases.VAULT,
+                }
+                for p in data_plane:
+                    take(Finding(p, stub, judge.modes.get(p.id), f"could not read: {why}"))
     finally:
         gc.unfreeze()
-    if vault_keys is not None:
-        data_plane = wanted(policies)
-        for body in vault_keys.bodies.values():
-            judge(body, data_plane, {})
-        for rid, why in vault_keys.unreadable.items():
-            stub = {
-                "id": rid,
-                "name": rid.rsplit("/", 1)[-1],
-                "type": aliases.KEY if "/keys/" in rid else aliases.VAULT,
-            }
-            findings.extend(Finding(p, stub, judge.modes.get(p.id), f"could not read: {why}") for p in data_plane)
-    return findings, judge.evaluations
+    return judge.evaluations
 
 
 @dataclass
@@ -245,10 +287,17 @@ def scan(
     approved: Collection[str] = (),
     only: Collection[str] | None = None,
     now: datetime | None = None,
+    stream: bool = False,
+    summaries: bool = False,
 ) -> Report:
     """Read `scope` (or only `resource_id`, which must be inside it), evaluate `policies`, plan, and with `apply`
     write the plan (with `only`, just the changes with those ids: a person's approval applies what was approved and
-    nothing else). Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read."""
+    nothing else). Raises `AzureAccessError` / `CredentialError` when the scope itself cannot be read.
+
+    With `stream` (a scope, not one resource), findings and skips go to a private temporary file as they are made
+    and each body is dropped once planned (engine/streamed.py): the report carries no `bodies`, and must be closed. With
+    `summaries` too, it carries each body's `Summary`, and the bodies of the VMs, scale sets and disks (the
+    compliance report's VM advice and power states)."""
     settings = settings or Settings.from_env()
     azure = azure or Azure.from_env()
     now = now or datetime.now(UTC)
@@ -267,19 +316,38 @@ def scan(
         azexemptions.attach(azure, reading.resources, progress)
     around = read_related(azure, reading.resources, policies, now=now, progress=progress)
     keys = read_vault_keys(azure, reading, policies, scope.contains, progress=progress) if resource_id is None else None
-    found, evaluations = evaluate(
-        reading, policies, modes=dict(settings.modes), now=now, related=around, vault_keys=keys
-    )
+    quotes = prices.wanted_before(reading.resources.values(), policies, settings.modes)
     ctx = PlanContext(
         now=now,
-        prices=prices.read(azure, found, now, progress),
+        prices=prices.read(azure, quotes, now, progress),
         resources=reading.related,
         caller=caller,
         settings=settings.plan,
         policy_ids=tuple(p.id for p in policies),
         callers={} if caller else callers(reading),
     )
-    plan = planner.plan(found, ctx)
+    resources = len(reading.resources)
+    spool: Spool | None = None
+    found: Sequence[Finding]
+    listed: dict[str, Summary] = {}
+    kept: dict[str, dict[str, Any]] = {}
+    if stream and resource_id is None:
+        spool = Spool()
+        try:
+            summary = streamed.summarizer(policies, listed, kept) if summaries else None
+
+            def walk(take: Callable[[Finding], None], done: Callable[[str], None]) -> int:
+                return _walk(reading, policies, take, dict(settings.modes), now, around, keys, done)
+
+            found, plan, evaluations = streamed.stream(reading, policies, walk, ctx, spool, apply, keys, summary)
+        except BaseException:
+            spool.close()
+            raise
+    else:
+        found, evaluations = evaluate(
+            reading, policies, modes=dict(settings.modes), now=now, related=around, vault_keys=keys
+        )
+        plan = planner.plan(found, ctx)
     if reading.notes:  # how the scope was read (Resource Graph unavailable: ARM instead) reaches the report
         plan = replace(plan, notes=tuple(dict.fromkeys((*reading.notes, *plan.notes))))
     results: tuple[applier.Result, ...] = ()
@@ -287,29 +355,36 @@ def scan(
     if apply and writes.changes:
         if progress:
             progress(f"applying {len(writes.changes)} change(s)")
-        results = applier.apply(
-            writes,
-            azure,
-            scope=scope,
-            approved=approved,
-            fresh=True,
-            known=reading.related,
-            role_propagation_seconds=settings.plan.role_propagation_seconds,
-        )
+        try:
+            results = applier.apply(
+                writes,
+                azure,
+                scope=scope,
+                approved=approved,
+                fresh=True,
+                known=reading.related,
+                role_propagation_seconds=settings.plan.role_propagation_seconds,
+            )
+        except BaseException:
+            if spool is not None:
+                spool.close()
+            raise
     calls = {m: n - before.get(m, 0) for m, n in azure.calls.items() if n - before.get(m, 0)}
     return Report(
         scope=scope,
         policy_ids=tuple(p.id for p in policies),
-        resources=len(reading.resources),
+        resources=resources,
         evaluations=evaluations,
-        findings=tuple(found),
+        findings=found if spool is not None else tuple(found),
         plan=plan,
         results=results,
         applied=apply,
         calls=calls,
         seconds=time.perf_counter() - started,
-        bodies=reading.resources,
+        bodies=kept if spool is not None else reading.resources,
         gone=frozenset(reading.gone),
+        spool=spool,
+        summaries=listed,
     )
 
 

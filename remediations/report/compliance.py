@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from remediations.changes import APPROVAL, DEALLOCATED, Change, SkipReason
 from remediations.engine import applier
 from remediations.engine.run import Report
+from remediations.engine.streamed import summarize
 from remediations.policy.loader import Policy
 from remediations.report.history import Done, History, read_history
 from remediations.report.vmadvice import VmAdvice, vm_advice
@@ -177,6 +178,10 @@ class ComplianceReport:
     @property
     def compliant(self) -> bool:
         return self.scan.compliant
+
+    def close(self) -> None:
+        """Remove the scan's spooled findings and skips (a streamed scan): after the report is written."""
+        self.scan.close()
 
     def rollup(self) -> tuple[Rollup, ...]:
         """Compliance per management group (the groups the scope named; "" for subscriptions named alone) and per
@@ -348,10 +353,11 @@ def compose(
         by_resource.setdefault(item.resource_id.lower(), []).append(item)
         by_policy.setdefault(item.policy_id, []).append(item)
     bodies = scan.bodies
-    all_history = [d for rid in bodies for d in history.for_resource(rid)]
+    summaries = scan.summaries or {rid: summarize(body, chosen) for rid, body in bodies.items()}
+    all_history = [d for rid in summaries for d in history.for_resource(rid)]
     policy_rows = []
     for policy in chosen:
-        applies = [rid for rid, body in bodies.items() if policy.applies_to(body)]
+        applies = [rid for rid, s in summaries.items() if policy.id in s.checked]
         policy_rows.append(
             PolicyStatus(
                 policy=policy,
@@ -363,13 +369,13 @@ def compose(
             )
         )
     resources = []
-    for rid, body in sorted(bodies.items(), key=lambda kv: (str(kv[1].get("type", "")).lower(), kv[0].lower())):
+    for rid, s in sorted(summaries.items(), key=lambda kv: (kv[1].type.lower(), kv[0].lower())):
         resources.append(
             ResourceStatus(
                 resource_id=rid,
-                type=str(body.get("type", "")),
-                location=str(body.get("location", "")),
-                checked=tuple(p.id for p in chosen if p.applies_to(body)),
+                type=s.type,
+                location=s.location,
+                checked=tuple(p.id for p in chosen if p.id in s.checked),
                 items=tuple(by_resource.get(rid.lower(), ())),
                 history=history.for_resource(rid),
             )
@@ -405,11 +411,17 @@ def generate(
     from remediations.settings import Settings
 
     settings = settings or Settings.from_env(env)
-    if scan_report is None:
-        scan_report = scan(scope, policies, apply=False, settings=settings, azure=azure, progress=progress, now=now)
-
-    history = read_history(scan_report.bodies, env)
-    return compose(scan_report, history, policies=policies, settings=settings, now=now, groups=groups)
+    if scan_report is None:  # streamed: the report keeps each resource's summary, and the VMs' and disks' bodies
+        scan_report = scan(
+            scope, policies, apply=False, settings=settings, azure=azure, progress=progress, now=now, stream=True,
+            summaries=True,
+        )  # fmt: skip
+    try:
+        history = read_history(scan_report.summaries or scan_report.bodies, env)
+        return compose(scan_report, history, policies=policies, settings=settings, now=now, groups=groups)
+    except BaseException:
+        scan_report.close()
+        raise
 
 
 __all__ = [
