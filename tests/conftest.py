@@ -85,6 +85,24 @@ def azure_as(sandbox: Any) -> Iterator[Callable[[str], Any]]:
 
 
 @pytest.fixture
+def as_bot(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Any]]:
+    """The bot as it runs in Azure: DefaultAzureCredential picks the managed identity AZURE_CLIENT_ID names. Each
+    call makes an `Azure`; all are closed at the end of the test."""
+    from remediations.azure import Azure
+
+    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
+    made: list[Any] = []
+
+    def make() -> Any:
+        made.append(Azure.from_env())
+        return made[-1]
+
+    yield make
+    for azure in made:
+        azure.close()
+
+
+@pytest.fixture
 def grant_custom_role(sandbox: Any, role_coverage: Callable[[str], None]) -> Callable[..., str]:
     """Create a custom role (as the admin, through AuthorizationManagementClient) and assign it to a principal at the
     subscription, with the role document's `assignmentCondition` as the assignment's ABAC condition, as the Bicep

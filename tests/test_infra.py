@@ -20,7 +20,6 @@ import pytest
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.keyvault import KeyVaultManagementClient
 
-from remediations.azure import Azure
 from remediations.engine import applier
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
@@ -425,21 +424,6 @@ SCENARIOS = {
 def test_every_scenario_names_a_permission_of_the_role():
     assert set(SCENARIOS) <= set(PERMISSIONS)
     assert len(set(PERMISSIONS)) == len(PERMISSIONS), "a permission is listed twice in the role"
-
-
-@pytest.fixture
-def as_bot(sandbox, monkeypatch):
-    """The bot as it runs in Azure: DefaultAzureCredential with AZURE_CLIENT_ID naming its managed identity."""
-    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    made: list[Azure] = []
-
-    def make() -> Azure:
-        made.append(Azure.from_env())
-        return made[-1]
-
-    yield make
-    for azure in made:
-        azure.close()
 
 
 def _role_without(action: str, data: bool) -> dict[str, Any]:

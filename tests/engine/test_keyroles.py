@@ -12,7 +12,6 @@ from remediations.engine.reader import Scope
 from remediations.engine.run import scan, select
 from tests import keyworld
 from tests.engine.test_run import POLICIES, writes_by
-from tests.engine.test_run import as_bot as as_bot  # a fixture
 
 KEYS = "Microsoft.KeyVault/vaults/keys"
 READ, WRAP, UNWRAP = f"{KEYS}/read", f"{KEYS}/wrap/action", f"{KEYS}/unwrap/action"

@@ -44,21 +44,6 @@ def settings_for(sandbox, **modes: str) -> Settings:
     return Settings(plan=plan, modes=modes)
 
 
-@pytest.fixture
-def as_bot(sandbox, monkeypatch):
-    """The bot as it runs in Azure: DefaultAzureCredential picks the managed identity AZURE_CLIENT_ID names."""
-    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    made = []
-
-    def make():
-        made.append(Azure.from_env())
-        return made[-1]
-
-    yield make
-    for azure in made:
-        azure.close()
-
-
 def sweep(sandbox, azure, *, apply=True, **modes):
     return scan(
         Scope((sandbox.subscription_id,)),

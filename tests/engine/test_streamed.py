@@ -60,10 +60,10 @@ def mixed_estate(sandbox, grant_custom_role):
     return sandbox
 
 
-def test_a_streamed_scan_is_the_scan_held_in_memory_item_for_item_and_byte_for_byte(mixed_estate, as_bot_azure):
-    _scan(mixed_estate, as_bot_azure(), stream=False)  # the first scan of a process makes one GET more (a cache)
-    held = _scan(mixed_estate, as_bot_azure(), stream=False)
-    streamed = _scan(mixed_estate, as_bot_azure(), stream=True)
+def test_a_streamed_scan_is_the_scan_held_in_memory_item_for_item_and_byte_for_byte(mixed_estate, as_bot):
+    _scan(mixed_estate, as_bot(), stream=False)  # the first scan of a process makes one GET more (a cache)
+    held = _scan(mixed_estate, as_bot(), stream=False)
+    streamed = _scan(mixed_estate, as_bot(), stream=True)
     try:
         reasons = Counter(s.reason for s in held.plan.skipped)
         # the estate holds every kind the comparison must cover
@@ -100,22 +100,6 @@ def test_a_streamed_scan_is_the_scan_held_in_memory_item_for_item_and_byte_for_b
 
 
 @pytest.fixture
-def as_bot_azure(sandbox, monkeypatch):
-    from remediations.azure import Azure
-
-    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    made = []
-
-    def make():
-        made.append(Azure.from_env())
-        return made[-1]
-
-    yield make
-    for azure in made:
-        azure.close()
-
-
-@pytest.fixture
 def spools(monkeypatch, tmp_path):
     """Every Spool a scan makes, with its files made in an empty folder of the test's own."""
     made: list[Spool] = []
@@ -130,8 +114,8 @@ def spools(monkeypatch, tmp_path):
     return made
 
 
-def test_the_spooled_file_is_private_nameless_and_closed_with_the_report(mixed_estate, as_bot_azure, spools, tmp_path):
-    report = _scan(mixed_estate, as_bot_azure(), stream=True)
+def test_the_spooled_file_is_private_nameless_and_closed_with_the_report(mixed_estate, as_bot, spools, tmp_path):
+    report = _scan(mixed_estate, as_bot(), stream=True)
     assert spools == [report.spool]
     files = [report.findings, report.plan.skipped]
     for spooled in files:
@@ -146,13 +130,13 @@ def test_the_spooled_file_is_private_nameless_and_closed_with_the_report(mixed_e
         list(report.findings)
 
 
-def test_the_spool_is_closed_when_the_scan_fails(mixed_estate, as_bot_azure, spools, monkeypatch):
+def test_the_spool_is_closed_when_the_scan_fails(mixed_estate, as_bot, spools, monkeypatch):
     def broken(self):
         raise PlanError("changes depend on each other in a cycle: x")
 
     monkeypatch.setattr(planner.Planner, "finish", broken)
     with pytest.raises(PlanError):
-        _scan(mixed_estate, as_bot_azure(), stream=True)
+        _scan(mixed_estate, as_bot(), stream=True)
     assert len(spools) == 1 and spools[0].closed
 
 
@@ -244,7 +228,7 @@ def test_spooled_rows_come_back_in_order_every_time_none_lost_or_twice():
     assert spool.closed
 
 
-def test_a_streamed_compliance_report_is_the_one_composed_from_a_scan_held_in_memory(mixed_estate, as_bot_azure):
+def test_a_streamed_compliance_report_is_the_one_composed_from_a_scan_held_in_memory(mixed_estate, as_bot):
     """`cryptward report` streams its scan too, keeping each resource's summary and the VMs' and disks' bodies."""
     from datetime import UTC, datetime
 
@@ -253,10 +237,10 @@ def test_a_streamed_compliance_report_is_the_one_composed_from_a_scan_held_in_me
 
     now = datetime.now(UTC)
     scope, settings = Scope((mixed_estate.subscription_id,)), settings_for(mixed_estate)
-    _scan(mixed_estate, as_bot_azure(), stream=False)  # the first scan of a process makes one GET more (a cache)
-    held = run.scan(scope, POLICIES, settings=settings, azure=as_bot_azure(), now=now)
+    _scan(mixed_estate, as_bot(), stream=False)  # the first scan of a process makes one GET more (a cache)
+    held = run.scan(scope, POLICIES, settings=settings, azure=as_bot(), now=now)
     held_report = compliance.compose(held, read_history(held.bodies, {}), policies=POLICIES, settings=settings, now=now)
-    streamed = compliance.generate(scope, POLICIES, settings=settings, azure=as_bot_azure(), env={}, now=now)
+    streamed = compliance.generate(scope, POLICIES, settings=settings, azure=as_bot(), env={}, now=now)
     try:
         assert streamed.scan.spool is not None and len(streamed.scan.summaries) == held.resources
         kinds = {str(b["type"]).lower() for b in streamed.scan.bodies.values()}

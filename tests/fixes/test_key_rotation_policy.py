@@ -8,7 +8,6 @@ from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from remediations.fixes.key_rotation_policy import days
 from tests.engine.test_run import POLICIES, settings_for
-from tests.engine.test_run import as_bot as as_bot  # a fixture
 from tests.rotation.test_run import CRYPTO_OFFICER, assign, names
 
 KV_API, DATA_API = "2026-05-15", "2025-07-01"

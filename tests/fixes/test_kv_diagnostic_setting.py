@@ -5,7 +5,6 @@ refused with 409 Conflict), everything in it kept, and a second run writes nothi
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from tests.engine.test_run import POLICIES, ids, settings_for, writes_by
-from tests.engine.test_run import as_bot as as_bot  # a fixture
 
 DIAG_API = "2021-05-01-preview"
 ONLY = [p for p in POLICIES if p.id == "kv-diagnostic-setting"]

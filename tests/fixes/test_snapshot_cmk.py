@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from azure.mgmt.compute import ComputeManagementClient
 
-from remediations.azure import Azure
 from remediations.changes import PlanContext
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
@@ -74,16 +73,6 @@ def test_nothing_in_the_snapshot_names_the_set():
 # --- against the sandbox ---------------------------------------------------------------------------------------------
 
 SNAP = "snap-weu-golden"  # sandbox/scenarios_compute.py: a platform-key full snapshot of a CMK disk
-
-
-@pytest.fixture
-def as_bot(sandbox, monkeypatch):
-    """The bot as it runs in Azure: DefaultAzureCredential with AZURE_CLIENT_ID naming its managed identity."""
-    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    made: list[Azure] = []
-    yield lambda: made.append(Azure.from_env()) or made[-1]
-    for azure in made:
-        azure.close()
 
 
 def approving(sandbox, azure, change_id):

@@ -1,26 +1,14 @@
 """vm-encryption-at-host against the sandbox, as the bot with its role: in a subscription without the EncryptionAtHost
 feature it first asks for the feature's registration, waits while Azure registers it, and only then asks for the VM."""
 
-import pytest
 from azure.mgmt.compute import ComputeManagementClient
 
-from remediations.azure import Azure
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from tests.engine.test_run import POLICIES, ids, settings_for, sweep
 from tests.test_infra import _unregister_eah_feature
 
 MODE = {"vm-encryption-at-host": "approve"}
-
-
-@pytest.fixture
-def as_bot(sandbox, monkeypatch):
-    """The bot as it runs in Azure: DefaultAzureCredential with AZURE_CLIENT_ID naming its managed identity."""
-    monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    made: list[Azure] = []
-    yield lambda: made.append(Azure.from_env()) or made[-1]
-    for azure in made:
-        azure.close()
 
 
 VM = "vm-weu-batch"  # deallocated in the estate: nothing but the feature and an approval stands in its way

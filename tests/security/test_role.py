@@ -14,13 +14,13 @@ from azure.mgmt.compute import ComputeManagementClient
 
 from remediations.resources import CRYPTO_SERVICE_ENCRYPTION_USER
 from sandbox.rbac import ROLES
-from tests.test_infra import ROLE, _assign, _outcome, _refused, as_bot  # noqa: F401  (as_bot is a fixture)
+from tests.test_infra import ROLE, _assign, _outcome, _refused
 
 
 def test_the_deployed_condition_refuses_the_bot_any_other_role_assignment_and_keeps_its_own(
     sandbox,
     grant_custom_role,
-    as_bot,  # noqa: F811
+    as_bot,
 ):
     """Issue 14: acting as the bot, a test made another principal Owner of the subscription. With the role assigned
     as the Bicep assigns it (condition included), the bot is refused that and every other role assignment but the
