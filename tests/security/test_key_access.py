@@ -28,8 +28,8 @@ from remediations.policy.loader import load_policies
 from remediations.resources import CRYPTO_SERVICE_ENCRYPTION_USER
 from remediations.settings import Settings
 from tests.report.test_compliance import ROOT
+from tests.security.intruder import contributor_on_own_group
 
-CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 POLICIES = [p for p in load_policies(ROOT / "policies") if p.id == "des-key-access"]
 
 
@@ -39,20 +39,8 @@ def estate(sandbox, grant_custom_role, monkeypatch):
     sandbox.reset("empty")
     grant_custom_role("bot")
     monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
-    sub = sandbox.subscription_id
-    rm = sandbox.client(ResourceManagementClient)
-    for rg in ("rg-victim", "rg-intruder"):
-        rm.resource_groups.create_or_update(rg, {"location": "westeurope"})
-    intruder = sandbox.principal("intruder")
-    sandbox.client(AuthorizationManagementClient).role_assignments.create(
-        f"/subscriptions/{sub}/resourceGroups/rg-intruder",
-        str(uuid.uuid4()),
-        RoleAssignmentCreateParameters(
-            role_definition_id=f"/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}",
-            principal_id=intruder.object_id,
-            principal_type=intruder.kind,
-        ),
-    )
+    sandbox.client(ResourceManagementClient).resource_groups.create_or_update("rg-victim", {"location": "westeurope"})
+    contributor_on_own_group(sandbox)
     props = {
         "tenantId": sandbox.tenant_id,
         "sku": {"family": "A", "name": "standard"},

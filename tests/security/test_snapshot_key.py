@@ -9,21 +9,16 @@ waits for a signed-in approver, because the set lives in another resource group 
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.mgmt.authorization import AuthorizationManagementClient
-from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.resource.resources import ResourceManagementClient
 
 from remediations.azure import Azure
 from remediations.engine.reader import Scope
 from remediations.engine.run import scan
 from tests.engine.test_run import POLICIES, ids, settings_for
+from tests.security.intruder import contributor_on_own_group
 
-CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 SNAP = "snap-intruder"
 
 
@@ -35,17 +30,7 @@ def estate(sandbox, grant_custom_role, monkeypatch):
     grant_custom_role("bot")
     monkeypatch.setenv("AZURE_CLIENT_ID", sandbox.principal("bot").client_id)
     sub = sandbox.subscription_id
-    sandbox.client(ResourceManagementClient).resource_groups.create_or_update("rg-intruder", {"location": "westeurope"})
-    intruder = sandbox.principal("intruder")
-    sandbox.client(AuthorizationManagementClient).role_assignments.create(
-        f"/subscriptions/{sub}/resourceGroups/rg-intruder",
-        str(uuid.uuid4()),
-        RoleAssignmentCreateParameters(
-            role_definition_id=f"/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}",
-            principal_id=intruder.object_id,
-            principal_type=intruder.kind,
-        ),
-    )
+    contributor_on_own_group(sandbox)
     disk = f"/subscriptions/{sub}/resourceGroups/rg-app-weu/providers/Microsoft.Compute/disks/disk-weu-golden"
     picked = f"/subscriptions/{sub}/resourceGroups/rg-intruder/providers/Microsoft.Compute/diskEncryptionSets/mine"
     body = {
