@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -115,9 +116,15 @@ def scope_of(path: str) -> str:
     return "tenant"
 
 
+# Reads submitted ahead per worker: enough to keep every worker busy, few enough that a list of 20,000 vaults does
+# not hold 20,000 futures at once (`ThreadPoolExecutor.map` submits every item first: 37 MB at 20,000 vaults).
+WINDOW = 4
+
+
 def gather(fetch: Callable[[T], U], items: Iterable[T], workers: int = DEFAULT_WORKERS) -> list[U | AzureAccessError]:
     """`fetch(item)` for each item on up to `workers` threads, in the items' order; an `AzureAccessError` raised by
-    one is its result (the others go on). Other exceptions propagate."""
+    one is its result (the others go on). Other exceptions propagate. At most `workers * WINDOW` are submitted
+    ahead of the first result not yet taken."""
     todo = list(items)
 
     def one(item: T) -> U | AzureAccessError:
@@ -128,8 +135,16 @@ def gather(fetch: Callable[[T], U], items: Iterable[T], workers: int = DEFAULT_W
 
     if len(todo) <= 1 or workers <= 1:
         return [one(i) for i in todo]
+    out: list[U | AzureAccessError] = []
+    pending: deque[Future[U | AzureAccessError]] = deque()
     with ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="cryptward-read") as pool:
-        return list(pool.map(one, todo))
+        for item in todo:
+            if len(pending) >= workers * WINDOW:
+                out.append(pending.popleft().result())
+            pending.append(pool.submit(one, item))
+        while pending:
+            out.append(pending.popleft().result())
+    return out
 
 
 __all__ = [
