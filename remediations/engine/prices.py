@@ -61,14 +61,13 @@ def wanted_before(
 
 def read(
     azure: Azure,
-    findings: Iterable[Finding] | dict[tuple[str, str], Mapping[str, str]],
+    meters: Mapping[tuple[str, str], Mapping[str, str]],
     now: datetime,
     progress: Callable[[str], None] | None = None,
 ) -> dict[tuple[str, str], Mapping[str, Any] | str]:
-    """Each wanted price (of `findings`, or the meters `wanted_before` chose): the API's row as a dict, or why there
-    is none (said in the notice as it is)."""
+    """Each price `wanted` or `wanted_before` chose: the API's row as a dict, or why there is none (said in the
+    notice as it is)."""
     out: dict[tuple[str, str], Mapping[str, Any] | str] = {}
-    meters = findings if isinstance(findings, dict) else wanted(findings)
     for (fix, region), meter in meters.items():
         if progress:
             progress(f"retail price of {meter.get('meterName')} in {region}")

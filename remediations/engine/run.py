@@ -316,7 +316,19 @@ def scan(
         azexemptions.attach(azure, reading.resources, progress)
     around = read_related(azure, reading.resources, policies, now=now, progress=progress)
     keys = read_vault_keys(azure, reading, policies, scope.contains, progress=progress) if resource_id is None else None
-    quotes = prices.wanted_before(reading.resources.values(), policies, settings.modes)
+    streaming = stream and resource_id is None
+    found: Sequence[Finding] = ()
+    evaluations = 0
+    if not streaming:
+        found, evaluations = evaluate(
+            reading, policies, modes=dict(settings.modes), now=now, related=around, vault_keys=keys
+        )
+    # The prices the notices quote: of the findings' regions, or, when a streamed scan plans each finding as it is
+    # made, of every region a pricing policy applies to (one quote a region and day)
+    if streaming:
+        quotes = prices.wanted_before(reading.resources.values(), policies, settings.modes)
+    else:
+        quotes = prices.wanted(found)
     ctx = PlanContext(
         now=now,
         prices=prices.read(azure, quotes, now, progress),
@@ -328,10 +340,9 @@ def scan(
     )
     resources = len(reading.resources)
     spool: Spool | None = None
-    found: Sequence[Finding]
     listed: dict[str, Summary] = {}
     kept: dict[str, dict[str, Any]] = {}
-    if stream and resource_id is None:
+    if streaming:
         spool = Spool()
         try:
             summary = streamed.summarizer(policies, listed, kept) if summaries else None
@@ -344,9 +355,6 @@ def scan(
             spool.close()
             raise
     else:
-        found, evaluations = evaluate(
-            reading, policies, modes=dict(settings.modes), now=now, related=around, vault_keys=keys
-        )
         plan = planner.plan(found, ctx)
     if reading.notes:  # how the scope was read (Resource Graph unavailable: ARM instead) reaches the report
         plan = replace(plan, notes=tuple(dict.fromkeys((*reading.notes, *plan.notes))))
